@@ -1,0 +1,549 @@
+/// An Aerospike cluster in the Aerospike operator's shape (`asdb.aerospike.com/v1`, kind `AerospikeCluster`).
+public struct AerospikeSpec: Sendable, Hashable {
+    public static let apiVersion = "asdb.aerospike.com/v1"
+    public static let kind = "AerospikeCluster"
+
+    public struct Volume: Sendable, Hashable {
+        public enum Source: Sendable, Hashable {
+            case persistentVolume(storageClass: String?, volumeMode: String, size: Quantity)
+            case secret(secretName: String)
+            case emptyDir
+        }
+        public var name: String
+        /// Where the server sees it: a mount directory, or a device path for Block volumes.
+        public var path: String
+        public var source: Source
+
+        public var isBlock: Bool {
+            if case .persistentVolume(_, "Block", _) = source { return true }
+            return false
+        }
+    }
+
+    public struct Rack: Sendable, Hashable {
+        public var id: Int
+        public var zone: String?
+        public var region: String?
+    }
+
+    public struct User: Sendable, Hashable {
+        public var name: String
+        public var secretName: String
+        public var roles: [String]
+    }
+
+    public struct Ports: Sendable, Hashable {
+        public var service = 3000
+        public var fabric = 3001
+        public var heartbeat = 3002
+        public var info = 3003
+    }
+
+    public var size: Int
+    public var image: String
+    public var version: ImageVersion
+    /// `aerospikeConfig` as written (validated); the renderer adds what cairn manages.
+    public var config: JSONObject
+    public var ports: Ports
+    public var volumes: [Volume]
+    /// Racks; a cluster without `rackConfig` has the single default rack 0.
+    public var racks: [Rack]
+    /// Namespaces that are rack-aware (get `rack-id` lines).
+    public var rackNamespaces: [String]
+    public var users: [User]
+    public var multiPodPerHost: Bool
+    public var maxUnavailable: Int
+
+    /// Pods of each rack: the size spread evenly, earlier racks taking the remainder.
+    public func podsPerRack() -> [(rack: Rack, count: Int)] {
+        racks.enumerated().map { i, r in (r, size / racks.count + (i < size % racks.count ? 1 : 0)) }
+    }
+
+    /// Namespace keys Aerospike 7.0 made obsolete: a 7.x node refuses to start with them.
+    static let obsoleteIn7: Set<String> = ["memory-size", "high-water-memory-pct", "stop-writes-pct", "single-bin", "data-in-index"]
+
+    static func decode(_ field: Field, metadata: ClusterMetadata?) -> AerospikeSpec? {
+        field.object(unsupported: [
+            "validationPolicy": "cairn always validates",
+            "operatorClientCert": "cairn does not connect to the cluster",
+            "seedsFinderServices": "per-pod load balancers are not rendered",
+            "aerospikeNetworkPolicy": "the default pod network is used",
+            "k8sNodeBlockList": "use rack zones",
+            "operations": "cairn rolls pods on configuration change",
+            "paused": "remove the spec file from the branch to stop reconciling",
+        ]) { s -> AerospikeSpec? in
+            let size = s.required("size").flatMap { $0.int(atLeast: 1) }
+            var image: String?
+            var version: ImageVersion?
+            if let f = s.required("image"), let i = f.nonEmptyString {
+                image = i
+                if let v = ImageVersion(image: i) {
+                    if v < ImageVersion([6]) {
+                        f.fail("Aerospike \(v) is not supported; cairn renders aerospike.conf for server 6.x and 7.x")
+                    } else { version = v }
+                } else {
+                    f.fail("cannot tell the server version from '\(i)'; use a versioned tag such as aerospike/aerospike-server-enterprise:7.1.0.0 (aerospike.conf's keys depend on the version)")
+                }
+            }
+            let volumes = s["storage"].flatMap(decodeStorage) ?? []
+            var racks = [Rack(id: 0, zone: nil, region: nil)]
+            var rackNamespaces: [String] = []
+            var rackNamespacesField: Field?
+            if let f = s["rackConfig"] {
+                _ = f.object { rc -> Bool? in
+                    if let nf = rc["namespaces"], let ns = nf.list({ $0.string }) {
+                        rackNamespaces = ns
+                        rackNamespacesField = nf
+                    }
+                    if let rf = rc["racks"], let list = rf.list(decodeRack) {
+                        if list.isEmpty { rf.fail("must list at least one rack") } else { racks = list }
+                        var seen: Set<Int> = []
+                        if case .sequence(let seq) = rf.node {
+                            for (i, r) in list.enumerated() where !seen.insert(r.id).inserted {
+                                Field(node: seq.items[i], path: "\(rf.path)[\(i)].id", diagnostics: rf.diagnostics)
+                                    .fail("duplicate rack id \(r.id)")
+                            }
+                        }
+                    }
+                    return true
+                }
+            }
+            if let size, size < racks.count, let f = s["size"] {
+                f.fail("must be at least the number of racks (\(racks.count)); every rack needs a pod")
+            }
+            var users: [User] = []
+            var accessControlField: Field?
+            if let f = s["aerospikeAccessControl"] {
+                accessControlField = f
+                users = decodeAccessControl(f) ?? []
+            }
+            var multiPodPerHost = false
+            if let f = s["podSpec"] {
+                _ = f.object(unsupported: [
+                    "sidecars": "extra containers are not rendered", "initContainers": "extra containers are not rendered",
+                    "hostNetwork": "pods use the pod network",
+                ]) { p -> Bool? in
+                    if let m = p["multiPodPerHost"], let b = m.bool { multiPodPerHost = b }
+                    return true
+                }
+            }
+            var maxUnavailable = 1
+            let maxUnavailableField = s["maxUnavailable"]
+            if let f = maxUnavailableField, let n = f.int(atLeast: 1) { maxUnavailable = n }
+
+            var config: JSONObject?
+            var ports = Ports()
+            var minReplicationFactor: Int?
+            if let f = s.required("aerospikeConfig") {
+                let checked = AerospikeConfigCheck(size: size, version: version, volumes: volumes)
+                config = checked.validate(f)
+                ports = checked.ports
+                minReplicationFactor = checked.minReplicationFactor
+                if let config {
+                    let names = Set((config["namespaces"]?.arrayValue ?? []).compactMap { $0.objectValue?["name"]?.stringValue })
+                    if let nf = rackNamespacesField {
+                        for n in rackNamespaces where !names.contains(n) {
+                            nf.fail("namespace '\(n)' is not in aerospikeConfig.namespaces")
+                        }
+                    }
+                    if let ac = accessControlField, config["security"] == nil {
+                        ac.fail("access control needs security enabled: add `security: {}` to aerospikeConfig")
+                    }
+                }
+            }
+            if let rf = minReplicationFactor, let f = maxUnavailableField, maxUnavailable >= rf {
+                f.fail("must be less than the smallest replication-factor (\(rf)), or a disruption could take every copy of a partition")
+            }
+            if let name = metadata?.name {
+                let nameField = s.field.child("metadata.name", s.field.node)
+                let longest = racks.map(\.id).max() ?? 0
+                nameField.checkDerivedName("\(name)-\(longest)-0123456789", limit: 63, what: "pod revision label")
+            }
+            guard let size, let image, let version, let config else { return nil }
+            return AerospikeSpec(size: size, image: image, version: version, config: config, ports: ports,
+                                 volumes: volumes, racks: racks, rackNamespaces: rackNamespaces, users: users,
+                                 multiPodPerHost: multiPodPerHost, maxUnavailable: maxUnavailable)
+        }
+    }
+
+    private static func decodeRack(_ f: Field) -> Rack? {
+        f.object(unsupported: [
+            "aerospikeConfig": "per-rack configuration is not rendered yet", "storage": "per-rack storage is not rendered yet",
+            "podSpec": "per-rack pod settings are not rendered yet", "nodeName": "use zone or region",
+            "rackLabel": "use zone or region", "revision": "use a new rack id to change a rack's storage",
+        ]) { r -> Rack? in
+            let id = r.required("id").flatMap { $0.int(atLeast: 1, atMost: 1_000_000) }
+            let zone = r["zone"].flatMap { $0.labelValueString }
+            let region = r["region"].flatMap { $0.labelValueString }
+            guard let id else { return nil }
+            return Rack(id: id, zone: zone, region: region)
+        }
+    }
+
+    private static func decodeStorage(_ f: Field) -> [Volume]? {
+        f.object(unsupported: [
+            "filesystemVolumePolicy": "volumes are mounted as given", "blockVolumePolicy": "volumes are attached as given",
+            "cleanupThreads": "cairn does not wipe volumes", "localStorageClasses": "not rendered",
+        ]) { st -> [Volume]? in
+            guard let vf = st["volumes"] else { return [] }
+            let volumes = vf.list(decodeVolume) ?? []
+            var names: Set<String> = []
+            var paths: Set<String> = []
+            if case .sequence(let seq) = vf.node {
+                for (i, v) in volumes.enumerated() {
+                    let item = Field(node: seq.items[i], path: "\(vf.path)[\(i)]", diagnostics: vf.diagnostics)
+                    if !names.insert(v.name).inserted { item.fail("duplicate volume name '\(v.name)'") }
+                    if !paths.insert(v.path).inserted { item.fail("duplicate path '\(v.path)'") }
+                }
+            }
+            return volumes
+        }
+    }
+
+    private static func decodeVolume(_ f: Field) -> Volume? {
+        f.object(unsupported: ["sidecars": "extra containers are not rendered", "initContainers": "extra containers are not rendered",
+                               "cascadeDelete": "cairn never deletes PersistentVolumeClaims"]) { v -> Volume? in
+            var name: String?
+            if let nf = v.required("name"), let n = nf.string {
+                if Names.isDNS1123Label(n) { name = n } else { nf.fail("'\(n)' is not a valid volume name (lower-case letters, digits, '-')") }
+            }
+            var path: String?
+            if let af = v.required("aerospike") {
+                _ = af.object { a -> Bool? in
+                    if let pf = a.required("path"), let p = pf.string {
+                        if p.hasPrefix("/"), !p.contains(where: { $0.isWhitespace || $0 == "#" }) { path = p } else {
+                            pf.fail("must be an absolute path without spaces (got '\(p)')")
+                        }
+                    }
+                    return true
+                }
+            }
+            var source: Volume.Source?
+            if let sf = v.required("source") {
+                source = sf.object(unsupported: ["configMap": "mount configuration through aerospikeConfig"]) { src -> Volume.Source? in
+                    let kinds = ["persistentVolume", "secret", "emptyDir"].filter { src.has($0) }
+                    guard kinds.count == 1 else {
+                        src.field.fail("needs exactly one of persistentVolume, secret or emptyDir")
+                        for k in kinds { src.ignore(k) }
+                        return nil
+                    }
+                    if let pv = src["persistentVolume"] {
+                        return pv.object(unsupported: ["accessModes": "volumes are ReadWriteOnce", "selector": "volumes come from the storage class"]) { p -> Volume.Source? in
+                            var storageClass: String?
+                            if let c = p["storageClass"], let s = c.string {
+                                if Names.isDNS1123Subdomain(s) { storageClass = s } else { c.fail("'\(s)' is not a valid storage class name") }
+                            }
+                            var mode = "Filesystem"
+                            if let m = p["volumeMode"], let s = m.string {
+                                if s == "Filesystem" || s == "Block" { mode = s } else { m.fail("must be Filesystem or Block (got \(s))") }
+                            }
+                            var size: Quantity?
+                            if let q = p.required("size"), let v = q.quantity {
+                                if v.isZero || v.isNegative { q.fail("must be more than 0 (got \(v))") } else { size = v }
+                            }
+                            guard let size else { return nil }
+                            return .persistentVolume(storageClass: storageClass, volumeMode: mode, size: size)
+                        }
+                    }
+                    if let sec = src["secret"] {
+                        return sec.object { s -> Volume.Source? in
+                            guard let nf = s.required("secretName"), let n = nf.string else { return nil }
+                            guard Names.isDNS1123Subdomain(n) else { nf.fail("'\(n)' is not a valid Secret name"); return nil }
+                            return .secret(secretName: n)
+                        }
+                    }
+                    _ = src["emptyDir"]
+                    return .emptyDir
+                }
+            }
+            guard let name, let path, let source else { return nil }
+            return Volume(name: name, path: path, source: source)
+        }
+    }
+
+    private static func decodeAccessControl(_ f: Field) -> [User]? {
+        f.object(unsupported: ["roles": "custom roles are not provisioned yet; use predefined roles"]) { ac -> [User]? in
+            guard let uf = ac.required("users"), let users = uf.list({ u -> User? in
+                u.object { o -> User? in
+                    let name = o.required("name").flatMap { $0.nonEmptyString }
+                    var secret: String?
+                    if let sf = o.required("secretName"), let s = sf.string {
+                        if Names.isDNS1123Subdomain(s) { secret = s } else { sf.fail("'\(s)' is not a valid Secret name") }
+                    }
+                    let roles = o.required("roles").flatMap { r in r.list { $0.nonEmptyString } } ?? []
+                    guard let name, let secret else { return nil }
+                    return User(name: name, secretName: secret, roles: roles)
+                }
+            }) else { return nil }
+            var seen: Set<String> = []
+            for u in users where !seen.insert(u.name).inserted { uf.fail("duplicate user '\(u.name)'") }
+            if !users.contains(where: { $0.roles.contains("sys-admin") && $0.roles.contains("user-admin") }) {
+                uf.fail("needs an admin user with the roles sys-admin and user-admin")
+            }
+            return users
+        }
+    }
+}
+
+extension Field {
+    var labelValueString: String? {
+        guard let s = string else { return nil }
+        guard Names.isLabelValue(s), !s.isEmpty else { fail("'\(s)' is not a valid label value"); return nil }
+        return s
+    }
+}
+
+/// Validates `aerospikeConfig` against what aerospike.conf can express and what the server
+/// version accepts, and reads the ports the pods must expose.
+final class AerospikeConfigCheck {
+    let size: Int?
+    let version: ImageVersion?
+    let volumes: [AerospikeSpec.Volume]
+    var ports = AerospikeSpec.Ports()
+    var minReplicationFactor: Int?
+
+    init(size: Int?, version: ImageVersion?, volumes: [AerospikeSpec.Volume]) {
+        self.size = size
+        self.version = version
+        self.volumes = volumes
+    }
+
+    var isV7: Bool { version.map { $0 >= ImageVersion([7]) } ?? false }
+
+    func validate(_ f: Field) -> JSONObject? {
+        guard let top = f.mapping else { return nil }
+        var ok = true
+        let allowed: Set<String> = ["service", "network", "namespaces", "logging", "security", "mod-lua"]
+        for e in top.entries where !allowed.contains(e.key.text) {
+            f.diagnostics.report(e.key.location, Field.join(f.path, e.key.text),
+                                 "unknown or unsupported aerospike.conf context (supported: \(allowed.sorted().joined(separator: ", ")))")
+            ok = false
+        }
+        // Syntax of every key and value first: aerospike.conf has no quoting.
+        for e in top.entries where allowed.contains(e.key.text) && e.key.text != "namespaces" && e.key.text != "logging" {
+            ok = checkContext(f.child(e.key.text, e.value)) && ok
+        }
+        if let sf = f.mapping?["service"].map({ f.child("service", $0) }) {
+            if case .mapping = sf.node {} else { sf.fail("must be a mapping"); ok = false }
+        }
+        ok = checkNetwork(f) && ok
+        ok = checkNamespaces(f) && ok
+        ok = checkLogging(f) && ok
+        return ok ? f.json.objectValue : nil
+    }
+
+    static func isKey(_ k: String) -> Bool {
+        guard let first = k.unicodeScalars.first, ("a"..."z").contains(first) || ("0"..."9").contains(first) else { return false }
+        return k.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "." || $0 == "_" }
+    }
+
+    /// A value token: aerospike.conf splits lines on whitespace and treats `#` as a comment.
+    static func tokenProblem(_ s: String) -> String? {
+        if s.isEmpty { return "must not be empty" }
+        if s.count > 512 { return "is longer than 512 characters" }
+        if s.contains(where: { $0.isWhitespace || $0 == "#" || $0 == "{" || $0 == "}" || $0.asciiValue.map { $0 < 32 } == true }) {
+            return "'\(s)' cannot be written to aerospike.conf: values may not contain whitespace, '#', '{' or '}'"
+        }
+        return nil
+    }
+
+    @discardableResult
+    func checkScalar(_ f: Field) -> Bool {
+        guard case .scalar(let s) = f.node, s.resolved != .null else {
+            f.fail("must be a value (got \(f.node.kindName))")
+            return false
+        }
+        if let p = AerospikeConfigCheck.tokenProblem(s.text) { f.fail(p); return false }
+        return true
+    }
+
+    /// A context: keys map to scalars, lists of scalars, or nested contexts.
+    func checkContext(_ f: Field, depth: Int = 0) -> Bool {
+        guard let m = f.mapping else { return false }
+        var ok = true
+        for e in m.entries {
+            let c = f.child(e.key.text, e.value)
+            guard AerospikeConfigCheck.isKey(e.key.text) else {
+                c.fail("'\(e.key.text)' is not an aerospike.conf key (lower-case letters, digits, '-', '.', '_')")
+                ok = false
+                continue
+            }
+            switch e.value {
+            case .scalar: ok = checkScalar(c) && ok
+            case .sequence(let s):
+                for (i, item) in s.items.enumerated() {
+                    ok = checkScalar(Field(node: item, path: "\(c.path)[\(i)]", diagnostics: f.diagnostics)) && ok
+                }
+            case .mapping:
+                if depth >= 4 { c.fail("contexts nest at most 4 levels deep in aerospike.conf"); ok = false }
+                else { ok = checkContext(c, depth: depth + 1) && ok }
+            }
+        }
+        return ok
+    }
+
+    private func port(_ f: Field?, default value: Int) -> Int {
+        guard let f else { return value }
+        guard let p = f.int(atLeast: 1024, atMost: 65535) else { return value }
+        return p
+    }
+
+    func checkNetwork(_ f: Field) -> Bool {
+        guard let nodeN = f.mapping?["network"] else {
+            f.fail("network is required (with service, heartbeat and fabric)")
+            return false
+        }
+        let n = f.child("network", nodeN)
+        guard let nm = n.mapping else { return false }
+        var ok = true
+        for section in ["service", "heartbeat", "fabric"] where nm[section] == nil {
+            n.fail("\(section) is required")
+            ok = false
+        }
+        func sub(_ name: String) -> (Field, SpecNode.Mapping)? {
+            guard let node = nm[name], case .mapping(let m) = node else { return nil }
+            return (n.child(name, node), m)
+        }
+        if let (sf, sm) = sub("service") {
+            ports.service = port(sm["port"].map { sf.child("port", $0) }, default: 3000)
+        }
+        if let (ff, fm) = sub("fabric") {
+            ports.fabric = port(fm["port"].map { ff.child("port", $0) }, default: 3001)
+        }
+        if let (inf, im) = sub("info") {
+            ports.info = port(im["port"].map { inf.child("port", $0) }, default: 3003)
+        }
+        if let (hf, hm) = sub("heartbeat") {
+            ports.heartbeat = port(hm["port"].map { hf.child("port", $0) }, default: 3002)
+            if let mode = hm["mode"], case .scalar(let s) = mode, s.text != "mesh" {
+                hf.child("mode", mode).fail("must be mesh (multicast does not cross pods on Kubernetes; got \(s.text))")
+                ok = false
+            }
+            for key in ["mesh-seed-address-ports", "mesh-seed-address-port"] {
+                if let node = hm[key] {
+                    hf.child(key, node).fail("is managed by cairn: one seed per pod of the cluster is written for you")
+                    ok = false
+                }
+            }
+        }
+        let all = [ports.service, ports.fabric, ports.heartbeat, ports.info]
+        if Set(all).count != all.count {
+            n.fail("service, fabric, heartbeat and info need different ports (got \(all.map(String.init).joined(separator: ", ")))")
+            ok = false
+        }
+        return ok
+    }
+
+    func checkNamespaces(_ f: Field) -> Bool {
+        guard let node = f.mapping?["namespaces"] else {
+            f.fail("namespaces is required: at least one namespace with a storage-engine")
+            return false
+        }
+        let nf = f.child("namespaces", node)
+        guard case .sequence(let seq) = node else { nf.fail("must be a list of namespaces"); return false }
+        if seq.items.isEmpty { nf.fail("must list at least one namespace"); return false }
+        var ok = true
+        var names: Set<String> = []
+        for (i, item) in seq.items.enumerated() {
+            let itf = Field(node: item, path: "\(nf.path)[\(i)]", diagnostics: f.diagnostics)
+            guard let m = itf.mapping else { ok = false; continue }
+            ok = checkContext(itf) && ok
+            if let nameNode = m["name"] {
+                let nameField = itf.child("name", nameNode)
+                if case .scalar(let s) = nameNode {
+                    if !names.insert(s.text).inserted { nameField.fail("duplicate namespace '\(s.text)'"); ok = false }
+                }
+            } else { itf.fail("name is required"); ok = false }
+            var rf = 2
+            if let rfNode = m["replication-factor"] {
+                if let v = itf.child("replication-factor", rfNode).int(atLeast: 1, atMost: 256) { rf = v } else { ok = false }
+            }
+            minReplicationFactor = min(minReplicationFactor ?? rf, rf)
+            if let sc = m["strong-consistency"], case .scalar(let s) = sc, s.resolved == .bool(true), let size, rf > size {
+                itf.child("replication-factor", m["replication-factor"] ?? sc)
+                    .fail("must be at most the cluster size \(size) for a strong-consistency namespace (got \(rf))")
+                ok = false
+            }
+            if isV7 {
+                for e in m.entries where AerospikeSpec.obsoleteIn7.contains(e.key.text) {
+                    itf.child(e.key.text, e.value).fail("is obsolete in Aerospike 7; a 7.x node refuses to start with it (set storage-engine memory { data-size } instead)")
+                    ok = false
+                }
+            }
+            guard let se = m["storage-engine"] else {
+                itf.fail("storage-engine is required (memory, device or pmem)")
+                ok = false
+                continue
+            }
+            ok = checkStorageEngine(itf.child("storage-engine", se), namespace: m, namespaceField: itf) && ok
+        }
+        return ok
+    }
+
+    private func checkStorageEngine(_ f: Field, namespace: SpecNode.Mapping, namespaceField: Field) -> Bool {
+        guard case .mapping(let m) = f.node else {
+            f.fail("must be a mapping with a type, e.g. {type: memory}")
+            return false
+        }
+        guard let typeNode = m["type"], case .scalar(let t) = typeNode else {
+            f.fail("type is required: memory, device or pmem")
+            return false
+        }
+        let type = t.text
+        guard ["memory", "device", "pmem"].contains(type) else {
+            f.child("type", typeNode).fail("must be memory, device or pmem (got \(type))")
+            return false
+        }
+        var ok = true
+        if type == "memory" {
+            if isV7, m["data-size"] == nil, m["devices"] == nil, m["files"] == nil {
+                f.fail("data-size is required for storage-engine memory on Aerospike 7 (e.g. data-size: 1G)")
+                ok = false
+            }
+            if !isV7, namespace["memory-size"] == nil {
+                namespaceField.fail("memory-size is required for a memory namespace on Aerospike 6")
+                ok = false
+            }
+        }
+        if let d = m["devices"], case .sequence(let devices) = d {
+            for (i, dev) in devices.items.enumerated() {
+                guard case .scalar(let s) = dev else { continue }
+                let path = String(s.text.split(separator: ":").first ?? "")
+                if !volumes.contains(where: { $0.isBlock && $0.path == path }) {
+                    Field(node: dev, path: "\(f.path).devices[\(i)]", diagnostics: f.diagnostics)
+                        .fail("'\(path)' is not the path of a Block volume in storage.volumes")
+                    ok = false
+                }
+            }
+        }
+        if let d = m["files"], case .sequence(let files) = d {
+            for (i, file) in files.items.enumerated() {
+                guard case .scalar(let s) = file else { continue }
+                if !volumes.contains(where: { !$0.isBlock && s.text.hasPrefix($0.path.hasSuffix("/") ? $0.path : $0.path + "/") }) {
+                    Field(node: file, path: "\(f.path).files[\(i)]", diagnostics: f.diagnostics)
+                        .fail("'\(s.text)' is not under the path of a Filesystem volume in storage.volumes; the data would be lost with the pod")
+                    ok = false
+                }
+            }
+        }
+        return ok
+    }
+
+    func checkLogging(_ f: Field) -> Bool {
+        guard let node = f.mapping?["logging"] else { return true }
+        let lf = f.child("logging", node)
+        guard case .sequence(let seq) = node else { lf.fail("must be a list of sinks, e.g. [{name: console, any: info}]"); return false }
+        var ok = true
+        for (i, item) in seq.items.enumerated() {
+            let itf = Field(node: item, path: "\(lf.path)[\(i)]", diagnostics: f.diagnostics)
+            guard let m = itf.mapping else { ok = false; continue }
+            ok = checkContext(itf) && ok
+            guard let name = m["name"], case .scalar(let s) = name else { itf.fail("name is required (console, or a log file path)"); ok = false; continue }
+            if s.text != "console", s.text != "syslog", !s.text.hasPrefix("/") {
+                itf.child("name", name).fail("must be console, syslog or an absolute file path (got \(s.text))")
+                ok = false
+            }
+        }
+        return ok
+    }
+}

@@ -1,0 +1,200 @@
+/// The identity and metadata of a cluster, from the spec's `metadata`.
+public struct ClusterMetadata: Sendable, Hashable {
+    public let name: String
+    public let namespace: String
+    /// Extra labels copied onto every rendered object's metadata (never into selectors).
+    public let labels: [String: String]
+    /// Extra annotations copied onto every rendered object's metadata.
+    public let annotations: [String: String]
+    /// Where `metadata.name` is written, for errors about the cluster as a whole.
+    public let nameLocation: Location
+
+    public init(name: String, namespace: String, labels: [String: String] = [:],
+                annotations: [String: String] = [:], nameLocation: Location = Location(line: 1, column: 1)) {
+        self.name = name
+        self.namespace = namespace
+        self.labels = labels
+        self.annotations = annotations
+        self.nameLocation = nameLocation
+    }
+}
+
+/// Container resources (`requests`, `limits`), quantities in canonical form.
+public struct ResourceRequirements: Sendable, Hashable {
+    public var requests: [String: Quantity]
+    public var limits: [String: Quantity]
+
+    public init(requests: [String: Quantity] = [:], limits: [String: Quantity] = [:]) {
+        self.requests = requests
+        self.limits = limits
+    }
+
+    public var isEmpty: Bool { requests.isEmpty && limits.isEmpty }
+}
+
+/// An environment variable with a literal value.
+public struct EnvVar: Sendable, Hashable {
+    public let name: String
+    public let value: String
+}
+
+/// Scheduling constraints passed through to the pod template.
+public struct PodConstraints: Sendable, Hashable {
+    public var nodeSelector: [String: String] = [:]
+    public var affinity: JSONValue?
+    public var tolerations: [JSONValue] = []
+    public var topologySpreadConstraints: [JSONValue] = []
+
+    public init() {}
+}
+
+enum Names {
+    static let maxLabelLength = 63
+
+    /// RFC 1123 label: lower-case alphanumerics and '-', starting and ending alphanumeric.
+    static func isDNS1123Label(_ s: String) -> Bool {
+        guard !s.isEmpty, s.count <= maxLabelLength else { return false }
+        let u = Array(s.utf8)
+        func ok(_ c: UInt8) -> Bool { (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == 45 }
+        guard u.allSatisfy(ok), u.first != 45, u.last != 45 else { return false }
+        return true
+    }
+
+    /// RFC 1035 label (Service names): an RFC 1123 label that starts with a letter.
+    static func isDNS1035Label(_ s: String) -> Bool {
+        guard isDNS1123Label(s), let f = s.utf8.first else { return false }
+        return f >= 97 && f <= 122
+    }
+
+    static func isDNS1123Subdomain(_ s: String) -> Bool {
+        guard !s.isEmpty, s.count <= 253 else { return false }
+        return s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNS1123Label(String($0)) }
+    }
+
+    /// A label or annotation key: optional DNS-subdomain prefix and a name of at most 63 characters.
+    static func isQualifiedName(_ s: String) -> Bool {
+        let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 1 || parts.count == 2 else { return false }
+        if parts.count == 2, !isDNS1123Subdomain(String(parts[0])) { return false }
+        let name = Array(parts.last!.utf8)
+        guard !name.isEmpty, name.count <= 63 else { return false }
+        func alnum(_ c: UInt8) -> Bool { (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) }
+        guard alnum(name.first!), alnum(name.last!) else { return false }
+        return name.allSatisfy { alnum($0) || $0 == 45 || $0 == 95 || $0 == 46 }
+    }
+
+    static func isLabelValue(_ s: String) -> Bool {
+        if s.isEmpty { return true }
+        let u = Array(s.utf8)
+        guard u.count <= 63 else { return false }
+        func alnum(_ c: UInt8) -> Bool { (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) }
+        guard alnum(u.first!), alnum(u.last!) else { return false }
+        return u.allSatisfy { alnum($0) || $0 == 45 || $0 == 95 || $0 == 46 }
+    }
+
+    /// An environment variable name as Kubernetes accepts it.
+    static func isEnvVarName(_ s: String) -> Bool {
+        guard let f = s.utf8.first, !(f >= 48 && f <= 57) else { return false }
+        return s.utf8.allSatisfy { c in
+            (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c == 95 || c == 45 || c == 46
+        }
+    }
+}
+
+extension Field {
+    /// `resources: {requests: {cpu, memory}, limits: {...}}` with Kubernetes' rule that a
+    /// request may not exceed its limit. Requests missing where a limit is set take the limit,
+    /// as the API server defaults them.
+    var resources: ResourceRequirements? {
+        object(unsupported: ["claims": "dynamic resource claims are not rendered"]) { r in
+            func quantities(_ key: String) -> [String: Quantity] {
+                guard let f = r[key], let entries = f.entries({ name, q -> Quantity? in
+                    guard Field.isResourceName(name) else {
+                        q.fail("'\(name)' is not a resource name (cpu, memory, ephemeral-storage, hugepages-<size>, or domain/name)")
+                        return nil
+                    }
+                    guard let value = q.quantity else { return nil }
+                    if value.isNegative { q.fail("must not be negative (got \(value))"); return nil }
+                    return value
+                }) else { return [:] }
+                return Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+            }
+            var requests = quantities("requests")
+            let limits = quantities("limits")
+            for (name, limit) in limits {
+                if let request = requests[name] {
+                    if request > limit, let f = r["requests"] {
+                        f.child(name, f.node).fail("request \(request) is more than the limit \(limit)")
+                    }
+                } else {
+                    requests[name] = limit
+                }
+            }
+            return ResourceRequirements(requests: requests, limits: limits)
+        }
+    }
+
+    static func isResourceName(_ name: String) -> Bool {
+        ["cpu", "memory", "ephemeral-storage"].contains(name) || name.hasPrefix("hugepages-")
+            || (name.contains("/") && Names.isQualifiedName(name))
+    }
+
+    /// `env: [{name, value}]`.
+    var env: [EnvVar]? {
+        list { item in
+            item.object(unsupported: ["valueFrom": "only literal values are rendered; reference Secrets through the system's own fields"]) { e in
+                guard let nameField = e.required("name"), let name = nameField.nonEmptyString else { return nil }
+                if !Names.isEnvVarName(name) { nameField.fail("'\(name)' is not a valid environment variable name") }
+                let value = e["value"].flatMap { $0.scalarText } ?? ""
+                return EnvVar(name: name, value: value)
+            }
+        }
+    }
+
+    /// A label-like map: every key a qualified name and every value a valid label value.
+    var labelMap: [String: String]? {
+        guard let entries = entries({ key, f -> String? in
+            guard Names.isQualifiedName(key) else {
+                f.fail("'\(key)' is not a valid label key")
+                return nil
+            }
+            guard let v = f.scalarText else { return nil }
+            if !Names.isLabelValue(v) {
+                f.fail("'\(v)' is not a valid label value (at most 63 characters: alphanumerics, '-', '_', '.')")
+                return nil
+            }
+            return v
+        }) else { return nil }
+        return Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    var tolerations: [JSONValue]? {
+        list { item in
+            item.object { t in
+                var o = JSONObject()
+                for key in ["key", "operator", "value", "effect"] {
+                    if let f = t[key], let s = f.string { o[key] = .string(s) }
+                }
+                if let op = o["operator"]?.stringValue, op != "Exists", op != "Equal" {
+                    t["operator"]?.fail("must be Exists or Equal (got \(op))")
+                }
+                if let effect = o["effect"]?.stringValue, !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(effect) {
+                    t["effect"]?.fail("must be NoSchedule, PreferNoSchedule or NoExecute (got \(effect))")
+                }
+                if let f = t["tolerationSeconds"], let s = f.int { o["tolerationSeconds"] = .int(s) }
+                return JSONValue.object(o)
+            }
+        }
+    }
+
+    /// A pod `affinity` block, passed through; its top-level keys are checked.
+    var affinity: JSONValue? {
+        object { a in
+            var o = JSONObject()
+            for key in ["nodeAffinity", "podAffinity", "podAntiAffinity"] {
+                if let f = a[key], f.mapping != nil { o[key] = f.json }
+            }
+            return JSONValue.object(o)
+        }
+    }
+}

@@ -1,0 +1,278 @@
+/// An EventStoreDB / KurrentDB cluster in the KurrentDB operator's shape
+/// (`kubernetes.kurrent.io/v1`, kind `KurrentDB`).
+public struct EventStoreSpec: Sendable, Hashable {
+    public static let apiVersion = "kubernetes.kurrent.io/v1"
+    public static let kind = "KurrentDB"
+
+    public struct Storage: Sendable, Hashable {
+        public var size: Quantity
+        public var storageClassName: String?
+        public var accessModes: [String]
+        public var volumeMode: String
+    }
+
+    public struct LoadBalancer: Sendable, Hashable {
+        public var enabled: Bool
+        public var allowedIps: [String]
+    }
+
+    public var replicas: Int
+    public var image: String
+    /// The configuration dialect the image's server version reads.
+    public var dialect: EventStoreDialect
+    public var storage: Storage
+    public var resources: ResourceRequirements
+    public var loadBalancer: LoadBalancer
+    /// The user's configuration keys, merged over the defaults when rendered.
+    public var configuration: [String: JSONValue]
+    public var constraints: PodConstraints
+
+    /// Keys cairn computes from the spec; a user setting them is an error.
+    public static let managedKeys: Set<String> = [
+        "ClusterSize", "GossipSeed", "DiscoverViaDns", "Db", "Index", "Log",
+        "NodeHostAdvertiseAs", "ReplicationHostAdvertiseAs", "ExtHostAdvertiseAs", "IntHostAdvertiseAs",
+        "ClusterDns",
+    ]
+
+    static func decode(_ field: Field, metadata: ClusterMetadata?) -> EventStoreSpec? {
+        field.object(unsupported: [
+            "security": "TLS certificates are not rendered yet; clusters run with Insecure: true",
+            "sourceImage": "use image",
+        ]) { s -> EventStoreSpec? in
+            var replicas: Int?
+            if let f = s.required("replicas"), let r = f.int {
+                if [1, 3, 5].contains(r) { replicas = r } else {
+                    f.fail("must be 1, 3 or 5 (got \(r)); an EventStoreDB cluster needs an odd number of nodes for quorum")
+                }
+            }
+            var image: String?
+            var dialect: EventStoreDialect?
+            if let f = s.required("image"), let i = f.nonEmptyString {
+                image = i
+                if let v = ImageVersion(image: i) {
+                    dialect = EventStoreDialect(version: v)
+                    if dialect == nil {
+                        f.fail("EventStoreDB \(v) is not supported; cairn renders configuration for 20.10 and later")
+                    }
+                } else {
+                    f.fail("cannot tell the server version from '\(i)'; use a versioned tag such as eventstore/eventstore:23.10.2-bookworm-slim (the configuration file's keys depend on the version)")
+                }
+            }
+            let storage = s.required("storage").flatMap(decodeStorage)
+            let resources = s["resources"].flatMap { $0.resources } ?? ResourceRequirements()
+            var loadBalancer = LoadBalancer(enabled: false, allowedIps: [])
+            if let n = s["network"] {
+                n.object(unsupported: [
+                    "domain": "pods are addressed by their cluster DNS names",
+                    "fqdnTemplate": "pods are addressed by their cluster DNS names",
+                ]) { net -> Bool? in
+                    guard let lb = net["loadBalancer"] else { return true }
+                    return lb.object { l -> Bool? in
+                        if let e = l["enabled"], let b = e.bool { loadBalancer.enabled = b }
+                        if let a = l["allowedIps"], let ips = a.list({ ip -> String? in
+                            guard let v = ip.string else { return nil }
+                            if !CIDR.isValid(v) { ip.fail("'\(v)' is not an IP range in CIDR notation (e.g. 10.0.0.0/8)"); return nil }
+                            return v
+                        }) { loadBalancer.allowedIps = ips }
+                        return true
+                    }
+                }
+            }
+            var configuration: [String: JSONValue] = [:]
+            if let c = s["configuration"], let entries = c.entries({ key, v -> JSONValue? in
+                validateConfigurationKey(key, value: v, dialect: dialect)
+            }) {
+                for (k, v) in entries { configuration[k] = v }
+            }
+            let constraints = s["constraints"].flatMap { decodeConstraints($0) } ?? PodConstraints()
+            if let name = metadata?.name {
+                // The StatefulSet's pods carry a controller-revision-hash label of <name>-<10 chars>.
+                s.field.child("metadata.name", s.field.node).checkDerivedName(name + "-0123456789", limit: 63, what: "pod revision label")
+            }
+            guard let replicas, let image, let dialect, let storage else { return nil }
+            return EventStoreSpec(replicas: replicas, image: image, dialect: dialect, storage: storage,
+                                  resources: resources, loadBalancer: loadBalancer,
+                                  configuration: configuration, constraints: constraints)
+        }
+    }
+
+    private static func validateConfigurationKey(_ key: String, value: Field, dialect: EventStoreDialect?) -> JSONValue? {
+        let pascal = key.first.map { $0.isUppercase } == true && key.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) }
+        guard pascal else {
+            value.fail("'\(key)' is not an EventStoreDB option name (PascalCase letters and digits, e.g. MaxAppendSize)")
+            return nil
+        }
+        if managedKeys.contains(key) {
+            value.fail("\(key) is managed by cairn (computed from replicas, storage and the pod names); remove it")
+            return nil
+        }
+        if let dialect, let problem = dialect.problem(with: key) {
+            value.fail(problem)
+            return nil
+        }
+        switch value.node {
+        case .mapping:
+            value.fail("must be a scalar or a list of scalars (EventStoreDB options are flat)")
+            return nil
+        case .sequence(let s):
+            for item in s.items {
+                if case .scalar = item { continue }
+                value.fail("must be a scalar or a list of scalars (EventStoreDB options are flat)")
+                return nil
+            }
+        case .scalar(let sc):
+            if sc.resolved == .null { value.fail("must have a value"); return nil }
+        }
+        return value.json
+    }
+
+    private static func decodeStorage(_ field: Field) -> Storage? {
+        field.object(unsupported: [
+            "selector": "volumes are provisioned from the storage class",
+            "dataSource": "restoring from a snapshot is not rendered",
+            "dataSourceRef": "restoring from a snapshot is not rendered",
+            "volumeName": "volumes are provisioned from the storage class",
+        ]) { st -> Storage? in
+            var size: Quantity?
+            if let r = st.required("resources") {
+                r.object(unsupported: ["limits": "a volume claim is sized by its request"]) { res -> Bool? in
+                    res.required("requests")?.object { req -> Bool? in
+                        if let f = req.required("storage"), let q = f.quantity {
+                            if q.isNegative || q.isZero { f.fail("must be more than 0 (got \(q))") } else { size = q }
+                        }
+                        return true
+                    }
+                }
+            }
+            var storageClass: String?
+            if let f = st["storageClassName"], let c = f.string {
+                if Names.isDNS1123Subdomain(c) { storageClass = c } else { f.fail("'\(c)' is not a valid storage class name") }
+            }
+            var accessModes = ["ReadWriteOnce"]
+            if let f = st["accessModes"], let modes = f.list({ m -> String? in
+                guard let v = m.string else { return nil }
+                guard ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"].contains(v) else {
+                    m.fail("must be ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod (got \(v))")
+                    return nil
+                }
+                return v
+            }) {
+                if modes.isEmpty { f.fail("must name at least one access mode") } else { accessModes = modes }
+            }
+            var volumeMode = "Filesystem"
+            if let f = st["volumeMode"], let v = f.string {
+                if v == "Filesystem" { volumeMode = v } else { f.fail("must be Filesystem (EventStoreDB stores files; got \(v))") }
+            }
+            guard let size else { return nil }
+            return Storage(size: size, storageClassName: storageClass, accessModes: accessModes, volumeMode: volumeMode)
+        }
+    }
+
+    static func decodeConstraints(_ field: Field) -> PodConstraints? {
+        field.object { c -> PodConstraints? in
+            var out = PodConstraints()
+            if let f = c["nodeSelector"], let m = f.labelMap { out.nodeSelector = m }
+            if let f = c["affinity"], let a = f.affinity { out.affinity = a }
+            if let f = c["tolerations"], let t = f.tolerations { out.tolerations = t }
+            if let f = c["topologySpreadConstraints"], let t = f.list({ $0.mapping != nil ? $0.json : nil }) {
+                out.topologySpreadConstraints = t
+            }
+            return out
+        }
+    }
+}
+
+/// Which `eventstore.conf` key names a server version reads. EventStoreDB refuses to start on
+/// an option it does not know, so the configuration follows the image version.
+public enum EventStoreDialect: Sendable, Hashable {
+    /// 20.10 up to 23.6: `ExtIp`/`IntIp`, external TCP on 1113, `Int/ExtTcpHeartbeat*`.
+    case legacy
+    /// 23.10: `NodeIp`/`ReplicationIp`, `ReplicationHeartbeat*`; external TCP still known.
+    case v23_10
+    /// 24.2 up to 24.10: external TCP removed.
+    case v24_2
+    /// KurrentDB 25.0 and later: `/etc/kurrentdb`, `/var/lib/kurrentdb`, `KURRENTDB_` variables.
+    case kurrent25
+
+    public init?(version: ImageVersion) {
+        if version < ImageVersion([20, 10]) { return nil }
+        if version < ImageVersion([23, 10]) { self = .legacy }
+        else if version < ImageVersion([24, 2]) { self = .v23_10 }
+        else if version < ImageVersion([25, 0]) { self = .v24_2 }
+        else { self = .kurrent25 }
+    }
+
+    /// Old name -> name from 23.10 on.
+    public static let renamed: [(old: String, new: String)] = [
+        ("ExtIp", "NodeIp"), ("HttpPort", "NodePort"), ("ExtHostAdvertiseAs", "NodeHostAdvertiseAs"),
+        ("IntIp", "ReplicationIp"), ("IntTcpPort", "ReplicationPort"),
+        ("IntHostAdvertiseAs", "ReplicationHostAdvertiseAs"),
+        ("IntTcpHeartbeatInterval", "ReplicationHeartbeatInterval"),
+        ("IntTcpHeartbeatTimeout", "ReplicationHeartbeatTimeout"),
+    ]
+
+    static let removedIn24_2: Set<String> = [
+        "EnableExternalTcp", "ExtTcpPort", "ExtSecureTcpPort", "ExtTcpPortAdvertiseAs", "ExtTcpHeartbeatInterval",
+        "ExtTcpHeartbeatTimeout", "DisableExternalTcpTls",
+    ]
+    static let removedIn25: Set<String> = [
+        "GossipOnSingleNode", "DisableInternalTcpTls", "AlwaysKeepScavenged", "OptimizeIndexMerge",
+    ]
+
+    public var usesNewNames: Bool { self != .legacy }
+    public var hasExternalTcp: Bool { self == .legacy || self == .v23_10 }
+
+    public var name: String {
+        switch self {
+        case .legacy: "20.10-23.6"
+        case .v23_10: "23.10"
+        case .v24_2: "24.2-24.10"
+        case .kurrent25: "25.0 and later"
+        }
+    }
+
+    /// Why a user-set key is wrong for this version, or nil when it is fine.
+    public func problem(with key: String) -> String? {
+        if usesNewNames, let r = Self.renamed.first(where: { $0.old == key }) {
+            return "\(key) was renamed \(r.new) in 23.10, and this image's server (\(name)) refuses the old name"
+        }
+        if !usesNewNames, let r = Self.renamed.first(where: { $0.new == key }) {
+            return "\(key) is the 23.10 name; this image's server (\(name)) reads \(r.old)"
+        }
+        if !hasExternalTcp, Self.removedIn24_2.contains(key) {
+            return "\(key) was removed with external TCP in 24.2; this image's server (\(name)) refuses it"
+        }
+        if self == .kurrent25, Self.removedIn25.contains(key) {
+            return "\(key) was removed in 25.0; this image's server refuses it"
+        }
+        return nil
+    }
+}
+
+enum CIDR {
+    private static func doubleColons(_ s: Substring) -> Int {
+        let u = Array(s.utf8)
+        guard u.count > 1 else { return 0 }
+        return (1..<u.count).filter { u[$0] == 58 && u[$0 - 1] == 58 }.count
+    }
+
+    /// An IPv4 or IPv6 range such as `10.0.0.0/8` or `2001:db8::/32`.
+    static func isValid(_ s: String) -> Bool {
+        let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let bits = Int(parts[1]) else { return false }
+        let address = parts[0]
+        if address.contains(":") {
+            guard (0...128).contains(bits) else { return false }
+            let groups = address.split(separator: ":", omittingEmptySubsequences: false)
+            return groups.count >= 3 && groups.count <= 8
+                && groups.allSatisfy { $0.count <= 4 && $0.allSatisfy(\.isHexDigit) }
+                && doubleColons(address) <= 1
+        }
+        guard (0...32).contains(bits) else { return false }
+        let octets = address.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets.allSatisfy { o in
+            guard !o.isEmpty, o.count <= 3, let n = Int(o) else { return false }
+            return n <= 255
+        }
+    }
+}

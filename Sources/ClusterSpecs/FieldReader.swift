@@ -1,0 +1,249 @@
+/// Collects every problem of one file while it is decoded, so all are reported together.
+final class Diagnostics {
+    let file: String
+    private(set) var errors: [SpecError] = []
+
+    init(file: String) {
+        self.file = file
+    }
+
+    func report(_ location: Location, _ path: String, _ message: String) {
+        errors.append(SpecError(file: file, location: location, path: path, message: message))
+    }
+}
+
+/// One field of a spec: its node, its path for messages, and typed, strict accessors.
+///
+/// Every accessor that finds the wrong type reports it with the node's location and returns nil;
+/// decoding continues so that all problems of a file are found in one pass.
+struct Field {
+    let node: SpecNode
+    let path: String
+    let diagnostics: Diagnostics
+
+    var location: Location { node.location }
+
+    func fail(_ message: String) {
+        diagnostics.report(node.location, path, message)
+    }
+
+    func child(_ key: String, _ node: SpecNode) -> Field {
+        Field(node: node, path: Field.join(path, key), diagnostics: diagnostics)
+    }
+
+    static func join(_ path: String, _ key: String) -> String {
+        let needsQuoting = key.contains(".") || key.contains("/") || key.contains(" ") || key.isEmpty
+        let part = needsQuoting ? "[\"\(key)\"]" : key
+        if path.isEmpty { return needsQuoting ? part : key }
+        return needsQuoting ? path + part : path + "." + part
+    }
+
+    private func wrongType(_ expected: String) {
+        fail("must be \(expected) (got \(node.kindName))")
+    }
+
+    var isNull: Bool {
+        if case .scalar(let s) = node, s.resolved == .null { return true }
+        return false
+    }
+
+    /// A string. Plain scalars that YAML would read as numbers or booleans are taken as written
+    /// (`version: 3.1` is the string "3.1"); null, mappings and lists are errors.
+    var string: String? {
+        guard case .scalar(let s) = node, s.resolved != .null else {
+            wrongType("a string")
+            return nil
+        }
+        return s.text
+    }
+
+    /// A non-empty string.
+    var nonEmptyString: String? {
+        guard let s = string else { return nil }
+        if s.isEmpty { fail("must not be empty") ; return nil }
+        return s
+    }
+
+    var int: Int? {
+        guard case .scalar(let s) = node, case .int(let i) = s.resolved else {
+            wrongType("an integer")
+            return nil
+        }
+        return i
+    }
+
+    func int(atLeast minimum: Int, atMost maximum: Int? = nil) -> Int? {
+        guard let i = int else { return nil }
+        if i < minimum {
+            fail("must be at least \(minimum) (got \(i))")
+            return nil
+        }
+        if let maximum, i > maximum {
+            fail("must be at most \(maximum) (got \(i))")
+            return nil
+        }
+        return i
+    }
+
+    var bool: Bool? {
+        guard case .scalar(let s) = node, case .bool(let b) = s.resolved else {
+            wrongType("true or false")
+            return nil
+        }
+        return b
+    }
+
+    /// A Kubernetes resource quantity such as `10Gi`, `500m` or `2`.
+    var quantity: Quantity? {
+        guard case .scalar(let s) = node, s.resolved != .null else {
+            wrongType("a quantity such as 10Gi or 500m")
+            return nil
+        }
+        do {
+            return try Quantity(parsing: s.text)
+        } catch {
+            fail(error.message)
+            return nil
+        }
+    }
+
+    var mapping: SpecNode.Mapping? {
+        guard case .mapping(let m) = node else {
+            wrongType("a mapping")
+            return nil
+        }
+        return m
+    }
+
+    /// Reads a mapping with a fixed set of fields. Fields the body does not read are reported:
+    /// as unsupported when listed in `unsupported` (with the reason), otherwise as unknown.
+    func object<T>(unsupported: [String: String] = [:], _ body: (ObjectReader) -> T?) -> T? {
+        guard let m = mapping else { return nil }
+        let reader = ObjectReader(mapping: m, field: self)
+        let result = body(reader)
+        reader.reportUnread(unsupported: unsupported)
+        return result
+    }
+
+    /// A list; `item` is called for each element with its indexed path.
+    func list<T>(_ item: (Field) -> T?) -> [T]? {
+        guard case .sequence(let s) = node else {
+            wrongType("a list")
+            return nil
+        }
+        var out: [T] = []
+        for (i, element) in s.items.enumerated() {
+            let f = Field(node: element, path: "\(path)[\(i)]", diagnostics: diagnostics)
+            if let v = item(f) { out.append(v) }
+        }
+        return out
+    }
+
+    /// A free-form mapping, in file order; `value` is called for each entry.
+    func entries<T>(_ value: (String, Field) -> T?) -> [(key: String, value: T)]? {
+        guard let m = mapping else { return nil }
+        var out: [(key: String, value: T)] = []
+        for entry in m.entries {
+            let f = child(entry.key.text, entry.value)
+            if let v = value(entry.key.text, f) { out.append((key: entry.key.text, value: v)) }
+        }
+        return out
+    }
+
+    /// A mapping of strings to strings (labels, nodeSelector, parameters).
+    var stringMap: [(key: String, value: String)]? {
+        entries { _, f in f.scalarText }
+    }
+
+    /// The text of any non-null scalar (strings, numbers and booleans as written).
+    var scalarText: String? {
+        guard case .scalar(let s) = node, s.resolved != .null else {
+            wrongType("a string")
+            return nil
+        }
+        return s.text
+    }
+
+    /// The location of a key in the parent mapping, when this field is a mapping value.
+    var keyLocation: Location { node.location }
+
+    /// The node as plain JSON data (free-form fields passed through to Kubernetes).
+    var json: JSONValue {
+        Field.toJSON(node)
+    }
+
+    static func toJSON(_ node: SpecNode) -> JSONValue {
+        switch node {
+        case .scalar(let s):
+            switch s.resolved {
+            case .null: return .null
+            case .bool(let b): return .bool(b)
+            case .int(let i): return .int(i)
+            case .double(let d): return .double(d)
+            case .string(let t): return .string(t)
+            }
+        case .sequence(let s):
+            return .array(s.items.map(toJSON))
+        case .mapping(let m):
+            return .object(JSONObject(m.entries.map { (key: $0.key.text, value: toJSON($0.value)) }))
+        }
+    }
+}
+
+/// Reads the fields of one mapping, remembering which were read so the rest can be reported.
+final class ObjectReader {
+    let mapping: SpecNode.Mapping
+    let field: Field
+    private var read: Set<String> = []
+
+    init(mapping: SpecNode.Mapping, field: Field) {
+        self.mapping = mapping
+        self.field = field
+    }
+
+    var path: String { field.path }
+    var location: Location { mapping.location }
+
+    /// An optional field. A field written as `key:` with no value (null) counts as absent.
+    subscript(key: String) -> Field? {
+        read.insert(key)
+        guard let entry = mapping.entries.first(where: { $0.key.text == key }) else { return nil }
+        if case .scalar(let s) = entry.value, s.resolved == .null, s.isPlain { return nil }
+        return field.child(key, entry.value)
+    }
+
+    /// A required field; its absence is reported at the mapping.
+    func required(_ key: String) -> Field? {
+        guard let f = self[key] else {
+            field.diagnostics.report(mapping.location, Field.join(field.path, key), "is required")
+            return nil
+        }
+        return f
+    }
+
+    func has(_ key: String) -> Bool {
+        mapping.entries.contains { $0.key.text == key }
+    }
+
+    func keyLocation(_ key: String) -> Location {
+        mapping.entries.first(where: { $0.key.text == key })?.key.location ?? mapping.location
+    }
+
+    /// Marks a field as handled without reading it.
+    func ignore(_ key: String) {
+        read.insert(key)
+    }
+
+    func reportUnread(unsupported: [String: String]) {
+        for entry in mapping.entries where !read.contains(entry.key.text) {
+            let key = entry.key.text
+            let path = Field.join(field.path, key)
+            if let reason = unsupported[key] {
+                field.diagnostics.report(entry.key.location, path, "is not supported by cairn: \(reason)")
+            } else {
+                let known = read.sorted().joined(separator: ", ")
+                field.diagnostics.report(entry.key.location, path, "unknown field (known fields here: \(known))")
+            }
+        }
+    }
+}

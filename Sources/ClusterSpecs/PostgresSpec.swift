@@ -1,0 +1,248 @@
+/// A PostgreSQL cluster run by Patroni (Spilo image), in the Zalando operator's shape
+/// (`acid.zalan.do/v1`, kind `postgresql`).
+public struct PostgresSpec: Sendable, Hashable {
+    public static let apiVersion = "acid.zalan.do/v1"
+    public static let kind = "postgresql"
+    public static let defaultImage = "ghcr.io/zalando/spilo-17:4.0-p2"
+    /// PostgreSQL major versions the default Spilo image carries.
+    public static let defaultImageVersions = 13...17
+
+    public struct User: Sendable, Hashable {
+        public var name: String
+        public var flags: [String]
+    }
+
+    public struct Patroni: Sendable, Hashable {
+        public var ttl: Int?
+        public var loopWait: Int?
+        public var retryTimeout: Int?
+        public var maximumLagOnFailover: Int?
+        public var synchronousMode: Bool?
+        public var synchronousModeStrict: Bool?
+        public var synchronousNodeCount: Int?
+        public var failsafeMode: Bool?
+        public var pgHba: [String]
+    }
+
+    public var teamId: String
+    public var numberOfInstances: Int
+    public var version: Int
+    /// `postgresql.parameters`, values as strings.
+    public var parameters: [String: String]
+    public var volumeSize: Quantity
+    public var storageClass: String?
+    public var users: [User]
+    /// Database name -> owner.
+    public var databases: [String: String]
+    public var resources: ResourceRequirements
+    public var patroni: Patroni
+    public var enableMasterLoadBalancer: Bool
+    public var enableReplicaLoadBalancer: Bool
+    public var allowedSourceRanges: [String]
+    public var tolerations: [JSONValue]
+    public var nodeAffinity: JSONValue?
+    public var dockerImage: String
+    public var podAnnotations: [String: String]
+
+    /// Users Spilo itself needs; a spec may not declare them.
+    public static let systemUsers: Set<String> = ["postgres", "standby"]
+    static let userFlags: Set<String> = [
+        "superuser", "inherit", "login", "nologin", "createrole", "createdb", "replication", "bypassrls",
+        "nosuperuser", "noinherit", "nocreaterole", "nocreatedb", "noreplication", "nobypassrls",
+    ]
+
+    /// The Secret holding a user's password, as the Zalando operator names it
+    /// (`_` is not allowed in object names and becomes `-`).
+    public static func secretName(user: String, cluster: String) -> String {
+        "\(user.replacingAll("_", with: "-")).\(cluster).credentials.postgresql.acid.zalan.do"
+    }
+
+    static func decode(_ field: Field, metadata: ClusterMetadata?) -> PostgresSpec? {
+        field.object(unsupported: [
+            "standby": "standby clusters are not rendered yet", "clone": "cloning is not rendered yet",
+            "sidecars": "extra containers are not rendered", "initContainers": "extra containers are not rendered",
+            "preparedDatabases": "use databases and users", "connectionPooler": "a connection pooler is not rendered yet",
+            "enableConnectionPooler": "a connection pooler is not rendered yet", "logicalBackup": "not rendered yet",
+            "enableLogicalBackup": "not rendered yet", "tls": "TLS certificates are not rendered yet",
+            "additionalVolumes": "not rendered", "streams": "not rendered",
+        ]) { s -> PostgresSpec? in
+            let teamField = s.required("teamId")
+            var teamId = teamField?.nonEmptyString
+            if let t = teamId, !Names.isLabelValue(t) {
+                teamField?.fail("'\(t)' cannot be a label value (at most 63 letters, digits, '-', '_', '.')")
+                teamId = nil
+            }
+            let instances = s.required("numberOfInstances").flatMap { $0.int(atLeast: 1, atMost: 32) }
+
+            var version: Int?
+            var parameters: [String: String] = [:]
+            if let pf = s.required("postgresql") {
+                _ = pf.object { p -> Bool? in
+                    if let vf = p.required("version"), let v = vf.scalarText {
+                        if let n = Int(v), (10...17).contains(n) { version = n } else {
+                            vf.fail("must be a PostgreSQL major version from 10 to 17 (got \(v))")
+                        }
+                    }
+                    if let pp = p["parameters"], let entries = pp.entries({ key, v -> String? in
+                        guard isParameterName(key) else {
+                            v.fail("'\(key)' is not a PostgreSQL parameter name")
+                            return nil
+                        }
+                        guard let text = v.scalarText else { return nil }
+                        if text.unicodeScalars.contains(where: { $0.value < 32 }) {
+                            v.fail("must not contain control characters or line breaks")
+                            return nil
+                        }
+                        return text
+                    }) {
+                        for (k, v) in entries { parameters[k] = v }
+                    }
+                    return true
+                }
+            }
+
+            var volumeSize: Quantity?
+            var storageClass: String?
+            if let vf = s.required("volume") {
+                _ = vf.object(unsupported: ["selector": "volumes come from the storage class", "subPath": "not rendered",
+                                            "iops": "not rendered", "throughput": "not rendered"]) { v -> Bool? in
+                    if let q = v.required("size"), let size = q.quantity {
+                        if size.isZero || size.isNegative { q.fail("must be more than 0 (got \(size))") } else { volumeSize = size }
+                    }
+                    if let c = v["storageClass"], let name = c.string {
+                        if Names.isDNS1123Subdomain(name) { storageClass = name } else { c.fail("'\(name)' is not a valid storage class name") }
+                    }
+                    return true
+                }
+            }
+
+            var users: [User] = []
+            if let uf = s["users"], let entries = uf.entries({ name, v -> [String]? in
+                guard isRoleName(name) else {
+                    v.fail("'\(name)' is not a valid user name (lower-case letters, digits and '_', starting with a letter or '_', at most 63)")
+                    return nil
+                }
+                if systemUsers.contains(name) {
+                    v.fail("'\(name)' is created by Spilo itself; choose another name")
+                    return nil
+                }
+                if v.isNull { return [] }
+                return v.list { flag -> String? in
+                    guard let f = flag.string else { return nil }
+                    guard userFlags.contains(f.lowercased()) else {
+                        flag.fail("'\(f)' is not a role flag (\(userFlags.sorted().joined(separator: ", ")))")
+                        return nil
+                    }
+                    return f.lowercased()
+                }
+            }) {
+                users = entries.map { User(name: $0.key, flags: $0.value) }
+                var secretNames: [String: String] = [:]
+                for u in users {
+                    let secret = secretName(user: u.name, cluster: metadata?.name ?? "")
+                    if let other = secretNames[secret] {
+                        uf.fail("users '\(other)' and '\(u.name)' would share the Secret \(secret)")
+                    }
+                    secretNames[secret] = u.name
+                }
+            }
+
+            var databases: [String: String] = [:]
+            if let df = s["databases"], let entries = df.entries({ name, v -> String? in
+                guard isRoleName(name) else { v.fail("'\(name)' is not a valid database name"); return nil }
+                if ["postgres", "template0", "template1"].contains(name) {
+                    v.fail("'\(name)' is a system database")
+                    return nil
+                }
+                guard let owner = v.string else { return nil }
+                if owner != "postgres", !users.contains(where: { $0.name == owner }) {
+                    v.fail("owner '\(owner)' is not one of the users declared in spec.users")
+                    return nil
+                }
+                return owner
+            }) {
+                for (k, v) in entries { databases[k] = v }
+            }
+
+            let resources = s["resources"].flatMap { $0.resources } ?? ResourceRequirements()
+            let patroni = s["patroni"].flatMap(decodePatroni) ?? Patroni(pgHba: [])
+            let masterLB = s["enableMasterLoadBalancer"].flatMap { $0.bool } ?? false
+            let replicaLB = s["enableReplicaLoadBalancer"].flatMap { $0.bool } ?? false
+            var ranges: [String] = []
+            if let rf = s["allowedSourceRanges"], let list = rf.list({ r -> String? in
+                guard let v = r.string else { return nil }
+                if !CIDR.isValid(v) { r.fail("'\(v)' is not an IP range in CIDR notation"); return nil }
+                return v
+            }) { ranges = list }
+            let tolerations = s["tolerations"].flatMap { $0.tolerations } ?? []
+            let nodeAffinity = s["nodeAffinity"].flatMap { f in f.mapping != nil ? f.json : nil }
+            var image = defaultImage
+            let imageField = s["dockerImage"]
+            if let f = imageField, let i = f.nonEmptyString { image = i }
+            if imageField == nil, let v = version, !defaultImageVersions.contains(v), let vf = s["postgresql"] {
+                vf.child("version", vf.node).fail("PostgreSQL \(v) is not in the default image \(defaultImage) (it carries \(defaultImageVersions.lowerBound)-\(defaultImageVersions.upperBound)); set dockerImage to a Spilo image that has it")
+            }
+            let podAnnotations = s["podAnnotations"].flatMap { f -> [String: String]? in
+                f.entries { key, v -> String? in
+                    if !Names.isQualifiedName(key) { v.fail("'\(key)' is not a valid annotation key"); return nil }
+                    if key.hasPrefix("cairn.dev/") { v.fail("annotations under cairn.dev/ are set by cairn"); return nil }
+                    return v.scalarText
+                }.map { Dictionary($0.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }) }
+            } ?? [:]
+            if let name = metadata?.name, name.count > 53 {
+                s.field.child("metadata.name", s.field.node)
+                    .fail("a PostgreSQL cluster name is at most 53 characters (got \(name.count)); pod and Service names are derived from it")
+            }
+            guard let teamId, let instances, let version, let volumeSize else { return nil }
+            return PostgresSpec(
+                teamId: teamId, numberOfInstances: instances, version: version, parameters: parameters,
+                volumeSize: volumeSize, storageClass: storageClass, users: users, databases: databases,
+                resources: resources, patroni: patroni, enableMasterLoadBalancer: masterLB,
+                enableReplicaLoadBalancer: replicaLB, allowedSourceRanges: ranges, tolerations: tolerations,
+                nodeAffinity: nodeAffinity, dockerImage: image, podAnnotations: podAnnotations)
+        }
+    }
+
+    private static func decodePatroni(_ f: Field) -> Patroni? {
+        f.object(unsupported: [
+            "initdb": "initdb options are fixed by Spilo's bootstrap", "slots": "replication slots are not rendered yet",
+        ]) { p -> Patroni? in
+            var out = Patroni(pgHba: [])
+            out.ttl = p["ttl"].flatMap { $0.int(atLeast: 1) }
+            out.loopWait = p["loop_wait"].flatMap { $0.int(atLeast: 1) }
+            out.retryTimeout = p["retry_timeout"].flatMap { $0.int(atLeast: 1) }
+            out.maximumLagOnFailover = p["maximum_lag_on_failover"].flatMap { $0.int(atLeast: 0) }
+            out.synchronousMode = p["synchronous_mode"].flatMap { $0.bool }
+            out.synchronousModeStrict = p["synchronous_mode_strict"].flatMap { $0.bool }
+            out.synchronousNodeCount = p["synchronous_node_count"].flatMap { $0.int(atLeast: 1) }
+            out.failsafeMode = p["failsafe_mode"].flatMap { $0.bool }
+            if let h = p["pg_hba"], let lines = h.list({ l -> String? in
+                guard let s = l.nonEmptyString else { return nil }
+                if s.unicodeScalars.contains(where: { $0.value < 32 }) { l.fail("must be a single line"); return nil }
+                return s
+            }) { out.pgHba = lines }
+            if let ttl = out.ttl, let loop = out.loopWait, let retry = out.retryTimeout, loop + 2 * retry > ttl {
+                p["ttl"]?.fail("must be at least loop_wait + 2 * retry_timeout (\(loop + 2 * retry)), or the leader key expires between checks")
+            }
+            return out
+        }
+    }
+
+    static func isRoleName(_ s: String) -> Bool {
+        guard let f = s.unicodeScalars.first, s.count <= 63, ("a"..."z").contains(f) || f == "_" else { return false }
+        return s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
+    }
+
+    static func isParameterName(_ s: String) -> Bool {
+        guard let f = s.unicodeScalars.first, ("a"..."z").contains(f) || f == "_" else { return false }
+        return s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "." }
+    }
+}
+
+extension String {
+    func replacingAll(_ target: Character, with replacement: String) -> String {
+        var out = ""
+        for c in self { if c == target { out += replacement } else { out.append(c) } }
+        return out
+    }
+}

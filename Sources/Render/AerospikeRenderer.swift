@@ -1,0 +1,133 @@
+import ClusterSpecs
+
+/// Aerospike: a headless Service, a PodDisruptionBudget, and per rack a ConfigMap holding that
+/// rack's aerospike.conf and a StatefulSet (`OnDelete`, so cairn restarts pods rack by rack).
+enum AerospikeRenderer {
+    static func render(_ spec: AerospikeSpec, _ cluster: ClusterMetadata, options: RenderOptions) -> [RenderedObject] {
+        let c = cluster.name
+        let selector = ["app": "aerospike-cluster", "aerospike.com/cr": c]
+        var labels = selector
+        labels["app.kubernetes.io/name"] = "aerospike"
+        labels["app.kubernetes.io/instance"] = c
+        let p = spec.ports
+        let ports = [("service", p.service), ("fabric", p.fabric), ("heartbeat", p.heartbeat), ("info", p.info)]
+
+        var objects = [
+            Kube.headlessService(c, cluster, labels: labels, selector: selector,
+                                 ports: ports.map { Kube.servicePort($0.0, $0.1) }),
+            Kube.podDisruptionBudget(c, cluster, labels: labels, selector: selector,
+                                     .maxUnavailable(spec.maxUnavailable), options: options),
+        ]
+        for (rack, count) in spec.podsPerRack() {
+            let name = "\(c)-\(rack.id)"
+            var rackSelector = selector
+            rackSelector["aerospike.com/rack-id"] = String(rack.id)
+            var rackLabels = labels
+            rackLabels["aerospike.com/rack-id"] = String(rack.id)
+            objects.append(Kube.configMap(name, cluster, labels: rackLabels,
+                                          data: [("aerospike.conf", AerospikeConfWriter.render(configuration(spec, cluster, rack: rack)))]))
+
+            var container = Kube.Container(name: "aerospike-server", image: spec.image)
+            container.command = ["asd", "--foreground", "--config-file", "/etc/aerospike/conf/aerospike.conf"]
+            container.ports = ports.map { Kube.port($0.0, $0.1) }
+            container.readinessProbe = Kube.tcpProbe(port: p.service, initialDelay: 2, period: 5)
+            container.livenessProbe = Kube.tcpProbe(port: p.service, initialDelay: 30, period: 10)
+            container.volumeMounts = [Kube.mount("aerospike-conf", "/etc/aerospike/conf", readOnly: true)]
+            var volumes = [Kube.configMapVolume("aerospike-conf", configMap: name)]
+            var claims: [JSONValue] = []
+            for v in spec.volumes {
+                switch v.source {
+                case .persistentVolume(let storageClass, let mode, let size):
+                    claims.append(Kube.volumeClaimTemplate(v.name, size: size, storageClass: storageClass,
+                                                           volumeMode: mode, labels: rackSelector))
+                    if mode == "Block" {
+                        container.volumeDevices.append(["name": .string(v.name), "devicePath": .string(v.path)])
+                    } else {
+                        container.volumeMounts.append(Kube.mount(v.name, v.path))
+                    }
+                case .secret(let secretName):
+                    volumes.append(Kube.secretVolume(v.name, secret: secretName))
+                    container.volumeMounts.append(Kube.mount(v.name, v.path, readOnly: true))
+                case .emptyDir:
+                    volumes.append(Kube.emptyDirVolume(v.name))
+                    container.volumeMounts.append(Kube.mount(v.name, v.path))
+                }
+            }
+            var pod = Kube.PodSpec(containers: [container])
+            pod.volumes = volumes
+            var affinity = JSONObject()
+            var terms: [JSONValue] = []
+            if let zone = rack.zone {
+                terms.append(["key": "topology.kubernetes.io/zone", "operator": "In", "values": [.string(zone)]])
+            }
+            if let region = rack.region {
+                terms.append(["key": "topology.kubernetes.io/region", "operator": "In", "values": [.string(region)]])
+            }
+            if !terms.isEmpty {
+                affinity["nodeAffinity"] = ["requiredDuringSchedulingIgnoredDuringExecution": [
+                    "nodeSelectorTerms": [["matchExpressions": .array(terms)]],
+                ]]
+            }
+            if !spec.multiPodPerHost {
+                affinity["podAntiAffinity"] = EventStoreRenderer.requiredAntiAffinity(selector)
+            }
+            if !affinity.isEmpty { pod.affinity = .object(affinity) }
+
+            var sts = Kube.StatefulSet(name: name, cluster: cluster, labels: rackLabels, selector: rackSelector,
+                                       podLabels: rackLabels.filter { $0.key != "app.kubernetes.io/managed-by" },
+                                       replicas: count, serviceName: c, pod: pod)
+            sts.podManagementPolicy = "Parallel"
+            sts.updateStrategy = .onDelete
+            sts.volumeClaimTemplates = claims
+            objects.append(sts.object)
+        }
+        return objects
+    }
+
+    /// The rack's aerospike.conf as data: the user's configuration with keys sorted, the cluster
+    /// name, mesh heartbeat seeds (the first pod of every rack, so that scaling does not change
+    /// the configuration) and the rack id of rack-aware namespaces.
+    static func configuration(_ spec: AerospikeSpec, _ cluster: ClusterMetadata, rack: AerospikeSpec.Rack) -> JSONObject {
+        let c = cluster.name
+        var config = sortedDeep(spec.config)
+        var service = config["service"]?.objectValue ?? JSONObject()
+        if service["cluster-name"] == nil { service["cluster-name"] = .string(c) }
+        config["service"] = .object(service.sortedByKey())
+
+        var network = config["network"]?.objectValue ?? JSONObject()
+        var heartbeat = network["heartbeat"]?.objectValue ?? JSONObject()
+        heartbeat["mode"] = "mesh"
+        heartbeat["port"] = .int(spec.ports.heartbeat)
+        let seeds = spec.racks.map { r -> JSONValue in
+            .string("\(c)-\(r.id)-0.\(c).\(cluster.namespace).svc.cluster.local:\(spec.ports.heartbeat)")
+        }
+        heartbeat["mesh-seed-address-ports"] = .array(seeds)
+        network["heartbeat"] = .object(heartbeat.sortedByKey())
+        network["info"] = .object((network["info"]?.objectValue ?? ["port": .int(spec.ports.info)]).sortedByKey())
+        config["network"] = .object(network.sortedByKey())
+
+        let rackAware = Set(spec.rackNamespaces)
+        if rack.id != 0, let namespaces = config["namespaces"]?.arrayValue {
+            config["namespaces"] = .array(namespaces.map { ns in
+                guard var o = ns.objectValue, let name = o["name"]?.stringValue, rackAware.contains(name) else { return ns }
+                o["rack-id"] = .int(rack.id)
+                return .object(o.sortedByKey())
+            })
+        }
+        // Contexts in a fixed order, as the server's own examples write them.
+        let order = ["service", "logging", "network", "security", "mod-lua", "namespaces"]
+        return JSONObject(order.compactMap { k in config[k].map { (key: k, value: $0) } })
+    }
+
+    private static func sortedDeep(_ o: JSONObject) -> JSONObject {
+        JSONObject(o.sortedByKey().entries.map { (key: $0.key, value: sortedDeep($0.value)) })
+    }
+
+    private static func sortedDeep(_ v: JSONValue) -> JSONValue {
+        switch v {
+        case .object(let o): return .object(sortedDeep(o))
+        case .array(let a): return .array(a.map(sortedDeep))
+        default: return v
+        }
+    }
+}

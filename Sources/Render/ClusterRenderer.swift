@@ -1,0 +1,113 @@
+public import ClusterSpecs
+import Crypto
+
+/// The objects of one cluster, in apply order.
+public struct RenderedCluster: Sendable, Hashable {
+    public let spec: ClusterSpec
+    public let objects: [RenderedObject]
+}
+
+/// Turns cluster specs into the Kubernetes objects they need. Pure: the same specs and options
+/// always give the same objects, whatever the key order of the input files.
+public enum ClusterRenderer {
+    /// Renders one cluster: its objects in apply order, every pod template stamped with the
+    /// hash of the configuration its pods read.
+    public static func render(_ spec: ClusterSpec, options: RenderOptions = RenderOptions()) -> RenderedCluster {
+        var objects: [RenderedObject]
+        switch spec.system {
+        case .eventStore(let s): objects = EventStoreRenderer.render(s, spec.metadata, options: options)
+        case .atomix(let s): objects = AtomixRenderer.render(s, spec.metadata, options: options)
+        case .aerospike(let s): objects = AerospikeRenderer.render(s, spec.metadata, options: options)
+        case .postgres(let s): objects = PostgresRenderer.render(s, spec.metadata, options: options)
+        }
+        objects = stampConfigHashes(objects)
+        // Stable: within a stage, the renderer's own order.
+        let ordered = objects.enumerated().sorted { ($0.element.stage, $0.offset) < ($1.element.stage, $1.offset) }.map(\.element)
+        return RenderedCluster(spec: spec, objects: ordered)
+    }
+
+    /// Renders several clusters. Two clusters that would render the same object (for example an
+    /// Atomix cluster `orders` with group `db`, and a cluster named `orders-db`) are reported and
+    /// neither is rendered.
+    ///
+    /// - Returns: The rendered clusters in input order, and errors for clusters that collide.
+    public static func renderAll(_ specs: [ClusterSpec], options: RenderOptions = RenderOptions())
+        -> (clusters: [RenderedCluster], errors: [SpecError])
+    {
+        let rendered = specs.map { render($0, options: options) }
+        var owner: [String: Int] = [:]
+        var colliding: [Int: [String]] = [:]
+        for (i, cluster) in rendered.enumerated() {
+            for object in cluster.objects {
+                let key = "\(object.kind)/\(object.namespace)/\(object.name)"
+                if let j = owner[key], j != i {
+                    colliding[i, default: []].append("\(key) (also rendered for \(rendered[j].spec.file))")
+                    colliding[j, default: []].append("\(key) (also rendered for \(cluster.spec.file))")
+                } else {
+                    owner[key] = i
+                }
+            }
+        }
+        var errors: [SpecError] = []
+        for (i, keys) in colliding {
+            let spec = rendered[i].spec
+            errors.append(SpecError(file: spec.file, location: spec.metadata.nameLocation, path: "metadata.name",
+                                    message: "cluster \(spec.identity) would render objects another cluster renders too: \(keys.joined(separator: ", ")); rename one of them"))
+        }
+        let kept = rendered.enumerated().filter { colliding[$0.offset] == nil }.map(\.element)
+        return (kept, errors.sorted())
+    }
+
+    /// `sha256:<hex>` over the canonical JSON of `{configMapName: data}` for every ConfigMap the
+    /// pod template reads (volumes, env and envFrom). Nothing else feeds it, so replicas,
+    /// resources or labels never change it.
+    public static func configHash(of podTemplate: JSONValue, configMaps: [String: JSONValue]) -> String {
+        var read = JSONObject()
+        for name in referencedConfigMaps(podTemplate).sorted() {
+            read[name] = configMaps[name] ?? .null
+        }
+        let digest = SHA256.hash(data: Array(JSONValue.object(read).canonicalJSON().utf8))
+        return "sha256:" + digest.map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
+
+    static func referencedConfigMaps(_ template: JSONValue) -> Set<String> {
+        var names: Set<String> = []
+        let spec = template["spec"]
+        for volume in spec?["volumes"]?.arrayValue ?? [] {
+            if let n = volume["configMap", "name"]?.stringValue { names.insert(n) }
+        }
+        let containers = (spec?["containers"]?.arrayValue ?? []) + (spec?["initContainers"]?.arrayValue ?? [])
+        for container in containers {
+            for env in container["env"]?.arrayValue ?? [] {
+                if let n = env["valueFrom", "configMapKeyRef", "name"]?.stringValue { names.insert(n) }
+            }
+            for from in container["envFrom"]?.arrayValue ?? [] {
+                if let n = from["configMapRef", "name"]?.stringValue { names.insert(n) }
+            }
+        }
+        return names
+    }
+
+    private static func stampConfigHashes(_ objects: [RenderedObject]) -> [RenderedObject] {
+        var configMaps: [String: JSONValue] = [:]
+        for o in objects where o.kind == "ConfigMap" { configMaps[o.name] = o.body["data"] ?? .null }
+        return objects.map { object in
+            guard object.kind == "StatefulSet", var body = object.body.objectValue,
+                  var spec = body["spec"]?.objectValue, var template = spec["template"]?.objectValue else { return object }
+            let hash = configHash(of: .object(template), configMaps: configMaps)
+            var metadata = template["metadata"]?.objectValue ?? JSONObject()
+            var annotations = metadata["annotations"]?.objectValue ?? JSONObject()
+            annotations[ConfigHash.annotation] = .string(hash)
+            metadata["annotations"] = .object(annotations.sortedByKey())
+            template["metadata"] = .object(metadata)
+            spec["template"] = .object(template)
+            body["spec"] = .object(spec)
+            var stamped = object
+            stamped.body = .object(body)
+            return stamped
+        }
+    }
+}

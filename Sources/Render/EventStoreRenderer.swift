@@ -1,0 +1,161 @@
+import ClusterSpecs
+
+/// EventStoreDB / KurrentDB: `<name>-config` (eventstore.conf), a headless Service for gossip,
+/// a PodDisruptionBudget, the StatefulSet, and one LoadBalancer per node when asked.
+enum EventStoreRenderer {
+    static let httpPort = 2113
+    static let replicationPort = 1112
+    static let externalTcpPort = 1113
+
+    static func render(_ spec: EventStoreSpec, _ cluster: ClusterMetadata, options: RenderOptions) -> [RenderedObject] {
+        let name = cluster.name
+        let selector = ["app.kubernetes.io/name": "kurrentdb", "app.kubernetes.io/instance": name]
+        let labels = selector
+        let d = spec.dialect
+        let domain = "\(name).\(cluster.namespace).svc.cluster.local"
+        let config = configuration(spec, cluster)
+        let externalTcp = d.hasExternalTcp && config["EnableExternalTcp"] == .bool(true)
+
+        var servicePorts = [Kube.servicePort("http", httpPort), Kube.servicePort("replication", replicationPort)]
+        var containerPorts = [Kube.port("http", httpPort), Kube.port("replication", replicationPort)]
+        if externalTcp {
+            servicePorts.append(Kube.servicePort("external-tcp", externalTcpPort))
+            containerPorts.append(Kube.port("external-tcp", externalTcpPort))
+        }
+
+        let configMapName = "\(name)-config"
+        let configMap = Kube.configMap(configMapName, cluster, labels: labels,
+                                       data: [("eventstore.conf", YAMLWriter.document(.object(config)))])
+        let service = Kube.headlessService(name, cluster, labels: labels, selector: selector, ports: servicePorts)
+        let pdb = Kube.podDisruptionBudget("\(name)-pdb", cluster, labels: labels, selector: selector,
+                                           .maxUnavailable(1), options: options)
+
+        let prefix = d == .kurrent25 ? "KURRENTDB_" : "EVENTSTORE_"
+        let advertise = "$(POD_NAME).\(domain)"
+        var env = [Kube.envField("POD_NAME", "metadata.name")]
+        if d.usesNewNames {
+            env.append(Kube.env(prefix + "NODE_HOST_ADVERTISE_AS", advertise))
+            env.append(Kube.env(prefix + "REPLICATION_HOST_ADVERTISE_AS", advertise))
+        } else {
+            env.append(Kube.env(prefix + "EXT_HOST_ADVERTISE_AS", advertise))
+            env.append(Kube.env(prefix + "INT_HOST_ADVERTISE_AS", advertise))
+        }
+
+        let configDir = d == .kurrent25 ? "/etc/kurrentdb" : "/etc/eventstore"
+        let configFile = d == .kurrent25 ? "kurrentdb.conf" : "eventstore.conf"
+        var container = Kube.Container(name: "eventstore", image: spec.image)
+        container.ports = containerPorts
+        container.env = env
+        container.resources = spec.resources
+        container.volumeMounts = [Kube.mount("data", dataRoot(d)), Kube.mount("config", configDir, readOnly: true)]
+        container.livenessProbe = Kube.httpProbe(path: "/health/live", port: httpPort, initialDelay: 30, period: 10, timeout: 5, failureThreshold: 6)
+        container.readinessProbe = Kube.httpProbe(path: "/health/live", port: httpPort, initialDelay: 5, period: 5, timeout: 5)
+
+        var pod = Kube.PodSpec(containers: [container])
+        pod.volumes = [Kube.configMapVolume("config", configMap: configMapName, items: [(key: "eventstore.conf", path: configFile)])]
+        pod.securityContext = ["fsGroup": 1000]
+        pod.nodeSelector = spec.constraints.nodeSelector
+        pod.tolerations = spec.constraints.tolerations
+        pod.topologySpreadConstraints = spec.constraints.topologySpreadConstraints
+        pod.affinity = spec.constraints.affinity ?? softAntiAffinity(selector)
+
+        var sts = Kube.StatefulSet(name: name, cluster: cluster, labels: labels, selector: selector, podLabels: selector,
+                                   replicas: spec.replicas, serviceName: name, pod: pod)
+        sts.podManagementPolicy = "Parallel"
+        sts.volumeClaimTemplates = [Kube.volumeClaimTemplate(
+            "data", size: spec.storage.size, storageClass: spec.storage.storageClassName,
+            accessModes: spec.storage.accessModes, volumeMode: spec.storage.volumeMode, labels: selector)]
+
+        var objects = [configMap, service, pdb, sts.object]
+        if spec.loadBalancer.enabled {
+            var lbPorts = [Kube.servicePort("http", httpPort)]
+            if externalTcp { lbPorts.append(Kube.servicePort("external-tcp", externalTcpPort)) }
+            for i in 0..<spec.replicas {
+                var podSelector = selector
+                podSelector["statefulset.kubernetes.io/pod-name"] = "\(name)-\(i)"
+                objects.append(Kube.loadBalancerService("\(name)-\(i)-lb", cluster, labels: labels, selector: podSelector,
+                                                        ports: lbPorts, sourceRanges: spec.loadBalancer.allowedIps))
+            }
+        }
+        return objects
+    }
+
+    static func dataRoot(_ d: EventStoreDialect) -> String {
+        d == .kurrent25 ? "/var/lib/kurrentdb" : "/var/lib/eventstore"
+    }
+
+    /// The defaults of the operator runtime seed, in the dialect of the image's version, with the
+    /// keys cairn manages, and the user's keys merged over them.
+    static func configuration(_ spec: EventStoreSpec, _ cluster: ClusterMetadata) -> JSONObject {
+        let d = spec.dialect
+        let root = dataRoot(d)
+        var c: JSONObject = [
+            "Db": .string(root + "/data"),
+            "Index": .string(root + "/index"),
+            "Log": .string(root + "/logs"),
+            "DisableLogFile": true,
+        ]
+        if d.usesNewNames {
+            c["NodeIp"] = "0.0.0.0"
+            c["ReplicationIp"] = "0.0.0.0"
+        } else {
+            c["ExtIp"] = "0.0.0.0"
+            c["IntIp"] = "0.0.0.0"
+            c["EnableExternalTcp"] = true
+        }
+        c["EnableAtomPubOverHTTP"] = true
+        c["ClusterSize"] = .int(spec.replicas)
+        c["DiscoverViaDns"] = false
+        if spec.replicas > 1 {
+            let domain = "\(cluster.name).\(cluster.namespace).svc.cluster.local"
+            c["GossipSeed"] = .array((0..<spec.replicas).map { .string("\(cluster.name)-\($0).\(domain):\(httpPort)") })
+        }
+        c["Insecure"] = true
+        c["AllowAnonymousEndpointAccess"] = true
+        c["PrepareTimeoutMs"] = 3000
+        c["CommitTimeoutMs"] = 3000
+        if d.usesNewNames {
+            c["ReplicationHeartbeatInterval"] = 1000
+            c["ReplicationHeartbeatTimeout"] = 2500
+        } else {
+            c["IntTcpHeartbeatInterval"] = 1000
+            c["IntTcpHeartbeatTimeout"] = 2500
+            c["ExtTcpHeartbeatInterval"] = 1000
+            c["ExtTcpHeartbeatTimeout"] = 2500
+        }
+        c["GossipIntervalMs"] = 2000
+        c["GossipTimeoutMs"] = 5000
+        c["LeaderElectionTimeoutMs"] = 2000
+        for key in spec.configuration.keys.sorted() {
+            c[key] = spec.configuration[key]
+        }
+        return c
+    }
+
+    static func softAntiAffinity(_ selector: [String: String]) -> JSONValue {
+        [
+            "podAntiAffinity": [
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    [
+                        "weight": 100,
+                        "podAffinityTerm": [
+                            "labelSelector": ["matchLabels": .sortedStrings(Array(selector))],
+                            "topologyKey": "kubernetes.io/hostname",
+                        ],
+                    ],
+                ],
+            ],
+        ]
+    }
+
+    static func requiredAntiAffinity(_ selector: [String: String]) -> JSONValue {
+        [
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                [
+                    "labelSelector": ["matchLabels": .sortedStrings(Array(selector))],
+                    "topologyKey": "kubernetes.io/hostname",
+                ],
+            ],
+        ]
+    }
+}

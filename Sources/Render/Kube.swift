@@ -1,0 +1,329 @@
+import ClusterSpecs
+import Foundation
+
+/// Builders for the few Kubernetes kinds cairn renders, each in the form the API server stores
+/// it (defaults written out, `protocol: TCP` on every port, explicit apiVersion/kind in
+/// volumeClaimTemplates), so that an unchanged cluster diffs clean against the live objects.
+enum Kube {
+    static let managedBy = "cairn"
+
+    /// Object metadata: the cluster's identity labels plus the spec's own labels and annotations.
+    static func metadata(_ name: String, _ cluster: ClusterMetadata, labels: [String: String],
+                         annotations: [String: String] = [:]) -> JSONValue {
+        var all = cluster.labels
+        for (k, v) in labels { all[k] = v }
+        all["app.kubernetes.io/managed-by"] = managedBy
+        var notes = cluster.annotations
+        for (k, v) in annotations { notes[k] = v }
+        var o: JSONObject = ["name": .string(name), "namespace": .string(cluster.namespace)]
+        o["labels"] = .sortedStrings(Array(all))
+        if !notes.isEmpty { o["annotations"] = .sortedStrings(Array(notes)) }
+        return .object(o)
+    }
+
+    static func port(_ name: String, _ number: Int) -> JSONValue {
+        ["name": .string(name), "containerPort": .int(number), "protocol": "TCP"]
+    }
+
+    static func servicePort(_ name: String, _ number: Int) -> JSONValue {
+        ["name": .string(name), "port": .int(number), "protocol": "TCP", "targetPort": .int(number)]
+    }
+
+    static func resources(_ r: ResourceRequirements) -> JSONValue {
+        var o = JSONObject()
+        if !r.limits.isEmpty { o["limits"] = .sortedStrings(r.limits.map { ($0.key, $0.value.description) }) }
+        if !r.requests.isEmpty { o["requests"] = .sortedStrings(r.requests.map { ($0.key, $0.value.description) }) }
+        return .object(o)
+    }
+
+    static func env(_ name: String, _ value: String) -> JSONValue {
+        ["name": .string(name), "value": .string(value)]
+    }
+
+    static func envField(_ name: String, _ fieldPath: String) -> JSONValue {
+        ["name": .string(name), "valueFrom": ["fieldRef": ["apiVersion": "v1", "fieldPath": .string(fieldPath)]]]
+    }
+
+    static func envSecret(_ name: String, secret: String, key: String) -> JSONValue {
+        ["name": .string(name), "valueFrom": ["secretKeyRef": ["name": .string(secret), "key": .string(key)]]]
+    }
+
+    static func envConfigMap(_ name: String, configMap: String, key: String) -> JSONValue {
+        ["name": .string(name), "valueFrom": ["configMapKeyRef": ["name": .string(configMap), "key": .string(key)]]]
+    }
+
+    static func userEnv(_ vars: [EnvVar]) -> [JSONValue] {
+        vars.map { env($0.name, $0.value) }
+    }
+
+    static func httpProbe(path: String, port: Int, initialDelay: Int = 0, period: Int = 10, timeout: Int = 1,
+                          failureThreshold: Int = 3) -> JSONValue {
+        var o: JSONObject = [
+            "httpGet": ["path": .string(path), "port": .int(port), "scheme": "HTTP"],
+        ]
+        if initialDelay > 0 { o["initialDelaySeconds"] = .int(initialDelay) }
+        o["timeoutSeconds"] = .int(timeout)
+        o["periodSeconds"] = .int(period)
+        o["successThreshold"] = 1
+        o["failureThreshold"] = .int(failureThreshold)
+        return .object(o)
+    }
+
+    static func tcpProbe(port: Int, initialDelay: Int = 0, period: Int = 10) -> JSONValue {
+        var o: JSONObject = ["tcpSocket": ["port": .int(port)]]
+        if initialDelay > 0 { o["initialDelaySeconds"] = .int(initialDelay) }
+        o["timeoutSeconds"] = 1
+        o["periodSeconds"] = .int(period)
+        o["successThreshold"] = 1
+        o["failureThreshold"] = 3
+        return .object(o)
+    }
+
+    static func imagePullPolicy(_ image: String) -> String {
+        let last = image.split(separator: "/").last ?? ""
+        if image.contains("@") { return "IfNotPresent" }
+        return !last.contains(":") || last.hasSuffix(":latest") ? "Always" : "IfNotPresent"
+    }
+
+    struct Container {
+        var name: String
+        var image: String
+        var command: [String] = []
+        var args: [String] = []
+        var ports: [JSONValue] = []
+        var env: [JSONValue] = []
+        var resources = ResourceRequirements()
+        var volumeMounts: [JSONValue] = []
+        var volumeDevices: [JSONValue] = []
+        var livenessProbe: JSONValue?
+        var readinessProbe: JSONValue?
+
+        var json: JSONValue {
+            var o: JSONObject = ["name": .string(name), "image": .string(image)]
+            if !command.isEmpty { o["command"] = .array(command.map { .string($0) }) }
+            if !args.isEmpty { o["args"] = .array(args.map { .string($0) }) }
+            if !ports.isEmpty { o["ports"] = .array(ports) }
+            if !env.isEmpty { o["env"] = .array(env) }
+            o["resources"] = Kube.resources(resources)
+            if !volumeMounts.isEmpty { o["volumeMounts"] = .array(volumeMounts) }
+            if !volumeDevices.isEmpty { o["volumeDevices"] = .array(volumeDevices) }
+            if let livenessProbe { o["livenessProbe"] = livenessProbe }
+            if let readinessProbe { o["readinessProbe"] = readinessProbe }
+            o["terminationMessagePath"] = "/dev/termination-log"
+            o["terminationMessagePolicy"] = "File"
+            o["imagePullPolicy"] = .string(Kube.imagePullPolicy(image))
+            return .object(o)
+        }
+    }
+
+    static func mount(_ name: String, _ path: String, readOnly: Bool = false) -> JSONValue {
+        var o: JSONObject = ["name": .string(name), "mountPath": .string(path)]
+        if readOnly { o["readOnly"] = true }
+        return .object(o)
+    }
+
+    static func configMapVolume(_ name: String, configMap: String, items: [(key: String, path: String)] = [],
+                                mode: Int = 420) -> JSONValue {
+        var cm: JSONObject = ["name": .string(configMap)]
+        if !items.isEmpty {
+            cm["items"] = .array(items.map { ["key": .string($0.key), "path": .string($0.path)] })
+        }
+        cm["defaultMode"] = .int(mode)
+        return ["name": .string(name), "configMap": .object(cm)]
+    }
+
+    static func secretVolume(_ name: String, secret: String) -> JSONValue {
+        ["name": .string(name), "secret": ["secretName": .string(secret), "defaultMode": 420]]
+    }
+
+    static func emptyDirVolume(_ name: String) -> JSONValue {
+        ["name": .string(name), "emptyDir": [:]]
+    }
+
+    struct PodSpec {
+        var containers: [Container]
+        var initContainers: [Container] = []
+        var volumes: [JSONValue] = []
+        var serviceAccountName: String?
+        var terminationGracePeriodSeconds = 30
+        var securityContext = JSONObject()
+        var nodeSelector: [String: String] = [:]
+        var affinity: JSONValue?
+        var tolerations: [JSONValue] = []
+        var topologySpreadConstraints: [JSONValue] = []
+
+        var json: JSONValue {
+            var o = JSONObject()
+            if !initContainers.isEmpty { o["initContainers"] = .array(initContainers.map(\.json)) }
+            o["containers"] = .array(containers.map(\.json))
+            if !volumes.isEmpty { o["volumes"] = .array(volumes) }
+            o["restartPolicy"] = "Always"
+            o["terminationGracePeriodSeconds"] = .int(terminationGracePeriodSeconds)
+            o["dnsPolicy"] = "ClusterFirst"
+            if !nodeSelector.isEmpty { o["nodeSelector"] = .sortedStrings(Array(nodeSelector)) }
+            if let serviceAccountName {
+                o["serviceAccountName"] = .string(serviceAccountName)
+                o["serviceAccount"] = .string(serviceAccountName)
+            }
+            o["securityContext"] = .object(securityContext)
+            if let affinity { o["affinity"] = affinity }
+            o["schedulerName"] = "default-scheduler"
+            if !tolerations.isEmpty { o["tolerations"] = .array(tolerations) }
+            if !topologySpreadConstraints.isEmpty { o["topologySpreadConstraints"] = .array(topologySpreadConstraints) }
+            return .object(o)
+        }
+    }
+
+    static func volumeClaimTemplate(_ name: String, size: Quantity, storageClass: String?,
+                                    accessModes: [String] = ["ReadWriteOnce"], volumeMode: String = "Filesystem",
+                                    labels: [String: String]) -> JSONValue {
+        var spec: JSONObject = [
+            "accessModes": .array(accessModes.map { .string($0) }),
+            "resources": ["requests": ["storage": .string(size.description)]],
+        ]
+        if let storageClass { spec["storageClassName"] = .string(storageClass) }
+        spec["volumeMode"] = .string(volumeMode)
+        return [
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": ["name": .string(name), "labels": .sortedStrings(Array(labels))],
+            "spec": .object(spec),
+        ]
+    }
+
+    enum UpdateStrategy {
+        case rollingUpdate
+        case onDelete
+    }
+
+    struct StatefulSet {
+        var name: String
+        var cluster: ClusterMetadata
+        var labels: [String: String]
+        var selector: [String: String]
+        var podLabels: [String: String]
+        var podAnnotations: [String: String] = [:]
+        var replicas: Int
+        var serviceName: String
+        var podManagementPolicy = "OrderedReady"
+        var updateStrategy = UpdateStrategy.rollingUpdate
+        var pod: PodSpec
+        var volumeClaimTemplates: [JSONValue] = []
+
+        var object: RenderedObject {
+            var template: JSONObject = ["labels": .sortedStrings(Array(podLabels))]
+            if !podAnnotations.isEmpty { template["annotations"] = .sortedStrings(Array(podAnnotations)) }
+            var spec: JSONObject = [
+                "replicas": .int(replicas),
+                "selector": ["matchLabels": .sortedStrings(Array(selector))],
+                "serviceName": .string(serviceName),
+                "podManagementPolicy": .string(podManagementPolicy),
+            ]
+            switch updateStrategy {
+            case .rollingUpdate: spec["updateStrategy"] = ["type": "RollingUpdate", "rollingUpdate": ["partition": 0]]
+            case .onDelete: spec["updateStrategy"] = ["type": "OnDelete"]
+            }
+            spec["revisionHistoryLimit"] = 10
+            spec["template"] = ["metadata": .object(template), "spec": pod.json]
+            if !volumeClaimTemplates.isEmpty { spec["volumeClaimTemplates"] = .array(volumeClaimTemplates) }
+            let body: JSONValue = [
+                "apiVersion": "apps/v1",
+                "kind": "StatefulSet",
+                "metadata": Kube.metadata(name, cluster, labels: labels),
+                "spec": .object(spec),
+            ]
+            return RenderedObject(body: body, stage: .workloads)
+        }
+    }
+
+    static func headlessService(_ name: String, _ cluster: ClusterMetadata, labels: [String: String],
+                                selector: [String: String], ports: [JSONValue]) -> RenderedObject {
+        let body: JSONValue = [
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata(name, cluster, labels: labels),
+            "spec": [
+                "type": "ClusterIP",
+                "clusterIP": "None",
+                "publishNotReadyAddresses": true,
+                "selector": .sortedStrings(Array(selector)),
+                "ports": .array(ports),
+                "sessionAffinity": "None",
+            ],
+        ]
+        return RenderedObject(body: body, stage: .services)
+    }
+
+    static func clusterIPService(_ name: String, _ cluster: ClusterMetadata, labels: [String: String],
+                                 selector: [String: String], ports: [JSONValue]) -> RenderedObject {
+        let body: JSONValue = [
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata(name, cluster, labels: labels),
+            "spec": [
+                "type": "ClusterIP",
+                "selector": .sortedStrings(Array(selector)),
+                "ports": .array(ports),
+                "sessionAffinity": "None",
+            ],
+        ]
+        return RenderedObject(body: body, stage: .services)
+    }
+
+    static func loadBalancerService(_ name: String, _ cluster: ClusterMetadata, labels: [String: String],
+                                    selector: [String: String], ports: [JSONValue], sourceRanges: [String]) -> RenderedObject {
+        var spec: JSONObject = [
+            "type": "LoadBalancer",
+            "selector": .sortedStrings(Array(selector)),
+            "ports": .array(ports),
+            "sessionAffinity": "None",
+            "externalTrafficPolicy": "Cluster",
+        ]
+        if !sourceRanges.isEmpty { spec["loadBalancerSourceRanges"] = .array(sourceRanges.map { .string($0) }) }
+        let body: JSONValue = [
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata(name, cluster, labels: labels),
+            "spec": .object(spec),
+        ]
+        return RenderedObject(body: body, stage: .loadBalancers)
+    }
+
+    enum Disruption {
+        case minAvailable(Int)
+        case maxUnavailable(Int)
+    }
+
+    static func podDisruptionBudget(_ name: String, _ cluster: ClusterMetadata, labels: [String: String],
+                                    selector: [String: String], _ disruption: Disruption,
+                                    options: RenderOptions) -> RenderedObject {
+        var spec = JSONObject()
+        switch disruption {
+        case .minAvailable(let n): spec["minAvailable"] = .int(n)
+        case .maxUnavailable(let n): spec["maxUnavailable"] = .int(n)
+        }
+        spec["selector"] = ["matchLabels": .sortedStrings(Array(selector))]
+        let body: JSONValue = [
+            "apiVersion": .string(options.podDisruptionBudgetAPIVersion),
+            "kind": "PodDisruptionBudget",
+            "metadata": metadata(name, cluster, labels: labels),
+            "spec": .object(spec),
+        ]
+        return RenderedObject(body: body, stage: .services)
+    }
+
+    static func configMap(_ name: String, _ cluster: ClusterMetadata, labels: [String: String],
+                          data: [(String, String)]) -> RenderedObject {
+        let body: JSONValue = [
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata(name, cluster, labels: labels),
+            "data": .sortedStrings(data),
+        ]
+        return RenderedObject(body: body, stage: .configuration)
+    }
+
+    static func base64(_ s: String) -> String {
+        Data(s.utf8).base64EncodedString()
+    }
+}

@@ -1,0 +1,156 @@
+import ClusterSpecs
+
+/// PostgreSQL with Patroni (Spilo), as the Zalando operator renders it: credentials Secrets
+/// (created once, never overwritten), the Spilo configuration, the pods' ServiceAccount and Role
+/// for Patroni's Kubernetes DCS, master and replica Services, a PodDisruptionBudget on the
+/// master, and an `OnDelete` StatefulSet that cairn rotates replicas first, primary last.
+enum PostgresRenderer {
+    /// Annotation on a rendered Secret naming the keys cairn generates when it creates the Secret.
+    static let generatedKeysAnnotation = "cairn.dev/generated-keys"
+
+    /// Parameters Spilo keeps in the local postgresql.conf; all others go to Patroni's DCS.
+    static func isLocalParameter(_ name: String) -> Bool {
+        ["archive_command", "shared_buffers", "logging_collector", "shared_preload_libraries",
+         "pg_stat_statements.track_utility"].contains(name)
+            || name.hasPrefix("log_") || name.hasPrefix("ssl") || name.hasPrefix("bg_mon.") || name.hasPrefix("extwlist.")
+    }
+
+    static func render(_ spec: PostgresSpec, _ cluster: ClusterMetadata, options: RenderOptions) -> [RenderedObject] {
+        let c = cluster.name
+        let selector = ["application": "spilo", "cluster-name": c]
+        var labels = selector
+        labels["team"] = spec.teamId
+        labels["app.kubernetes.io/name"] = "postgresql"
+        labels["app.kubernetes.io/instance"] = c
+        var objects: [RenderedObject] = []
+
+        // Patroni reads and writes its leader and config ConfigMaps, Endpoints and pod labels.
+        let account = "\(c)-patroni"
+        objects.append(RenderedObject(body: [
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": Kube.metadata(account, cluster, labels: labels),
+        ], stage: .access))
+        let verbs: [JSONValue] = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+        objects.append(RenderedObject(body: [
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": Kube.metadata(account, cluster, labels: labels),
+            "rules": [
+                ["apiGroups": [""], "resources": ["configmaps", "endpoints"], "verbs": .array(verbs)],
+                ["apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch", "update", "watch"]],
+                ["apiGroups": [""], "resources": ["services"], "verbs": ["create"]],
+            ],
+        ], stage: .access))
+        objects.append(RenderedObject(body: [
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": Kube.metadata(account, cluster, labels: labels),
+            "roleRef": ["apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": .string(account)],
+            "subjects": [["kind": "ServiceAccount", "name": .string(account), "namespace": .string(cluster.namespace)]],
+        ], stage: .access))
+
+        for user in ["postgres", "standby"] + spec.users.map(\.name) {
+            objects.append(RenderedObject(body: [
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": Kube.metadata(PostgresSpec.secretName(user: user, cluster: c), cluster, labels: labels,
+                                          annotations: [generatedKeysAnnotation: "password"]),
+                "type": "Opaque",
+                "data": ["username": .string(Kube.base64(user))],
+            ], stage: .secrets, createOnly: true))
+        }
+
+        let configName = "\(c)-spilo"
+        objects.append(Kube.configMap(configName, cluster, labels: labels,
+                                      data: [("SPILO_CONFIGURATION", spiloConfiguration(spec).canonicalJSON())]))
+
+        let ports = [Kube.servicePort("postgresql", 5432)]
+        let ranges = spec.allowedSourceRanges.isEmpty ? ["127.0.0.1/32"] : spec.allowedSourceRanges
+        for (name, role, lb) in [(c, "master", spec.enableMasterLoadBalancer), ("\(c)-repl", "replica", spec.enableReplicaLoadBalancer)] {
+            var roleSelector = selector
+            roleSelector["spilo-role"] = role
+            var roleLabels = labels
+            roleLabels["spilo-role"] = role
+            objects.append(lb
+                ? Kube.loadBalancerService(name, cluster, labels: roleLabels, selector: roleSelector, ports: ports, sourceRanges: ranges)
+                : Kube.clusterIPService(name, cluster, labels: roleLabels, selector: roleSelector, ports: ports))
+        }
+        var masterSelector = selector
+        masterSelector["spilo-role"] = "master"
+        objects.append(Kube.podDisruptionBudget("postgres-\(c)-pdb", cluster, labels: labels, selector: masterSelector,
+                                                .minAvailable(1), options: options))
+
+        let superuserSecret = PostgresSpec.secretName(user: "postgres", cluster: c)
+        let standbySecret = PostgresSpec.secretName(user: "standby", cluster: c)
+        var container = Kube.Container(name: "postgres", image: spec.dockerImage)
+        container.ports = [Kube.port("patroni", 8008), Kube.port("postgresql", 5432), Kube.port("pod-admin", 8080)]
+        container.env = [
+            Kube.env("SCOPE", c),
+            Kube.env("PGROOT", "/home/postgres/pgdata/pgroot"),
+            Kube.envField("POD_IP", "status.podIP"),
+            Kube.envField("POD_NAMESPACE", "metadata.namespace"),
+            Kube.env("PGUSER_SUPERUSER", "postgres"),
+            Kube.env("KUBERNETES_SCOPE_LABEL", "cluster-name"),
+            Kube.env("KUBERNETES_ROLE_LABEL", "spilo-role"),
+            Kube.envSecret("PGPASSWORD_SUPERUSER", secret: superuserSecret, key: "password"),
+            Kube.env("PGUSER_STANDBY", "standby"),
+            Kube.envSecret("PGPASSWORD_STANDBY", secret: standbySecret, key: "password"),
+            Kube.env("PAM_OAUTH2", ""),
+            Kube.env("HUMAN_ROLE", "zalandos"),
+            Kube.env("PGVERSION", String(spec.version)),
+            Kube.envConfigMap("SPILO_CONFIGURATION", configMap: configName, key: "SPILO_CONFIGURATION"),
+            Kube.env("DCS_ENABLE_KUBERNETES_API", "true"),
+            Kube.env("KUBERNETES_LABELS", JSONValue.sortedStrings([("application", "spilo")]).canonicalJSON()),
+            Kube.env("KUBERNETES_USE_CONFIGMAPS", "true"),
+        ]
+        container.resources = spec.resources
+        container.volumeMounts = [Kube.mount("pgdata", "/home/postgres/pgdata"), Kube.mount("dshm", "/dev/shm")]
+        container.readinessProbe = Kube.httpProbe(path: "/readiness", port: 8008, initialDelay: 6, period: 10, timeout: 5)
+
+        var pod = Kube.PodSpec(containers: [container])
+        pod.volumes = [["name": "dshm", "emptyDir": ["medium": "Memory"]]]
+        pod.serviceAccountName = account
+        pod.terminationGracePeriodSeconds = 300
+        pod.tolerations = spec.tolerations
+        if let nodeAffinity = spec.nodeAffinity { pod.affinity = ["nodeAffinity": nodeAffinity] }
+
+        var podLabels = selector
+        podLabels["app.kubernetes.io/name"] = "postgresql"
+        podLabels["app.kubernetes.io/instance"] = c
+        var sts = Kube.StatefulSet(name: c, cluster: cluster, labels: labels, selector: selector, podLabels: podLabels,
+                                   podAnnotations: spec.podAnnotations, replicas: spec.numberOfInstances,
+                                   serviceName: c, pod: pod)
+        sts.updateStrategy = .onDelete
+        sts.volumeClaimTemplates = [Kube.volumeClaimTemplate("pgdata", size: spec.volumeSize, storageClass: spec.storageClass,
+                                                             labels: selector)]
+        objects.append(sts.object)
+        return objects
+    }
+
+    /// The `SPILO_CONFIGURATION` document: local parameters and pg_hba for postgresql.conf, the
+    /// rest as bootstrap DCS settings.
+    static func spiloConfiguration(_ spec: PostgresSpec) -> JSONValue {
+        var local = JSONObject()
+        var dcsParameters = JSONObject()
+        for (k, v) in spec.parameters.sorted(by: { $0.key < $1.key }) {
+            if isLocalParameter(k) { local[k] = .string(v) } else { dcsParameters[k] = .string(v) }
+        }
+        var postgresql: JSONObject = ["parameters": .object(local)]
+        if !spec.patroni.pgHba.isEmpty { postgresql["pg_hba"] = .array(spec.patroni.pgHba.map { .string($0) }) }
+        var dcs = JSONObject()
+        let p = spec.patroni
+        if let v = p.ttl { dcs["ttl"] = .int(v) }
+        if let v = p.loopWait { dcs["loop_wait"] = .int(v) }
+        if let v = p.retryTimeout { dcs["retry_timeout"] = .int(v) }
+        if let v = p.maximumLagOnFailover { dcs["maximum_lag_on_failover"] = .int(v) }
+        if let v = p.synchronousMode { dcs["synchronous_mode"] = .bool(v) }
+        if let v = p.synchronousModeStrict { dcs["synchronous_mode_strict"] = .bool(v) }
+        if let v = p.synchronousNodeCount { dcs["synchronous_node_count"] = .int(v) }
+        if let v = p.failsafeMode { dcs["failsafe_mode"] = .bool(v) }
+        dcs["postgresql"] = ["parameters": .object(dcsParameters)]
+        return [
+            "postgresql": .object(postgresql),
+            "bootstrap": [
+                "initdb": [["auth-host": "scram-sha-256"], ["auth-local": "trust"], "data-checksums"],
+                "dcs": .object(dcs),
+            ],
+        ]
+    }
+}
