@@ -154,8 +154,8 @@ public struct AerospikeSpec: Sendable, Hashable {
             if let rf = minReplicationFactor, let f = maxUnavailableField, maxUnavailable >= rf {
                 f.fail("must be less than the smallest replication-factor (\(rf)), or a disruption could take every copy of a partition")
             }
-            if let name = metadata?.name {
-                let nameField = s.field.child("metadata.name", s.field.node)
+            if let metadata, case let name = metadata.name {
+                let nameField = s.field.metadataName(metadata)
                 let longest = racks.map(\.id).max() ?? 0
                 nameField.checkDerivedName("\(name)-\(longest)-0123456789", limit: 63, what: "pod revision label")
             }

@@ -141,8 +141,8 @@ public struct AtomixSpec: Sendable, Hashable {
                                      resources: b["resources"].flatMap { $0.resources } ?? ResourceRequirements())
                 }
             }
-            if let name = metadata?.name {
-                let nameField = s.field.child("metadata.name", s.field.node)
+            if let metadata, case let name = metadata.name {
+                let nameField = s.field.metadataName(metadata)
                 nameField.checkDerivedName(name + "-service", limit: 63, what: "Service")
                 nameField.checkDerivedName(name + "-0123456789", limit: 63, what: "pod revision label")
             }

@@ -184,6 +184,12 @@ public enum ClusterSpecLoader {
 }
 
 extension Field {
+    /// `metadata.name`, for problems of the cluster as a whole found while decoding `spec`.
+    func metadataName(_ metadata: ClusterMetadata) -> Field {
+        Field(node: .scalar(.init(text: metadata.name, isPlain: true, location: metadata.nameLocation)),
+              path: "metadata.name", diagnostics: diagnostics)
+    }
+
     /// Reports when a derived object name would be too long.
     func checkDerivedName(_ derived: String, limit: Int, what: String) {
         if derived.count > limit {

@@ -107,24 +107,25 @@ extension Field {
     /// as the API server defaults them.
     var resources: ResourceRequirements? {
         object(unsupported: ["claims": "dynamic resource claims are not rendered"]) { r in
-            func quantities(_ key: String) -> [String: Quantity] {
-                guard let f = r[key], let entries = f.entries({ name, q -> Quantity? in
+            func quantities(_ key: String) -> [String: (quantity: Quantity, field: Field)] {
+                guard let f = r[key], let entries = f.entries({ name, q -> (quantity: Quantity, field: Field)? in
                     guard Field.isResourceName(name) else {
                         q.fail("'\(name)' is not a resource name (cpu, memory, ephemeral-storage, hugepages-<size>, or domain/name)")
                         return nil
                     }
                     guard let value = q.quantity else { return nil }
                     if value.isNegative { q.fail("must not be negative (got \(value))"); return nil }
-                    return value
+                    return (value, q)
                 }) else { return [:] }
                 return Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
             }
-            var requests = quantities("requests")
-            let limits = quantities("limits")
+            let requested = quantities("requests")
+            let limits = quantities("limits").mapValues(\.quantity)
+            var requests = requested.mapValues(\.quantity)
             for (name, limit) in limits {
-                if let request = requests[name] {
-                    if request > limit, let f = r["requests"] {
-                        f.child(name, f.node).fail("request \(request) is more than the limit \(limit)")
+                if let request = requested[name] {
+                    if request.quantity > limit {
+                        request.field.fail("request \(request.quantity) is more than the limit \(limit)")
                     }
                 } else {
                     requests[name] = limit

@@ -85,9 +85,9 @@ public struct EventStoreSpec: Sendable, Hashable {
                 for (k, v) in entries { configuration[k] = v }
             }
             let constraints = s["constraints"].flatMap { decodeConstraints($0) } ?? PodConstraints()
-            if let name = metadata?.name {
+            if let metadata, case let name = metadata.name {
                 // The StatefulSet's pods carry a controller-revision-hash label of <name>-<10 chars>.
-                s.field.child("metadata.name", s.field.node).checkDerivedName(name + "-0123456789", limit: 63, what: "pod revision label")
+                s.field.metadataName(metadata).checkDerivedName(name + "-0123456789", limit: 63, what: "pod revision label")
             }
             guard let replicas, let image, let dialect, let storage else { return nil }
             return EventStoreSpec(replicas: replicas, image: image, dialect: dialect, storage: storage,

@@ -189,8 +189,8 @@ public struct PostgresSpec: Sendable, Hashable {
                     return v.scalarText
                 }.map { Dictionary($0.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }) }
             } ?? [:]
-            if let name = metadata?.name, name.count > 53 {
-                s.field.child("metadata.name", s.field.node)
+            if let metadata, case let name = metadata.name, name.count > 53 {
+                s.field.metadataName(metadata)
                     .fail("a PostgreSQL cluster name is at most 53 characters (got \(name.count)); pod and Service names are derived from it")
             }
             guard let teamId, let instances, let version, let volumeSize else { return nil }

@@ -20,10 +20,18 @@ public enum ClusterRenderer {
         case .aerospike(let s): objects = AerospikeRenderer.render(s, spec.metadata, options: options)
         case .postgres(let s): objects = PostgresRenderer.render(s, spec.metadata, options: options)
         }
-        objects = stampConfigHashes(objects)
-        // Stable: within a stage, the renderer's own order.
-        let ordered = objects.enumerated().sorted { ($0.element.stage, $0.offset) < ($1.element.stage, $1.offset) }.map(\.element)
-        return RenderedCluster(spec: spec, objects: ordered)
+        return RenderedCluster(spec: spec, objects: stagedOrder(stampConfigHashes(objects)))
+    }
+
+    /// The objects of several clusters in apply order: every cluster's Secrets and ConfigMaps
+    /// before any workload, and within a stage the clusters' order.
+    public static func applyOrder(_ clusters: [RenderedCluster]) -> [RenderedObject] {
+        stagedOrder(clusters.flatMap(\.objects))
+    }
+
+    /// A stable sort by stage: within a stage, the given order.
+    private static func stagedOrder(_ objects: [RenderedObject]) -> [RenderedObject] {
+        objects.enumerated().sorted { ($0.element.stage, $0.offset) < ($1.element.stage, $1.offset) }.map(\.element)
     }
 
     /// Renders several clusters. Two clusters that would render the same object (for example an

@@ -118,7 +118,7 @@ extension Cairn {
             let rendered = ClusterRenderer.renderAll(clusters, options: RenderOptions(podDisruptionBudgetAPIVersion: pdbApiVersion))
             for e in rendered.errors { printError(e.description) }
             if failed || !rendered.errors.isEmpty { throw ExitCode(1) }
-            let objects = rendered.clusters.flatMap(\.objects).map(\.body)
+            let objects = ClusterRenderer.applyOrder(rendered.clusters).map(\.body)
             let text: String
             switch output {
             case .yaml: text = YAMLWriter.stream(objects)
