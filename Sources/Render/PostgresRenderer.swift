@@ -92,8 +92,6 @@ enum PostgresRenderer {
             Kube.envSecret("PGPASSWORD_SUPERUSER", secret: superuserSecret, key: "password"),
             Kube.env("PGUSER_STANDBY", "standby"),
             Kube.envSecret("PGPASSWORD_STANDBY", secret: standbySecret, key: "password"),
-            Kube.env("PAM_OAUTH2", ""),
-            Kube.env("HUMAN_ROLE", "zalandos"),
             Kube.env("PGVERSION", String(spec.version)),
             Kube.envConfigMap("SPILO_CONFIGURATION", configMap: configName, key: "SPILO_CONFIGURATION"),
             Kube.env("DCS_ENABLE_KUBERNETES_API", "true"),
@@ -108,6 +106,8 @@ enum PostgresRenderer {
         pod.volumes = [["name": "dshm", "emptyDir": ["medium": "Memory"]]]
         pod.serviceAccountName = account
         pod.terminationGracePeriodSeconds = 300
+        // Spilo runs PostgreSQL as uid 101 in group 103: the volume must be writable by that group.
+        pod.securityContext = ["fsGroup": 103]
         pod.tolerations = spec.tolerations
         if let nodeAffinity = spec.nodeAffinity { pod.affinity = ["nodeAffinity": nodeAffinity] }
 

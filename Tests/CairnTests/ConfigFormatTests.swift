@@ -1,0 +1,155 @@
+import ClusterSpecs
+import Foundation
+@testable import Render
+import Testing
+
+/// The rendered configuration files, read back by real parsers, and attempts to inject lines or
+/// keys into them through spec values.
+@Suite("Config formats: real parsers and injection attempts")
+struct ConfigFormatTests {
+    /// The whole rendered stream, read by PyYAML, equals the objects as JSON: the YAML writer's
+    /// quoting is exactly right (no string read as a number, boolean or date).
+    @Test func renderedYAMLReadsBackAsTheSameObjects() throws {
+        let specs = try Repo.exampleFiles.map { try loadSpec(Repo.read(Repo.clusters.appendingPathComponent($0)), file: $0) }
+        let objects = ClusterRenderer.renderAll(specs).clusters.flatMap(\.objects).map(\.body)
+        let yaml = YAMLWriter.stream(objects)
+        let script = """
+            import sys, yaml, json
+            docs = [d for d in yaml.safe_load_all(sys.stdin.read()) if d is not None]
+            print(json.dumps(docs, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+            """
+        let result = try python(script, input: yaml)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try sameJSON(result.stdout, JSONValue.array(objects).canonicalJSON()))
+    }
+
+    /// Compares two JSON texts as data (Python and cairn escape non-ASCII differently).
+    func sameJSON(_ a: String, _ b: String) throws -> Bool {
+        let x = try JSONSerialization.jsonObject(with: Data(a.utf8)) as? NSObject
+        let y = try JSONSerialization.jsonObject(with: Data(b.utf8)) as? NSObject
+        return x != nil && x == y
+    }
+
+    @Test func yamlWriterQuotesWhatReadersWouldMisread() throws {
+        let tricky: [String] = ["yes", "No", "on", "off", "y", "~", "null", "true", "1.0", "0755", "1e3", "12:30", "2001-12-14",
+                                "0x1F", "- item", "a: b", "#comment", "key: value\nother: 1", "trailing ", " leading", "tab\there",
+                                "quote\"s", "back\\slash", "", "*alias", "&anchor", "!tag", "%percent", "@at", "`tick", "{a}", "[b]",
+                                "line\u{2028}sep", "bell\u{07}", "multi\nline\n", "multi\nline", "  indented\nblock\n", ".inf", "-.inf", ".nan",
+                                "=", "1_000", "+1", "3.1.0", "10.96.0.0/16", "1Gi", "ünïcødé", "a #b", "a# b"]
+        let value = JSONValue.object(JSONObject(tricky.enumerated().map { (key: "k\($0.offset)", value: JSONValue.string($0.element)) }
+            + [(key: "yes", value: "key"), (key: "1", value: "numeric key")]))
+        let result = try python("import sys, yaml, json; print(json.dumps(yaml.safe_load(sys.stdin.read()), sort_keys=True, separators=(',', ':'), ensure_ascii=False))",
+                                input: YAMLWriter.document(value))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try sameJSON(result.stdout, value.canonicalJSON()))
+    }
+
+    func eventStoreConf(_ configuration: String) throws -> String {
+        let yaml = """
+            apiVersion: kubernetes.kurrent.io/v1
+            kind: KurrentDB
+            metadata: {name: es}
+            spec:
+              replicas: 3
+              image: eventstore/eventstore:23.10.2-bookworm-slim
+              storage: {resources: {requests: {storage: 1Gi}}}
+              configuration:
+            \(configuration)
+            """
+        return try #require(object(try render(yaml), "ConfigMap", "es-config")?.body["data", "eventstore.conf"]?.stringValue)
+    }
+
+    @Test func eventStoreConfParsesWithPyYAMLAndCannotBeInjected() throws {
+        let conf = try eventStoreConf("    MaxAppendSize: \"1024\\nClusterSize: 9\\nInsecure: false\"\n    CertificateReservedNodeCommonName: \"*.es: x # y\"\n")
+        let result = try python("import sys, yaml, json; print(json.dumps(yaml.safe_load(sys.stdin.read()), sort_keys=True))", input: conf)
+        #expect(result.status == 0, "\(result.stderr)")
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(parsed["ClusterSize"] as? Int == 3)
+        #expect(parsed["Insecure"] as? Bool == true)
+        #expect(parsed["MaxAppendSize"] as? String == "1024\nClusterSize: 9\nInsecure: false")
+        #expect(parsed["CertificateReservedNodeCommonName"] as? String == "*.es: x # y")
+        #expect((parsed["GossipSeed"] as? [String])?.count == 3)
+        #expect(parsed["NodeIp"] as? String == "0.0.0.0")
+    }
+
+    @Test func atomixConfParsesWithPyhocon() throws {
+        let text = try Repo.read(Repo.clusters.appendingPathComponent("example-atomixcluster.yaml"))
+        let objects = try render(text)
+        for name in ["example-atomixcluster-config", "example-atomixcluster-raft-config", "example-atomixcluster-primary-backup-config", "example-atomixcluster-log-config"] {
+            let conf = try #require(object(objects, "ConfigMap", name)?.body["data", "atomix.conf"]?.stringValue)
+            // The properties the init script writes, then the file, as Atomix reads them together.
+            let input = "atomix.node.id = \"n-0\"\natomix.node.address = \"n-0.svc:5679\"\n" + conf
+            let script = """
+                import sys, json
+                from pyhocon import ConfigFactory, HOCONConverter
+                c = ConfigFactory.parse_string(sys.stdin.read())
+                print(HOCONConverter.to_json(c))
+                """
+            let result = try python(script, input: input)
+            #expect(result.status == 0, "\(name): \(result.stderr)")
+            let parsed = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            let cluster = try #require(parsed["cluster"] as? [String: Any])
+            #expect((cluster["node"] as? [String: Any])?["id"] as? String == "n-0")
+            #expect((cluster["discovery"] as? [String: Any])?["service"] as? String == "example-atomixcluster-service.default.svc.cluster.local")
+            if name == "example-atomixcluster-raft-config" {
+                let group = try #require((parsed["partitionGroups"] as? [String: Any])?["raft"] as? [String: Any])
+                #expect(group["partitions"] as? Int == 3)
+                #expect((group["members"] as? [String]) == ["example-atomixcluster-raft-0", "example-atomixcluster-raft-1", "example-atomixcluster-raft-2"])
+                #expect((group["storage"] as? [String: Any])?["segmentSize"] as? Int == 67_108_864)
+            }
+            if name == "example-atomixcluster-primary-backup-config" {
+                let group = try #require((parsed["partitionGroups"] as? [String: Any])?["primary-backup"] as? [String: Any])
+                #expect(group["memberGroupStrategy"] as? String == "node-aware")
+            }
+        }
+    }
+
+    @Test func hoconStringsCannotBreakOut() throws {
+        // Names reaching atomix.conf are validated DNS labels; the writer still escapes everything.
+        let hostile = "x\" }\ninjected { a: ${HOME} }\n\"\\"
+        let conf = HOCON.object([("clusterId", .string(hostile)), ("partitionGroups", .object([("a.b", .object([("type", .string("raft"))]))]))]).render()
+        let result = try python("import sys, json\nfrom pyhocon import ConfigFactory, HOCONConverter\nprint(HOCONConverter.to_json(ConfigFactory.parse_string(sys.stdin.read())))", input: conf)
+        #expect(result.status == 0, "\(result.stderr)")
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(parsed["clusterId"] as? String == hostile)
+        #expect(parsed["injected"] == nil)
+        #expect((parsed["partitionGroups"] as? [String: Any])?["a.b"] != nil, "a key with a dot stays one key")
+    }
+
+    @Test func spiloConfigurationIsJSONAndKeepsValuesIntact() throws {
+        let yaml = ValidationTests.postgres("  patroni:\n    pg_hba: [\"hostssl all all 0.0.0.0/0 md5\"]\n")
+            .replacingOccurrences(of: "  postgresql: {version: \"16\"}\n", with: "  postgresql:\n    version: \"16\"\n    parameters:\n      search_path: '\"$user\", public'\n      log_line_prefix: '%m [%p] \"}'\n      max_connections: 200\n")
+        let spilo = try #require(object(try render(yaml), "ConfigMap", "pg-spilo")?.body["data", "SPILO_CONFIGURATION"]?.stringValue)
+        let result = try python("import sys, json; d = json.loads(sys.stdin.read()); print(json.dumps(d, sort_keys=True))", input: spilo)
+        #expect(result.status == 0, "\(result.stderr)")
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let local = try #require((parsed["postgresql"] as? [String: Any])?["parameters"] as? [String: String])
+        #expect(local == ["log_line_prefix": "%m [%p] \"}"])
+        let dcs = try #require(((parsed["bootstrap"] as? [String: Any])?["dcs"] as? [String: Any])?["postgresql"] as? [String: Any])
+        #expect(dcs["parameters"] as? [String: String] == ["search_path": "\"$user\", public", "max_connections": "200"])
+        #expect((parsed["postgresql"] as? [String: Any])?["pg_hba"] as? [String] == ["hostssl all all 0.0.0.0/0 md5"])
+    }
+
+    @Test func aerospikeConfHasTheOperatorsShape() throws {
+        let objects = try render(Repo.read(Repo.clusters.appendingPathComponent("aerocluster.yaml")))
+        let rack1 = try #require(object(objects, "ConfigMap", "aerocluster-1")?.body["data", "aerospike.conf"]?.stringValue)
+        // Every line is a context opener, a closer, or a name with at most three value tokens.
+        var depth = 0
+        for line in rack1.split(separator: "\n") {
+            let tokens = line.split(separator: " ")
+            #expect(line.count <= 1024)
+            if tokens.last == "{" { depth += 1; continue }
+            if tokens == ["}"] { depth -= 1; #expect(depth >= 0); continue }
+            #expect((2...4).contains(tokens.count), "line '\(line)'")
+        }
+        #expect(depth == 0)
+        #expect(rack1.contains("    heartbeat {\n        mesh-seed-address-port aerocluster-1-0.aerocluster.aerospike.svc.cluster.local 3002\n        mesh-seed-address-port aerocluster-2-0.aerocluster.aerospike.svc.cluster.local 3002\n        mode mesh\n"))
+        #expect(rack1.contains("namespace test {\n    rack-id 1\n    replication-factor 2\n    storage-engine memory {\n        data-size 1G\n    }\n}\n"))
+        #expect(rack1.contains("    storage-engine device {\n        device /dev/nvme0n1\n    }\n"))
+        #expect(rack1.contains("logging {\n    console {\n        context any info\n    }\n}\n"))
+        #expect(rack1.contains("    cluster-name aerocluster\n"))
+        let rack2 = try #require(object(objects, "ConfigMap", "aerocluster-2")?.body["data", "aerospike.conf"]?.stringValue)
+        #expect(rack2.contains("    rack-id 2\n"))
+        #expect(rack1.replacingOccurrences(of: "rack-id 1", with: "rack-id 2") == rack2)
+    }
+}
