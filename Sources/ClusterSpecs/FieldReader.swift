@@ -32,7 +32,7 @@ struct Field {
     }
 
     static func join(_ path: String, _ key: String) -> String {
-        let needsQuoting = key.contains(".") || key.contains("/") || key.contains(" ") || key.isEmpty
+        let needsQuoting = key.isEmpty || key.utf8.contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: " ") }
         let part = needsQuoting ? "[\"\(key)\"]" : key
         if path.isEmpty { return needsQuoting ? part : key }
         return needsQuoting ? path + part : path + "." + part

@@ -114,6 +114,10 @@ extension ResolvedScalar {
         case "-.inf", "-.Inf", "-.INF": return .double(-.infinity)
         default: break
         }
+        // Fast path: numbers start with a digit, a sign or a point.
+        guard let first = text.utf8.first,
+              (first >= 0x30 && first <= 0x39) || first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".")
+        else { return .string(text) }
         if let i = parseYAMLInt(text) { return .int(i) }
         if isYAMLFloat(text), let d = Double(text) { return .double(d) }
         return .string(text)

@@ -35,13 +35,13 @@ public enum YAMLWriter {
             let k = quoteIfNeeded(key)
             switch value {
             case .object(let child) where !child.isEmpty:
-                out += lead + k + ":\n"
+                out += lead; out += k; out += ":\n"
                 writeObject(child, indent: indent + 2, into: &out)
             case .array(let items) where !items.isEmpty:
-                out += lead + k + ":\n"
+                out += lead; out += k; out += ":\n"
                 writeArray(items, indent: indent, into: &out)
             default:
-                out += lead + k + ": " + scalar(value, indent: indent + 2) + "\n"
+                out += lead; out += k; out += ": "; out += scalar(value, indent: indent + 2); out += "\n"
             }
         }
     }
@@ -77,7 +77,7 @@ public enum YAMLWriter {
 
     private static func string(_ s: String, indent: Int) -> String {
         if isPlainSafe(s) { return s }
-        if s.contains("\n"), let block = literalBlock(s, indent: indent) { return block }
+        if s.utf8.contains(10), let block = literalBlock(s, indent: indent) { return block }
         return doubleQuoted(s)
     }
 
@@ -85,24 +85,57 @@ public enum YAMLWriter {
         isPlainSafe(key) ? key : doubleQuoted(key)
     }
 
-    /// YAML 1.1 words that some readers (PyYAML, go-yaml v2) turn into booleans.
+    /// YAML 1.1 words that some readers (PyYAML, go-yaml v2) turn into booleans or null.
     private static let yaml11Words: Set<String> = ["y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"]
 
+    /// Whether `s` can be written without quotes and read back by any YAML reader as this string.
+    /// One pass over the bytes: this runs for every string of every rendered object.
     static func isPlainSafe(_ s: String) -> Bool {
-        guard let first = s.unicodeScalars.first, let last = s.unicodeScalars.last else { return false }
-        func word(_ c: Unicode.Scalar) -> Bool {
-            ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c)
+        var contiguous = s
+        return contiguous.withUTF8 { isPlainSafe(bytes: $0) }
+    }
+
+    private static func isPlainSafe(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let first = bytes.first, let last = bytes.last else { return false }
+        func isWord(_ c: UInt8) -> Bool {
+            (c >= 0x61 && c <= 0x7A) || (c >= 0x41 && c <= 0x5A) || (c >= 0x30 && c <= 0x39)
         }
-        guard word(first) || first == "/" || first == "_" else { return false }
-        guard last != ":", last != " " else { return false }
-        let allowed: Set<Unicode.Scalar> = ["-", "_", ".", "/", ":", "@", "+", "=", ",", " ", "(", ")"]
-        guard s.unicodeScalars.allSatisfy({ word($0) || allowed.contains($0) }) else { return false }
-        if s.contains(": ") || s.contains(" #") || s.contains("  ") { return false }
-        if yaml11Words.contains(s.lowercased()) { return false }
-        if case .string = ResolvedScalar.resolvePlain(s) {} else { return false }
-        // Numbers, timestamps and sexagesimals of YAML 1.1 start with a digit and use only these.
-        let numeric: Set<Unicode.Scalar> = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", ".", "_", ":", "-", "+", "e", "E", "x", "o", "b"]
-        if ("0"..."9").contains(first) || first == "." , s.unicodeScalars.allSatisfy({ numeric.contains($0) }) { return false }
+        guard isWord(first) || first == UInt8(ascii: "/") || first == UInt8(ascii: "_") else { return false }
+        guard last != UInt8(ascii: ":"), last != UInt8(ascii: " ") else { return false }
+        // Strings made only of digits and number punctuation may read as numbers, dates or
+        // sexagesimals in YAML 1.1.
+        var numberLike = first >= 0x30 && first <= 0x39
+        var previous: UInt8 = 0
+        for c in bytes {
+            switch c {
+            case 0x30...0x39, 0x41...0x46, 0x61...0x66, UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"),
+                 UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "x"), UInt8(ascii: "X"), UInt8(ascii: "o"):
+                break
+            default:
+                numberLike = false
+            }
+            if isWord(c) { previous = c; continue }
+            switch c {
+            case UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "/"), UInt8(ascii: "@"),
+                 UInt8(ascii: "+"), UInt8(ascii: "="), UInt8(ascii: ","), UInt8(ascii: "("), UInt8(ascii: ")"):
+                break
+            case UInt8(ascii: ":"):
+                break
+            case UInt8(ascii: " "):
+                // ": " starts a mapping value; "  " is kept plain only by careful readers.
+                if previous == UInt8(ascii: ":") || previous == UInt8(ascii: " ") { return false }
+            default:
+                return false
+            }
+            previous = c
+        }
+        if numberLike { return false }
+        if bytes.count <= 5 {
+            let lower = String(decoding: bytes, as: UTF8.self).lowercased()
+            if yaml11Words.contains(lower) { return false }
+        }
+        // Only letters, '/' and '_' may start a plain string, so YAML 1.2's other plain values
+        // (.inf, .nan, -1, +1) cannot occur; its numbers were caught as number-like above.
         return true
     }
 
