@@ -135,7 +135,8 @@ public struct AerospikeSpec: Sendable, Hashable {
             var ports = Ports()
             var minReplicationFactor: Int?
             if let f = s.required("aerospikeConfig") {
-                let checked = AerospikeConfigCheck(size: size, version: version, volumes: volumes)
+                let checked = AerospikeConfigCheck(size: size, version: version, volumes: volumes,
+                                                   enterprise: image?.contains("enterprise") ?? false)
                 config = checked.validate(f)
                 ports = checked.ports
                 minReplicationFactor = checked.minReplicationFactor
@@ -301,11 +302,13 @@ final class AerospikeConfigCheck {
     let volumes: [AerospikeSpec.Volume]
     var ports = AerospikeSpec.Ports()
     var minReplicationFactor: Int?
+    let enterprise: Bool
 
-    init(size: Int?, version: ImageVersion?, volumes: [AerospikeSpec.Volume]) {
+    init(size: Int?, version: ImageVersion?, volumes: [AerospikeSpec.Volume], enterprise: Bool) {
         self.size = size
         self.version = version
         self.volumes = volumes
+        self.enterprise = enterprise
     }
 
     var isV7: Bool { version.map { $0 >= ImageVersion([7]) } ?? false }
@@ -323,13 +326,24 @@ final class AerospikeConfigCheck {
         for e in top.entries where allowed.contains(e.key.text) && e.key.text != "namespaces" && e.key.text != "logging" {
             ok = checkContext(f.child(e.key.text, e.value)) && ok
         }
-        if let sf = f.mapping?["service"].map({ f.child("service", $0) }) {
-            if case .mapping = sf.node {} else { sf.fail("must be a mapping"); ok = false }
+        let service = f.mapping?["service"]
+        if let node = service, case .mapping = node {} else if let node = service {
+            f.child("service", node).fail("must be a mapping")
+            ok = false
+        }
+        if enterprise, !hasFeatureKey(service) {
+            f.fail("an Enterprise server refuses to start without its feature key: set service.feature-key-file to a file from a secret volume in storage.volumes")
+            ok = false
         }
         ok = checkNetwork(f) && ok
         ok = checkNamespaces(f) && ok
         ok = checkLogging(f) && ok
         return ok ? f.json.objectValue : nil
+    }
+
+    private func hasFeatureKey(_ service: SpecNode?) -> Bool {
+        guard let service, case .mapping(let m) = service else { return false }
+        return m["feature-key-file"] != nil || m["feature-key-files"] != nil
     }
 
     static func isKey(_ k: String) -> Bool {

@@ -165,17 +165,7 @@ public enum ClusterSpecLoader {
                 }
                 labels = l
             }
-            var annotations: [String: String] = [:]
-            if let f = m["annotations"], let entries = f.entries({ key, v -> String? in
-                if !Names.isQualifiedName(key) { v.fail("'\(key)' is not a valid annotation key"); return nil }
-                if key.hasPrefix("cairn.dev/") { v.fail("annotations under cairn.dev/ are set by cairn"); return nil }
-                if key == "kubectl.kubernetes.io/last-applied-configuration" {
-                    v.fail("is written by kubectl; remove it from the spec file"); return nil
-                }
-                return v.scalarText
-            }) {
-                annotations = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
-            }
+            let annotations = m["annotations"].flatMap { $0.annotationMap } ?? [:]
             guard let name else { return nil }
             return ClusterMetadata(name: name, namespace: namespace, labels: labels, annotations: annotations,
                                    nameLocation: nameField?.location ?? m.location)

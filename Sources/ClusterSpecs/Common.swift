@@ -169,6 +169,20 @@ extension Field {
         return Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
     }
 
+    /// An annotation map; keys under `cairn.dev/` are cairn's own.
+    var annotationMap: [String: String]? {
+        guard let entries = entries({ key, v -> String? in
+            if !Names.isQualifiedName(key) { v.fail("'\(key)' is not a valid annotation key"); return nil }
+            if key.hasPrefix("cairn.dev/") { v.fail("annotations under cairn.dev/ are set by cairn"); return nil }
+            if key == "kubectl.kubernetes.io/last-applied-configuration" {
+                v.fail("is written by kubectl; remove it from the spec file")
+                return nil
+            }
+            return v.scalarText
+        }) else { return nil }
+        return Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+    }
+
     var tolerations: [JSONValue]? {
         list { item in
             item.object { t in

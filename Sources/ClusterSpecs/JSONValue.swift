@@ -162,6 +162,7 @@ extension JSONValue {
         return "\(d)"
     }
 
+    /// Writes `s` as a JSON string literal, which is also a valid YAML double-quoted scalar.
     public static func writeJSONString(_ s: String, into out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
@@ -172,7 +173,11 @@ extension JSONValue {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if scalar.value < 0x20 || scalar.value == 0x7F || (0x2028...0x2029).contains(scalar.value) {
+                // Also the characters YAML readers treat as line breaks or byte-order marks, so that
+                // the same escaping serves YAML double-quoted scalars.
+                if scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x85 || scalar.value == 0xFEFF
+                    || (0x2028...0x2029).contains(scalar.value)
+                {
                     out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
                         + String(scalar.value, radix: 16)
                 } else {

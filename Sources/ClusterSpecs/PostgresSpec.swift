@@ -182,13 +182,7 @@ public struct PostgresSpec: Sendable, Hashable {
             if imageField == nil, let v = version, !defaultImageVersions.contains(v), let vf = s["postgresql"] {
                 vf.child("version", vf.node).fail("PostgreSQL \(v) is not in the default image \(defaultImage) (it carries \(defaultImageVersions.lowerBound)-\(defaultImageVersions.upperBound)); set dockerImage to a Spilo image that has it")
             }
-            let podAnnotations = s["podAnnotations"].flatMap { f -> [String: String]? in
-                f.entries { key, v -> String? in
-                    if !Names.isQualifiedName(key) { v.fail("'\(key)' is not a valid annotation key"); return nil }
-                    if key.hasPrefix("cairn.dev/") { v.fail("annotations under cairn.dev/ are set by cairn"); return nil }
-                    return v.scalarText
-                }.map { Dictionary($0.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }) }
-            } ?? [:]
+            let podAnnotations = s["podAnnotations"].flatMap { $0.annotationMap } ?? [:]
             if let metadata, case let name = metadata.name, name.count > 53 {
                 s.field.metadataName(metadata)
                     .fail("a PostgreSQL cluster name is at most 53 characters (got \(name.count)); pod and Service names are derived from it")

@@ -20,13 +20,12 @@ public enum SpecFileParser {
     /// - Returns: The root node of the file's single document.
     /// - Throws: `SpecError` with the location of the first problem; YAML errors stop parsing.
     public static func parse(_ text: String, file: String) throws(SpecError) -> SpecNode {
-        var bytes = Array(text.utf8)
+        let bytes = Array(text.utf8)
         guard bytes.count <= maximumFileSize else {
             throw SpecError(
                 file: file, location: Location(line: 1, column: 1), path: "",
                 message: "file is \(bytes.count) bytes; spec files are limited to \(maximumFileSize) bytes")
         }
-        if bytes.isEmpty { bytes = [] }
         var composer = Composer(file: file)
         return try bytes.withUnsafeBufferPointer { buffer throws(SpecError) in
             try composer.run(buffer)
@@ -64,6 +63,7 @@ private struct Composer {
         }
         defer { yaml_parser_delete(&parser) }
         yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING)
+        // libyaml wants a non-null pointer even for empty input; it reads `count` bytes, here none.
         yaml_parser_set_input_string(&parser, buffer.baseAddress ?? UnsafePointer(bitPattern: 1), buffer.count)
 
         var stack: [Frame] = []

@@ -74,7 +74,7 @@ enum AerospikeRenderer {
             if !affinity.isEmpty { pod.affinity = .object(affinity) }
 
             var sts = Kube.StatefulSet(name: name, cluster: cluster, labels: rackLabels, selector: rackSelector,
-                                       podLabels: rackLabels.filter { $0.key != "app.kubernetes.io/managed-by" },
+                                       podLabels: rackLabels,
                                        replicas: count, serviceName: c, pod: pod)
             sts.podManagementPolicy = "Parallel"
             sts.updateStrategy = .onDelete

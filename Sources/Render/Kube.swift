@@ -236,36 +236,28 @@ enum Kube {
         }
     }
 
+    /// A headless Service (DNS names for every pod, ready or not: gossip and Raft need them
+    /// before the pods are Ready), or a ClusterIP Service for clients.
     static func headlessService(_ name: String, _ cluster: ClusterMetadata, labels: [String: String],
                                 selector: [String: String], ports: [JSONValue]) -> RenderedObject {
-        let body: JSONValue = [
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": metadata(name, cluster, labels: labels),
-            "spec": [
-                "type": "ClusterIP",
-                "clusterIP": "None",
-                "publishNotReadyAddresses": true,
-                "selector": .sortedStrings(Array(selector)),
-                "ports": .array(ports),
-                "sessionAffinity": "None",
-            ],
-        ]
-        return RenderedObject(body: body, stage: .services)
+        clusterIPService(name, cluster, labels: labels, selector: selector, ports: ports, headless: true)
     }
 
     static func clusterIPService(_ name: String, _ cluster: ClusterMetadata, labels: [String: String],
-                                 selector: [String: String], ports: [JSONValue]) -> RenderedObject {
+                                 selector: [String: String], ports: [JSONValue], headless: Bool = false) -> RenderedObject {
+        var spec: JSONObject = ["type": "ClusterIP"]
+        if headless {
+            spec["clusterIP"] = "None"
+            spec["publishNotReadyAddresses"] = true
+        }
+        spec["selector"] = .sortedStrings(Array(selector))
+        spec["ports"] = .array(ports)
+        spec["sessionAffinity"] = "None"
         let body: JSONValue = [
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": metadata(name, cluster, labels: labels),
-            "spec": [
-                "type": "ClusterIP",
-                "selector": .sortedStrings(Array(selector)),
-                "ports": .array(ports),
-                "sessionAffinity": "None",
-            ],
+            "spec": .object(spec),
         ]
         return RenderedObject(body: body, stage: .services)
     }

@@ -396,6 +396,14 @@ struct ValidationTests {
         ])
     }
 
+    @Test func aerospikeEnterpriseNeedsItsFeatureKey() {
+        let yaml = Self.aerospike("  aerospikeConfig:\n\(Self.network)\n    namespaces: [{name: t, storage-engine: {type: memory, data-size: 1G}}]",
+                                  image: "aerospike/aerospike-server-enterprise:7.1.0.0")
+        #expect(specErrors(yaml) == [
+            "t.yaml:8:5: spec.aerospikeConfig: an Enterprise server refuses to start without its feature key: set service.feature-key-file to a file from a secret volume in storage.volumes",
+        ])
+    }
+
     // MARK: - PostgreSQL
 
     static func postgres(_ body: String, name: String = "pg") -> String {
