@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "cairn", targets: ["cairn"]),
         .library(name: "ClusterSpecs", targets: ["ClusterSpecs"]),
         .library(name: "Render", targets: ["Render"]),
+        .library(name: "GitStore", targets: ["GitStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
@@ -33,10 +34,22 @@ let package = Package(
             dependencies: ["ClusterSpecs", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
+        // libgit2 from Debian's libgit2-dev, wrapped as a system library.
+        .systemLibrary(
+            name: "CLibGit2",
+            pkgConfig: "libgit2",
+            providers: [.apt(["libgit2-dev"])]
+        ),
+        // The only code that touches libgit2: bare mirrors, remote heads, trees, diffs, commit + push.
+        .target(
+            name: "GitStore",
+            dependencies: ["CLibGit2", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "cairn",
             dependencies: [
-                "ClusterSpecs", "Render",
+                "ClusterSpecs", "Render", "GitStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -49,7 +62,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnTests",
-            dependencies: ["ClusterSpecs", "Render", "cairn"],
+            dependencies: ["ClusterSpecs", "Render", "GitStore", "cairn"],
             exclude: ["Golden", "Fixtures"],
             swiftSettings: strict
         ),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ClusterSpecs
 import Foundation
+import GitStore
 import Render
 
 @main
@@ -25,15 +26,22 @@ struct SpecInput: ParsableArguments {
         valueName: "path"))
     var paths: [String] = []
 
+    @OptionGroup(title: "Reading from git")
+    var git: GitOptions
+
     func validate() throws {
-        if paths.isEmpty {
-            throw ValidationError("Name at least one spec file or directory, e.g. `cairn validate clusters/`.")
+        if paths.isEmpty, git.repo == nil {
+            throw ValidationError("Name at least one spec file or directory, e.g. `cairn validate clusters/`, or a repository with --repo.")
+        }
+        if !paths.isEmpty, git.repo != nil {
+            throw ValidationError("Give either PATHs or --repo, not both.")
         }
     }
 
     /// Loads every file; prints each problem as `file:line:column: message` on stderr.
     /// - Returns: The valid clusters, and whether any file had a problem.
     func load() throws -> (clusters: [ClusterSpec], failed: Bool) {
+        if git.repo != nil { return try loadFromGit() }
         let files: [String]
         do {
             files = try SpecFiles.find(paths)
@@ -54,6 +62,23 @@ struct SpecInput: ParsableArguments {
         let result = ClusterSpecLoader.loadAll(contents)
         for e in result.errors { printError(e.description) }
         return (result.clusters, failed || !result.errors.isEmpty)
+    }
+}
+
+extension SpecInput {
+    /// The same as reading a directory, with the files read at a revision through libgit2.
+    private func loadFromGit() throws -> (clusters: [ClusterSpec], failed: Bool) {
+        let read: (files: [(path: String, text: String)], problems: [String])
+        do {
+            read = try git.readSpecFiles()
+        } catch let error as GitError {
+            printError("cairn: \(error)")
+            throw ExitCode(1)
+        }
+        for problem in read.problems { printError(problem) }
+        let result = ClusterSpecLoader.loadAll(read.files)
+        for e in result.errors { printError(e.description) }
+        return (result.clusters, !read.problems.isEmpty || !result.errors.isEmpty)
     }
 }
 

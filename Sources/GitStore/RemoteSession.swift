@@ -1,0 +1,191 @@
+internal import CLibGit2
+import Foundation
+
+/// State shared between a network operation and libgit2's callbacks (through the `payload`
+/// pointer), and with the watchdog that bounds the operation's time.
+final class RemoteSession: @unchecked Sendable {
+    let url: String
+    let credentials: GitCredentials
+    let ssh: SSHAddress?
+    private let lock = NSLock()
+    private var _cancelled = false
+    private var _failure: GitError?
+    private var triedTypes: Set<UInt32> = []
+    private var _rejections: [(ref: String, status: String)] = []
+
+    init(url: String, credentials: GitCredentials) {
+        self.url = url
+        self.credentials = credentials
+        self.ssh = SSHAddress(url: url)
+    }
+
+    var cancelled: Bool { lock.withLock { _cancelled } }
+    func cancel() { lock.withLock { _cancelled = true } }
+
+    /// The precise reason a callback gave up, which beats libgit2's generic message.
+    var failure: GitError? { lock.withLock { _failure } }
+    func fail(_ error: GitError) { lock.withLock { if _failure == nil { _failure = error } } }
+
+    var rejections: [(ref: String, status: String)] { lock.withLock { _rejections } }
+    func reject(_ ref: String, _ status: String) { lock.withLock { _rejections.append((ref, status)) } }
+
+    /// Each credential type is offered once: libgit2 asks again when the server refuses it,
+    /// and would loop forever.
+    func firstAttempt(_ type: UInt32) -> Bool {
+        lock.withLock { triedTypes.insert(type).inserted }
+    }
+
+    /// Callbacks for libgit2, with this session as their payload. The session must outlive the call.
+    func callbacks() -> git_remote_callbacks {
+        var cb = git_remote_callbacks()
+        git_remote_init_callbacks(&cb, UInt32(GIT_REMOTE_CALLBACKS_VERSION))
+        cb.payload = Unmanaged.passUnretained(self).toOpaque()
+        cb.credentials = { out, url, usernameFromURL, allowed, payload in
+            RemoteSession.from(payload).credential(out, usernameFromURL.map { String(cString: $0) }, allowed)
+        }
+        cb.certificate_check = { cert, valid, host, payload in
+            RemoteSession.from(payload).checkCertificate(cert, valid: valid != 0, host: host.map { String(cString: $0) } ?? "")
+        }
+        cb.transfer_progress = { _, payload in RemoteSession.from(payload).cancelled ? -1 : 0 }
+        cb.sideband_progress = { _, _, payload in RemoteSession.from(payload).cancelled ? -1 : 0 }
+        cb.pack_progress = { _, _, _, payload in RemoteSession.from(payload).cancelled ? -1 : 0 }
+        cb.push_transfer_progress = { _, _, _, payload in RemoteSession.from(payload).cancelled ? -1 : 0 }
+        cb.push_update_reference = { ref, status, payload in
+            if let status {
+                RemoteSession.from(payload).reject(ref.map { String(cString: $0) } ?? "", String(cString: status))
+            }
+            return 0
+        }
+        return cb
+    }
+
+    private static func from(_ payload: UnsafeMutableRawPointer?) -> RemoteSession {
+        Unmanaged<RemoteSession>.fromOpaque(payload!).takeUnretainedValue()
+    }
+
+    private func credential(_ out: UnsafeMutablePointer<UnsafeMutablePointer<git_credential>?>?,
+                            _ usernameFromURL: String?, _ allowed: UInt32) -> Int32 {
+        if allowed & GIT_CREDENTIAL_SSH_KEY.rawValue != 0 {
+            guard let key = credentials.sshPrivateKey else {
+                fail(GitError(.authentication, operation: "ssh authentication",
+                              message: "\(Redact.url(url)) asks for an SSH key; give one with --ssh-key"))
+                return -1
+            }
+            guard firstAttempt(GIT_CREDENTIAL_SSH_KEY.rawValue) else {
+                fail(GitError(.authentication, operation: "ssh authentication",
+                              message: "\(Redact.url(url)) refused the SSH key \(key) for user \(usernameFromURL ?? "git")"))
+                return -1
+            }
+            return git_credential_ssh_key_new(out, usernameFromURL ?? "git", nil, key, credentials.sshPassphrase)
+        }
+        if allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT.rawValue != 0 {
+            guard let password = credentials.httpsPassword else {
+                fail(GitError(.authentication, operation: "https authentication",
+                              message: "\(Redact.url(url)) asks for credentials; give --https-token-file or --https-user with --https-password-file"))
+                return -1
+            }
+            let user = credentials.httpsUser ?? usernameFromURL ?? "x-access-token"
+            guard firstAttempt(GIT_CREDENTIAL_USERPASS_PLAINTEXT.rawValue) else {
+                fail(GitError(.authentication, operation: "https authentication",
+                              message: "\(Redact.url(url)) refused the credentials of user \(user)"))
+                return -1
+            }
+            return git_credential_userpass_plaintext_new(out, user, password)
+        }
+        if allowed & GIT_CREDENTIAL_USERNAME.rawValue != 0 {
+            return git_credential_username_new(out, usernameFromURL ?? "git")
+        }
+        fail(GitError(.authentication, operation: "authentication", message: "\(Redact.url(url)) asks for a kind of credential cairn does not have"))
+        return -1
+    }
+
+    private func checkCertificate(_ cert: UnsafeMutablePointer<git_cert>?, valid: Bool, host: String) -> Int32 {
+        guard let cert else { return -1 }
+        if cert.pointee.cert_type == GIT_CERT_HOSTKEY_LIBSSH2 {
+            return checkHostKey(UnsafeMutableRawPointer(cert).assumingMemoryBound(to: git_cert_hostkey.self).pointee, host: host)
+        }
+        // TLS: libgit2 has verified the chain against the system's or --ca-file's CAs. Never
+        // accept what it could not verify.
+        if !valid {
+            fail(GitError(.authentication, operation: "tls", message: "the certificate of \(host) is not trusted (give its CA with --ca-file)"))
+            return -1
+        }
+        return 0
+    }
+
+    private func checkHostKey(_ key: git_cert_hostkey, host: String) -> Int32 {
+        if credentials.insecureSkipHostKeyCheck { return 0 }
+        guard key.type.rawValue & GIT_CERT_SSH_RAW.rawValue != 0, let raw = key.hostkey else {
+            fail(GitError(.hostKeyUnknown, operation: "ssh host key", message: "\(host) sent no host key cairn can check"))
+            return -1
+        }
+        let blob = Data(bytes: raw, count: key.hostkey_len)
+        let keyType: String
+        switch key.raw_type {
+        case GIT_CERT_SSH_RAW_TYPE_RSA: keyType = "ssh-rsa"
+        case GIT_CERT_SSH_RAW_TYPE_DSS: keyType = "ssh-dss"
+        case GIT_CERT_SSH_RAW_TYPE_KEY_ECDSA_256: keyType = "ecdsa-sha2-nistp256"
+        case GIT_CERT_SSH_RAW_TYPE_KEY_ECDSA_384: keyType = "ecdsa-sha2-nistp384"
+        case GIT_CERT_SSH_RAW_TYPE_KEY_ECDSA_521: keyType = "ecdsa-sha2-nistp521"
+        case GIT_CERT_SSH_RAW_TYPE_KEY_ED25519: keyType = "ssh-ed25519"
+        default: keyType = "unknown"
+        }
+        // libgit2 1.5 does not pass the port: take it from the URL cairn parsed.
+        let name = SSHAddress(url: url).map { $0.host == host ? $0.knownHostsName : host } ?? host
+        let text: String
+        do {
+            text = try String(contentsOfFile: credentials.knownHostsFile, encoding: .utf8)
+        } catch {
+            fail(GitError(.hostKeyUnknown, operation: "ssh host key",
+                          message: "cannot read known_hosts file \(credentials.knownHostsFile) to check \(name) (\(keyType) \(KnownHosts.fingerprint(blob))); add the host with `ssh-keyscan`"))
+            return -1
+        }
+        let fingerprint = KnownHosts.fingerprint(blob)
+        switch KnownHosts(text: text).verdict(name: name, keyType: keyType, key: blob) {
+        case .trusted:
+            return 0
+        case .unknown:
+            fail(GitError(.hostKeyUnknown, operation: "ssh host key",
+                          message: "host \(name) is not in \(credentials.knownHostsFile); its \(keyType) key is \(fingerprint). If that is right, add it: ssh-keyscan\(ssh.map { $0.port == 22 ? "" : " -p \($0.port)" } ?? "") \(host) >> \(credentials.knownHostsFile)"))
+        case .changed(let types):
+            fail(GitError(.hostKeyChanged, operation: "ssh host key",
+                          message: "the host key of \(name) has CHANGED: it sent \(keyType) \(fingerprint), which does not match the \(types.joined(separator: ", ")) key in \(credentials.knownHostsFile). Someone may be intercepting the connection; refusing to connect"))
+        case .revoked:
+            fail(GitError(.hostKeyChanged, operation: "ssh host key",
+                          message: "the host key of \(name) (\(keyType) \(fingerprint)) is marked @revoked in \(credentials.knownHostsFile)"))
+        }
+        return -1
+    }
+
+    /// Runs a network operation on a thread of its own, bounded by `timeout`. On timeout the
+    /// operation is told to stop at its next callback and the caller gets an error at once; a
+    /// thread blocked in a read of a stalled server ends when the connection does.
+    func run<T: Sendable>(timeout: Duration, operation: String,
+                          _ body: @escaping @Sendable () throws(GitError) -> T) throws(GitError) -> T {
+        let done = DispatchSemaphore(value: 0)
+        let box = ResultBox<T>()
+        let thread = Thread {
+            box.set(Result { () throws(GitError) -> T in try body() })
+            done.signal()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        if done.wait(timeout: .now() + seconds) == .timedOut {
+            cancel()
+            throw GitError(.timeout, operation: operation,
+                           message: "\(Redact.url(url)) did not answer within \(Int(seconds.rounded())) s; the mirror is unchanged")
+        }
+        switch box.get()! {
+        case .success(let value): return value
+        case .failure(let error): throw failure ?? error
+        }
+    }
+}
+
+private final class ResultBox<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Result<T, GitError>?
+    func set(_ v: Result<T, GitError>) { lock.withLock { value = v } }
+    func get() -> Result<T, GitError>? { lock.withLock { value } }
+}

@@ -1,0 +1,140 @@
+import ArgumentParser
+import ClusterSpecs
+import Foundation
+import GitStore
+
+/// Options of every command that reads a git repository: where, which revision, and the
+/// credentials. Each option can also come from the environment variable named in its help.
+struct GitOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Read the spec files from this git repository (URL or local path) instead of PATHs.", valueName: "url-or-path"))
+    var repo: String?
+
+    @Option(help: ArgumentHelp("Revision to read: branch, tag, SHA, origin/<branch>, HEAD.", valueName: "rev"))
+    var ref: String = "HEAD"
+
+    @Option(help: ArgumentHelp("Directory of the spec files inside the repository.", valueName: "dir"))
+    var path: String = "clusters"
+
+    @Option(help: ArgumentHelp("SSH private key for ssh:// remotes. [env: CAIRN_SSH_KEY]", valueName: "file"))
+    var sshKey: String?
+
+    @Option(help: ArgumentHelp("File holding the SSH key's passphrase. [env: CAIRN_SSH_KEY_PASSPHRASE_FILE]", valueName: "file"))
+    var sshKeyPassphraseFile: String?
+
+    @Option(help: ArgumentHelp("known_hosts file that SSH host keys are checked against (default ~/.ssh/known_hosts). [env: CAIRN_KNOWN_HOSTS]", valueName: "file"))
+    var knownHosts: String?
+
+    @Flag(help: ArgumentHelp("Do not check SSH host keys. Anyone on the network path can then impersonate the server. [env: CAIRN_INSECURE_SKIP_HOST_KEY_CHECK=true]"))
+    var insecureSkipHostKeyCheck = false
+
+    @Option(help: ArgumentHelp("File holding an HTTPS token. [env: CAIRN_HTTPS_TOKEN_FILE]", valueName: "file"))
+    var httpsTokenFile: String?
+
+    @Option(help: ArgumentHelp("HTTPS user name, used with --https-password-file. [env: CAIRN_HTTPS_USER]", valueName: "name"))
+    var httpsUser: String?
+
+    @Option(help: ArgumentHelp("File holding the HTTPS password. [env: CAIRN_HTTPS_PASSWORD_FILE]", valueName: "file"))
+    var httpsPasswordFile: String?
+
+    @Option(help: ArgumentHelp("PEM file of the CAs trusted for HTTPS remotes. [env: CAIRN_CA_FILE]", valueName: "file"))
+    var caFile: String?
+
+    @Option(help: ArgumentHelp("Seconds allowed for each network operation. [env: CAIRN_GIT_TIMEOUT]", valueName: "seconds"))
+    var gitTimeout: Int?
+
+    @Option(help: ArgumentHelp("Where bare mirrors are kept (default ~/.cache/cairn/repos). [env: CAIRN_CACHE_DIR]", valueName: "dir"))
+    var cacheDir: String?
+
+    private static var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    private func setting(_ value: String?, _ variable: String) -> String? {
+        value ?? Self.environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    func validate() throws {
+        if setting(httpsPasswordFile, "CAIRN_HTTPS_PASSWORD_FILE") != nil, setting(httpsUser, "CAIRN_HTTPS_USER") == nil {
+            throw ValidationError("--https-password-file needs --https-user.")
+        }
+        if setting(httpsTokenFile, "CAIRN_HTTPS_TOKEN_FILE") != nil, setting(httpsPasswordFile, "CAIRN_HTTPS_PASSWORD_FILE") != nil {
+            throw ValidationError("Give either --https-token-file or --https-user with --https-password-file, not both.")
+        }
+        if let t = gitTimeout, t < 1 { throw ValidationError("--git-timeout must be at least 1 second.") }
+    }
+
+    /// Reads a secret from a file, without the trailing newline editors add.
+    private func secret(_ file: String, _ what: String) throws -> String {
+        do {
+            var text = try String(contentsOfFile: file, encoding: .utf8)
+            while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+            return text
+        } catch {
+            throw ValidationError("cannot read the \(what) file \(file): \(error.localizedDescription)")
+        }
+    }
+
+    func credentials() throws -> GitCredentials {
+        let skip = insecureSkipHostKeyCheck || Self.environment["CAIRN_INSECURE_SKIP_HOST_KEY_CHECK"] == "true"
+        var password: String?
+        if let file = setting(httpsTokenFile, "CAIRN_HTTPS_TOKEN_FILE") { password = try secret(file, "HTTPS token") }
+        if let file = setting(httpsPasswordFile, "CAIRN_HTTPS_PASSWORD_FILE") { password = try secret(file, "HTTPS password") }
+        return GitCredentials(
+            sshPrivateKey: setting(sshKey, "CAIRN_SSH_KEY"),
+            sshPassphrase: try setting(sshKeyPassphraseFile, "CAIRN_SSH_KEY_PASSPHRASE_FILE").map { try secret($0, "SSH key passphrase") },
+            knownHostsFile: setting(knownHosts, "CAIRN_KNOWN_HOSTS"),
+            insecureSkipHostKeyCheck: skip,
+            httpsUser: setting(httpsUser, "CAIRN_HTTPS_USER"),
+            httpsPassword: password,
+            caFile: setting(caFile, "CAIRN_CA_FILE"))
+    }
+
+    var timeout: Duration {
+        .seconds(gitTimeout ?? setting(nil, "CAIRN_GIT_TIMEOUT").flatMap(Int.init) ?? 60)
+    }
+
+    var cacheDirectory: String {
+        if let dir = setting(cacheDir, "CAIRN_CACHE_DIR") { return dir + "/repos" }
+        let base = Self.environment["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")
+        return base + "/cairn/repos"
+    }
+
+    /// A local path given as the repository becomes absolute, so its mirror is the same from any directory.
+    var remoteURL: String? {
+        guard let repo else { return nil }
+        if !repo.contains("://"), FileManager.default.fileExists(atPath: repo) {
+            return URL(fileURLWithPath: repo).standardizedFileURL.path
+        }
+        return repo
+    }
+
+    /// The spec files at `--ref` under `--path`, read through the mirror as `(path in repo, text)`.
+    /// Links, submodules, oversized and non-UTF-8 files are reported, never followed or read.
+    func readSpecFiles() throws -> (files: [(path: String, text: String)], problems: [String]) {
+        guard let url = remoteURL else { return ([], []) }
+        let mirror = try Mirror.open(url: url, cacheDirectory: cacheDirectory, credentials: credentials(), timeout: timeout)
+        try mirror.fetch()
+        let commit = try mirror.resolve(ref)
+        let dir = path.split(separator: "/").joined(separator: "/")
+        var files: [(path: String, text: String)] = []
+        var problems: [String] = []
+        for file in try mirror.files(at: commit, under: dir, sizeLimit: SpecFileParser.maximumFileSize) {
+            let relative = dir.isEmpty ? file.path : String(file.path.dropFirst(dir.count + 1))
+            guard !relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }),
+                  file.path.hasSuffix(".yaml") || file.path.hasSuffix(".yml") else { continue }
+            switch file.content {
+            case .file(let data):
+                guard let text = String(data: data, encoding: .utf8) else {
+                    problems.append("\(file.path): not UTF-8 text")
+                    continue
+                }
+                files.append((file.path, text))
+            case .symlink(let target):
+                problems.append("\(file.path): is a symbolic link to \(target); cairn does not follow links in the repository")
+            case .submodule(let pinned):
+                problems.append("\(file.path): is a submodule (at \(pinned.prefix(12))); cairn does not read submodules")
+            case .tooLarge(let size, let limit):
+                problems.append("\(file.path): file is \(size) bytes; spec files are limited to \(limit) bytes")
+            }
+        }
+        return (files, problems)
+    }
+}

@@ -1,0 +1,305 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A temporary directory removed when the value goes away.
+final class TemporaryDirectory {
+    let url: URL
+    var path: String { url.path }
+
+    init(_ label: String = "cairn") {
+        url = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("\(label)-\(UUID().uuidString.prefix(8))")
+        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+
+    func file(_ name: String) -> String { url.appendingPathComponent(name).path }
+}
+
+struct CommandFailed: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Runs the git CLI; its trimmed stdout, or an error with its stderr.
+@discardableResult
+func gitCLI(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws -> String {
+    var args = arguments
+    if let directory { args = ["-C", directory] + args }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+    process.arguments = args
+    var env = ProcessInfo.processInfo.environment
+    env["GIT_AUTHOR_NAME"] = "Test"; env["GIT_AUTHOR_EMAIL"] = "test@example.com"
+    env["GIT_COMMITTER_NAME"] = "Test"; env["GIT_COMMITTER_EMAIL"] = "test@example.com"
+    env["GIT_CONFIG_NOSYSTEM"] = "1"
+    for (k, v) in environment { env[k] = v }
+    process.environment = env
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw CommandFailed(description: "git \(args.joined(separator: " ")): \(String(decoding: errData, as: UTF8.self))")
+    }
+    return String(decoding: outData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// An origin repository (bare) and a working clone to make commits in with the git CLI.
+final class OriginRepository {
+    let root = TemporaryDirectory("cairn-origin")
+    var bare: String { root.file("origin.git") }
+    var work: String { root.file("work") }
+
+    init() throws {
+        try gitCLI(["init", "-q", "--bare", "-b", "main", bare])
+        try gitCLI(["clone", "-q", bare, work])
+        try gitCLI(["checkout", "-q", "-b", "main"], in: work)
+    }
+
+    /// Writes files (nil deletes), commits them and pushes; the new commit's SHA.
+    @discardableResult
+    func commit(_ files: [String: String?], message: String = "change", branch: String = "main") throws -> String {
+        for (path, text) in files {
+            let url = URL(fileURLWithPath: work).appendingPathComponent(path)
+            if let text {
+                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try text.write(to: url, atomically: true, encoding: .utf8)
+            } else {
+                try gitCLI(["rm", "-q", path], in: work)
+            }
+        }
+        try gitCLI(["add", "-A"], in: work)
+        try gitCLI(["commit", "-q", "--allow-empty", "-m", message], in: work)
+        try gitCLI(["push", "-q", "origin", "HEAD:\(branch)"], in: work)
+        return try gitCLI(["rev-parse", "HEAD"], in: work)
+    }
+
+    func head(_ ref: String = "main") throws -> String {
+        try gitCLI(["--git-dir", bare, "rev-parse", ref])
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; the test server binds it next).
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// Waits (bounded) until something accepts connections on the port.
+func waitForPort(_ port: Int, seconds: Double = 10) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        let ok = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+        close(fd)
+        if ok { return true }
+        usleep(50_000)
+    }
+    return false
+}
+
+/// A server process a test started, stopped by its pid when the test ends (even when it fails).
+///
+/// Started with posix_spawn rather than Foundation's `Process`: on Linux, `Process`'s single
+/// monitor thread blocks in `wait4` on a long-running child, and every later `Process` (the git
+/// CLI) then never reports its exit.
+final class ServerProcess {
+    let pid: pid_t
+    let name: String
+
+    init(_ name: String, _ executable: String, _ arguments: [String], log: String) throws {
+        self.name = name
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        // Its own process group, so that stopping it also stops what it forked (git daemon's
+        // `git` front end runs `git-daemon` as a child).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        var child: pid_t = 0
+        let status = posix_spawn(&child, executable, &actions, &attributes, argv, environ)
+        guard status == 0 else { throw CommandFailed(description: "cannot start \(name): \(String(cString: strerror(status)))") }
+        pid = child
+    }
+
+    var isRunning: Bool {
+        var status: Int32 = 0
+        let r = waitpid(pid, &status, WNOHANG)
+        if r == pid { stopped = true }
+        return !stopped && r == 0
+    }
+
+    private var stopped = false
+
+    func stop() {
+        guard !stopped else { return }
+        kill(-pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(5)
+        while isRunning, Date() < deadline { usleep(20_000) }
+        kill(-pid, SIGKILL)  // anything left in the group
+        if !stopped {
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        stopped = true
+    }
+
+    deinit { stop() }
+}
+
+/// `git daemon` serving a directory over git:// on a loopback port, pushes allowed.
+final class GitDaemon {
+    let port = freePort()
+    let server: ServerProcess
+    let base: String
+
+    init(base: String, log: String) throws {
+        self.base = base
+        server = try ServerProcess("git daemon", "/usr/bin/git", [
+            "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", "--informative-errors",
+            "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(base)", base,
+        ], log: log)
+        guard waitForPort(port) else { throw CommandFailed(description: "git daemon did not listen on \(port)") }
+    }
+
+    func url(_ repo: String) -> String { "git://127.0.0.1:\(port)/\(repo)" }
+    func stop() { server.stop() }
+}
+
+/// OpenSSH's sshd on a loopback port with a generated host key and one authorized user key.
+final class SSHServer {
+    let port = freePort()
+    let dir = TemporaryDirectory("cairn-sshd")
+    var hostPublicKey: String = ""
+    var userKey: String { dir.file("user_key") }
+    var otherUserKey: String { dir.file("other_key") }
+    var knownHosts: String { dir.file("known_hosts") }
+    var user: String { NSUserName() }
+    private var server: ServerProcess?
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+        for (name, type) in [("host_key", "ed25519"), ("user_key", "ed25519"), ("other_key", "ed25519"), ("other_host_key", "ed25519")] {
+            try run("/usr/bin/ssh-keygen", ["-q", "-t", type, "-N", "", "-C", name, "-f", dir.file(name)])
+        }
+        try FileManager.default.copyItem(atPath: dir.file("user_key.pub"), toPath: dir.file("authorized_keys"))
+        hostPublicKey = try String(contentsOfFile: dir.file("host_key.pub"), encoding: .utf8)
+        let fields = hostPublicKey.split(separator: " ")
+        try "[127.0.0.1]:\(port) \(fields[0]) \(fields[1])\n".write(toFile: knownHosts, atomically: true, encoding: .utf8)
+        let config = """
+            Port \(port)
+            ListenAddress 127.0.0.1
+            HostKey \(dir.file("host_key"))
+            AuthorizedKeysFile \(dir.file("authorized_keys"))
+            PidFile \(dir.file("sshd.pid"))
+            StrictModes no
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            UsePAM no
+            PermitRootLogin prohibit-password
+            LogLevel VERBOSE
+
+            """
+        try config.write(toFile: dir.file("sshd_config"), atomically: true, encoding: .utf8)
+        server = try ServerProcess("sshd", "/usr/sbin/sshd", ["-D", "-e", "-f", dir.file("sshd_config")], log: dir.file("sshd.log"))
+        guard waitForPort(port) else {
+            let log = (try? String(contentsOfFile: dir.file("sshd.log"), encoding: .utf8)) ?? ""
+            throw CommandFailed(description: "sshd did not listen on \(port): \(log)")
+        }
+    }
+
+    /// A known_hosts file that names this server with another host key.
+    func wrongKnownHosts() throws -> String {
+        let other = try String(contentsOfFile: dir.file("other_host_key.pub"), encoding: .utf8).split(separator: " ")
+        let path = dir.file("wrong_known_hosts")
+        try "[127.0.0.1]:\(port) \(other[0]) \(other[1])\n".write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func url(_ path: String) -> String { "ssh://\(user)@127.0.0.1:\(port)\(path)" }
+    func stop() { server?.stop() }
+
+    private func run(_ executable: String, _ arguments: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw CommandFailed(description: "\(executable) \(arguments) failed") }
+    }
+}
+
+/// A TCP proxy in front of a server that forwards the first connection's first `stallAfter`
+/// bytes from the server and then stops forwarding (holding the connection open), like a server
+/// that hangs mid-transfer. Later connections pass through.
+final class StallingProxy {
+    let port = freePort()
+    let server: ServerProcess
+
+    init(upstreamPort: Int, stallAfter: Int, log: String) throws {
+        let script = """
+            import socket, threading, sys, time
+            up, stall, port = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+            ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            ls.bind(("127.0.0.1", port)); ls.listen(8)
+            print("listening", flush=True)
+            first = [True]
+            def pump(src, dst, limit):
+                sent = 0
+                try:
+                    while True:
+                        data = src.recv(65536)
+                        if not data: break
+                        if limit is not None and sent + len(data) > limit:
+                            dst.sendall(data[:limit - sent]); time.sleep(3600)
+                        dst.sendall(data); sent += len(data)
+                except OSError: pass
+                try: dst.shutdown(socket.SHUT_WR)
+                except OSError: pass
+            while True:
+                c, _ = ls.accept()
+                u = socket.create_connection(("127.0.0.1", up))
+                limit = stall if first[0] else None
+                first[0] = False
+                threading.Thread(target=pump, args=(c, u, None), daemon=True).start()
+                threading.Thread(target=pump, args=(u, c, limit), daemon=True).start()
+            """
+        server = try ServerProcess("proxy", "/usr/bin/env", ["python3", "-c", script, String(upstreamPort), String(stallAfter), String(port)], log: log)
+        // Not a probe connection: that would be the one the proxy stalls.
+        let deadline = Date().addingTimeInterval(10)
+        while (try? String(contentsOfFile: log, encoding: .utf8))?.contains("listening") != true {
+            guard Date() < deadline, server.isRunning else { throw CommandFailed(description: "proxy did not start") }
+            usleep(20_000)
+        }
+    }
+
+    func stop() { server.stop() }
+}
