@@ -57,7 +57,7 @@ let package = Package(
         // Benchmark driver (prints figures; never a timed test).
         .executableTarget(
             name: "cairn-bench",
-            dependencies: ["ClusterSpecs", "Render"],
+            dependencies: ["ClusterSpecs", "Render", "GitStore"],
             swiftSettings: strict
         ),
         .testTarget(
