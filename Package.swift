@@ -13,11 +13,15 @@ let package = Package(
         .library(name: "ClusterSpecs", targets: ["ClusterSpecs"]),
         .library(name: "Render", targets: ["Render"]),
         .library(name: "GitStore", targets: ["GitStore"]),
+        .library(name: "KubeAPI", targets: ["KubeAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
     ],
     targets: [
         // Spec files: strict YAML composition with locations, the four spec formats, validation.
@@ -46,6 +50,20 @@ let package = Package(
             dependencies: ["CLibGit2", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
+        // The Kubernetes REST API: kubeconfig and in-cluster config, discovery, GET/LIST,
+        // server-side apply, DELETE, typed errors, retries.
+        .target(
+            name: "KubeAPI",
+            dependencies: [
+                "ClusterSpecs",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "cairn",
             dependencies: [
@@ -57,12 +75,12 @@ let package = Package(
         // Benchmark driver (prints figures; never a timed test).
         .executableTarget(
             name: "cairn-bench",
-            dependencies: ["ClusterSpecs", "Render", "GitStore"],
+            dependencies: ["ClusterSpecs", "Render", "GitStore", "KubeAPI"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "CairnTests",
-            dependencies: ["ClusterSpecs", "Render", "GitStore", "cairn"],
+            dependencies: ["ClusterSpecs", "Render", "GitStore", "KubeAPI", "cairn"],
             exclude: ["Golden", "Fixtures"],
             swiftSettings: strict
         ),

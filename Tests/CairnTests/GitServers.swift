@@ -27,26 +27,14 @@ struct CommandFailed: Error, CustomStringConvertible {
 func gitCLI(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws -> String {
     var args = arguments
     if let directory { args = ["-C", directory] + args }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
-    process.arguments = args
-    var env = ProcessInfo.processInfo.environment
-    env["GIT_AUTHOR_NAME"] = "Test"; env["GIT_AUTHOR_EMAIL"] = "test@example.com"
-    env["GIT_COMMITTER_NAME"] = "Test"; env["GIT_COMMITTER_EMAIL"] = "test@example.com"
-    env["GIT_CONFIG_NOSYSTEM"] = "1"
-    for (k, v) in environment { env[k] = v }
-    process.environment = env
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw CommandFailed(description: "git \(args.joined(separator: " ")): \(String(decoding: errData, as: UTF8.self))")
+    var env = ["GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.com", "GIT_COMMITTER_NAME=Test",
+               "GIT_COMMITTER_EMAIL=test@example.com", "GIT_CONFIG_NOSYSTEM=1"]
+    env += environment.map { "\($0.key)=\($0.value)" }
+    let result = try run("/usr/bin/env", env + ["git"] + args)
+    guard result.status == 0 else {
+        throw CommandFailed(description: "git \(args.joined(separator: " ")): \(result.stderr)")
     }
-    return String(decoding: outData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
 /// An origin repository (bare) and a working clone to make commits in with the git CLI.
@@ -247,13 +235,8 @@ final class SSHServer {
     func stop() { server?.stop() }
 
     private func run(_ executable: String, _ arguments: [String]) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw CommandFailed(description: "\(executable) \(arguments) failed") }
+        let result = try CairnTests.run(executable, arguments)
+        guard result.status == 0 else { throw CommandFailed(description: "\(executable) \(arguments) failed: \(result.stderr)") }
     }
 }
 

@@ -1,0 +1,322 @@
+import AsyncHTTPClient
+import ClusterSpecs
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// A Kubernetes API client: discovery, GET, LIST (label selectors, pagination), server-side
+/// apply and its dry-run, DELETE, status PATCH. Requests reuse connections, run at most
+/// `concurrency` at a time, and are retried with backoff on 429, 5xx and connection errors
+/// (honouring Retry-After), a bounded number of times.
+public final class KubeClient: Sendable {
+    public let config: KubeConfig
+    private let http: HTTPClient
+    private let limiter: ConcurrencyLimiter
+    private let tokens: TokenSource
+    private let discovery = DiscoveryCache()
+    /// Attempts per request, the first included.
+    public let maxAttempts: Int
+    public let requestTimeout: TimeAmount
+
+    /// - Throws: `KubeError` (`.configuration` or `.tls`) when the TLS material cannot be loaded.
+    public init(config: KubeConfig, concurrency: Int = 8, maxAttempts: Int = 5,
+                requestTimeout: TimeAmount = .seconds(30)) throws(KubeError) {
+        self.config = config
+        self.maxAttempts = max(1, maxAttempts)
+        self.requestTimeout = requestTimeout
+        var tls = TLSConfiguration.makeClientConfiguration()
+        do {
+            if let ca = config.certificateAuthority {
+                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
+            }
+            if let cert = config.clientCertificate, let key = config.clientKey {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(cert).map { .certificate($0) }
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: key, format: .pem))
+            }
+        } catch {
+            throw KubeError(reason: .configuration, operation: "load TLS material", object: config.source, message: "\(error)")
+        }
+        if config.insecureSkipTLSVerify { tls.certificateVerification = .none }
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        configuration.timeout = .init(connect: .seconds(5), read: requestTimeout)
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, concurrency))
+        configuration.httpVersion = .http1Only
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        limiter = ConcurrencyLimiter(limit: max(1, concurrency))
+        tokens = TokenSource(auth: config.auth)
+    }
+
+    /// Closes the connections. Call once, when done.
+    public func shutdown() async {
+        try? await http.shutdown()
+    }
+
+    // MARK: - Operations
+
+    /// `major.minor` and `gitVersion` of the server.
+    public func serverVersion() async throws(KubeError) -> (major: Int, minor: Int, gitVersion: String) {
+        let v = try await send(.GET, "/version", operation: "get version", object: "server")
+        let digits: (String?) -> Int = { Int(($0 ?? "").prefix { $0.isNumber }) ?? 0 }
+        return (digits(v["major"]?.stringValue), digits(v["minor"]?.stringValue), v["gitVersion"]?.stringValue ?? "")
+    }
+
+    public func get(_ ref: ObjectReference) async throws(KubeError) -> JSONValue {
+        let path = try await objectPath(ref)
+        return try await send(.GET, path, operation: "get", object: ref.description)
+    }
+
+    /// Every object of a kind (in one namespace, or all when nil) matching the label selector,
+    /// fetched in pages of `limit` with the continue token.
+    public func list(apiVersion: String, kind: String, namespace: String?, labelSelector: String? = nil,
+                     limit: Int = 500) async throws(KubeError) -> [JSONValue] {
+        let resource = try await discovery.resource(apiVersion: apiVersion, kind: kind, client: self)
+        var base = groupPath(apiVersion)
+        if resource.namespaced, let namespace { base += "/namespaces/\(namespace)" }
+        base += "/\(resource.plural)"
+        var items: [JSONValue] = []
+        var token: String?
+        let what = namespace.map { "\(kind) in \($0)" } ?? "\(kind) in all namespaces"
+        repeat {
+            var query = [("limit", String(limit))]
+            if let labelSelector { query.append(("labelSelector", labelSelector)) }
+            if let token { query.append(("continue", token)) }
+            let page = try await send(.GET, base, query: query, operation: "list", object: what)
+            for item in page["items"]?.arrayValue ?? [] {
+                // Items of a list carry no apiVersion/kind; give them theirs.
+                guard var o = item.objectValue else { continue }
+                var full = JSONObject([(key: "apiVersion", value: .string(apiVersion)), (key: "kind", value: .string(kind))])
+                for (k, v) in o.entries where k != "apiVersion" && k != "kind" { full[k] = v }
+                o = full
+                items.append(.object(o))
+            }
+            token = page["metadata", "continue"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        } while token != nil
+        return items
+    }
+
+    /// Server-side apply (`application/apply-patch+yaml`) with a field manager; with `dryRun`
+    /// the server computes the result and stores nothing.
+    ///
+    /// - Returns: The object as the server has it (or would have it) afterwards.
+    public func apply(_ object: JSONValue, fieldManager: String, force: Bool = true, dryRun: Bool = false) async throws(KubeError) -> JSONValue {
+        guard let ref = ObjectReference(object) else {
+            throw KubeError(reason: .badRequest, operation: "apply", object: "object", message: "has no apiVersion, kind or metadata.name")
+        }
+        let path = try await objectPath(ref)
+        var query = [("fieldManager", fieldManager)]
+        if force { query.append(("force", "true")) }
+        if dryRun { query.append(("dryRun", "All")) }
+        return try await send(.PATCH, path, query: query, body: Array(object.canonicalJSON().utf8),
+                              contentType: "application/apply-patch+yaml", operation: dryRun ? "apply (dry-run)" : "apply",
+                              object: ref.description)
+    }
+
+    public enum Propagation: String, Sendable {
+        case foreground = "Foreground"
+        case background = "Background"
+        case orphan = "Orphan"
+    }
+
+    /// Deletes an object; with preconditions, only the one with that uid / resourceVersion.
+    public func delete(_ ref: ObjectReference, propagation: Propagation = .background, uid: String? = nil,
+                       resourceVersion: String? = nil) async throws(KubeError) {
+        let path = try await objectPath(ref)
+        var options: JSONObject = ["apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": .string(propagation.rawValue)]
+        var preconditions = JSONObject()
+        if let uid { preconditions["uid"] = .string(uid) }
+        if let resourceVersion { preconditions["resourceVersion"] = .string(resourceVersion) }
+        if !preconditions.isEmpty { options["preconditions"] = .object(preconditions) }
+        _ = try await send(.DELETE, path, body: Array(JSONValue.object(options).canonicalJSON().utf8),
+                           contentType: "application/json", operation: "delete", object: ref.description)
+    }
+
+    /// A JSON merge patch of the status subresource (what a kubelet does for pods).
+    public func patchStatus(_ ref: ObjectReference, _ patch: JSONValue) async throws(KubeError) -> JSONValue {
+        let path = try await objectPath(ref) + "/status"
+        return try await send(.PATCH, path, body: Array(patch.canonicalJSON().utf8),
+                              contentType: "application/merge-patch+json", operation: "patch status", object: ref.description)
+    }
+
+    /// Whether the server serves `group/version` (e.g. `policy/v1`), from discovery.
+    public func serves(_ groupVersion: String) async throws(KubeError) -> Bool {
+        try await discovery.groupVersions(client: self).contains(groupVersion)
+    }
+
+    // MARK: - Paths
+
+    func groupPath(_ apiVersion: String) -> String {
+        apiVersion.contains("/") ? "/apis/\(apiVersion)" : "/api/\(apiVersion)"
+    }
+
+    func objectPath(_ ref: ObjectReference) async throws(KubeError) -> String {
+        let resource = try await discovery.resource(apiVersion: ref.apiVersion, kind: ref.kind, client: self)
+        var path = groupPath(ref.apiVersion)
+        if resource.namespaced {
+            guard let ns = ref.namespace else {
+                throw KubeError(reason: .badRequest, operation: "address", object: ref.description, message: "\(ref.kind) is namespaced; the object names no namespace")
+            }
+            path += "/namespaces/\(ns)"
+        }
+        return path + "/\(resource.plural)/\(ref.name)"
+    }
+
+    // MARK: - Transport
+
+    static func percentEncode(_ s: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? s
+    }
+
+    /// One request with retries; the decoded JSON body.
+    func send(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: [UInt8]? = nil,
+              contentType: String? = nil, operation: String, object: String) async throws(KubeError) -> JSONValue {
+        let url = config.server + path
+            + (query.isEmpty ? "" : "?" + query.map { "\($0.0)=\(Self.percentEncode($0.1))" }.joined(separator: "&"))
+        var attempt = 0
+        var delay = 0.1
+        while true {
+            attempt += 1
+            let outcome = await limiter.run { () async -> Result<JSONValue, Attempt> in
+                await self.once(method, url, body: body, contentType: contentType, operation: operation, object: object)
+            }
+            switch outcome {
+            case .success(let value):
+                return value
+            case .failure(.final(let error)):
+                throw error
+            case .failure(.retryable(let error, let retryAfter)):
+                guard attempt < maxAttempts else {
+                    var e = error
+                    e.message += " (gave up after \(attempt) attempts)"
+                    throw e
+                }
+                let wait = min(retryAfter ?? delay, 10)
+                try? await Task.sleep(nanoseconds: UInt64(wait * 1e9))
+                delay = min(delay * 2, 2)
+            }
+        }
+    }
+
+    enum Attempt: Error {
+        case final(KubeError)
+        case retryable(KubeError, retryAfter: Double?)
+    }
+
+    private func once(_ method: HTTPMethod, _ url: String, body: [UInt8]?, contentType: String?,
+                      operation: String, object: String) async -> Result<JSONValue, Attempt> {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "cairn")
+        if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
+        if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+        do {
+            if let token = try await tokens.token() {
+                request.headers.add(name: "Authorization", value: "Bearer \(token)")
+            }
+        } catch {
+            return .failure(.final(KubeError(reason: .unauthorized, operation: operation, object: object, message: "\(error)")))
+        }
+        let response: HTTPClientResponse
+        let bytes: ByteBuffer
+        do {
+            response = try await http.execute(request, timeout: requestTimeout)
+            bytes = try await response.body.collect(upTo: 256 << 20)
+        } catch {
+            return .failure(Self.classify(error, operation: operation, object: object, server: config.server))
+        }
+        let code = Int(response.status.code)
+        let json = try? JSONValue.parse(bytes.readableBytesView)
+        if (200..<300).contains(code) {
+            guard let json else {
+                return .failure(.final(KubeError(reason: .unexpected, code: code, operation: operation, object: object, message: "the response is not JSON")))
+            }
+            return .success(json)
+        }
+        let error = KubeError.from(status: code, body: json, operation: operation, object: object)
+        if code == 429 || code == 500 || code == 502 || code == 503 || code == 504 {
+            let retryAfter = response.headers.first(name: "Retry-After").flatMap(Double.init)
+            return .failure(.retryable(error, retryAfter: retryAfter))
+        }
+        if code == 401, case .tokenFile = config.auth { Task { await tokens.invalidate() } }
+        if code == 401, case .exec = config.auth { Task { await tokens.invalidate() } }
+        return .failure(.final(error))
+    }
+
+    private static func classify(_ error: any Error, operation: String, object: String, server: String) -> Attempt {
+        let text = String(describing: error)
+        if error is NIOSSLError || text.contains("handshakeFailed") || text.contains("CERTIFICATE_VERIFY_FAILED")
+            || text.contains("certificate") || text.contains("SSL")
+        {
+            return .final(KubeError(reason: .tls, operation: operation, object: object,
+                                    message: "TLS with \(server) failed: \(text); check the kubeconfig's certificate-authority"))
+        }
+        return .retryable(KubeError(reason: .transport, operation: operation, object: object,
+                                    message: "cannot reach \(server): \(text)"), retryAfter: nil)
+    }
+}
+
+/// At most `limit` requests in flight; the rest wait their turn, in order.
+actor ConcurrencyLimiter {
+    private let limit: Int
+    private var running = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    func run<T: Sendable>(_ body: @Sendable () async -> T) async -> T {
+        if running >= limit {
+            await withCheckedContinuation { waiting.append($0) }
+        } else {
+            running += 1
+        }
+        defer {
+            if waiting.isEmpty { running -= 1 } else { waiting.removeFirst().resume() }
+        }
+        return await body()
+    }
+}
+
+/// Resources the server serves, learnt once per group version.
+actor DiscoveryCache {
+    struct Resource: Sendable {
+        var plural: String
+        var namespaced: Bool
+    }
+
+    private var resources: [String: [String: Resource]] = [:]  // groupVersion -> kind -> resource
+    private var versions: Set<String>?
+
+    func resource(apiVersion: String, kind: String, client: KubeClient) async throws(KubeError) -> Resource {
+        if let r = resources[apiVersion]?[kind] { return r }
+        let list = try await client.send(.GET, client.groupPath(apiVersion), operation: "discover", object: apiVersion)
+        var kinds: [String: Resource] = [:]
+        for r in list["resources"]?.arrayValue ?? [] {
+            guard let name = r["name"]?.stringValue, !name.contains("/"), let k = r["kind"]?.stringValue else { continue }
+            kinds[k] = Resource(plural: name, namespaced: r["namespaced"] == .bool(true))
+        }
+        resources[apiVersion] = kinds
+        guard let r = kinds[kind] else {
+            throw KubeError(reason: .notFound, operation: "discover", object: "\(apiVersion) \(kind)",
+                            message: "the server does not serve \(kind) in \(apiVersion)")
+        }
+        return r
+    }
+
+    func groupVersions(client: KubeClient) async throws(KubeError) -> Set<String> {
+        if let versions { return versions }
+        var out: Set<String> = []
+        let core = try await client.send(.GET, "/api", operation: "discover", object: "core API")
+        for v in core["versions"]?.arrayValue ?? [] { if let s = v.stringValue { out.insert(s) } }
+        let groups = try await client.send(.GET, "/apis", operation: "discover", object: "API groups")
+        for g in groups["groups"]?.arrayValue ?? [] {
+            for v in g["versions"]?.arrayValue ?? [] { if let s = v["groupVersion"]?.stringValue { out.insert(s) } }
+        }
+        versions = out
+        return out
+    }
+}
