@@ -244,10 +244,16 @@ final class SSHServer {
 /// bytes from the server and then stops forwarding (holding the connection open), like a server
 /// that hangs mid-transfer. Later connections pass through.
 final class StallingProxy {
-    let port = freePort()
+    let port: Int
     let server: ServerProcess
 
-    init(upstreamPort: Int, stallAfter: Int, log: String) throws {
+    /// A proxy on a given port (to stand in for a server that restarts on the same address).
+    convenience init(port: Int, upstreamPort: Int, log: String) throws {
+        try self.init(upstreamPort: upstreamPort, stallAfter: 1 << 60, log: log, port: port)
+    }
+
+    init(upstreamPort: Int, stallAfter: Int, log: String, port: Int = freePort()) throws {
+        self.port = port
         let script = """
             import socket, threading, sys, time
             up, stall, port = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])

@@ -237,6 +237,44 @@ struct KubeClientTests {
         #expect(version.major == 1 && version.minor >= 20)
     }
 
+    /// The API server goes away (a proxy in front of it stops: connections refused), then comes
+    /// back on the same address.
+    @Test func anUnreachableServerIsRetriedThenReportedAndTheClientRecovers() async throws {
+        let plane = try ControlPlane.shared()
+        var config = try KubeConfig.load(path: plane.kubeconfig)
+        let upstream = Int(config.server.split(separator: ":").last!)!
+        let logs = TemporaryDirectory()
+        var proxy: StallingProxy? = try StallingProxy(upstreamPort: upstream, stallAfter: 1 << 60, log: logs.file("p1"))
+        let port = proxy!.port
+        config.server = "https://127.0.0.1:\(port)"
+        let client = try KubeClient(config: config, maxAttempts: 3)
+        defer { Task { await client.shutdown() } }
+        #expect(try await client.serverVersion().major == 1)
+
+        proxy?.stop()
+        proxy = nil
+        let start = Date()
+        do {
+            _ = try await client.list(apiVersion: "v1", kind: "Namespace", namespace: nil)
+            Issue.record("listed through a stopped server")
+        } catch {
+            #expect(error.reason == .transport)
+            #expect(error.message.contains("cannot reach https://127.0.0.1:\(port)"))
+            #expect(error.message.hasSuffix("(gave up after 3 attempts)"))
+        }
+        #expect(Date().timeIntervalSince(start) < 20, "retries are bounded")
+
+        // A request made while the server is down succeeds once it is back, within its retries.
+        let patient = try KubeClient(config: config, maxAttempts: 8)
+        defer { Task { await patient.shutdown() } }
+        async let namespaces = patient.list(apiVersion: "v1", kind: "Namespace", namespace: nil)
+        try await Task.sleep(nanoseconds: 700_000_000)
+        let restarted = try StallingProxy(port: port, upstreamPort: upstream, log: logs.file("p2"))
+        defer { restarted.stop() }
+        #expect(try await namespaces.contains { $0["metadata", "name"] == "kube-system" })
+        #expect(try await client.serverVersion().major == 1, "the first client recovers too")
+    }
+
     @Test func deleteHonoursPreconditions() async throws {
         let client = try ControlPlane.shared().client()
         defer { Task { await client.shutdown() } }
