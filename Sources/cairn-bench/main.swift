@@ -2,9 +2,11 @@
 //
 //   swift run -c release cairn-bench [render] [N ...]   validate + render N spec files (default 100 1000)
 //   swift run -c release cairn-bench git                 the git layer beside the git CLI
+//   swift run -c release cairn-bench kube                the Kubernetes client beside kubectl (starts a control plane)
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
 case "git": try gitBenchmark()
+case "kube": try await kubeBenchmark()
 case "render": try renderBenchmark(Array(arguments.dropFirst()))
 default: try renderBenchmark(arguments)
 }
