@@ -240,8 +240,10 @@ public final class KubeClient: Sendable {
             let retryAfter = response.headers.first(name: "Retry-After").flatMap(Double.init)
             return .failure(.retryable(error, retryAfter: retryAfter))
         }
-        if code == 401, case .tokenFile = config.auth { Task { await tokens.invalidate() } }
-        if code == 401, case .exec = config.auth { Task { await tokens.invalidate() } }
+        if code == 401 {
+            // A rotated or expired token: read or run for a fresh one next time.
+            await tokens.invalidate()
+        }
         return .failure(.final(error))
     }
 
