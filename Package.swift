@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Render", targets: ["Render"]),
         .library(name: "GitStore", targets: ["GitStore"]),
         .library(name: "KubeAPI", targets: ["KubeAPI"]),
+        .library(name: "Reconcile", targets: ["Reconcile"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
@@ -64,6 +65,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Plan (desired vs live); the reconcile engine grows here.
+        .target(
+            name: "Reconcile",
+            dependencies: ["ClusterSpecs", "Render"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "cairn",
             dependencies: [
@@ -80,7 +87,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnTests",
-            dependencies: ["ClusterSpecs", "Render", "GitStore", "KubeAPI", "cairn"],
+            dependencies: ["ClusterSpecs", "Render", "GitStore", "KubeAPI", "Reconcile", "cairn"],
             exclude: ["Golden", "Fixtures"],
             swiftSettings: strict
         ),
