@@ -68,13 +68,13 @@ let package = Package(
         // Plan (desired vs live); the reconcile engine grows here.
         .target(
             name: "Reconcile",
-            dependencies: ["ClusterSpecs", "Render"],
+            dependencies: ["ClusterSpecs", "Render", "KubeAPI"],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "cairn",
             dependencies: [
-                "ClusterSpecs", "Render", "GitStore",
+                "ClusterSpecs", "Render", "GitStore", "KubeAPI", "Reconcile",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

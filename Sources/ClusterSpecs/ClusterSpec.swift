@@ -138,6 +138,17 @@ public enum ClusterSpecLoader {
 
     static let managedLabelPrefix = "app.kubernetes.io/"
 
+    /// `namespace/name` of the cluster a file describes, read as leniently as possible: for an
+    /// invalid file, so that its cluster's live objects are left alone. Nil when the file does not
+    /// even say.
+    public static func identity(_ text: String, file: String) -> String? {
+        guard let root = try? SpecFileParser.parse(text, file: file), case .mapping(let top) = root,
+              case .mapping(let metadata)? = top["metadata"], case .scalar(let name)? = metadata["name"] else { return nil }
+        var namespace = "default"
+        if case .scalar(let ns)? = metadata["namespace"] { namespace = ns.text }
+        return "\(namespace)/\(name.text)"
+    }
+
     private static func decodeMetadata(_ field: Field) -> ClusterMetadata? {
         let serverSet = "is set by the API server; a spec file is not a `kubectl get` dump, remove it"
         return field.object(unsupported: [
@@ -160,8 +171,8 @@ public enum ClusterSpecLoader {
             }
             var labels: [String: String] = [:]
             if let f = m["labels"], let l = f.labelMap {
-                for key in l.keys where key.hasPrefix(managedLabelPrefix) {
-                    f.child(key, f.node).fail("labels under \(managedLabelPrefix) are set by cairn")
+                for key in l.keys where key.hasPrefix(managedLabelPrefix) || key.hasPrefix("cairn.dev/") {
+                    f.child(key, f.node).fail("labels under \(managedLabelPrefix) and cairn.dev/ are set by cairn")
                 }
                 labels = l
             }

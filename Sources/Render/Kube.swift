@@ -6,6 +6,7 @@ import Foundation
 /// volumeClaimTemplates), so that an unchanged cluster diffs clean against the live objects.
 enum Kube {
     static let managedBy = "cairn"
+    static let clusterLabel = "cairn.dev/cluster"
 
     /// Object metadata: the cluster's identity labels plus the spec's own labels and annotations.
     static func metadata(_ name: String, _ cluster: ClusterMetadata, labels: [String: String],
@@ -13,6 +14,9 @@ enum Kube {
         var all = cluster.labels
         for (k, v) in labels { all[k] = v }
         all["app.kubernetes.io/managed-by"] = managedBy
+        // cairn's inventory: which cluster an object belongs to, read back by one LIST per kind
+        // after any restart. Never on pod templates or volume claims, so children are never in it.
+        all[clusterLabel] = cluster.name
         var notes = cluster.annotations
         for (k, v) in annotations { notes[k] = v }
         var o: JSONObject = ["name": .string(name), "namespace": .string(cluster.namespace)]

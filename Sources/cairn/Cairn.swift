@@ -5,7 +5,7 @@ import GitStore
 import Render
 
 @main
-struct Cairn: ParsableCommand {
+struct Cairn: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cairn",
         abstract: "GitOps for stateful clusters: one spec file per cluster, rendered to Kubernetes objects.",
@@ -15,7 +15,7 @@ struct Cairn: ParsableCommand {
             renders the Services, ConfigMaps, StatefulSets, PodDisruptionBudgets and load balancers \
             the cluster needs.
             """,
-        subcommands: [Validate.self, Render.self]
+        subcommands: [Validate.self, Render.self, Apply.self]
     )
 }
 
@@ -41,7 +41,25 @@ struct SpecInput: ParsableArguments {
     /// Loads every file; prints each problem as `file:line:column: message` on stderr.
     /// - Returns: The valid clusters, and whether any file had a problem.
     func load() throws -> (clusters: [ClusterSpec], failed: Bool) {
-        if git.repo != nil { return try loadFromGit() }
+        let (files, unreadable) = try read()
+        for problem in unreadable { printError(problem) }
+        let result = ClusterSpecLoader.loadAll(files)
+        for e in result.errors { printError(e.description) }
+        return (result.clusters, !unreadable.isEmpty || !result.errors.isEmpty)
+    }
+
+    /// The spec files' contents, from the directories or the repository, and the files that
+    /// could not be read at all.
+    func read() throws -> (files: [(path: String, text: String)], unreadable: [String]) {
+        if git.repo != nil {
+            do {
+                let read = try git.readSpecFiles()
+                return (read.files, read.problems)
+            } catch let error as GitError {
+                printError("cairn: \(error)")
+                throw ExitCode(1)
+            }
+        }
         let files: [String]
         do {
             files = try SpecFiles.find(paths)
@@ -50,35 +68,15 @@ struct SpecInput: ParsableArguments {
             throw ExitCode(1)
         }
         var contents: [(path: String, text: String)] = []
-        var failed = false
+        var unreadable: [String] = []
         for file in files {
             do {
                 contents.append((file, try SpecFiles.read(file)))
             } catch {
-                printError("\(error)")
-                failed = true
+                unreadable.append("\(error)")
             }
         }
-        let result = ClusterSpecLoader.loadAll(contents)
-        for e in result.errors { printError(e.description) }
-        return (result.clusters, failed || !result.errors.isEmpty)
-    }
-}
-
-extension SpecInput {
-    /// The same as reading a directory, with the files read at a revision through libgit2.
-    private func loadFromGit() throws -> (clusters: [ClusterSpec], failed: Bool) {
-        let read: (files: [(path: String, text: String)], problems: [String])
-        do {
-            read = try git.readSpecFiles()
-        } catch let error as GitError {
-            printError("cairn: \(error)")
-            throw ExitCode(1)
-        }
-        for problem in read.problems { printError(problem) }
-        let result = ClusterSpecLoader.loadAll(read.files)
-        for e in result.errors { printError(e.description) }
-        return (result.clusters, !read.problems.isEmpty || !result.errors.isEmpty)
+        return (contents, unreadable)
     }
 }
 

@@ -1,0 +1,110 @@
+import ClusterSpecs
+import Foundation
+import KubeAPI
+import Testing
+
+/// `cairn apply`, the real binary, against the real control plane.
+@Suite("cairn apply end to end", .enabled(if: !ControlPlane.skip))
+struct ApplyTests {
+    let plane: ControlPlane
+    let ns = "apply-\(UInt32.random(in: 0...UInt32.max))"
+    let dir = TemporaryDirectory("cairn-apply")
+
+    init() throws {
+        plane = try ControlPlane.shared()
+    }
+
+    func esdb(_ name: String, _ size: String = "1Gi") -> String {
+        """
+        apiVersion: kubernetes.kurrent.io/v1
+        kind: KurrentDB
+        metadata: {name: \(name), namespace: \(ns)}
+        spec:
+          replicas: 1
+          image: eventstore/eventstore:23.10.2-bookworm-slim
+          storage: {resources: {requests: {storage: \(size)}}}
+
+        """
+    }
+
+    var postgres: String {
+        "apiVersion: acid.zalan.do/v1\nkind: postgresql\nmetadata: {name: pg, namespace: \(ns)}\nspec:\n  teamId: acid\n  numberOfInstances: 1\n  volume: {size: 1Gi}\n  users: {app: [login]}\n  postgresql: {version: \"16\"}\n"
+    }
+
+    func write(_ files: [String: String?]) throws {
+        for (name, text) in files {
+            if let text { try text.write(toFile: dir.file(name), atomically: true, encoding: .utf8) } else { try FileManager.default.removeItem(atPath: dir.file(name)) }
+        }
+    }
+
+    func apply(_ extra: [String] = []) throws -> ProcessResult {
+        try run(CLITests.binary, ["apply", dir.path, "--kubeconfig", plane.kubeconfig, "--namespace-allow", ns] + extra)
+    }
+
+    func lines(_ r: ProcessResult, _ action: String) -> [String] {
+        r.stdout.split(separator: "\n").map(String.init).filter { line in
+            let words = line.split(separator: " ")
+            return words.count >= 2 && words[1] == action
+        }
+    }
+
+    @Test func createsThenChangesNothingThenPrunesKeepingVolumesAndCredentials() async throws {
+        let client = try plane.client()
+        defer { Task { await client.shutdown() } }
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], fieldManager: "cairn-test")
+        try write(["es.yaml": esdb("es"), "pg.yaml": postgres])
+
+        let first = try apply()
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        #expect(first.stdout.hasSuffix("15 created, 0 configured, 0 unchanged, 0 pruned, 0 kept, 0 blocked, 0 failed\n"), "\(first.stdout)")
+        let secret = ObjectReference(apiVersion: "v1", kind: "Secret", namespace: ns, name: "app.pg.credentials.postgresql.acid.zalan.do")
+        let password = try await client.get(secret)["data", "password"]?.stringValue
+        #expect(password != nil && password!.count > 20)
+        #expect(!first.stdout.contains(password!) && !first.stderr.contains(password!))
+
+        let second = try apply()
+        #expect(second.stdout.hasSuffix("0 created, 0 configured, 15 unchanged, 0 pruned, 0 kept, 0 blocked, 0 failed\n"), "\(second.stdout)")
+        #expect(try await client.get(secret)["data", "password"]?.stringValue == password, "a generated Secret is never overwritten")
+
+        // Drift: someone scales the StatefulSet; the next pass puts it back and says so.
+        _ = try await client.apply(["apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": ["name": "es", "namespace": .string(ns)], "spec": ["replicas": 3]],
+                                   fieldManager: "kubectl-edit", force: true)
+        let corrected = try apply()
+        #expect(lines(corrected, "configured") == ["StatefulSet/\(ns)/es configured (spec.replicas: 3 -> 1)"])
+
+        // An immutable change is blocked, not applied, and nothing is deleted.
+        try write(["es.yaml": esdb("es", "5Gi")])
+        let blocked = try apply()
+        #expect(blocked.status == 1)
+        #expect(lines(blocked, "blocked").first?.hasPrefix("StatefulSet/\(ns)/es blocked (spec.volumeClaimTemplates[0].spec.resources.requests.storage: \"1Gi\" -> \"5Gi\"") == true)
+        try write(["es.yaml": esdb("es")])
+
+        // An invalid spec beside a valid one: the valid one is reconciled, nothing of the invalid one touched.
+        try write(["pg.yaml": postgres.replacingOccurrences(of: "numberOfInstances: 1", with: "numberOfInstances: zero"), "es2.yaml": esdb("es2")])
+        let mixed = try apply()
+        #expect(mixed.status == 1)
+        #expect(mixed.stderr.contains("pg.yaml:6:22: spec.numberOfInstances: must be an integer (got a string)"))
+        #expect(lines(mixed, "pruned").isEmpty)
+        #expect(lines(mixed, "created").count == 4)
+        _ = try await client.get(ObjectReference(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: "pg"))
+
+        // An empty spec directory prunes nothing.
+        try write(["pg.yaml": nil, "es.yaml": nil, "es2.yaml": nil])
+        let empty = try apply()
+        #expect(lines(empty, "pruned").isEmpty)
+        #expect(empty.stderr.contains("the spec directory reads as empty while 3 clusters exist"))
+
+        // The spec removed: its objects pruned, its volumes and credentials kept.
+        try write(["es.yaml": esdb("es"), "es2.yaml": esdb("es2")])
+        let pvcsBefore = try await client.list(apiVersion: "v1", kind: "PersistentVolumeClaim", namespace: ns).compactMap { $0["metadata", "uid"]?.stringValue }
+        let removed = try apply()
+        #expect(removed.status == 0, "\(removed.stdout)\(removed.stderr)")
+        #expect(lines(removed, "pruned").count == 8, "\(removed.stdout)")
+        #expect(lines(removed, "kept").count == 3)
+        #expect(lines(removed, "pruned").allSatisfy { $0.contains("/pg") || $0.contains("pg-") || $0.contains("postgres-pg") || $0.contains(".pg.") })
+        await #expect(throws: KubeError.self) { try await client.get(ObjectReference(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: "pg")) }
+        #expect(try await client.get(secret)["data", "password"]?.stringValue == password)
+        let pvcsAfter = try await client.list(apiVersion: "v1", kind: "PersistentVolumeClaim", namespace: ns).compactMap { $0["metadata", "uid"]?.stringValue }
+        #expect(Set(pvcsBefore).isSubset(of: Set(pvcsAfter)), "no PersistentVolumeClaim is ever deleted")
+    }
+}
