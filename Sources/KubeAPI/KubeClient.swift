@@ -107,9 +107,20 @@ public final class KubeClient: Sendable {
         var query = [("fieldManager", fieldManager)]
         if force { query.append(("force", "true")) }
         if dryRun { query.append(("dryRun", "All")) }
-        return try await send(.PATCH, path, query: query, body: Array(object.canonicalJSON().utf8),
-                              contentType: "application/apply-patch+yaml", operation: dryRun ? "apply (dry-run)" : "apply",
-                              object: ref.description)
+        let body = Array(object.canonicalJSON().utf8)
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await send(.PATCH, path, query: query, body: body, contentType: "application/apply-patch+yaml",
+                                      operation: dryRun ? "apply (dry-run)" : "apply", object: ref.description)
+            } catch {
+                // Apply is idempotent: when someone created the object between the server's
+                // lookup and its create (AlreadyExists), or updated it meanwhile (Conflict), the
+                // same apply again patches the object as it now is.
+                guard error.reason == .alreadyExists || (force && error.reason == .conflict), attempt < maxAttempts else { throw error }
+            }
+        }
     }
 
     public enum Propagation: String, Sendable {

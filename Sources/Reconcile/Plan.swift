@@ -43,7 +43,7 @@ public enum Planner {
         if desired.createOnly { return PlannedAction(kind: .unchanged, object: desired, reason: nil) }
         for path in immutable[desired.kind] ?? [] {
             guard let want = value(desired.body, path) else { continue }
-            if let difference = firstDifference(want: want, have: value(live, path), path: path.joined(separator: ".")) {
+            if let (difference, _) = firstDifference(want: want, have: value(live, path), path: path.joined(separator: "."), keys: path) {
                 return PlannedAction(kind: .blocked, object: desired, reason: "\(difference); \(path.joined(separator: ".")) is immutable: "
                     + advice(desired.kind, path))
             }
@@ -56,8 +56,10 @@ public enum Planner {
             o["metadata"] = .object(m)
             want = .object(o)
         }
-        if let difference = firstDifference(want: want, have: live, path: "") {
-            return PlannedAction(kind: .configure, object: desired, reason: difference)
+        if let (difference, keys) = firstDifference(want: want, have: live, path: "", keys: []) {
+            let others = owners(of: keys, in: live).filter { $0 != fieldManager }
+            let by = others.isEmpty ? "" : ", changed by \(others.joined(separator: ", "))"
+            return PlannedAction(kind: .configure, object: desired, reason: difference + by)
         }
         return PlannedAction(kind: .unchanged, object: desired, reason: nil)
     }
@@ -89,8 +91,26 @@ public enum Planner {
         return current
     }
 
-    /// The first place where `have` lacks or contradicts `want`, as `path: have -> want`.
-    static func firstDifference(want: JSONValue, have: JSONValue?, path: String) -> String? {
+    /// The field manager cairn applies with.
+    static let fieldManager = "cairn"
+
+    /// The managers whose managedFields claim the field at `keys` (object keys down to the first
+    /// list), so that drift names who made it.
+    static func owners(of keys: [String], in live: JSONValue) -> [String] {
+        guard !keys.isEmpty else { return [] }
+        return (live["metadata", "managedFields"]?.arrayValue ?? []).compactMap { entry -> String? in
+            guard let manager = entry["manager"]?.stringValue, var fields = entry["fieldsV1"] else { return nil }
+            for key in keys {
+                guard let next = fields.objectValue?["f:" + key] else { return nil }
+                fields = next
+            }
+            return manager
+        }.sorted()
+    }
+
+    /// The first place where `have` lacks or contradicts `want`, as `path: have -> want`, and
+    /// the object keys leading there (up to the first list).
+    static func firstDifference(want: JSONValue, have: JSONValue?, path: String, keys: [String]?) -> (String, [String])? {
         func join(_ key: String) -> String {
             let simple = key.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
             return path.isEmpty ? key : simple ? "\(path).\(key)" : "\(path)[\(key)]"
@@ -98,24 +118,24 @@ public enum Planner {
         switch want {
         case .object(let w):
             guard case .object(let h)? = have else {
-                return w.isEmpty && have == nil ? nil : "\(path.isEmpty ? "object" : path): \(describe(have)) -> (an object)"
+                return w.isEmpty && have == nil ? nil : ("\(path.isEmpty ? "object" : path): \(describe(have)) -> (an object)", keys ?? [])
             }
             for (key, value) in w.entries {
-                if let d = firstDifference(want: value, have: h[key], path: join(key)) { return d }
+                if let d = firstDifference(want: value, have: h[key], path: join(key), keys: keys.map { $0 + [key] }) { return d }
             }
             return nil
         case .array(let w):
             guard case .array(let h)? = have else {
-                return w.isEmpty && have == nil ? nil : "\(path): \(describe(have)) -> (\(w.count) items)"
+                return w.isEmpty && have == nil ? nil : ("\(path): \(describe(have)) -> (\(w.count) items)", keys ?? [])
             }
-            guard w.count == h.count else { return "\(path): \(h.count) items -> \(w.count) items" }
+            guard w.count == h.count else { return ("\(path): \(h.count) items -> \(w.count) items", keys ?? []) }
             for (i, (wi, hi)) in zip(w, h).enumerated() {
-                if let d = firstDifference(want: wi, have: hi, path: "\(path)[\(i)]") { return d }
+                if let d = firstDifference(want: wi, have: hi, path: "\(path)[\(i)]", keys: nil) { return d }
             }
             return nil
         default:
             if let have, scalarsEqual(want, have) { return nil }
-            return "\(path): \(describe(have)) -> \(describe(want))"
+            return ("\(path): \(describe(have)) -> \(describe(want))", keys ?? [])
         }
     }
 

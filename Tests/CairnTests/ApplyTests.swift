@@ -70,7 +70,7 @@ struct ApplyTests {
         _ = try await client.apply(["apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": ["name": "es", "namespace": .string(ns)], "spec": ["replicas": 3]],
                                    fieldManager: "kubectl-edit", force: true)
         let corrected = try apply()
-        #expect(lines(corrected, "configured") == ["StatefulSet/\(ns)/es configured (spec.replicas: 3 -> 1)"])
+        #expect(lines(corrected, "configured") == ["StatefulSet/\(ns)/es configured (spec.replicas: 3 -> 1, changed by kubectl-edit)"])
 
         // An immutable change is blocked, not applied, and nothing is deleted.
         try write(["es.yaml": esdb("es", "5Gi")])

@@ -230,7 +230,9 @@ struct KubeClientTests {
             """.write(toFile: plugin, atomically: true, encoding: .utf8)
         chmod(plugin, 0o755)
         var config = admin
-        config.auth = .exec(ExecConfig(command: plugin, args: [], env: [], apiVersion: "client.authentication.k8s.io/v1beta1"))
+        // Run through sh: exec'ing a file this process has just written can fail with ETXTBSY
+        // while another test forks a child that inherited the write descriptor.
+        config.auth = .exec(ExecConfig(command: "/bin/sh", args: [plugin], env: [], apiVersion: "client.authentication.k8s.io/v1beta1"))
         let client = try KubeClient(config: config)
         defer { Task { await client.shutdown() } }
         let version = try await client.serverVersion()

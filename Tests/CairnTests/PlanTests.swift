@@ -91,7 +91,7 @@ struct PlanIntegrationTests {
         _ = try await client.apply(["apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": ["name": "es", "namespace": .string(ns)],
                                     "spec": ["replicas": 5]], fieldManager: "kubectl-edit", force: true)
         let drift = Planner.plan(objects, live: try await live(client, objects)).filter { $0.kind != .unchanged }
-        #expect(drift.map(\.description) == ["StatefulSet/\(ns)/es configure: spec.replicas: 5 -> 3"])
+        #expect(drift.map(\.description) == ["StatefulSet/\(ns)/es configure: spec.replicas: 5 -> 3, changed by kubectl-edit"])
 
         // A storage change cannot be applied to a StatefulSet.
         let resized = try plan.objects(PlanTests.esdb.replacingOccurrences(of: "storage: 1Gi", with: "storage: 5Gi"), namespace: ns, pdb: pdb)
