@@ -264,7 +264,7 @@ struct KubeClientTests {
             #expect(error.message.contains("cannot reach https://127.0.0.1:\(port)"))
             #expect(error.message.hasSuffix("(gave up after 3 attempts)"))
         }
-        #expect(Date().timeIntervalSince(start) < 20, "retries are bounded")
+        #expect(Date().timeIntervalSince(start) < 30, "retries are bounded")
 
         // A request made while the server is down succeeds once it is back, within its retries.
         let patient = try KubeClient(config: config, maxAttempts: 8)
