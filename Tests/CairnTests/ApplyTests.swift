@@ -94,6 +94,15 @@ struct ApplyTests {
         #expect(lines(empty, "pruned").isEmpty)
         #expect(empty.stderr.contains("the spec directory reads as empty while 3 clusters exist"))
 
+        // The StatefulSet controller has made the Postgres volume claim by now.
+        let claim = ObjectReference(apiVersion: "v1", kind: "PersistentVolumeClaim", namespace: ns, name: "pgdata-pg-0")
+        var claimUID: String?
+        for _ in 0..<100 where claimUID == nil {
+            claimUID = try? await client.get(claim)["metadata", "uid"]?.stringValue
+            if claimUID == nil { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        #expect(claimUID != nil, "the StatefulSet controller created no volume claim")
+
         // The spec removed: its objects pruned, its volumes and credentials kept.
         try write(["es.yaml": esdb("es"), "es2.yaml": esdb("es2")])
         let pvcsBefore = try await client.list(apiVersion: "v1", kind: "PersistentVolumeClaim", namespace: ns).compactMap { $0["metadata", "uid"]?.stringValue }
@@ -106,5 +115,19 @@ struct ApplyTests {
         #expect(try await client.get(secret)["data", "password"]?.stringValue == password)
         let pvcsAfter = try await client.list(apiVersion: "v1", kind: "PersistentVolumeClaim", namespace: ns).compactMap { $0["metadata", "uid"]?.stringValue }
         #expect(Set(pvcsBefore).isSubset(of: Set(pvcsAfter)), "no PersistentVolumeClaim is ever deleted")
+
+        // The spec re-added: the cluster comes back on the same volume and the same credentials.
+        try write(["pg.yaml": postgres])
+        let readded = try apply()
+        #expect(readded.status == 0, "\(readded.stdout)\(readded.stderr)")
+        #expect(lines(readded, "unchanged").contains("Secret/\(ns)/app.pg.credentials.postgresql.acid.zalan.do unchanged"))
+        #expect(try await client.get(secret)["data", "password"]?.stringValue == password)
+        var pod: JSONValue?
+        for _ in 0..<100 where pod == nil {
+            pod = try? await client.get(ObjectReference(apiVersion: "v1", kind: "Pod", namespace: ns, name: "pg-0"))
+            if pod == nil { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        #expect(pod != nil, "the recreated StatefulSet made no pod")
+        #expect(try await client.get(claim)["metadata", "uid"]?.stringValue == claimUID, "the same volume claim, not a new one")
     }
 }
