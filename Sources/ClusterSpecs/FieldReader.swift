@@ -164,9 +164,6 @@ struct Field {
         return s.text
     }
 
-    /// The location of a key in the parent mapping, when this field is a mapping value.
-    var keyLocation: Location { node.location }
-
     /// The node as plain JSON data (free-form fields passed through to Kubernetes).
     var json: JSONValue {
         Field.toJSON(node)

@@ -11,7 +11,6 @@ public struct GitError: Error, Sendable, CustomStringConvertible {
         case hostKeyChanged
         case authentication
         case notFound
-        case fileTooLarge
         case pushRejected
         case invalidArgument
     }
