@@ -88,6 +88,14 @@ extension JSONValue {
         return nil
     }
 
+    public var intValue: Int? {
+        switch self {
+        case .int(let i): return i
+        case .double(let d) where d.rounded() == d && abs(d) < 9e15: return Int(d)
+        default: return nil
+        }
+    }
+
     /// Reads a value at a path of object keys.
     public subscript(path: String...) -> JSONValue? {
         var current: JSONValue? = self

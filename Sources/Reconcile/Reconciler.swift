@@ -5,15 +5,30 @@ public import Render
 
 /// The outcome of one object in a pass, kubectl style.
 public struct ObjectResult: Sendable, CustomStringConvertible {
-    public enum Action: String, Sendable {
-        case created, configured, unchanged, pruned, kept, blocked, failed
+    public enum Action: String, Sendable, CaseIterable {
+        case created, configured, unchanged, restarted, pruned, kept, blocked, failed
     }
     public let reference: String
     public let action: Action
     public let detail: String?
+    /// `namespace/name` of the cluster the object belongs to.
+    public let cluster: String?
+
+    public init(reference: String, action: Action, detail: String?, cluster: String?) {
+        self.reference = reference
+        self.action = action
+        self.detail = detail
+        self.cluster = cluster
+    }
 
     public var description: String {
         "\(reference) \(action.rawValue)" + (detail.map { " (\($0))" } ?? "")
+    }
+
+    public var json: JSONValue {
+        var o: JSONObject = ["object": .string(reference), "action": .string(action.rawValue)]
+        if let detail { o["detail"] = .string(detail) }
+        return .object(o)
     }
 }
 
@@ -39,7 +54,12 @@ public struct Reconciler: Sendable {
     public struct Result: Sendable {
         public var objects: [ObjectResult]
         public var warnings: [String]
-        public var failed: Bool { objects.contains { $0.action == .failed || $0.action == .blocked } }
+        /// Every cluster the pass was given (valid and invalid), in order.
+        public var clusters: [ClusterHealth] = []
+        /// Something needs a person: an object failed or is blocked, or a spec is invalid.
+        public var failed: Bool {
+            objects.contains { $0.action == .failed || $0.action == .blocked } || clusters.contains { $0.phase <= .degraded }
+        }
     }
 
     static let kinds: [(apiVersion: String, kind: String)] = [
@@ -64,13 +84,13 @@ public struct Reconciler: Sendable {
     ///
     /// - Parameters:
     ///   - clusters: The valid clusters, rendered with `renderOptions()`.
-    ///   - invalid: `namespace/name` of clusters whose spec file exists but is invalid: their live
-    ///     objects are left untouched, never pruned.
+    ///   - invalid: `namespace/name` of clusters whose spec file exists but is invalid, with the
+    ///     reason: their live objects are left untouched, never pruned.
     ///   - specsRead: Spec files found at the source; zero with live clusters present means the
     ///     source probably failed to read, and nothing is pruned unless `allowPruneAll`.
     ///   - prune: false when some spec file could not even be read for its identity: then no
     ///     cluster can be known to be gone.
-    public func reconcile(_ clusters: [RenderedCluster], invalid: Set<String> = [], specsRead: Int,
+    public func reconcile(_ clusters: [RenderedCluster], invalid: [String: String] = [:], specsRead: Int,
                           prune: Bool = true) async throws(KubeError) -> Result {
         var pdbVersion = clusters.flatMap(\.objects).first { $0.kind == "PodDisruptionBudget" }?.apiVersion
         if pdbVersion == nil { pdbVersion = try await renderOptions().podDisruptionBudgetAPIVersion }
@@ -80,6 +100,8 @@ public struct Reconciler: Sendable {
             warnings.append("\(c.spec.identity) skipped: namespace \(c.spec.metadata.namespace) is not in --namespace-allow")
         }
         let desired = ClusterRenderer.applyOrder(allowed)
+        var owner: [String: String] = [:]
+        for c in allowed { for o in c.objects { owner[o.reference] = c.spec.identity } }
 
         // Live state: one LIST per kind across the namespaces cairn may touch.
         var live: [JSONValue] = []
@@ -91,14 +113,19 @@ public struct Reconciler: Sendable {
                                               labelSelector: "app.kubernetes.io/managed-by=cairn")
             }
         }
+        var liveByKey: [String: JSONValue] = [:]
+        for o in live { liveByKey[Self.key(o)] = o }
 
         var results: [ObjectResult] = []
         let actions = Planner.plan(desired, live: live)
+        var stopped = false
         for stage in ApplyStage.allCases {
             let batch = actions.filter { $0.object.stage == stage }
             results += await withTaskGroup(of: ObjectResult.self) { group in
                 for action in batch {
-                    group.addTask { await self.execute(action) }
+                    let current = liveByKey[action.object.reference]
+                    let cluster = owner[action.object.reference]
+                    group.addTask { await self.execute(action, live: current, cluster: cluster) }
                 }
                 var out: [ObjectResult] = []
                 for await r in group { out.append(r) }
@@ -107,12 +134,34 @@ public struct Reconciler: Sendable {
             // A workload is not applied when what it reads failed.
             if results.contains(where: { $0.action == .failed }) && stage < .workloads {
                 warnings.append("stopped before \(ApplyStage(rawValue: stage.rawValue + 1).map { "\($0)" } ?? "the next stage"): earlier objects failed")
-                return Result(objects: results, warnings: warnings)
+                stopped = true
+                break
             }
         }
 
+        var health: [ClusterHealth] = allowed.map { ClusterHealth(cluster: $0.spec.identity, file: $0.spec.file) }
+        for (identity, reason) in invalid.sorted(by: { $0.key < $1.key }) {
+            health.append(ClusterHealth(cluster: identity, file: nil, phase: .invalid, reasons: [reason]))
+        }
+        if !stopped {
+            results += await rollouts(allowed, results: results, live: liveByKey, health: &health)
+        }
+        for i in health.indices where health[i].phase != .invalid {
+            for o in results where o.cluster == health[i].cluster {
+                switch o.action {
+                case .blocked: health[i].report(.blocked, "\(o.reference) blocked")
+                case .failed: health[i].report(.degraded, "\(o.reference) failed")
+                default: break
+                }
+            }
+            if stopped, results.allSatisfy({ $0.cluster != health[i].cluster || $0.action != .failed }) {
+                health[i].report(.degraded, "not applied: objects of other clusters failed in an earlier stage")
+            }
+        }
+        if stopped { return Result(objects: results, warnings: warnings, clusters: health) }
+
         // Prune: objects cairn created for clusters whose spec is gone.
-        let kept = Set(allowed.map(\.spec.identity)).union(invalid)
+        let kept = Set(allowed.map(\.spec.identity)).union(invalid.keys)
         let desiredKeys = Set(desired.map(\.reference))
         let orphans = live.filter { o in
             guard let cluster = o["metadata", "labels", "cairn.dev/cluster"]?.stringValue,
@@ -123,58 +172,151 @@ public struct Reconciler: Sendable {
         if !orphans.isEmpty, !prune {
             warnings.append("some spec files could not be read; pruning nothing this pass")
         } else if !orphans.isEmpty, specsRead == 0, !options.allowPruneAll {
-            let clustersLive = Set(orphans.compactMap { o in o["metadata", "labels", "cairn.dev/cluster"]?.stringValue.map { "\(o["metadata", "namespace"]?.stringValue ?? "")/\($0)" } })
+            let clustersLive = Set(orphans.compactMap(Self.cluster))
             warnings.append("the spec directory reads as empty while \(clustersLive.count) clusters exist (\(clustersLive.sorted().joined(separator: ", "))); pruning nothing. If they really should go, run again with --allow-prune-all")
         } else {
             for o in orphans {
                 guard let ref = ObjectReference(o) else { continue }
+                let cluster = Self.cluster(o)
                 // Generated credentials outlive their cluster like its volumes do: the data on
                 // those volumes was written with them, and re-adding the spec must find them.
                 if o["metadata", "annotations", "cairn.dev/generated-keys"] != nil {
-                    results.append(ObjectResult(reference: Self.key(o), action: .kept, detail: "generated credentials are never pruned"))
+                    results.append(ObjectResult(reference: Self.key(o), action: .kept, detail: "generated credentials are never pruned", cluster: cluster))
                     continue
                 }
                 if options.dryRun {
-                    results.append(ObjectResult(reference: Self.key(o), action: .pruned, detail: "dry run"))
+                    results.append(ObjectResult(reference: Self.key(o), action: .pruned, detail: "dry run", cluster: cluster))
                     continue
                 }
                 do {
                     try await client.delete(ref, propagation: .background, uid: o["metadata", "uid"]?.stringValue)
-                    results.append(ObjectResult(reference: Self.key(o), action: .pruned, detail: nil))
+                    results.append(ObjectResult(reference: Self.key(o), action: .pruned, detail: nil, cluster: cluster))
                 } catch {
                     if error.reason == .notFound { continue }
-                    results.append(ObjectResult(reference: Self.key(o), action: .failed, detail: error.description))
+                    results.append(ObjectResult(reference: Self.key(o), action: .failed, detail: error.description, cluster: cluster))
                 }
             }
         }
-        return Result(objects: results, warnings: warnings)
+        return Result(objects: results, warnings: warnings, clusters: health)
     }
 
     static func key(_ o: JSONValue) -> String {
         "\(o["kind"]?.stringValue ?? "")/\(o["metadata", "namespace"]?.stringValue ?? "")/\(o["metadata", "name"]?.stringValue ?? "")"
     }
 
-    private func execute(_ action: PlannedAction) async -> ObjectResult {
+    /// `namespace/name` of the cluster a live object belongs to, from its inventory label.
+    static func cluster(_ o: JSONValue) -> String? {
+        o["metadata", "labels", "cairn.dev/cluster"]?.stringValue.map { "\(o["metadata", "namespace"]?.stringValue ?? "")/\($0)" }
+    }
+
+    /// Reads every cluster's StatefulSets for its health, and takes the next step of the
+    /// rollouts cairn drives itself (`OnDelete`: Postgres and Aerospike): at most one pod per
+    /// cluster per pass, StatefulSets (Aerospike racks) one after the other in render order.
+    private func rollouts(_ clusters: [RenderedCluster], results: [ObjectResult], live: [String: JSONValue],
+                          health: inout [ClusterHealth]) async -> [ObjectResult] {
+        var out: [ObjectResult] = []
+        let byReference = Dictionary(results.map { ($0.reference, $0) }, uniquingKeysWith: { a, _ in a })
+        for (index, cluster) in clusters.enumerated() {
+            let identity = cluster.spec.identity
+            let troubled = results.contains { $0.cluster == identity && ($0.action == .failed || $0.action == .blocked) }
+            var acted = false
+            for set in cluster.objects where set.kind == "StatefulSet" {
+                switch byReference[set.reference]?.action {
+                case .created?, .configured?:
+                    health[index].report(.progressing, "StatefulSet \(set.name) \(byReference[set.reference]!.action.rawValue); its rollout starts")
+                    acted = true
+                    continue
+                default: break
+                }
+                guard let current = live[set.reference] else { continue }
+                let progress = StatefulSetProgress(current)
+                health[index].rollouts.append(progress)
+                if progress.settled { continue }
+                health[index].report(.progressing, progress.waitingReason ?? "StatefulSet \(set.name) is rolling")
+                // RollingUpdate sets roll by themselves; cairn drives OnDelete ones, one set at a time.
+                guard progress.strategy == "OnDelete", !acted, !troubled, !progress.updatedAll else {
+                    if progress.strategy == "OnDelete" { acted = true }
+                    continue
+                }
+                acted = true
+                let selector = (set.body["spec", "selector", "matchLabels"]?.objectValue?.entries ?? [])
+                    .compactMap { e in e.value.stringValue.map { "\(e.key)=\($0)" } }.joined(separator: ",")
+                let pods: [JSONValue]
+                do {
+                    pods = try await client.list(apiVersion: "v1", kind: "Pod", namespace: set.namespace, labelSelector: selector)
+                } catch {
+                    out.append(ObjectResult(reference: set.reference, action: .failed, detail: "reading its pods for the rollout: \(error)", cluster: identity))
+                    continue
+                }
+                let primaryLast: Bool
+                if case .postgres = cluster.spec.system { primaryLast = true } else { primaryLast = false }
+                switch RolloutDecision.next(for: progress, pods: pods, primaryLast: primaryLast) {
+                case .done, .wait:
+                    continue
+                case .restart(let pod, let uid, let reason):
+                    let ref = "Pod/\(set.namespace)/\(pod)"
+                    if options.dryRun {
+                        out.append(ObjectResult(reference: ref, action: .restarted, detail: reason + "; dry run", cluster: identity))
+                        continue
+                    }
+                    do {
+                        // The uid precondition: never a pod recreated meanwhile.
+                        try await client.delete(ObjectReference(apiVersion: "v1", kind: "Pod", namespace: set.namespace, name: pod), propagation: .background, uid: uid)
+                        out.append(ObjectResult(reference: ref, action: .restarted, detail: reason, cluster: identity))
+                    } catch {
+                        if error.reason == .notFound || error.reason == .conflict { continue }
+                        out.append(ObjectResult(reference: ref, action: .failed, detail: "restarting it for the rollout: \(error)", cluster: identity))
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    private func execute(_ action: PlannedAction, live: JSONValue?, cluster: String?) async -> ObjectResult {
         let ref = action.object.reference
         switch action.kind {
         case .unchanged:
-            return ObjectResult(reference: ref, action: .unchanged, detail: nil)
+            return ObjectResult(reference: ref, action: .unchanged, detail: nil, cluster: cluster)
         case .blocked:
-            return ObjectResult(reference: ref, action: .blocked, detail: action.reason)
+            return ObjectResult(reference: ref, action: .blocked, detail: action.reason, cluster: cluster)
         case .create, .configure:
             var body = action.object.body
             if action.kind == .create, action.object.createOnly {
                 body = Self.generateSecrets(body)
             }
             do {
+                // The local comparison saw a difference; where server defaulting or normalising
+                // makes it unsure, the server's own dry run decides before anything is written.
+                if action.kind == .configure, let live {
+                    let preview = try await client.apply(body, fieldManager: options.fieldManager, force: true, dryRun: true)
+                    if Self.sameContent(preview, live) {
+                        return ObjectResult(reference: ref, action: .unchanged, detail: nil, cluster: cluster)
+                    }
+                    if options.dryRun {
+                        return ObjectResult(reference: ref, action: .configured, detail: "dry run; \(action.reason ?? "")", cluster: cluster)
+                    }
+                }
                 _ = try await client.apply(body, fieldManager: options.fieldManager, force: true, dryRun: options.dryRun)
                 let verb: ObjectResult.Action = action.kind == .create ? .created : .configured
                 // The difference never carries a Secret's data: generated Secrets are create-only.
-                return ObjectResult(reference: ref, action: verb, detail: options.dryRun ? "dry run" : (action.object.kind == "Secret" ? nil : action.reason))
+                let reason = action.object.kind == "Secret" ? nil : action.reason
+                return ObjectResult(reference: ref, action: verb, detail: options.dryRun ? ["dry run", reason].compactMap { $0 }.joined(separator: "; ") : reason, cluster: cluster)
             } catch {
-                return ObjectResult(reference: ref, action: .failed, detail: error.description)
+                return ObjectResult(reference: ref, action: .failed, detail: error.description, cluster: cluster)
             }
         }
+    }
+
+    /// The same object but for bookkeeping the server changes on every write.
+    static func sameContent(_ a: JSONValue, _ b: JSONValue) -> Bool {
+        func strip(_ v: JSONValue) -> JSONValue {
+            guard var o = v.objectValue, var m = o["metadata"]?.objectValue else { return v }
+            for key in ["managedFields", "resourceVersion", "generation"] { m[key] = nil }
+            o["metadata"] = .object(m)
+            return .object(o)
+        }
+        return strip(a).canonicalJSON() == strip(b).canonicalJSON()
     }
 
     /// Fills the keys named by `cairn.dev/generated-keys` with random passwords, when the Secret

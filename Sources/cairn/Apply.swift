@@ -13,9 +13,12 @@ extension Cairn {
                 Reads the spec files (PATHs or --repo), renders them for the server (API versions \
                 from discovery), reads the live objects with one LIST per kind, and applies what \
                 differs with server-side apply (field manager cairn), in stages. Prints each object \
-                as created, configured, unchanged, pruned or blocked. A cluster whose spec is invalid \
-                is left untouched; PersistentVolumeClaims are never deleted. Exits 0 when every \
-                object converged, 1 otherwise.
+                as created, configured, unchanged, pruned or blocked, then each cluster's health \
+                (Ready, Progressing, Degraded, Invalid, Blocked). StatefulSets that cairn rolls \
+                itself (Postgres, Aerospike: OnDelete) get one pod restarted per pass, once every pod \
+                is Ready: Postgres replicas before the primary, Aerospike rack by rack. A cluster \
+                whose spec is invalid is left untouched; PersistentVolumeClaims are never deleted. \
+                Exits 0 when every cluster is Ready or Progressing, 1 otherwise.
                 """
         )
 
@@ -36,16 +39,24 @@ extension Cairn {
         @Flag(help: "Prune even when the spec directory reads as empty while clusters exist.")
         var allowPruneAll = false
 
+        @Option(name: [.customShort("o"), .long], help: "text (kubectl style) or json (per cluster: phase, reasons, rollouts, objects).")
+        var output: OutputFormat = .text
+
         func run() async throws {
             let (files, unreadable) = try input.read()
             for problem in unreadable { printError(problem) }
             let loaded = ClusterSpecLoader.loadAll(files)
             for e in loaded.errors { printError(e.description) }
             let validFiles = Set(loaded.clusters.map(\.file))
-            var invalid: Set<String> = []
+            var invalid: [String: String] = [:]
             var prune = unreadable.isEmpty
             for (path, text) in files where !validFiles.contains(path) {
-                if let identity = ClusterSpecLoader.identity(text, file: path) { invalid.insert(identity) } else { prune = false }
+                if let identity = ClusterSpecLoader.identity(text, file: path) {
+                    let first = loaded.errors.first { $0.file == path }
+                    invalid[identity] = "the spec file is invalid, its live objects are left as they are: " + (first?.description ?? path)
+                } else {
+                    prune = false
+                }
             }
 
             let config: KubeConfig
@@ -64,7 +75,9 @@ extension Cairn {
                 let rendered = ClusterRenderer.renderAll(loaded.clusters, options: try await reconciler.renderOptions())
                 for e in rendered.errors { printError(e.description) }
                 // Clusters left out for colliding with another are untouched too.
-                invalid.formUnion(loaded.clusters.filter { c in rendered.errors.contains { $0.file == c.file } }.map(\.identity))
+                for e in rendered.errors {
+                    for c in loaded.clusters where c.file == e.file { invalid[c.identity] = e.description }
+                }
                 result = try await reconciler.reconcile(rendered.clusters, invalid: invalid, specsRead: files.count + unreadable.count, prune: prune)
             } catch {
                 await client.shutdown()
@@ -72,13 +85,22 @@ extension Cairn {
                 throw ExitCode(1)
             }
             await client.shutdown()
-            for o in result.objects { print(o.description) }
+            switch output {
+            case .json:
+                print(result.json.prettyJSON())
+            case .text:
+                for o in result.objects { print(o.description) }
+                for c in result.clusters { print(c.description) }
+                var counts: [ObjectResult.Action: Int] = [:]
+                for o in result.objects { counts[o.action, default: 0] += 1 }
+                print(ObjectResult.Action.allCases.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", ") + (dryRun ? " (dry run)" : ""))
+            }
             for w in result.warnings { printError("warning: \(w)") }
-            var counts: [ObjectResult.Action: Int] = [:]
-            for o in result.objects { counts[o.action, default: 0] += 1 }
-            let order: [ObjectResult.Action] = [.created, .configured, .unchanged, .pruned, .kept, .blocked, .failed]
-            print(order.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", ") + (dryRun ? " (dry run)" : ""))
             if result.failed || !loaded.errors.isEmpty || !unreadable.isEmpty { throw ExitCode(1) }
         }
     }
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
 }
