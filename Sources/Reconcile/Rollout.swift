@@ -5,6 +5,8 @@ public struct StatefulSetProgress: Sendable, Hashable {
     public let name: String
     public let strategy: String
     public let replicas: Int
+    /// Pods that exist (status.replicas).
+    public let existing: Int
     public let ready: Int
     public let updated: Int
     public let generation: Int
@@ -17,6 +19,7 @@ public struct StatefulSetProgress: Sendable, Hashable {
         strategy = live["spec", "updateStrategy", "type"]?.stringValue ?? "RollingUpdate"
         replicas = live["spec", "replicas"]?.intValue ?? 1
         // The server omits zero counts.
+        existing = live["status", "replicas"]?.intValue ?? 0
         ready = live["status", "readyReplicas"]?.intValue ?? 0
         updated = live["status", "updatedReplicas"]?.intValue ?? 0
         generation = live["metadata", "generation"]?.intValue ?? 0
@@ -42,6 +45,7 @@ public struct StatefulSetProgress: Sendable, Hashable {
     /// Why it is not settled, for humans.
     public var waitingReason: String? {
         if !observed { return "StatefulSet \(name): the controller has not seen generation \(generation) yet" }
+        if existing < replicas { return "StatefulSet \(name): \(existing) of \(replicas) pods exist, \(ready) ready" }
         if updated < replicas { return "StatefulSet \(name): \(updated) of \(replicas) pods on the new revision" + (ready < replicas ? ", \(ready) ready" : "") }
         if !updatedAll { return "StatefulSet \(name): finishing the rollout" }
         if ready < replicas { return "StatefulSet \(name): \(ready) of \(replicas) pods ready" }

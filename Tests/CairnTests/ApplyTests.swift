@@ -130,4 +130,47 @@ struct ApplyTests {
         #expect(pod != nil, "the recreated StatefulSet made no pod")
         #expect(try await client.get(claim)["metadata", "uid"]?.stringValue == claimUID, "the same volume claim, not a new one")
     }
+
+    /// The four example clusters, moved to this test's namespace.
+    func examples() -> [String: String?] {
+        var files: [String: String?] = [:]
+        for name in Repo.exampleFiles {
+            var text = Repo.read(Repo.clusters.appendingPathComponent(name))
+            for old in ["esdb", "aerospike"] { text = text.replacingOccurrences(of: "\n  namespace: \(old)\n", with: "\n") }
+            let metadata = text.range(of: "\nmetadata:\n")!
+            text.insert(contentsOf: "  namespace: \(ns)\n", at: metadata.upperBound)
+            files["clusters/" + name] = text
+        }
+        return files
+    }
+
+    @Test func convergesTheFourExamplesFromAGitRepository() async throws {
+        let client = try plane.client()
+        defer { Task { await client.shutdown() } }
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], fieldManager: "cairn-test")
+        let origin = try OriginRepository()
+        try origin.commit(examples().merging(["README.md": "not a spec"]) { a, _ in a })
+        let arguments = ["apply", "--repo", "file://" + origin.bare, "--path", "clusters", "--cache-dir", dir.file("cache"),
+                         "--kubeconfig", plane.kubeconfig, "--namespace-allow", ns]
+
+        let first = try run(CLITests.binary, arguments + ["--output", "json"])
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        let result = try JSONValue.parse(Array(first.stdout.utf8))
+        #expect(result["summary", "created"] == 45, "\(first.stdout)")
+        #expect(result["summary", "failed"] == 0)
+        let clusters = result["clusters"]?.arrayValue ?? []
+        #expect(clusters.compactMap { $0["name"]?.stringValue }.sorted() == ["acid-minimal-cluster", "aerocluster", "esdb-cluster", "example-atomixcluster"])
+        #expect(clusters.allSatisfy { $0["phase"] == "Progressing" && $0["namespace"]?.stringValue == ns }, "\(first.stdout)")
+        #expect(clusters.first { $0["name"] == "esdb-cluster" }?["file"] == "clusters/esdb-cluster.yaml")
+        #expect(clusters.reduce(0) { $0 + ($1["objects"]?.arrayValue?.count ?? 0) } == 45)
+        #expect(!first.stdout.contains("\"password\""), "no Secret data in the result")
+
+        let second = try run(CLITests.binary, arguments)
+        #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
+        #expect(second.stdout.hasSuffix("0 created, 0 configured, 45 unchanged, 0 restarted, 0 pruned, 0 kept, 0 blocked, 0 failed\n"), "\(second.stdout)")
+        // Without a kubelet no pod becomes Ready: every cluster is waiting for its pods, not failed.
+        for name in ["acid-minimal-cluster", "aerocluster", "esdb-cluster", "example-atomixcluster"] {
+            #expect(second.stdout.contains("cluster \(ns)/\(name): Progressing (StatefulSet \(name)"), "\(second.stdout)")
+        }
+    }
 }

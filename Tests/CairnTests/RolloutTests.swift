@@ -74,6 +74,8 @@ struct RolloutDecisionTests {
         #expect(!rolling.settled, "a RollingUpdate set is done when the controller moves currentRevision")
         let fresh = StatefulSetProgress(["metadata": ["name": "es", "generation": 1], "spec": ["replicas": 3], "status": ["observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "currentRevision": "a", "updateRevision": "a"]])
         #expect(fresh.waitingReason == "StatefulSet es: 0 of 3 pods ready")
+        let creating = StatefulSetProgress(["metadata": ["name": "pg", "generation": 1], "spec": ["replicas": 3], "status": ["observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "currentRevision": "a", "updateRevision": "a"]])
+        #expect(creating.waitingReason == "StatefulSet pg: 1 of 3 pods exist, 0 ready")
     }
 }
 
