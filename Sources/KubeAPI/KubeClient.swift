@@ -1,3 +1,4 @@
+import Synchronization
 import AsyncHTTPClient
 import ClusterSpecs
 import Foundation
@@ -15,6 +16,7 @@ public final class KubeClient: Sendable {
     private let limiter: ConcurrencyLimiter
     private let tokens: TokenSource
     private let discovery = DiscoveryCache()
+    private let counts = Mutex<[String: Int]>([:])
     /// Attempts per request, the first included.
     public let maxAttempts: Int
     public let requestTimeout: TimeAmount
@@ -46,6 +48,10 @@ public final class KubeClient: Sendable {
         limiter = ConcurrencyLimiter(limit: max(1, concurrency))
         tokens = TokenSource(auth: config.auth)
     }
+
+    /// Requests sent so far by operation (`list`, `get`, `apply`, `apply (dry-run)`, `delete`,
+    /// `discover`, ...), retries included: what benchmarks and metrics report.
+    public var requestCounts: [String: Int] { counts.withLock { $0 } }
 
     /// Closes the connections. Call once, when done.
     public func shutdown() async {
@@ -189,6 +195,7 @@ public final class KubeClient: Sendable {
         var delay = 0.1
         while true {
             attempt += 1
+            counts.withLock { $0[operation, default: 0] += 1 }
             let outcome = await limiter.run { () async -> Result<JSONValue, Attempt> in
                 await self.once(method, url, body: body, contentType: contentType, operation: operation, object: object)
             }

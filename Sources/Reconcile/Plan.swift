@@ -43,7 +43,7 @@ public enum Planner {
         if desired.createOnly { return PlannedAction(kind: .unchanged, object: desired, reason: nil) }
         for path in immutable[desired.kind] ?? [] {
             guard let want = value(desired.body, path) else { continue }
-            if let (difference, _) = firstDifference(want: want, have: value(live, path), path: path.joined(separator: "."), keys: path) {
+            if let (difference, _) = firstDifference(want: want, have: value(live, path), path: path.map(PathStep.key)) {
                 return PlannedAction(kind: .blocked, object: desired, reason: "\(difference); \(path.joined(separator: ".")) is immutable: "
                     + advice(desired.kind, path))
             }
@@ -56,7 +56,7 @@ public enum Planner {
             o["metadata"] = .object(m)
             want = .object(o)
         }
-        if let (difference, keys) = firstDifference(want: want, have: live, path: "", keys: []) {
+        if let (difference, keys) = firstDifference(want: want, have: live, path: []) {
             let others = owners(of: keys, in: live).filter { $0 != fieldManager }
             let by = others.isEmpty ? "" : ", changed by \(others.joined(separator: ", "))"
             return PlannedAction(kind: .configure, object: desired, reason: difference + by)
@@ -108,34 +108,72 @@ public enum Planner {
         }.sorted()
     }
 
+    /// One step down into a value: an object key or a list index.
+    enum PathStep {
+        case key(String)
+        case index(Int)
+    }
+
+    /// `spec.template.metadata.annotations[cairn.dev/config-hash]`, `spec.ports[0].port`.
+    static func render(_ path: [PathStep]) -> String {
+        var out = ""
+        for step in path {
+            switch step {
+            case .key(let key):
+                let simple = key.utf8.allSatisfy { c in
+                    (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x5f || c == 0x2d
+                }
+                out += out.isEmpty ? key : simple ? ".\(key)" : "[\(key)]"
+            case .index(let i):
+                out += "[\(i)]"
+            }
+        }
+        return out
+    }
+
     /// The first place where `have` lacks or contradicts `want`, as `path: have -> want`, and
-    /// the object keys leading there (up to the first list).
-    static func firstDifference(want: JSONValue, have: JSONValue?, path: String, keys: [String]?) -> (String, [String])? {
-        func join(_ key: String) -> String {
-            let simple = key.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
-            return path.isEmpty ? key : simple ? "\(path).\(key)" : "\(path)[\(key)]"
+    /// the object keys leading there (up to the first list). The path is rendered only when a
+    /// difference is found: the common case, no difference, allocates no strings.
+    static func firstDifference(want: JSONValue, have: JSONValue?, path: [PathStep]) -> (String, [String])? {
+        var path = path
+        return difference(want: want, have: have, path: &path)
+    }
+
+    private static func difference(want: JSONValue, have: JSONValue?, path: inout [PathStep]) -> (String, [String])? {
+        func found(_ text: String) -> (String, [String]) {
+            var keys: [String] = []
+            for step in path {
+                guard case .key(let k) = step else { break }
+                keys.append(k)
+            }
+            let where_ = render(path)
+            return ("\(where_.isEmpty ? "object" : where_): \(text)", keys)
         }
         switch want {
         case .object(let w):
             guard case .object(let h)? = have else {
-                return w.isEmpty && have == nil ? nil : ("\(path.isEmpty ? "object" : path): \(describe(have)) -> (an object)", keys ?? [])
+                return w.isEmpty && have == nil ? nil : found("\(describe(have)) -> (an object)")
             }
             for (key, value) in w.entries {
-                if let d = firstDifference(want: value, have: h[key], path: join(key), keys: keys.map { $0 + [key] }) { return d }
+                path.append(.key(key))
+                if let d = difference(want: value, have: h[key], path: &path) { return d }
+                path.removeLast()
             }
             return nil
         case .array(let w):
             guard case .array(let h)? = have else {
-                return w.isEmpty && have == nil ? nil : ("\(path): \(describe(have)) -> (\(w.count) items)", keys ?? [])
+                return w.isEmpty && have == nil ? nil : found("\(describe(have)) -> (\(w.count) items)")
             }
-            guard w.count == h.count else { return ("\(path): \(h.count) items -> \(w.count) items", keys ?? []) }
+            guard w.count == h.count else { return found("\(h.count) items -> \(w.count) items") }
             for (i, (wi, hi)) in zip(w, h).enumerated() {
-                if let d = firstDifference(want: wi, have: hi, path: "\(path)[\(i)]", keys: nil) { return d }
+                path.append(.index(i))
+                if let d = difference(want: wi, have: hi, path: &path) { return d }
+                path.removeLast()
             }
             return nil
         default:
             if let have, scalarsEqual(want, have) { return nil }
-            return ("\(path): \(describe(have)) -> \(describe(want))", keys ?? [])
+            return found("\(describe(have)) -> \(describe(want))")
         }
     }
 

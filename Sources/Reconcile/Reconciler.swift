@@ -103,15 +103,32 @@ public struct Reconciler: Sendable {
         var owner: [String: String] = [:]
         for c in allowed { for o in c.objects { owner[o.reference] = c.spec.identity } }
 
-        // Live state: one LIST per kind across the namespaces cairn may touch.
-        var live: [JSONValue] = []
+        // Live state: one LIST per kind across the namespaces cairn may touch, concurrently
+        // (the client bounds how many run at once).
         let listKinds = Self.kinds + [(pdbVersion!, "PodDisruptionBudget")]
         let namespaces: [String?] = options.namespaceAllow.map { $0.sorted().map(Optional.some) } ?? [nil]
-        for (apiVersion, kind) in listKinds {
-            for ns in namespaces {
-                live += try await client.list(apiVersion: apiVersion, kind: kind, namespace: ns,
-                                              labelSelector: "app.kubernetes.io/managed-by=cairn")
+        let lists = listKinds.flatMap { k in namespaces.map { (k.apiVersion, k.kind, $0) } }
+        let client = self.client
+        let listed = await withTaskGroup(of: Listed.self) { group in
+            for (index, list) in lists.enumerated() {
+                group.addTask {
+                    do {
+                        return Listed(index: index, objects: try await client.list(apiVersion: list.0, kind: list.1, namespace: list.2,
+                                                                                   labelSelector: "app.kubernetes.io/managed-by=cairn"))
+                    } catch {
+                        return Listed(index: index, error: error as? KubeError
+                            ?? KubeError(reason: .transport, operation: "list", object: list.1, message: "\(error)"))
+                    }
+                }
             }
+            var out: [Listed] = []
+            for await r in group { out.append(r) }
+            return out.sorted { $0.index < $1.index }
+        }
+        var live: [JSONValue] = []
+        for r in listed {
+            if let error = r.error { throw error }
+            live += r.objects
         }
         var liveByKey: [String: JSONValue] = [:]
         for o in live { liveByKey[Self.key(o)] = o }
@@ -200,6 +217,12 @@ public struct Reconciler: Sendable {
         return Result(objects: results, warnings: warnings, clusters: health)
     }
 
+    private struct Listed: Sendable {
+        var index: Int
+        var objects: [JSONValue] = []
+        var error: KubeError?
+    }
+
     static func key(_ o: JSONValue) -> String {
         "\(o["kind"]?.stringValue ?? "")/\(o["metadata", "namespace"]?.stringValue ?? "")/\(o["metadata", "name"]?.stringValue ?? "")"
     }
@@ -234,7 +257,9 @@ public struct Reconciler: Sendable {
                 if progress.settled { continue }
                 health[index].report(.progressing, progress.waitingReason ?? "StatefulSet \(set.name) is rolling")
                 // RollingUpdate sets roll by themselves; cairn drives OnDelete ones, one set at a time.
-                guard progress.strategy == "OnDelete", !acted, !troubled, !progress.updatedAll else {
+                // Pods are read only when the controller has seen the spec and counts pods left
+                // on an older revision: a steady cluster costs no pod LIST.
+                guard progress.strategy == "OnDelete", !acted, !troubled, progress.observed, !progress.updatedAll else {
                     if progress.strategy == "OnDelete" { acted = true }
                     continue
                 }

@@ -84,10 +84,13 @@ extension Cairn {
                 printError("cairn: \(error)")
                 throw ExitCode(1)
             }
+            let requests = client.requestCounts
             await client.shutdown()
             switch output {
             case .json:
-                print(result.json.prettyJSON())
+                var json = result.json.objectValue ?? JSONObject()
+                json["requests"] = .object(JSONObject(requests.sorted { $0.key < $1.key }.map { (key: $0.key, value: JSONValue.int($0.value)) }))
+                print(JSONValue.object(json).prettyJSON())
             case .text:
                 for o in result.objects { print(o.description) }
                 for c in result.clusters { print(c.description) }
