@@ -74,8 +74,11 @@ public final class KubeClient: Sendable {
 
     /// Every object of a kind (in one namespace, or all when nil) matching the label selector,
     /// fetched in pages of `limit` with the continue token.
+    ///
+    /// - Parameter transform: Applied to each item as its page arrives (nil drops it), so that a
+    ///   caller keeping only some fields never holds every full object at once.
     public func list(apiVersion: String, kind: String, namespace: String?, labelSelector: String? = nil,
-                     limit: Int = 500) async throws(KubeError) -> [JSONValue] {
+                     limit: Int = 500, transform: (@Sendable (JSONValue) -> JSONValue?)? = nil) async throws(KubeError) -> [JSONValue] {
         let resource = try await discovery.resource(apiVersion: apiVersion, kind: kind, client: self)
         var base = groupPath(apiVersion)
         if resource.namespaced, let namespace { base += "/namespaces/\(namespace)" }
@@ -94,7 +97,11 @@ public final class KubeClient: Sendable {
                 var full = JSONObject([(key: "apiVersion", value: .string(apiVersion)), (key: "kind", value: .string(kind))])
                 for (k, v) in o.entries where k != "apiVersion" && k != "kind" { full[k] = v }
                 o = full
-                items.append(.object(o))
+                if let transform {
+                    if let kept = transform(.object(o)) { items.append(kept) }
+                } else {
+                    items.append(.object(o))
+                }
             }
             token = page["metadata", "continue"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
         } while token != nil

@@ -85,6 +85,23 @@ public enum Planner {
         }
     }
 
+    /// The live object cut down to the fields `want` has, in `want`'s order: what cairn's own
+    /// rendering of the live state would look like. Lists are projected item by item.
+    public static func project(_ live: JSONValue, onto want: JSONValue) -> JSONValue {
+        switch (live, want) {
+        case (.object(let l), .object(let w)):
+            var out = JSONObject()
+            for (key, value) in w.entries {
+                if let have = l[key] { out[key] = project(have, onto: value) }
+            }
+            return .object(out)
+        case (.array(let l), .array(let w)):
+            return .array(l.enumerated().map { i, item in i < w.count ? project(item, onto: w[i]) : item })
+        default:
+            return live
+        }
+    }
+
     static func value(_ v: JSONValue, _ path: [String]) -> JSONValue? {
         var current: JSONValue? = v
         for key in path { current = current?.objectValue?[key] }
@@ -173,6 +190,15 @@ public enum Planner {
             return nil
         default:
             if let have, scalarsEqual(want, have) { return nil }
+            // Multi-line text (a configuration file): the first line that differs.
+            if case .string(let w) = want, case .string(let h)? = have, w.contains("\n") || h.contains("\n") {
+                let wl = w.split(separator: "\n", omittingEmptySubsequences: false), hl = h.split(separator: "\n", omittingEmptySubsequences: false)
+                var line = 0
+                while line < wl.count, line < hl.count, wl[line] == hl[line] { line += 1 }
+                let was = line < hl.count ? describe(.string(String(hl[line]))) : "(no line)"
+                let now = line < wl.count ? describe(.string(String(wl[line]))) : "(no line)"
+                return found("line \(line + 1): \(was) -> \(now)")
+            }
             return found("\(describe(have)) -> \(describe(want))")
         }
     }

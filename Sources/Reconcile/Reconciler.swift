@@ -103,33 +103,9 @@ public struct Reconciler: Sendable {
         var owner: [String: String] = [:]
         for c in allowed { for o in c.objects { owner[o.reference] = c.spec.identity } }
 
-        // Live state: one LIST per kind across the namespaces cairn may touch, concurrently
-        // (the client bounds how many run at once).
-        let listKinds = Self.kinds + [(pdbVersion!, "PodDisruptionBudget")]
-        let namespaces: [String?] = options.namespaceAllow.map { $0.sorted().map(Optional.some) } ?? [nil]
-        let lists = listKinds.flatMap { k in namespaces.map { (k.apiVersion, k.kind, $0) } }
-        let client = self.client
-        let listed = await withTaskGroup(of: Listed.self) { group in
-            for (index, list) in lists.enumerated() {
-                group.addTask {
-                    do {
-                        return Listed(index: index, objects: try await client.list(apiVersion: list.0, kind: list.1, namespace: list.2,
-                                                                                   labelSelector: "app.kubernetes.io/managed-by=cairn"))
-                    } catch {
-                        return Listed(index: index, error: error as? KubeError
-                            ?? KubeError(reason: .transport, operation: "list", object: list.1, message: "\(error)"))
-                    }
-                }
-            }
-            var out: [Listed] = []
-            for await r in group { out.append(r) }
-            return out.sorted { $0.index < $1.index }
-        }
-        var live: [JSONValue] = []
-        for r in listed {
-            if let error = r.error { throw error }
-            live += r.objects
-        }
+        var desiredByKey: [String: RenderedObject] = [:]
+        for o in desired { desiredByKey[o.reference] = o }
+        let live = try await liveObjects(podDisruptionBudgetAPIVersion: pdbVersion!, desired: desiredByKey)
         var liveByKey: [String: JSONValue] = [:]
         for o in live { liveByKey[Self.key(o)] = o }
 
@@ -215,6 +191,95 @@ public struct Reconciler: Sendable {
             }
         }
         return Result(objects: results, warnings: warnings, clusters: health)
+    }
+
+    /// Every object cairn manages in the namespaces it may touch: one LIST per kind (and per
+    /// namespace with `namespaceAllow`), concurrently, the client bounding how many at once.
+    ///
+    /// - Parameter desired: When given, each live object is cut down as it arrives to what a
+    ///   pass needs (`slim`): a pass over thousands of objects then never holds them whole.
+    public func liveObjects(podDisruptionBudgetAPIVersion: String, desired: [String: RenderedObject]? = nil) async throws(KubeError) -> [JSONValue] {
+        let listKinds = Self.kinds + [(podDisruptionBudgetAPIVersion, "PodDisruptionBudget")]
+        let namespaces: [String?] = options.namespaceAllow.map { $0.sorted().map(Optional.some) } ?? [nil]
+        let lists = listKinds.flatMap { k in namespaces.map { (k.apiVersion, k.kind, $0) } }
+        let client = self.client
+        var transform: (@Sendable (JSONValue) -> JSONValue?)?
+        if let desired {
+            transform = { (o: JSONValue) -> JSONValue? in Reconciler.slim(o, desired: desired[Reconciler.key(o)]) }
+        }
+        let slimming = transform
+        // (A typed-throws do/catch inside the task closure miscompiles with Swift 6.3.1: plain catch.)
+        let listed = await withTaskGroup(of: Listed.self) { group in
+            for (index, list) in lists.enumerated() {
+                group.addTask {
+                    do {
+                        let transform = slimming
+                        return Listed(index: index, objects: try await client.list(apiVersion: list.0, kind: list.1, namespace: list.2,
+                                                                                   labelSelector: "app.kubernetes.io/managed-by=cairn",
+                                                                                   transform: transform))
+                    } catch {
+                        return Listed(index: index, error: error as? KubeError
+                            ?? KubeError(reason: .transport, operation: "list", object: list.1, message: "\(error)"))
+                    }
+                }
+            }
+            var out: [Listed] = []
+            for await r in group { out.append(r) }
+            return out.sorted { $0.index < $1.index }
+        }
+        var live: [JSONValue] = []
+        for r in listed {
+            if let error = r.error { throw error }
+            live += r.objects
+        }
+        return live
+    }
+
+    /// The live side of `cairn plan --live`: per cluster, the live objects projected onto the
+    /// fields cairn renders (so that what the server adds is no difference), with every
+    /// difference the local comparison finds confirmed by a server-side dry run. Live clusters
+    /// no valid spec describes come as they are (their objects would be pruned).
+    public func liveSides(for rendered: [RenderedCluster], invalid: Set<String>) async throws(KubeError) -> [ChangePlan.Side] {
+        var pdb = rendered.flatMap(\.objects).first { $0.kind == "PodDisruptionBudget" }?.apiVersion
+        if pdb == nil { pdb = try await renderOptions().podDisruptionBudgetAPIVersion }
+        let live = try await liveObjects(podDisruptionBudgetAPIVersion: pdb!)
+        var byCluster: [String: [JSONValue]] = [:]
+        for o in live {
+            guard let id = Self.cluster(o), !invalid.contains(id) else { continue }
+            byCluster[id, default: []].append(o)
+        }
+        let headByID = Dictionary(rendered.map { ($0.spec.identity, $0) }, uniquingKeysWith: { a, _ in a })
+        var sides: [ChangePlan.Side] = []
+        for (id, objects) in byCluster.sorted(by: { $0.key < $1.key }) {
+            let head = headByID[id]
+            let rendered = Dictionary((head?.objects ?? []).map { ($0.reference, $0) }, uniquingKeysWith: { a, _ in a })
+            var side: [RenderedObject] = []
+            for o in objects {
+                let createOnly = o["metadata", "annotations", "cairn.dev/generated-keys"] != nil
+                guard let want = rendered[Self.key(o)] else {
+                    side.append(RenderedObject(body: Self.trimmed(o), stage: .services, createOnly: createOnly))
+                    continue
+                }
+                var projected = Planner.project(o, onto: want.body)
+                if projected != want.body, !want.createOnly, Planner.plan(want, live: o).kind == .configure {
+                    // Unsure locally (defaulting, normalisation): the server decides.
+                    let preview = try await client.apply(want.body, fieldManager: options.fieldManager, force: true, dryRun: true)
+                    if Self.sameContent(preview, o) { projected = want.body }
+                }
+                side.append(RenderedObject(body: projected, stage: want.stage, createOnly: want.createOnly))
+            }
+            sides.append(ChangePlan.Side(identity: id, file: head?.spec.file ?? "(no spec file)", system: head?.spec.system, objects: side))
+        }
+        return sides
+    }
+
+    /// A live object without what the server keeps for itself.
+    static func trimmed(_ o: JSONValue) -> JSONValue {
+        guard var obj = o.objectValue, var m = obj["metadata"]?.objectValue else { return o }
+        for key in ["managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink"] { m[key] = nil }
+        obj["metadata"] = .object(m)
+        obj["status"] = nil
+        return .object(obj)
     }
 
     private struct Listed: Sendable {
@@ -315,7 +380,7 @@ public struct Reconciler: Sendable {
                 // makes it unsure, the server's own dry run decides before anything is written.
                 if action.kind == .configure, let live {
                     let preview = try await client.apply(body, fieldManager: options.fieldManager, force: true, dryRun: true)
-                    if Self.sameContent(preview, live) {
+                    if Self.sameContent(preview, live, desired: action.object) {
                         return ObjectResult(reference: ref, action: .unchanged, detail: nil, cluster: cluster)
                     }
                     if options.dryRun {
@@ -333,15 +398,42 @@ public struct Reconciler: Sendable {
         }
     }
 
-    /// The same object but for bookkeeping the server changes on every write.
-    static func sameContent(_ a: JSONValue, _ b: JSONValue) -> Bool {
+    /// The same object but for bookkeeping the server changes on every write. `live` may be
+    /// slim (see `slim`): then the preview is cut down the same way first.
+    static func sameContent(_ preview: JSONValue, _ live: JSONValue, desired: RenderedObject? = nil) -> Bool {
         func strip(_ v: JSONValue) -> JSONValue {
             guard var o = v.objectValue, var m = o["metadata"]?.objectValue else { return v }
             for key in ["managedFields", "resourceVersion", "generation"] { m[key] = nil }
             o["metadata"] = .object(m)
             return .object(o)
         }
-        return strip(a).canonicalJSON() == strip(b).canonicalJSON()
+        let a = desired.map { slim(preview, desired: $0) } ?? preview
+        return strip(a).canonicalJSON() == strip(live).canonicalJSON()
+    }
+
+    /// What a pass keeps of a live object: identity, labels, annotations, the field managers
+    /// other than cairn (to name who drifted), the fields cairn renders (projected: server
+    /// defaults dropped) and a StatefulSet's status. Orphans keep only their metadata, which
+    /// is all pruning needs.
+    static func slim(_ o: JSONValue, desired: RenderedObject?) -> JSONValue {
+        guard let obj = o.objectValue, let m = obj["metadata"]?.objectValue else { return o }
+        var meta = JSONObject()
+        for key in ["name", "namespace", "uid", "generation", "labels", "annotations", "deletionTimestamp"] {
+            if let v = m[key] { meta[key] = v }
+        }
+        if let managers = m["managedFields"]?.arrayValue {
+            meta["managedFields"] = .array(managers.filter { $0["manager"]?.stringValue != Planner.fieldManager }.map { e in
+                ["manager": e["manager"] ?? .null, "fieldsV1": e["fieldsV1"] ?? .null]
+            })
+        }
+        var out: JSONObject = ["apiVersion": obj["apiVersion"] ?? .null, "kind": obj["kind"] ?? .null, "metadata": .object(meta)]
+        if let want = desired?.body.objectValue {
+            for (key, value) in want.entries where !["apiVersion", "kind", "metadata"].contains(key) {
+                if let have = obj[key] { out[key] = Planner.project(have, onto: value) }
+            }
+        }
+        if obj["kind"]?.stringValue == "StatefulSet", let status = obj["status"] { out["status"] = status }
+        return .object(out)
     }
 
     /// Fills the keys named by `cairn.dev/generated-keys` with random passwords, when the Secret

@@ -106,13 +106,24 @@ struct GitOptions: ParsableArguments {
         return repo
     }
 
+    /// The mirror of `--repo`, fetched.
+    func fetchedMirror() throws -> Mirror {
+        guard let url = remoteURL else { throw ValidationError("no --repo given") }
+        let mirror = try Mirror.open(url: url, cacheDirectory: cacheDirectory, credentials: credentials(), timeout: timeout)
+        try mirror.fetch()
+        return mirror
+    }
+
     /// The spec files at `--ref` under `--path`, read through the mirror as `(path in repo, text)`.
     /// Links, submodules, oversized and non-UTF-8 files are reported, never followed or read.
     func readSpecFiles() throws -> (files: [(path: String, text: String)], problems: [String]) {
-        guard let url = remoteURL else { return ([], []) }
-        let mirror = try Mirror.open(url: url, cacheDirectory: cacheDirectory, credentials: credentials(), timeout: timeout)
-        try mirror.fetch()
-        let commit = try mirror.resolve(ref)
+        guard remoteURL != nil else { return ([], []) }
+        let mirror = try fetchedMirror()
+        return try specFiles(in: mirror, at: try mirror.resolve(ref))
+    }
+
+    /// The spec files of one commit under `--path`.
+    func specFiles(in mirror: Mirror, at commit: GitOID) throws -> (files: [(path: String, text: String)], problems: [String]) {
         let dir = path.split(separator: "/").joined(separator: "/")
         var files: [(path: String, text: String)] = []
         var problems: [String] = []

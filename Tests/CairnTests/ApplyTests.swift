@@ -123,7 +123,7 @@ struct ApplyTests {
         #expect(lines(readded, "unchanged").contains("Secret/\(ns)/app.pg.credentials.postgresql.acid.zalan.do unchanged"))
         #expect(try await client.get(secret)["data", "password"]?.stringValue == password)
         var pod: JSONValue?
-        for _ in 0..<100 where pod == nil {
+        for _ in 0..<600 where pod == nil {
             pod = try? await client.get(ObjectReference(apiVersion: "v1", kind: "Pod", namespace: ns, name: "pg-0"))
             if pod == nil { try await Task.sleep(nanoseconds: 100_000_000) }
         }
@@ -172,5 +172,24 @@ struct ApplyTests {
         for name in ["acid-minimal-cluster", "aerocluster", "esdb-cluster", "example-atomixcluster"] {
             #expect(second.stdout.contains("cluster \(ns)/\(name): Progressing (StatefulSet \(name)"), "\(second.stdout)")
         }
+
+        // cairn plan --live: the head revision against the live cluster. Converged: no change.
+        let planArguments = ["plan", "--repo", "file://" + origin.bare, "--path", "clusters", "--cache-dir", dir.file("cache"), "--live",
+                             "--kubeconfig", plane.kubeconfig, "--namespace-allow", ns]
+        let converged = try run(CLITests.binary, planArguments)
+        #expect(converged.status == 0, "\(converged.stdout)\(converged.stderr)")
+        #expect(converged.stdout.hasSuffix("no change to any rendered object\n"), "\(converged.stdout)")
+        // Drift shows, and a spec removed from the head shows as a deletion that keeps volumes.
+        _ = try await client.apply(["apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": ["name": "esdb-cluster", "namespace": .string(ns)], "spec": ["replicas": 5]],
+                                   fieldManager: "kubectl-edit", force: true)
+        try origin.commit(["clusters/acid-minimal-cluster.yaml": nil])
+        let drift = try run(CLITests.binary, planArguments)
+        #expect(drift.status == 1, "\(drift.stdout)\(drift.stderr)")
+        #expect(drift.stdout.contains("~ StatefulSet/\(ns)/esdb-cluster changed: spec.replicas: 5 -> 3"), "\(drift.stdout)")
+        #expect(drift.stdout.contains("cluster \(ns)/acid-minimal-cluster ((no spec file)): deleted"), "\(drift.stdout)")
+        #expect(drift.stdout.contains("- StatefulSet/\(ns)/acid-minimal-cluster deleted: pruned; its PersistentVolumeClaims are kept"))
+        let secret = ObjectReference(apiVersion: "v1", kind: "Secret", namespace: ns, name: "zalando.acid-minimal-cluster.credentials.postgresql.acid.zalan.do")
+        let password = try #require(try await client.get(secret)["data", "password"]?.stringValue)
+        #expect(!drift.stdout.contains(password), "no Secret value in a live plan")
     }
 }

@@ -36,7 +36,7 @@ struct PlanTests {
         changed["data"] = ["eventstore.conf": "Db: /elsewhere\n"]
         let action = Planner.plan(cm, live: .object(changed))
         #expect(action.kind == .configure)
-        #expect(action.reason?.hasPrefix("data[eventstore.conf]: \"Db: /elsewhere\\n\" -> ") == true, "\(action.reason ?? "")")
+        #expect(action.reason?.hasPrefix("data[eventstore.conf]: line 1: \"Db: /elsewhere\" -> \"Db: /var/lib/eventstore/data\"") == true, "\(action.reason ?? "")")
     }
 
     @Test func generatedSecretsAreNeverOverwritten() throws {
