@@ -71,10 +71,21 @@ let package = Package(
             dependencies: ["ClusterSpecs", "Render", "KubeAPI"],
             swiftSettings: strict
         ),
+        // `cairn run`: the poll/reconcile/status loop, metrics, health endpoints.
+        .target(
+            name: "Daemon",
+            dependencies: [
+                "ClusterSpecs", "Render", "GitStore", "KubeAPI", "Reconcile",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "cairn",
             dependencies: [
-                "ClusterSpecs", "Render", "GitStore", "KubeAPI", "Reconcile",
+                "ClusterSpecs", "Render", "GitStore", "KubeAPI", "Reconcile", "Daemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

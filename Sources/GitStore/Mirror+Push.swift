@@ -151,3 +151,29 @@ extension Mirror {
         }
     }
 }
+
+/// Who made a commit and on what.
+public struct CommitInfo: Sendable, Hashable {
+    public let authorName: String
+    public let authorEmail: String
+    public let message: String
+    /// The first parent; nil for a root commit.
+    public let parent: GitOID?
+}
+
+extension Mirror {
+    /// The author, message and first parent of a commit in the mirror.
+    public func commitInfo(_ commit: GitOID) throws(GitError) -> CommitInfo {
+        let repo = try Repository.open(path)
+        let object = try GitObject.lookup(repo, commit, GIT_OBJECT_COMMIT)
+        // A git_object of type commit is a git_commit.
+        let author = git_commit_author(object.pointer).pointee
+        let message = git_commit_message(object.pointer).map { String(cString: $0) } ?? ""
+        var parent: GitOID?
+        if git_commit_parentcount(object.pointer) > 0, let id = git_commit_parent_id(object.pointer, 0) {
+            parent = GitOID(id.pointee)
+        }
+        return CommitInfo(authorName: author.name.map { String(cString: $0) } ?? "", authorEmail: author.email.map { String(cString: $0) } ?? "",
+                          message: message, parent: parent)
+    }
+}

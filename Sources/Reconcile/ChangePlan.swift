@@ -46,6 +46,8 @@ public struct ChangePlan: Sendable {
     public var errors: [String]
     /// Spec files that differ between the revisions (comments and formatting included).
     public var filesChanged: Int
+    /// Spec files read and rendered, both revisions counted: only the changed ones.
+    public var filesRendered = 0
 
     public var objectCounts: (added: Int, changed: Int, deleted: Int) {
         let all = clusters.flatMap(\.objects)

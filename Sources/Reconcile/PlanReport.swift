@@ -132,7 +132,8 @@ public enum PlanReport {
             "summary": [
                 "clusters": .int(plan.clusters.count), "objectsAdded": .int(o.added), "objectsChanged": .int(o.changed),
                 "objectsDeleted": .int(o.deleted), "podsRestarting": .int(plan.podsRestarting), "blocked": .int(plan.blocked.count),
-                "errors": .int(plan.errors.count), "filesChanged": .int(plan.filesChanged), "exitCode": .int(Int(plan.exitCode)),
+                "errors": .int(plan.errors.count), "filesChanged": .int(plan.filesChanged), "filesRendered": .int(plan.filesRendered),
+                "exitCode": .int(Int(plan.exitCode)),
             ],
             "errors": .array(plan.errors.map(JSONValue.string)),
             "clusters": .array(plan.clusters.map { c in

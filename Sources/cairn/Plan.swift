@@ -146,7 +146,9 @@ extension Cairn {
                 for c in headLoaded.clusters where c.file == e.file { skipped.insert(c.identity) }
             }
             let baseClusters = ClusterRenderer.renderAll(baseLoaded.clusters.filter { !skipped.contains($0.identity) && !skippedFiles.contains($0.file) }, options: options).clusters
-            return ChangePlan.compare(base: baseClusters, head: headRendered.clusters, errors: errors, filesChanged: changed.count)
+            var plan = ChangePlan.compare(base: baseClusters, head: headRendered.clusters, errors: errors, filesChanged: changed.count)
+            plan.filesRendered = base.filter { changed.contains($0.path) }.count + head.filter { changed.contains($0.path) }.count
+            return plan
         }
     }
 }

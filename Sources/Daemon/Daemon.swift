@@ -1,0 +1,305 @@
+public import ClusterSpecs
+import Foundation
+public import GitStore
+public import KubeAPI
+public import Reconcile
+import Render
+
+/// `cairn run`: poll the branch, reconcile on a new commit (and every resync), write status
+/// files back to git when they change. One loop, one step at a time; every failure keeps the
+/// last good state and retries with bounded exponential backoff, and nothing is pruned because
+/// something could not be read.
+public final class Daemon: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var branch = "main"
+        public var path = "clusters"
+        public var interval: Duration = .seconds(30)
+        public var resync: Duration = .seconds(600)
+        /// The branch status files go to; nil with `statusSameBranch`.
+        public var statusBranch: String? = "cairn-status"
+        public var statusDirectory = "status"
+        public var author = GitSignature(name: "cairn", email: "cairn@localhost")
+        public var maxBackoff: Duration = .seconds(300)
+
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    let mirror: Mirror
+    let reconciler: Reconciler
+    public let log: Logger
+    public let metrics = Metrics()
+
+    // Loop state, touched only by the loop.
+    private var lastSeen: GitOID?
+    private var lastApplied: GitOID?
+    private var lastResync = ContinuousClock.now
+    private var renderCache: [String: (text: String, spec: ClusterSpec?)] = [:]
+    /// The status files as last pushed (path → content); loaded from the status branch at start.
+    private var pushedStatus: [String: String]?
+    /// Per cluster, the last commit at which cairn wrote one of its objects.
+    private var lastChanged: [String: String] = [:]
+    private var lastError: String?
+
+    private let stopLock = NSLock()
+    private var stopping = false
+    private var wake: CheckedContinuation<Void, Never>?
+
+    public init(configuration: Configuration, mirror: Mirror, reconciler: Reconciler, log: Logger) {
+        self.configuration = configuration
+        self.mirror = mirror
+        self.reconciler = reconciler
+        self.log = log
+    }
+
+    /// Asks the loop to stop after the step under way (status included); returns at once.
+    public func stop() {
+        let w: CheckedContinuation<Void, Never>? = stopLock.withLock {
+            stopping = true
+            defer { wake = nil }
+            return wake
+        }
+        w?.resume()
+    }
+
+    private var isStopping: Bool { stopLock.withLock { stopping } }
+
+    /// Sleeps up to `duration`, returning early when asked to stop.
+    private func pause(_ duration: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: duration) }
+            group.addTask {
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let resumeNow: Bool = self.stopLock.withLock {
+                        if self.stopping { return true }
+                        self.wake = c
+                        return false
+                    }
+                    if resumeNow { c.resume() }
+                }
+            }
+            await group.next()
+            group.cancelAll()
+            // Release the waiter if the timer won.
+            let w: CheckedContinuation<Void, Never>? = stopLock.withLock { defer { wake = nil }; return wake }
+            w?.resume()
+        }
+    }
+
+    /// Runs until `stop()`: every interval the cheap remote-head check, a pass on a new commit
+    /// or when the resync is due, status afterwards.
+    public func run() async {
+        var backoff = configuration.interval
+        log.info("cairn run started", ["branch": configuration.branch, "path": configuration.path])
+        while !isStopping {
+            do {
+                try await step()
+                backoff = configuration.interval
+                metrics.set("cairn_up", 1)
+                await pause(configuration.interval)
+            } catch {
+                lastError = "\(error)"
+                metrics.increment("cairn_errors_total", ["reason": Self.reason(error)])
+                log.error("step failed; keeping the last good state", ["error": "\(error)", "retry_in": "\(backoff)"])
+                await pause(backoff)
+                backoff = min(backoff * 2, configuration.maxBackoff)
+            }
+        }
+        log.info("cairn run stopped", [:])
+    }
+
+    static func reason(_ error: any Error) -> String {
+        if let e = error as? GitError { return "git_\(e.kind)" }
+        if let e = error as? KubeError { return "kube_\(e.reason.rawValue)" }
+        return "other"
+    }
+
+    /// One step: head check; on a new commit or a due resync, fetch, render, reconcile, status.
+    func step() async throws {
+        let checkStart = ContinuousClock.now
+        let remote = try mirror.remoteHead("refs/heads/\(configuration.branch)")
+        metrics.observe("cairn_git_check_seconds", (ContinuousClock.now - checkStart).seconds)
+        let resyncDue = ContinuousClock.now - lastResync >= configuration.resync
+        guard let remote else { throw GitError(.notFound, operation: "check \(configuration.branch)", message: "the remote has no branch \(configuration.branch)") }
+        if remote == lastSeen && !resyncDue && lastError == nil { return }
+
+        let fetchStart = ContinuousClock.now
+        try mirror.fetch()
+        metrics.observe("cairn_git_fetch_seconds", (ContinuousClock.now - fetchStart).seconds)
+        let commit = try mirror.resolve("refs/heads/\(configuration.branch)")
+        if configuration.statusBranch == nil, remote != lastSeen, lastApplied != nil, try isOwnStatusCommit(commit), !resyncDue {
+            // Same-branch mode: cairn's own status commit is no reason to reconcile.
+            lastSeen = remote
+            return
+        }
+        try await reconcile(at: commit)
+        lastSeen = remote
+        if resyncDue || lastApplied == nil { lastResync = ContinuousClock.now }
+    }
+
+    /// A commit cairn made that touches only its status directory.
+    func isOwnStatusCommit(_ commit: GitOID) throws -> Bool {
+        guard let info = try? mirror.commitInfo(commit), info.authorEmail == configuration.author.email, let parent = info.parent else { return false }
+        let changed = try mirror.changedPaths(from: parent, to: commit)
+        return !changed.isEmpty && changed.allSatisfy { $0.path.hasPrefix(configuration.statusDirectory + "/") }
+    }
+
+    func reconcile(at commit: GitOID) async throws {
+        let start = ContinuousClock.now
+        let dir = configuration.path.split(separator: "/").joined(separator: "/")
+        var files: [(path: String, text: String)] = []
+        var unreadable: [String] = []
+        for file in try mirror.files(at: commit, under: dir, sizeLimit: SpecFileParser.maximumFileSize) {
+            guard file.path.hasSuffix(".yaml") || file.path.hasSuffix(".yml"),
+                  !file.path.split(separator: "/").contains(where: { $0.hasPrefix(".") }) else { continue }
+            if case .file(let data) = file.content, let text = String(data: data, encoding: .utf8) {
+                files.append((file.path, text))
+            } else {
+                unreadable.append(file.path)
+            }
+        }
+        // Render incrementally: a file whose text did not change keeps its parsed spec.
+        var specs: [ClusterSpec] = []
+        var invalid: [String: String] = [:]
+        var errors: [String] = []
+        var prune = unreadable.isEmpty
+        var nextCache: [String: (text: String, spec: ClusterSpec?)] = [:]
+        for (path, text) in files {
+            if let cached = renderCache[path], cached.text == text {
+                nextCache[path] = cached
+                if let spec = cached.spec { specs.append(spec) } else if let id = ClusterSpecLoader.identity(text, file: path) {
+                    invalid[id] = "the spec file \(path) is invalid; its live objects are left as they are"
+                } else { prune = false }
+                continue
+            }
+            do {
+                let spec = try ClusterSpecLoader.load(text, file: path)
+                specs.append(spec)
+                nextCache[path] = (text, spec)
+            } catch {
+                nextCache[path] = (text, nil)
+                errors += error.errors.map(\.description)
+                if let id = ClusterSpecLoader.identity(text, file: path) {
+                    invalid[id] = "the spec file is invalid, its live objects are left as they are: \(error.errors.first?.description ?? path)"
+                } else {
+                    prune = false
+                }
+            }
+        }
+        renderCache = nextCache
+        // Two files naming the same cluster: neither is applied.
+        var seen: [String: String] = [:]
+        for s in specs {
+            if let other = seen[s.identity] {
+                invalid[s.identity] = "\(s.file) and \(other) both describe \(s.identity)"
+                errors.append("\(s.file): cluster \(s.identity) is also described by \(other)")
+            }
+            seen[s.identity] = s.file
+        }
+        specs.removeAll { invalid[$0.identity] != nil }
+        for e in errors { log.warning("invalid spec", ["error": e, "commit": commit.description]) }
+
+        let rendered = ClusterRenderer.renderAll(specs, options: try await reconciler.renderOptions())
+        for e in rendered.errors {
+            for s in specs where s.file == e.file { invalid[s.identity] = e.description }
+        }
+        let result = try await reconciler.reconcile(rendered.clusters, invalid: invalid, specsRead: files.count + unreadable.count, prune: prune)
+        lastApplied = commit
+        lastError = nil
+        metrics.observe("cairn_reconcile_seconds", (ContinuousClock.now - start).seconds)
+        metrics.setInfo("cairn_last_applied_commit_info", ["commit": commit.description])
+        for o in result.objects where o.action != .unchanged {
+            metrics.increment("cairn_objects_total", ["action": o.action.rawValue])
+            log.info("object \(o.action.rawValue)", ["object": o.reference, "cluster": o.cluster ?? "", "commit": commit.description, "detail": o.detail ?? ""])
+            if let c = o.cluster, [.created, .configured, .restarted, .pruned].contains(o.action) { lastChanged[c] = commit.description }
+        }
+        for w in result.warnings { log.warning(w, ["commit": commit.description]) }
+        for phase in ClusterHealth.Phase.allCases {
+            metrics.set("cairn_clusters", Double(result.clusters.filter { $0.phase == phase }.count), ["phase": phase.rawValue])
+        }
+        try writeStatus(result, commit: commit, specFiles: Dictionary(specs.map { ($0.identity, $0.file) }, uniquingKeysWith: { a, _ in a }))
+    }
+
+    // MARK: - Status
+
+    /// The status file of one cluster: what a person reading git needs, never a secret, and
+    /// nothing that changes from pass to pass when the cluster does not.
+    static func statusFile(_ health: ClusterHealth, objects: [ObjectResult], commit: String, specFile: String?, lastChanged: String?) -> String {
+        var o: JSONObject = ["cluster": .string(health.cluster)]
+        if let specFile { o["spec"] = .string(specFile) }
+        o["commit"] = .string(commit)
+        if let lastChanged { o["lastChanged"] = .string(lastChanged) }
+        o["phase"] = .string(health.phase.rawValue)
+        if !health.reasons.isEmpty { o["reasons"] = .array(health.reasons.map(JSONValue.string)) }
+        if !health.rollouts.isEmpty { o["rollouts"] = .array(health.rollouts.map(\.json)) }
+        let mine = objects.filter { $0.cluster == health.cluster && $0.action != .pruned }
+        if !mine.isEmpty {
+            o["objects"] = .array(mine.map { r in
+                var e: JSONObject = ["object": .string(r.reference)]
+                switch r.action {
+                case .blocked, .failed: e["state"] = .string(r.action.rawValue); e["detail"] = .string(r.detail ?? "")
+                case .kept: e["state"] = "kept"
+                default: e["state"] = "applied"
+                }
+                return .object(e)
+            })
+        }
+        return "# Written by cairn. Do not edit: it is rewritten when the cluster's status changes.\n" + YAMLWriter.document(.object(o))
+    }
+
+    func writeStatus(_ result: Reconciler.Result, commit: GitOID, specFiles: [String: String]) throws {
+        let branch = configuration.statusBranch ?? configuration.branch
+        if pushedStatus == nil { pushedStatus = try currentStatus(branch: branch) }
+        var files: [String: String] = [:]
+        for health in result.clusters {
+            let path = "\(configuration.statusDirectory)/\(health.cluster).yaml"
+            files[path] = Self.statusFile(health, objects: result.objects, commit: commit.description, specFile: specFiles[health.cluster],
+                                          lastChanged: lastChanged[health.cluster])
+        }
+        var changes: [String: Data?] = [:]
+        for (path, text) in files where pushedStatus?[path] != text { changes[path] = Data(text.utf8) }
+        // Clusters pruned (their objects gone this pass) lose their status file.
+        let pruned = Set(result.objects.filter { $0.action == .pruned }.compactMap(\.cluster))
+        for path in pushedStatus?.keys.sorted() ?? [] where files[path] == nil {
+            let cluster = String(path.dropFirst(configuration.statusDirectory.count + 1).dropLast(".yaml".count))
+            if pruned.contains(cluster) { changes[path] = .some(nil) }
+        }
+        guard !changes.isEmpty else { return }
+        let names = changes.keys.sorted().map { String($0.dropFirst(configuration.statusDirectory.count + 1).dropLast(".yaml".count)) }
+        let message = "cairn: status of \(names.joined(separator: ", ")) at \(commit.description.prefix(12))"
+        let pushed = try mirror.commitAndPush(branch: branch, changes: changes, message: message, author: configuration.author)
+        for (path, data) in changes {
+            if let data { pushedStatus?[path] = String(decoding: data, as: UTF8.self) } else { pushedStatus?[path] = nil }
+        }
+        metrics.increment("cairn_status_commits_total", [:])
+        log.info("status committed", ["commit": pushed.description, "branch": branch, "clusters": names.joined(separator: ",")])
+        if configuration.statusBranch == nil { lastSeen = pushed }
+    }
+
+    /// The status files on the status branch now (none when the branch does not exist yet).
+    func currentStatus(branch: String) throws -> [String: String] {
+        guard let head = try? mirror.resolve("refs/heads/\(branch)") else { return [:] }
+        var out: [String: String] = [:]
+        for file in try mirror.files(at: head, under: configuration.statusDirectory) {
+            if case .file(let data) = file.content { out[file.path] = String(decoding: data, as: UTF8.self) }
+        }
+        // lastChanged survives a restart through the files themselves.
+        for (path, text) in out {
+            let cluster = String(path.dropFirst(configuration.statusDirectory.count + 1).dropLast(".yaml".count))
+            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("lastChanged: ") }) {
+                lastChanged[cluster] = line.dropFirst("lastChanged: ".count).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+            }
+        }
+        return out
+    }
+
+    /// For /readyz: a pass has succeeded since start.
+    public var ready: Bool { lastApplied != nil }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, atto) = components
+        return Double(s) + Double(atto) / 1e18
+    }
+}

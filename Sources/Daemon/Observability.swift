@@ -1,0 +1,101 @@
+public import ClusterSpecs
+import Foundation
+
+/// Structured log lines on stderr: `text` (`level message key=value ...`) or `json` (one object
+/// per line). Callers pass object names and commits, never secrets.
+public struct Logger: Sendable {
+    public enum Format: String, Sendable, CaseIterable { case text, json }
+    public let format: Format
+    private static let lock = NSLock()
+
+    public init(format: Format) { self.format = format }
+
+    public func info(_ message: String, _ fields: [String: String]) { write("info", message, fields) }
+    public func warning(_ message: String, _ fields: [String: String]) { write("warning", message, fields) }
+    public func error(_ message: String, _ fields: [String: String]) { write("error", message, fields) }
+
+    func write(_ level: String, _ message: String, _ fields: [String: String]) {
+        let time = ISO8601DateFormatter().string(from: Date())
+        let line: String
+        switch format {
+        case .json:
+            var o: JSONObject = ["time": .string(time), "level": .string(level), "msg": .string(message)]
+            for (k, v) in fields.sorted(by: { $0.key < $1.key }) { o[k] = .string(v) }
+            line = JSONValue.object(o).canonicalJSON()
+        case .text:
+            line = "\(time) \(level) \(message)" + fields.sorted { $0.key < $1.key }.map { k, v in
+                " \(k)=" + (v.contains(" ") || v.isEmpty ? JSONValue.string(v).canonicalJSON() : v)
+            }.joined()
+        }
+        Self.lock.withLock { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+    }
+}
+
+/// The daemon's metrics in Prometheus' text format: counters, gauges, summaries of durations
+/// (as histograms with fixed buckets), and info metrics.
+public final class Metrics: @unchecked Sendable {
+    private let lock = NSLock()
+    private var counters: [String: Double] = [:]
+    private var gauges: [String: Double] = [:]
+    private var histograms: [String: (buckets: [Double], counts: [Int], sum: Double, count: Int)] = [:]
+    private var infos: [String: [String: String]] = [:]
+    static let buckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+
+    public init() {}
+
+    static func key(_ name: String, _ labels: [String: String]) -> String {
+        labels.isEmpty ? name : name + "{" + labels.sorted { $0.key < $1.key }.map { "\($0.key)=\(JSONValue.string($0.value).canonicalJSON())" }.joined(separator: ",") + "}"
+    }
+
+    public func increment(_ name: String, _ labels: [String: String] = [:], by value: Double = 1) {
+        lock.withLock { counters[Self.key(name, labels), default: 0] += value }
+    }
+
+    public func set(_ name: String, _ value: Double, _ labels: [String: String] = [:]) {
+        lock.withLock { gauges[Self.key(name, labels)] = value }
+    }
+
+    public func setInfo(_ name: String, _ labels: [String: String]) {
+        lock.withLock { infos[name] = labels }
+    }
+
+    public func observe(_ name: String, _ seconds: Double) {
+        lock.withLock {
+            var h = histograms[name] ?? (Self.buckets, Array(repeating: 0, count: Self.buckets.count), 0, 0)
+            for (i, b) in h.buckets.enumerated() where seconds <= b { h.counts[i] += 1 }
+            h.sum += seconds
+            h.count += 1
+            histograms[name] = h
+        }
+    }
+
+    public func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
+        lock.withLock { counters[Self.key(name, labels)] ?? gauges[Self.key(name, labels)] }
+    }
+
+    /// The exposition text for `/metrics`.
+    public func render() -> String {
+        lock.withLock {
+            var out = ""
+            func family(_ key: String) -> String { String(key.prefix { $0 != "{" }) }
+            var typed: Set<String> = []
+            for (k, v) in counters.sorted(by: { $0.key < $1.key }) {
+                if typed.insert(family(k)).inserted { out += "# TYPE \(family(k)) counter\n" }
+                out += "\(k) \(v)\n"
+            }
+            for (k, v) in gauges.sorted(by: { $0.key < $1.key }) {
+                if typed.insert(family(k)).inserted { out += "# TYPE \(family(k)) gauge\n" }
+                out += "\(k) \(v)\n"
+            }
+            for (name, labels) in infos.sorted(by: { $0.key < $1.key }) {
+                out += "# TYPE \(name) gauge\n\(Self.key(name, labels)) 1\n"
+            }
+            for (name, h) in histograms.sorted(by: { $0.key < $1.key }) {
+                out += "# TYPE \(name) histogram\n"
+                for (i, b) in h.buckets.enumerated() { out += "\(name)_bucket{le=\"\(b)\"} \(h.counts[i])\n" }
+                out += "\(name)_bucket{le=\"+Inf\"} \(h.count)\n\(name)_sum \(h.sum)\n\(name)_count \(h.count)\n"
+            }
+            return out
+        }
+    }
+}

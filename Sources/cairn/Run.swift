@@ -1,0 +1,160 @@
+import ArgumentParser
+import ClusterSpecs
+import Daemon
+import Dispatch
+import Foundation
+import GitStore
+import KubeAPI
+import Reconcile
+
+extension Cairn {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the daemon: poll git, reconcile, write status files back to git.",
+            discussion: """
+                Every --interval: a remote-head check (no fetch, no Kubernetes request). On a new \
+                commit of --branch, and every --resync: fetch, render (only files whose text \
+                changed are parsed again), reconcile, and commit each cluster's status to \
+                status/<namespace>/<name>.yaml on --status-branch when it changed. Failures of git \
+                or of the API server keep the last good state and are retried with exponential \
+                backoff; nothing is pruned because something could not be read. SIGTERM or SIGINT \
+                finishes the step under way and exits. Every option also reads an environment \
+                variable: CAIRN_REPO, CAIRN_BRANCH, CAIRN_PATH, CAIRN_INTERVAL, CAIRN_RESYNC, \
+                CAIRN_STATUS_BRANCH, CAIRN_STATUS_SAME_BRANCH=true, CAIRN_NAMESPACE_ALLOW, \
+                CAIRN_METRICS_ADDRESS, CAIRN_LOG_FORMAT, KUBECONFIG, and the git credential \
+                variables of `cairn validate --help`.
+                """
+        )
+
+        @OptionGroup(title: "Reading from git")
+        var git: GitOptions
+
+        @Option(help: "The branch to follow (env CAIRN_BRANCH).")
+        var branch: String?
+
+        @Option(help: ArgumentHelp("Time between remote-head checks: 30s, 1m, 500ms (env CAIRN_INTERVAL).", valueName: "duration"))
+        var interval: String?
+
+        @Option(help: ArgumentHelp("Time between full passes that also correct drift (env CAIRN_RESYNC).", valueName: "duration"))
+        var resync: String?
+
+        @Option(help: "Branch for status commits (env CAIRN_STATUS_BRANCH; default cairn-status).")
+        var statusBranch: String?
+
+        @Flag(help: "Commit status to --branch itself, under status/ (env CAIRN_STATUS_SAME_BRANCH=true).")
+        var statusSameBranch = false
+
+        @Option(help: ArgumentHelp("kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).", valueName: "file"))
+        var kubeconfig: String?
+
+        @Option(help: "kubeconfig context.")
+        var context: String?
+
+        @Option(help: ArgumentHelp("Only touch these namespaces (env CAIRN_NAMESPACE_ALLOW).", valueName: "a,b"))
+        var namespaceAllow: String?
+
+        @Option(help: ArgumentHelp("Where /metrics, /healthz and /readyz listen (env CAIRN_METRICS_ADDRESS; default 127.0.0.1:9090).", valueName: "host:port"))
+        var metricsAddress: String?
+
+        @Option(help: "text or json (env CAIRN_LOG_FORMAT).")
+        var logFormat: String?
+
+        @Option(help: "Author and committer of status commits, `Name <email>` (env CAIRN_STATUS_AUTHOR).")
+        var statusAuthor: String?
+
+        static var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+        static func duration(_ text: String, _ what: String) throws -> Duration {
+            let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+            for (suffix, factor) in units where text.hasSuffix(suffix) {
+                if let n = Double(text.dropLast(suffix.count)), n > 0 { return .milliseconds(Int64(n * factor * 1000)) }
+            }
+            if let n = Double(text), n > 0 { return .milliseconds(Int64(n * 1000)) }
+            throw ValidationError("\(what) '\(text)' is not a duration like 500ms, 30s, 10m or 1h.")
+        }
+
+        func run() async throws {
+            let env = Self.environment
+            var configuration = Daemon.Configuration()
+            configuration.branch = branch ?? env["CAIRN_BRANCH"] ?? "main"
+            configuration.path = git.path
+            configuration.interval = try Self.duration(interval ?? env["CAIRN_INTERVAL"] ?? "30s", "--interval")
+            configuration.resync = try Self.duration(resync ?? env["CAIRN_RESYNC"] ?? "10m", "--resync")
+            let sameBranch = statusSameBranch || env["CAIRN_STATUS_SAME_BRANCH"] == "true"
+            configuration.statusBranch = sameBranch ? nil : (statusBranch ?? env["CAIRN_STATUS_BRANCH"] ?? "cairn-status")
+            if let author = statusAuthor ?? env["CAIRN_STATUS_AUTHOR"] {
+                guard let open = author.firstIndex(of: "<"), author.hasSuffix(">") else {
+                    throw ValidationError("--status-author must look like `Name <email>`.")
+                }
+                configuration.author = GitSignature(name: author[..<open].trimmingCharacters(in: .whitespaces),
+                                                    email: String(author[author.index(after: open)..<author.index(before: author.endIndex)]))
+            }
+            guard let format = Logger.Format(rawValue: logFormat ?? env["CAIRN_LOG_FORMAT"] ?? "text") else {
+                throw ValidationError("--log-format is text or json.")
+            }
+            let log = Logger(format: format)
+            guard git.repo != nil || env["CAIRN_REPO"] != nil else { throw ValidationError("Name the repository with --repo (or CAIRN_REPO).") }
+            var gitOptions = git
+            if gitOptions.repo == nil { gitOptions.repo = env["CAIRN_REPO"] }
+            let mirror: Mirror
+            do {
+                guard let url = gitOptions.remoteURL else { throw ValidationError("no repository") }
+                mirror = try Mirror.open(url: url, cacheDirectory: gitOptions.cacheDirectory, credentials: gitOptions.credentials(), timeout: gitOptions.timeout)
+            } catch let error as GitError {
+                log.error("cannot open the repository", ["error": "\(error)"])
+                throw ExitCode(1)
+            }
+            let config: KubeConfig
+            do {
+                if kubeconfig == nil, env["KUBECONFIG"] == nil, env["KUBERNETES_SERVICE_HOST"] != nil {
+                    config = try KubeConfig.inCluster()
+                } else {
+                    config = try KubeConfig.load(path: kubeconfig, context: context)
+                }
+            } catch {
+                log.error("cannot load the Kubernetes configuration", ["error": "\(error)"])
+                throw ExitCode(1)
+            }
+            let client = try KubeClient(config: config)
+            var options = Reconciler.Options()
+            options.namespaceAllow = (namespaceAllow ?? env["CAIRN_NAMESPACE_ALLOW"]).map {
+                Set($0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
+            }
+            let daemon = Daemon(configuration: configuration, mirror: mirror, reconciler: Reconciler(client: client, options: options), log: log)
+
+            let address = metricsAddress ?? env["CAIRN_METRICS_ADDRESS"] ?? "127.0.0.1:9090"
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+                throw ValidationError("--metrics-address must look like host:port.")
+            }
+            let started = ContinuousClock.now
+            let server = try await StatusServer.start(host: String(address[..<colon]), port: port) { path in
+                switch path {
+                case "/metrics": return (200, daemon.metrics.render())
+                case "/healthz": return (200, "ok\n")
+                case "/readyz": return daemon.ready ? (200, "ready\n") : (503, "no successful pass yet\n")
+                default: return (404, "not found\n")
+                }
+            }
+            log.info("listening", ["address": "\(address[..<colon]):\(server.port)", "uptime_check": "\(ContinuousClock.now - started)"])
+
+            // SIGTERM / SIGINT: finish the step under way, then exit; bounded.
+            signal(SIGTERM, SIG_IGN)
+            signal(SIGINT, SIG_IGN)
+            let signals = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: .global()) }
+            for source in signals {
+                source.setEventHandler {
+                    log.info("signal received; finishing the step under way", [:])
+                    daemon.stop()
+                    DispatchQueue.global().asyncAfter(deadline: .now() + 60) {
+                        log.error("did not stop within 60 s; exiting", [:])
+                        Foundation.exit(1)
+                    }
+                }
+                source.resume()
+            }
+            await daemon.run()
+            await server.stop()
+            await client.shutdown()
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import ClusterSpecs
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import KubeAPI
+import Testing
+
+/// `cairn run`, the real binary, following a real git repository and applying to the real
+/// control plane.
+@Suite("cairn run end to end", .enabled(if: !ControlPlane.skip))
+final class DaemonTests {
+    let fx: ApplyTests
+    let origin: OriginRepository
+    let logs = TemporaryDirectory("cairn-run")
+    let metricsPort = freePort()
+
+    init() throws {
+        fx = try ApplyTests()
+        origin = try OriginRepository()
+    }
+
+    func start(_ extra: [String] = [], log: String = "daemon.log") throws -> ServerProcess {
+        try ServerProcess("cairn run", CLITests.binary, [
+            "run", "--repo", "file://" + origin.bare, "--branch", "main", "--path", "clusters",
+            "--interval", "300ms", "--resync", "1h", "--kubeconfig", fx.plane.kubeconfig, "--namespace-allow", fx.ns,
+            "--metrics-address", "127.0.0.1:\(metricsPort)", "--cache-dir", logs.file("cache"),
+            "--status-author", "cairn <cairn@example.com>",
+        ] + extra, log: logs.file(log))
+    }
+
+    /// Waits (bounded) until `condition` holds; false if it never did.
+    func eventually(_ seconds: Double = 30, _ condition: () async throws -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if (try? await condition()) == true { return true }
+            try? await Task.sleep(nanoseconds: 100_000_000)
+        }
+        return false
+    }
+
+    func git(_ arguments: [String]) throws -> String {
+        let r = try run("/usr/bin/git", ["--git-dir", origin.bare] + arguments)
+        guard r.status == 0 else { throw CommandFailed(description: "git \(arguments): \(r.stderr)") }
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func commits(_ branch: String) -> Int { Int((try? git(["rev-list", "--count", branch])) ?? "0") ?? 0 }
+
+    /// The status file as committed, with YAML's quotes around SHAs taken off.
+    func statusFile(_ cluster: String, branch: String = "cairn-status") -> String? {
+        (try? git(["show", "\(branch):status/\(fx.ns)/\(cluster).yaml"]))?.replacingOccurrences(of: "\"", with: "")
+    }
+
+    func statefulSet(_ client: KubeClient, _ name: String) async throws -> JSONValue {
+        try await client.get(ObjectReference(apiVersion: "apps/v1", kind: "StatefulSet", namespace: fx.ns, name: name))
+    }
+
+    @Test func appliesPushedSpecsWritesStatusOnlyOnChangePrunesAndStopsOnSIGTERM() async throws {
+        let client = try fx.plane.client()
+        defer { Task { await client.shutdown() } }
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(fx.ns)]], fieldManager: "cairn-test")
+        let first = try origin.commit(["clusters/es.yaml": fx.esdb("es"), "clusters/es2.yaml": fx.esdb("es2")])
+        let daemon = try start()
+        defer { daemon.stop() }
+
+        // A pushed spec is applied, and its status committed to the status branch.
+        #expect(await eventually { try await self.statefulSet(client, "es")["metadata", "name"] != nil }, "es was never applied")
+        #expect(await eventually { self.statusFile("es")?.contains("commit: \(first)") == true }, "no status commit")
+        let status = try #require(statusFile("es"))
+        #expect(status.contains("cluster: \(fx.ns)/es\nspec: clusters/es.yaml\ncommit: \(first)\nlastChanged: \(first)\nphase: Progressing"), "\(status)")
+        #expect(try git(["log", "-1", "--format=%an <%ae>", "cairn-status"]) == "cairn <cairn@example.com>")
+
+        // Nothing changes: no new status commit over several intervals.
+        let quiet = commits("cairn-status")
+        try await Task.sleep(nanoseconds: 2_000_000_000)
+        #expect(commits("cairn-status") == quiet, "a status commit although nothing changed")
+
+        // Metrics and health.
+        let metrics = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/metrics"])
+        #expect(metrics.stdout.contains("cairn_reconcile_seconds_count 1"), "\(metrics.stdout)")
+        #expect(metrics.stdout.contains("cairn_last_applied_commit_info{commit=\"\(first)\"} 1"))
+        #expect(metrics.stdout.contains("cairn_clusters{phase=\"Progressing\"} 2"))
+        #expect(try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/readyz"]).status == 0)
+
+        // Someone else pushes to the status branch meanwhile: their commit is kept.
+        let other = logs.file("other")
+        _ = try gitCLI(["clone", "-q", "-b", "cairn-status", origin.bare, other])
+        try "notes\n".write(toFile: other + "/NOTES.md", atomically: true, encoding: .utf8)
+        try gitCLI(["add", "NOTES.md"], in: other)
+        try gitCLI(["commit", "-q", "-m", "a note"], in: other)
+        try gitCLI(["push", "-q", "origin", "cairn-status"], in: other)
+
+        // A configuration change rolls out: the template's config hash changes.
+        let hash = try await statefulSet(client, "es")["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"]
+        let second = try origin.commit(["clusters/es.yaml": fx.esdb("es") + "  configuration: {MaxAppendSize: 2097152}\n"])
+        #expect(await eventually { try await self.statefulSet(client, "es")["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"] != hash },
+                "the configuration change was not applied")
+        #expect(await eventually { self.statusFile("es")?.contains("lastChanged: \(second)") == true })
+        #expect(try git(["show", "cairn-status:NOTES.md"]) == "notes", "the other push to the status branch was kept")
+
+        // A removed spec is pruned, its volume claims kept, its status file removed.
+        let pvcs = try await client.list(apiVersion: "v1", kind: "PersistentVolumeClaim", namespace: fx.ns).count
+        try origin.commit(["clusters/es2.yaml": nil])
+        #expect(await eventually { (try? await self.statefulSet(client, "es2")) == nil }, "es2 was not pruned")
+        #expect(try await client.list(apiVersion: "v1", kind: "PersistentVolumeClaim", namespace: fx.ns).count >= pvcs)
+        #expect(await eventually { self.statusFile("es2") == nil && self.statusFile("es") != nil }, "es2's status file is still there")
+
+        // SIGTERM: the daemon finishes its step and exits, in bounded time.
+        kill(daemon.pid, SIGTERM)
+        #expect(await eventually(20) { !daemon.isRunning }, "cairn run did not exit on SIGTERM")
+        let log = try String(contentsOfFile: logs.file("daemon.log"), encoding: .utf8)
+        #expect(log.contains("cairn run stopped"), "\(log)")
+        #expect(!log.contains("password"))
+    }
+
+    @Test func sameBranchModeDoesNotReconcileItsOwnCommits() async throws {
+        let client = try fx.plane.client()
+        defer { Task { await client.shutdown() } }
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(fx.ns)]], fieldManager: "cairn-test")
+        try origin.commit(["clusters/es.yaml": fx.esdb("es")])
+        let before = commits("main")
+        let daemon = try start(["--status-same-branch", "--log-format", "json"], log: "same.log")
+        defer { daemon.stop() }
+        #expect(await eventually { self.statusFile("es", branch: "main") != nil }, "no status commit on main")
+        #expect(commits("main") == before + 1)
+        try await Task.sleep(nanoseconds: 2_500_000_000)
+        #expect(commits("main") == before + 1, "cairn committed again after its own commit")
+        let metrics = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/metrics"])
+        #expect(metrics.stdout.contains("cairn_reconcile_seconds_count 1"), "its own status commit triggered a pass: \(metrics.stdout)")
+        let log = try String(contentsOfFile: logs.file("same.log"), encoding: .utf8)
+        #expect(log.split(separator: "\n").allSatisfy { $0.hasPrefix("{") }, "JSON log lines")
+    }
+}
