@@ -210,7 +210,9 @@ public final class Daemon: @unchecked Sendable {
         metrics.setInfo("cairn_last_applied_commit_info", ["commit": commit.description])
         for o in result.objects where o.action != .unchanged {
             metrics.increment("cairn_objects_total", ["action": o.action.rawValue])
-            log.info("object \(o.action.rawValue)", ["object": o.reference, "cluster": o.cluster ?? "", "commit": commit.description, "detail": o.detail ?? ""])
+            var fields = ["object": o.reference, "cluster": o.cluster ?? "", "commit": commit.description]
+            if let detail = o.detail { fields["detail"] = detail }
+            log.info("object \(o.action.rawValue)", fields)
             if let c = o.cluster, [.created, .configured, .restarted, .pruned].contains(o.action) { lastChanged[c] = commit.description }
         }
         for w in result.warnings { log.warning(w, ["commit": commit.description]) }

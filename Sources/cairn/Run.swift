@@ -126,7 +126,6 @@ extension Cairn {
             guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
                 throw ValidationError("--metrics-address must look like host:port.")
             }
-            let started = ContinuousClock.now
             let server = try await StatusServer.start(host: String(address[..<colon]), port: port) { path in
                 switch path {
                 case "/metrics": return (200, daemon.metrics.render())
@@ -135,7 +134,7 @@ extension Cairn {
                 default: return (404, "not found\n")
                 }
             }
-            log.info("listening", ["address": "\(address[..<colon]):\(server.port)", "uptime_check": "\(ContinuousClock.now - started)"])
+            log.info("listening", ["address": "\(address[..<colon]):\(server.port)"])
 
             // SIGTERM / SIGINT: finish the step under way, then exit; bounded.
             signal(SIGTERM, SIG_IGN)
