@@ -45,12 +45,20 @@ public final class Daemon: @unchecked Sendable {
     private var stopping = false
     private var wake: CheckedContinuation<Void, Never>?
 
-    public init(configuration: Configuration, mirror: Mirror, reconciler: Reconciler, log: Logger) {
+    /// With leader election, only the leader acts; without, this process always does.
+    let elector: LeaderElector?
+    private var wasLeader = false
+
+    public init(configuration: Configuration, mirror: Mirror, reconciler: Reconciler, log: Logger, elector: LeaderElector? = nil) {
         self.configuration = configuration
         self.mirror = mirror
         self.reconciler = reconciler
         self.log = log
+        self.elector = elector
     }
+
+    /// Whether this process may act now (always, without leader election).
+    var leading: Bool { elector?.isLeader ?? true }
 
     /// Asks the loop to stop after the step under way (status included); returns at once.
     public func stop() {
@@ -91,6 +99,8 @@ public final class Daemon: @unchecked Sendable {
     public func run() async {
         var backoff = configuration.interval
         log.info("cairn run started", ["branch": configuration.branch, "path": configuration.path])
+        let election = elector.map { e in Task { await e.run() } }
+        defer { election?.cancel() }
         while !isStopping {
             do {
                 try await step()
@@ -116,6 +126,15 @@ public final class Daemon: @unchecked Sendable {
 
     /// One step: head check; on a new commit or a due resync, fetch, render, reconcile, status.
     func step() async throws {
+        // A follower does nothing; a new leader starts with a full pass (the last one may
+        // have seen a different world).
+        let leads = leading
+        metrics.set("cairn_leader", leads ? 1 : 0)
+        if leads != wasLeader {
+            wasLeader = leads
+            if leads { lastSeen = nil; lastResync = ContinuousClock.now - configuration.resync }
+        }
+        guard leads else { return }
         let checkStart = ContinuousClock.now
         let remote = try mirror.remoteHead("refs/heads/\(configuration.branch)")
         metrics.observe("cairn_git_check_seconds", (ContinuousClock.now - checkStart).seconds)
@@ -219,6 +238,8 @@ public final class Daemon: @unchecked Sendable {
         for phase in ClusterHealth.Phase.allCases {
             metrics.set("cairn_clusters", Double(result.clusters.filter { $0.phase == phase }.count), ["phase": phase.rawValue])
         }
+        // Losing the lease stops acting at once: no status from a former leader.
+        guard leading else { return }
         try writeStatus(result, commit: commit, specFiles: Dictionary(specs.map { ($0.identity, $0.file) }, uniquingKeysWith: { a, _ in a }))
     }
 

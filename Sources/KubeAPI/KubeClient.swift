@@ -155,6 +155,28 @@ public final class KubeClient: Sendable {
                            contentType: "application/json", operation: "delete", object: ref.description)
     }
 
+    /// Creates an object (POST); `AlreadyExists` when someone has it first. For objects that
+    /// need exclusive creation (a Lease); everything else goes through `apply`.
+    public func create(_ object: JSONValue) async throws(KubeError) -> JSONValue {
+        guard let ref = ObjectReference(object) else {
+            throw KubeError(reason: .badRequest, operation: "create", object: "object", message: "has no apiVersion, kind or metadata.name")
+        }
+        let path = try await objectPath(ref)
+        let collection = String(path[..<path.lastIndex(of: "/")!])
+        return try await send(.POST, collection, body: Array(object.canonicalJSON().utf8), contentType: "application/json",
+                              operation: "create", object: ref.description)
+    }
+
+    /// Replaces an object (PUT). With `metadata.resourceVersion` set, only the version read:
+    /// `Conflict` when it changed meanwhile (optimistic concurrency, as leader election needs).
+    public func update(_ object: JSONValue) async throws(KubeError) -> JSONValue {
+        guard let ref = ObjectReference(object) else {
+            throw KubeError(reason: .badRequest, operation: "update", object: "object", message: "has no apiVersion, kind or metadata.name")
+        }
+        return try await send(.PUT, try await objectPath(ref), body: Array(object.canonicalJSON().utf8), contentType: "application/json",
+                              operation: "update", object: ref.description)
+    }
+
     /// A JSON merge patch of the status subresource (what a kubelet does for pods).
     public func patchStatus(_ ref: ObjectReference, _ patch: JSONValue) async throws(KubeError) -> JSONValue {
         let path = try await objectPath(ref) + "/status"

@@ -62,6 +62,15 @@ extension Cairn {
         @Option(help: "Author and committer of status commits, `Name <email>` (env CAIRN_STATUS_AUTHOR).")
         var statusAuthor: String?
 
+        @Flag(help: "Elect a leader with a Lease, so that several replicas can run and one acts (env CAIRN_LEADER_ELECT=true).")
+        var leaderElect = false
+
+        @Option(help: "Namespace of the Lease (env POD_NAMESPACE; default cairn-system).")
+        var leaderElectionNamespace: String?
+
+        @Option(help: ArgumentHelp("How long a Lease lasts without renewal (env CAIRN_LEASE_DURATION; default 15s).", valueName: "duration"))
+        var leaseDuration: String?
+
         static var environment: [String: String] { ProcessInfo.processInfo.environment }
 
         static func duration(_ text: String, _ what: String) throws -> Duration {
@@ -120,7 +129,16 @@ extension Cairn {
             options.namespaceAllow = (namespaceAllow ?? env["CAIRN_NAMESPACE_ALLOW"]).map {
                 Set($0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
             }
-            let daemon = Daemon(configuration: configuration, mirror: mirror, reconciler: Reconciler(client: client, options: options), log: log)
+            var elector: LeaderElector?
+            if leaderElect || env["CAIRN_LEADER_ELECT"] == "true" {
+                let identity = env["POD_NAME"] ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+                elector = LeaderElector(client: client, namespace: leaderElectionNamespace ?? env["POD_NAMESPACE"] ?? "cairn-system",
+                                        identity: identity,
+                                        leaseDuration: try Self.duration(leaseDuration ?? env["CAIRN_LEASE_DURATION"] ?? "15s", "--lease-duration"),
+                                        log: log)
+            }
+            let daemon = Daemon(configuration: configuration, mirror: mirror, reconciler: Reconciler(client: client, options: options),
+                                log: log, elector: elector)
 
             let address = metricsAddress ?? env["CAIRN_METRICS_ADDRESS"] ?? "127.0.0.1:9090"
             guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {

@@ -20,12 +20,12 @@ final class DaemonTests {
         origin = try OriginRepository()
     }
 
-    func start(_ extra: [String] = [], log: String = "daemon.log") throws -> ServerProcess {
+    func start(_ extra: [String] = [], log: String = "daemon.log", port: Int? = nil, author: String = "cairn <cairn@example.com>") throws -> ServerProcess {
         try ServerProcess("cairn run", CLITests.binary, [
             "run", "--repo", "file://" + origin.bare, "--branch", "main", "--path", "clusters",
             "--interval", "300ms", "--resync", "1h", "--kubeconfig", fx.plane.kubeconfig, "--namespace-allow", fx.ns,
-            "--metrics-address", "127.0.0.1:\(metricsPort)", "--cache-dir", logs.file("cache"),
-            "--status-author", "cairn <cairn@example.com>",
+            "--metrics-address", "127.0.0.1:\(port ?? metricsPort)", "--cache-dir", logs.file("cache-" + log),
+            "--status-author", author,
         ] + extra, log: logs.file(log))
     }
 
@@ -130,5 +130,38 @@ final class DaemonTests {
         #expect(metrics.stdout.contains("cairn_reconcile_seconds_count 1"), "its own status commit triggered a pass: \(metrics.stdout)")
         let log = try String(contentsOfFile: logs.file("same.log"), encoding: .utf8)
         #expect(log.split(separator: "\n").allSatisfy { $0.hasPrefix("{") }, "JSON log lines")
+    }
+
+    @Test func withLeaderElectionOnlyOneOfTwoActsAndTheOtherTakesOver() async throws {
+        let client = try fx.plane.client()
+        defer { Task { await client.shutdown() } }
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(fx.ns)]], fieldManager: "cairn-test")
+        try origin.commit(["clusters/es.yaml": fx.esdb("es")])
+        let election = ["--leader-elect", "--leader-election-namespace", fx.ns, "--lease-duration", "3s"]
+        let (portA, portB) = (freePort(), freePort())
+        let a = try start(election, log: "a.log", port: portA, author: "cairn-a <a@example.com>")
+        defer { a.stop() }
+        #expect(await eventually { self.statusFile("es") != nil }, "the first replica never acted")
+        let b = try start(election, log: "b.log", port: portB, author: "cairn-b <b@example.com>")
+        defer { b.stop() }
+        try await Task.sleep(nanoseconds: 1_500_000_000)
+        try origin.commit(["clusters/es2.yaml": fx.esdb("es2")])
+        #expect(await eventually { self.statusFile("es2") != nil }, "es2 was not applied")
+        #expect(try git(["log", "--format=%ae", "cairn-status"]).split(separator: "\n").allSatisfy { $0 == "a@example.com" },
+                "only the leader writes status")
+        let followerMetrics = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(portB)/metrics"]).stdout
+        #expect(followerMetrics.contains("cairn_leader 0.0") && !followerMetrics.contains("cairn_reconcile_seconds_count"), "\(followerMetrics)")
+        let lease = try await client.get(ObjectReference(apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespace: fx.ns, name: "cairn"))
+        let leader = try #require(lease["spec", "holderIdentity"]?.stringValue)
+
+        // The leader dies without a word: once its lease runs out, the other one acts.
+        kill(a.pid, SIGKILL)
+        a.stop()
+        try origin.commit(["clusters/es3.yaml": fx.esdb("es3")])
+        #expect(await eventually(30) { self.statusFile("es3") != nil }, "the second replica did not take over")
+        #expect(try git(["log", "-1", "--format=%ae", "cairn-status"]) == "b@example.com")
+        let after = try await client.get(ObjectReference(apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespace: fx.ns, name: "cairn"))
+        #expect(after["spec", "holderIdentity"]?.stringValue != leader)
+        #expect(after["spec", "leaseTransitions"]?.intValue == 1)
     }
 }
