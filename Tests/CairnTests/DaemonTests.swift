@@ -20,10 +20,11 @@ final class DaemonTests {
         origin = try OriginRepository()
     }
 
-    func start(_ extra: [String] = [], log: String = "daemon.log", port: Int? = nil, author: String = "cairn <cairn@example.com>") throws -> ServerProcess {
+    func start(_ extra: [String] = [], log: String = "daemon.log", port: Int? = nil, author: String = "cairn <cairn@example.com>",
+               repo: String? = nil, kubeconfig: String? = nil) throws -> ServerProcess {
         try ServerProcess("cairn run", CLITests.binary, [
-            "run", "--repo", "file://" + origin.bare, "--branch", "main", "--path", "clusters",
-            "--interval", "300ms", "--resync", "1h", "--kubeconfig", fx.plane.kubeconfig, "--namespace-allow", fx.ns,
+            "run", "--repo", repo ?? ("file://" + origin.bare), "--branch", "main", "--path", "clusters",
+            "--interval", "300ms", "--resync", "1h", "--kubeconfig", kubeconfig ?? fx.plane.kubeconfig, "--namespace-allow", fx.ns,
             "--metrics-address", "127.0.0.1:\(port ?? metricsPort)", "--cache-dir", logs.file("cache-" + log),
             "--status-author", author,
         ] + extra, log: logs.file(log))
@@ -163,5 +164,52 @@ final class DaemonTests {
         let after = try await client.get(ObjectReference(apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespace: fx.ns, name: "cairn"))
         #expect(after["spec", "holderIdentity"]?.stringValue != leader)
         #expect(after["spec", "leaseTransitions"]?.intValue == 1)
+    }
+
+    /// The git server goes away, then the API server (a proxy in front of it stops): the daemon
+    /// keeps what it has, deletes nothing, and converges when each comes back on its address.
+    @Test func gitAndAPIServerAwayThenBack() async throws {
+        let client = try fx.plane.client()
+        defer { Task { await client.shutdown() } }
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(fx.ns)]], fieldManager: "cairn-test")
+        try origin.commit(["clusters/es.yaml": fx.esdb("es"), "clusters/es2.yaml": fx.esdb("es2")])
+        let base = URL(fileURLWithPath: origin.bare).deletingLastPathComponent().path
+        var gitServer: GitDaemon? = try GitDaemon(base: base, log: logs.file("git1.log"))
+        let gitPort = gitServer!.port
+        let upstream = Int(try KubeConfig.load(path: fx.plane.kubeconfig).server.split(separator: ":").last!)!
+        var proxy: StallingProxy? = try StallingProxy(upstreamPort: upstream, stallAfter: 1 << 60, log: logs.file("proxy1.log"))
+        let proxyPort = proxy!.port
+        let kubeconfig = logs.file("kubeconfig-proxy")
+        try Repo.read(URL(fileURLWithPath: fx.plane.kubeconfig)).replacingOccurrences(of: "127.0.0.1:\(upstream)", with: "127.0.0.1:\(proxyPort)")
+            .write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        let daemon = try start(repo: "git://127.0.0.1:\(gitPort)/origin.git", kubeconfig: kubeconfig)
+        defer { daemon.stop(); gitServer?.stop(); proxy?.stop() }
+        #expect(await eventually { self.statusFile("es2") != nil }, "never applied")
+
+        // Git away: the removal of es2 is pushed where cairn cannot see it; nothing is deleted.
+        gitServer?.stop()
+        gitServer = nil
+        try origin.commit(["clusters/es2.yaml": nil])
+        try await Task.sleep(nanoseconds: 2_000_000_000)
+        #expect(try await client.get(ObjectReference(apiVersion: "apps/v1", kind: "StatefulSet", namespace: fx.ns, name: "es2"))["metadata", "name"] != nil)
+        #expect(try String(contentsOfFile: logs.file("daemon.log"), encoding: .utf8).contains("step failed; keeping the last good state"))
+        gitServer = try GitDaemon(base: base, log: logs.file("git2.log"), port: gitPort)
+        #expect(await eventually { (try? await self.statefulSetNamed(client, "es2")) == nil }, "did not converge after git came back")
+
+        // API server away: a configuration change waits, then lands.
+        proxy?.stop()
+        proxy = nil
+        let hash = try await statefulSet(client, "es")["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"]
+        try origin.commit(["clusters/es.yaml": fx.esdb("es") + "  configuration: {MaxAppendSize: 2097152}\n"])
+        try await Task.sleep(nanoseconds: 2_000_000_000)
+        #expect(try await statefulSet(client, "es")["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"] == hash)
+        proxy = try StallingProxy(port: proxyPort, upstreamPort: upstream, log: logs.file("proxy2.log"))
+        #expect(await eventually(40) { try await self.statefulSet(client, "es")["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"] != hash },
+                "did not converge after the API server came back")
+        #expect(try await client.list(apiVersion: "apps/v1", kind: "StatefulSet", namespace: fx.ns).count == 1, "es kept, es2 pruned, nothing else")
+    }
+
+    func statefulSetNamed(_ client: KubeClient, _ name: String) async throws -> JSONValue {
+        try await statefulSet(client, name)
     }
 }

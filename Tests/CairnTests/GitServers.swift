@@ -164,12 +164,14 @@ final class ServerProcess {
 
 /// `git daemon` serving a directory over git:// on a loopback port, pushes allowed.
 final class GitDaemon {
-    let port = freePort()
+    let port: Int
     let server: ServerProcess
     let base: String
 
-    init(base: String, log: String) throws {
+    /// - Parameter port: A given port, to stand in for a server that comes back on its address.
+    init(base: String, log: String, port: Int = freePort()) throws {
         self.base = base
+        self.port = port
         server = try ServerProcess("git daemon", "/usr/bin/git", [
             "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", "--informative-errors",
             "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(base)", base,
