@@ -1,5 +1,6 @@
 public import ClusterSpecs
 import Foundation
+public import Logging
 public import GitStore
 public import KubeAPI
 public import Reconcile
@@ -27,7 +28,7 @@ public final class Daemon: @unchecked Sendable {
     public let configuration: Configuration
     let mirror: Mirror
     let reconciler: Reconciler
-    public let log: Logger
+    public let log: Logging.Logger
     public let metrics = Metrics()
 
     // Loop state, touched only by the loop.
@@ -49,7 +50,7 @@ public final class Daemon: @unchecked Sendable {
     let elector: LeaderElector?
     private var wasLeader = false
 
-    public init(configuration: Configuration, mirror: Mirror, reconciler: Reconciler, log: Logger, elector: LeaderElector? = nil) {
+    public init(configuration: Configuration, mirror: Mirror, reconciler: Reconciler, log: Logging.Logger, elector: LeaderElector? = nil) {
         self.configuration = configuration
         self.mirror = mirror
         self.reconciler = reconciler
@@ -225,6 +226,7 @@ public final class Daemon: @unchecked Sendable {
         let result = try await reconciler.reconcile(rendered.clusters, invalid: invalid, specsRead: files.count + unreadable.count, prune: prune)
         lastApplied = commit
         lastError = nil
+        stopLock.withLock { passed = true }
         metrics.observe("cairn_reconcile_seconds", (ContinuousClock.now - start).seconds)
         metrics.setInfo("cairn_last_applied_commit_info", ["commit": commit.description])
         for o in result.objects where o.action != .unchanged {
@@ -316,8 +318,9 @@ public final class Daemon: @unchecked Sendable {
         return out
     }
 
-    /// For /readyz: a pass has succeeded since start.
-    public var ready: Bool { lastApplied != nil }
+    /// For /readyz (read from the HTTP server's threads): a pass has succeeded since start.
+    public var ready: Bool { stopLock.withLock { passed } }
+    private var passed = false
 }
 
 extension Duration {

@@ -1,5 +1,6 @@
 public import ClusterSpecs
 import Foundation
+public import Logging
 public import KubeAPI
 
 /// Leader election with a `coordination.k8s.io/v1` Lease, as client-go does it: the leader
@@ -14,13 +15,13 @@ public final class LeaderElector: @unchecked Sendable {
     public let identity: String
     public let leaseDuration: Duration
     public let renewInterval: Duration
-    let log: Logger
+    let log: Logging.Logger
 
     private let lock = NSLock()
     private var leaderUntil: ContinuousClock.Instant?
 
     public init(client: KubeClient, namespace: String, name: String = "cairn", identity: String,
-                leaseDuration: Duration = .seconds(15), log: Logger) {
+                leaseDuration: Duration = .seconds(15), log: Logging.Logger) {
         self.client = client
         self.namespace = namespace
         self.name = name

@@ -1,34 +1,54 @@
 public import ClusterSpecs
 import Foundation
+public import Logging
 
-/// Structured log lines on stderr: `text` (`level message key=value ...`) or `json` (one object
-/// per line). Callers pass object names and commits, never secrets.
-public struct Logger: Sendable {
+/// swift-log's handler for cairn: one line per event on stderr, `text` (`time level message
+/// key=value ...`) or `json` (one object per line). Callers put object names and commits in the
+/// metadata, never secrets.
+public struct CairnLogHandler: LogHandler {
     public enum Format: String, Sendable, CaseIterable { case text, json }
     public let format: Format
+    public var metadata: Logging.Logger.Metadata = [:]
+    public var logLevel: Logging.Logger.Level = .info
     private static let lock = NSLock()
 
     public init(format: Format) { self.format = format }
 
-    public func info(_ message: String, _ fields: [String: String]) { write("info", message, fields) }
-    public func warning(_ message: String, _ fields: [String: String]) { write("warning", message, fields) }
-    public func error(_ message: String, _ fields: [String: String]) { write("error", message, fields) }
+    public subscript(metadataKey key: String) -> Logging.Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
 
-    func write(_ level: String, _ message: String, _ fields: [String: String]) {
+    /// Installs the handler for the whole process (once).
+    public static func bootstrap(_ format: Format) {
+        LoggingSystem.bootstrap { _ in CairnLogHandler(format: format) }
+    }
+
+    public func log(event: LogEvent) {
         let time = ISO8601DateFormatter().string(from: Date())
+        var fields = self.metadata
+        for (k, v) in event.metadata ?? [:] { fields[k] = v }
+        let sorted = fields.map { ($0.key, "\($0.value)") }.sorted { $0.0 < $1.0 }
         let line: String
         switch format {
         case .json:
-            var o: JSONObject = ["time": .string(time), "level": .string(level), "msg": .string(message)]
-            for (k, v) in fields.sorted(by: { $0.key < $1.key }) { o[k] = .string(v) }
+            var o: JSONObject = ["time": .string(time), "level": .string("\(event.level)"), "msg": .string("\(event.message)")]
+            for (k, v) in sorted { o[k] = .string(v) }
             line = JSONValue.object(o).canonicalJSON()
         case .text:
-            line = "\(time) \(level) \(message)" + fields.sorted { $0.key < $1.key }.map { k, v in
+            line = "\(time) \(event.level) \(event.message)" + sorted.map { k, v in
                 " \(k)=" + (v.contains(" ") || v.isEmpty ? JSONValue.string(v).canonicalJSON() : v)
             }.joined()
         }
         Self.lock.withLock { FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }
+}
+
+extension Logging.Logger {
+    /// `log.info("object created", ["object": ..., "commit": ...])`: string fields as metadata.
+    public func info(_ message: String, _ fields: [String: String]) { log(level: .info, "\(message)", metadata: fields.mapValues { .string($0) }) }
+    public func warning(_ message: String, _ fields: [String: String]) { log(level: .warning, "\(message)", metadata: fields.mapValues { .string($0) }) }
+    public func error(_ message: String, _ fields: [String: String]) { log(level: .error, "\(message)", metadata: fields.mapValues { .string($0) }) }
 }
 
 /// The daemon's metrics in Prometheus' text format: counters, gauges, summaries of durations

@@ -5,7 +5,9 @@ import Dispatch
 import Foundation
 import GitStore
 import KubeAPI
+import Logging
 import Reconcile
+import ServiceLifecycle
 
 extension Cairn {
     struct Run: AsyncParsableCommand {
@@ -98,10 +100,11 @@ extension Cairn {
                 configuration.author = GitSignature(name: author[..<open].trimmingCharacters(in: .whitespaces),
                                                     email: String(author[author.index(after: open)..<author.index(before: author.endIndex)]))
             }
-            guard let format = Logger.Format(rawValue: logFormat ?? env["CAIRN_LOG_FORMAT"] ?? "text") else {
+            guard let format = CairnLogHandler.Format(rawValue: logFormat ?? env["CAIRN_LOG_FORMAT"] ?? "text") else {
                 throw ValidationError("--log-format is text or json.")
             }
-            let log = Logger(format: format)
+            CairnLogHandler.bootstrap(format)
+            let log = Logging.Logger(label: "cairn")
             guard git.repo != nil || env["CAIRN_REPO"] != nil else { throw ValidationError("Name the repository with --repo (or CAIRN_REPO).") }
             var gitOptions = git
             if gitOptions.repo == nil { gitOptions.repo = env["CAIRN_REPO"] }
@@ -154,24 +157,40 @@ extension Cairn {
             }
             log.info("listening", ["address": "\(address[..<colon]):\(server.port)"])
 
-            // SIGTERM / SIGINT: finish the step under way, then exit; bounded.
-            signal(SIGTERM, SIG_IGN)
-            signal(SIGINT, SIG_IGN)
-            let signals = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: .global()) }
-            for source in signals {
-                source.setEventHandler {
-                    log.info("signal received; finishing the step under way", [:])
-                    daemon.stop()
-                    DispatchQueue.global().asyncAfter(deadline: .now() + 60) {
-                        log.error("did not stop within 60 s; exiting", [:])
-                        Foundation.exit(1)
-                    }
-                }
-                source.resume()
-            }
-            await daemon.run()
-            await server.stop()
+            // SIGTERM / SIGINT: the daemon finishes the step under way (status included), the
+            // HTTP endpoint closes, and the process exits; bounded.
+            var group = ServiceGroupConfiguration(services: [
+                .init(service: DaemonService(daemon: daemon), successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "daemon"),
+                .init(service: HTTPService(server: server), serviceName: "http"),
+            ], gracefulShutdownSignals: [.sigterm, .sigint], logger: log)
+            group.maximumGracefulShutdownDuration = .seconds(60)
+            group.maximumCancellationDuration = .seconds(5)
+            try await ServiceGroup(configuration: group).run()
             await client.shutdown()
         }
+    }
+}
+
+/// The poll/reconcile loop as a service: a graceful shutdown lets the step under way finish.
+struct DaemonService: Service {
+    let daemon: Daemon
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await daemon.run()
+        } onGracefulShutdown: {
+            daemon.log.info("shutting down; finishing the step under way", [:])
+            daemon.stop()
+        }
+    }
+}
+
+/// /metrics, /healthz, /readyz until shutdown.
+struct HTTPService: Service {
+    let server: StatusServer
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await server.stop()
     }
 }
