@@ -240,9 +240,54 @@ public final class Daemon: @unchecked Sendable {
         for phase in ClusterHealth.Phase.allCases {
             metrics.set("cairn_clusters", Double(result.clusters.filter { $0.phase == phase }.count), ["phase": phase.rawValue])
         }
+        await emitEvents(result)
         // Losing the lease stops acting at once: no status from a former leader.
         guard leading else { return }
         try writeStatus(result, commit: commit, specFiles: Dictionary(specs.map { ($0.identity, $0.file) }, uniquingKeysWith: { a, _ in a }))
+    }
+
+    // MARK: - Events
+
+    /// Blocked changes already reported, so that each is one Event, not one per pass.
+    private var reportedBlocked: Set<String> = []
+
+    /// Kubernetes Events on a cluster's StatefulSet: a rollout starting, each pod cairn
+    /// restarts, a blocked change (once). Best effort: a failure is logged, never fatal.
+    func emitEvents(_ result: Reconciler.Result) async {
+        for o in result.objects {
+            let parts = o.reference.split(separator: "/", maxSplits: 2).map(String.init)
+            guard parts.count == 3 else { continue }
+            let (kind, namespace, name) = (parts[0], parts[1], parts[2])
+            var event: (set: String, type: String, reason: String, message: String)?
+            switch (o.action, kind) {
+            case (.configured, "StatefulSet") where o.detail?.contains(ConfigHash.annotation) == true:
+                event = (name, "Normal", "RolloutStarted", "configuration changed: the pods restart on the new revision (\(o.detail ?? ""))")
+            case (.restarted, "Pod"):
+                event = (String(name[..<(name.lastIndex(of: "-") ?? name.endIndex)]), "Normal", "PodRestarted", "cairn restarted pod \(name): \(o.detail ?? "")")
+            case (.blocked, "StatefulSet"):
+                let key = "\(o.reference) \(o.detail ?? "")"
+                guard reportedBlocked.insert(key).inserted else { continue }
+                event = (name, "Warning", "ChangeBlocked", o.detail ?? "an immutable field changed")
+            default:
+                continue
+            }
+            guard let event else { continue }
+            let now = LeaderElector.microTime(Date())
+            let seconds = String(now.prefix(19)) + "Z"
+            let body: JSONValue = [
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": ["name": .string("\(event.set).\(String(UInt64(Date().timeIntervalSince1970 * 1e9), radix: 16))"), "namespace": .string(namespace)],
+                "involvedObject": ["apiVersion": "apps/v1", "kind": "StatefulSet", "namespace": .string(namespace), "name": .string(event.set)],
+                "type": .string(event.type), "reason": .string(event.reason), "message": .string(String(event.message.prefix(1024))),
+                "source": ["component": "cairn"], "reportingComponent": "cairn", "reportingInstance": .string(elector?.identity ?? "cairn"),
+                "firstTimestamp": .string(seconds), "lastTimestamp": .string(seconds), "count": 1,
+            ]
+            do {
+                _ = try await reconciler.client.create(body)
+            } catch {
+                log.warning("cannot record an event", ["object": "StatefulSet/\(namespace)/\(event.set)", "reason": event.reason, "error": error.description])
+            }
+        }
     }
 
     // MARK: - Status

@@ -99,6 +99,10 @@ final class DaemonTests {
                 "the configuration change was not applied")
         #expect(await eventually { self.statusFile("es")?.contains("lastChanged: \(second)") == true })
         #expect(try git(["show", "cairn-status:NOTES.md"]) == "notes", "the other push to the status branch was kept")
+        // The rollout is recorded as a Kubernetes Event on the StatefulSet.
+        let events = try await client.list(apiVersion: "v1", kind: "Event", namespace: fx.ns)
+        #expect(events.contains { $0["involvedObject", "name"] == "es" && $0["reason"] == "RolloutStarted" && $0["source", "component"] == "cairn" },
+                "no RolloutStarted event: \(events.compactMap { $0["reason"]?.stringValue })")
 
         // A removed spec is pruned, its volume claims kept, its status file removed.
         let pvcs = try await client.list(apiVersion: "v1", kind: "PersistentVolumeClaim", namespace: fx.ns).count
