@@ -105,6 +105,9 @@ public final class Daemon: @unchecked Sendable {
         while !isStopping {
             do {
                 try await step()
+                for (operation, n) in reconciler.client.requestCounts {
+                    metrics.set("cairn_kube_requests", Double(n), ["operation": operation])
+                }
                 backoff = configuration.interval
                 metrics.set("cairn_up", 1)
                 await pause(configuration.interval)

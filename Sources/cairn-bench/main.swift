@@ -7,12 +7,15 @@
 //                                                        beside kubectl and raw SSA (starts a control plane)
 //   swift build -c release && .build/release/cairn-bench plan
 //                                                        cairn plan on a 1,000-cluster repository, one file changed
+//   swift build -c release && .build/release/cairn-bench daemon
+//                                                        cairn run on 1,000 clusters: push-to-applied, idle cost, RSS
 //   swift run -c release cairn-bench kube                the Kubernetes client beside kubectl (starts a control plane)
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
 case "git": try gitBenchmark()
 case "kube": try await kubeBenchmark()
 case "plan": try planBenchmark()
+case "daemon": try await daemonBenchmark()
 case "reconcile": try await reconcileBenchmark(arguments.dropFirst().compactMap { Int($0) }.isEmpty ? [100, 1000] : arguments.dropFirst().compactMap { Int($0) })
 case "render": try renderBenchmark(Array(arguments.dropFirst()))
 default: try renderBenchmark(arguments)

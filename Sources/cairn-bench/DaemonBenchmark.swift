@@ -1,0 +1,135 @@
+// daemon: `cairn run` (the real binary) following a generated 1,000-cluster repository on a
+// local control plane: push-to-applied latency of one changed spec, what an idle interval
+// costs (git checks, Kubernetes requests, CPU), and RSS over many idle intervals.
+import ClusterSpecs
+import Foundation
+import KubeAPI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A process's CPU seconds (user + system) and RSS in KB, from /proc.
+func processUsage(_ pid: pid_t) -> (cpu: Double, rssKB: Int) {
+    let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+    let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+    let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+    let cpu = fields.count > 12 ? ((Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)) / ticks : 0
+    let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+    let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+    return (cpu, rss)
+}
+
+func metric(_ text: String, _ name: String) -> Double {
+    text.split(separator: "\n").filter { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
+        .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+}
+
+func daemonBenchmark() async throws {
+    let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let cairn = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("cairn").path
+    guard FileManager.default.isExecutableFile(atPath: cairn) else {
+        print("build cairn beside cairn-bench first: swift build -c release (looked for \(cairn))")
+        return
+    }
+    let script = repoRoot.appendingPathComponent("Tests/control-plane.sh").path
+    let dir = capture(["bash", script, "up"]).trimmingCharacters(in: .whitespacesAndNewlines)
+    guard !dir.isEmpty else { print("the control plane did not start"); return }
+    defer { _ = capture(["bash", script, "down", dir]) }
+    if let pid = try? String(contentsOfFile: dir + "/controller-manager.pid", encoding: .utf8), let p = Int32(pid.trimmingCharacters(in: .whitespacesAndNewlines)) {
+        kill(p, SIGTERM)
+    }
+    let kubeconfig = dir + "/kubeconfig"
+    let client = try KubeClient(config: KubeConfig.load(path: kubeconfig))
+    let namespaces = (0..<4).map { "daemon-\($0)" }
+    for ns in namespaces {
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], fieldManager: "cairn-bench")
+    }
+
+    // The repository: 1,000 clusters.
+    let work = dir + "/work", bare = dir + "/origin.git"
+    _ = capture(["git", "init", "-q", "--bare", "-b", "main", bare])
+    _ = capture(["git", "clone", "-q", bare, work])
+    func git(_ arguments: String...) { _ = capture(["git", "-C", work, "-c", "user.name=bench", "-c", "user.email=bench@example.com"] + arguments) }
+    try FileManager.default.createDirectory(atPath: work + "/clusters", withIntermediateDirectories: true)
+    var files = try generatedSpecs(count: 1000, namespaces: namespaces)
+    for (name, text) in files { try text.write(toFile: "\(work)/clusters/\(name)", atomically: false, encoding: .utf8) }
+    git("checkout", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "1000 clusters")
+    git("push", "-q", "origin", "main")
+
+    let interval = 1.0
+    let port = 19_191
+    let log = dir + "/daemon.log"
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    let allowed: String = namespaces.joined(separator: ",")
+    let argv = [cairn, "run", "--repo", bare, "--branch", "main", "--path", "clusters", "--interval", "\(interval)s", "--resync", "10h",
+                "--kubeconfig", kubeconfig, "--namespace-allow", allowed, "--metrics-address", "127.0.0.1:\(port)",
+                "--cache-dir", dir + "/cache"].map { strdup($0) } + [nil]
+    var pid: pid_t = 0
+    let start = DispatchTime.now()
+    guard posix_spawn(&pid, cairn, &actions, nil, argv, environ) == 0 else { print("cannot start cairn run"); return }
+    posix_spawn_file_actions_destroy(&actions)
+    defer { kill(pid, SIGTERM); var s: Int32 = 0; waitpid(pid, &s, 0) }
+    func scrape() -> String { capture(["curl", "-sf", "http://127.0.0.1:\(port)/metrics"]) }
+    var ready = false
+    for _ in 0..<1200 where !ready {
+        ready = !capture(["curl", "-sf", "http://127.0.0.1:\(port)/readyz"]).isEmpty
+        if !ready { usleep(100_000) }
+    }
+    guard ready else { print("cairn run never finished its first pass; see \(log)"); return }
+    let firstPass = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+
+    // Idle: nothing pushed for 20 intervals.
+    sleep(2)
+    let idleStart = (scrape(), processUsage(pid))
+    sleep(20)
+    let idleEnd = (scrape(), processUsage(pid))
+    let checks = metric(idleEnd.0, "cairn_git_check_seconds_count") - metric(idleStart.0, "cairn_git_check_seconds_count")
+    let kubeRequests = metric(idleEnd.0, "cairn_kube_requests") - metric(idleStart.0, "cairn_kube_requests")
+    let idleCPU = idleEnd.1.cpu - idleStart.1.cpu
+
+    // Push-to-applied: one esdb cluster's configuration, five times.
+    let esdb = files.keys.sorted().filter { $0.hasPrefix("esdb-") }
+    var latencies: [Double] = []
+    for (i, file) in esdb.prefix(5).enumerated() {
+        let name = String(file.dropLast(".yaml".count))
+        let ns = namespaces[Int(name.split(separator: "-")[1])! % namespaces.count]
+        let ref = ObjectReference(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: name)
+        let before = try await client.get(ref)["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"]
+        files[file] = files[file]!.replacingOccurrences(of: "RunProjections: System", with: "RunProjections: All")
+        try files[file]!.write(toFile: "\(work)/clusters/\(file)", atomically: false, encoding: .utf8)
+        git("commit", "-q", "-am", "change \(i)")
+        let pushed = DispatchTime.now()
+        git("push", "-q", "origin", "main")
+        var applied: Double?
+        for _ in 0..<3000 where applied == nil {
+            if try await client.get(ref)["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"] != before {
+                applied = Double(DispatchTime.now().uptimeNanoseconds - pushed.uptimeNanoseconds) / 1e9
+            } else {
+                usleep(20_000)
+            }
+        }
+        latencies.append(applied ?? .infinity)
+        // A random phase against the interval, as real pushes have.
+        usleep(UInt32.random(in: 0...1_000_000))
+    }
+    latencies.sort()
+
+    // RSS over idle intervals (an hour at 30 s is 120 intervals; here 30 at 1 s, then compare).
+    let rssBefore = processUsage(pid).rssKB
+    sleep(30)
+    let rssAfter = processUsage(pid).rssKB
+    await client.shutdown()
+
+    print("cairn run following a 1,000-cluster repository (10,500 objects), interval \(Int(interval)) s, kube-apiserver 1.20 on loopback, 2 cores")
+    print(String(format: "first pass (cold sync, from process start)      %8.2f s", firstPass))
+    print(String(format: "push-to-applied, p50 of %d                        %8.2f s (goal <= interval + 0.5 s = %.1f s); min %.2f, max %.2f",
+                 latencies.count, latencies[latencies.count / 2], interval + 0.5, latencies.first!, latencies.last!))
+    print(String(format: "idle 20 s: remote-head checks %d, Kubernetes requests %d, CPU %.3f s (%.1f ms per interval)",
+                 Int(checks), Int(kubeRequests), idleCPU, idleCPU * 1000 / max(checks, 1)))
+    print("RSS after the first pass and 5 changes: \(rssBefore / 1024) MB; after 30 more idle intervals: \(rssAfter / 1024) MB")
+}
