@@ -66,9 +66,11 @@ func daemonBenchmark() async throws {
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     let allowed: String = namespaces.joined(separator: ",")
-    let argv = [cairn, "run", "--repo", bare, "--branch", "main", "--path", "clusters", "--interval", "\(interval)s", "--resync", "10h",
-                "--kubeconfig", kubeconfig, "--namespace-allow", allowed, "--metrics-address", "127.0.0.1:\(port)",
-                "--cache-dir", dir + "/cache"].map { strdup($0) } + [nil]
+    let cache: String = dir + "/cache"
+    let arguments: [String] = [cairn, "run", "--repo", bare, "--branch", "main", "--path", "clusters", "--interval", "\(Int(interval))s",
+                               "--resync", "10h", "--kubeconfig", kubeconfig, "--namespace-allow", allowed,
+                               "--metrics-address", "127.0.0.1:\(port)", "--cache-dir", cache]
+    let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
     var pid: pid_t = 0
     let start = DispatchTime.now()
     guard posix_spawn(&pid, cairn, &actions, nil, argv, environ) == 0 else { print("cannot start cairn run"); return }
