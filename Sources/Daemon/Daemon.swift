@@ -36,6 +36,9 @@ public final class Daemon: @unchecked Sendable {
     private var lastApplied: GitOID?
     private var lastResync = ContinuousClock.now
     private var renderCache: [String: (text: String, spec: ClusterSpec?)] = [:]
+    /// Per cluster, the objects its last render had: collisions of a changed cluster with the
+    /// others are found without rendering the others again.
+    private var renderedReferences: [String: Set<String>] = [:]
     /// The status files as last pushed (path → content); loaded from the status branch at start.
     private var pushedStatus: [String: String]?
     /// Per cluster, the last commit at which cairn wrote one of its objects.
@@ -155,9 +158,12 @@ public final class Daemon: @unchecked Sendable {
             lastSeen = remote
             return
         }
-        try await reconcile(at: commit)
-        lastSeen = remote
-        if resyncDue || lastApplied == nil { lastResync = ContinuousClock.now }
+        // A full pass at start, on resync, after a failure; otherwise only what the commit touched.
+        let full = resyncDue || lastApplied == nil || lastError != nil
+        ownHead = nil
+        try await reconcile(at: commit, incremental: !full)
+        lastSeen = ownHead ?? remote
+        if full { lastResync = ContinuousClock.now }
     }
 
     /// A commit cairn made that touches only its status directory.
@@ -167,7 +173,28 @@ public final class Daemon: @unchecked Sendable {
         return !changed.isEmpty && changed.allSatisfy { $0.path.hasPrefix(configuration.statusDirectory + "/") }
     }
 
-    func reconcile(at commit: GitOID) async throws {
+    /// The status commit just pushed to the followed branch (same-branch mode).
+    private var ownHead: GitOID?
+
+    /// The clusters a commit touched: files added, changed or removed, by their identity before
+    /// and after (a file may rename its cluster).
+    func touched(_ files: [(path: String, text: String)]) -> Set<String> {
+        var ids = Set<String>()
+        func identity(_ entry: (text: String, spec: ClusterSpec?), _ path: String) -> String? {
+            entry.spec?.identity ?? ClusterSpecLoader.identity(entry.text, file: path)
+        }
+        let paths = Set(files.map(\.path))
+        for (path, text) in files where renderCache[path]?.text != text {
+            if let old = renderCache[path], let id = identity(old, path) { ids.insert(id) }
+            if let id = ClusterSpecLoader.identity(text, file: path) { ids.insert(id) }
+        }
+        for (path, old) in renderCache where !paths.contains(path) {
+            if let id = identity(old, path) { ids.insert(id) }
+        }
+        return ids
+    }
+
+    func reconcile(at commit: GitOID, incremental: Bool = false) async throws {
         let start = ContinuousClock.now
         let dir = configuration.path.split(separator: "/").joined(separator: "/")
         var files: [(path: String, text: String)] = []
@@ -181,7 +208,14 @@ public final class Daemon: @unchecked Sendable {
                 unreadable.append(file.path)
             }
         }
-        // Render incrementally: a file whose text did not change keeps its parsed spec.
+        let scope: Set<String>? = incremental ? touched(files) : nil
+        if let scope, scope.isEmpty {
+            // Nothing under the spec path changed (a README, say): nothing to do.
+            lastApplied = commit
+            lastError = nil
+            return
+        }
+        // Parse incrementally: a file whose text did not change keeps its parsed spec.
         var specs: [ClusterSpec] = []
         var invalid: [String: String] = [:]
         var errors: [String] = []
@@ -222,11 +256,30 @@ public final class Daemon: @unchecked Sendable {
         specs.removeAll { invalid[$0.identity] != nil }
         for e in errors { log.warning("invalid spec", ["error": e, "commit": commit.description]) }
 
-        let rendered = ClusterRenderer.renderAll(specs, options: try await reconciler.renderOptions())
+        // Render the clusters in scope (all of them on a full pass).
+        let inScope = specs.filter { scope?.contains($0.identity) ?? true }
+        let rendered = ClusterRenderer.renderAll(inScope, options: try await reconciler.renderOptions())
         for e in rendered.errors {
-            for s in specs where s.file == e.file { invalid[s.identity] = e.description }
+            for s in inScope where s.file == e.file { invalid[s.identity] = e.description }
         }
-        let result = try await reconciler.reconcile(rendered.clusters, invalid: invalid, specsRead: files.count + unreadable.count, prune: prune)
+        var clusters = rendered.clusters
+        if scope == nil {
+            renderedReferences = Dictionary(clusters.map { ($0.spec.identity, Set($0.objects.map(\.reference))) }, uniquingKeysWith: { a, _ in a })
+        } else {
+            // A changed cluster must not render an object another cluster has.
+            for id in scope ?? [] { renderedReferences[id] = nil }
+            var others: [String: String] = [:]
+            for (id, refs) in renderedReferences { for r in refs { others[r] = id } }
+            for c in clusters {
+                if let clash = c.objects.first(where: { others[$0.reference] != nil }) {
+                    invalid[c.spec.identity] = "\(c.spec.file): \(clash.reference) is also rendered for \(others[clash.reference]!)"
+                    log.warning("invalid spec", ["error": invalid[c.spec.identity]!, "commit": commit.description])
+                }
+            }
+            clusters.removeAll { invalid[$0.spec.identity] != nil }
+            for c in clusters { renderedReferences[c.spec.identity] = Set(c.objects.map(\.reference)) }
+        }
+        let result = try await reconciler.reconcile(clusters, invalid: invalid, specsRead: files.count + unreadable.count, prune: prune, scope: scope)
         lastApplied = commit
         lastError = nil
         stopLock.withLock { passed = true }
@@ -346,7 +399,7 @@ public final class Daemon: @unchecked Sendable {
         }
         metrics.increment("cairn_status_commits_total", [:])
         log.info("status committed", ["commit": pushed.description, "branch": branch, "clusters": names.joined(separator: ",")])
-        if configuration.statusBranch == nil { lastSeen = pushed }
+        if configuration.statusBranch == nil { ownHead = pushed }
     }
 
     /// The status files on the status branch now (none when the branch does not exist yet).

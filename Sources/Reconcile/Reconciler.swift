@@ -90,8 +90,21 @@ public struct Reconciler: Sendable {
     ///     source probably failed to read, and nothing is pruned unless `allowPruneAll`.
     ///   - prune: false when some spec file could not even be read for its identity: then no
     ///     cluster can be known to be gone.
+    ///   - scope: `namespace/name` of the only clusters this pass looks at (the daemon on a new
+    ///     commit: the clusters whose files changed, those removed included); their live objects
+    ///     are listed with a label selector on `cairn.dev/cluster`, so an incremental pass reads
+    ///     and writes only what the commit touched. nil: every cluster.
     public func reconcile(_ clusters: [RenderedCluster], invalid: [String: String] = [:], specsRead: Int,
-                          prune: Bool = true) async throws(KubeError) -> Result {
+                          prune: Bool = true, scope: Set<String>? = nil) async throws(KubeError) -> Result {
+        if let scope {
+            return try await reconcileAll(clusters.filter { scope.contains($0.spec.identity) }, invalid: invalid.filter { scope.contains($0.key) },
+                                          specsRead: specsRead, prune: prune, scope: scope)
+        }
+        return try await reconcileAll(clusters, invalid: invalid, specsRead: specsRead, prune: prune, scope: nil)
+    }
+
+    private func reconcileAll(_ clusters: [RenderedCluster], invalid: [String: String], specsRead: Int,
+                              prune: Bool, scope: Set<String>?) async throws(KubeError) -> Result {
         var pdbVersion = clusters.flatMap(\.objects).first { $0.kind == "PodDisruptionBudget" }?.apiVersion
         if pdbVersion == nil { pdbVersion = try await renderOptions().podDisruptionBudgetAPIVersion }
         var warnings: [String] = []
@@ -105,7 +118,8 @@ public struct Reconciler: Sendable {
 
         var desiredByKey: [String: RenderedObject] = [:]
         for o in desired { desiredByKey[o.reference] = o }
-        let live = try await liveObjects(podDisruptionBudgetAPIVersion: pdbVersion!, desired: desiredByKey)
+        var live = try await liveObjects(podDisruptionBudgetAPIVersion: pdbVersion!, desired: desiredByKey, clusters: scope)
+        if let scope { live = live.filter { Self.cluster($0).map(scope.contains) ?? false } }
         var liveByKey: [String: JSONValue] = [:]
         for o in live { liveByKey[Self.key(o)] = o }
 
@@ -198,7 +212,17 @@ public struct Reconciler: Sendable {
     ///
     /// - Parameter desired: When given, each live object is cut down as it arrives to what a
     ///   pass needs (`slim`): a pass over thousands of objects then never holds them whole.
-    public func liveObjects(podDisruptionBudgetAPIVersion: String, desired: [String: RenderedObject]? = nil) async throws(KubeError) -> [JSONValue] {
+    ///   `clusters`, when given, narrows the LISTs to those clusters' objects (by name; the caller
+    ///   filters by namespace), unless there are too many for a label selector.
+    public func liveObjects(podDisruptionBudgetAPIVersion: String, desired: [String: RenderedObject]? = nil,
+                            clusters: Set<String>? = nil) async throws(KubeError) -> [JSONValue] {
+        var selector = "app.kubernetes.io/managed-by=cairn"
+        if let clusters {
+            let names = Set(clusters.compactMap { $0.split(separator: "/").last.map(String.init) }).sorted()
+            if names.isEmpty { return [] }
+            if names.count <= 100 { selector += ",cairn.dev/cluster in (\(names.joined(separator: ",")))" }
+        }
+        let labelSelector = selector
         let listKinds = Self.kinds + [(podDisruptionBudgetAPIVersion, "PodDisruptionBudget")]
         let namespaces: [String?] = options.namespaceAllow.map { $0.sorted().map(Optional.some) } ?? [nil]
         let lists = listKinds.flatMap { k in namespaces.map { (k.apiVersion, k.kind, $0) } }
@@ -215,8 +239,7 @@ public struct Reconciler: Sendable {
                     do {
                         let transform = slimming
                         return Listed(index: index, objects: try await client.list(apiVersion: list.0, kind: list.1, namespace: list.2,
-                                                                                   labelSelector: "app.kubernetes.io/managed-by=cairn",
-                                                                                   transform: transform))
+                                                                                   labelSelector: labelSelector, transform: transform))
                     } catch {
                         return Listed(index: index, error: error as? KubeError
                             ?? KubeError(reason: .transport, operation: "list", object: list.1, message: "\(error)"))

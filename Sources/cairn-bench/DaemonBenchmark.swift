@@ -85,7 +85,8 @@ func daemonBenchmark() async throws {
     guard ready else { print("cairn run never finished its first pass; see \(log)"); return }
     let firstPass = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
 
-    // Idle: nothing pushed for 20 intervals.
+    // Idle: nothing pushed for 20 intervals, once the first pass's status commit is out.
+    for _ in 0..<600 where metric(scrape(), "cairn_status_commits_total") < 1 { usleep(100_000) }
     sleep(2)
     let idleStart = (scrape(), processUsage(pid))
     sleep(20)

@@ -98,6 +98,8 @@ final class DaemonTests {
         #expect(await eventually { try await self.statefulSet(client, "es")["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"] != hash },
                 "the configuration change was not applied")
         #expect(await eventually { self.statusFile("es")?.contains("lastChanged: \(second)") == true })
+        // Only the cluster the commit touched was looked at: es2's status still names the first commit.
+        #expect(statusFile("es2")?.contains("commit: \(first)\n") == true, "\(statusFile("es2") ?? "")")
         #expect(try git(["show", "cairn-status:NOTES.md"]) == "notes", "the other push to the status branch was kept")
         // The rollout is recorded as a Kubernetes Event on the StatefulSet.
         let events = try await client.list(apiVersion: "v1", kind: "Event", namespace: fx.ns)
