@@ -147,7 +147,11 @@ public final class Daemon: @unchecked Sendable {
         metrics.observe("cairn_git_check_seconds", (ContinuousClock.now - checkStart).seconds)
         let resyncDue = ContinuousClock.now - lastResync >= configuration.resync
         guard let remote else { throw GitError(.notFound, operation: "check \(configuration.branch)", message: "the remote has no branch \(configuration.branch)") }
-        if remote == lastSeen && !resyncDue && lastError == nil { return }
+        if remote == lastSeen && !resyncDue && lastError == nil {
+            // No new commit: only the rollouts cairn drives (one pod per pass) need passes.
+            if !followUp.isEmpty, let lastApplied { try await reconcile(at: lastApplied, extraScope: followUp) }
+            return
+        }
 
         let fetchStart = ContinuousClock.now
         try mirror.fetch()
@@ -161,7 +165,7 @@ public final class Daemon: @unchecked Sendable {
         // A full pass at start, on resync, after a failure; otherwise only what the commit touched.
         let full = resyncDue || lastApplied == nil || lastError != nil
         ownHead = nil
-        try await reconcile(at: commit, incremental: !full)
+        try await reconcile(at: commit, incremental: !full, extraScope: full ? nil : followUp)
         lastSeen = ownHead ?? remote
         if full { lastResync = ContinuousClock.now }
     }
@@ -194,7 +198,14 @@ public final class Daemon: @unchecked Sendable {
         return ids
     }
 
-    func reconcile(at commit: GitOID, incremental: Bool = false) async throws {
+    /// Clusters with a rollout cairn drives under way (Postgres, Aerospike): they get a pass every
+    /// interval until their pods are all on the new revision.
+    private var followUp: Set<String> = []
+
+    /// - Parameters:
+    ///   - incremental: only the clusters whose files changed since the last pass, and `extraScope`.
+    ///   - extraScope: with no `incremental`, the only clusters looked at (nil: all).
+    func reconcile(at commit: GitOID, incremental: Bool = false, extraScope: Set<String>? = nil) async throws {
         let start = ContinuousClock.now
         let dir = configuration.path.split(separator: "/").joined(separator: "/")
         var files: [(path: String, text: String)] = []
@@ -208,7 +219,7 @@ public final class Daemon: @unchecked Sendable {
                 unreadable.append(file.path)
             }
         }
-        let scope: Set<String>? = incremental ? touched(files) : nil
+        let scope: Set<String>? = incremental ? touched(files).union(extraScope ?? []) : extraScope
         if let scope, scope.isEmpty {
             // Nothing under the spec path changed (a README, say): nothing to do.
             lastApplied = commit
@@ -297,6 +308,15 @@ public final class Daemon: @unchecked Sendable {
             metrics.set("cairn_clusters", Double(result.clusters.filter { $0.phase == phase }.count), ["phase": phase.rawValue])
         }
         await emitEvents(result)
+        // Rollouts cairn drives: OnDelete StatefulSets with pods on an older revision, or whose
+        // template this pass changed. They get passes until done.
+        var next = scope == nil ? Set<String>() : followUp.subtracting(scope!)
+        for c in result.clusters {
+            let pending = c.rollouts.contains { $0.strategy == "OnDelete" && !$0.updatedAll }
+                || result.objects.contains { $0.cluster == c.cluster && $0.action == .configured && $0.reference.hasPrefix("StatefulSet/") }
+            if pending { next.insert(c.cluster) }
+        }
+        followUp = next
         // Losing the lease stops acting at once: no status from a former leader.
         guard leading else { return }
         try writeStatus(result, commit: commit, specFiles: Dictionary(specs.map { ($0.identity, $0.file) }, uniquingKeysWith: { a, _ in a }))

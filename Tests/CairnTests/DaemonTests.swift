@@ -218,4 +218,51 @@ final class DaemonTests {
     func statefulSetNamed(_ client: KubeClient, _ name: String) async throws -> JSONValue {
         try await statefulSet(client, name)
     }
+
+    /// Pods of the Postgres StatefulSet `pg`: (on the update revision, all) after marking them Ready.
+    /// `old`: the revision before the change; pods count as updated only on another one, once
+    /// the controller has seen the change.
+    func podsOnNewRevision(_ client: KubeClient, old: String? = nil) async throws -> (updated: Int, total: Int, ready: Bool) {
+        let selector = "application=spilo,cluster-name=pg"
+        try await KubeletStandIn(client: client).markReady(namespace: fx.ns, selector: selector)
+        let set = try await statefulSet(client, "pg")
+        let observed = (set["status", "observedGeneration"]?.intValue ?? 0) >= (set["metadata", "generation"]?.intValue ?? 1)
+        var revision = set["status", "updateRevision"]?.stringValue
+        if old != nil, !observed || revision == old { revision = nil }
+        let pods = try await client.list(apiVersion: "v1", kind: "Pod", namespace: fx.ns, labelSelector: selector)
+            .filter { $0["metadata", "deletionTimestamp"] == nil }
+        let updated = pods.filter { $0["metadata", "labels", "controller-revision-hash"]?.stringValue == revision }.count
+        let ready = pods.allSatisfy { pod in (pod["status", "conditions"]?.arrayValue ?? []).contains { $0["type"] == "Ready" && $0["status"] == "True" } }
+        return (updated, pods.count, ready)
+    }
+
+    /// A rollout cairn drives goes on pass after pass without new commits; SIGTERM in the middle
+    /// stops the daemon in bounded time, and a new daemon finishes the rollout.
+    @Test func sigtermDuringARolloutThenANewDaemonFinishesIt() async throws {
+        let client = try fx.plane.client()
+        defer { Task { await client.shutdown() } }
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(fx.ns)]], fieldManager: "cairn-test")
+        let spec = fx.postgres.replacingOccurrences(of: "numberOfInstances: 1", with: "numberOfInstances: 3")
+        try origin.commit(["clusters/pg.yaml": spec])
+        let first = try start(log: "r1.log")
+        defer { first.stop() }
+        #expect(await eventually(60) { let p = try await self.podsOnNewRevision(client); return p.total == 3 && p.ready }, "the cluster never came up")
+        let old = try #require(try await statefulSet(client, "pg")["status", "updateRevision"]?.stringValue)
+
+        try origin.commit(["clusters/pg.yaml": spec.replacingOccurrences(of: "postgresql: {version: \"16\"}", with: "postgresql: {version: \"16\", parameters: {max_connections: \"200\"}}")])
+        #expect(await eventually(60) { try await self.podsOnNewRevision(client, old: old).updated >= 1 }, "no pod was restarted")
+        kill(first.pid, SIGTERM)
+        #expect(await eventually(20) { !first.isRunning }, "cairn run did not stop on SIGTERM")
+        let stopped = try await podsOnNewRevision(client, old: old)
+        let log = try String(contentsOfFile: logs.file("r1.log"), encoding: .utf8)
+        #expect(log.contains("cairn run stopped"))
+
+        let second = try start(log: "r2.log")
+        defer { second.stop() }
+        #expect(await eventually(90) { let p = try await self.podsOnNewRevision(client, old: old); return p.updated == 3 && p.total == 3 && p.ready },
+                "the rollout was not finished (stopped at \(stopped.updated) of 3)")
+        let restarts = try String(contentsOfFile: logs.file("r1.log"), encoding: .utf8).components(separatedBy: "object restarted").count - 1
+            + (try String(contentsOfFile: logs.file("r2.log"), encoding: .utf8).components(separatedBy: "object restarted").count - 1)
+        #expect(restarts == 3, "one restart per pod, across both daemons")
+    }
 }
