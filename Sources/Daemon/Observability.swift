@@ -89,10 +89,6 @@ public final class Metrics: @unchecked Sendable {
         }
     }
 
-    public func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
-        lock.withLock { counters[Self.key(name, labels)] ?? gauges[Self.key(name, labels)] }
-    }
-
     /// The exposition text for `/metrics`.
     public func render() -> String {
         lock.withLock {

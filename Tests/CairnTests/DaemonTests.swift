@@ -200,7 +200,7 @@ final class DaemonTests {
         #expect(try await client.get(ObjectReference(apiVersion: "apps/v1", kind: "StatefulSet", namespace: fx.ns, name: "es2"))["metadata", "name"] != nil)
         #expect(try String(contentsOfFile: logs.file("daemon.log"), encoding: .utf8).contains("step failed; keeping the last good state"))
         gitServer = try GitDaemon(base: base, log: logs.file("git2.log"), port: gitPort)
-        #expect(await eventually { (try? await self.statefulSetNamed(client, "es2")) == nil }, "did not converge after git came back")
+        #expect(await eventually { (try? await self.statefulSet(client, "es2")) == nil }, "did not converge after git came back")
 
         // API server away: a configuration change waits, then lands.
         proxy?.stop()
@@ -213,10 +213,6 @@ final class DaemonTests {
         #expect(await eventually(40) { try await self.statefulSet(client, "es")["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"] != hash },
                 "did not converge after the API server came back")
         #expect(try await client.list(apiVersion: "apps/v1", kind: "StatefulSet", namespace: fx.ns).count == 1, "es kept, es2 pruned, nothing else")
-    }
-
-    func statefulSetNamed(_ client: KubeClient, _ name: String) async throws -> JSONValue {
-        try await statefulSet(client, name)
     }
 
     /// Pods of the Postgres StatefulSet `pg`: (on the update revision, all) after marking them Ready.
