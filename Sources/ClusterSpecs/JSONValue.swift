@@ -53,6 +53,11 @@ public struct JSONObject: Sendable, Hashable, ExpressibleByDictionaryLiteral {
         }
     }
 
+    /// Appends without looking for the key: for a parser that settles duplicates itself.
+    mutating func appendUnchecked(_ key: String, _ value: JSONValue) {
+        entries.append((key: key, value: value))
+    }
+
     /// The same object with keys in sorted order (not recursive).
     public func sortedByKey() -> JSONObject {
         JSONObject(entries.sorted { $0.key < $1.key })
@@ -223,7 +228,11 @@ private struct JSONParser {
     func error(_ message: String) -> JSONValue.ParseError { JSONValue.ParseError(offset: index, message: message) }
 
     mutating func skipWhitespace() {
-        while index < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[index]) { index += 1 }
+        while index < bytes.count {
+            let c = bytes[index]
+            guard c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 else { return }
+            index += 1
+        }
     }
 
     mutating func value(depth: Int) throws(JSONValue.ParseError) -> JSONValue {
@@ -236,17 +245,31 @@ private struct JSONParser {
             var object = JSONObject()
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(object) }
+            // Keys are appended as read; a duplicate (rare, and RFC 8259 leaves it open) is
+            // settled at the end: the last value wins, at the first key's place.
+            // (Small objects, the common case, check by scanning; larger ones with a set.)
+            var keys = Set<String>()
+            var duplicate = false
             while true {
                 skipWhitespace()
                 let key = try string()
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
                 index += 1
-                object[key] = try value(depth: depth + 1)
+                if object.entries.count < 12 {
+                    if object.entries.contains(where: { $0.key == key }) { duplicate = true }
+                } else {
+                    if keys.isEmpty { keys = Set(object.entries.map(\.key)) }
+                    if !keys.insert(key).inserted { duplicate = true }
+                }
+                object.appendUnchecked(key, try value(depth: depth + 1))
                 skipWhitespace()
                 guard index < bytes.count else { throw error("unexpected end in object") }
                 if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(object) }
+                if bytes[index] == UInt8(ascii: "}") {
+                    index += 1
+                    return .object(duplicate ? JSONObject(object.entries) : object)
+                }
                 throw error("expected ',' or '}'")
             }
         case UInt8(ascii: "["):
@@ -301,7 +324,15 @@ private struct JSONParser {
     mutating func string() throws(JSONValue.ParseError) -> String {
         guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a string") }
         index += 1
-        var out: [UInt8] = []
+        // Most strings have no escape: one scan, one String.
+        var end = index
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\") { end += 1 }
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+            defer { index = end + 1 }
+            return String(decoding: bytes[index..<end], as: UTF8.self)
+        }
+        var out: [UInt8] = Array(bytes[index..<end])
+        index = end
         while index < bytes.count {
             let c = bytes[index]
             index += 1

@@ -114,3 +114,17 @@ func renderBenchmark(_ arguments: [String]) throws {
         print(String(format: "growth: %.1fx the files took %.1fx the time", Double(last.files) / Double(first.files), last.seconds / first.seconds))
     }
 }
+
+/// `cairn-bench json FILE`: parses a JSON file (an API server LIST response, say) five times;
+/// the median, and MB/s.
+func jsonBenchmark(_ path: String) throws {
+    let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    var times: [Double] = []
+    for _ in 0..<5 {
+        let start = DispatchTime.now()
+        _ = try JSONValue.parse(bytes)
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
+    }
+    let median = times.sorted()[2]
+    print(String(format: "parse %.1f MB: %.3f s (%.0f MB/s), median of 5", Double(bytes.count) / 1e6, median, Double(bytes.count) / 1e6 / median))
+}

@@ -5,6 +5,7 @@
 //   swift build -c release && .build/release/cairn-bench reconcile [N ...]
 //                                                        cairn apply on N generated clusters (default 100 1000)
 //                                                        beside kubectl and raw SSA (starts a control plane)
+//   swift run -c release cairn-bench json FILE          parse a JSON file (a LIST response), MB/s
 //   swift build -c release && .build/release/cairn-bench plan
 //                                                        cairn plan on a 1,000-cluster repository, one file changed
 //   swift build -c release && .build/release/cairn-bench daemon
@@ -15,6 +16,7 @@ switch arguments.first {
 case "git": try gitBenchmark()
 case "kube": try await kubeBenchmark()
 case "plan": try planBenchmark()
+case "json": try jsonBenchmark(arguments[1])
 case "daemon": try await daemonBenchmark()
 case "reconcile": try await reconcileBenchmark(arguments.dropFirst().compactMap { Int($0) }.isEmpty ? [100, 1000] : arguments.dropFirst().compactMap { Int($0) })
 case "render": try renderBenchmark(Array(arguments.dropFirst()))
