@@ -26,6 +26,38 @@ func capture(_ arguments: [String]) -> String {
     return (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
 }
 
+/// The `cairn` binary built beside this one, or nil (and a hint printed).
+func cairnBinary() -> String? {
+    let cairn = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("cairn").path
+    guard FileManager.default.isExecutableFile(atPath: cairn) else {
+        print("build cairn beside cairn-bench first: swift build -c release (looked for \(cairn))")
+        return nil
+    }
+    return cairn
+}
+
+/// A control plane from Tests/control-plane.sh for one benchmark, kube-controller-manager
+/// stopped so that pods being created load no peer; `stop()` when done.
+struct BenchControlPlane {
+    let script: String
+    let dir: String
+    var kubeconfig: String { dir + "/kubeconfig" }
+
+    static func start() -> BenchControlPlane? {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Tests/control-plane.sh").path
+        let dir = capture(["bash", script, "up"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !dir.isEmpty else { print("the control plane did not start"); return nil }
+        if let pid = try? String(contentsOfFile: dir + "/controller-manager.pid", encoding: .utf8),
+           let p = Int32(pid.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            kill(p, SIGTERM)
+        }
+        return BenchControlPlane(script: script, dir: dir)
+    }
+
+    func stop() { _ = capture(["bash", script, "down", dir]) }
+}
+
 func kubeBenchmark() async throws {
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Tests/control-plane.sh").path

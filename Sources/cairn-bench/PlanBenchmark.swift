@@ -6,11 +6,7 @@ import Foundation
 import Render
 
 func planBenchmark() throws {
-    let cairn = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("cairn").path
-    guard FileManager.default.isExecutableFile(atPath: cairn) else {
-        print("build cairn beside cairn-bench first: swift build -c release (looked for \(cairn))")
-        return
-    }
+    guard let cairn = cairnBinary() else { return }
     let root = NSTemporaryDirectory() + "cairn-bench-plan-\(getpid())"
     defer { try? FileManager.default.removeItem(atPath: root) }
     let work = root + "/work"

@@ -76,20 +76,9 @@ func generatedSpecs(count: Int, namespaces: [String]) throws -> [String: String]
 }
 
 func reconcileBenchmark(_ sizes: [Int]) async throws {
-    let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let cairn = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("cairn").path
-    guard FileManager.default.isExecutableFile(atPath: cairn) else {
-        print("build cairn beside cairn-bench first: swift build -c release (looked for \(cairn))")
-        return
-    }
-    let script = repo.appendingPathComponent("Tests/control-plane.sh").path
-    let dir = capture(["bash", script, "up"]).trimmingCharacters(in: .whitespacesAndNewlines)
-    guard !dir.isEmpty else { print("the control plane did not start"); return }
-    defer { _ = capture(["bash", script, "down", dir]) }
-    if let pid = try? String(contentsOfFile: dir + "/controller-manager.pid", encoding: .utf8), let p = Int32(pid.trimmingCharacters(in: .whitespacesAndNewlines)) {
-        kill(p, SIGTERM)
-    }
-    let kubeconfig = dir + "/kubeconfig"
+    guard let cairn = cairnBinary(), let plane = BenchControlPlane.start() else { return }
+    defer { plane.stop() }
+    let (dir, kubeconfig) = (plane.dir, plane.kubeconfig)
     let client = try KubeClient(config: KubeConfig.load(path: kubeconfig), concurrency: 8)
     let options = RenderOptions(podDisruptionBudgetAPIVersion: try await client.serves("policy/v1") ? "policy/v1" : "policy/v1beta1")
 

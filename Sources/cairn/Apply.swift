@@ -68,7 +68,7 @@ extension Cairn {
             var options = Reconciler.Options()
             options.dryRun = dryRun
             options.allowPruneAll = allowPruneAll
-            options.namespaceAllow = namespaceAllow.map { Set($0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }) }
+            options.namespaceAllow = namespaceAllow.map(commaList)
             let reconciler = Reconciler(client: client, options: options)
             let result: Reconciler.Result
             do {

@@ -80,6 +80,11 @@ struct SpecInput: ParsableArguments {
     }
 }
 
+/// `--namespace-allow a, b` as a set.
+func commaList(_ text: String) -> Set<String> {
+    Set(text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
+}
+
 func printError(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }

@@ -103,7 +103,7 @@ extension Cairn {
             }
             let client = try KubeClient(config: config)
             var options = Reconciler.Options()
-            options.namespaceAllow = namespaceAllow.map { Set($0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }) }
+            options.namespaceAllow = namespaceAllow.map(commaList)
             let reconciler = Reconciler(client: client, options: options)
             do {
                 let rendered = ClusterRenderer.renderAll(loaded.clusters, options: try await reconciler.renderOptions())

@@ -129,9 +129,7 @@ extension Cairn {
             }
             let client = try KubeClient(config: config)
             var options = Reconciler.Options()
-            options.namespaceAllow = (namespaceAllow ?? env["CAIRN_NAMESPACE_ALLOW"]).map {
-                Set($0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
-            }
+            options.namespaceAllow = (namespaceAllow ?? env["CAIRN_NAMESPACE_ALLOW"]).map(commaList)
             var elector: LeaderElector?
             if leaderElect || env["CAIRN_LEADER_ELECT"] == "true" {
                 let identity = env["POD_NAME"] ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
