@@ -86,9 +86,18 @@ public enum ClusterSpecLoader {
                 errors.append(contentsOf: error.errors)
             }
         }
+        let duplicates = duplicateIdentities(clusters)
+        clusters.removeAll { duplicates.identities.contains($0.identity) }
+        return LoadResult(clusters: clusters, errors: (errors + duplicates.errors).sorted())
+    }
+
+    /// Clusters that more than one spec defines (`namespace/name`), with an error on each
+    /// definition naming the others: none of them is valid.
+    public static func duplicateIdentities(_ clusters: [ClusterSpec]) -> (identities: Set<String>, errors: [SpecError]) {
         var byIdentity: [String: [ClusterSpec]] = [:]
         for c in clusters { byIdentity[c.identity, default: []].append(c) }
         var duplicated: Set<String> = []
+        var errors: [SpecError] = []
         for (identity, group) in byIdentity where group.count > 1 {
             duplicated.insert(identity)
             for c in group {
@@ -98,8 +107,7 @@ public enum ClusterSpecLoader {
                                         message: "cluster \(identity) is also defined at \(others); each cluster needs exactly one spec file"))
             }
         }
-        clusters.removeAll { duplicated.contains($0.identity) }
-        return LoadResult(clusters: clusters, errors: errors.sorted())
+        return (duplicated, errors.sorted())
     }
 
     private static func decode(_ top: Field) -> ClusterSpec? {
@@ -142,6 +150,7 @@ public enum ClusterSpecLoader {
     /// invalid file, so that its cluster's live objects are left alone. Nil when the file does not
     /// even say.
     public static func identity(_ text: String, file: String) -> String? {
+        // A file that does not parse names no cluster; `load` reports why.
         guard let root = try? SpecFileParser.parse(text, file: file), case .mapping(let top) = root,
               case .mapping(let metadata)? = top["metadata"], case .scalar(let name)? = metadata["name"] else { return nil }
         var namespace = "default"

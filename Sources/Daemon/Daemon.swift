@@ -4,7 +4,7 @@ public import Logging
 public import GitStore
 public import KubeAPI
 public import Reconcile
-import Render
+public import Render
 
 /// `cairn run`: poll the branch, reconcile on a new commit (and every resync), write status
 /// files back to git when they change. One loop, one step at a time; every failure keeps the
@@ -35,10 +35,8 @@ public final class Daemon: @unchecked Sendable {
     private var lastSeen: GitOID?
     private var lastApplied: GitOID?
     private var lastResync = ContinuousClock.now
-    private var renderCache: [String: (text: String, spec: ClusterSpec?)] = [:]
-    /// Per cluster, the objects its last render had: collisions of a changed cluster with the
-    /// others are found without rendering the others again.
-    private var renderedReferences: [String: Set<String>] = [:]
+    /// The spec files as of the last pass: the next one reads and renders only what changed.
+    private var desired: DesiredState?
     /// The status files as last pushed (path → content); loaded from the status branch at start.
     private var pushedStatus: [String: String]?
     /// Per cluster, the last commit at which cairn wrote one of its objects.
@@ -79,6 +77,7 @@ public final class Daemon: @unchecked Sendable {
     /// Sleeps up to `duration`, returning early when asked to stop.
     private func pause(_ duration: Duration) async {
         await withTaskGroup(of: Void.self) { group in
+            // Cancellation only ends the pause early.
             group.addTask { try? await Task.sleep(for: duration) }
             group.addTask {
                 await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
@@ -115,6 +114,13 @@ public final class Daemon: @unchecked Sendable {
                 metrics.set("cairn_up", 1)
                 await pause(configuration.interval)
             } catch {
+                if let gitError = error as? GitError, repairMirror(after: gitError) {
+                    // Cloned afresh on the next step, with a full pass.
+                    lastSeen = nil
+                    lastError = "\(error)"
+                    await pause(configuration.interval)
+                    continue
+                }
                 lastError = "\(error)"
                 metrics.increment("cairn_errors_total", ["reason": Self.reason(error)])
                 log.error("step failed; keeping the last good state", ["error": "\(error)", "retry_in": "\(backoff)"])
@@ -123,6 +129,28 @@ public final class Daemon: @unchecked Sendable {
             }
         }
         log.info("cairn run stopped", [:])
+    }
+
+    /// After a git failure that is not the network's: when the mirror in the cache cannot read
+    /// what its refs name (a deleted or truncated pack, deleted objects), says so, moves it
+    /// aside and starts an empty one, which the next fetch fills. Live objects are not touched.
+    func repairMirror(after error: GitError) -> Bool {
+        switch error.kind {
+        case .timeout, .hostKeyUnknown, .hostKeyChanged, .authentication, .pushRejected: return false
+        default: break
+        }
+        let refs = ["refs/heads/\(configuration.branch)"] + (configuration.statusBranch.map { ["refs/heads/\($0)"] } ?? [])
+        guard let damage = mirror.damage(refs: refs) else { return false }
+        do {
+            let aside = try mirror.moveAsideAndRecreate()
+            metrics.increment("cairn_mirror_repairs_total", [:])
+            log.error("the git mirror in the cache directory is damaged; moved it aside, cloning afresh",
+                      ["damage": damage, "moved_to": aside, "mirror": mirror.path, "error": "\(error)"])
+            return true
+        } catch {
+            log.error("the git mirror in the cache directory is damaged and cannot be moved aside", ["damage": damage, "mirror": mirror.path, "error": "\(error)"])
+            return false
+        }
     }
 
     static func reason(_ error: any Error) -> String {
@@ -142,14 +170,18 @@ public final class Daemon: @unchecked Sendable {
             if leads { lastSeen = nil; lastResync = ContinuousClock.now - configuration.resync }
         }
         guard leads else { return }
+        // Status a refused push left behind, on the writer's own backoff.
+        flushStatus()
         let checkStart = ContinuousClock.now
         let remote = try mirror.remoteHead("refs/heads/\(configuration.branch)")
         metrics.observe("cairn_git_check_seconds", (ContinuousClock.now - checkStart).seconds)
         let resyncDue = ContinuousClock.now - lastResync >= configuration.resync
         guard let remote else { throw GitError(.notFound, operation: "check \(configuration.branch)", message: "the remote has no branch \(configuration.branch)") }
         if remote == lastSeen && !resyncDue && lastError == nil {
-            // No new commit: only the rollouts cairn drives (one pod per pass) need passes.
-            if !followUp.isEmpty, let lastApplied { try await reconcile(at: lastApplied, extraScope: followUp) }
+            // No new commit: only the rollouts cairn drives (one pod per pass) and the failing
+            // clusters whose retry is due need passes.
+            let due = followUp.union(retryDue)
+            if !due.isEmpty, let lastApplied { try await reconcile(at: lastApplied, extraScope: due) }
             return
         }
 
@@ -165,14 +197,15 @@ public final class Daemon: @unchecked Sendable {
         // A full pass at start, on resync, after a failure; otherwise only what the commit touched.
         let full = resyncDue || lastApplied == nil || lastError != nil
         ownHead = nil
-        try await reconcile(at: commit, incremental: !full, extraScope: full ? nil : followUp)
+        try await reconcile(at: commit, incremental: !full, extraScope: full ? nil : followUp.union(retryDue))
         lastSeen = ownHead ?? remote
         if full { lastResync = ContinuousClock.now }
     }
 
     /// A commit cairn made that touches only its status directory.
     func isOwnStatusCommit(_ commit: GitOID) throws -> Bool {
-        guard let info = try? mirror.commitInfo(commit), info.authorEmail == configuration.author.email, let parent = info.parent else { return false }
+        let info = try mirror.commitInfo(commit)
+        guard info.authorEmail == configuration.author.email, let parent = info.parent else { return false }
         let changed = try mirror.changedPaths(from: parent, to: commit)
         return !changed.isEmpty && changed.allSatisfy { $0.path.hasPrefix(configuration.statusDirectory + "/") }
     }
@@ -181,116 +214,67 @@ public final class Daemon: @unchecked Sendable {
     private var ownHead: GitOID?
 
     /// The clusters a commit touched: files added, changed or removed, by their identity before
-    /// and after (a file may rename its cluster).
-    func touched(_ files: [(path: String, text: String)]) -> Set<String> {
-        var ids = Set<String>()
-        func identity(_ entry: (text: String, spec: ClusterSpec?), _ path: String) -> String? {
-            entry.spec?.identity ?? ClusterSpecLoader.identity(entry.text, file: path)
-        }
-        let paths = Set(files.map(\.path))
-        for (path, text) in files where renderCache[path]?.text != text {
-            if let old = renderCache[path], let id = identity(old, path) { ids.insert(id) }
-            if let id = ClusterSpecLoader.identity(text, file: path) { ids.insert(id) }
-        }
-        for (path, old) in renderCache where !paths.contains(path) {
-            if let id = identity(old, path) { ids.insert(id) }
-        }
-        return ids
+    /// and after (a file may rename its cluster), and clusters whose validity the commit changed.
+    func touched(_ state: DesiredState) -> Set<String> {
+        guard let desired else { return Set(state.files.keys) }
+        return state.changedClusters(since: desired)
     }
 
     /// Clusters with a rollout cairn drives under way (Postgres, Aerospike): they get a pass every
     /// interval until their pods are all on the new revision.
     private var followUp: Set<String> = []
 
+    /// Clusters whose last pass failed (an object the server refused): each retried on its own
+    /// backoff, while the others follow new commits at the interval. A commit touching one
+    /// resets its backoff.
+    private var failing: [String: (attempts: Int, next: ContinuousClock.Instant)] = [:]
+
+    /// Every cluster's phase as of its last pass: the gauges describe the whole fleet, whatever
+    /// the scope of the last pass.
+    private var phases: [String: ClusterHealth.Phase] = [:]
+
+    /// Failing clusters whose retry is due.
+    private var retryDue: Set<String> {
+        let now = ContinuousClock.now
+        return Set(failing.filter { $0.value.next <= now }.keys)
+    }
+
+    /// Retry delay of a failing cluster (or of the status writer): the interval, doubled per
+    /// failed attempt, capped.
+    func retryDelay(attempts: Int) -> Duration {
+        var delay = configuration.interval
+        for _ in 1..<max(attempts, 1) where delay < configuration.maxBackoff { delay = delay * 2 }
+        return min(delay, configuration.maxBackoff)
+    }
+
     /// - Parameters:
     ///   - incremental: only the clusters whose files changed since the last pass, and `extraScope`.
     ///   - extraScope: with no `incremental`, the only clusters looked at (nil: all).
     func reconcile(at commit: GitOID, incremental: Bool = false, extraScope: Set<String>? = nil) async throws {
         let start = ContinuousClock.now
-        let dir = configuration.path.split(separator: "/").joined(separator: "/")
-        var files: [(path: String, text: String)] = []
-        var unreadable: [String] = []
-        for file in try mirror.files(at: commit, under: dir, sizeLimit: SpecFileParser.maximumFileSize) {
-            guard file.path.hasSuffix(".yaml") || file.path.hasSuffix(".yml"),
-                  !file.path.split(separator: "/").contains(where: { $0.hasPrefix(".") }) else { continue }
-            if case .file(let data) = file.content, let text = String(data: data, encoding: .utf8) {
-                files.append((file.path, text))
-            } else {
-                unreadable.append(file.path)
-            }
+        let read = try mirror.yamlFiles(at: commit, under: configuration.path, sizeLimit: SpecFileParser.maximumFileSize)
+        let state = DesiredState(files: read.files.map { DesiredState.File(path: $0.path, text: $0.text) }, unreadable: read.problems,
+                                 options: try await reconciler.renderOptions(), previous: desired)
+        let touched = touched(state)
+        let changedFiles = desired.map { state.changedFiles(since: $0) }
+        // A commit touching a failing cluster starts its backoff afresh.
+        for id in touched { failing[id] = nil }
+        for e in state.errors where changedFiles?.contains(e.file) ?? true {
+            log.warning("invalid spec", ["error": e.description, "commit": commit.description])
         }
-        let scope: Set<String>? = incremental ? touched(files).union(extraScope ?? []) : extraScope
+        metrics.set("cairn_spec_files_unreadable", Double(state.unreadable.count))
+        for problem in state.unreadable where desired?.unreadable.contains(problem) != true {
+            log.error("spec file not read; its cluster is left as it is", ["error": problem, "commit": commit.description])
+        }
+        let scope: Set<String>? = incremental ? touched.union(extraScope ?? []) : extraScope
+        desired = state
         if let scope, scope.isEmpty {
             // Nothing under the spec path changed (a README, say): nothing to do.
             lastApplied = commit
             lastError = nil
             return
         }
-        // Parse incrementally: a file whose text did not change keeps its parsed spec.
-        var specs: [ClusterSpec] = []
-        var invalid: [String: String] = [:]
-        var errors: [String] = []
-        var prune = unreadable.isEmpty
-        var nextCache: [String: (text: String, spec: ClusterSpec?)] = [:]
-        for (path, text) in files {
-            if let cached = renderCache[path], cached.text == text {
-                nextCache[path] = cached
-                if let spec = cached.spec { specs.append(spec) } else if let id = ClusterSpecLoader.identity(text, file: path) {
-                    invalid[id] = "the spec file \(path) is invalid; its live objects are left as they are"
-                } else { prune = false }
-                continue
-            }
-            do {
-                let spec = try ClusterSpecLoader.load(text, file: path)
-                specs.append(spec)
-                nextCache[path] = (text, spec)
-            } catch {
-                nextCache[path] = (text, nil)
-                errors += error.errors.map(\.description)
-                if let id = ClusterSpecLoader.identity(text, file: path) {
-                    invalid[id] = "the spec file is invalid, its live objects are left as they are: \(error.errors.first?.description ?? path)"
-                } else {
-                    prune = false
-                }
-            }
-        }
-        renderCache = nextCache
-        // Two files naming the same cluster: neither is applied.
-        var seen: [String: String] = [:]
-        for s in specs {
-            if let other = seen[s.identity] {
-                invalid[s.identity] = "\(s.file) and \(other) both describe \(s.identity)"
-                errors.append("\(s.file): cluster \(s.identity) is also described by \(other)")
-            }
-            seen[s.identity] = s.file
-        }
-        specs.removeAll { invalid[$0.identity] != nil }
-        for e in errors { log.warning("invalid spec", ["error": e, "commit": commit.description]) }
-
-        // Render the clusters in scope (all of them on a full pass).
-        let inScope = specs.filter { scope?.contains($0.identity) ?? true }
-        let rendered = ClusterRenderer.renderAll(inScope, options: try await reconciler.renderOptions())
-        for e in rendered.errors {
-            for s in inScope where s.file == e.file { invalid[s.identity] = e.description }
-        }
-        var clusters = rendered.clusters
-        if scope == nil {
-            renderedReferences = Dictionary(clusters.map { ($0.spec.identity, Set($0.objects.map(\.reference))) }, uniquingKeysWith: { a, _ in a })
-        } else {
-            // A changed cluster must not render an object another cluster has.
-            for id in scope ?? [] { renderedReferences[id] = nil }
-            var others: [String: String] = [:]
-            for (id, refs) in renderedReferences { for r in refs { others[r] = id } }
-            for c in clusters {
-                if let clash = c.objects.first(where: { others[$0.reference] != nil }) {
-                    invalid[c.spec.identity] = "\(c.spec.file): \(clash.reference) is also rendered for \(others[clash.reference]!)"
-                    log.warning("invalid spec", ["error": invalid[c.spec.identity]!, "commit": commit.description])
-                }
-            }
-            clusters.removeAll { invalid[$0.spec.identity] != nil }
-            for c in clusters { renderedReferences[c.spec.identity] = Set(c.objects.map(\.reference)) }
-        }
-        let result = try await reconciler.reconcile(clusters, invalid: invalid, specsRead: files.count + unreadable.count, prune: prune, scope: scope)
+        let result = try await reconciler.reconcile(state, scope: scope)
         lastApplied = commit
         lastError = nil
         stopLock.withLock { passed = true }
@@ -300,14 +284,30 @@ public final class Daemon: @unchecked Sendable {
             metrics.increment("cairn_objects_total", ["action": o.action.rawValue])
             var fields = ["object": o.reference, "cluster": o.cluster ?? "", "commit": commit.description]
             if let detail = o.detail { fields["detail"] = detail }
-            log.info("object \(o.action.rawValue)", fields)
+            if o.action == .failed { log.error("object failed", fields) } else { log.info("object \(o.action.rawValue)", fields) }
             if let c = o.cluster, [.created, .configured, .restarted, .pruned].contains(o.action) { lastChanged[c] = commit.description }
         }
         for w in result.warnings { log.warning(w, ["commit": commit.description]) }
-        for phase in ClusterHealth.Phase.allCases {
-            metrics.set("cairn_clusters", Double(result.clusters.filter { $0.phase == phase }.count), ["phase": phase.rawValue])
+
+        // The fleet's phases, and the clusters to retry on their own backoff.
+        if scope == nil { phases = [:] }
+        for id in scope ?? [] where state.files[id] == nil { phases[id] = nil; failing[id] = nil }
+        let now = ContinuousClock.now
+        for c in result.clusters {
+            phases[c.cluster] = c.phase
+            guard c.phase == .degraded else { failing[c.cluster] = nil; continue }
+            let attempts = (failing[c.cluster]?.attempts ?? 0) + 1
+            let delay = retryDelay(attempts: attempts)
+            failing[c.cluster] = (attempts, now + delay)
+            metrics.increment("cairn_cluster_failures_total", ["cluster": c.cluster])
+            log.warning("cluster failed; the others go on", ["cluster": c.cluster, "reasons": c.reasons.joined(separator: "; "),
+                                                             "attempt": "\(attempts)", "retry_in": "\(delay)", "commit": commit.description])
         }
-        await emitEvents(result)
+        for phase in ClusterHealth.Phase.allCases {
+            metrics.set("cairn_clusters", Double(phases.values.filter { $0 == phase }.count), ["phase": phase.rawValue])
+        }
+        metrics.set("cairn_clusters_failing", Double(failing.count))
+        await emitEvents(result, state: state)
         // Rollouts cairn drives: OnDelete StatefulSets with pods on an older revision, or whose
         // template this pass changed. They get passes until done.
         var next = scope == nil ? Set<String>() : followUp.subtracting(scope!)
@@ -319,31 +319,42 @@ public final class Daemon: @unchecked Sendable {
         followUp = next
         // Losing the lease stops acting at once: no status from a former leader.
         guard leading else { return }
-        try writeStatus(result, commit: commit, specFiles: Dictionary(specs.map { ($0.identity, $0.file) }, uniquingKeysWith: { a, _ in a }))
+        // A full pass re-reads the status branch: someone may have deleted or changed it.
+        if scope == nil { pushedStatus = nil }
+        writeStatus(result, commit: commit, specFiles: state.files)
     }
 
     // MARK: - Events
 
-    /// Blocked changes already reported, so that each is one Event, not one per pass.
+    /// Blocked changes and failures already reported, so that each is one Event, not one per pass.
     private var reportedBlocked: Set<String> = []
+    private var reportedFailures: [String: (cluster: String, detail: String)] = [:]
 
-    /// Kubernetes Events on a cluster's StatefulSet: a rollout starting, each pod cairn
-    /// restarts, a blocked change (once). Best effort: a failure is logged, never fatal.
-    func emitEvents(_ result: Reconciler.Result) async {
+    /// Kubernetes Events: on a cluster's StatefulSet, a rollout starting, each pod cairn
+    /// restarts, a blocked change (once); on an object the server refused, the refusal (once
+    /// per message). Best effort: a failure is logged, never fatal.
+    func emitEvents(_ result: Reconciler.Result, state: DesiredState) async {
+        var failingNow: [String: (cluster: String, detail: String)] = [:]
         for o in result.objects {
             let parts = o.reference.split(separator: "/", maxSplits: 2).map(String.init)
             guard parts.count == 3 else { continue }
             let (kind, namespace, name) = (parts[0], parts[1], parts[2])
-            var event: (set: String, type: String, reason: String, message: String)?
+            var event: (apiVersion: String, kind: String, name: String, type: String, reason: String, message: String)?
             switch (o.action, kind) {
             case (.configured, "StatefulSet") where o.detail?.contains(ConfigHash.annotation) == true:
-                event = (name, "Normal", "RolloutStarted", "configuration changed: the pods restart on the new revision (\(o.detail ?? ""))")
+                event = ("apps/v1", kind, name, "Normal", "RolloutStarted", "configuration changed: the pods restart on the new revision (\(o.detail ?? ""))")
             case (.restarted, "Pod"):
-                event = (String(name[..<(name.lastIndex(of: "-") ?? name.endIndex)]), "Normal", "PodRestarted", "cairn restarted pod \(name): \(o.detail ?? "")")
+                event = ("apps/v1", "StatefulSet", String(name[..<(name.lastIndex(of: "-") ?? name.endIndex)]), "Normal", "PodRestarted",
+                         "cairn restarted pod \(name): \(o.detail ?? "")")
             case (.blocked, "StatefulSet"):
                 let key = "\(o.reference) \(o.detail ?? "")"
                 guard reportedBlocked.insert(key).inserted else { continue }
-                event = (name, "Warning", "ChangeBlocked", o.detail ?? "an immutable field changed")
+                event = ("apps/v1", kind, name, "Warning", "ChangeBlocked", o.detail ?? "an immutable field changed")
+            case (.failed, _):
+                failingNow[o.reference] = (o.cluster ?? "", o.detail ?? "")
+                guard reportedFailures[o.reference]?.detail != o.detail ?? "" else { continue }
+                let apiVersion = state.clusters.first { $0.spec.identity == o.cluster }?.objects.first { $0.reference == o.reference }?.apiVersion
+                event = (apiVersion ?? "v1", kind, name, "Warning", "ApplyFailed", "cluster \(o.cluster ?? "?"): \(o.detail ?? "failed")")
             default:
                 continue
             }
@@ -352,8 +363,8 @@ public final class Daemon: @unchecked Sendable {
             let seconds = String(now.prefix(19)) + "Z"
             let body: JSONValue = [
                 "apiVersion": "v1", "kind": "Event",
-                "metadata": ["name": .string("\(event.set).\(String(UInt64(Date().timeIntervalSince1970 * 1e9), radix: 16))"), "namespace": .string(namespace)],
-                "involvedObject": ["apiVersion": "apps/v1", "kind": "StatefulSet", "namespace": .string(namespace), "name": .string(event.set)],
+                "metadata": ["name": .string("\(event.name).\(String(UInt64(Date().timeIntervalSince1970 * 1e9), radix: 16))"), "namespace": .string(namespace)],
+                "involvedObject": ["apiVersion": .string(event.apiVersion), "kind": .string(event.kind), "namespace": .string(namespace), "name": .string(event.name)],
                 "type": .string(event.type), "reason": .string(event.reason), "message": .string(String(event.message.prefix(1024))),
                 "source": ["component": "cairn"], "reportingComponent": "cairn", "reportingInstance": .string(elector?.identity ?? "cairn"),
                 "firstTimestamp": .string(seconds), "lastTimestamp": .string(seconds), "count": 1,
@@ -361,9 +372,12 @@ public final class Daemon: @unchecked Sendable {
             do {
                 _ = try await reconciler.client.create(body)
             } catch {
-                log.warning("cannot record an event", ["object": "StatefulSet/\(namespace)/\(event.set)", "reason": event.reason, "error": error.description])
+                log.warning("cannot record an event", ["object": "\(event.kind)/\(namespace)/\(event.name)", "reason": event.reason, "error": error.description])
             }
         }
+        // Failures of clusters this pass looked at and found healthy are forgotten.
+        let looked = Set(result.clusters.map(\.cluster))
+        reportedFailures = reportedFailures.filter { !looked.contains($0.value.cluster) }.merging(failingNow) { _, new in new }
     }
 
     // MARK: - Status
@@ -393,38 +407,79 @@ public final class Daemon: @unchecked Sendable {
         return "# Written by cairn. Do not edit: it is rewritten when the cluster's status changes.\n" + YAMLWriter.document(.object(o))
     }
 
-    func writeStatus(_ result: Reconciler.Result, commit: GitOID, specFiles: [String: String]) throws {
+    func writeStatus(_ result: Reconciler.Result, commit: GitOID, specFiles: [String: String]) {
         let branch = configuration.statusBranch ?? configuration.branch
-        if pushedStatus == nil { pushedStatus = try currentStatus(branch: branch) }
+        if pushedStatus == nil {
+            do {
+                pushedStatus = try currentStatus(branch: branch)
+            } catch {
+                // Written whole once it can be read again.
+                log.error("cannot read the status branch", ["branch": branch, "error": "\(error)"])
+                return
+            }
+        }
         var files: [String: String] = [:]
         for health in result.clusters {
             let path = "\(configuration.statusDirectory)/\(health.cluster).yaml"
             files[path] = Self.statusFile(health, objects: result.objects, commit: commit.description, specFile: specFiles[health.cluster],
                                           lastChanged: lastChanged[health.cluster])
         }
-        var changes: [String: Data?] = [:]
-        for (path, text) in files where pushedStatus?[path] != text { changes[path] = Data(text.utf8) }
+        var changes = pendingStatus?.changes ?? [:]
+        for (path, text) in files {
+            if pushedStatus?[path] != text { changes[path] = .some(Data(text.utf8)) } else { changes.removeValue(forKey: path) }
+        }
         // Clusters pruned (their objects gone this pass) lose their status file.
         let pruned = Set(result.objects.filter { $0.action == .pruned }.compactMap(\.cluster))
         for path in pushedStatus?.keys.sorted() ?? [] where files[path] == nil {
             let cluster = String(path.dropFirst(configuration.statusDirectory.count + 1).dropLast(".yaml".count))
             if pruned.contains(cluster) { changes[path] = .some(nil) }
         }
-        guard !changes.isEmpty else { return }
-        let names = changes.keys.sorted().map { String($0.dropFirst(configuration.statusDirectory.count + 1).dropLast(".yaml".count)) }
-        let message = "cairn: status of \(names.joined(separator: ", ")) at \(commit.description.prefix(12))"
-        let pushed = try mirror.commitAndPush(branch: branch, changes: changes, message: message, author: configuration.author)
-        for (path, data) in changes {
-            if let data { pushedStatus?[path] = String(decoding: data, as: UTF8.self) } else { pushedStatus?[path] = nil }
+        pendingStatus = changes.isEmpty ? nil : (changes, commit)
+        flushStatus()
+    }
+
+    /// Status files computed but not pushed yet, and the spec commit they describe.
+    private var pendingStatus: (changes: [String: Data?], commit: GitOID)?
+    private var statusFailures = 0
+    private var statusRetryAt = ContinuousClock.now
+
+    /// Pushes the pending status files, if any and if their retry is due. A refused push (a
+    /// pre-receive hook, a protected branch) is retried on the status writer's own backoff and
+    /// never delays reconciling.
+    func flushStatus() {
+        guard let pending = pendingStatus, ContinuousClock.now >= statusRetryAt, leading else { return }
+        let branch = configuration.statusBranch ?? configuration.branch
+        let names = pending.changes.keys.sorted().map { String($0.dropFirst(configuration.statusDirectory.count + 1).dropLast(".yaml".count)) }
+        let message = "cairn: status of \(names.joined(separator: ", ")) at \(pending.commit.description.prefix(12))"
+        do {
+            let pushed = try mirror.commitAndPush(branch: branch, changes: pending.changes, message: message, author: configuration.author)
+            for (path, data) in pending.changes {
+                if let data { pushedStatus?[path] = String(decoding: data, as: UTF8.self) } else { pushedStatus?[path] = nil }
+            }
+            pendingStatus = nil
+            statusFailures = 0
+            metrics.increment("cairn_status_commits_total", [:])
+            log.info("status committed", ["commit": pushed.description, "branch": branch, "clusters": names.joined(separator: ",")])
+            if configuration.statusBranch == nil { ownHead = pushed }
+        } catch {
+            statusFailures += 1
+            let delay = retryDelay(attempts: statusFailures)
+            statusRetryAt = ContinuousClock.now + delay
+            metrics.increment("cairn_status_push_failures_total", [:])
+            log.error("status not pushed; reconciling goes on", ["branch": branch, "error": "\(error)", "attempt": "\(statusFailures)", "retry_in": "\(delay)"])
         }
-        metrics.increment("cairn_status_commits_total", [:])
-        log.info("status committed", ["commit": pushed.description, "branch": branch, "clusters": names.joined(separator: ",")])
-        if configuration.statusBranch == nil { ownHead = pushed }
     }
 
     /// The status files on the status branch now (none when the branch does not exist yet).
     func currentStatus(branch: String) throws -> [String: String] {
-        guard let head = try? mirror.resolve("refs/heads/\(branch)") else { return [:] }
+        let head: GitOID
+        do {
+            head = try mirror.resolve("refs/heads/\(branch)")
+        } catch {
+            // (A `catch where` here crashes Swift 6.3.1's SILGen: test and rethrow.)
+            if error.kind == .notFound { return [:] }  // no status branch yet
+            throw error
+        }
         var out: [String: String] = [:]
         for file in try mirror.files(at: head, under: configuration.statusDirectory) {
             if case .file(let data) = file.content { out[file.path] = String(decoding: data, as: UTF8.self) }

@@ -113,6 +113,7 @@ public final class LeaderElector: @unchecked Sendable {
     public func run() async {
         while !Task.isCancelled {
             await tryAcquireOrRenew()
+            // Cancellation ends the sleep early, and the loop with it.
             try? await Task.sleep(for: renewInterval)
         }
     }

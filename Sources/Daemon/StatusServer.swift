@@ -28,6 +28,7 @@ public final class StatusServer: Sendable {
     }
 
     public func stop() async {
+        // Fails only when the channel is closed already.
         try? await channel.close()
     }
 

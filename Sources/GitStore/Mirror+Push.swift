@@ -31,7 +31,14 @@ extension Mirror {
         var delay = 0.05
         for attempt in 1...maxAttempts {
             try fetch()
-            let head: GitOID? = try? resolve(ref)
+            // No such branch yet: the first commit has no parent. Any other failure (a damaged
+            // mirror) is an error, never a root commit that would replace the branch's history.
+            var head: GitOID?
+            do {
+                head = try resolve(ref)
+            } catch where error.kind == .notFound {
+                head = nil
+            }
             guard let commit = try buildCommit(parent: head, changes: changes, message: message, author: author) else {
                 return head!
             }

@@ -176,6 +176,11 @@ public struct Mirror: Sendable {
             }
             lastError = LibGit2.error(code, "git_revparse_single", context: revision)
         }
+        var raw = git_oid()
+        if git_reference_name_to_id(&raw, repo.pointer, revision) == 0 {
+            throw GitError(.libgit2(code: -1), operation: "resolve \(revision)",
+                           message: "\(revision) points at \(GitOID(raw).short), which the mirror at \(path) cannot read: the cache is damaged (\(lastError?.message ?? "unreadable"))")
+        }
         throw GitError(.notFound, operation: "resolve \(revision)",
                        message: "no branch, tag or commit named '\(revision)' in the mirror of \(Redact.url(url)) (\(lastError?.message ?? "not found"))")
     }
@@ -283,5 +288,78 @@ public struct Mirror: Sendable {
             }
         }
         return changes
+    }
+}
+
+extension Mirror {
+    /// The YAML files of one commit under `directory` (`*.yaml`, `*.yml`; hidden files and
+    /// directories below it skipped), as text, and each file that cannot be read as text with
+    /// the reason: `path: file is N bytes; ... limited to M bytes`, a symbolic link, a submodule,
+    /// not UTF-8. The one reader of spec files from git: the CLI and the daemon both use it.
+    public func yamlFiles(at commit: GitOID, under directory: String, sizeLimit: Int) throws(GitError)
+        -> (files: [(path: String, text: String)], problems: [(path: String, reason: String)])
+    {
+        let dir = directory.split(separator: "/").joined(separator: "/")
+        var texts: [(path: String, text: String)] = []
+        var problems: [(path: String, reason: String)] = []
+        for file in try files(at: commit, under: dir, sizeLimit: sizeLimit) {
+            let relative = dir.isEmpty ? file.path : String(file.path.dropFirst(dir.count + 1))
+            guard !relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }),
+                  file.path.hasSuffix(".yaml") || file.path.hasSuffix(".yml") else { continue }
+            switch file.content {
+            case .file(let data):
+                guard let text = String(data: data, encoding: .utf8) else {
+                    problems.append((file.path, "not UTF-8 text"))
+                    continue
+                }
+                texts.append((file.path, text))
+            case .symlink(let target):
+                problems.append((file.path, "is a symbolic link to \(target); cairn does not follow links in the repository"))
+            case .submodule(let pinned):
+                problems.append((file.path, "is a submodule (at \(pinned.prefix(12))); cairn does not read submodules"))
+            case .tooLarge(let size, let limit):
+                problems.append((file.path, "file is \(size) bytes; spec files are limited to \(limit) bytes"))
+            }
+        }
+        return (texts, problems)
+    }
+}
+
+extension Mirror {
+    /// Why the mirror cannot be read, or nil when it can: each of `refs` that the mirror has
+    /// must name a commit whose whole tree (every tree and blob) is in the object database. A
+    /// deleted or truncated pack, or deleted objects, show here: the refs say the mirror has
+    /// commits it can no longer read, and a fetch would not bring them back (the remote is told
+    /// the mirror has them). Reads every object of those trees: for after a failure, not for
+    /// every pass.
+    public func damage(refs: [String]) -> String? {
+        let repo: Repository
+        do { repo = try Repository.open(path) } catch { return "\(path) cannot be opened: \(error.message)" }
+        for ref in refs {
+            var raw = git_oid()
+            guard git_reference_name_to_id(&raw, repo.pointer, ref) == 0 else { continue }  // not in the mirror: nothing to read
+            let commit = GitOID(raw)
+            do {
+                _ = try files(at: commit, under: "", sizeLimit: 0)
+            } catch {
+                return "\(ref) points at \(commit.short), which cannot be read from \(path): \(error.message)"
+            }
+        }
+        return nil
+    }
+
+    /// Moves the mirror aside (kept for a person to look at) and starts an empty one in its
+    /// place; the next fetch clones afresh.
+    ///
+    /// - Returns: Where the damaged mirror now is.
+    public func moveAsideAndRecreate() throws(GitError) -> String {
+        let aside = path + ".damaged-\(Int(Date().timeIntervalSince1970))"
+        do {
+            try FileManager.default.moveItem(atPath: path, toPath: aside)
+        } catch {
+            throw GitError(.invalidArgument, operation: "move the damaged mirror aside", message: "\(path) -> \(aside): \(error.localizedDescription)")
+        }
+        _ = try Repository.initBare(path)
+        return aside
     }
 }

@@ -55,6 +55,7 @@ public final class KubeClient: Sendable {
 
     /// Closes the connections. Call once, when done.
     public func shutdown() async {
+        // Fails only when already shut down: nothing is left to close then.
         try? await http.shutdown()
     }
 
@@ -240,7 +241,13 @@ public final class KubeClient: Sendable {
                     throw e
                 }
                 let wait = min(retryAfter ?? delay, 10)
-                try? await Task.sleep(nanoseconds: UInt64(wait * 1e9))
+                do {
+                    try await Task.sleep(nanoseconds: UInt64(wait * 1e9))
+                } catch let cancellation {
+                    // Cancelled (a shutdown): no more attempts.
+                    throw KubeError(reason: .cancelled, operation: operation, object: object,
+                                    message: "\(cancellation) while waiting to retry after: \(error.message)")
+                }
                 delay = min(delay * 2, 2)
             }
         }
@@ -275,6 +282,7 @@ public final class KubeClient: Sendable {
             return .failure(Self.classify(error, operation: operation, object: object, server: config.server))
         }
         let code = Int(response.status.code)
+        // An error body that is not JSON (a proxy's HTML page) is no Status: the HTTP code speaks.
         let json = try? JSONValue.parse(bytes.readableBytesView)
         if (200..<300).contains(code) {
             guard let json else {

@@ -195,6 +195,7 @@ public struct KubeConfig: Sendable {
             throw KubeConfigError(file: token, field: "", message: "no service-account token (is automountServiceAccountToken off?)")
         }
         let ca = try readFile(directory + "/ca.crt", field: "")
+        // The namespace file is optional (it only sets the default namespace): unreadable is absent.
         let namespace = (try? String(contentsOfFile: directory + "/namespace", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
         let hostPart = host.contains(":") ? "[\(host)]" : host
         return KubeConfig(server: "https://\(hostPart):\(port)", certificateAuthority: ca, auth: .tokenFile(token),

@@ -44,6 +44,8 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
         /// The server's certificate was not trusted, or TLS failed.
         case tls = "TLS"
         case configuration = "Configuration"
+        /// The caller's task was cancelled (a shutdown) before the request could be retried.
+        case cancelled = "Cancelled"
         case unexpected = "Unexpected"
     }
 

@@ -47,6 +47,8 @@ public struct Reconciler: Sendable {
         /// Prune even when the spec directory reads as empty.
         public var allowPruneAll = false
         public var fieldManager = "cairn"
+        /// Create a cluster's namespace when it does not exist (labelled as cairn's; never deleted).
+        public var createNamespace = true
 
         public init() {}
     }
@@ -82,25 +84,27 @@ public struct Reconciler: Sendable {
 
     /// Reconciles once.
     ///
+    /// Every cluster goes through the stages on its own, concurrently with the others (the
+    /// client bounds the requests in flight): a failure in one of its stages stops the later
+    /// stages and the rollout of that cluster only. A cluster whose namespace does not exist
+    /// gets it created first (unless `createNamespace` is off).
+    ///
     /// - Parameters:
-    ///   - clusters: The valid clusters, rendered with `renderOptions()`.
-    ///   - invalid: `namespace/name` of clusters whose spec file exists but is invalid, with the
-    ///     reason: their live objects are left untouched, never pruned.
-    ///   - specsRead: Spec files found at the source; zero with live clusters present means the
-    ///     source probably failed to read, and nothing is pruned unless `allowPruneAll`.
-    ///   - prune: false when some spec file could not even be read for its identity: then no
-    ///     cluster can be known to be gone.
+    ///   - desired: The spec files' clusters, rendered with `renderOptions()`. Its invalid
+    ///     clusters' live objects are left untouched, never pruned; nothing is pruned when a file
+    ///     could not be read (`prune`), or when no spec file was found and `allowPruneAll` is off.
     ///   - scope: `namespace/name` of the only clusters this pass looks at (the daemon on a new
     ///     commit: the clusters whose files changed, those removed included); their live objects
     ///     are listed with a label selector on `cairn.dev/cluster`, so an incremental pass reads
     ///     and writes only what the commit touched. nil: every cluster.
-    public func reconcile(_ clusters: [RenderedCluster], invalid: [String: String] = [:], specsRead: Int,
-                          prune: Bool = true, scope: Set<String>? = nil) async throws(KubeError) -> Result {
+    public func reconcile(_ desired: DesiredState, scope: Set<String>? = nil) async throws(KubeError) -> Result {
+        var clusters = desired.clusters
+        var invalid = desired.invalid
         if let scope {
-            return try await reconcileAll(clusters.filter { scope.contains($0.spec.identity) }, invalid: invalid.filter { scope.contains($0.key) },
-                                          specsRead: specsRead, prune: prune, scope: scope)
+            clusters = clusters.filter { scope.contains($0.spec.identity) }
+            invalid = invalid.filter { scope.contains($0.key) }
         }
-        return try await reconcileAll(clusters, invalid: invalid, specsRead: specsRead, prune: prune, scope: nil)
+        return try await reconcileAll(clusters, invalid: invalid, specsRead: desired.specsRead, prune: desired.prune, scope: scope)
     }
 
     private func reconcileAll(_ clusters: [RenderedCluster], invalid: [String: String], specsRead: Int,
@@ -109,13 +113,10 @@ public struct Reconciler: Sendable {
         if pdbVersion == nil { pdbVersion = try await renderOptions().podDisruptionBudgetAPIVersion }
         var warnings: [String] = []
         let allowed = clusters.filter { options.namespaceAllow?.contains($0.spec.metadata.namespace) ?? true }
-        for c in clusters where !allowed.contains(where: { $0.spec.identity == c.spec.identity }) {
+        for c in clusters where !(options.namespaceAllow?.contains(c.spec.metadata.namespace) ?? true) {
             warnings.append("\(c.spec.identity) skipped: namespace \(c.spec.metadata.namespace) is not in --namespace-allow")
         }
         let desired = ClusterRenderer.applyOrder(allowed)
-        var owner: [String: String] = [:]
-        for c in allowed { for o in c.objects { owner[o.reference] = c.spec.identity } }
-
         var desiredByKey: [String: RenderedObject] = [:]
         for o in desired { desiredByKey[o.reference] = o }
         var live = try await liveObjects(podDisruptionBudgetAPIVersion: pdbVersion!, desired: desiredByKey, clusters: scope)
@@ -123,51 +124,28 @@ public struct Reconciler: Sendable {
         var liveByKey: [String: JSONValue] = [:]
         for o in live { liveByKey[Self.key(o)] = o }
 
-        var results: [ObjectResult] = []
-        let actions = Planner.plan(desired, live: live)
-        var stopped = false
-        for stage in ApplyStage.allCases {
-            let batch = actions.filter { $0.object.stage == stage }
-            results += await withTaskGroup(of: ObjectResult.self) { group in
-                for action in batch {
-                    let current = liveByKey[action.object.reference]
-                    let cluster = owner[action.object.reference]
-                    group.addTask { await self.execute(action, live: current, cluster: cluster) }
-                }
-                var out: [ObjectResult] = []
-                for await r in group { out.append(r) }
-                return out.sorted { $0.reference < $1.reference }
+        // Each cluster on its own: its stages in order, then its rollout.
+        let namespaces = NamespaceGate(client: client, options: options)
+        let passes = await withTaskGroup(of: ClusterPass.self) { group in
+            for (index, cluster) in allowed.enumerated() {
+                var current: [String: JSONValue] = [:]
+                for o in cluster.objects { current[o.reference] = liveByKey[o.reference] }
+                let mine = current
+                group.addTask { await self.pipeline(cluster, index: index, live: mine, namespaces: namespaces) }
             }
-            // A workload is not applied when what it reads failed.
-            if results.contains(where: { $0.action == .failed }) && stage < .workloads {
-                warnings.append("stopped before \(ApplyStage(rawValue: stage.rawValue + 1).map { "\($0)" } ?? "the next stage"): earlier objects failed")
-                stopped = true
-                break
-            }
+            var out: [ClusterPass] = []
+            for await pass in group { out.append(pass) }
+            return out.sorted { $0.index < $1.index }
         }
-
-        var health: [ClusterHealth] = allowed.map { ClusterHealth(cluster: $0.spec.identity, file: $0.spec.file) }
+        var results = passes.flatMap(\.applied).sorted { ($0.stage, $0.result.reference) < ($1.stage, $1.result.reference) }.map(\.result)
+        results += passes.flatMap(\.rollout)
+        var health = passes.map(\.health)
         for (identity, reason) in invalid.sorted(by: { $0.key < $1.key }) {
             health.append(ClusterHealth(cluster: identity, file: nil, phase: .invalid, reasons: [reason]))
         }
-        if !stopped {
-            results += await rollouts(allowed, results: results, live: liveByKey, health: &health)
-        }
-        for i in health.indices where health[i].phase != .invalid {
-            for o in results where o.cluster == health[i].cluster {
-                switch o.action {
-                case .blocked: health[i].report(.blocked, "\(o.reference) blocked")
-                case .failed: health[i].report(.degraded, "\(o.reference) failed")
-                default: break
-                }
-            }
-            if stopped, results.allSatisfy({ $0.cluster != health[i].cluster || $0.action != .failed }) {
-                health[i].report(.degraded, "not applied: objects of other clusters failed in an earlier stage")
-            }
-        }
-        if stopped { return Result(objects: results, warnings: warnings, clusters: health) }
 
-        // Prune: objects cairn created for clusters whose spec is gone.
+        // Prune: objects cairn created for clusters whose spec is gone. A cluster that failed
+        // this pass is still in the spec files, so it is never a reason to prune anything.
         let kept = Set(allowed.map(\.spec.identity)).union(invalid.keys)
         let desiredKeys = Set(desired.map(\.reference))
         let orphans = live.filter { o in
@@ -205,6 +183,72 @@ public struct Reconciler: Sendable {
             }
         }
         return Result(objects: results, warnings: warnings, clusters: health)
+    }
+
+    /// What one cluster's pipeline did.
+    private struct ClusterPass: Sendable {
+        var index: Int
+        var applied: [(stage: ApplyStage, result: ObjectResult)] = []
+        var rollout: [ObjectResult] = []
+        var health: ClusterHealth
+    }
+
+    /// One cluster's stages in order (its namespace first when missing), then its rollout. A
+    /// stage with a failed object stops this cluster there, and only this cluster.
+    private func pipeline(_ cluster: RenderedCluster, index: Int, live: [String: JSONValue], namespaces: NamespaceGate) async -> ClusterPass {
+        let identity = cluster.spec.identity
+        var pass = ClusterPass(index: index, health: ClusterHealth(cluster: identity, file: cluster.spec.file))
+        let actions = cluster.objects.map { Planner.plan($0, live: live[$0.reference]) }
+        var previewOnly = false
+        if actions.contains(where: { $0.kind == .create }) {
+            switch await namespaces.ensure(cluster.spec.metadata.namespace, for: identity) {
+            case .exists:
+                break
+            case .created(let result):
+                pass.applied.append((.access, result))
+                previewOnly = options.dryRun
+            case .failed(let result):
+                pass.applied.append((.access, result))
+                pass.health.report(.degraded, "\(result.reference) failed: \(result.detail ?? ""); nothing of the cluster was applied")
+                return pass
+            }
+        }
+        let stages = Set(actions.map(\.object.stage)).sorted()
+        let namespacePending = previewOnly
+        for (position, stage) in stages.enumerated() {
+            let batch = actions.filter { $0.object.stage == stage }
+            let done = await withTaskGroup(of: ObjectResult.self) { group in
+                for action in batch {
+                    group.addTask {
+                        // A dry run into a namespace that does not exist yet: the server cannot preview it.
+                        if namespacePending, action.kind == .create {
+                            return ObjectResult(reference: action.object.reference, action: .created,
+                                                detail: "dry run; its namespace is created first", cluster: identity)
+                        }
+                        return await self.execute(action, live: live[action.object.reference], cluster: identity)
+                    }
+                }
+                var out: [ObjectResult] = []
+                for await r in group { out.append(r) }
+                return out.sorted { $0.reference < $1.reference }
+            }
+            pass.applied += done.map { (stage, $0) }
+            for r in done {
+                switch r.action {
+                case .blocked: pass.health.report(.blocked, "\(r.reference) blocked")
+                case .failed: pass.health.report(.degraded, "\(r.reference) failed: \(r.detail ?? "")")
+                default: break
+                }
+            }
+            // What reads a failed object is not applied: the cluster stops here.
+            if done.contains(where: { $0.action == .failed }), position + 1 < stages.count {
+                let rest = stages[(position + 1)...].map { "\($0)" }.joined(separator: ", ")
+                pass.health.report(.degraded, "stopped before its \(rest): the next pass tries again")
+                return pass
+            }
+        }
+        pass.rollout = await rollout(cluster, results: pass.applied.map(\.result), live: live, health: &pass.health)
+        return pass
     }
 
     /// Every object cairn manages in the namespaces it may touch: one LIST per kind (and per
@@ -320,69 +364,68 @@ public struct Reconciler: Sendable {
         o["metadata", "labels", "cairn.dev/cluster"]?.stringValue.map { "\(o["metadata", "namespace"]?.stringValue ?? "")/\($0)" }
     }
 
-    /// Reads every cluster's StatefulSets for its health, and takes the next step of the
-    /// rollouts cairn drives itself (`OnDelete`: Postgres and Aerospike): at most one pod per
-    /// cluster per pass, StatefulSets (Aerospike racks) one after the other in render order.
-    private func rollouts(_ clusters: [RenderedCluster], results: [ObjectResult], live: [String: JSONValue],
-                          health: inout [ClusterHealth]) async -> [ObjectResult] {
+    /// Reads a cluster's StatefulSets for its health, and takes the next step of the rollout
+    /// cairn drives itself (`OnDelete`: Postgres and Aerospike): at most one pod per cluster
+    /// per pass, StatefulSets (Aerospike racks) one after the other in render order.
+    private func rollout(_ cluster: RenderedCluster, results: [ObjectResult], live: [String: JSONValue],
+                         health: inout ClusterHealth) async -> [ObjectResult] {
         var out: [ObjectResult] = []
         let byReference = Dictionary(results.map { ($0.reference, $0) }, uniquingKeysWith: { a, _ in a })
-        for (index, cluster) in clusters.enumerated() {
-            let identity = cluster.spec.identity
-            let troubled = results.contains { $0.cluster == identity && ($0.action == .failed || $0.action == .blocked) }
-            var acted = false
-            for set in cluster.objects where set.kind == "StatefulSet" {
-                switch byReference[set.reference]?.action {
-                case .created?, .configured?:
-                    health[index].report(.progressing, "StatefulSet \(set.name) \(byReference[set.reference]!.action.rawValue); its rollout starts")
-                    acted = true
-                    continue
-                default: break
-                }
-                guard let current = live[set.reference] else { continue }
-                let progress = StatefulSetProgress(current)
-                health[index].rollouts.append(progress)
-                if progress.settled { continue }
-                health[index].report(.progressing, progress.waitingReason ?? "StatefulSet \(set.name) is rolling")
-                // RollingUpdate sets roll by themselves; cairn drives OnDelete ones, one set at a time.
-                // Pods are read only when the controller has seen the spec and counts pods left
-                // on an older revision: a steady cluster costs no pod LIST.
-                guard progress.strategy == "OnDelete", !acted, !troubled, progress.observed, !progress.updatedAll else {
-                    if progress.strategy == "OnDelete" { acted = true }
-                    continue
-                }
+        let identity = cluster.spec.identity
+        let troubled = results.contains { $0.action == .failed || $0.action == .blocked }
+        var acted = false
+        for set in cluster.objects where set.kind == "StatefulSet" {
+            switch byReference[set.reference]?.action {
+            case .created?, .configured?:
+                health.report(.progressing, "StatefulSet \(set.name) \(byReference[set.reference]!.action.rawValue); its rollout starts")
                 acted = true
-                let selector = (set.body["spec", "selector", "matchLabels"]?.objectValue?.entries ?? [])
-                    .compactMap { e in e.value.stringValue.map { "\(e.key)=\($0)" } }.joined(separator: ",")
-                let pods: [JSONValue]
-                do {
-                    pods = try await client.list(apiVersion: "v1", kind: "Pod", namespace: set.namespace, labelSelector: selector)
-                } catch {
-                    out.append(ObjectResult(reference: set.reference, action: .failed, detail: "reading its pods for the rollout: \(error)", cluster: identity))
+                continue
+            default: break
+            }
+            guard let current = live[set.reference] else { continue }
+            let progress = StatefulSetProgress(current)
+            health.rollouts.append(progress)
+            if progress.settled { continue }
+            health.report(.progressing, progress.waitingReason ?? "StatefulSet \(set.name) is rolling")
+            // RollingUpdate sets roll by themselves; cairn drives OnDelete ones, one set at a time.
+            // Pods are read only when the controller has seen the spec and counts pods left
+            // on an older revision: a steady cluster costs no pod LIST.
+            guard progress.strategy == "OnDelete", !acted, !troubled, progress.observed, !progress.updatedAll else {
+                if progress.strategy == "OnDelete" { acted = true }
+                continue
+            }
+            acted = true
+            let selector = (set.body["spec", "selector", "matchLabels"]?.objectValue?.entries ?? [])
+                .compactMap { e in e.value.stringValue.map { "\(e.key)=\($0)" } }.joined(separator: ",")
+            let pods: [JSONValue]
+            do {
+                pods = try await client.list(apiVersion: "v1", kind: "Pod", namespace: set.namespace, labelSelector: selector)
+            } catch {
+                out.append(ObjectResult(reference: set.reference, action: .failed, detail: "reading its pods for the rollout: \(error)", cluster: identity))
+                continue
+            }
+            let primaryLast: Bool
+            if case .postgres = cluster.spec.system { primaryLast = true } else { primaryLast = false }
+            switch RolloutDecision.next(for: progress, pods: pods, primaryLast: primaryLast) {
+            case .done, .wait:
+                continue
+            case .restart(let pod, let uid, let reason):
+                let ref = "Pod/\(set.namespace)/\(pod)"
+                if options.dryRun {
+                    out.append(ObjectResult(reference: ref, action: .restarted, detail: reason + "; dry run", cluster: identity))
                     continue
                 }
-                let primaryLast: Bool
-                if case .postgres = cluster.spec.system { primaryLast = true } else { primaryLast = false }
-                switch RolloutDecision.next(for: progress, pods: pods, primaryLast: primaryLast) {
-                case .done, .wait:
-                    continue
-                case .restart(let pod, let uid, let reason):
-                    let ref = "Pod/\(set.namespace)/\(pod)"
-                    if options.dryRun {
-                        out.append(ObjectResult(reference: ref, action: .restarted, detail: reason + "; dry run", cluster: identity))
-                        continue
-                    }
-                    do {
-                        // The uid precondition: never a pod recreated meanwhile.
-                        try await client.delete(ObjectReference(apiVersion: "v1", kind: "Pod", namespace: set.namespace, name: pod), propagation: .background, uid: uid)
-                        out.append(ObjectResult(reference: ref, action: .restarted, detail: reason, cluster: identity))
-                    } catch {
-                        if error.reason == .notFound || error.reason == .conflict { continue }
-                        out.append(ObjectResult(reference: ref, action: .failed, detail: "restarting it for the rollout: \(error)", cluster: identity))
-                    }
+                do {
+                    // The uid precondition: never a pod recreated meanwhile.
+                    try await client.delete(ObjectReference(apiVersion: "v1", kind: "Pod", namespace: set.namespace, name: pod), propagation: .background, uid: uid)
+                    out.append(ObjectResult(reference: ref, action: .restarted, detail: reason, cluster: identity))
+                } catch {
+                    if error.reason == .notFound || error.reason == .conflict { continue }
+                    out.append(ObjectResult(reference: ref, action: .failed, detail: "restarting it for the rollout: \(error)", cluster: identity))
                 }
             }
         }
+        for r in out where r.action == .failed { health.report(.degraded, "\(r.reference) failed: \(r.detail ?? "")") }
         return out
     }
 

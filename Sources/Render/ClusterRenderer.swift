@@ -43,11 +43,19 @@ public enum ClusterRenderer {
         -> (clusters: [RenderedCluster], errors: [SpecError])
     {
         let rendered = specs.map { render($0, options: options) }
+        let colliding = collisions(rendered)
+        let kept = rendered.filter { !colliding.identities.contains($0.spec.identity) }
+        return (kept, colliding.errors)
+    }
+
+    /// Clusters that would render an object another cluster renders too, with an error on each
+    /// naming the objects: none of them is valid.
+    public static func collisions(_ rendered: [RenderedCluster]) -> (identities: Set<String>, errors: [SpecError]) {
         var owner: [String: Int] = [:]
         var colliding: [Int: [String]] = [:]
         for (i, cluster) in rendered.enumerated() {
             for object in cluster.objects {
-                let key = "\(object.kind)/\(object.namespace)/\(object.name)"
+                let key = object.reference
                 if let j = owner[key], j != i {
                     colliding[i, default: []].append("\(key) (also rendered for \(rendered[j].spec.file))")
                     colliding[j, default: []].append("\(key) (also rendered for \(cluster.spec.file))")
@@ -62,8 +70,7 @@ public enum ClusterRenderer {
             errors.append(SpecError(file: spec.file, location: spec.metadata.nameLocation, path: "metadata.name",
                                     message: "cluster \(spec.identity) would render objects another cluster renders too: \(keys.joined(separator: ", ")); rename one of them"))
         }
-        let kept = rendered.enumerated().filter { colliding[$0.offset] == nil }.map(\.element)
-        return (kept, errors.sorted())
+        return (Set(colliding.keys.map { rendered[$0].spec.identity }), errors.sorted())
     }
 
     /// `sha256:<hex>` over the canonical JSON of `{configMapName: data}` for every ConfigMap the

@@ -18,23 +18,23 @@ extension Cairn {
                 itself (Postgres, Aerospike: OnDelete) get one pod restarted per pass, once every pod \
                 is Ready: Postgres replicas before the primary, Aerospike rack by rack. A cluster \
                 whose spec is invalid is left untouched; PersistentVolumeClaims are never deleted. \
-                Exits 0 when every cluster is Ready or Progressing, 1 otherwise.
+                Each cluster is applied on its own: an object the server refuses (a quota, an \
+                admission policy, a missing namespace with --no-create-namespace) stops that \
+                cluster's later stages and no other cluster's. A missing namespace is created, \
+                labelled cairn.dev/created-namespace, and never deleted. Exits 0 when every \
+                cluster is Ready or Progressing, 1 otherwise.
                 """
         )
 
         @OptionGroup var input: SpecInput
 
-        @Option(help: ArgumentHelp("kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).", valueName: "file"))
-        var kubeconfig: String?
+        @OptionGroup(title: "Kubernetes")
+        var kube: KubeOptions
 
-        @Option(help: "kubeconfig context (default: its current context).")
-        var context: String?
+        @OptionGroup var namespaces: NamespaceCreation
 
         @Flag(help: "Ask the server what would change (server-side dry run); change nothing.")
         var dryRun = false
-
-        @Option(help: ArgumentHelp("Only touch these namespaces (comma-separated).", valueName: "a,b"))
-        var namespaceAllow: String?
 
         @Flag(help: "Prune even when the spec directory reads as empty while clusters exist.")
         var allowPruneAll = false
@@ -44,23 +44,8 @@ extension Cairn {
 
         func run() async throws {
             let (files, unreadable) = try input.read()
-            for problem in unreadable { printError(problem) }
-            let loaded = ClusterSpecLoader.loadAll(files)
-            for e in loaded.errors { printError(e.description) }
-            let validFiles = Set(loaded.clusters.map(\.file))
-            var invalid: [String: String] = [:]
-            var prune = unreadable.isEmpty
-            for (path, text) in files where !validFiles.contains(path) {
-                if let identity = ClusterSpecLoader.identity(text, file: path) {
-                    let first = loaded.errors.first { $0.file == path }
-                    invalid[identity] = "the spec file is invalid, its live objects are left as they are: " + (first?.description ?? path)
-                } else {
-                    prune = false
-                }
-            }
-
             let config: KubeConfig
-            do { config = try KubeConfig.load(path: kubeconfig, context: context) } catch {
+            do { config = try kube.load() } catch {
                 printError("cairn: \(error)")
                 throw ExitCode(1)
             }
@@ -68,17 +53,17 @@ extension Cairn {
             var options = Reconciler.Options()
             options.dryRun = dryRun
             options.allowPruneAll = allowPruneAll
-            options.namespaceAllow = namespaceAllow.map(commaList)
+            options.namespaceAllow = kube.allowedNamespaces
+            options.createNamespace = namespaces.enabled
             let reconciler = Reconciler(client: client, options: options)
             let result: Reconciler.Result
+            let state: DesiredState
             do {
-                let rendered = ClusterRenderer.renderAll(loaded.clusters, options: try await reconciler.renderOptions())
-                for e in rendered.errors { printError(e.description) }
-                // Clusters left out for colliding with another are untouched too.
-                for e in rendered.errors {
-                    for c in loaded.clusters where c.file == e.file { invalid[c.identity] = e.description }
-                }
-                result = try await reconciler.reconcile(rendered.clusters, invalid: invalid, specsRead: files.count + unreadable.count, prune: prune)
+                state = DesiredState(files: files.map { DesiredState.File(path: $0.path, text: $0.text) }, unreadable: unreadable,
+                                     options: try await reconciler.renderOptions())
+                for problem in state.unreadable { printError(problem) }
+                for e in state.errors { printError(e.description) }
+                result = try await reconciler.reconcile(state)
             } catch {
                 await client.shutdown()
                 printError("cairn: \(error)")
@@ -99,7 +84,7 @@ extension Cairn {
                 print(ObjectResult.Action.allCases.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", ") + (dryRun ? " (dry run)" : ""))
             }
             for w in result.warnings { printError("warning: \(w)") }
-            if result.failed || !loaded.errors.isEmpty || !unreadable.isEmpty { throw ExitCode(1) }
+            if result.failed || state.failed { throw ExitCode(1) }
         }
     }
 }

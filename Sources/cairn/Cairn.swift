@@ -2,6 +2,7 @@ import ArgumentParser
 import ClusterSpecs
 import Foundation
 import GitStore
+import KubeAPI
 import Render
 
 @main
@@ -38,19 +39,19 @@ struct SpecInput: ParsableArguments {
         }
     }
 
-    /// Loads every file; prints each problem as `file:line:column: message` on stderr.
-    /// - Returns: The valid clusters, and whether any file had a problem.
-    func load() throws -> (clusters: [ClusterSpec], failed: Bool) {
+    /// Reads, validates and renders every file; prints each problem as
+    /// `file:line:column: message` on stderr.
+    func desired(options: RenderOptions = RenderOptions()) throws -> DesiredState {
         let (files, unreadable) = try read()
-        for problem in unreadable { printError(problem) }
-        let result = ClusterSpecLoader.loadAll(files)
-        for e in result.errors { printError(e.description) }
-        return (result.clusters, !unreadable.isEmpty || !result.errors.isEmpty)
+        let state = DesiredState(files: files.map { DesiredState.File(path: $0.path, text: $0.text) }, unreadable: unreadable, options: options)
+        for problem in state.unreadable { printError(problem) }
+        for e in state.errors { printError(e.description) }
+        return state
     }
 
     /// The spec files' contents, from the directories or the repository, and the files that
     /// could not be read at all.
-    func read() throws -> (files: [(path: String, text: String)], unreadable: [String]) {
+    func read() throws -> (files: [(path: String, text: String)], unreadable: [(path: String, reason: String)]) {
         if git.repo != nil {
             do {
                 let read = try git.readSpecFiles()
@@ -68,15 +69,52 @@ struct SpecInput: ParsableArguments {
             throw ExitCode(1)
         }
         var contents: [(path: String, text: String)] = []
-        var unreadable: [String] = []
+        var unreadable: [(path: String, reason: String)] = []
         for file in files {
             do {
                 contents.append((file, try SpecFiles.read(file)))
             } catch {
-                unreadable.append("\(error)")
+                unreadable.append((error.path, error.reason))
             }
         }
         return (contents, unreadable)
+    }
+}
+
+/// Options of every command that talks to a Kubernetes API server.
+struct KubeOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("kubeconfig file (default: $KUBECONFIG, then ~/.kube/config; in a pod, its service account).", valueName: "file"))
+    var kubeconfig: String?
+
+    @Option(help: "kubeconfig context (default: its current context).")
+    var context: String?
+
+    @Option(help: ArgumentHelp("Only touch these namespaces, comma-separated. [env: CAIRN_NAMESPACE_ALLOW]", valueName: "a,b"))
+    var namespaceAllow: String?
+
+    var allowedNamespaces: Set<String>? {
+        (namespaceAllow ?? ProcessInfo.processInfo.environment["CAIRN_NAMESPACE_ALLOW"]).map(commaList)
+    }
+
+    /// The kubeconfig named, else $KUBECONFIG or ~/.kube/config; in a pod with neither given,
+    /// the pod's service account.
+    func load() throws -> KubeConfig {
+        let env = ProcessInfo.processInfo.environment
+        if kubeconfig == nil, env["KUBECONFIG"] == nil, env["KUBERNETES_SERVICE_HOST"] != nil {
+            return try KubeConfig.inCluster()
+        }
+        return try KubeConfig.load(path: kubeconfig, context: context)
+    }
+}
+
+/// `--create-namespace` (default on), `--no-create-namespace`, or `CAIRN_CREATE_NAMESPACE=false`.
+struct NamespaceCreation: ParsableArguments {
+    @Flag(inversion: .prefixedNo, help: ArgumentHelp(
+        "Create a cluster's namespace when it does not exist (labelled cairn.dev/created-namespace; never deleted). [env: CAIRN_CREATE_NAMESPACE]"))
+    var createNamespace: Bool?
+
+    var enabled: Bool {
+        createNamespace ?? (ProcessInfo.processInfo.environment["CAIRN_CREATE_NAMESPACE"].map { $0 != "false" } ?? true)
     }
 }
 
@@ -102,12 +140,10 @@ extension Cairn {
         @OptionGroup var input: SpecInput
 
         func run() throws {
-            let (clusters, failed) = try input.load()
-            let rendered = ClusterRenderer.renderAll(clusters)
-            for e in rendered.errors { printError(e.description) }
-            if failed || !rendered.errors.isEmpty { throw ExitCode(1) }
-            let noun = clusters.count == 1 ? "cluster" : "clusters"
-            print("\(clusters.count) \(noun) valid")
+            let state = try input.desired()
+            if state.failed { throw ExitCode(1) }
+            let noun = state.clusters.count == 1 ? "cluster" : "clusters"
+            print("\(state.clusters.count) \(noun) valid")
         }
     }
 
@@ -142,11 +178,9 @@ extension Cairn {
         }
 
         func run() throws {
-            let (clusters, failed) = try input.load()
-            let rendered = ClusterRenderer.renderAll(clusters, options: RenderOptions(podDisruptionBudgetAPIVersion: pdbApiVersion))
-            for e in rendered.errors { printError(e.description) }
-            if failed || !rendered.errors.isEmpty { throw ExitCode(1) }
-            let objects = ClusterRenderer.applyOrder(rendered.clusters).map(\.body)
+            let state = try input.desired(options: RenderOptions(podDisruptionBudgetAPIVersion: pdbApiVersion))
+            if state.failed { throw ExitCode(1) }
+            let objects = ClusterRenderer.applyOrder(state.clusters).map(\.body)
             let text: String
             switch output {
             case .yaml: text = YAMLWriter.stream(objects)

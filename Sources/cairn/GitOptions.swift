@@ -116,36 +116,14 @@ struct GitOptions: ParsableArguments {
 
     /// The spec files at `--ref` under `--path`, read through the mirror as `(path in repo, text)`.
     /// Links, submodules, oversized and non-UTF-8 files are reported, never followed or read.
-    func readSpecFiles() throws -> (files: [(path: String, text: String)], problems: [String]) {
+    func readSpecFiles() throws -> (files: [(path: String, text: String)], problems: [(path: String, reason: String)]) {
         guard remoteURL != nil else { return ([], []) }
         let mirror = try fetchedMirror()
         return try specFiles(in: mirror, at: try mirror.resolve(ref))
     }
 
     /// The spec files of one commit under `--path`.
-    func specFiles(in mirror: Mirror, at commit: GitOID) throws -> (files: [(path: String, text: String)], problems: [String]) {
-        let dir = path.split(separator: "/").joined(separator: "/")
-        var files: [(path: String, text: String)] = []
-        var problems: [String] = []
-        for file in try mirror.files(at: commit, under: dir, sizeLimit: SpecFileParser.maximumFileSize) {
-            let relative = dir.isEmpty ? file.path : String(file.path.dropFirst(dir.count + 1))
-            guard !relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }),
-                  file.path.hasSuffix(".yaml") || file.path.hasSuffix(".yml") else { continue }
-            switch file.content {
-            case .file(let data):
-                guard let text = String(data: data, encoding: .utf8) else {
-                    problems.append("\(file.path): not UTF-8 text")
-                    continue
-                }
-                files.append((file.path, text))
-            case .symlink(let target):
-                problems.append("\(file.path): is a symbolic link to \(target); cairn does not follow links in the repository")
-            case .submodule(let pinned):
-                problems.append("\(file.path): is a submodule (at \(pinned.prefix(12))); cairn does not read submodules")
-            case .tooLarge(let size, let limit):
-                problems.append("\(file.path): file is \(size) bytes; spec files are limited to \(limit) bytes")
-            }
-        }
-        return (files, problems)
+    func specFiles(in mirror: Mirror, at commit: GitOID) throws -> (files: [(path: String, text: String)], problems: [(path: String, reason: String)]) {
+        try mirror.yamlFiles(at: commit, under: path, sizeLimit: SpecFileParser.maximumFileSize)
     }
 }

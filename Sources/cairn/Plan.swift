@@ -39,14 +39,8 @@ extension Cairn {
         @Flag(help: "Compare the head revision with the live cluster instead of --base (needs cluster access).")
         var live = false
 
-        @Option(help: ArgumentHelp("kubeconfig file for --live (default: $KUBECONFIG, then ~/.kube/config).", valueName: "file"))
-        var kubeconfig: String?
-
-        @Option(help: "kubeconfig context for --live.")
-        var context: String?
-
-        @Option(help: ArgumentHelp("With --live, only these namespaces (comma-separated).", valueName: "a,b"))
-        var namespaceAllow: String?
+        @OptionGroup(title: "Kubernetes (with --live)")
+        var kube: KubeOptions
 
         func validate() throws {
             if git.repo == nil { throw ValidationError("Name the repository with --repo (a path or URL).") }
@@ -66,10 +60,10 @@ extension Cairn {
                 if let base {
                     let baseCommit = try mirror.resolve(base)
                     let before = try git.specFiles(in: mirror, at: baseCommit)
-                    plan = Self.compare(base: before.files, head: after.files, problems: after.problems)
+                    plan = Self.compare(base: before.files, head: after.files, problems: after.problems.map { "\($0.path): \($0.reason)" })
                     header = PlanReport.Header(base: "\(base) (\(String(baseCommit.description.prefix(7))))", head: headLabel, path: git.path)
                 } else {
-                    plan = try await liveComparison(head: after.files, problems: after.problems)
+                    plan = try await liveComparison(head: after.files, problems: after.problems.map { "\($0.path): \($0.reason)" })
                     header = PlanReport.Header(base: "live cluster", head: headLabel, path: git.path)
                 }
             } catch let error as GitError {
@@ -89,65 +83,49 @@ extension Cairn {
 
         /// The head revision (every file) against the live objects.
         func liveComparison(head: [(path: String, text: String)], problems: [String]) async throws -> ChangePlan {
-            let loaded = ClusterSpecLoader.loadAll(head)
-            var errors = problems + loaded.errors.map(\.description)
-            let valid = Set(loaded.clusters.map(\.file))
-            var invalid: Set<String> = []
-            for (path, text) in head where !valid.contains(path) {
-                if let id = ClusterSpecLoader.identity(text, file: path) { invalid.insert(id) }
-            }
             let config: KubeConfig
-            do { config = try KubeConfig.load(path: kubeconfig, context: context) } catch {
+            do { config = try kube.load() } catch {
                 printError("cairn: \(error)")
                 throw ExitCode(2)
             }
             let client = try KubeClient(config: config)
             var options = Reconciler.Options()
-            options.namespaceAllow = namespaceAllow.map(commaList)
+            options.namespaceAllow = kube.allowedNamespaces
             let reconciler = Reconciler(client: client, options: options)
             do {
-                let rendered = ClusterRenderer.renderAll(loaded.clusters, options: try await reconciler.renderOptions())
-                errors += rendered.errors.map(\.description)
-                for e in rendered.errors {
-                    for c in loaded.clusters where c.file == e.file { invalid.insert(c.identity) }
-                }
-                let allowed = rendered.clusters.filter { c in
-                    !invalid.contains(c.spec.identity) && (options.namespaceAllow?.contains(c.spec.metadata.namespace) ?? true)
-                }
-                let liveSides = try await reconciler.liveSides(for: allowed, invalid: invalid)
+                let state = DesiredState(files: head.map { DesiredState.File(path: $0.path, text: $0.text) }, options: try await reconciler.renderOptions())
+                let allowed = state.clusters.filter { options.namespaceAllow?.contains($0.spec.metadata.namespace) ?? true }
+                let liveSides = try await reconciler.liveSides(for: allowed, invalid: Set(state.invalid.keys))
                 await client.shutdown()
-                return ChangePlan.compare(base: liveSides, head: allowed.map(ChangePlan.Side.init), errors: errors, filesChanged: 0)
+                return ChangePlan.compare(base: liveSides, head: allowed.map(ChangePlan.Side.init),
+                                          errors: problems + state.errors.map(\.description), filesChanged: 0)
             } catch {
                 await client.shutdown()
                 throw error
             }
         }
 
-        /// Renders only the files whose text differs between the revisions, and compares.
+        /// Compares the clusters the change touches. Both revisions go through `DesiredState`,
+        /// the head built on the base (only the files that differ are read again), so the plan
+        /// refuses what `apply` at the head would refuse: a new file naming an existing cluster,
+        /// or rendering an object another cluster has.
         static func compare(base: [(path: String, text: String)], head: [(path: String, text: String)], problems: [String]) -> ChangePlan {
-            let baseText = Dictionary(base.map { ($0.path, $0.text) }, uniquingKeysWith: { a, _ in a })
-            let headText = Dictionary(head.map { ($0.path, $0.text) }, uniquingKeysWith: { a, _ in a })
-            let changed = Set(baseText.keys).union(headText.keys).filter { baseText[$0] != headText[$0] }
-            let baseLoaded = ClusterSpecLoader.loadAll(base.filter { changed.contains($0.path) })
-            let headLoaded = ClusterSpecLoader.loadAll(head.filter { changed.contains($0.path) })
-            var errors = problems + headLoaded.errors.map(\.description)
-            // A cluster whose head file is invalid is not compared: it is neither deleted nor changed.
-            let validHead = Set(headLoaded.clusters.map(\.file))
-            var skipped: Set<String> = []
-            var skippedFiles: Set<String> = []
-            for (path, text) in head where changed.contains(path) && !validHead.contains(path) {
-                if let id = ClusterSpecLoader.identity(text, file: path) { skipped.insert(id) }
-                skippedFiles.insert(path)
+            let before = DesiredState(files: base.map { DesiredState.File(path: $0.path, text: $0.text) })
+            let after = DesiredState(files: head.map { DesiredState.File(path: $0.path, text: $0.text) }, previous: before)
+            let touched = after.changedClusters(since: before)
+            let changedFiles = after.changedFiles(since: before)
+            // The head's problems that the change brings: in the files it changed, and on the
+            // clusters it made invalid (an unchanged file now a duplicate, say).
+            let errors = problems + after.errors.filter { e in
+                changedFiles.contains(e.file) || after.identity(ofFile: e.file).map { touched.contains($0) && after.invalid[$0] != nil } == true
+            }.map(\.description)
+            // A cluster invalid at the head is not compared: it is neither deleted nor changed.
+            let baseSide = before.clusters.filter {
+                touched.contains($0.spec.identity) && after.invalid[$0.spec.identity] == nil && !after.isInvalid(file: $0.spec.file)
             }
-            let options = RenderOptions()
-            let headRendered = ClusterRenderer.renderAll(headLoaded.clusters, options: options)
-            errors += headRendered.errors.map(\.description)
-            for e in headRendered.errors {
-                for c in headLoaded.clusters where c.file == e.file { skipped.insert(c.identity) }
-            }
-            let baseClusters = ClusterRenderer.renderAll(baseLoaded.clusters.filter { !skipped.contains($0.identity) && !skippedFiles.contains($0.file) }, options: options).clusters
-            var plan = ChangePlan.compare(base: baseClusters, head: headRendered.clusters, errors: errors, filesChanged: changed.count)
-            plan.filesRendered = base.filter { changed.contains($0.path) }.count + head.filter { changed.contains($0.path) }.count
+            let headSide = after.clusters.filter { touched.contains($0.spec.identity) }
+            var plan = ChangePlan.compare(base: baseSide, head: headSide, errors: errors, filesChanged: changedFiles.count)
+            plan.filesRendered = before.filesRendered + after.filesRendered
             return plan
         }
     }

@@ -19,10 +19,13 @@ extension Cairn {
                 changed are parsed again), reconcile, and commit each cluster's status to \
                 status/<namespace>/<name>.yaml on --status-branch when it changed. Failures of git \
                 or of the API server keep the last good state and are retried with exponential \
-                backoff; nothing is pruned because something could not be read. SIGTERM or SIGINT \
+                backoff; nothing is pruned because something could not be read. A cluster whose \
+                objects the server refuses is retried on its own backoff while the others keep \
+                following new commits. SIGTERM or SIGINT \
                 finishes the step under way and exits. Every option also reads an environment \
                 variable: CAIRN_REPO, CAIRN_BRANCH, CAIRN_PATH, CAIRN_INTERVAL, CAIRN_RESYNC, \
                 CAIRN_STATUS_BRANCH, CAIRN_STATUS_SAME_BRANCH=true, CAIRN_NAMESPACE_ALLOW, \
+                CAIRN_CREATE_NAMESPACE=false, \
                 CAIRN_METRICS_ADDRESS, CAIRN_LOG_FORMAT, KUBECONFIG, and the git credential \
                 variables of `cairn validate --help`.
                 """
@@ -46,14 +49,10 @@ extension Cairn {
         @Flag(help: "Commit status to --branch itself, under status/ (env CAIRN_STATUS_SAME_BRANCH=true).")
         var statusSameBranch = false
 
-        @Option(help: ArgumentHelp("kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).", valueName: "file"))
-        var kubeconfig: String?
+        @OptionGroup(title: "Kubernetes")
+        var kube: KubeOptions
 
-        @Option(help: "kubeconfig context.")
-        var context: String?
-
-        @Option(help: ArgumentHelp("Only touch these namespaces (env CAIRN_NAMESPACE_ALLOW).", valueName: "a,b"))
-        var namespaceAllow: String?
+        @OptionGroup var namespaces: NamespaceCreation
 
         @Option(help: ArgumentHelp("Where /metrics, /healthz and /readyz listen (env CAIRN_METRICS_ADDRESS; default 127.0.0.1:9090).", valueName: "host:port"))
         var metricsAddress: String?
@@ -118,18 +117,15 @@ extension Cairn {
             }
             let config: KubeConfig
             do {
-                if kubeconfig == nil, env["KUBECONFIG"] == nil, env["KUBERNETES_SERVICE_HOST"] != nil {
-                    config = try KubeConfig.inCluster()
-                } else {
-                    config = try KubeConfig.load(path: kubeconfig, context: context)
-                }
+                config = try kube.load()
             } catch {
                 log.error("cannot load the Kubernetes configuration", ["error": "\(error)"])
                 throw ExitCode(1)
             }
             let client = try KubeClient(config: config)
             var options = Reconciler.Options()
-            options.namespaceAllow = (namespaceAllow ?? env["CAIRN_NAMESPACE_ALLOW"]).map(commaList)
+            options.namespaceAllow = kube.allowedNamespaces
+            options.createNamespace = namespaces.enabled
             var elector: LeaderElector?
             if leaderElect || env["CAIRN_LEADER_ELECT"] == "true" {
                 let identity = env["POD_NAME"] ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
@@ -188,6 +184,7 @@ struct HTTPService: Service {
     let server: StatusServer
 
     func run() async throws {
+        // Throws only when the service is cancelled: the server stops either way.
         try? await gracefulShutdown()
         await server.stop()
     }

@@ -261,4 +261,57 @@ final class DaemonTests {
             + (try String(contentsOfFile: logs.file("r2.log"), encoding: .utf8).components(separatedBy: "object restarted").count - 1)
         #expect(restarts == 3, "one restart per pod, across both daemons")
     }
+
+    /// The value of one metric series in the exposition, or nil.
+    func metric(_ series: String) throws -> Double? {
+        let text = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/metrics"]).stdout
+        return text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) }
+    }
+
+    @Test func aRefusedClusterIsRetriedOnItsOwnBackoffWhileTheOthersFollowCommits() async throws {
+        let client = try fx.plane.client()
+        defer { Task { await client.shutdown() } }
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(fx.ns), "labels": ["kubernetes.io/metadata.name": .string(fx.ns)]]],
+                                   fieldManager: "cairn-test")
+        let webhook = try AdmissionWebhook(message: "denied by the test policy: stuck may not run")
+        defer { webhook.stop() }
+        let hook = try await IsolationTests.denyStatefulSets(of: "stuck", namespace: fx.ns, webhook: webhook, client: client)
+        defer { Task { try? await client.delete(hook) } }
+        try origin.commit(["clusters/ok.yaml": IsolationTests.esdb("ok", namespace: fx.ns), "clusters/stuck.yaml": IsolationTests.esdb("stuck", namespace: fx.ns)])
+        let daemon = try start(log: "isolation.log")
+        defer { daemon.stop() }
+
+        #expect(await eventually { try await self.statefulSet(client, "ok")["metadata", "name"] != nil }, "ok was never applied")
+        #expect(await eventually { self.statusFile("stuck")?.contains("phase: Degraded") == true }, "stuck's status never said Degraded")
+        let status = try #require(statusFile("stuck"))
+        #expect(status.contains("StatefulSet/\(fx.ns)/stuck") && status.contains("denied by the test policy: stuck may not run"), "\(status)")
+        #expect(try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/readyz"]).status == 0, "ready while only some clusters fail")
+
+        // Its retries back off: over 6 s at a 300 ms interval, a handful of attempts, not twenty.
+        let series = "cairn_cluster_failures_total{cluster=\"\(fx.ns)/stuck\"}"
+        let before = try #require(try metric(series))
+        try await Task.sleep(nanoseconds: 6_000_000_000)
+        let after = try #require(try metric(series))
+        #expect(after - before >= 1 && after - before <= 5, "\(after - before) failed attempts in 6 s")
+        #expect(try metric("cairn_clusters{phase=\"Degraded\"}") == 1)
+
+        // A push changing the healthy cluster is applied at the usual pace.
+        let hash = try await statefulSet(client, "ok")["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"]
+        try origin.commit(["clusters/ok.yaml": IsolationTests.esdb("ok", namespace: fx.ns, projections: "All")])
+        #expect(await eventually(20) { try await self.statefulSet(client, "ok")["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"] != hash },
+                "the healthy cluster's change was not applied")
+        let metrics = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/metrics"]).stdout
+        #expect(!metrics.contains("cairn_errors_total"), "a refused cluster is no failed step: \(metrics)")
+        // The gauges describe the whole fleet after a pass scoped to one cluster.
+        #expect(await eventually(5) { try self.metric("cairn_clusters{phase=\"Degraded\"}") == 1 })
+        let phases = try ["Ready", "Progressing", "Degraded", "Blocked", "Invalid"].map { try metric("cairn_clusters{phase=\"\($0)\"}") ?? 0 }
+        #expect(phases.reduce(0, +) == 2, "\(phases)")
+        // Everyone sees which cluster is stuck: an Event on the refused object, the log.
+        let events = try await client.list(apiVersion: "v1", kind: "Event", namespace: fx.ns)
+        #expect(events.contains { $0["involvedObject", "name"] == "stuck" && $0["reason"] == "ApplyFailed" && $0["type"] == "Warning" },
+                "no ApplyFailed event: \(events.compactMap { $0["reason"]?.stringValue })")
+        #expect(events.filter { $0["reason"] == "ApplyFailed" }.count == 1, "one Event per refusal, not one per retry")
+        let log = try String(contentsOfFile: logs.file("isolation.log"), encoding: .utf8)
+        #expect(log.contains("cluster failed; the others go on"), "\(log)")
+    }
 }

@@ -35,13 +35,14 @@ struct DeployTests {
             ["list", "secrets", "-n", "databases"], ["create", "secrets", "-n", "databases"],
             ["create", "roles.rbac.authorization.k8s.io", "-n", "databases"], ["bind", "roles.rbac.authorization.k8s.io", "-n", "databases"],
             ["update", "leases.coordination.k8s.io", "-n", "cairn-system"], ["create", "events", "-n", "databases"],
+            ["create", "namespaces"], ["get", "namespaces"],
         ]
         let refused: [[String]] = [
             ["delete", "persistentvolumeclaims", "-n", "databases"], ["get", "persistentvolumeclaims", "-n", "databases"],
             ["list", "secrets", "-n", "kube-system"], ["get", "secrets", "-n", "databases"], ["delete", "secrets", "-n", "databases"],
             ["update", "secrets", "-n", "databases"], ["create", "clusterroles.rbac.authorization.k8s.io"],
             ["bind", "clusterroles.rbac.authorization.k8s.io"], ["update", "leases.coordination.k8s.io", "-n", "default"],
-            ["delete", "namespaces"], ["create", "deployments.apps", "-n", "databases"], ["update", "statefulsets.apps", "-n", "databases"],
+            ["delete", "namespaces"], ["update", "namespaces"], ["patch", "namespaces"], ["create", "deployments.apps", "-n", "databases"], ["update", "statefulsets.apps", "-n", "databases"],
         ]
         for a in allowed { #expect(try can(a), "cairn needs: \(a.joined(separator: " "))") }
         for r in refused { #expect(try !can(r), "cairn must not: \(r.joined(separator: " "))") }

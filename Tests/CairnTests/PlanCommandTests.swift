@@ -20,7 +20,7 @@ final class PlanCommandTests {
         var head = try origin.commit(files.mapValues { Optional($0) }, message: "the four examples")
         func change(_ name: String, _ file: String, _ edit: (String) -> String?) throws {
             let before = head
-            let text = files[file].flatMap(edit)
+            let text = edit(files[file] ?? "")
             files[file] = text
             head = try origin.commit([file: text], message: name)
             pairs[name] = (before, head)
@@ -40,6 +40,13 @@ final class PlanCommandTests {
         try change("invalid", pg) { $0.replacingOccurrences(of: "numberOfInstances: 3", with: "numberOfInstances: three") }
         try change("fixed", pg) { $0.replacingOccurrences(of: "numberOfInstances: three", with: "numberOfInstances: 3") }
         try change("cluster-removed", pg) { _ in nil }
+        // A pull request adding a second file for an existing cluster, or a cluster whose
+        // objects collide with an unchanged cluster's: `apply` refuses both, so `plan` does.
+        try change("duplicate", "clusters/copy-of-esdb.yaml") { _ in self.files[es] }
+        try change("duplicate-removed", "clusters/copy-of-esdb.yaml") { _ in nil }
+        try change("collision", "clusters/colliding.yaml") { _ in
+            "apiVersion: agent.atomix.io/v1alpha1\nkind: AtomixCluster\nmetadata: {name: example-atomixcluster-raft}\nspec:\n  version: 3.1.0\n  managementGroup: {size: 1}\n"
+        }
     }
 
     func plan(_ change: String, _ format: String = "text") throws -> ProcessResult {
@@ -165,5 +172,29 @@ final class PlanCommandTests {
 
     static func summary(_ text: String) -> String {
         text.split(separator: "\n").last.map(String.init) ?? ""
+    }
+
+    @Test func aDuplicateOrCollidingClusterIsRefusedAsApplyRefusesIt() throws {
+        let duplicate = try plan("duplicate")
+        #expect(duplicate.status == 2, "\(duplicate.stdout)")
+        #expect(duplicate.stdout.contains("clusters/copy-of-esdb.yaml:"), "\(duplicate.stdout)")
+        #expect(duplicate.stdout.contains("is also defined at clusters/esdb-cluster.yaml"), "\(duplicate.stdout)")
+        // Neither copy is applied at the head, and neither is deleted: nothing of esdb changes.
+        #expect(!duplicate.stdout.split(separator: "\n").contains { $0.hasPrefix("cluster ") }, "\(duplicate.stdout)")
+
+        let collision = try plan("collision")
+        #expect(collision.status == 2, "\(collision.stdout)")
+        #expect(collision.stdout.contains("would render objects another cluster renders too:"), "\(collision.stdout)")
+        #expect(collision.stdout.contains("ConfigMap/default/example-atomixcluster-raft-config (also rendered for clusters/"), "\(collision.stdout)")
+        #expect(!collision.stdout.split(separator: "\n").contains { $0.hasPrefix("cluster ") }, "a colliding cluster is not planned as a clean create: \(collision.stdout)")
+        // The same files, validated as apply reads them, give the same refusal.
+        let dir = TemporaryDirectory("cairn-plan-collision")
+        for (path, text) in files {
+            let url = URL(fileURLWithPath: dir.file(path))
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try text.write(to: url, atomically: true, encoding: .utf8)
+        }
+        let validated = try run(CLITests.binary, ["validate", dir.file("clusters")])
+        #expect(validated.status == 1 && validated.stderr.contains("would render objects another cluster renders too"), "\(validated.stderr)")
     }
 }

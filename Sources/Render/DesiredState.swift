@@ -1,0 +1,188 @@
+public import ClusterSpecs
+
+/// What a set of spec files asks for: the one place that goes from files (a directory, or a tree
+/// at a commit) to the clusters cairn may apply. `validate`, `render`, `apply`, `plan` (both
+/// sides) and `run` all read this, so they agree on which clusters are valid, which collide and
+/// whether pruning is safe.
+///
+/// Incremental by construction: built with a `previous` state, a file whose text (and render
+/// options) did not change keeps its parsed spec and rendered objects, and only the changed
+/// files are read again. The whole-set checks (two files naming one cluster, two clusters
+/// rendering one object) always run over every file: they are dictionary passes, cheap next to
+/// parsing and rendering.
+public struct DesiredState: Sendable {
+    /// One spec file as read from its source.
+    public struct File: Sendable, Hashable {
+        public var path: String
+        public var text: String
+
+        public init(path: String, text: String) {
+            self.path = path
+            self.text = text
+        }
+    }
+
+    /// One spec file, read: a valid cluster's spec and objects, or its problems.
+    struct Entry: Sendable {
+        var text: String
+        /// `namespace/name`, leniently read for an invalid file; nil when the file does not say.
+        var identity: String?
+        var spec: ClusterSpec?
+        var errors: [SpecError]
+        var rendered: RenderedCluster?
+    }
+
+    public let options: RenderOptions
+    /// Spec files in source order.
+    public let paths: [String]
+    private let entries: [String: Entry]
+    /// Files that were found but could not be read at all (too large, not UTF-8, a symbolic
+    /// link), each as `path: reason`.
+    public let unreadable: [String]
+    /// The clusters unreadable files named when they were last read (from `previous`).
+    private let unreadableIdentities: [String: String]
+
+    /// The valid clusters, rendered, in source order.
+    public let clusters: [RenderedCluster]
+    /// `namespace/name` of clusters a spec file names but that cannot be applied (invalid file,
+    /// defined twice, objects colliding with another cluster's), with the reason. Their live
+    /// objects are left exactly as they are: never changed, never pruned.
+    public let invalid: [String: String]
+    /// Every problem, with file, line and column, sorted.
+    public let errors: [SpecError]
+    /// How many files this state read and rendered anew (the rest came from `previous`).
+    public let filesRendered: Int
+
+    /// - Parameters:
+    ///   - files: Every spec file of the source, in order.
+    ///   - unreadable: Files found but not readable, with the reason.
+    ///   - previous: A state of the same source to reuse unchanged files from.
+    public init(files: [File], unreadable: [(path: String, reason: String)] = [], options: RenderOptions = RenderOptions(),
+                previous: DesiredState? = nil) {
+        self.options = options
+        self.unreadable = unreadable.map { "\($0.path): \($0.reason)" }
+        var unreadableIdentities: [String: String] = [:]
+        for u in unreadable {
+            if let id = previous?.entries[u.path]?.identity ?? previous?.unreadableIdentities[u.path] { unreadableIdentities[u.path] = id }
+        }
+        self.unreadableIdentities = unreadableIdentities
+        let reusable = previous?.options == options ? previous?.entries ?? [:] : [:]
+        var entries: [String: Entry] = [:]
+        var paths: [String] = []
+        var rendered = 0
+        for file in files where entries[file.path] == nil {
+            paths.append(file.path)
+            if let old = reusable[file.path], old.text == file.text {
+                entries[file.path] = old
+                continue
+            }
+            rendered += 1
+            entries[file.path] = Self.read(file, options: options)
+        }
+        self.entries = entries
+        self.paths = paths
+        self.filesRendered = rendered
+
+        var invalid: [String: String] = [:]
+        var errors: [SpecError] = []
+        // A file that cannot be read now but named its cluster before: that cluster is left as
+        // it is, and the others go on (pruning included).
+        for u in unreadable {
+            if let id = unreadableIdentities[u.path] { invalid[id] = "\(u.path): \(u.reason); its live objects are left as they are" }
+        }
+        for path in paths {
+            let entry = entries[path]!
+            errors += entry.errors
+            if entry.spec == nil, let id = entry.identity {
+                invalid[id] = "the spec file is invalid, its live objects are left as they are: " + (entry.errors.first?.description ?? path)
+            }
+        }
+        // A valid file naming the cluster an invalid file names too is a duplicate whose twin
+        // cannot be read: neither is applied until one is fixed or removed.
+        let namedByInvalid = Set(invalid.keys)
+        let specs = paths.compactMap { entries[$0]!.spec }.filter { spec in
+            guard namedByInvalid.contains(spec.identity) else { return true }
+            let twin = paths.first { entries[$0]!.spec == nil && entries[$0]!.identity == spec.identity } ?? "another file"
+            errors.append(SpecError(file: spec.file, location: spec.metadata.nameLocation, path: "metadata.name",
+                                    message: "cluster \(spec.identity) is also named by \(twin), which is invalid; neither is applied until one is fixed or removed"))
+            return false
+        }
+        let duplicates = ClusterSpecLoader.duplicateIdentities(specs)
+        errors += duplicates.errors
+        for e in duplicates.errors {
+            if let id = entries[e.file]?.identity, invalid[id] == nil { invalid[id] = e.description }
+        }
+        let candidates = paths.compactMap { entries[$0]!.rendered }.filter { !duplicates.identities.contains($0.spec.identity) }
+        let collisions = ClusterRenderer.collisions(candidates)
+        errors += collisions.errors
+        for e in collisions.errors {
+            if let id = entries[e.file]?.identity, invalid[id] == nil { invalid[id] = e.description }
+        }
+        self.clusters = candidates.filter { !collisions.identities.contains($0.spec.identity) }
+        self.invalid = invalid
+        self.errors = errors.sorted()
+    }
+
+    private static func read(_ file: File, options: RenderOptions) -> Entry {
+        do {
+            let spec = try ClusterSpecLoader.load(file.text, file: file.path)
+            return Entry(text: file.text, identity: spec.identity, spec: spec, errors: [],
+                         rendered: ClusterRenderer.render(spec, options: options))
+        } catch {
+            return Entry(text: file.text, identity: ClusterSpecLoader.identity(file.text, file: file.path),
+                         spec: nil, errors: error.errors, rendered: nil)
+        }
+    }
+
+    /// Spec files found, readable or not: zero while clusters are live means the source
+    /// probably failed to read, and nothing is pruned without `--allow-prune-all`.
+    public var specsRead: Int { paths.count + unreadable.count }
+
+    /// Whether a live cluster missing from this state can be taken as removed: false when some
+    /// file could not be read, or is so broken that it does not even name its cluster.
+    public var prune: Bool {
+        unreadable.count == unreadableIdentities.count && paths.allSatisfy { entries[$0]!.identity != nil }
+    }
+
+    /// Whether any file had a problem.
+    public var failed: Bool { !errors.isEmpty || !unreadable.isEmpty }
+
+    /// The clusters `other` and this state disagree on: every cluster named by a file added,
+    /// removed or changed (by its identity on either side: a file may rename its cluster), and
+    /// every cluster valid on one side and not on the other (a new file can make an unchanged
+    /// one a duplicate).
+    public func changedClusters(since other: DesiredState) -> Set<String> {
+        var ids = Set<String>()
+        for (path, entry) in entries where other.entries[path]?.text != entry.text {
+            if let id = entry.identity { ids.insert(id) }
+            if let id = other.entries[path]?.identity { ids.insert(id) }
+        }
+        for (path, entry) in other.entries where entries[path] == nil {
+            if let id = entry.identity { ids.insert(id) }
+        }
+        ids.formUnion(Set(invalid.keys).symmetricDifference(other.invalid.keys))
+        return ids
+    }
+
+    /// The paths whose text differs between the two states (added, removed or changed).
+    public func changedFiles(since other: DesiredState) -> Set<String> {
+        var out = Set<String>()
+        for (path, entry) in entries where other.entries[path]?.text != entry.text { out.insert(path) }
+        for path in other.entries.keys where entries[path] == nil { out.insert(path) }
+        return out
+    }
+
+    /// The cluster a file names, valid or not; nil when the file is not in this state or does
+    /// not say.
+    public func identity(ofFile path: String) -> String? { entries[path]?.identity }
+
+    /// Whether the file is in this state and invalid.
+    public func isInvalid(file path: String) -> Bool { entries[path].map { $0.spec == nil } ?? false }
+
+    /// The file that names each cluster, valid or not (the first, for a duplicate).
+    public var files: [String: String] {
+        var out: [String: String] = [:]
+        for path in paths.reversed() { if let id = entries[path]!.identity { out[id] = path } }
+        return out
+    }
+}

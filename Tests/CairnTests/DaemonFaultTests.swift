@@ -1,0 +1,149 @@
+import ClusterSpecs
+import Foundation
+import KubeAPI
+import Testing
+
+/// `cairn run`'s own parts fail alone: a refused status push, a deleted status branch, a
+/// damaged mirror, an oversized spec file. Each keeps the clusters following their specs.
+@Suite("cairn run faults", .enabled(if: !ControlPlane.skip))
+struct DaemonFaultTests {
+    let d: DaemonTests
+    var ns: String { d.fx.ns }
+
+    init() throws { d = try DaemonTests() }
+
+    func esdb(_ name: String, _ projections: String = "System") -> String { IsolationTests.esdb(name, namespace: ns, projections: projections) }
+
+    func configHash(_ client: KubeClient, _ name: String) async throws -> JSONValue? {
+        try await d.statefulSet(client, name)["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"]
+    }
+
+    func namespace(_ client: KubeClient) async throws {
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], fieldManager: "cairn-test")
+    }
+
+    @Test func aRefusedStatusPushNeverDelaysReconciling() async throws {
+        let client = try d.fx.plane.client()
+        defer { Task { await client.shutdown() } }
+        try await namespace(client)
+        // Pushes go through git daemon, whose receive-pack runs the origin's hooks.
+        let server = try GitDaemon(base: d.origin.root.path, log: d.logs.file("git-daemon.log"))
+        defer { server.stop() }
+        try d.origin.commit(["clusters/es.yaml": esdb("es")])
+        let daemon = try d.start(log: "status-refused.log", repo: server.url("origin.git"))
+        defer { daemon.stop() }
+        #expect(await d.eventually { d.statusFile("es")?.contains("cluster: \(ns)/es") == true }, "no first status commit")
+
+        // The status branch is protected from now on.
+        let hook = d.origin.bare + "/hooks/pre-receive"
+        try "#!/bin/sh\nwhile read old new ref; do [ \"$ref\" = refs/heads/cairn-status ] && { echo 'cairn-status is protected' >&2; exit 1; }; done\nexit 0\n"
+            .write(toFile: hook, atomically: true, encoding: .utf8)
+        chmod(hook, 0o755)
+        let statusCommits = d.commits("cairn-status")
+        for round in 1...3 {
+            let hash = try await configHash(client, "es")
+            try d.origin.commit(["clusters/es.yaml": esdb("es", round % 2 == 1 ? "All" : "System")])
+            #expect(await d.eventually(20) { try await self.configHash(client, "es") != hash }, "round \(round): the spec change was not applied")
+        }
+        // No step failed for it, so no step backed off: the refusal stayed the status writer's.
+        let metrics = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(d.metricsPort)/metrics"]).stdout
+        #expect(!metrics.contains("cairn_errors_total"), "\(metrics)")
+        #expect(d.commits("cairn-status") == statusCommits, "the hook let a status commit through")
+        #expect((try d.metric("cairn_status_push_failures_total") ?? 0) >= 1)
+
+        // The branch open again: the status written goes through, on the writer's own retry.
+        try FileManager.default.removeItem(atPath: hook)
+        let head = try d.origin.head()
+        #expect(await d.eventually(30) { d.statusFile("es")?.contains("commit: \(head)") == true }, "the pending status was never pushed")
+        let log = try String(contentsOfFile: d.logs.file("status-refused.log"), encoding: .utf8)
+        #expect(log.contains("status not pushed; reconciling goes on") && log.contains("pre-receive hook declined"), "\(log.suffix(2000))")
+    }
+
+    @Test func aDeletedStatusBranchIsRestoredWholeOnTheNextResync() async throws {
+        let client = try d.fx.plane.client()
+        defer { Task { await client.shutdown() } }
+        try await namespace(client)
+        try d.origin.commit(["clusters/a.yaml": esdb("a"), "clusters/b.yaml": esdb("b")])
+        let daemon = try d.start(["--resync", "2s"], log: "status-deleted.log")
+        defer { daemon.stop() }
+        #expect(await d.eventually { d.statusFile("a") != nil && d.statusFile("b") != nil }, "no status files")
+        // The first resync reads the StatefulSets' status (their rollouts): wait until it has.
+        #expect(await d.eventually { d.statusFile("a")?.contains("rollouts:") == true && d.statusFile("b")?.contains("rollouts:") == true })
+        let a = try #require(d.statusFile("a"))
+        let b = try #require(d.statusFile("b"))
+        _ = try d.git(["branch", "-D", "cairn-status"])
+        let restored = await d.eventually(15) { d.statusFile("a") == a && d.statusFile("b") == b }
+        let log = (try? String(contentsOfFile: d.logs.file("status-deleted.log"), encoding: .utf8)) ?? ""
+        #expect(restored, "the status branch was not restored whole: \(d.statusFile("a") ?? "no a") \(d.statusFile("b") ?? "no b")\n\(log.suffix(3000))")
+    }
+
+    @Test func aDamagedMirrorIsMovedAsideAndClonedAfreshWithoutTouchingLiveObjects() async throws {
+        let client = try d.fx.plane.client()
+        defer { Task { await client.shutdown() } }
+        try await namespace(client)
+        try d.origin.commit(["clusters/a.yaml": esdb("a"), "clusters/keep.yaml": esdb("keep")])
+        let daemon = try d.start(log: "mirror.log")
+        defer { daemon.stop() }
+        #expect(await d.eventually { try await d.statefulSet(client, "keep")["metadata", "uid"] != nil }, "never applied")
+        let keepUID = try await d.statefulSet(client, "keep")["metadata", "uid"]
+        let cache = d.logs.file("cache-mirror.log") + "/repos"
+        func mirrorDirectory() throws -> String {
+            let name = try #require(try FileManager.default.contentsOfDirectory(atPath: cache).first { $0.hasSuffix(".git") })
+            return cache + "/" + name
+        }
+        func files(_ dir: String, suffix: String) -> [String] {
+            (FileManager.default.enumerator(atPath: dir)?.allObjects as? [String] ?? []).filter { $0.hasSuffix(suffix) }.map { dir + "/" + $0 }
+        }
+        let damages: [(String, (String) throws -> Void)] = [
+            ("deleted pack", { mirror in for p in files(mirror + "/objects/pack", suffix: ".pack") { try FileManager.default.removeItem(atPath: p) } }),
+            ("truncated pack", { mirror in
+                for p in files(mirror + "/objects/pack", suffix: ".pack") {
+                    let data = try Data(contentsOf: URL(fileURLWithPath: p))
+                    try data.prefix(64).write(to: URL(fileURLWithPath: p))
+                }
+            }),
+            ("deleted objects", { mirror in
+                for entry in try FileManager.default.contentsOfDirectory(atPath: mirror + "/objects") where entry != "info" {
+                    try FileManager.default.removeItem(atPath: mirror + "/objects/" + entry)
+                }
+            }),
+        ]
+        for (round, (kind, damage)) in damages.enumerated() {
+            let mirror = try mirrorDirectory()
+            try damage(mirror)
+            let hash = try await configHash(client, "a")
+            try d.origin.commit(["clusters/a.yaml": esdb("a", round % 2 == 0 ? "All" : "System")])
+            #expect(await d.eventually(20) { try await self.configHash(client, "a") != hash }, "\(kind): the change after the damage was not applied")
+            #expect(try await d.statefulSet(client, "keep")["metadata", "uid"] == keepUID, "\(kind): a live object was replaced")
+        }
+        let log = try String(contentsOfFile: d.logs.file("mirror.log"), encoding: .utf8)
+        let repairs = log.components(separatedBy: "the git mirror in the cache directory is damaged; moved it aside").count - 1
+        #expect(repairs == 3, "\(repairs) repairs: \(log.suffix(3000))")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.contains(".damaged-") }.count >= 1)
+        #expect(!log.contains("object pruned"))
+    }
+
+    @Test func anOversizedSpecFileIsNamedAndLeavesItsClusterAlone() async throws {
+        let client = try d.fx.plane.client()
+        defer { Task { await client.shutdown() } }
+        try await namespace(client)
+        try d.origin.commit(["clusters/big.yaml": esdb("big"), "clusters/a.yaml": esdb("a"), "clusters/gone.yaml": esdb("gone")])
+        let daemon = try d.start(log: "oversized.log")
+        defer { daemon.stop() }
+        #expect(await d.eventually { try await d.statefulSet(client, "gone")["metadata", "name"] != nil }, "never applied")
+        let bigUID = try await d.statefulSet(client, "big")["metadata", "uid"]
+
+        // big.yaml grows past the limit; in the same commit another cluster is removed.
+        let padding = String(repeating: "# padding to pass the size limit\n", count: 40_000)
+        try d.origin.commit(["clusters/big.yaml": esdb("big") + padding, "clusters/gone.yaml": nil])
+        #expect(await d.eventually { (try? await d.statefulSet(client, "gone")) == nil }, "the removed cluster was not pruned")
+        #expect(try await d.statefulSet(client, "big")["metadata", "uid"] == bigUID, "the cluster of the oversized file was touched")
+        let size = esdb("big").utf8.count + padding.utf8.count
+        let named = "clusters/big.yaml: file is \(size) bytes; spec files are limited to \(SpecFileParser.maximumFileSize) bytes"
+        #expect(await d.eventually { d.statusFile("big")?.contains("phase: Invalid") == true }, "\(d.statusFile("big") ?? "no status")")
+        #expect(d.statusFile("big")?.contains(named) == true, "\(d.statusFile("big") ?? "")")
+        #expect(try d.metric("cairn_spec_files_unreadable") == 1)
+        let log = try String(contentsOfFile: d.logs.file("oversized.log"), encoding: .utf8)
+        #expect(log.contains(named), "\(log.suffix(2000))")
+    }
+}
