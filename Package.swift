@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(
             name: "CairnTests",
             dependencies: ["ClusterSpecs", "Render", "GitStore", "KubeAPI", "Reconcile", "cairn"],
-            exclude: ["Golden", "Fixtures"],
+            exclude: ["Golden"],
             swiftSettings: strict
         ),
     ]

@@ -72,7 +72,7 @@ public struct AerospikeSpec: Sendable, Hashable {
             "operations": "cairn rolls pods on configuration change",
             "paused": "remove the spec file from the branch to stop reconciling",
         ]) { s -> AerospikeSpec? in
-            let size = s.required("size").flatMap { $0.int(atLeast: 1) }
+            let size = s.required("size").flatMap { $0.int(atLeast: 1, atMost: Limits.aerospikeNodes) }
             var image: String?
             var version: ImageVersion?
             if let f = s.required("image"), let i = f.nonEmptyString {
@@ -95,14 +95,11 @@ public struct AerospikeSpec: Sendable, Hashable {
                         rackNamespaces = ns
                         rackNamespacesField = nf
                     }
-                    if let rf = rc["racks"], let list = rf.list(decodeRack) {
-                        if list.isEmpty { rf.fail("must list at least one rack") } else { racks = list }
+                    if let rf = rc["racks"], let list = rf.fieldList(decodeRack) {
+                        if list.isEmpty { rf.fail("must list at least one rack") } else { racks = list.map(\.value) }
                         var seen: Set<Int> = []
-                        if case .sequence(let seq) = rf.node {
-                            for (i, r) in list.enumerated() where !seen.insert(r.id).inserted {
-                                Field(node: seq.items[i], path: "\(rf.path)[\(i)].id", diagnostics: rf.diagnostics)
-                                    .fail("duplicate rack id \(r.id)")
-                            }
+                        for (item, r) in list where !seen.insert(r.id).inserted {
+                            Field(node: item.node, path: "\(item.path).id", diagnostics: rf.diagnostics).fail("duplicate rack id \(r.id)")
                         }
                     }
                     return true
@@ -129,7 +126,7 @@ public struct AerospikeSpec: Sendable, Hashable {
             }
             var maxUnavailable = 1
             let maxUnavailableField = s["maxUnavailable"]
-            if let f = maxUnavailableField, let n = f.int(atLeast: 1) { maxUnavailable = n }
+            if let f = maxUnavailableField, let n = f.int(atLeast: 1, atMost: Limits.aerospikeNodes) { maxUnavailable = n }
 
             var config: JSONObject?
             var ports = Ports()
@@ -187,17 +184,14 @@ public struct AerospikeSpec: Sendable, Hashable {
             "cleanupThreads": "cairn does not wipe volumes", "localStorageClasses": "not rendered",
         ]) { st -> [Volume]? in
             guard let vf = st["volumes"] else { return [] }
-            let volumes = vf.list(decodeVolume) ?? []
+            let volumes = vf.fieldList(decodeVolume) ?? []
             var names: Set<String> = []
             var paths: Set<String> = []
-            if case .sequence(let seq) = vf.node {
-                for (i, v) in volumes.enumerated() {
-                    let item = Field(node: seq.items[i], path: "\(vf.path)[\(i)]", diagnostics: vf.diagnostics)
-                    if !names.insert(v.name).inserted { item.fail("duplicate volume name '\(v.name)'") }
-                    if !paths.insert(v.path).inserted { item.fail("duplicate path '\(v.path)'") }
-                }
+            for (item, v) in volumes {
+                if !names.insert(v.name).inserted { item.fail("duplicate volume name '\(v.name)'") }
+                if !paths.insert(v.path).inserted { item.fail("duplicate path '\(v.path)'") }
             }
-            return volumes
+            return volumes.map(\.value)
         }
     }
 

@@ -109,7 +109,7 @@ public struct AtomixSpec: Sendable, Hashable {
                 }
                 return f.object { m -> ManagementGroup? in
                     var size = 1
-                    if let sf = m["size"], let n = sf.int(atLeast: 1) {
+                    if let sf = m["size"], let n = sf.int(atLeast: 1, atMost: Limits.raftMembers) {
                         if n % 2 == 0 {
                             sf.fail("must be odd (got \(n)); the management group is a Raft group and needs a majority")
                         } else { size = n }
@@ -136,7 +136,7 @@ public struct AtomixSpec: Sendable, Hashable {
             var benchmark: Benchmark?
             if let f = s["benchmark"] {
                 benchmark = f.object { b -> Benchmark? in
-                    let size = b["size"].flatMap { $0.int(atLeast: 1) } ?? 1
+                    let size = b["size"].flatMap { $0.int(atLeast: 1, atMost: Limits.replicas) } ?? 1
                     return Benchmark(size: size, env: b["env"].flatMap { $0.env } ?? [],
                                      resources: b["resources"].flatMap { $0.resources } ?? ResourceRequirements())
                 }
@@ -166,9 +166,9 @@ public struct AtomixSpec: Sendable, Hashable {
                 }
             }
             let sizeField = g["size"]
-            let size = sizeField.map { $0.int(atLeast: 1) } ?? 1
+            let size = sizeField.map { $0.int(atLeast: 1, atMost: Limits.replicas) } ?? 1
             var partitions = size
-            if let f = g["partitions"] { partitions = f.int(atLeast: 1) }
+            if let f = g["partitions"] { partitions = f.int(atLeast: 1, atMost: Limits.partitions) }
             let env = g["env"].flatMap { $0.env } ?? []
             let resources = g["resources"].flatMap { $0.resources } ?? ResourceRequirements()
 
@@ -193,7 +193,7 @@ public struct AtomixSpec: Sendable, Hashable {
                         }
                     }
                     var partitionSize = min(3, size ?? 1)
-                    if let f = r["partitionSize"], let p = f.int(atLeast: 1) {
+                    if let f = r["partitionSize"], let p = f.int(atLeast: 1, atMost: Limits.raftMembers) {
                         if p % 2 == 0 {
                             f.fail("must be odd (got \(p)); each Raft partition needs a majority")
                         } else if let size, p > size {

@@ -48,12 +48,20 @@ public enum ClusterSpecLoader {
     ///   - file: The file's path, used in errors.
     /// - Throws: `SpecErrors` holding every problem found, each with file, line, column and field path.
     public static func load(_ text: String, file: String) throws(SpecErrors) -> ClusterSpec {
-        let root: SpecNode
+        try load(parse(text, file: file), file: file)
+    }
+
+    /// Parses a spec file's YAML (no decoding yet): for `identity(parsed:)` and `load(_:file:)`.
+    public static func parse(_ text: String, file: String) throws(SpecErrors) -> SpecNode {
         do {
-            root = try SpecFileParser.parse(text, file: file)
+            return try SpecFileParser.parse(text, file: file)
         } catch {
             throw SpecErrors([error])
         }
+    }
+
+    /// Decodes and validates a parsed spec file.
+    public static func load(_ root: SpecNode, file: String) throws(SpecErrors) -> ClusterSpec {
         let diagnostics = Diagnostics(file: file)
         let top = Field(node: root, path: "", diagnostics: diagnostics)
         let spec = decode(top)
@@ -151,7 +159,13 @@ public enum ClusterSpecLoader {
     /// even say.
     public static func identity(_ text: String, file: String) -> String? {
         // A file that does not parse names no cluster; `load` reports why.
-        guard let root = try? SpecFileParser.parse(text, file: file), case .mapping(let top) = root,
+        guard let root = try? SpecFileParser.parse(text, file: file) else { return nil }
+        return identity(parsed: root)
+    }
+
+    /// `namespace/name` of the cluster a parsed file describes, leniently (see `identity`).
+    public static func identity(parsed root: SpecNode) -> String? {
+        guard case .mapping(let top) = root,
               case .mapping(let metadata)? = top["metadata"], case .scalar(let name)? = metadata["name"] else { return nil }
         var namespace = "default"
         if case .scalar(let ns)? = metadata["namespace"] { namespace = ns.text }

@@ -213,3 +213,23 @@ extension Field {
         }
     }
 }
+
+/// The upper bounds of the counts a spec may hold, checked at validation with a
+/// `file:line:column` error: far above any real cluster, far below where arithmetic, memory or
+/// a loop over them could fail. Documented in the README's spec section.
+public enum Limits {
+    /// StatefulSet replicas of one group (Atomix partition groups, benchmark workers).
+    public static let replicas = 1_000
+    /// Members of one Raft group (Atomix management group, a partition's members).
+    public static let raftMembers = 99
+    /// Atomix partitions of one group.
+    public static let partitions = 1_024
+    /// Aerospike cluster nodes (Aerospike's own limit is 256).
+    public static let aerospikeNodes = 256
+    /// Durations in seconds (Patroni's ttl, loop_wait, retry_timeout): one day.
+    public static let seconds = 86_400
+    /// Byte counts (Patroni's maximum_lag_on_failover): 1 TiB.
+    public static let bytes = 1 << 40
+    /// Decimal exponents of quantities (`1e30`): quantities are sizes and CPU counts.
+    public static let quantityExponent = 30
+}

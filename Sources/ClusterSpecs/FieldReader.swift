@@ -72,13 +72,14 @@ struct Field {
         return i
     }
 
-    func int(atLeast minimum: Int, atMost maximum: Int? = nil) -> Int? {
+    /// Every count in a spec has an upper bound, far below where arithmetic or memory could fail.
+    func int(atLeast minimum: Int, atMost maximum: Int) -> Int? {
         guard let i = int else { return nil }
         if i < minimum {
             fail("must be at least \(minimum) (got \(i))")
             return nil
         }
-        if let maximum, i > maximum {
+        if i > maximum {
             fail("must be at most \(maximum) (got \(i))")
             return nil
         }
@@ -127,14 +128,20 @@ struct Field {
 
     /// A list; `item` is called for each element with its indexed path.
     func list<T>(_ item: (Field) -> T?) -> [T]? {
+        fieldList(item)?.map(\.value)
+    }
+
+    /// Like `list`, with each decoded item's own field: checks across items (duplicates) then
+    /// point at the right index even when an earlier item failed to decode.
+    func fieldList<T>(_ item: (Field) -> T?) -> [(field: Field, value: T)]? {
         guard case .sequence(let s) = node else {
             wrongType("a list")
             return nil
         }
-        var out: [T] = []
+        var out: [(field: Field, value: T)] = []
         for (i, element) in s.items.enumerated() {
             let f = Field(node: element, path: "\(path)[\(i)]", diagnostics: diagnostics)
-            if let v = item(f) { out.append(v) }
+            if let v = item(f) { out.append((f, v)) }
         }
         return out
     }

@@ -18,9 +18,15 @@ public struct JSONObject: Sendable, Hashable, ExpressibleByDictionaryLiteral {
 
     public init() { entries = [] }
 
+    /// A repeated key keeps its first place and takes its last value. Linear in the entries.
     public init(_ entries: [(key: String, value: JSONValue)]) {
-        self.entries = []
-        for (k, v) in entries { self[k] = v }
+        var position: [String: Int] = [:]
+        var out: [(key: String, value: JSONValue)] = []
+        out.reserveCapacity(entries.count)
+        for (k, v) in entries {
+            if let i = position[k] { out[i].value = v } else { position[k] = out.count; out.append((key: k, value: v)) }
+        }
+        self.entries = out
     }
 
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
@@ -211,7 +217,12 @@ extension JSONValue {
         public var description: String { "invalid JSON at byte \(offset): \(message)" }
     }
 
-    /// Parses JSON text, keeping object key order (API server responses, kubeconfig exec output).
+    /// Parses JSON text (RFC 8259, strictly), keeping object key order (API server responses,
+    /// kubeconfig exec output). Linear in the input; nesting is limited to 512 levels.
+    ///
+    /// Two choices RFC 8259 leaves open: a key repeated in an object keeps its first place and
+    /// takes its last value; a lone UTF-16 surrogate escape (`\ud800` not followed by a low
+    /// surrogate, or a low one alone) reads as U+FFFD, as invalid UTF-8 bytes do.
     public static func parse(_ bytes: some Collection<UInt8>) throws(ParseError) -> JSONValue {
         var parser = JSONParser(bytes: Array(bytes))
         let value = try parser.value(depth: 0)
@@ -301,23 +312,37 @@ private struct JSONParser {
         index += w.count
     }
 
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, nothing else (no `+1`, `01`, `2.`, `.5`).
     mutating func number() throws(JSONValue.ParseError) -> JSONValue {
         let start = index
+        func digits() -> Int {
+            let from = index
+            while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 { index += 1 }
+            return index - from
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+        guard index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 else { throw error("invalid number") }
+        if bytes[index] == 0x30 {
+            index += 1
+            if index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 { throw error("invalid number: a leading zero") }
+        } else {
+            _ = digits()
+        }
         var isInteger = true
-        while index < bytes.count {
-            let c = bytes[index]
-            if (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+") {
-                index += 1
-            } else if c == UInt8(ascii: ".") || c == UInt8(ascii: "e") || c == UInt8(ascii: "E") {
-                isInteger = false
-                index += 1
-            } else {
-                break
-            }
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            isInteger = false
+            index += 1
+            guard digits() > 0 else { throw error("invalid number: no digit after '.'") }
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            isInteger = false
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            guard digits() > 0 else { throw error("invalid number: no digit in the exponent") }
         }
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
         if isInteger, let i = Int(text) { return .int(i) }
-        guard !text.isEmpty, let d = Double(text) else { throw error("invalid number '\(text)'") }
+        guard let d = Double(text) else { throw error("invalid number '\(text)'") }
         return .double(d)
     }
 
@@ -326,7 +351,7 @@ private struct JSONParser {
         index += 1
         // Most strings have no escape: one scan, one String.
         var end = index
-        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\") { end += 1 }
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
         if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
             defer { index = end + 1 }
             return String(decoding: bytes[index..<end], as: UTF8.self)
@@ -337,35 +362,57 @@ private struct JSONParser {
             let c = bytes[index]
             index += 1
             if c == UInt8(ascii: "\"") { return String(decoding: out, as: UTF8.self) }
+            if c < 0x20 { index -= 1; throw error("a control character in a string must be escaped") }
             if c != UInt8(ascii: "\\") { out.append(c); continue }
             guard index < bytes.count else { break }
             let e = bytes[index]
             index += 1
             switch e {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
             case UInt8(ascii: "n"): out.append(0x0A)
             case UInt8(ascii: "t"): out.append(0x09)
             case UInt8(ascii: "r"): out.append(0x0D)
             case UInt8(ascii: "b"): out.append(0x08)
             case UInt8(ascii: "f"): out.append(0x0C)
             case UInt8(ascii: "u"):
-                var scalar = try hex4()
-                if (0xD800...0xDBFF).contains(scalar), index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
-                   bytes[index + 1] == UInt8(ascii: "u")
-                {
-                    index += 2
-                    let low = try hex4()
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                let unit = try hex4()
+                var scalar: UInt32 = 0xFFFD
+                if (0xD800...0xDBFF).contains(unit) {
+                    // A high surrogate counts only with the low one right after it.
+                    if index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                        let mark = index
+                        index += 2
+                        let low = try hex4()
+                        if (0xDC00...0xDFFF).contains(low) {
+                            scalar = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                        } else {
+                            index = mark  // the next escape is read on its own
+                        }
+                    }
+                } else if !(0xDC00...0xDFFF).contains(unit) {
+                    scalar = unit
                 }
-                out.append(contentsOf: Array(String(Unicode.Scalar(scalar).map(Character.init) ?? "\u{FFFD}").utf8))
-            default: out.append(e)
+                out.append(contentsOf: Array(String(Character(Unicode.Scalar(scalar) ?? "\u{FFFD}")).utf8))
+            default:
+                index -= 1
+                throw error("invalid escape")
             }
         }
         throw error("unterminated string")
     }
 
     mutating func hex4() throws(JSONValue.ParseError) -> UInt32 {
-        guard index + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16) else {
-            throw error("invalid \\u escape")
+        guard index + 4 <= bytes.count else { throw error("invalid \\u escape") }
+        var v: UInt32 = 0
+        for c in bytes[index..<index + 4] {
+            let digit: UInt8
+            switch c {
+            case 0x30...0x39: digit = c - 0x30
+            case 0x41...0x46: digit = c - 0x41 + 10
+            case 0x61...0x66: digit = c - 0x61 + 10
+            default: throw error("invalid \\u escape")
+            }
+            v = v << 4 | UInt32(digit)
         }
         index += 4
         return v

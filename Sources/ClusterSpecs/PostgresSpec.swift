@@ -202,13 +202,13 @@ public struct PostgresSpec: Sendable, Hashable {
             "initdb": "initdb options are fixed by Spilo's bootstrap", "slots": "replication slots are not rendered yet",
         ]) { p -> Patroni? in
             var out = Patroni(pgHba: [])
-            out.ttl = p["ttl"].flatMap { $0.int(atLeast: 1) }
-            out.loopWait = p["loop_wait"].flatMap { $0.int(atLeast: 1) }
-            out.retryTimeout = p["retry_timeout"].flatMap { $0.int(atLeast: 1) }
-            out.maximumLagOnFailover = p["maximum_lag_on_failover"].flatMap { $0.int(atLeast: 0) }
+            out.ttl = p["ttl"].flatMap { $0.int(atLeast: 1, atMost: Limits.seconds) }
+            out.loopWait = p["loop_wait"].flatMap { $0.int(atLeast: 1, atMost: Limits.seconds) }
+            out.retryTimeout = p["retry_timeout"].flatMap { $0.int(atLeast: 1, atMost: Limits.seconds) }
+            out.maximumLagOnFailover = p["maximum_lag_on_failover"].flatMap { $0.int(atLeast: 0, atMost: Limits.bytes) }
             out.synchronousMode = p["synchronous_mode"].flatMap { $0.bool }
             out.synchronousModeStrict = p["synchronous_mode_strict"].flatMap { $0.bool }
-            out.synchronousNodeCount = p["synchronous_node_count"].flatMap { $0.int(atLeast: 1) }
+            out.synchronousNodeCount = p["synchronous_node_count"].flatMap { $0.int(atLeast: 1, atMost: 32) }
             out.failsafeMode = p["failsafe_mode"].flatMap { $0.bool }
             if let h = p["pg_hba"], let lines = h.list({ l -> String? in
                 guard let s = l.nonEmptyString else { return nil }

@@ -46,6 +46,9 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible 
             i += 1
         }
         guard !digits.isEmpty else { throw invalid }
+        // 19 significant digits fit an Int; more fraction digits than that are finer than the
+        // nano precision the API server keeps.
+        guard fractionDigits <= 40 else { throw ParseError(message: "'\(text)' has too many decimal places") }
         let suffix = String(String.UnicodeScalarView(scalars[i...]))
 
         var mantissa = 0
@@ -71,6 +74,10 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible 
         } else if let first = suffix.first, first == "e" || first == "E", let e = Int(suffix.dropFirst()),
                   suffix.dropFirst().allSatisfy({ $0.isNumber || $0 == "-" || $0 == "+" })
         {
+            // Bounded before any arithmetic: no overflow, and no loop below runs long.
+            guard e.magnitude <= UInt(Limits.quantityExponent) else {
+                throw ParseError(message: "'\(text)': the exponent must be between -\(Limits.quantityExponent) and \(Limits.quantityExponent)")
+            }
             format = .decimalExponent
             exponent += e
         } else {
@@ -147,7 +154,12 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible 
         var m = mantissa
         var e = exponent
         let extra = ((e % 3) + 3) % 3
-        for _ in 0..<extra { m *= 10 }
+        for _ in 0..<extra {
+            let (scaled, overflow) = m.multipliedReportingOverflow(by: 10)
+            // Too many digits to shift onto a multiple of 3: the exact value in exponent form.
+            if overflow { return "\(mantissa)e\(exponent)" }
+            m = scaled
+        }
         e -= extra
         if format == .decimalExponent {
             return e == 0 ? "\(m)" : "\(m)e\(e)"

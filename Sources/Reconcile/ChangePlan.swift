@@ -311,7 +311,7 @@ public struct ChangePlan: Sendable {
     }
 }
 
-/// Line diffs by longest common subsequence, printed as unified hunks.
+/// Line diffs (the standard library's `difference(from:)`), printed as unified hunks.
 enum UnifiedDiff {
     static func lines(_ a: [String], _ b: [String], context: Int = 3) -> String {
         // Trim the common prefix and suffix: most object diffs touch a few lines.
@@ -320,27 +320,26 @@ enum UnifiedDiff {
         var suffix = 0
         while suffix < a.count - prefix, suffix < b.count - prefix, a[a.count - 1 - suffix] == b[b.count - 1 - suffix] { suffix += 1 }
         let midA = Array(a[prefix..<(a.count - suffix)]), midB = Array(b[prefix..<(b.count - suffix)])
-        // LCS table over the middle.
+        // The standard library's difference (Myers: O((n + m) * d) for d changed lines), not an
+        // n*m table: a ConfigMap of thousands of lines with one change stays cheap.
         let n = midA.count, m = midB.count
-        var table = [Int](repeating: 0, count: (n + 1) * (m + 1))
-        if n > 0 && m > 0 {
-            for i in stride(from: n - 1, through: 0, by: -1) {
-                for j in stride(from: m - 1, through: 0, by: -1) {
-                    table[i * (m + 1) + j] = midA[i] == midB[j] ? table[(i + 1) * (m + 1) + j + 1] + 1
-                        : max(table[(i + 1) * (m + 1) + j], table[i * (m + 1) + j + 1])
-                }
+        var removed = Set<Int>(), inserted = Set<Int>()
+        for change in midB.difference(from: midA) {
+            switch change {
+            case .remove(let offset, _, _): removed.insert(offset)
+            case .insert(let offset, _, _): inserted.insert(offset)
             }
         }
         enum Op { case same(String), del(String), add(String) }
         var ops: [Op] = a[0..<prefix].map { .same($0) }
         var i = 0, j = 0
         while i < n || j < m {
-            if i < n, j < m, midA[i] == midB[j] {
-                ops.append(.same(midA[i])); i += 1; j += 1
-            } else if i < n, j == m || table[(i + 1) * (m + 1) + j] >= table[i * (m + 1) + j + 1] {
+            if i < n, removed.contains(i) {
                 ops.append(.del(midA[i])); i += 1
-            } else {
+            } else if j < m, inserted.contains(j) {
                 ops.append(.add(midB[j])); j += 1
+            } else {
+                ops.append(.same(midA[i])); i += 1; j += 1
             }
         }
         ops += a[(a.count - suffix)...].map { .same($0) }

@@ -30,6 +30,9 @@ public struct DesiredState: Sendable {
         var spec: ClusterSpec?
         var errors: [SpecError]
         var rendered: RenderedCluster?
+        /// Decoded, validated and rendered; false for a file outside the namespaces asked for,
+        /// which is only parsed for its identity.
+        var complete: Bool
     }
 
     public let options: RenderOptions
@@ -57,8 +60,13 @@ public struct DesiredState: Sendable {
     ///   - files: Every spec file of the source, in order.
     ///   - unreadable: Files found but not readable, with the reason.
     ///   - previous: A state of the same source to reuse unchanged files from.
+    ///   - namespaces: Only the clusters of these namespaces are decoded, validated and rendered;
+    ///     the other files are only parsed for the cluster they name (`cairn plan`: the namespaces
+    ///     a change touches). Two files naming one cluster, or two clusters rendering one object,
+    ///     are always in one namespace, so the whole-set checks hold for the clusters read. nil:
+    ///     every file.
     public init(files: [File], unreadable: [(path: String, reason: String)] = [], options: RenderOptions = RenderOptions(),
-                previous: DesiredState? = nil) {
+                previous: DesiredState? = nil, namespaces: Set<String>? = nil) {
         self.options = options
         self.unreadable = unreadable.map { "\($0.path): \($0.reason)" }
         var unreadableIdentities: [String: String] = [:]
@@ -72,12 +80,13 @@ public struct DesiredState: Sendable {
         var rendered = 0
         for file in files where entries[file.path] == nil {
             paths.append(file.path)
-            if let old = reusable[file.path], old.text == file.text {
+            if let old = reusable[file.path], old.text == file.text, old.complete || !Self.inScope(old.identity, namespaces) {
                 entries[file.path] = old
                 continue
             }
-            rendered += 1
-            entries[file.path] = Self.read(file, options: options)
+            let entry = Self.read(file, options: options, namespaces: namespaces)
+            if entry.complete { rendered += 1 }
+            entries[file.path] = entry
         }
         self.entries = entries
         self.paths = paths
@@ -93,7 +102,7 @@ public struct DesiredState: Sendable {
         for path in paths {
             let entry = entries[path]!
             errors += entry.errors
-            if entry.spec == nil, let id = entry.identity {
+            if entry.complete, entry.spec == nil, let id = entry.identity {
                 invalid[id] = "the spec file is invalid, its live objects are left as they are: " + (entry.errors.first?.description ?? path)
             }
         }
@@ -102,7 +111,7 @@ public struct DesiredState: Sendable {
         let namedByInvalid = Set(invalid.keys)
         let specs = paths.compactMap { entries[$0]!.spec }.filter { spec in
             guard namedByInvalid.contains(spec.identity) else { return true }
-            let twin = paths.first { entries[$0]!.spec == nil && entries[$0]!.identity == spec.identity } ?? "another file"
+            let twin = paths.first { entries[$0]!.complete && entries[$0]!.spec == nil && entries[$0]!.identity == spec.identity } ?? "another file"
             errors.append(SpecError(file: spec.file, location: spec.metadata.nameLocation, path: "metadata.name",
                                     message: "cluster \(spec.identity) is also named by \(twin), which is invalid; neither is applied until one is fixed or removed"))
             return false
@@ -123,15 +132,30 @@ public struct DesiredState: Sendable {
         self.errors = errors.sorted()
     }
 
-    private static func read(_ file: File, options: RenderOptions) -> Entry {
+    private static func read(_ file: File, options: RenderOptions, namespaces: Set<String>?) -> Entry {
+        let root: SpecNode
         do {
-            let spec = try ClusterSpecLoader.load(file.text, file: file.path)
-            return Entry(text: file.text, identity: spec.identity, spec: spec, errors: [],
-                         rendered: ClusterRenderer.render(spec, options: options))
+            root = try ClusterSpecLoader.parse(file.text, file: file.path)
         } catch {
-            return Entry(text: file.text, identity: ClusterSpecLoader.identity(file.text, file: file.path),
-                         spec: nil, errors: error.errors, rendered: nil)
+            return Entry(text: file.text, identity: nil, spec: nil, errors: error.errors, rendered: nil, complete: true)
         }
+        let identity = ClusterSpecLoader.identity(parsed: root)
+        guard inScope(identity, namespaces) else {
+            return Entry(text: file.text, identity: identity, spec: nil, errors: [], rendered: nil, complete: false)
+        }
+        do {
+            let spec = try ClusterSpecLoader.load(root, file: file.path)
+            return Entry(text: file.text, identity: spec.identity, spec: spec, errors: [],
+                         rendered: ClusterRenderer.render(spec, options: options), complete: true)
+        } catch {
+            return Entry(text: file.text, identity: identity, spec: nil, errors: error.errors, rendered: nil, complete: true)
+        }
+    }
+
+    /// Whether a file naming `identity` is read whole; one naming no cluster always is (for its errors).
+    private static func inScope(_ identity: String?, _ namespaces: Set<String>?) -> Bool {
+        guard let namespaces, let identity, let slash = identity.firstIndex(of: "/") else { return true }
+        return namespaces.contains(String(identity[..<slash]))
     }
 
     /// Spec files found, readable or not: zero while clusters are live means the source

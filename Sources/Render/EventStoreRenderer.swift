@@ -25,7 +25,7 @@ enum EventStoreRenderer {
 
         let configMapName = "\(name)-config"
         let configMap = Kube.configMap(configMapName, cluster, labels: labels,
-                                       data: [("eventstore.conf", YAMLWriter.document(.object(config)))])
+                                       data: [("eventstore.conf", EventStoreConf.write(config))])
         let service = Kube.headlessService(name, cluster, labels: labels, selector: selector, ports: servicePorts)
         let pdb = Kube.podDisruptionBudget("\(name)-pdb", cluster, labels: labels, selector: selector,
                                            .maxUnavailable(1), options: options)

@@ -86,30 +86,54 @@ func daemonBenchmark() async throws {
 
     // Push-to-applied: one esdb cluster's configuration, five times.
     let esdb = files.keys.sorted().filter { $0.hasPrefix("esdb-") }
-    var latencies: [Double] = []
-    for (i, file) in esdb.prefix(5).enumerated() {
-        let name = String(file.dropLast(".yaml".count))
-        let ns = namespaces[Int(name.split(separator: "-")[1])! % namespaces.count]
-        let ref = ObjectReference(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: name)
-        let before = try await client.get(ref)["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"]
-        files[file] = files[file]!.replacingOccurrences(of: "RunProjections: System", with: "RunProjections: All")
-        try files[file]!.write(toFile: "\(work)/clusters/\(file)", atomically: false, encoding: .utf8)
-        git("commit", "-q", "-am", "change \(i)")
-        let pushed = DispatchTime.now()
-        git("push", "-q", "origin", "main")
-        var applied: Double?
-        for _ in 0..<3000 where applied == nil {
-            if try await client.get(ref)["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"] != before {
-                applied = Double(DispatchTime.now().uptimeNanoseconds - pushed.uptimeNanoseconds) / 1e9
-            } else {
-                usleep(20_000)
+    func pushToApplied(_ changed: ArraySlice<String>) async throws -> [Double] {
+        var latencies: [Double] = []
+        for (i, file) in changed.enumerated() {
+            let name = String(file.dropLast(".yaml".count))
+            let ns = namespaces[Int(name.split(separator: "-")[1])! % namespaces.count]
+            let ref = ObjectReference(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: name)
+            let before = try await client.get(ref)["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"]
+            files[file] = files[file]!.replacingOccurrences(of: "RunProjections: System", with: "RunProjections: All")
+            try files[file]!.write(toFile: "\(work)/clusters/\(file)", atomically: false, encoding: .utf8)
+            git("commit", "-q", "-am", "change \(i)")
+            let pushed = DispatchTime.now()
+            git("push", "-q", "origin", "main")
+            var applied: Double?
+            for _ in 0..<3000 where applied == nil {
+                if try await client.get(ref)["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"] != before {
+                    applied = Double(DispatchTime.now().uptimeNanoseconds - pushed.uptimeNanoseconds) / 1e9
+                } else {
+                    usleep(20_000)
+                }
             }
+            latencies.append(applied ?? .infinity)
+            // A random phase against the interval, as real pushes have.
+            usleep(UInt32.random(in: 0...1_000_000))
         }
-        latencies.append(applied ?? .infinity)
-        // A random phase against the interval, as real pushes have.
-        usleep(UInt32.random(in: 0...1_000_000))
+        return latencies.sorted()
     }
-    latencies.sort()
+    let latencies = try await pushToApplied(esdb.prefix(5))
+
+    // The same with one cluster the API server keeps refusing: a new cluster in a namespace
+    // whose ResourceQuota allows no more ConfigMaps (status set here: no quota controller runs).
+    let quota: JSONValue = ["apiVersion": "v1", "kind": "ResourceQuota", "metadata": ["name": "no-more-configmaps", "namespace": .string(namespaces[0])],
+                            "spec": ["hard": ["count/configmaps": "0"]]]
+    _ = try await client.apply(quota, fieldManager: "cairn-bench")
+    _ = try await client.patchStatus(ObjectReference(quota)!, ["status": ["hard": ["count/configmaps": "0"], "used": ["count/configmaps": "0"]]])
+    let stuck = "stuck.yaml"
+    // (The generated esdb clusters are all in the first namespace.)
+    try files[esdb[0]]!.replacingOccurrences(of: "\n  name: \(esdb[0].dropLast(".yaml".count))\n", with: "\n  name: stuck\n")
+        .write(toFile: "\(work)/clusters/\(stuck)", atomically: false, encoding: .utf8)
+    git("add", "-A")
+    git("commit", "-q", "-m", "a cluster the server refuses")
+    git("push", "-q", "origin", "main")
+    let failures = "cairn_cluster_failures_total{cluster=\"\(namespaces[0])/stuck\"}"
+    for _ in 0..<300 where metric(scrape(), failures) < 1 { usleep(100_000) }
+    let failuresBefore = metric(scrape(), failures)
+    let failingStart = DispatchTime.now()
+    let failingLatencies = try await pushToApplied(esdb.dropFirst(5).prefix(5))
+    let failingSeconds = Double(DispatchTime.now().uptimeNanoseconds - failingStart.uptimeNanoseconds) / 1e9
+    let failuresDuring = metric(scrape(), failures) - failuresBefore
 
     // RSS over idle intervals (an hour at 30 s is 120 intervals; here 30 at 1 s, then compare).
     let rssBefore = processUsage(pid).rssKB
@@ -121,6 +145,11 @@ func daemonBenchmark() async throws {
     print(String(format: "first pass (cold sync, from process start)      %8.2f s", firstPass))
     print(String(format: "push-to-applied, p50 of %d                        %8.2f s (goal <= interval + 0.5 s = %.1f s); min %.2f, max %.2f",
                  latencies.count, latencies[latencies.count / 2], interval + 0.5, latencies.first!, latencies.last!))
+    print(String(format: "push-to-applied, p50 of %d, one cluster failing     %8.2f s; min %.2f, max %.2f (%.2fx the all-healthy p50)",
+                 failingLatencies.count, failingLatencies[failingLatencies.count / 2], failingLatencies.first!, failingLatencies.last!,
+                 failingLatencies[failingLatencies.count / 2] / latencies[latencies.count / 2]))
+    print(String(format: "the failing cluster meanwhile: %d attempts in %.1f s (%.1f intervals; its backoff doubles from the interval to 300 s)",
+                 Int(failuresDuring), failingSeconds, failingSeconds / interval))
     print(String(format: "idle 20 s: remote-head checks %d, Kubernetes requests %d, CPU %.3f s (%.1f ms per interval)",
                  Int(checks), Int(kubeRequests), idleCPU, idleCPU * 1000 / max(checks, 1)))
     print("RSS after the first pass and 5 changes: \(rssBefore / 1024) MB; after 30 more idle intervals: \(rssAfter / 1024) MB")

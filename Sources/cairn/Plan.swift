@@ -110,8 +110,19 @@ extension Cairn {
         /// refuses what `apply` at the head would refuse: a new file naming an existing cluster,
         /// or rendering an object another cluster has.
         static func compare(base: [(path: String, text: String)], head: [(path: String, text: String)], problems: [String]) -> ChangePlan {
-            let before = DesiredState(files: base.map { DesiredState.File(path: $0.path, text: $0.text) })
-            let after = DesiredState(files: head.map { DesiredState.File(path: $0.path, text: $0.text) }, previous: before)
+            // Only the namespaces the change touches are read whole: duplicates and collisions
+            // never cross a namespace.
+            let baseText = Dictionary(base.map { ($0.path, $0.text) }, uniquingKeysWith: { a, _ in a })
+            let headText = Dictionary(head.map { ($0.path, $0.text) }, uniquingKeysWith: { a, _ in a })
+            var namespaces = Set<String>()
+            for path in Set(baseText.keys).union(headText.keys) where baseText[path] != headText[path] {
+                for text in [baseText[path], headText[path]].compactMap({ $0 }) {
+                    guard let id = ClusterSpecLoader.identity(text, file: path) else { continue }
+                    namespaces.insert(String(id[..<id.firstIndex(of: "/")!]))
+                }
+            }
+            let before = DesiredState(files: base.map { DesiredState.File(path: $0.path, text: $0.text) }, namespaces: namespaces)
+            let after = DesiredState(files: head.map { DesiredState.File(path: $0.path, text: $0.text) }, previous: before, namespaces: namespaces)
             let touched = after.changedClusters(since: before)
             let changedFiles = after.changedFiles(since: before)
             // The head's problems that the change brings: in the files it changed, and on the

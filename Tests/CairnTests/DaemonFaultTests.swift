@@ -67,8 +67,15 @@ struct DaemonFaultTests {
         let daemon = try d.start(["--resync", "2s"], log: "status-deleted.log")
         defer { daemon.stop() }
         #expect(await d.eventually { d.statusFile("a") != nil && d.statusFile("b") != nil }, "no status files")
-        // The first resync reads the StatefulSets' status (their rollouts): wait until it has.
-        #expect(await d.eventually { d.statusFile("a")?.contains("rollouts:") == true && d.statusFile("b")?.contains("rollouts:") == true })
+        // The first resyncs read the StatefulSets' status as the controller gets to them: wait
+        // until a resync (every 2 s) leaves both files as they were.
+        var settled = false
+        for _ in 0..<10 where !settled {
+            let before = (d.statusFile("a"), d.statusFile("b"))
+            try await Task.sleep(nanoseconds: 2_500_000_000)
+            settled = before.0 != nil && before.1 != nil && d.statusFile("a") == before.0 && d.statusFile("b") == before.1
+        }
+        #expect(settled, "the status files never settled")
         let a = try #require(d.statusFile("a"))
         let b = try #require(d.statusFile("b"))
         _ = try d.git(["branch", "-D", "cairn-status"])

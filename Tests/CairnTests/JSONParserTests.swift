@@ -43,4 +43,46 @@ struct JSONParserTests {
             #expect(error.description == "invalid JSON at byte 5: expected ':'")
         }
     }
+
+    /// RFC 8259's grammar, as the JSON parsing test suite checks it: these were accepted.
+    @Test(arguments: [
+        "-01", "01", "2.", ".2e-3", "+1", "1e", "1e+", "-", "0x1F", "1.e3", "Infinity", "NaN",
+        "\"tab\there\"", "\"new\nline\"", "\"nul\u{0}\"",
+        #""\x41""#, #""\U0041""#, #""\0""#, #""\'""#, "\"\\😀\"", #""\u00G1""#, #""\u+0041""#,
+    ])
+    func refusesWhatTheGrammarDoesNotAllow(_ text: String) {
+        #expect(throws: JSONValue.ParseError.self, "accepted \(text)") { try parse(text) }
+    }
+
+    @Test func acceptsEveryNumberTheGrammarAllows() throws {
+        #expect(try parse("0") == 0)
+        #expect(try parse("-0") == 0)
+        #expect(try parse("10") == 10)
+        #expect(try parse("-1.5") == .double(-1.5))
+        #expect(try parse("1E3") == .double(1000))
+        #expect(try parse("1e-2") == .double(0.01))
+        #expect(try parse("0.5e+1") == .double(5))
+        #expect(try parse("[1,0,-0.0]") == [1, 0, .double(-0.0)])
+    }
+
+    /// Lone and malformed surrogate escapes crashed the parser (UInt32 underflow), in values and
+    /// keys: they read as U+FFFD, and a following escape is read on its own.
+    @Test func loneSurrogatesReadAsTheReplacementCharacter() throws {
+        #expect(try parse(#""\ud800\u0041""#) == "\u{FFFD}A")
+        #expect(try parse(#""\udbff\udbff""#) == "\u{FFFD}\u{FFFD}")
+        #expect(try parse(#""\ud800\u0000""#) == "\u{FFFD}\u{0}")
+        #expect(try parse(#""\udc00""#) == "\u{FFFD}")
+        #expect(try parse(#""x\ud800""#) == "x\u{FFFD}")
+        #expect(try parse(#"{"\ud800\u0041": 1}"#).objectValue?.keys == ["\u{FFFD}A"])
+        #expect(try parse(#""\ud83d\ude00""#) == "😀")
+    }
+
+    /// 20,000 keys and one duplicate: rebuilding the object was quadratic (over 120 s).
+    @Test func manyKeysWithADuplicate() throws {
+        let keys = (0..<20_000).map { "\"k\($0)\": \($0)" }.joined(separator: ",")
+        let v = try parse("{\(keys),\"k7\": -1}")
+        #expect(v.objectValue?.keys.count == 20_000)
+        #expect(v["k7"] == -1)
+        #expect(v.objectValue?.keys[7] == "k7")
+    }
 }

@@ -342,6 +342,11 @@ struct ValidationTests {
     @Test func aerospikeDuplicateRackIdsAreRefused() {
         let yaml = Self.aerospike("  rackConfig:\n    racks: [{id: 1}, {id: 1}]\n  aerospikeConfig:\n\(Self.network)\n    namespaces: [{name: t, storage-engine: {type: memory, data-size: 1G}}]")
         #expect(specErrors(yaml) == ["t.yaml:8:22: spec.rackConfig.racks[1].id: duplicate rack id 1"])
+        // An earlier rack that fails to decode does not shift the index the error names.
+        let shifted = yaml.replacingOccurrences(of: "racks: [{id: 1}, {id: 1}]", with: "racks: [{id: x}, {id: 1}, {id: 1}]")
+        let errors = specErrors(shifted)
+        #expect(errors.contains { $0.hasSuffix("spec.rackConfig.racks[2].id: duplicate rack id 1") }, "\(errors)")
+        #expect(!errors.contains { $0.contains("racks[1].id: duplicate") }, "\(errors)")
     }
 
     @Test func aerospike7RefusesObsoleteNamespaceKeys() {

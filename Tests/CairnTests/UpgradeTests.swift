@@ -1,0 +1,82 @@
+import ClusterSpecs
+import Foundation
+import Render
+import Testing
+
+/// Upgrading cairn never restarts pods by itself: the configuration hash on every pod template
+/// of the examples is pinned here. A change to a renderer or a config serialiser that changes
+/// any of these would roll every pod of that system across a fleet on upgrade; if it must
+/// happen, it is a deliberate decision: change the constant, and say so in the release notes.
+@Suite("Upgrade safety")
+struct UpgradeTests {
+    static let pinned: [String: String] = [
+        "StatefulSet/default/acid-minimal-cluster": "sha256:745db8c08e396a060c953d578c51a00b3fbb9b5bd083d054f6046fcdb6213f1d",
+        "StatefulSet/aerospike/aerocluster-1": "sha256:455143a33cab360c7473eea7f726e8484cf04281d0183059cfe67ae5868d1f17",
+        "StatefulSet/aerospike/aerocluster-2": "sha256:6deefc7085b1c0c8a97d57e53a62b577aa9ab15a981deddd29b523439f58cba3",
+        "StatefulSet/esdb/esdb-cluster": "sha256:47af50eb810a8e30cde3ce376e410d67578a2ffcd0457ec4d750c98017926995",
+        "StatefulSet/default/example-atomixcluster": "sha256:d5b56db1b1184a37f12c5f09a5e0b5c97d78b72b44b72b21ad0a1d1cce58ee9b",
+        "StatefulSet/default/example-atomixcluster-raft": "sha256:b8fc697233c260a21ab3097a602a333d17f08cd551e360f707431c0c443fb57a",
+        "StatefulSet/default/example-atomixcluster-primary-backup": "sha256:fc8114c9ec832cdfdd9080b6655c57b0d39fcf6c391177e6411254f93bfc743e",
+        "StatefulSet/default/example-atomixcluster-log": "sha256:aea7ea14eccbf5d74835178be3939dbff5b89940b6f0f12dfa8b98fb72d80e40",
+    ]
+
+    @Test func theExamplesConfigHashesArePinned() throws {
+        let files = Repo.exampleFiles.map { DesiredState.File(path: "clusters/\($0)", text: Repo.read(Repo.clusters.appendingPathComponent($0))) }
+        let state = DesiredState(files: files)
+        #expect(state.errors.isEmpty)
+        var hashes: [String: String] = [:]
+        for object in state.clusters.flatMap(\.objects) where object.kind == "StatefulSet" {
+            hashes[object.reference] = object.body["spec", "template", "metadata", "annotations", ConfigHash.annotation]?.stringValue
+        }
+        #expect(Set(hashes.keys) == Set(Self.pinned.keys))
+        for (set, hash) in Self.pinned.sorted(by: { $0.key < $1.key }) {
+            #expect(hashes[set] == hash, """
+                \(set): the configuration hash changed (\(hashes[set] ?? "none")). Upgrading cairn would restart every \
+                pod of this kind of cluster. If that is intended, pin the new hash and document it in the release notes.
+                """)
+        }
+    }
+}
+
+/// `eventstore.conf`'s serialiser, frozen byte for byte: every EventStoreDB pod's config hash is
+/// computed over it. These are the bytes it wrote when it was split from `YAMLWriter`.
+@Suite("eventstore.conf serialiser")
+struct EventStoreConfTests {
+    @Test func writesEveryShapeAsFrozen() {
+        let options: JSONObject = [
+            "Db": "/var/lib/eventstore/data", "ExtIp": "0.0.0.0", "ClusterSize": 3, "Insecure": true, "Ratio": .double(0.5), "Whole": .double(2.0),
+            "Word": "yes", "Spaced": "a b", "Colon": "a: b", "Hash": "#x", "Empty": "", "Number": "123", "Hex": "0x1F",
+            "Multi": "line one\nline two\n", "MultiNoEnd": "one\ntwo", "Trailing": "ends with space ", "Quote": "say \"hi\"",
+            "GossipSeed": ["a-0.a.ns.svc:2113", "a-1.a.ns.svc:2113"], "EmptyList": [], "Null": nil,
+        ]
+        #expect(EventStoreConf.write(options) == """
+            Db: /var/lib/eventstore/data
+            ExtIp: "0.0.0.0"
+            ClusterSize: 3
+            Insecure: true
+            Ratio: 0.5
+            Whole: 2.0
+            Word: "yes"
+            Spaced: a b
+            Colon: "a: b"
+            Hash: "#x"
+            Empty: ""
+            Number: "123"
+            Hex: "0x1F"
+            Multi: |
+              line one
+              line two
+            MultiNoEnd: |-
+              one
+              two
+            Trailing: "ends with space "
+            Quote: "say \\"hi\\""
+            GossipSeed:
+            - a-0.a.ns.svc:2113
+            - a-1.a.ns.svc:2113
+            EmptyList: []
+            "Null": null
+
+            """)
+    }
+}
