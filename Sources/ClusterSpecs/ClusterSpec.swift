@@ -1,58 +1,71 @@
+/// The decoded `spec` of one system's cluster (an EventStoreDB, Atomix, Aerospike or Postgres
+/// spec): what a system's `ClusterSystem` conformance (in Render) decodes and renders.
+public protocol SystemSpec: Sendable, Hashable {}
+
+/// How a loader reads one system's spec files: its `apiVersion` and `kind`, and the decoder of
+/// its `spec` (which reports every problem through the field's diagnostics).
+package struct SystemDecoder: Sendable {
+    package let apiVersion: String
+    package let kind: String
+    package let decode: @Sendable (Field, ClusterMetadata?) -> (any SystemSpec)?
+
+    package init(apiVersion: String, kind: String, decode: @escaping @Sendable (Field, ClusterMetadata?) -> (any SystemSpec)?) {
+        self.apiVersion = apiVersion
+        self.kind = kind
+        self.decode = decode
+    }
+}
+
 /// One cluster, decoded and validated from its spec file.
 public struct ClusterSpec: Sendable, Hashable {
-    public enum System: Sendable, Hashable {
-        case eventStore(EventStoreSpec)
-        case atomix(AtomixSpec)
-        case aerospike(AerospikeSpec)
-        case postgres(PostgresSpec)
-    }
-
     /// The file the spec was read from, as given (used in errors and status).
     public let file: String
     public let metadata: ClusterMetadata
-    public let system: System
+    /// The spec's `apiVersion` and `kind`: which system it is.
+    public let apiVersion: String
+    public let kind: String
+    /// The system's own spec.
+    public let system: any SystemSpec
 
-    public init(file: String, metadata: ClusterMetadata, system: System) {
+    public init(file: String, metadata: ClusterMetadata, apiVersion: String, kind: String, system: any SystemSpec) {
         self.file = file
         self.metadata = metadata
+        self.apiVersion = apiVersion
+        self.kind = kind
         self.system = system
     }
 
     /// `namespace/name`.
     public var identity: String { "\(metadata.namespace)/\(metadata.name)" }
 
-    /// The spec's `apiVersion` and `kind`.
-    public var kind: (apiVersion: String, kind: String) {
-        switch system {
-        case .eventStore: (EventStoreSpec.apiVersion, EventStoreSpec.kind)
-        case .atomix: (AtomixSpec.apiVersion, AtomixSpec.kind)
-        case .aerospike: (AerospikeSpec.apiVersion, AerospikeSpec.kind)
-        case .postgres: (PostgresSpec.apiVersion, PostgresSpec.kind)
-        }
+    public static func == (a: ClusterSpec, b: ClusterSpec) -> Bool {
+        a.file == b.file && a.metadata == b.metadata && a.apiVersion == b.apiVersion && a.kind == b.kind
+            && AnyHashable(a.system) == AnyHashable(b.system)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(file)
+        hasher.combine(metadata)
+        hasher.combine(kind)
+        hasher.combine(AnyHashable(system))
     }
 }
 
-/// Reads spec files: one cluster per file, every problem of a file reported together.
-public enum ClusterSpecLoader {
-    static let supportedKinds: [(apiVersion: String, kind: String)] = [
-        (EventStoreSpec.apiVersion, EventStoreSpec.kind),
-        (AtomixSpec.apiVersion, AtomixSpec.kind),
-        (AerospikeSpec.apiVersion, AerospikeSpec.kind),
-        (PostgresSpec.apiVersion, PostgresSpec.kind),
-    ]
-
+/// Reads spec files: one cluster per file, every problem of a file reported together. The
+/// systems it knows come from the caller (Render's `SystemRegistry`): nothing here picks one.
+package enum ClusterSpecLoader {
     /// Decodes and validates one spec file.
     ///
     /// - Parameters:
     ///   - text: The file's contents.
     ///   - file: The file's path, used in errors.
     /// - Throws: `SpecErrors` holding every problem found, each with file, line, column and field path.
-    public static func load(_ text: String, file: String) throws(SpecErrors) -> ClusterSpec {
-        try load(parse(text, file: file), file: file)
+    package static func load(_ text: String, file: String, systems: [SystemDecoder]) throws(SpecErrors) -> ClusterSpec {
+        try load(parse(text, file: file), file: file, systems: systems)
     }
 
     /// Parses a spec file's YAML (no decoding yet): for `identity(parsed:)` and `load(_:file:)`.
-    public static func parse(_ text: String, file: String) throws(SpecErrors) -> SpecNode {
+    package static func parse(_ text: String, file: String) throws(SpecErrors) -> SpecNode {
         do {
             return try SpecFileParser.parse(text, file: file)
         } catch {
@@ -61,10 +74,10 @@ public enum ClusterSpecLoader {
     }
 
     /// Decodes and validates a parsed spec file.
-    public static func load(_ root: SpecNode, file: String) throws(SpecErrors) -> ClusterSpec {
+    package static func load(_ root: SpecNode, file: String, systems: [SystemDecoder]) throws(SpecErrors) -> ClusterSpec {
         let diagnostics = Diagnostics(file: file)
         let top = Field(node: root, path: "", diagnostics: diagnostics)
-        let spec = decode(top)
+        let spec = decode(top, systems: systems)
         if !diagnostics.errors.isEmpty || spec == nil {
             let errors = diagnostics.errors.isEmpty
                 ? [SpecError(file: file, location: root.location, path: "", message: "not a valid cluster spec")]
@@ -75,21 +88,21 @@ public enum ClusterSpecLoader {
     }
 
     /// The result of loading a set of files: the valid clusters and the problems of the others.
-    public struct LoadResult: Sendable {
-        public var clusters: [ClusterSpec]
-        public var errors: [SpecError]
+    package struct LoadResult: Sendable {
+        package var clusters: [ClusterSpec]
+        package var errors: [SpecError]
     }
 
     /// Loads several files; an invalid file does not stop the others. Two files that define the
     /// same cluster (`namespace/name`) are both kept out and reported.
     ///
     /// - Parameter files: `(path, contents)` pairs, in the order they should be reported.
-    public static func loadAll(_ files: [(path: String, text: String)]) -> LoadResult {
+    package static func loadAll(_ files: [(path: String, text: String)], systems: [SystemDecoder]) -> LoadResult {
         var clusters: [ClusterSpec] = []
         var errors: [SpecError] = []
         for (path, text) in files {
             do {
-                clusters.append(try load(text, file: path))
+                clusters.append(try load(text, file: path, systems: systems))
             } catch {
                 errors.append(contentsOf: error.errors)
             }
@@ -101,7 +114,7 @@ public enum ClusterSpecLoader {
 
     /// Clusters that more than one spec defines (`namespace/name`), with an error on each
     /// definition naming the others: none of them is valid.
-    public static func duplicateIdentities(_ clusters: [ClusterSpec]) -> (identities: Set<String>, errors: [SpecError]) {
+    package static func duplicateIdentities(_ clusters: [ClusterSpec]) -> (identities: Set<String>, errors: [SpecError]) {
         var byIdentity: [String: [ClusterSpec]] = [:]
         for c in clusters { byIdentity[c.identity, default: []].append(c) }
         var duplicated: Set<String> = []
@@ -118,7 +131,7 @@ public enum ClusterSpecLoader {
         return (duplicated, errors.sorted())
     }
 
-    private static func decode(_ top: Field) -> ClusterSpec? {
+    private static func decode(_ top: Field, systems: [SystemDecoder]) -> ClusterSpec? {
         top.object(unsupported: [
             "status": "status is written by cairn; remove it from the spec file",
         ]) { o -> ClusterSpec? in
@@ -128,9 +141,9 @@ public enum ClusterSpecLoader {
                 o.ignore("metadata"); o.ignore("spec")
                 return nil
             }
-            guard supportedKinds.contains(where: { $0.apiVersion == av && $0.kind == k }) else {
-                let list = supportedKinds.map { "\($0.apiVersion) \($0.kind)" }.joined(separator: ", ")
-                if supportedKinds.contains(where: { $0.kind == k }) {
+            guard let system = systems.first(where: { $0.apiVersion == av && $0.kind == k }) else {
+                let list = systems.map { "\($0.apiVersion) \($0.kind)" }.joined(separator: ", ")
+                if systems.contains(where: { $0.kind == k }) {
                     apiVersion.fail("\(av) is not a supported apiVersion for kind \(k) (supported: \(list))")
                 } else {
                     kind.fail("\(av) \(k) is not a cluster spec cairn knows (supported: \(list))")
@@ -140,15 +153,9 @@ public enum ClusterSpecLoader {
             }
             let metadata = o.required("metadata").flatMap { decodeMetadata($0) }
             guard let specField = o.required("spec") else { return nil }
-            let system: ClusterSpec.System?
-            switch k {
-            case EventStoreSpec.kind: system = EventStoreSpec.decode(specField, metadata: metadata).map { .eventStore($0) }
-            case AtomixSpec.kind: system = AtomixSpec.decode(specField, metadata: metadata).map { .atomix($0) }
-            case AerospikeSpec.kind: system = AerospikeSpec.decode(specField, metadata: metadata).map { .aerospike($0) }
-            default: system = PostgresSpec.decode(specField, metadata: metadata).map { .postgres($0) }
-            }
-            guard let metadata, let system else { return nil }
-            return ClusterSpec(file: top.diagnostics.file, metadata: metadata, system: system)
+            let decoded = system.decode(specField, metadata)
+            guard let metadata, let decoded else { return nil }
+            return ClusterSpec(file: top.diagnostics.file, metadata: metadata, apiVersion: av, kind: k, system: decoded)
         }
     }
 
@@ -157,14 +164,14 @@ public enum ClusterSpecLoader {
     /// `namespace/name` of the cluster a file describes, read as leniently as possible: for an
     /// invalid file, so that its cluster's live objects are left alone. Nil when the file does not
     /// even say.
-    public static func identity(_ text: String, file: String) -> String? {
+    package static func identity(_ text: String, file: String) -> String? {
         // A file that does not parse names no cluster; `load` reports why.
         guard let root = try? SpecFileParser.parse(text, file: file) else { return nil }
         return identity(parsed: root)
     }
 
     /// `namespace/name` of the cluster a parsed file describes, leniently (see `identity`).
-    public static func identity(parsed root: SpecNode) -> String? {
+    package static func identity(parsed root: SpecNode) -> String? {
         guard case .mapping(let top) = root,
               case .mapping(let metadata)? = top["metadata"], case .scalar(let name)? = metadata["name"] else { return nil }
         var namespace = "default"
@@ -209,13 +216,13 @@ public enum ClusterSpecLoader {
 
 extension Field {
     /// `metadata.name`, for problems of the cluster as a whole found while decoding `spec`.
-    func metadataName(_ metadata: ClusterMetadata) -> Field {
+    package func metadataName(_ metadata: ClusterMetadata) -> Field {
         Field(node: .scalar(.init(text: metadata.name, isPlain: true, location: metadata.nameLocation)),
               path: "metadata.name", diagnostics: diagnostics)
     }
 
     /// Reports when a derived object name would be too long.
-    func checkDerivedName(_ derived: String, limit: Int, what: String) {
+    package func checkDerivedName(_ derived: String, limit: Int, what: String) {
         if derived.count > limit {
             fail("the \(what) name '\(derived)' would be \(derived.count) characters; Kubernetes allows \(limit). Use a shorter name")
         }

@@ -48,11 +48,11 @@ public struct PodConstraints: Sendable, Hashable {
     public init() {}
 }
 
-enum Names {
-    static let maxLabelLength = 63
+package enum Names {
+    package static let maxLabelLength = 63
 
     /// RFC 1123 label: lower-case alphanumerics and '-', starting and ending alphanumeric.
-    static func isDNS1123Label(_ s: String) -> Bool {
+    package static func isDNS1123Label(_ s: String) -> Bool {
         guard !s.isEmpty, s.count <= maxLabelLength else { return false }
         let u = Array(s.utf8)
         func ok(_ c: UInt8) -> Bool { (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == 45 }
@@ -61,18 +61,18 @@ enum Names {
     }
 
     /// RFC 1035 label (Service names): an RFC 1123 label that starts with a letter.
-    static func isDNS1035Label(_ s: String) -> Bool {
+    package static func isDNS1035Label(_ s: String) -> Bool {
         guard isDNS1123Label(s), let f = s.utf8.first else { return false }
         return f >= 97 && f <= 122
     }
 
-    static func isDNS1123Subdomain(_ s: String) -> Bool {
+    package static func isDNS1123Subdomain(_ s: String) -> Bool {
         guard !s.isEmpty, s.count <= 253 else { return false }
         return s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNS1123Label(String($0)) }
     }
 
     /// A label or annotation key: optional DNS-subdomain prefix and a name of at most 63 characters.
-    static func isQualifiedName(_ s: String) -> Bool {
+    package static func isQualifiedName(_ s: String) -> Bool {
         let parts = s.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 1 || parts.count == 2 else { return false }
         if parts.count == 2, !isDNS1123Subdomain(String(parts[0])) { return false }
@@ -83,7 +83,7 @@ enum Names {
         return name.allSatisfy { alnum($0) || $0 == 45 || $0 == 95 || $0 == 46 }
     }
 
-    static func isLabelValue(_ s: String) -> Bool {
+    package static func isLabelValue(_ s: String) -> Bool {
         if s.isEmpty { return true }
         let u = Array(s.utf8)
         guard u.count <= 63 else { return false }
@@ -93,7 +93,7 @@ enum Names {
     }
 
     /// An environment variable name as Kubernetes accepts it.
-    static func isEnvVarName(_ s: String) -> Bool {
+    package static func isEnvVarName(_ s: String) -> Bool {
         guard let f = s.utf8.first, !(f >= 48 && f <= 57) else { return false }
         return s.utf8.allSatisfy { c in
             (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c == 95 || c == 45 || c == 46
@@ -105,7 +105,7 @@ extension Field {
     /// `resources: {requests: {cpu, memory}, limits: {...}}` with Kubernetes' rule that a
     /// request may not exceed its limit. Requests missing where a limit is set take the limit,
     /// as the API server defaults them.
-    var resources: ResourceRequirements? {
+    package var resources: ResourceRequirements? {
         object(unsupported: ["claims": "dynamic resource claims are not rendered"]) { r in
             func quantities(_ key: String) -> [String: (quantity: Quantity, field: Field)] {
                 guard let f = r[key], let entries = f.entries({ name, q -> (quantity: Quantity, field: Field)? in
@@ -135,13 +135,13 @@ extension Field {
         }
     }
 
-    static func isResourceName(_ name: String) -> Bool {
+    package static func isResourceName(_ name: String) -> Bool {
         ["cpu", "memory", "ephemeral-storage"].contains(name) || name.hasPrefix("hugepages-")
             || (name.contains("/") && Names.isQualifiedName(name))
     }
 
     /// `env: [{name, value}]`.
-    var env: [EnvVar]? {
+    package var env: [EnvVar]? {
         list { item in
             item.object(unsupported: ["valueFrom": "only literal values are rendered; reference Secrets through the system's own fields"]) { e in
                 guard let nameField = e.required("name"), let name = nameField.nonEmptyString else { return nil }
@@ -153,7 +153,7 @@ extension Field {
     }
 
     /// A label-like map: every key a qualified name and every value a valid label value.
-    var labelMap: [String: String]? {
+    package var labelMap: [String: String]? {
         guard let entries = entries({ key, f -> String? in
             guard Names.isQualifiedName(key) else {
                 f.fail("'\(key)' is not a valid label key")
@@ -170,7 +170,7 @@ extension Field {
     }
 
     /// An annotation map; keys under `cairn.dev/` are cairn's own.
-    var annotationMap: [String: String]? {
+    package var annotationMap: [String: String]? {
         guard let entries = entries({ key, v -> String? in
             if !Names.isQualifiedName(key) { v.fail("'\(key)' is not a valid annotation key"); return nil }
             if key.hasPrefix("cairn.dev/") { v.fail("annotations under cairn.dev/ are set by cairn"); return nil }
@@ -183,7 +183,7 @@ extension Field {
         return Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
     }
 
-    var tolerations: [JSONValue]? {
+    package var tolerations: [JSONValue]? {
         list { item in
             item.object { t in
                 var o = JSONObject()
@@ -203,7 +203,7 @@ extension Field {
     }
 
     /// A pod `affinity` block, passed through; its top-level keys are checked.
-    var affinity: JSONValue? {
+    package var affinity: JSONValue? {
         object { a in
             var o = JSONObject()
             for key in ["nodeAffinity", "podAffinity", "podAntiAffinity"] {

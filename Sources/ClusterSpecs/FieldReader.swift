@@ -1,13 +1,13 @@
 /// Collects every problem of one file while it is decoded, so all are reported together.
-final class Diagnostics {
-    let file: String
+package final class Diagnostics {
+    package let file: String
     private(set) var errors: [SpecError] = []
 
-    init(file: String) {
+    package init(file: String) {
         self.file = file
     }
 
-    func report(_ location: Location, _ path: String, _ message: String) {
+    package func report(_ location: Location, _ path: String, _ message: String) {
         errors.append(SpecError(file: file, location: location, path: path, message: message))
     }
 }
@@ -16,22 +16,28 @@ final class Diagnostics {
 ///
 /// Every accessor that finds the wrong type reports it with the node's location and returns nil;
 /// decoding continues so that all problems of a file are found in one pass.
-struct Field {
-    let node: SpecNode
-    let path: String
-    let diagnostics: Diagnostics
+package struct Field {
+    package let node: SpecNode
+    package let path: String
+    package let diagnostics: Diagnostics
 
-    var location: Location { node.location }
+    package init(node: SpecNode, path: String, diagnostics: Diagnostics) {
+        self.node = node
+        self.path = path
+        self.diagnostics = diagnostics
+    }
 
-    func fail(_ message: String) {
+    package var location: Location { node.location }
+
+    package func fail(_ message: String) {
         diagnostics.report(node.location, path, message)
     }
 
-    func child(_ key: String, _ node: SpecNode) -> Field {
+    package func child(_ key: String, _ node: SpecNode) -> Field {
         Field(node: node, path: Field.join(path, key), diagnostics: diagnostics)
     }
 
-    static func join(_ path: String, _ key: String) -> String {
+    package static func join(_ path: String, _ key: String) -> String {
         let needsQuoting = key.isEmpty || key.utf8.contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: " ") }
         let part = needsQuoting ? "[\"\(key)\"]" : key
         if path.isEmpty { return needsQuoting ? part : key }
@@ -42,14 +48,14 @@ struct Field {
         fail("must be \(expected) (got \(node.kindName))")
     }
 
-    var isNull: Bool {
+    package var isNull: Bool {
         if case .scalar(let s) = node, s.resolved == .null { return true }
         return false
     }
 
     /// A string. Plain scalars that YAML would read as numbers or booleans are taken as written
     /// (`version: 3.1` is the string "3.1"); null, mappings and lists are errors.
-    var string: String? {
+    package var string: String? {
         guard case .scalar(let s) = node, s.resolved != .null else {
             wrongType("a string")
             return nil
@@ -58,13 +64,13 @@ struct Field {
     }
 
     /// A non-empty string.
-    var nonEmptyString: String? {
+    package var nonEmptyString: String? {
         guard let s = string else { return nil }
         if s.isEmpty { fail("must not be empty") ; return nil }
         return s
     }
 
-    var int: Int? {
+    package var int: Int? {
         guard case .scalar(let s) = node, case .int(let i) = s.resolved else {
             wrongType("an integer")
             return nil
@@ -73,7 +79,7 @@ struct Field {
     }
 
     /// Every count in a spec has an upper bound, far below where arithmetic or memory could fail.
-    func int(atLeast minimum: Int, atMost maximum: Int) -> Int? {
+    package func int(atLeast minimum: Int, atMost maximum: Int) -> Int? {
         guard let i = int else { return nil }
         if i < minimum {
             fail("must be at least \(minimum) (got \(i))")
@@ -86,7 +92,7 @@ struct Field {
         return i
     }
 
-    var bool: Bool? {
+    package var bool: Bool? {
         guard case .scalar(let s) = node, case .bool(let b) = s.resolved else {
             wrongType("true or false")
             return nil
@@ -95,7 +101,7 @@ struct Field {
     }
 
     /// A Kubernetes resource quantity such as `10Gi`, `500m` or `2`.
-    var quantity: Quantity? {
+    package var quantity: Quantity? {
         guard case .scalar(let s) = node, s.resolved != .null else {
             wrongType("a quantity such as 10Gi or 500m")
             return nil
@@ -108,7 +114,7 @@ struct Field {
         }
     }
 
-    var mapping: SpecNode.Mapping? {
+    package var mapping: SpecNode.Mapping? {
         guard case .mapping(let m) = node else {
             wrongType("a mapping")
             return nil
@@ -118,7 +124,7 @@ struct Field {
 
     /// Reads a mapping with a fixed set of fields. Fields the body does not read are reported:
     /// as unsupported when listed in `unsupported` (with the reason), otherwise as unknown.
-    func object<T>(unsupported: [String: String] = [:], _ body: (ObjectReader) -> T?) -> T? {
+    package func object<T>(unsupported: [String: String] = [:], _ body: (ObjectReader) -> T?) -> T? {
         guard let m = mapping else { return nil }
         let reader = ObjectReader(mapping: m, field: self)
         let result = body(reader)
@@ -127,13 +133,13 @@ struct Field {
     }
 
     /// A list; `item` is called for each element with its indexed path.
-    func list<T>(_ item: (Field) -> T?) -> [T]? {
+    package func list<T>(_ item: (Field) -> T?) -> [T]? {
         fieldList(item)?.map(\.value)
     }
 
     /// Like `list`, with each decoded item's own field: checks across items (duplicates) then
     /// point at the right index even when an earlier item failed to decode.
-    func fieldList<T>(_ item: (Field) -> T?) -> [(field: Field, value: T)]? {
+    package func fieldList<T>(_ item: (Field) -> T?) -> [(field: Field, value: T)]? {
         guard case .sequence(let s) = node else {
             wrongType("a list")
             return nil
@@ -147,7 +153,7 @@ struct Field {
     }
 
     /// A free-form mapping, in file order; `value` is called for each entry.
-    func entries<T>(_ value: (String, Field) -> T?) -> [(key: String, value: T)]? {
+    package func entries<T>(_ value: (String, Field) -> T?) -> [(key: String, value: T)]? {
         guard let m = mapping else { return nil }
         var out: [(key: String, value: T)] = []
         for entry in m.entries {
@@ -158,12 +164,12 @@ struct Field {
     }
 
     /// A mapping of strings to strings (labels, nodeSelector, parameters).
-    var stringMap: [(key: String, value: String)]? {
+    package var stringMap: [(key: String, value: String)]? {
         entries { _, f in f.scalarText }
     }
 
     /// The text of any non-null scalar (strings, numbers and booleans as written).
-    var scalarText: String? {
+    package var scalarText: String? {
         guard case .scalar(let s) = node, s.resolved != .null else {
             wrongType("a string")
             return nil
@@ -172,11 +178,11 @@ struct Field {
     }
 
     /// The node as plain JSON data (free-form fields passed through to Kubernetes).
-    var json: JSONValue {
+    package var json: JSONValue {
         Field.toJSON(node)
     }
 
-    static func toJSON(_ node: SpecNode) -> JSONValue {
+    package static func toJSON(_ node: SpecNode) -> JSONValue {
         switch node {
         case .scalar(let s):
             switch s.resolved {
@@ -195,21 +201,21 @@ struct Field {
 }
 
 /// Reads the fields of one mapping, remembering which were read so the rest can be reported.
-final class ObjectReader {
-    let mapping: SpecNode.Mapping
-    let field: Field
+package final class ObjectReader {
+    package let mapping: SpecNode.Mapping
+    package let field: Field
     private var read: Set<String> = []
 
-    init(mapping: SpecNode.Mapping, field: Field) {
+    package init(mapping: SpecNode.Mapping, field: Field) {
         self.mapping = mapping
         self.field = field
     }
 
-    var path: String { field.path }
-    var location: Location { mapping.location }
+    package var path: String { field.path }
+    package var location: Location { mapping.location }
 
     /// An optional field. A field written as `key:` with no value (null) counts as absent.
-    subscript(key: String) -> Field? {
+    package subscript(key: String) -> Field? {
         read.insert(key)
         guard let entry = mapping.entries.first(where: { $0.key.text == key }) else { return nil }
         if case .scalar(let s) = entry.value, s.resolved == .null, s.isPlain { return nil }
@@ -217,7 +223,7 @@ final class ObjectReader {
     }
 
     /// A required field; its absence is reported at the mapping.
-    func required(_ key: String) -> Field? {
+    package func required(_ key: String) -> Field? {
         guard let f = self[key] else {
             field.diagnostics.report(mapping.location, Field.join(field.path, key), "is required")
             return nil
@@ -225,20 +231,20 @@ final class ObjectReader {
         return f
     }
 
-    func has(_ key: String) -> Bool {
+    package func has(_ key: String) -> Bool {
         mapping.entries.contains { $0.key.text == key }
     }
 
-    func keyLocation(_ key: String) -> Location {
+    package func keyLocation(_ key: String) -> Location {
         mapping.entries.first(where: { $0.key.text == key })?.key.location ?? mapping.location
     }
 
     /// Marks a field as handled without reading it.
-    func ignore(_ key: String) {
+    package func ignore(_ key: String) {
         read.insert(key)
     }
 
-    func reportUnread(unsupported: [String: String]) {
+    package func reportUnread(unsupported: [String: String]) {
         for entry in mapping.entries where !read.contains(entry.key.text) {
             let key = entry.key.text
             let path = Field.join(field.path, key)

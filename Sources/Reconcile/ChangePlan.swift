@@ -68,10 +68,10 @@ public struct ChangePlan: Sendable {
         public let identity: String
         public let file: String
         /// nil for a live cluster no spec file describes any more.
-        public let system: ClusterSpec.System?
+        package let system: (any ClusterSystem.Type)?
         public let objects: [RenderedObject]
 
-        public init(identity: String, file: String, system: ClusterSpec.System?, objects: [RenderedObject]) {
+        package init(identity: String, file: String, system: (any ClusterSystem.Type)?, objects: [RenderedObject]) {
             self.identity = identity
             self.file = file
             self.system = system
@@ -79,7 +79,7 @@ public struct ChangePlan: Sendable {
         }
 
         public init(_ cluster: RenderedCluster) {
-            self.init(identity: cluster.spec.identity, file: cluster.spec.file, system: cluster.spec.system, objects: cluster.objects)
+            self.init(identity: cluster.spec.identity, file: cluster.spec.file, system: cluster.system, objects: cluster.objects)
         }
     }
 
@@ -162,14 +162,14 @@ public struct ChangePlan: Sendable {
                 let pods = (0..<replicas).reversed().map { "\(set.name)-\($0)" }
                 pending.append((set, pods, templateReasons(old: oldTemplate, new: template, base: base, head: head)))
             }
-            switch head.system {
-            case .postgres?:
+            switch head.system?.rollout {
+            case .replicasFirstPrimaryLast?:
                 for p in pending {
                     rollouts.append(Rollout(statefulSet: p.set.reference, pods: p.pods,
                                             order: "cairn restarts one pod per pass once every pod is Ready: the replicas first (highest ordinal first), the primary (the pod holding Patroni's leader lock) last",
                                             reasons: p.reasons))
                 }
-            case .aerospike?:
+            case .setBySet?:
                 for (i, p) in pending.enumerated() {
                     let rack = p.set.body["spec", "selector", "matchLabels", "aerospike.com/rack-id"]?.stringValue ?? p.set.name
                     let after = i == 0 ? "first" : "after rack \(pending[i - 1].set.body["spec", "selector", "matchLabels", "aerospike.com/rack-id"]?.stringValue ?? pending[i - 1].set.name) is done"
@@ -269,14 +269,7 @@ public struct ChangePlan: Sendable {
         for set in head.objects where set.kind == "StatefulSet" {
             guard let old = baseObjects[set.reference], let was = old.body["spec", "replicas"]?.intValue,
                   let now = set.body["spec", "replicas"]?.intValue, was != now else { continue }
-            switch head.system {
-            case .eventStore?:
-                warnings.append("\(set.name): replicas \(was) -> \(now). EventStoreDB reads its cluster size (ClusterSize) and gossip seeds from its configuration at start, so every node restarts with the new size while the others still count the old one, and quorum is computed differently until the rollout ends. Resizing a running cluster is not supported upstream: take a backup first and keep the size odd")
-            case .atomix?:
-                warnings.append("\(set.name): members \(was) -> \(now). A Raft or primary-backup group's membership is fixed when the group forms; Atomix does not reconfigure a running group, so a new group size needs the group's data migrated")
-            default:
-                break
-            }
+            if let warning = head.system?.scaleWarning(statefulSet: set.name, from: was, to: now) { warnings.append(warning) }
         }
         return warnings
     }

@@ -64,17 +64,15 @@ public struct Reconciler: Sendable {
         }
     }
 
-    static let kinds: [(apiVersion: String, kind: String)] = [
-        ("v1", "ServiceAccount"), ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-        ("v1", "Secret"), ("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "StatefulSet"),
-    ]
-
     public let client: KubeClient
     public let options: Options
+    /// The systems whose objects it lists and prunes.
+    package let systems: SystemRegistry
 
-    public init(client: KubeClient, options: Options = Options()) {
+    package init(client: KubeClient, options: Options = Options(), systems: SystemRegistry = .standard) {
         self.client = client
         self.options = options
+        self.systems = systems
     }
 
     /// The render options the server supports (PDB API version from discovery).
@@ -267,7 +265,7 @@ public struct Reconciler: Sendable {
             if names.count <= 100 { selector += ",cairn.dev/cluster in (\(names.joined(separator: ",")))" }
         }
         let labelSelector = selector
-        let listKinds = Self.kinds + [(podDisruptionBudgetAPIVersion, "PodDisruptionBudget")]
+        let listKinds = systems.objectKinds + [(podDisruptionBudgetAPIVersion, "PodDisruptionBudget")]
         let namespaces: [String?] = options.namespaceAllow.map { $0.sorted().map(Optional.some) } ?? [nil]
         let lists = listKinds.flatMap { k in namespaces.map { (k.apiVersion, k.kind, $0) } }
         let client = self.client
@@ -335,7 +333,7 @@ public struct Reconciler: Sendable {
                 }
                 side.append(RenderedObject(body: projected, stage: want.stage, createOnly: want.createOnly))
             }
-            sides.append(ChangePlan.Side(identity: id, file: head?.spec.file ?? "(no spec file)", system: head?.spec.system, objects: side))
+            sides.append(ChangePlan.Side(identity: id, file: head?.spec.file ?? "(no spec file)", system: head?.system, objects: side))
         }
         return sides
     }
@@ -404,9 +402,7 @@ public struct Reconciler: Sendable {
                 out.append(ObjectResult(reference: set.reference, action: .failed, detail: "reading its pods for the rollout: \(error)", cluster: identity))
                 continue
             }
-            let primaryLast: Bool
-            if case .postgres = cluster.spec.system { primaryLast = true } else { primaryLast = false }
-            switch RolloutDecision.next(for: progress, pods: pods, primaryLast: primaryLast) {
+            switch RolloutDecision.next(for: progress, pods: pods, primaryLast: cluster.system.rollout == .replicasFirstPrimaryLast) {
             case .done, .wait:
                 continue
             case .restart(let pod, let uid, let reason):

@@ -4,23 +4,32 @@ import Crypto
 /// The objects of one cluster, in apply order.
 public struct RenderedCluster: Sendable, Hashable {
     public let spec: ClusterSpec
+    /// The system it is: its rollout policy, its scale rules.
+    package let system: any ClusterSystem.Type
     public let objects: [RenderedObject]
+
+    public static func == (a: RenderedCluster, b: RenderedCluster) -> Bool {
+        a.spec == b.spec && a.objects == b.objects && ObjectIdentifier(a.system) == ObjectIdentifier(b.system)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(spec)
+        hasher.combine(objects)
+    }
 }
 
 /// Turns cluster specs into the Kubernetes objects they need. Pure: the same specs and options
 /// always give the same objects, whatever the key order of the input files.
 public enum ClusterRenderer {
-    /// Renders one cluster: its objects in apply order, every pod template stamped with the
-    /// hash of the configuration its pods read.
-    public static func render(_ spec: ClusterSpec, options: RenderOptions = RenderOptions()) -> RenderedCluster {
-        var objects: [RenderedObject]
-        switch spec.system {
-        case .eventStore(let s): objects = EventStoreRenderer.render(s, spec.metadata, options: options)
-        case .atomix(let s): objects = AtomixRenderer.render(s, spec.metadata, options: options)
-        case .aerospike(let s): objects = AerospikeRenderer.render(s, spec.metadata, options: options)
-        case .postgres(let s): objects = PostgresRenderer.render(s, spec.metadata, options: options)
+    /// Renders one cluster with its system: its objects in apply order, every pod template
+    /// stamped with the hash of the configuration its pods read.
+    package static func render(_ spec: ClusterSpec, options: RenderOptions = RenderOptions(),
+                               systems: SystemRegistry = .standard) -> RenderedCluster {
+        guard let system = systems.system(for: spec) else {
+            preconditionFailure("no system for \(spec.apiVersion) \(spec.kind): specs are decoded with the same registry")
         }
-        return RenderedCluster(spec: spec, objects: stagedOrder(stampConfigHashes(objects)))
+        let objects = system.render(any: spec.system, spec.metadata, options: options)
+        return RenderedCluster(spec: spec, system: system, objects: stagedOrder(stampConfigHashes(objects)))
     }
 
     /// The objects of several clusters in apply order: every cluster's Secrets and ConfigMaps

@@ -65,8 +65,8 @@ public struct DesiredState: Sendable {
     ///     a change touches). Two files naming one cluster, or two clusters rendering one object,
     ///     are always in one namespace, so the whole-set checks hold for the clusters read. nil:
     ///     every file.
-    public init(files: [File], unreadable: [(path: String, reason: String)] = [], options: RenderOptions = RenderOptions(),
-                previous: DesiredState? = nil, namespaces: Set<String>? = nil) {
+    package init(files: [File], unreadable: [(path: String, reason: String)] = [], options: RenderOptions = RenderOptions(),
+                previous: DesiredState? = nil, namespaces: Set<String>? = nil, systems: SystemRegistry = .standard) {
         self.options = options
         self.unreadable = unreadable.map { "\($0.path): \($0.reason)" }
         var unreadableIdentities: [String: String] = [:]
@@ -84,7 +84,7 @@ public struct DesiredState: Sendable {
                 entries[file.path] = old
                 continue
             }
-            let entry = Self.read(file, options: options, namespaces: namespaces)
+            let entry = Self.read(file, options: options, namespaces: namespaces, systems: systems)
             if entry.complete { rendered += 1 }
             entries[file.path] = entry
         }
@@ -132,7 +132,7 @@ public struct DesiredState: Sendable {
         self.errors = errors.sorted()
     }
 
-    private static func read(_ file: File, options: RenderOptions, namespaces: Set<String>?) -> Entry {
+    private static func read(_ file: File, options: RenderOptions, namespaces: Set<String>?, systems: SystemRegistry) -> Entry {
         let root: SpecNode
         do {
             root = try ClusterSpecLoader.parse(file.text, file: file.path)
@@ -144,9 +144,9 @@ public struct DesiredState: Sendable {
             return Entry(text: file.text, identity: identity, spec: nil, errors: [], rendered: nil, complete: false)
         }
         do {
-            let spec = try ClusterSpecLoader.load(root, file: file.path)
+            let spec = try ClusterSpecLoader.load(root, file: file.path, systems: systems.decoders)
             return Entry(text: file.text, identity: spec.identity, spec: spec, errors: [],
-                         rendered: ClusterRenderer.render(spec, options: options), complete: true)
+                         rendered: ClusterRenderer.render(spec, options: options, systems: systems), complete: true)
         } catch {
             return Entry(text: file.text, identity: identity, spec: nil, errors: error.errors, rendered: nil, complete: true)
         }

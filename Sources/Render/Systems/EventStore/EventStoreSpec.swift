@@ -1,6 +1,9 @@
+public import ClusterSpecs
+import Foundation
+
 /// An EventStoreDB / KurrentDB cluster in the KurrentDB operator's shape
 /// (`kubernetes.kurrent.io/v1`, kind `KurrentDB`).
-public struct EventStoreSpec: Sendable, Hashable {
+public struct EventStoreSpec: SystemSpec {
     public static let apiVersion = "kubernetes.kurrent.io/v1"
     public static let kind = "KurrentDB"
 

@@ -1,5 +1,8 @@
+public import ClusterSpecs
+import Foundation
+
 /// An Atomix 3.1 cluster in the Atomix operator's shape (`agent.atomix.io/v1alpha1`, kind `AtomixCluster`).
-public struct AtomixSpec: Sendable, Hashable {
+public struct AtomixSpec: SystemSpec {
     public static let apiVersion = "agent.atomix.io/v1alpha1"
     public static let kind = "AtomixCluster"
 

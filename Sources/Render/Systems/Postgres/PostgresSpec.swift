@@ -1,6 +1,9 @@
+public import ClusterSpecs
+import Foundation
+
 /// A PostgreSQL cluster run by Patroni (Spilo image), in the Zalando operator's shape
 /// (`acid.zalan.do/v1`, kind `postgresql`).
-public struct PostgresSpec: Sendable, Hashable {
+public struct PostgresSpec: SystemSpec {
     public static let apiVersion = "acid.zalan.do/v1"
     public static let kind = "postgresql"
     public static let defaultImage = "ghcr.io/zalando/spilo-17:4.0-p2"

@@ -1,5 +1,8 @@
+public import ClusterSpecs
+import Foundation
+
 /// An Aerospike cluster in the Aerospike operator's shape (`asdb.aerospike.com/v1`, kind `AerospikeCluster`).
-public struct AerospikeSpec: Sendable, Hashable {
+public struct AerospikeSpec: SystemSpec {
     public static let apiVersion = "asdb.aerospike.com/v1"
     public static let kind = "AerospikeCluster"
 

@@ -1,0 +1,21 @@
+public import ClusterSpecs
+
+/// EventStoreDB / KurrentDB, in the KurrentDB operator's `KurrentDB` shape.
+package enum EventStoreSystem: ClusterSystem {
+    package static let apiVersion = EventStoreSpec.apiVersion
+    package static let kind = EventStoreSpec.kind
+    package static let objectKinds: [(apiVersion: String, kind: String)] = [("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "StatefulSet")]
+    package static let rollout = RolloutPolicy.controller
+
+    package static func decode(_ spec: Field, metadata: ClusterMetadata?) -> EventStoreSpec? {
+        EventStoreSpec.decode(spec, metadata: metadata)
+    }
+
+    package static func render(_ spec: EventStoreSpec, _ metadata: ClusterMetadata, options: RenderOptions) -> [RenderedObject] {
+        EventStoreRenderer.render(spec, metadata, options: options)
+    }
+
+    package static func scaleWarning(statefulSet: String, from: Int, to: Int) -> String? {
+        "\(statefulSet): replicas \(from) -> \(to). EventStoreDB reads its cluster size (ClusterSize) and gossip seeds from its configuration at start, so every node restarts with the new size while the others still count the old one, and quorum is computed differently until the rollout ends. Resizing a running cluster is not supported upstream: take a backup first and keep the size odd"
+    }
+}
