@@ -230,6 +230,9 @@ public enum Limits {
     public static let seconds = 86_400
     /// Byte counts (Patroni's maximum_lag_on_failover): 1 TiB.
     public static let bytes = 1 << 40
+    /// Entries of one free-form mapping or list (configuration options, parameters, labels,
+    /// users, env): every reader and renderer stays linear far below the 1 MiB file limit.
+    public static let entries = 4_096
     /// Decimal exponents of quantities (`1e30`): quantities are sizes and CPU counts.
     public static let quantityExponent = 30
 }

@@ -1,14 +1,24 @@
 /// Collects every problem of one file while it is decoded, so all are reported together.
 package final class Diagnostics {
     package let file: String
-    private(set) var errors: [SpecError] = []
+    private var reported: [SpecError] = []
+    private var more = 0
+    /// A file can hold tens of thousands of wrong keys: the first ones say enough.
+    static let maximumReported = 100
 
     package init(file: String) {
         self.file = file
     }
 
     package func report(_ location: Location, _ path: String, _ message: String) {
-        errors.append(SpecError(file: file, location: location, path: path, message: message))
+        guard reported.count < Self.maximumReported else { more += 1; return }
+        reported.append(SpecError(file: file, location: location, path: path, message: message))
+    }
+
+    /// The problems reported, and one saying how many more there were.
+    package var errors: [SpecError] {
+        guard more > 0, let last = reported.max() else { return reported }
+        return reported + [SpecError(file: file, location: last.location, path: "", message: "and \(more) more problems in this file")]
     }
 }
 
@@ -144,6 +154,10 @@ package struct Field {
             wrongType("a list")
             return nil
         }
+        guard s.items.count <= Limits.entries else {
+            fail("has \(s.items.count) items; at most \(Limits.entries) are allowed")
+            return nil
+        }
         var out: [(field: Field, value: T)] = []
         for (i, element) in s.items.enumerated() {
             let f = Field(node: element, path: "\(path)[\(i)]", diagnostics: diagnostics)
@@ -155,6 +169,10 @@ package struct Field {
     /// A free-form mapping, in file order; `value` is called for each entry.
     package func entries<T>(_ value: (String, Field) -> T?) -> [(key: String, value: T)]? {
         guard let m = mapping else { return nil }
+        guard m.entries.count <= Limits.entries else {
+            fail("has \(m.entries.count) entries; at most \(Limits.entries) are allowed")
+            return nil
+        }
         var out: [(key: String, value: T)] = []
         for entry in m.entries {
             let f = child(entry.key.text, entry.value)

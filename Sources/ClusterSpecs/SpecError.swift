@@ -15,10 +15,11 @@ public struct SpecError: Error, Sendable, Hashable, Comparable, CustomStringConv
         self.message = message
     }
 
+    /// One line whatever the spec held: control characters in keys and values (a newline
+    /// could otherwise forge another error line) are written as escapes.
     public var description: String {
-        path.isEmpty
-            ? "\(file):\(location): \(message)"
-            : "\(file):\(location): \(path): \(message)"
+        let text = path.isEmpty ? "\(file):\(location): \(message)" : "\(file):\(location): \(path): \(message)"
+        return text.escapingControlCharacters
     }
 
     public static func < (lhs: SpecError, rhs: SpecError) -> Bool {
@@ -36,5 +37,28 @@ public struct SpecErrors: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         errors.map(\.description).joined(separator: "\n")
+    }
+}
+
+extension String {
+    /// Control characters as escapes (`\n`, `\t`, `\r`, `\u{1b}`): text from a spec file
+    /// printed on one line of a terminal, a log or a pull-request comment.
+    public var escapingControlCharacters: String {
+        guard unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0 == "\u{2028}" || $0 == "\u{2029}" || $0 == "\u{85}" }) else {
+            return self
+        }
+        var out = ""
+        for scalar in unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F || scalar == "\u{2028}" || scalar == "\u{2029}" || scalar == "\u{85}":
+                out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default:
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 }

@@ -36,11 +36,21 @@ public enum SpecFileParser {
 private struct Composer {
     let file: String
 
-    /// A container being filled while its events arrive.
-    private enum Frame {
-        case mapping(location: Location, entries: [SpecNode.Mapping.Entry], pendingKey: SpecNode.Scalar?,
-                     seen: [String: Location])
-        case sequence(location: Location, items: [SpecNode])
+    /// A container being filled while its events arrive: a class, so that an entry is appended
+    /// in place (an enum's payload taken out and put back copies the whole container each time,
+    /// which made a mapping of n keys cost n^2).
+    private final class Frame {
+        let isMapping: Bool
+        let location: Location
+        var entries: [SpecNode.Mapping.Entry] = []
+        var items: [SpecNode] = []
+        var pendingKey: SpecNode.Scalar?
+        var seen: [String: Location] = [:]
+
+        init(isMapping: Bool, location: Location) {
+            self.isMapping = isMapping
+            self.location = location
+        }
     }
 
     init(file: String) {
@@ -108,49 +118,42 @@ private struct Composer {
                 try refuse(anchor: event.data.sequence_start.anchor, tag: event.data.sequence_start.tag, mark: mark)
                 try checkDepth(stack.count, mark)
                 try checkKeyPosition(stack, mark)
-                stack.append(.sequence(location: location(mark), items: []))
+                stack.append(Frame(isMapping: false, location: location(mark)))
                 continue
             case YAML_MAPPING_START_EVENT:
                 try refuse(anchor: event.data.mapping_start.anchor, tag: event.data.mapping_start.tag, mark: mark)
                 try checkDepth(stack.count, mark)
                 try checkKeyPosition(stack, mark)
-                stack.append(.mapping(location: location(mark), entries: [], pendingKey: nil, seen: [:]))
+                stack.append(Frame(isMapping: true, location: location(mark)))
                 continue
             case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
-                switch stack.removeLast() {
-                case .sequence(let loc, let items):
-                    completed = .sequence(.init(items: items, location: loc))
-                case .mapping(let loc, let entries, _, _):
-                    completed = .mapping(.init(entries: entries, location: loc))
-                }
+                let frame = stack.removeLast()
+                completed = frame.isMapping ? .mapping(.init(entries: frame.entries, location: frame.location))
+                    : .sequence(.init(items: frame.items, location: frame.location))
             default:
                 continue
             }
 
             guard let node = completed else { continue }
-            guard let top = stack.popLast() else {
+            guard let top = stack.last else {
                 root = node
                 continue
             }
-            switch top {
-            case .sequence(let loc, var items):
-                items.append(node)
-                stack.append(.sequence(location: loc, items: items))
-            case .mapping(let loc, var entries, let pendingKey, var seen):
-                if let key = pendingKey {
-                    entries.append(.init(key: key, value: node))
-                    stack.append(.mapping(location: loc, entries: entries, pendingKey: nil, seen: seen))
-                } else {
-                    guard case .scalar(let key) = node else {
-                        throw error(mark, "mapping keys must be plain strings")
-                    }
-                    if let first = seen[key.text] {
-                        throw SpecError(file: file, location: key.location, path: "",
-                                        message: "duplicate key '\(key.text)' (first at line \(first.line), column \(first.column))")
-                    }
-                    seen[key.text] = key.location
-                    stack.append(.mapping(location: loc, entries: entries, pendingKey: key, seen: seen))
+            if !top.isMapping {
+                top.items.append(node)
+            } else if let key = top.pendingKey {
+                top.entries.append(.init(key: key, value: node))
+                top.pendingKey = nil
+            } else {
+                guard case .scalar(let key) = node else {
+                    throw error(mark, "mapping keys must be plain strings")
                 }
+                if let first = top.seen[key.text] {
+                    throw SpecError(file: file, location: key.location, path: "",
+                                    message: "duplicate key '\(key.text)' (first at line \(first.line), column \(first.column))")
+                }
+                top.seen[key.text] = key.location
+                top.pendingKey = key
             }
         }
     }
@@ -173,7 +176,7 @@ private struct Composer {
     }
 
     private func checkKeyPosition(_ stack: [Frame], _ mark: yaml_mark_t) throws(SpecError) {
-        if case .mapping(_, _, nil, _)? = stack.last {
+        if let top = stack.last, top.isMapping, top.pendingKey == nil {
             throw error(mark, "mapping keys must be plain strings")
         }
     }

@@ -172,14 +172,68 @@ final class Remote {
 
 /// Removes credentials from URLs before they reach an error or a log line.
 public enum Redact {
+    /// Query keys whose values are credentials (`?access_token=...`).
+    static func isSecretKey(_ key: Substring) -> Bool {
+        let k = key.lowercased()
+        return k.contains("token") || k.contains("password") || k.contains("secret") || k == "key" || k.hasSuffix("_key") || k == "sig"
+            || k == "signature" || k.contains("auth")
+    }
+
+    /// The URL with its password and credential query values replaced by `***`: the user
+    /// stays (it says which account). The user info ends at the authority's last `@`, so a
+    /// password holding `@` is hidden whole.
     public static func url(_ url: String) -> String {
         guard let scheme = url.range(of: "://") else { return url }
-        let rest = url[scheme.upperBound...]
-        guard let at = rest.firstIndex(of: "@"), !rest[..<at].contains("/") else { return url }
-        let userinfo = rest[..<at]
-        let user = userinfo.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
-        let shown = userinfo.contains(":") ? "\(user):***" : user
-        return String(url[..<scheme.upperBound]) + shown + String(rest[at...])
+        var rest = String(url[scheme.upperBound...])
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+        if let at = rest[..<authorityEnd].lastIndex(of: "@") {
+            let userinfo = rest[..<at]
+            let user = userinfo.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
+            rest = (userinfo.contains(":") ? "\(user):***" : user) + rest[at...]
+        }
+        if let question = rest.firstIndex(of: "?") {
+            let fragment = rest[question...].firstIndex(of: "#").map { String(rest[$0...]) } ?? ""
+            let query = rest[rest.index(after: question)...].prefix { $0 != "#" }
+            let redacted = query.split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
+                guard let eq = pair.firstIndex(of: "="), isSecretKey(pair[..<eq]) else { return String(pair) }
+                return pair[...eq] + "***"
+            }.joined(separator: "&")
+            rest = rest[...question] + redacted + fragment
+        }
+        return String(url[..<scheme.upperBound]) + rest
+    }
+
+    /// The secrets of `url` (its password, credential query values) removed from a message
+    /// that may quote the URL or parts of it: libgit2's own error texts do ("malformed URL '...'").
+    public static func message(_ text: String, url: String) -> String {
+        var out = text.replacingOccurrences(of: url, with: Redact.url(url))
+        var secrets: [String] = []
+        if let scheme = url.range(of: "://") {
+            let rest = url[scheme.upperBound...]
+            let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+            if let at = rest[..<authorityEnd].lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") {
+                secrets.append(String(rest[rest.index(after: colon)..<at]))
+            }
+            if let question = rest.firstIndex(of: "?") {
+                for pair in rest[rest.index(after: question)...].prefix(while: { $0 != "#" }).split(separator: "&") {
+                    if let eq = pair.firstIndex(of: "="), isSecretKey(pair[..<eq]) { secrets.append(String(pair[pair.index(after: eq)...])) }
+                }
+            }
+        }
+        for secret in secrets where !secret.isEmpty {
+            out = out.replacingOccurrences(of: secret, with: "***")
+            if let decoded = secret.removingPercentEncoding, decoded != secret, !decoded.isEmpty {
+                out = out.replacingOccurrences(of: decoded, with: "***")
+            }
+        }
+        return out
+    }
+}
+
+extension GitError {
+    /// The same error with `url`'s secrets removed from its operation and message.
+    func redacting(_ url: String) -> GitError {
+        GitError(kind, operation: Redact.message(operation, url: url), message: Redact.message(message, url: url))
     }
 }
 

@@ -178,7 +178,7 @@ final class RemoteSession: @unchecked Sendable {
         }
         switch box.get()! {
         case .success(let value): return value
-        case .failure(let error): throw failure ?? error
+        case .failure(let error): throw (failure ?? error).redacting(url)
         }
     }
 }

@@ -253,6 +253,12 @@ public final class KubeClient: Sendable {
         }
     }
 
+    /// The largest body of one object's request: an object is at most 1.5 MiB in etcd, with
+    /// room for its managedFields.
+    static let maximumBody = 16 << 20
+    /// The largest LIST page (`limit` objects; cairn lists only its own, labelled objects).
+    static let maximumListBody = 128 << 20
+
     enum Attempt: Error {
         case final(KubeError)
         case retryable(KubeError, retryAfter: Double?)
@@ -273,11 +279,37 @@ public final class KubeClient: Sendable {
         } catch {
             return .failure(.final(KubeError(reason: .unauthorized, operation: operation, object: object, message: "\(error)")))
         }
+        // One deadline for the whole exchange, the body included (a server sending a byte a
+        // second never trips a read timeout), and a bound on the body's size per kind of request.
+        let limit = operation == "list" ? Self.maximumListBody : Self.maximumBody
+        let deadline = requestTimeout
+        let http = self.http
+        let prepared = request
         let response: HTTPClientResponse
         let bytes: ByteBuffer
         do {
-            response = try await http.execute(request, timeout: requestTimeout)
-            bytes = try await response.body.collect(upTo: 256 << 20)
+            let exchange = try await withThrowingTaskGroup(of: (HTTPClientResponse, ByteBuffer)?.self) { group in
+                group.addTask {
+                    let response = try await http.execute(prepared, timeout: deadline)
+                    return (response, try await response.body.collect(upTo: limit))
+                }
+                group.addTask {
+                    try await Task.sleep(nanoseconds: UInt64(deadline.nanoseconds))
+                    return nil
+                }
+                let first = try await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+            guard let exchange else {
+                return .failure(.retryable(KubeError(reason: .timeout, operation: operation, object: object,
+                                                     message: "no complete response from \(config.server) within \(deadline.nanoseconds / 1_000_000_000) s"),
+                                           retryAfter: nil))
+            }
+            (response, bytes) = exchange
+        } catch is NIOTooManyBytesError {
+            return .failure(.final(KubeError(reason: .unexpected, operation: operation, object: object,
+                                             message: "the response from \(config.server) is larger than \(limit >> 20) MiB; refused")))
         } catch {
             return .failure(Self.classify(error, operation: operation, object: object, server: config.server))
         }

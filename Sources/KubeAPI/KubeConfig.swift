@@ -93,6 +93,14 @@ public struct KubeConfig: Sendable {
             do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
                 throw KubeConfigError(file: file, field: "", message: "cannot read: \(error.localizedDescription)")
             }
+            // The spec files' YAML reader first: it refuses anchors and aliases (no "billion
+            // laughs"), nesting deeper than 32 levels, several documents and files over 1 MiB,
+            // before Yams builds anything.
+            do {
+                _ = try SpecFileParser.parse(text, file: file)
+            } catch {
+                throw KubeConfigError(file: file, field: "", message: "refused: \(error.message) (at \(error.location))")
+            }
             let root: [String: Any]
             do {
                 guard let loaded = try Yams.load(yaml: text) as? [String: Any] else {

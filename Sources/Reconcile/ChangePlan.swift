@@ -123,7 +123,9 @@ public struct ChangePlan: Sendable {
                                                 blocked: nil, diff: unifiedDiff(old.body, o.body)))
                 }
             case .configure:
-                objects.append(ObjectChange(reference: o.reference, kind: o.kind, action: .changed, reason: planned.reason,
+                // The first difference of a Secret would show its values: name the field only.
+                let reason = o.kind == "Secret" ? planned.reason.map { String($0.prefix { $0 != ":" }) + ": (a Secret's values are not shown)" } : planned.reason
+                objects.append(ObjectChange(reference: o.reference, kind: o.kind, action: .changed, reason: reason,
                                             blocked: nil, diff: unifiedDiff(old.body, o.body)))
             case .blocked:
                 objects.append(ObjectChange(reference: o.reference, kind: o.kind, action: .changed, reason: nil,
@@ -287,9 +289,17 @@ public struct ChangePlan: Sendable {
 
     /// Secret `data` and `stringData` values become `***`, or `*** (changed)` on the new side
     /// when the value differs: a diff never carries a secret.
+    /// Annotations that hold a copy of the whole object (`kubectl apply`'s), and so of a Secret's data.
+    static let objectCopyAnnotations = ["kubectl.kubernetes.io/last-applied-configuration"]
+
     static func maskSecrets(_ old: JSONValue?, _ new: JSONValue?) -> (JSONValue?, JSONValue?) {
         func mask(_ v: JSONValue?, against other: JSONValue?, marking: Bool) -> JSONValue? {
             guard let v, v["kind"]?.stringValue == "Secret", var o = v.objectValue else { return v }
+            if var metadata = o["metadata"]?.objectValue, var annotations = metadata["annotations"]?.objectValue {
+                for key in objectCopyAnnotations where annotations[key] != nil { annotations[key] = "***" }
+                metadata["annotations"] = .object(annotations)
+                o["metadata"] = .object(metadata)
+            }
             for field in ["data", "stringData"] {
                 guard let data = o[field]?.objectValue else { continue }
                 let theirs = other?[field]?.objectValue

@@ -75,11 +75,36 @@ public enum PlanReport {
 
     // MARK: - Markdown
 
+    // Everything from a spec file or the cluster is escaped for where it goes: it must never
+    // start a heading, a list, a table or a link, close a code span or fence, or add a line.
+
     static func html(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        s.escapingControlCharacters.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;")
     }
 
-    static func code(_ s: String) -> String { "`" + s.replacingOccurrences(of: "`", with: "'") + "`" }
+    static func code(_ s: String) -> String { "`" + s.escapingControlCharacters.replacingOccurrences(of: "`", with: "'") + "`" }
+
+    /// Prose with values in it (reasons, warnings, blocked changes), mid-line: what could open
+    /// a code span, emphasis, a link or an HTML tag is escaped (line-start syntax cannot occur:
+    /// newlines are escapes).
+    static func text(_ s: String) -> String {
+        var out = ""
+        for c in s.escapingControlCharacters {
+            if "\\`*_[]<>|".contains(c) { out.append("\\") }
+            out.append(c)
+        }
+        return out
+    }
+
+    /// A code fence longer than any run of backticks in `body`, so the body cannot close it.
+    static func fence(for body: String) -> String {
+        var longest = 0, run = 0
+        for c in body {
+            if c == "`" { run += 1; longest = max(longest, run) } else { run = 0 }
+        }
+        return String(repeating: "`", count: max(3, longest + 1))
+    }
 
     /// Fit for a pull-request comment: a summary table, then per cluster what restarts and
     /// why, then each object's diff folded away.
@@ -104,20 +129,21 @@ public enum PlanReport {
         }
         if !plan.blocked.isEmpty {
             out += "\n**Blocked** (cairn will not apply these):\n\n"
-            for b in plan.blocked { out += "- \(code(b.reference)): \(b.blocked!)\n" }
+            for b in plan.blocked { out += "- \(code(b.reference)): \(text(b.blocked!))\n" }
         }
         for cluster in c {
             out += "\n#### \(code(cluster.cluster)): \(cluster.status.rawValue) (\(code(cluster.file)))\n\n"
             for r in cluster.rollouts {
                 out += "- **Rollout** \(code(r.statefulSet)): \(r.pods.count) pod\(r.pods.count == 1 ? "" : "s") restart, in this order: \(r.pods.map(code).joined(separator: ", ")). "
-                out += "Why: \(r.reasons.joined(separator: "; ")). How: \(r.order).\n"
+                out += "Why: \(text(r.reasons.joined(separator: "; "))). How: \(text(r.order)).\n"
             }
-            for w in cluster.warnings { out += "- ⚠️ \(w)\n" }
+            for w in cluster.warnings { out += "- ⚠️ \(text(w))\n" }
             if !cluster.kept.isEmpty { out += "- Kept: \(cluster.kept.map(code).joined(separator: ", "))\n" }
             if !cluster.rollouts.isEmpty || !cluster.warnings.isEmpty || !cluster.kept.isEmpty { out += "\n" }
             for object in cluster.objects {
                 out += "<details><summary>\(symbol(object)) <code>\(html(object.reference))</code> \(html(object.blocked.map { "blocked: \($0)" } ?? object.action.rawValue + (object.reason.map { ": \($0)" } ?? "")))</summary>\n\n"
-                out += "```diff\n\(object.diff)```\n\n</details>\n"
+                let fence = fence(for: object.diff)
+                out += "\(fence)diff\n\(object.diff)\(fence)\n\n</details>\n"
             }
         }
         return out

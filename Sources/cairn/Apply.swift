@@ -49,7 +49,7 @@ extension Cairn {
                 printError("cairn: \(error)")
                 throw ExitCode(1)
             }
-            let client = try KubeClient(config: config)
+            let client = try kube.client(config)
             var options = Reconciler.Options()
             options.dryRun = dryRun
             options.allowPruneAll = allowPruneAll

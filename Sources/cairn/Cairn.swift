@@ -92,6 +92,15 @@ struct KubeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Only touch these namespaces, comma-separated. [env: CAIRN_NAMESPACE_ALLOW]", valueName: "a,b"))
     var namespaceAllow: String?
 
+    @Option(help: ArgumentHelp("Seconds allowed for each request to the API server, its whole response included. [env: CAIRN_REQUEST_TIMEOUT]", valueName: "seconds"))
+    var requestTimeout: Int?
+
+    /// A client for the kubeconfig, with the request timeout asked for.
+    func client(_ config: KubeConfig) throws -> KubeClient {
+        let seconds = requestTimeout ?? ProcessInfo.processInfo.environment["CAIRN_REQUEST_TIMEOUT"].flatMap(Int.init) ?? 30
+        return try KubeClient(config: config, requestTimeout: .seconds(Int64(max(1, seconds))))
+    }
+
     var allowedNamespaces: Set<String>? {
         (namespaceAllow ?? ProcessInfo.processInfo.environment["CAIRN_NAMESPACE_ALLOW"]).map(commaList)
     }

@@ -88,7 +88,7 @@ extension Cairn {
                 printError("cairn: \(error)")
                 throw ExitCode(2)
             }
-            let client = try KubeClient(config: config)
+            let client = try kube.client(config)
             var options = Reconciler.Options()
             options.namespaceAllow = kube.allowedNamespaces
             let reconciler = Reconciler(client: client, options: options)

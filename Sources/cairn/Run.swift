@@ -122,7 +122,7 @@ extension Cairn {
                 log.error("cannot load the Kubernetes configuration", ["error": "\(error)"])
                 throw ExitCode(1)
             }
-            let client = try KubeClient(config: config)
+            let client = try kube.client(config)
             var options = Reconciler.Options()
             options.namespaceAllow = kube.allowedNamespaces
             options.createNamespace = namespaces.enabled

@@ -1,4 +1,5 @@
 import ClusterSpecs
+import Reconcile
 import Render
 import Testing
 
@@ -43,5 +44,59 @@ struct HostileInputTests {
         if size.count > 4 {
             #expect(errors(group).first?.contains("spec.partitionGroups[0].size: must be at most 1000") == true, "\(errors(group))")
         }
+    }
+}
+
+/// What a pull request's author writes must not write the plan's comment: values with
+/// newlines, backticks and HTML stay inside their code spans, fences and escapes.
+@Suite("Hostile input in plan output")
+struct PlanInjectionTests {
+    func esdb(_ value: String) -> DesiredState.File {
+        DesiredState.File(path: "clusters/es.yaml", text: """
+            apiVersion: kubernetes.kurrent.io/v1
+            kind: KurrentDB
+            metadata: {name: es, namespace: ns}
+            spec:
+              replicas: 1
+              image: eventstore/eventstore:23.10.2-bookworm-slim
+              storage: {resources: {requests: {storage: 1Gi}}}
+              configuration: {AuthenticationType: \(value)}
+            """)
+    }
+
+    @Test func markdownKeepsValuesInTheirPlace() throws {
+        let before = DesiredState(files: [esdb("internal")])
+        let after = DesiredState(files: [esdb(#""x\n```\n# Injected heading\n<img src=x onerror=alert(1)>\n| a | table |""#)], previous: before)
+        let plan = ChangePlan.compare(base: before.clusters, head: after.clusters)
+        let markdown = PlanReport.markdown(plan, header: PlanReport.Header(base: "main\n# base", head: "pr", path: "clusters"))
+        // Outside the diffs' fences (closed the way CommonMark closes them: a line of at least
+        // as many backticks, indented at most 3 spaces) no line was written by the value.
+        var inFence: Int?
+        var fences = 0
+        for line in markdown.split(separator: "\n", omittingEmptySubsequences: false) {
+            let unindented = line.drop { $0 == " " }
+            let ticks = unindented.prefix { $0 == "`" }.count
+            if let open = inFence {
+                if line.count - unindented.count <= 3, ticks >= open, unindented.dropFirst(ticks).allSatisfy({ $0 == " " }) { inFence = nil }
+                continue
+            }
+            if ticks >= 3 {
+                inFence = ticks
+                fences += 1
+                continue
+            }
+            #expect(!line.hasPrefix("# "), "a heading from a value: \(line)")
+            #expect(!line.contains("<img"), "raw HTML from a value: \(line)")
+            #expect(!line.hasPrefix("| a |"), "a table row from a value: \(line)")
+        }
+        #expect(inFence == nil && fences == 2, "the diffs' fences: \(fences), one left open: \(inFence != nil)")
+        #expect(markdown.contains("````diff"), "the ConfigMap's diff holds three backticks: its fence has four")
+        #expect(markdown.hasPrefix("### cairn plan: `main\\n# base` → `pr`\n"))
+    }
+
+    @Test func errorsAreOneLine() {
+        let state = DesiredState(files: [DesiredState.File(path: "t.yaml", text: "apiVersion: v1\nkind: \"Evil\\nt.yaml:1:1: forged error\"\nmetadata: {name: x}\nspec: {}\n")])
+        #expect(state.errors.count == 1)
+        #expect(state.errors.allSatisfy { !$0.description.contains("\n") }, "\(state.errors)")
     }
 }

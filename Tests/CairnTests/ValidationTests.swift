@@ -361,7 +361,8 @@ struct ValidationTests {
     @Test func aerospikeValuesCannotInjectLines() {
         let yaml = Self.aerospike("  aerospikeConfig:\n    service:\n      proto-fd-max: \"15000\\n}\\nnamespace evil {\"\n\(Self.network)\n    namespaces: [{name: \"t #x\", storage-engine: {type: memory, data-size: 1G}}]")
         #expect(specErrors(yaml) == [
-            "t.yaml:9:21: spec.aerospikeConfig.service.proto-fd-max: '15000\n}\nnamespace evil {' cannot be written to aerospike.conf: values may not contain whitespace, '#', '{' or '}'",
+            // The newlines are shown as escapes: an error is one line, whatever the value held.
+            "t.yaml:9:21: spec.aerospikeConfig.service.proto-fd-max: '15000\\n}\\nnamespace evil {' cannot be written to aerospike.conf: values may not contain whitespace, '#', '{' or '}'",
             "t.yaml:14:25: spec.aerospikeConfig.namespaces[0].name: 't #x' cannot be written to aerospike.conf: values may not contain whitespace, '#', '{' or '}'",
         ])
     }

@@ -1,0 +1,134 @@
+import ClusterSpecs
+import Foundation
+import GitStore
+import KubeAPI
+import Testing
+
+/// Known secrets planted where cairn reads them, and every output grepped for them.
+@Suite("Secrets never leak")
+struct SecretsTests {
+    /// libgit2's own error texts quote the URL ("malformed URL '...'"): credentials in a URL
+    /// leaked through them on a bad port, a space in the path, an `@` in the password, and in
+    /// `?access_token=` queries.
+    @Test(arguments: [
+        ("https://bob:s3cretTOKEN@127.0.0.1:99999/x.git", ["s3cretTOKEN"]),
+        ("https://bob:s3cretTOKEN@127.0.0.1:1/a b.git", ["s3cretTOKEN"]),
+        ("https://bob:s3cr@tTOKEN@127.0.0.1:1/x.git", ["s3cr@tTOKEN", "tTOKEN"]),
+        ("https://127.0.0.1:1/x.git?access_token=s3cretTOKEN", ["s3cretTOKEN"]),
+        ("https://127.0.0.1:1/x.git?ref=main&private_token=s3cretTOKEN#frag", ["s3cretTOKEN"]),
+        ("file://bob:s3cretTOKEN@/nonexistent/x.git", ["s3cretTOKEN"]),
+    ])
+    func gitURLCredentialsNeverReachAnError(_ url: String, _ secrets: [String]) throws {
+        let cache = TemporaryDirectory("cairn-secret-url")
+        let r = try run(CLITests.binary, ["validate", "--repo", url, "--git-timeout", "5", "--cache-dir", cache.path])
+        #expect(r.status != 0)
+        #expect(!r.stderr.isEmpty)
+        for secret in secrets {
+            #expect(!r.stderr.contains(secret) && !r.stdout.contains(secret), "\(r.stderr)")
+        }
+        let cached = (FileManager.default.enumerator(atPath: cache.path)?.allObjects as? [String]) ?? []
+        #expect(!cached.contains { path in secrets.contains { path.contains($0) } }, "\(cached)")
+    }
+
+    @Test func redactsUserInfoAndCredentialQueries() {
+        #expect(Redact.url("https://bob:p@ss@host/x?access_token=abc&ref=main") == "https://bob:***@host/x?access_token=***&ref=main")
+        #expect(Redact.url("ssh://git@host/x.git") == "ssh://git@host/x.git")
+        #expect(Redact.url("https://host/org@team/x.git") == "https://host/org@team/x.git")
+        #expect(Redact.message("malformed URL 'https://bob:p%40ss@h:99999/x'", url: "https://bob:p%40ss@h:99999/x") == "malformed URL 'https://bob:***@h:99999/x'")
+        #expect(Redact.message("could not resolve p@ss", url: "https://bob:p%40ss@h/x") == "could not resolve ***")
+    }
+}
+
+/// `cairn plan --live` against the real control plane with a cairn-labelled Secret that no spec
+/// renders any more, applied by `kubectl apply` (which copies the whole object, data included,
+/// into its last-applied annotation).
+@Suite("Secrets never leak from live objects", .enabled(if: !ControlPlane.skip))
+struct LiveSecretsTests {
+    @Test func planLiveMasksSecretsAndTheirCopies() async throws {
+        let plane = try ControlPlane.shared()
+        let ns = "secret-\(UInt32.random(in: 0...UInt32.max))"
+        let client = try plane.client()
+        defer { Task { await client.shutdown() } }
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], fieldManager: "cairn-test")
+        let planted = "PLANTED-s3cret-4f9a1c"
+        let manifest = """
+            apiVersion: v1
+            kind: Secret
+            metadata:
+              name: gone-credentials
+              namespace: \(ns)
+              labels: {app.kubernetes.io/managed-by: cairn, cairn.dev/cluster: gone}
+            stringData: {password: \(planted)}
+            """
+        let applied = try run("/usr/bin/kubectl", ["--kubeconfig", plane.kubeconfig, "apply", "-f", "-"], stdin: manifest)
+        #expect(applied.status == 0, "\(applied.stderr)")
+        let live = try await client.get(ObjectReference(apiVersion: "v1", kind: "Secret", namespace: ns, name: "gone-credentials"))
+        #expect(live["metadata", "annotations", "kubectl.kubernetes.io/last-applied-configuration"]?.stringValue?.contains(planted) == true,
+                "the test needs kubectl's copy of the data")
+        let encoded = Data(planted.utf8).base64EncodedString()
+
+        let origin = try OriginRepository()
+        try origin.commit(["clusters/es.yaml": IsolationTests.esdb("es", namespace: ns)])
+        let cache = TemporaryDirectory("cairn-secret-plan")
+        for format in ["text", "markdown", "json"] {
+            let r = try run(CLITests.binary, ["plan", "--repo", "file://" + origin.bare, "--path", "clusters", "--cache-dir", cache.path, "--live",
+                                              "--kubeconfig", plane.kubeconfig, "--namespace-allow", ns, "--format", format])
+            #expect(r.stdout.contains("gone-credentials"), "\(format): the Secret is in the plan: \(r.stdout)")
+            #expect(!r.stdout.contains(planted) && !r.stdout.contains(encoded) && !r.stderr.contains(planted), "\(format) leaks: \(r.stdout)")
+        }
+    }
+}
+
+/// A stand-in API server that answers slowly or hugely: `cairn apply` ends with a clear error
+/// instead of hanging or holding the body in memory.
+@Suite("Hostile API server")
+struct HostileAPIServerTests {
+    static let server = #"""
+        import http.server, sys, time
+        mode = sys.argv[2]
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if mode == "trickle":
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    for _ in range(1000):
+                        self.wfile.write(b" "); self.wfile.flush(); time.sleep(1)
+                else:
+                    self.send_header("Content-Length", str(100 * 1000 * 1000))
+                    self.end_headers()
+                    chunk = b" " * 65536
+                    try:
+                        for _ in range(100 * 1000 * 1000 // 65536):
+                            self.wfile.write(chunk)
+                    except Exception:
+                        pass
+            def log_message(self, *args):
+                pass
+        http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+        """#
+
+    @Test(arguments: [("trickle", "no complete response from http://127.0.0.1:PORT within 1 s"),
+                      ("huge", "is larger than 16 MiB; refused")])
+    func applyEndsWithAClearError(_ mode: String, _ expected: String) throws {
+        let dir = TemporaryDirectory("cairn-hostile-api")
+        let port = freePort()
+        try Self.server.write(toFile: dir.file("server.py"), atomically: true, encoding: .utf8)
+        let server = try ServerProcess("hostile API server", "/usr/bin/python3", [dir.file("server.py"), "\(port)", mode], log: dir.file("server.log"))
+        defer { server.stop() }
+        #expect(waitForPort(port))
+        try """
+            apiVersion: v1
+            kind: Config
+            clusters: [{name: c, cluster: {server: "http://127.0.0.1:\(port)"}}]
+            users: [{name: u, user: {token: t}}]
+            contexts: [{name: x, context: {cluster: c, user: u}}]
+            current-context: x
+            """.write(toFile: dir.file("kubeconfig"), atomically: true, encoding: .utf8)
+        try IsolationTests.esdb("es", namespace: "ns").write(toFile: dir.file("es.yaml"), atomically: true, encoding: .utf8)
+        let r = try run(CLITests.binary, ["apply", dir.file("es.yaml"), "--kubeconfig", dir.file("kubeconfig"), "--request-timeout", "1"], timeout: 60)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains(expected.replacingOccurrences(of: "PORT", with: "\(port)")), "\(r.stderr)")
+    }
+}
