@@ -102,6 +102,12 @@ let package = Package(
             dependencies: ["ClusterSpecs", "Render", "GitStore", "KubeAPI"],
             swiftSettings: strict
         ),
+        // libFuzzer targets (Tests/fuzz.sh builds them with -sanitize=fuzzer -D FUZZING).
+        .executableTarget(
+            name: "cairn-fuzz",
+            dependencies: ["ClusterSpecs", "Render"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "CairnTests",
             dependencies: ["ClusterSpecs", "Render", "GitStore", "KubeAPI", "Reconcile", "cairn"],

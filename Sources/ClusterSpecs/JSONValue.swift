@@ -183,6 +183,16 @@ extension JSONValue {
 
     /// Writes `s` as a JSON string literal, which is also a valid YAML double-quoted scalar.
     public static func writeJSONString(_ s: String, into out: inout String) {
+        writeQuoted(s, yaml: false, into: &out)
+    }
+
+    /// A YAML double-quoted scalar: JSON's escapes, and `\u` escapes for what YAML readers
+    /// refuse unescaped (C1 controls, U+FFFE, U+FFFF), which JSON allows raw.
+    public static func writeYAMLDoubleQuoted(_ s: String, into out: inout String) {
+        writeQuoted(s, yaml: true, into: &out)
+    }
+
+    private static func writeQuoted(_ s: String, yaml: Bool, into out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -196,6 +206,7 @@ extension JSONValue {
                 // the same escaping serves YAML double-quoted scalars.
                 if scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x85 || scalar.value == 0xFEFF
                     || (0x2028...0x2029).contains(scalar.value)
+                    || (yaml && ((0x80...0x9F).contains(scalar.value) || scalar.value == 0xFFFE || scalar.value == 0xFFFF))
                 {
                     out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
                         + String(scalar.value, radix: 16)

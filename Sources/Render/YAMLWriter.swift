@@ -150,7 +150,10 @@ public enum YAMLWriter {
         let lines = body.split(separator: "\n", omittingEmptySubsequences: false)
         for line in lines {
             if line.hasSuffix(" ") || line.hasSuffix("\t") { return nil }
-            if line.unicodeScalars.contains(where: { ($0.value < 32 && $0 != "\t") || $0.value == 0x7F || $0 == "\u{FEFF}" || $0 == "\u{85}" || $0 == "\u{2028}" || $0 == "\u{2029}" }) { return nil }
+            if line.unicodeScalars.contains(where: {
+                ($0.value < 32 && $0 != "\t") || $0.value == 0x7F || $0 == "\u{FEFF}" || $0 == "\u{85}" || $0 == "\u{2028}" || $0 == "\u{2029}"
+                    || (0x80...0x9F).contains($0.value) || $0.value == 0xFFFE || $0.value == 0xFFFF
+            }) { return nil }
         }
         if let first = lines.first, first.hasPrefix(" ") || first.hasPrefix("\t") || first.isEmpty { return nil }
         let p = String(repeating: " ", count: indent)
@@ -159,7 +162,7 @@ public enum YAMLWriter {
 
     static func doubleQuoted(_ s: String) -> String {
         var out = ""
-        JSONValue.writeJSONString(s, into: &out)
+        JSONValue.writeYAMLDoubleQuoted(s, into: &out)
         return out
     }
 }

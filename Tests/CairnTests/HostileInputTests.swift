@@ -100,3 +100,34 @@ struct PlanInjectionTests {
         #expect(state.errors.allSatisfy { !$0.description.contains("\n") }, "\(state.errors)")
     }
 }
+
+/// Inputs that took minutes or unbounded memory: now a prompt, clear error.
+@Suite("Hostile input sizes")
+struct HostileSizeTests {
+    /// A 979 KB spec with 90,000 keys took over 90 s (the YAML composer copied the whole
+    /// mapping for every entry).
+    @Test func ninetyThousandKeys() {
+        let parameters = (0..<90_000).map { "p\($0): v" }.joined(separator: ", ")
+        let yaml = ValidationTests.postgres("").replacingOccurrences(of: "postgresql: {version: \"16\"}", with: "postgresql: {version: \"16\", parameters: {\(parameters)}}")
+        #expect(yaml.utf8.count < SpecFileParser.maximumFileSize)
+        let errors = specErrors(yaml)
+        #expect(errors.count == 1 && errors[0].hasSuffix("spec.postgresql.parameters: has 90000 entries; at most 4096 are allowed"), "\(errors.prefix(3))")
+        // As many unknown fields: the first hundred problems, then how many more.
+        let unknown = ValidationTests.postgres((0..<50_000).map { "  u\($0): 1\n" }.joined())
+        let many = specErrors(unknown)
+        #expect(many.count == 101 && many.contains { $0.hasSuffix("and 49900 more problems in this file") }, "\(many.suffix(2))")
+    }
+
+    /// A kubeconfig with a "billion laughs" alias block was expanded without limit.
+    @Test func kubeconfigAliasesAreRefused() throws {
+        let dir = TemporaryDirectory("cairn-laughs")
+        var lines = ["apiVersion: v1", "kind: Config", "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+        for i in 1..<9 { lines.append("a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 9).joined(separator: ", ") + "]") }
+        lines += ["clusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]", "current-context: x"]
+        try lines.joined(separator: "\n").write(toFile: dir.file("kubeconfig"), atomically: true, encoding: .utf8)
+        try IsolationTests.esdb("es", namespace: "ns").write(toFile: dir.file("es.yaml"), atomically: true, encoding: .utf8)
+        let r = try run(CLITests.binary, ["apply", dir.file("es.yaml"), "--kubeconfig", dir.file("kubeconfig")], timeout: 60)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("refused: YAML anchors are not allowed"), "\(r.stderr)")
+    }
+}

@@ -79,4 +79,14 @@ struct EventStoreConfTests {
 
             """)
     }
+
+    /// Found by the `conf` fuzz target: a C1 control character (U+009A) was written raw, and no
+    /// YAML reader takes it back.
+    @Test func nonPrintableCharactersAreEscapedAndReadBack() throws {
+        let text = EventStoreConf.write(["W\u{9A}x": "a\u{85}b\u{9A}", "Multi": "one\u{9A}\ntwo\n"])
+        #expect(text == "\"W\\u009ax\": \"a\\u0085b\\u009a\"\nMulti: \"one\\u009a\\ntwo\\n\"\n", "\(text)")
+        guard case .mapping(let m) = try SpecFileParser.parse(text, file: "eventstore.conf") else { Issue.record("not a mapping"); return }
+        #expect(m.entries.map(\.key.text) == ["W\u{9A}x", "Multi"])
+        #expect(m["Multi"] == .scalar(.init(text: "one\u{9A}\ntwo\n", isPlain: false, location: m["Multi"]!.location)))
+    }
 }

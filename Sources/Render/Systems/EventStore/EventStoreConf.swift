@@ -47,7 +47,7 @@ public enum EventStoreConf {
         if plain(Array(s.utf8)) { return s }
         if block, s.utf8.contains(10), let literal = literalBlock(s) { return literal }
         var out = ""
-        JSONValue.writeJSONString(s, into: &out)
+        JSONValue.writeYAMLDoubleQuoted(s, into: &out)
         return out
     }
 
@@ -65,6 +65,7 @@ public enum EventStoreConf {
             if line.hasSuffix(" ") || line.hasSuffix("\t") { return nil }
             if line.unicodeScalars.contains(where: {
                 ($0.value < 32 && $0 != "\t") || $0.value == 0x7F || $0 == "\u{FEFF}" || $0 == "\u{85}" || $0 == "\u{2028}" || $0 == "\u{2029}"
+                    || (0x80...0x9F).contains($0.value) || $0.value == 0xFFFE || $0.value == 0xFFFF
             }) { return nil }
         }
         if let first = lines.first, first.hasPrefix(" ") || first.hasPrefix("\t") || first.isEmpty { return nil }

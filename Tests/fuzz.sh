@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# libFuzzer over what cairn reads from others (spec files, JSON, the eventstore.conf writer).
+#   Tests/fuzz.sh [SECONDS]     build Sources/cairn-fuzz with -sanitize=fuzzer,address and run
+#                               each target for SECONDS (default 60; CI runs 60)
+# A crash, a leak or an input slower than 10 s fails the run; the input is left in
+# .build-fuzz/crashes/ and must become a regression test. Bounded: every run stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+export PATH="/opt/swift/usr/bin:$PATH"
+swift build --scratch-path .build-fuzz --product cairn-fuzz \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld 2>&1 | grep -vE "warning: Cannot export local symbol" | tail -3
+bin=$(swift build --scratch-path .build-fuzz --show-bin-path)/cairn-fuzz
+[ -x "$bin" ] || { echo "fuzz: the build made no $bin"; exit 1; }
+work=.build-fuzz/corpus
+mkdir -p "$work/spec" "$work/json" "$work/conf" .build-fuzz/crashes
+cp clusters/*.yaml "$work/spec/"
+cp Tests/CairnTests/Golden/plan/*.json "$work/json/"
+printf '{"a": 1, "b": [true, null, -2.5e3], "c": "\\u00e9\\ud83d\\ude00"}' > "$work/json/seed.json"
+printf '{"Db": "/data", "ExtIp": "0.0.0.0", "GossipSeed": ["a:1", "b:2"], "Multi": "x\\ny\\n", "Word": "yes"}' > "$work/conf/seed.json"
+status=0
+for target in spec json conf; do
+    echo "fuzz: $target for ${seconds}s"
+    if ! CAIRN_FUZZ_TARGET=$target "$bin" "$work/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -max_len=65536 -artifact_prefix=.build-fuzz/crashes/$target- -print_final_stats=1 >".build-fuzz/$target.log" 2>&1; then
+        echo "fuzz: $target FAILED; see .build-fuzz/$target.log and .build-fuzz/crashes/"
+        tail -30 ".build-fuzz/$target.log"
+        status=1
+    else
+        grep -E "stat::number_of_executed_units|cov:" ".build-fuzz/$target.log" | tail -2
+    fi
+done
+exit $status
