@@ -235,8 +235,14 @@ struct ValidationTests {
         let yaml = Self.esdbHead + "  replicas: 1\n  image: eventstore/eventstore:23.10.2\n  configuration:\n    Projections: {run: all}\n    bad-key: 1\n"
         #expect(specErrors(yaml) == [
             "t.yaml:9:18: spec.configuration.Projections: must be a scalar or a list of scalars (EventStoreDB options are flat)",
-            "t.yaml:10:14: spec.configuration.bad-key: 'bad-key' is not an EventStoreDB option name (PascalCase letters and digits, e.g. MaxAppendSize)",
+            "t.yaml:10:14: spec.configuration.bad-key: 'bad-key' is not an EventStoreDB option name (PascalCase letters and digits, at most 128, e.g. MaxAppendSize)",
         ])
+        // Found by the conf fuzz target: a key over 1,024 characters cannot be read back from
+        // eventstore.conf (YAML's implicit key limit).
+        let long = "A" + String(repeating: "b", count: 1_300)
+        // (YAML's explicit key syntax takes a key of any length.)
+        let tooLong = Self.esdbHead + "  replicas: 1\n  image: eventstore/eventstore:23.10.2\n  configuration:\n    ? \(long)\n    : 1\n"
+        #expect(specErrors(tooLong).count == 1 && specErrors(tooLong)[0].contains("is not an EventStoreDB option name"), "\(specErrors(tooLong))")
     }
 
     @Test func loadBalancerRangesAreCIDRs() {

@@ -99,10 +99,15 @@ public struct EventStoreSpec: SystemSpec {
         }
     }
 
+    /// What an option name may be: PascalCase ASCII letters and digits, at most 128 of them
+    /// (YAML readers take no implicit key over 1,024 characters; EventStoreDB's longest is ~40).
+    package static func isOptionName(_ key: String) -> Bool {
+        key.count <= 128 && key.first.map { $0.isUppercase } == true && key.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) }
+    }
+
     private static func validateConfigurationKey(_ key: String, value: Field, dialect: EventStoreDialect?) -> JSONValue? {
-        let pascal = key.first.map { $0.isUppercase } == true && key.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) }
-        guard pascal else {
-            value.fail("'\(key)' is not an EventStoreDB option name (PascalCase letters and digits, e.g. MaxAppendSize)")
+        guard isOptionName(key) else {
+            value.fail("'\(key)' is not an EventStoreDB option name (PascalCase letters and digits, at most 128, e.g. MaxAppendSize)")
             return nil
         }
         if managedKeys.contains(key) {
