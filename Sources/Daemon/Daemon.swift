@@ -1,5 +1,7 @@
 public import ClusterSpecs
 import Foundation
+import ServiceLifecycle
+import Synchronization
 public import Logging
 public import GitStore
 public import KubeAPI
@@ -10,7 +12,7 @@ public import Render
 /// files back to git when they change. One loop, one step at a time; every failure keeps the
 /// last good state and retries with bounded exponential backoff, and nothing is pruned because
 /// something could not be read.
-public final class Daemon: @unchecked Sendable {
+public actor Daemon {
     public struct Configuration: Sendable {
         public var branch = "main"
         public var path = "clusters"
@@ -28,8 +30,8 @@ public final class Daemon: @unchecked Sendable {
     public let configuration: Configuration
     let mirror: Mirror
     let reconciler: Reconciler
-    public let log: Logging.Logger
-    public let metrics = Metrics()
+    public nonisolated let log: Logging.Logger
+    public nonisolated let metrics = Metrics()
 
     // Loop state, touched only by the loop.
     private var lastSeen: GitOID?
@@ -42,10 +44,6 @@ public final class Daemon: @unchecked Sendable {
     /// Per cluster, the last commit at which cairn wrote one of its objects.
     private var lastChanged: [String: String] = [:]
     private var lastError: String?
-
-    private let stopLock = NSLock()
-    private var stopping = false
-    private var wake: CheckedContinuation<Void, Never>?
 
     /// With leader election, only the leader acts; without, this process always does.
     let elector: LeaderElector?
@@ -62,49 +60,26 @@ public final class Daemon: @unchecked Sendable {
     /// Whether this process may act now (always, without leader election).
     var leading: Bool { elector?.isLeader ?? true }
 
-    /// Asks the loop to stop after the step under way (status included); returns at once.
-    public func stop() {
-        let w: CheckedContinuation<Void, Never>? = stopLock.withLock {
-            stopping = true
-            defer { wake = nil }
-            return wake
-        }
-        w?.resume()
-    }
-
-    private var isStopping: Bool { stopLock.withLock { stopping } }
-
-    /// Sleeps up to `duration`, returning early when asked to stop.
+    /// Sleeps up to `duration`; a graceful shutdown (SIGTERM, SIGINT) ends it at once.
     private func pause(_ duration: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            // Cancellation only ends the pause early.
-            group.addTask { try? await Task.sleep(for: duration) }
-            group.addTask {
-                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                    let resumeNow: Bool = self.stopLock.withLock {
-                        if self.stopping { return true }
-                        self.wake = c
-                        return false
-                    }
-                    if resumeNow { c.resume() }
-                }
-            }
-            await group.next()
-            group.cancelAll()
-            // Release the waiter if the timer won.
-            let w: CheckedContinuation<Void, Never>? = stopLock.withLock { defer { wake = nil }; return wake }
-            w?.resume()
-        }
+        // Cancelled by the shutdown: the loop then sees it and stops.
+        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
     }
 
-    /// Runs until `stop()`: every interval the cheap remote-head check, a pass on a new commit
-    /// or when the resync is due, status afterwards.
+    /// Blocking libgit2 work, on a thread of its own (never Swift's cooperative pool); a graceful
+    /// shutdown stops a network operation under way at once.
+    private func git<T: Sendable>(_ body: @escaping @Sendable (Mirror) throws(GitError) -> T) async throws -> T {
+        try await cancelWhenGracefulShutdown { [mirror] in try await mirror.offload(body) }
+    }
+
+    /// Runs until a graceful shutdown: every interval the cheap remote-head check, a pass on a
+    /// new commit or when the resync is due, status afterwards. A shutdown ends the wait or the
+    /// git operation under way at once; a Kubernetes pass under way finishes (its requests are
+    /// bounded by the request timeout).
     public func run() async {
         var backoff = configuration.interval
         log.info("cairn run started", ["branch": configuration.branch, "path": configuration.path])
-        let election = elector.map { e in Task { await e.run() } }
-        defer { election?.cancel() }
-        while !isStopping {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 try await step()
                 for (operation, n) in reconciler.client.requestCounts {
@@ -114,7 +89,8 @@ public final class Daemon: @unchecked Sendable {
                 metrics.set("cairn_up", 1)
                 await pause(configuration.interval)
             } catch {
-                if let gitError = error as? GitError, repairMirror(after: gitError) {
+                if Task.isShuttingDownGracefully || Task.isCancelled { break }
+                if let gitError = error as? GitError, await repairMirror(after: gitError) {
                     // Cloned afresh on the next step, with a full pass.
                     lastSeen = nil
                     lastError = "\(error)"
@@ -134,15 +110,15 @@ public final class Daemon: @unchecked Sendable {
     /// After a git failure that is not the network's: when the mirror in the cache cannot read
     /// what its refs name (a deleted or truncated pack, deleted objects), says so, moves it
     /// aside and starts an empty one, which the next fetch fills. Live objects are not touched.
-    func repairMirror(after error: GitError) -> Bool {
+    func repairMirror(after error: GitError) async -> Bool {
         switch error.kind {
-        case .timeout, .hostKeyUnknown, .hostKeyChanged, .authentication, .pushRejected: return false
+        case .timeout, .cancelled, .hostKeyUnknown, .hostKeyChanged, .authentication, .pushRejected: return false
         default: break
         }
         let refs = ["refs/heads/\(configuration.branch)"] + (configuration.statusBranch.map { ["refs/heads/\($0)"] } ?? [])
-        guard let damage = mirror.damage(refs: refs) else { return false }
+        guard let damage = try? await git({ $0.damage(refs: refs) }) else { return false }
         do {
-            let aside = try mirror.moveAsideAndRecreate()
+            let aside = try await git { mirror throws(GitError) in try mirror.moveAsideAndRecreate() }
             metrics.increment("cairn_mirror_repairs_total", [:])
             log.error("the git mirror in the cache directory is damaged; moved it aside, cloning afresh",
                       ["damage": damage, "moved_to": aside, "mirror": mirror.path, "error": "\(error)"])
@@ -171,9 +147,10 @@ public final class Daemon: @unchecked Sendable {
         }
         guard leads else { return }
         // Status a refused push left behind, on the writer's own backoff.
-        flushStatus()
+        await flushStatus()
         let checkStart = ContinuousClock.now
-        let remote = try mirror.remoteHead("refs/heads/\(configuration.branch)")
+        let branchRef = "refs/heads/\(configuration.branch)"
+        let remote = try await git { mirror throws(GitError) in try mirror.remoteHead(branchRef) }
         metrics.observe("cairn_git_check_seconds", (ContinuousClock.now - checkStart).seconds)
         let resyncDue = ContinuousClock.now - lastResync >= configuration.resync
         guard let remote else { throw GitError(.notFound, operation: "check \(configuration.branch)", message: "the remote has no branch \(configuration.branch)") }
@@ -186,10 +163,10 @@ public final class Daemon: @unchecked Sendable {
         }
 
         let fetchStart = ContinuousClock.now
-        try mirror.fetch()
+        try await git { mirror throws(GitError) in try mirror.fetch() }
         metrics.observe("cairn_git_fetch_seconds", (ContinuousClock.now - fetchStart).seconds)
-        let commit = try mirror.resolve("refs/heads/\(configuration.branch)")
-        if configuration.statusBranch == nil, remote != lastSeen, lastApplied != nil, try isOwnStatusCommit(commit), !resyncDue {
+        let commit = try await git { mirror throws(GitError) in try mirror.resolve(branchRef) }
+        if configuration.statusBranch == nil, remote != lastSeen, lastApplied != nil, try await isOwnStatusCommit(commit), !resyncDue {
             // Same-branch mode: cairn's own status commit is no reason to reconcile.
             lastSeen = remote
             return
@@ -203,10 +180,10 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// A commit cairn made that touches only its status directory.
-    func isOwnStatusCommit(_ commit: GitOID) throws -> Bool {
-        let info = try mirror.commitInfo(commit)
+    func isOwnStatusCommit(_ commit: GitOID) async throws -> Bool {
+        let info = try await git { mirror throws(GitError) in try mirror.commitInfo(commit) }
         guard info.authorEmail == configuration.author.email, let parent = info.parent else { return false }
-        let changed = try mirror.changedPaths(from: parent, to: commit)
+        let changed = try await git { mirror throws(GitError) in try mirror.changedPaths(from: parent, to: commit) }
         return !changed.isEmpty && changed.allSatisfy { $0.path.hasPrefix(configuration.statusDirectory + "/") }
     }
 
@@ -252,7 +229,8 @@ public final class Daemon: @unchecked Sendable {
     ///   - extraScope: with no `incremental`, the only clusters looked at (nil: all).
     func reconcile(at commit: GitOID, incremental: Bool = false, extraScope: Set<String>? = nil) async throws {
         let start = ContinuousClock.now
-        let read = try mirror.yamlFiles(at: commit, under: configuration.path, sizeLimit: SpecFileParser.maximumFileSize)
+        let path = configuration.path
+        let read = try await git { mirror throws(GitError) in try mirror.yamlFiles(at: commit, under: path, sizeLimit: SpecFileParser.maximumFileSize) }
         let state = DesiredState(files: read.files.map { DesiredState.File(path: $0.path, text: $0.text) }, unreadable: read.problems,
                                  options: try await reconciler.renderOptions(), previous: desired)
         let touched = touched(state)
@@ -277,7 +255,7 @@ public final class Daemon: @unchecked Sendable {
         let result = try await reconciler.reconcile(state, scope: scope)
         lastApplied = commit
         lastError = nil
-        stopLock.withLock { passed = true }
+        passed.withLock { $0 = true }
         metrics.observe("cairn_reconcile_seconds", (ContinuousClock.now - start).seconds)
         metrics.setInfo("cairn_last_applied_commit_info", ["commit": commit.description])
         for o in result.objects where o.action != .unchanged {
@@ -321,7 +299,7 @@ public final class Daemon: @unchecked Sendable {
         guard leading else { return }
         // A full pass re-reads the status branch: someone may have deleted or changed it.
         if scope == nil { pushedStatus = nil }
-        writeStatus(result, commit: commit, specFiles: state.files)
+        await writeStatus(result, commit: commit, specFiles: state.files)
     }
 
     // MARK: - Events
@@ -407,11 +385,11 @@ public final class Daemon: @unchecked Sendable {
         return "# Written by cairn. Do not edit: it is rewritten when the cluster's status changes.\n" + YAMLWriter.document(.object(o))
     }
 
-    func writeStatus(_ result: Reconciler.Result, commit: GitOID, specFiles: [String: String]) {
+    func writeStatus(_ result: Reconciler.Result, commit: GitOID, specFiles: [String: String]) async {
         let branch = configuration.statusBranch ?? configuration.branch
         if pushedStatus == nil {
             do {
-                pushedStatus = try currentStatus(branch: branch)
+                pushedStatus = try await currentStatus(branch: branch)
             } catch {
                 // Written whole once it can be read again.
                 log.error("cannot read the status branch", ["branch": branch, "error": "\(error)"])
@@ -435,7 +413,7 @@ public final class Daemon: @unchecked Sendable {
             if pruned.contains(cluster) { changes[path] = .some(nil) }
         }
         pendingStatus = changes.isEmpty ? nil : (changes, commit)
-        flushStatus()
+        await flushStatus()
     }
 
     /// Status files computed but not pushed yet, and the spec commit they describe.
@@ -446,13 +424,16 @@ public final class Daemon: @unchecked Sendable {
     /// Pushes the pending status files, if any and if their retry is due. A refused push (a
     /// pre-receive hook, a protected branch) is retried on the status writer's own backoff and
     /// never delays reconciling.
-    func flushStatus() {
+    func flushStatus() async {
         guard let pending = pendingStatus, ContinuousClock.now >= statusRetryAt, leading else { return }
         let branch = configuration.statusBranch ?? configuration.branch
         let names = pending.changes.keys.sorted().map { String($0.dropFirst(configuration.statusDirectory.count + 1).dropLast(".yaml".count)) }
         let message = "cairn: status of \(names.joined(separator: ", ")) at \(pending.commit.description.prefix(12))"
         do {
-            let pushed = try mirror.commitAndPush(branch: branch, changes: pending.changes, message: message, author: configuration.author)
+            let author = configuration.author
+            let pushed = try await git { mirror throws(GitError) in
+                try mirror.commitAndPush(branch: branch, changes: pending.changes, message: message, author: author)
+            }
             for (path, data) in pending.changes {
                 if let data { pushedStatus?[path] = String(decoding: data, as: UTF8.self) } else { pushedStatus?[path] = nil }
             }
@@ -471,17 +452,16 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// The status files on the status branch now (none when the branch does not exist yet).
-    func currentStatus(branch: String) throws -> [String: String] {
+    func currentStatus(branch: String) async throws -> [String: String] {
         let head: GitOID
         do {
-            head = try mirror.resolve("refs/heads/\(branch)")
-        } catch {
-            // (A `catch where` here crashes Swift 6.3.1's SILGen: test and rethrow.)
-            if error.kind == .notFound { return [:] }  // no status branch yet
-            throw error
+            head = try await git { mirror throws(GitError) in try mirror.resolve("refs/heads/\(branch)") }
+        } catch let error as GitError where error.kind == .notFound {
+            return [:]  // no status branch yet
         }
         var out: [String: String] = [:]
-        for file in try mirror.files(at: head, under: configuration.statusDirectory) {
+        let directory = configuration.statusDirectory
+        for file in try await git({ mirror throws(GitError) in try mirror.files(at: head, under: directory) }) {
             if case .file(let data) = file.content { out[file.path] = String(decoding: data, as: UTF8.self) }
         }
         // lastChanged survives a restart through the files themselves.
@@ -495,8 +475,8 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// For /readyz (read from the HTTP server's threads): a pass has succeeded since start.
-    public var ready: Bool { stopLock.withLock { passed } }
-    private var passed = false
+    public nonisolated var ready: Bool { passed.withLock { $0 } }
+    private nonisolated let passed = Mutex(false)
 }
 
 extension Duration {

@@ -1,5 +1,7 @@
 public import ClusterSpecs
 import Foundation
+public import ServiceLifecycle
+import Synchronization
 public import Logging
 public import KubeAPI
 
@@ -8,7 +10,7 @@ public import KubeAPI
 /// renewed for `leaseDuration`. Every write carries the resourceVersion read, so of two
 /// candidates only one wins. A leader that cannot renew within `leaseDuration` stops acting at
 /// once, before anyone else can take over.
-public final class LeaderElector: @unchecked Sendable {
+public final class LeaderElector: Service {
     public let client: KubeClient
     public let namespace: String
     public let name: String
@@ -17,8 +19,7 @@ public final class LeaderElector: @unchecked Sendable {
     public let renewInterval: Duration
     let log: Logging.Logger
 
-    private let lock = NSLock()
-    private var leaderUntil: ContinuousClock.Instant?
+    private let leaderUntil = Mutex<ContinuousClock.Instant?>(nil)
 
     public init(client: KubeClient, namespace: String, name: String = "cairn", identity: String,
                 leaseDuration: Duration = .seconds(15), log: Logging.Logger) {
@@ -34,7 +35,7 @@ public final class LeaderElector: @unchecked Sendable {
     /// True while this process holds the Lease: its last renewal is less than `leaseDuration`
     /// old (measured on the local monotonic clock, from before the renewal was sent).
     public var isLeader: Bool {
-        lock.withLock { leaderUntil.map { ContinuousClock.now < $0 } ?? false }
+        leaderUntil.withLock { until in until.map { ContinuousClock.now < $0 } ?? false }
     }
 
     static func microTime(_ date: Date) -> String {
@@ -102,19 +103,21 @@ public final class LeaderElector: @unchecked Sendable {
 
     private func became(leader: Bool, since sent: ContinuousClock.Instant, note: String) -> Bool {
         let was = isLeader
-        lock.withLock { leaderUntil = leader ? sent + leaseDuration : nil }
+        let until = leader ? sent + leaseDuration : nil
+        leaderUntil.withLock { $0 = until }
         if leader != was {
             log.info(leader ? "leading" : "not leading", ["lease": "\(namespace)/\(name)", "identity": identity, "why": note])
         }
         return leader
     }
 
-    /// Renews (or tries to acquire) every `renewInterval` until the task is cancelled.
-    public func run() async {
-        while !Task.isCancelled {
+    /// A service of `cairn run`: renews (or tries to acquire) every `renewInterval` until a
+    /// graceful shutdown or cancellation, which end the wait at once.
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await tryAcquireOrRenew()
-            // Cancellation ends the sleep early, and the loop with it.
-            try? await Task.sleep(for: renewInterval)
+            // A shutdown ends the sleep early, and the loop with it.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.renewInterval) }
         }
     }
 }

@@ -1,5 +1,6 @@
 public import ClusterSpecs
 import Foundation
+import Synchronization
 public import Logging
 
 /// swift-log's handler for cairn: one line per event on stderr, `text` (`time level message
@@ -53,12 +54,15 @@ extension Logging.Logger {
 
 /// The daemon's metrics in Prometheus' text format: counters, gauges, summaries of durations
 /// (as histograms with fixed buckets), and info metrics.
-public final class Metrics: @unchecked Sendable {
-    private let lock = NSLock()
-    private var counters: [String: Double] = [:]
-    private var gauges: [String: Double] = [:]
-    private var histograms: [String: (buckets: [Double], counts: [Int], sum: Double, count: Int)] = [:]
-    private var infos: [String: [String: String]] = [:]
+public final class Metrics: Sendable {
+    private struct State {
+        var counters: [String: Double] = [:]
+        var gauges: [String: Double] = [:]
+        var histograms: [String: (buckets: [Double], counts: [Int], sum: Double, count: Int)] = [:]
+        var infos: [String: [String: String]] = [:]
+    }
+
+    private let state = Mutex(State())
     static let buckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 
     public init() {}
@@ -68,45 +72,45 @@ public final class Metrics: @unchecked Sendable {
     }
 
     public func increment(_ name: String, _ labels: [String: String] = [:], by value: Double = 1) {
-        lock.withLock { counters[Self.key(name, labels), default: 0] += value }
+        state.withLock { $0.counters[Self.key(name, labels), default: 0] += value }
     }
 
     public func set(_ name: String, _ value: Double, _ labels: [String: String] = [:]) {
-        lock.withLock { gauges[Self.key(name, labels)] = value }
+        state.withLock { $0.gauges[Self.key(name, labels)] = value }
     }
 
     public func setInfo(_ name: String, _ labels: [String: String]) {
-        lock.withLock { infos[name] = labels }
+        state.withLock { $0.infos[name] = labels }
     }
 
     public func observe(_ name: String, _ seconds: Double) {
-        lock.withLock {
-            var h = histograms[name] ?? (Self.buckets, Array(repeating: 0, count: Self.buckets.count), 0, 0)
+        state.withLock { state in
+            var h = state.histograms[name] ?? (Self.buckets, Array(repeating: 0, count: Self.buckets.count), 0, 0)
             for (i, b) in h.buckets.enumerated() where seconds <= b { h.counts[i] += 1 }
             h.sum += seconds
             h.count += 1
-            histograms[name] = h
+            state.histograms[name] = h
         }
     }
 
     /// The exposition text for `/metrics`.
     public func render() -> String {
-        lock.withLock {
+        state.withLock { state in
             var out = ""
             func family(_ key: String) -> String { String(key.prefix { $0 != "{" }) }
             var typed: Set<String> = []
-            for (k, v) in counters.sorted(by: { $0.key < $1.key }) {
+            for (k, v) in state.counters.sorted(by: { $0.key < $1.key }) {
                 if typed.insert(family(k)).inserted { out += "# TYPE \(family(k)) counter\n" }
                 out += "\(k) \(v)\n"
             }
-            for (k, v) in gauges.sorted(by: { $0.key < $1.key }) {
+            for (k, v) in state.gauges.sorted(by: { $0.key < $1.key }) {
                 if typed.insert(family(k)).inserted { out += "# TYPE \(family(k)) gauge\n" }
                 out += "\(k) \(v)\n"
             }
-            for (name, labels) in infos.sorted(by: { $0.key < $1.key }) {
+            for (name, labels) in state.infos.sorted(by: { $0.key < $1.key }) {
                 out += "# TYPE \(name) gauge\n\(Self.key(name, labels)) 1\n"
             }
-            for (name, h) in histograms.sorted(by: { $0.key < $1.key }) {
+            for (name, h) in state.histograms.sorted(by: { $0.key < $1.key }) {
                 out += "# TYPE \(name) histogram\n"
                 for (i, b) in h.buckets.enumerated() { out += "\(name)_bucket{le=\"\(b)\"} \(h.counts[i])\n" }
                 out += "\(name)_bucket{le=\"+Inf\"} \(h.count)\n\(name)_sum \(h.sum)\n\(name)_count \(h.count)\n"

@@ -7,6 +7,8 @@ public struct GitError: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
         case libgit2(code: Int32)
         case timeout
+        /// The caller asked the operation to stop (a shutdown).
+        case cancelled
         case hostKeyUnknown
         case hostKeyChanged
         case authentication

@@ -121,7 +121,7 @@ extension Mirror {
     /// Pushes `commit` to `ref` without force. Returns false when the remote rejected it as not
     /// a fast-forward (someone pushed first).
     private func push(_ commit: GitOID, to ref: String) throws(GitError) -> Bool {
-        let session = RemoteSession(url: url, credentials: credentials)
+        let session = RemoteSession(url: url, credentials: credentials, cancellation: cancellation)
         let (url, path) = (self.url, self.path)
         let outgoing = "refs/cairn/outgoing/" + ref.dropFirst("refs/heads/".count)
         return try session.run(timeout: timeout, operation: "push \(Redact.url(url))") { () throws(GitError) -> Bool in

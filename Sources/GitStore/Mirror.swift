@@ -55,6 +55,8 @@ public struct Mirror: Sendable {
     public let credentials: GitCredentials
     /// The bound on every network operation.
     public let timeout: Duration
+    /// Set by `offload`: the operations of this value stop when it is cancelled.
+    public var cancellation: GitCancellation?
 
     /// Refspecs of a mirror: every branch and tag, as the remote has them.
     static let refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
@@ -91,7 +93,7 @@ public struct Mirror: Sendable {
     ///
     /// - Returns: Ref name → commit, including `HEAD`.
     public func remoteRefs() throws(GitError) -> [String: GitOID] {
-        let session = RemoteSession(url: url, credentials: credentials)
+        let session = RemoteSession(url: url, credentials: credentials, cancellation: cancellation)
         let url = self.url
         return try session.run(timeout: timeout, operation: "ls-remote \(Redact.url(url))") { () throws(GitError) -> [String: GitOID] in
             let remote = try Remote.detached(url)
@@ -129,7 +131,7 @@ public struct Mirror: Sendable {
     ///
     /// - Throws: `GitError`; on any failure the refs stay as they were.
     public func fetch() throws(GitError) {
-        let session = RemoteSession(url: url, credentials: credentials)
+        let session = RemoteSession(url: url, credentials: credentials, cancellation: cancellation)
         let (url, path) = (self.url, self.path)
         try session.run(timeout: timeout, operation: "fetch \(Redact.url(url))") { () throws(GitError) in
             let repo = try Repository.open(path)

@@ -1,38 +1,45 @@
 internal import CLibGit2
 import Foundation
+import Synchronization
 
 /// State shared between a network operation and libgit2's callbacks (through the `payload`
 /// pointer), and with the watchdog that bounds the operation's time.
-final class RemoteSession: @unchecked Sendable {
+final class RemoteSession: Sendable {
     let url: String
     let credentials: GitCredentials
     let ssh: SSHAddress?
-    private let lock = NSLock()
-    private var _cancelled = false
-    private var _failure: GitError?
-    private var triedTypes: Set<UInt32> = []
-    private var _rejections: [(ref: String, status: String)] = []
+    private struct State {
+        var cancelled = false
+        var failure: GitError?
+        var triedTypes: Set<UInt32> = []
+        var rejections: [(ref: String, status: String)] = []
+    }
+    private let state = Mutex(State())
 
-    init(url: String, credentials: GitCredentials) {
+    /// The caller's request to stop (a shutdown), beside this session's own timeout.
+    let cancellation: GitCancellation?
+
+    init(url: String, credentials: GitCredentials, cancellation: GitCancellation? = nil) {
         self.url = url
         self.credentials = credentials
         self.ssh = SSHAddress(url: url)
+        self.cancellation = cancellation
     }
 
-    var cancelled: Bool { lock.withLock { _cancelled } }
-    func cancel() { lock.withLock { _cancelled = true } }
+    var cancelled: Bool { state.withLock { $0.cancelled } || (cancellation?.isCancelled ?? false) }
+    func cancel() { state.withLock { $0.cancelled = true } }
 
     /// The precise reason a callback gave up, which beats libgit2's generic message.
-    var failure: GitError? { lock.withLock { _failure } }
-    func fail(_ error: GitError) { lock.withLock { if _failure == nil { _failure = error } } }
+    var failure: GitError? { state.withLock { $0.failure } }
+    func fail(_ error: GitError) { state.withLock { if $0.failure == nil { $0.failure = error } } }
 
-    var rejections: [(ref: String, status: String)] { lock.withLock { _rejections } }
-    func reject(_ ref: String, _ status: String) { lock.withLock { _rejections.append((ref, status)) } }
+    var rejections: [(ref: String, status: String)] { state.withLock { $0.rejections } }
+    func reject(_ ref: String, _ status: String) { state.withLock { $0.rejections.append((ref, status)) } }
 
     /// Each credential type is offered once: libgit2 asks again when the server refuses it,
     /// and would loop forever.
     func firstAttempt(_ type: UInt32) -> Bool {
-        lock.withLock { triedTypes.insert(type).inserted }
+        state.withLock { $0.triedTypes.insert(type).inserted }
     }
 
     /// Callbacks for libgit2, with this session as their payload. The session must outlive the call.
@@ -171,10 +178,18 @@ final class RemoteSession: @unchecked Sendable {
         thread.stackSize = 1 << 20
         thread.start()
         let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        if done.wait(timeout: .now() + seconds) == .timedOut {
-            cancel()
-            throw GitError(.timeout, operation: operation,
-                           message: "\(Redact.url(url)) did not answer within \(Int(seconds.rounded())) s; the mirror is unchanged")
+        let deadline = DispatchTime.now() + seconds
+        // Waited in slices, so that a cancellation (a shutdown) is seen within a tenth of a second.
+        while done.wait(timeout: min(deadline, .now() + 0.1)) == .timedOut {
+            if cancellation?.isCancelled == true {
+                cancel()
+                throw GitError(.cancelled, operation: operation, message: "\(Redact.url(url)): stopped (shutting down); the mirror is unchanged")
+            }
+            if DispatchTime.now() >= deadline {
+                cancel()
+                throw GitError(.timeout, operation: operation,
+                               message: "\(Redact.url(url)) did not answer within \(Int(seconds.rounded())) s; the mirror is unchanged")
+            }
         }
         switch box.get()! {
         case .success(let value): return value
@@ -183,9 +198,8 @@ final class RemoteSession: @unchecked Sendable {
     }
 }
 
-private final class ResultBox<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Result<T, GitError>?
-    func set(_ v: Result<T, GitError>) { lock.withLock { value = v } }
-    func get() -> Result<T, GitError>? { lock.withLock { value } }
+private final class ResultBox<T: Sendable>: Sendable {
+    private let value = Mutex<Result<T, GitError>?>(nil)
+    func set(_ v: Result<T, GitError>) { value.withLock { $0 = v } }
+    func get() -> Result<T, GitError>? { value.withLock { $0 } }
 }

@@ -153,10 +153,12 @@ extension Cairn {
 
             // SIGTERM / SIGINT: the daemon finishes the step under way (status included), the
             // HTTP endpoint closes, and the process exits; bounded.
-            var group = ServiceGroupConfiguration(services: [
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
                 .init(service: DaemonService(daemon: daemon), successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "daemon"),
                 .init(service: HTTPService(server: server), serviceName: "http"),
-            ], gracefulShutdownSignals: [.sigterm, .sigint], logger: log)
+            ]
+            if let elector { services.append(.init(service: elector, serviceName: "leader-election")) }
+            var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: log)
             group.maximumGracefulShutdownDuration = .seconds(60)
             group.maximumCancellationDuration = .seconds(5)
             try await ServiceGroup(configuration: group).run()
@@ -165,7 +167,8 @@ extension Cairn {
     }
 }
 
-/// The poll/reconcile loop as a service: a graceful shutdown lets the step under way finish.
+/// The poll/reconcile loop as a service: a graceful shutdown ends its waits and git operations
+/// at once; a Kubernetes pass under way finishes.
 struct DaemonService: Service {
     let daemon: Daemon
 
@@ -173,8 +176,7 @@ struct DaemonService: Service {
         await withGracefulShutdownHandler {
             await daemon.run()
         } onGracefulShutdown: {
-            daemon.log.info("shutting down; finishing the step under way", [:])
-            daemon.stop()
+            daemon.log.info("shutting down", [:])
         }
     }
 }

@@ -1,5 +1,8 @@
 import ClusterSpecs
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import KubeAPI
 import Testing
 
@@ -152,5 +155,35 @@ struct DaemonFaultTests {
         #expect(try d.metric("cairn_spec_files_unreadable") == 1)
         let log = try String(contentsOfFile: d.logs.file("oversized.log"), encoding: .utf8)
         #expect(log.contains(named), "\(log.suffix(2000))")
+    }
+
+    /// SIGTERM while a git operation waits on a server that accepts and never answers: the
+    /// shutdown reaches the wait (libgit2 1.5 has no socket timeout; the git timeout here is
+    /// 120 s, the grace period 60 s) and the daemon exits well inside its grace period.
+    @Test func sigtermDuringAStalledGitOperationEndsTheDaemon() async throws {
+        let port = freePort()
+        let script = d.logs.file("silent.py")
+        try """
+            import socket, sys, time
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
+            held = []
+            while True:
+                c, _ = s.accept(); held.append(c)
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        let silent = try ServerProcess("silent git server", "/usr/bin/python3", [script, "\(port)"], log: d.logs.file("silent.log"))
+        defer { silent.stop() }
+        #expect(waitForPort(port))
+        let daemon = try d.start(["--git-timeout", "120"], log: "stalled.log", repo: "git://127.0.0.1:\(port)/origin.git")
+        defer { daemon.stop() }
+        try await Task.sleep(nanoseconds: 1_500_000_000)  // in its first head check by now
+        #expect(daemon.isRunning)
+        kill(daemon.pid, SIGTERM)
+        let signalled = Date()
+        #expect(await d.eventually(60) { !daemon.isRunning }, "cairn run did not exit")
+        let took = Date().timeIntervalSince(signalled)
+        #expect(took < 30, "exited \(took) s after SIGTERM: the shutdown did not reach the git wait")
+        let log = try String(contentsOfFile: d.logs.file("stalled.log"), encoding: .utf8)
+        #expect(log.contains("cairn run stopped"), "\(log)")
     }
 }
