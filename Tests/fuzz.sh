@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
+# A fixed seed unless told otherwise (CAIRN_FUZZ_SEED=0 for a random one): CI's runs repeat.
+seed=${CAIRN_FUZZ_SEED:-1}
 export PATH="/opt/swift/usr/bin:$PATH"
 swift build --scratch-path .build-fuzz --product cairn-fuzz \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld 2>&1 | grep -vE "warning: Cannot export local symbol" | tail -3
@@ -21,7 +23,7 @@ printf '{"Db": "/data", "ExtIp": "0.0.0.0", "GossipSeed": ["a:1", "b:2"], "Multi
 status=0
 for target in spec json conf; do
     echo "fuzz: $target for ${seconds}s"
-    if ! CAIRN_FUZZ_TARGET=$target "$bin" "$work/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    if ! CAIRN_FUZZ_TARGET=$target "$bin" "$work/$target" -max_total_time="$seconds" -seed="$seed" -timeout=10 -rss_limit_mb=2048 \
         -max_len=65536 -artifact_prefix=.build-fuzz/crashes/$target- -print_final_stats=1 >".build-fuzz/$target.log" 2>&1; then
         echo "fuzz: $target FAILED; see .build-fuzz/$target.log and .build-fuzz/crashes/"
         tail -30 ".build-fuzz/$target.log"
