@@ -105,7 +105,7 @@ let package = Package(
         // libFuzzer targets (Tests/fuzz.sh builds them with -sanitize=fuzzer -D FUZZING).
         .executableTarget(
             name: "cairn-fuzz",
-            dependencies: ["ClusterSpecs", "Render"],
+            dependencies: ["ClusterSpecs", "Render", "KubeAPI"],
             swiftSettings: strict
         ),
         .testTarget(

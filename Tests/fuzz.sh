@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# libFuzzer over what cairn reads from others (spec files, JSON, the eventstore.conf writer).
+# libFuzzer over what cairn reads from others (spec files, JSON, kubeconfigs, the eventstore.conf writer).
 #   Tests/fuzz.sh [SECONDS]     build Sources/cairn-fuzz with -sanitize=fuzzer,address and run
 #                               each target for SECONDS (default 60; CI runs 60)
 # A crash, a leak or an input slower than 10 s fails the run; the input is left in
@@ -15,13 +15,21 @@ swift build --scratch-path .build-fuzz --product cairn-fuzz \
 bin=$(swift build --scratch-path .build-fuzz --show-bin-path)/cairn-fuzz
 [ -x "$bin" ] || { echo "fuzz: the build made no $bin"; exit 1; }
 work=.build-fuzz/corpus
-mkdir -p "$work/spec" "$work/json" "$work/conf" .build-fuzz/crashes
+mkdir -p "$work/spec" "$work/json" "$work/conf" "$work/kubeconfig" .build-fuzz/crashes
 cp clusters/*.yaml "$work/spec/"
 cp Tests/CairnTests/Golden/plan/*.json "$work/json/"
 printf '{"a": 1, "b": [true, null, -2.5e3], "c": "\\u00e9\\ud83d\\ude00"}' > "$work/json/seed.json"
 printf '{"Db": "/data", "ExtIp": "0.0.0.0", "GossipSeed": ["a:1", "b:2"], "Multi": "x\\ny\\n", "Word": "yes"}' > "$work/conf/seed.json"
+cat > "$work/kubeconfig/seed.yaml" <<'KUBECONFIG'
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}, {name: e, user: {exec: {command: /bin/true, apiVersion: client.authentication.k8s.io/v1}}}]
+contexts: [{name: x, context: {cluster: c, user: u, namespace: db}}, {name: y, context: {cluster: c, user: e}}]
+current-context: x
+KUBECONFIG
 status=0
-for target in spec json conf; do
+for target in spec json conf kubeconfig; do
     echo "fuzz: $target for ${seconds}s"
     if ! CAIRN_FUZZ_TARGET=$target "$bin" "$work/$target" -max_total_time="$seconds" -seed="$seed" -timeout=10 -rss_limit_mb=2048 \
         -max_len=65536 -artifact_prefix=.build-fuzz/crashes/$target- -print_final_stats=1 >".build-fuzz/$target.log" 2>&1; then

@@ -1,10 +1,11 @@
 // libFuzzer targets for what cairn reads from others: spec files (decoding, validation and every
-// renderer), JSON (API server responses), and the eventstore.conf serialiser (what it writes must
-// read back as what it was given). Built by `Tests/fuzz.sh` with `-sanitize=fuzzer,address
-// -D FUZZING`; the target is chosen with CAIRN_FUZZ_TARGET (spec, json, conf). A normal build
-// makes a stub that says how to build it.
+// renderer), JSON (API server responses), kubeconfigs, and the eventstore.conf serialiser (what
+// it writes must read back as what it was given). Built by `Tests/fuzz.sh` with
+// `-sanitize=fuzzer,address -D FUZZING`; the target is chosen with CAIRN_FUZZ_TARGET (spec, json,
+// conf, kubeconfig). A normal build makes a stub that says how to build it.
 import ClusterSpecs
 import Foundation
+import KubeAPI
 import Render
 
 #if FUZZING
@@ -22,6 +23,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     case .spec: FuzzTarget.spec(bytes)
     case .json: FuzzTarget.json(bytes)
     case .conf: FuzzTarget.conf(bytes)
+    case .kubeconfig: FuzzTarget.kubeconfig(bytes)
     }
     return 0
 }
@@ -44,7 +46,7 @@ struct FuzzStub {
 #endif
 
 enum FuzzTarget: String {
-    case spec, json, conf
+    case spec, json, conf, kubeconfig
 
     static let current = FuzzTarget(rawValue: ProcessInfo.processInfo.environment["CAIRN_FUZZ_TARGET"] ?? "spec") ?? .spec
 
@@ -87,5 +89,14 @@ enum FuzzTarget: String {
             preconditionFailure("eventstore.conf does not read back:\n\(text)")
         }
         precondition(mapping.entries.map(\.key.text) == flat.keys, "keys changed:\n\(text)")
+    }
+
+    static let kubeconfigFile = NSTemporaryDirectory() + "cairn-fuzz-kubeconfig-\(getpid()).yaml"
+
+    /// Any bytes as a kubeconfig: loaded or refused with an error, never a crash, a hang or
+    /// unbounded memory (aliases, deep nesting and oversized files are refused first).
+    static func kubeconfig(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard FileManager.default.createFile(atPath: kubeconfigFile, contents: Data(bytes)) else { return }
+        _ = try? KubeConfig.load(path: kubeconfigFile)
     }
 }

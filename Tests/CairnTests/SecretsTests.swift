@@ -132,3 +132,60 @@ struct HostileAPIServerTests {
         #expect(r.stderr.contains(expected.replacingOccurrences(of: "PORT", with: "\(port)")), "\(r.stderr)")
     }
 }
+
+/// Secrets planted where cairn works with them (a generated Postgres password, a kubeconfig
+/// token), and every output of `cairn run`, `cairn apply` and `cairn plan --live` grepped for them:
+/// stdout, stderr, the daemon's log, the status files it commits.
+@Suite("Planted secrets appear nowhere", .enabled(if: !ControlPlane.skip))
+struct PlantedSecretsTests {
+    @Test func generatedPasswordsAndTokensStayOutOfEveryOutput() async throws {
+        let d = try DaemonTests()
+        let ns = d.fx.ns
+        let client = try d.fx.plane.client()
+        defer { Task { await client.shutdown() } }
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], fieldManager: "cairn-test")
+        let postgres = d.fx.postgres
+        try d.origin.commit(["clusters/pg.yaml": postgres])
+        let daemon = try d.start(log: "secrets.log")
+        defer { daemon.stop() }
+        let secret = ObjectReference(apiVersion: "v1", kind: "Secret", namespace: ns, name: "app.pg.credentials.postgresql.acid.zalan.do")
+        #expect(await d.eventually { try await client.get(secret)["data", "password"]?.stringValue != nil }, "no generated Secret")
+        #expect(await d.eventually { d.statusFile("pg") != nil }, "no status file")
+        let encoded = try #require(try await client.get(secret)["data", "password"]?.stringValue)
+        let password = try #require(Data(base64Encoded: encoded).flatMap { String(data: $0, encoding: .utf8) })
+        // A change to the Secret's users, so that plans and passes have something to say about it.
+        try d.origin.commit(["clusters/pg.yaml": postgres.replacingOccurrences(of: "users: {app: [login]}", with: "users: {app: [login, createdb]}")])
+        try await Task.sleep(nanoseconds: 2_000_000_000)
+        daemon.stop()
+
+        var outputs: [(String, String)] = []
+        outputs.append(("daemon log", try String(contentsOfFile: d.logs.file("secrets.log"), encoding: .utf8)))
+        outputs.append(("status branch", (try? d.git(["log", "-p", "cairn-status"])) ?? ""))
+        let dir = TemporaryDirectory("cairn-planted")
+        try postgres.write(toFile: dir.file("pg.yaml"), atomically: true, encoding: .utf8)
+        for extra in [["-o", "json"], ["-o", "text"], ["--dry-run"]] {
+            let r = try run(CLITests.binary, ["apply", dir.path, "--kubeconfig", d.fx.plane.kubeconfig, "--namespace-allow", ns] + extra)
+            outputs.append(("apply \(extra)", r.stdout + r.stderr))
+        }
+        for format in ["text", "markdown", "json"] {
+            let r = try run(CLITests.binary, ["plan", "--repo", "file://" + d.origin.bare, "--path", "clusters", "--cache-dir", dir.file("cache"), "--live",
+                                              "--kubeconfig", d.fx.plane.kubeconfig, "--namespace-allow", ns, "--format", format])
+            outputs.append(("plan --live \(format)", r.stdout + r.stderr))
+        }
+        // A kubeconfig token the server refuses: the errors name the user, never the token.
+        let token = "PLANTED-kube-token-8c1e"
+        let kubeconfig = try String(contentsOfFile: d.fx.plane.kubeconfig, encoding: .utf8)
+        let tokenLine = try #require(kubeconfig.split(separator: "\n").first { $0.contains("token:") })
+        try kubeconfig.replacingOccurrences(of: String(tokenLine), with: "    token: \(token)").write(toFile: dir.file("kubeconfig"), atomically: true, encoding: .utf8)
+        let refused = try run(CLITests.binary, ["apply", dir.path, "--kubeconfig", dir.file("kubeconfig"), "--namespace-allow", ns])
+        #expect(refused.status == 1)
+        outputs.append(("apply with a refused token", refused.stdout + refused.stderr))
+
+        #expect(outputs.contains { $0.0.hasPrefix("apply") && $0.1.contains("Secret/\(ns)/app.pg.credentials") }, "the Secret is in apply's output")
+        #expect(outputs.filter { $0.0.hasPrefix("plan --live") }.allSatisfy { !$0.1.isEmpty })
+        for (name, text) in outputs {
+            #expect(!text.contains(password) && !text.contains(encoded), "\(name) holds the generated password")
+            #expect(!text.contains(token), "\(name) holds the kubeconfig token")
+        }
+    }
+}
