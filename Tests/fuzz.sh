@@ -29,7 +29,7 @@ contexts: [{name: x, context: {cluster: c, user: u, namespace: db}}, {name: y, c
 current-context: x
 KUBECONFIG
 status=0
-for target in spec json conf kubeconfig; do
+for target in ${CAIRN_FUZZ_TARGETS:-spec json conf kubeconfig}; do
     echo "fuzz: $target for ${seconds}s"
     if ! CAIRN_FUZZ_TARGET=$target "$bin" "$work/$target" -max_total_time="$seconds" -seed="$seed" -timeout=10 -rss_limit_mb=2048 \
         -max_len=65536 -artifact_prefix=.build-fuzz/crashes/$target- -print_final_stats=1 >".build-fuzz/$target.log" 2>&1; then

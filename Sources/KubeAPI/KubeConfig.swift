@@ -89,9 +89,16 @@ public struct KubeConfig: Sendable {
                 continue
             }
             readAny = true
-            let text: String
-            do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
-                throw KubeConfigError(file: file, field: "", message: "cannot read: \(error.localizedDescription)")
+            // An empty file is said so before reading: Foundation's file reading leaks a buffer on
+            // an empty file (found by the kubeconfig fuzz target). Attributes that cannot be read
+            // leave it to the read below to say why.
+            let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? nil
+            if size == 0 { throw KubeConfigError(file: file, field: "", message: "is empty") }
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw KubeConfigError(file: file, field: "", message: "cannot read")
+            }
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw KubeConfigError(file: file, field: "", message: "not UTF-8 text")
             }
             // The spec files' YAML reader first: it refuses anchors and aliases (no "billion
             // laughs"), nesting deeper than 32 levels, several documents and files over 1 MiB,

@@ -129,5 +129,9 @@ struct HostileSizeTests {
         let r = try run(CLITests.binary, ["apply", dir.file("es.yaml"), "--kubeconfig", dir.file("kubeconfig")], timeout: 60)
         #expect(r.status == 1)
         #expect(r.stderr.contains("refused: YAML anchors are not allowed"), "\(r.stderr)")
+        // Found by the kubeconfig fuzz target (a leak in Foundation's reading of an empty file).
+        try "".write(toFile: dir.file("empty"), atomically: true, encoding: .utf8)
+        let empty = try run(CLITests.binary, ["apply", dir.file("es.yaml"), "--kubeconfig", dir.file("empty")], timeout: 60)
+        #expect(empty.status == 1 && empty.stderr.contains("is empty"), "\(empty.stderr)")
     }
 }
