@@ -27,12 +27,22 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
-        // Spec files: strict YAML composition with locations, the four spec formats, validation.
-        // Yams is used for its bundled libyaml (CYaml): events carry line and column, and an
-        // event-level composer can refuse aliases and deep nesting before anything expands.
+        // JSON values with ordered keys, and their strict, linear parser.
+        .target(name: "JSON", swiftSettings: strict),
+        // The YAML reader of spec files (and the pre-check of kubeconfigs): strict composition
+        // with locations. Yams is used for its bundled libyaml (CYaml): events carry line and
+        // column, and an event-level composer can refuse aliases and deep nesting before
+        // anything expands.
+        .target(
+            name: "SpecYAML",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        // What every spec shares: field reading with locations, metadata, quantities, limits,
+        // the loader (the systems themselves are in Render/Systems).
         .target(
             name: "ClusterSpecs",
-            dependencies: [.product(name: "Yams", package: "Yams")],
+            dependencies: ["JSON", "SpecYAML"],
             swiftSettings: strict
         ),
         // Pure renderers: spec -> ordered Kubernetes objects, config serialisers, config hash.
@@ -58,7 +68,7 @@ let package = Package(
         .target(
             name: "KubeAPI",
             dependencies: [
-                "ClusterSpecs",
+                "JSON", "SpecYAML",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -431,8 +431,12 @@ public actor Daemon {
         let message = "cairn: status of \(names.joined(separator: ", ")) at \(pending.commit.description.prefix(12))"
         do {
             let author = configuration.author
+            // Should the branch be gone (deleted meanwhile), it comes back with every file.
+            var whole = (pushedStatus ?? [:]).mapValues { Data($0.utf8) }
+            for (path, data) in pending.changes { whole[path] = data }
+            let complete = whole
             let pushed = try await git { mirror throws(GitError) in
-                try mirror.commitAndPush(branch: branch, changes: pending.changes, message: message, author: author)
+                try mirror.commitAndPush(branch: branch, changes: pending.changes, whole: complete, message: message, author: author)
             }
             for (path, data) in pending.changes {
                 if let data { pushedStatus?[path] = String(decoding: data, as: UTF8.self) } else { pushedStatus?[path] = nil }

@@ -11,21 +11,23 @@ extension Mirror {
     ///   - branch: The branch to commit to; created (with no parent) when the remote lacks it.
     ///   - changes: Path from the root → new contents, or nil to delete the file. Paths not
     ///     named keep the content the head has.
+    ///   - whole: When the branch does not exist (never made, or deleted meanwhile): every file it
+    ///     should hold, so that a new branch starts whole rather than with only `changes`.
     ///   - message: The commit message.
     ///   - author: Author and committer.
     ///   - maxAttempts: Pushes tried before giving up.
     /// - Returns: The pushed commit, or the branch head unchanged when the changes change nothing.
     /// - Throws: `GitError` (`.pushRejected` after `maxAttempts` lost races).
     @discardableResult
-    public func commitAndPush(branch: String, changes: [String: Data?], message: String, author: GitSignature,
-                              maxAttempts: Int = 5) throws(GitError) -> GitOID {
-        try commitAndPush(branch: branch, changes: changes, message: message, author: author, maxAttempts: maxAttempts,
+    public func commitAndPush(branch: String, changes: [String: Data?], whole: [String: Data]? = nil, message: String,
+                              author: GitSignature, maxAttempts: Int = 5) throws(GitError) -> GitOID {
+        try commitAndPush(branch: branch, changes: changes, whole: whole, message: message, author: author, maxAttempts: maxAttempts,
                           beforePush: { _ in })
     }
 
     /// `beforePush` runs between building the commit and pushing it, with the attempt number:
     /// the tests' way to let someone else push first.
-    func commitAndPush(branch: String, changes: [String: Data?], message: String, author: GitSignature,
+    func commitAndPush(branch: String, changes: [String: Data?], whole: [String: Data]? = nil, message: String, author: GitSignature,
                        maxAttempts: Int, beforePush: (Int) -> Void) throws(GitError) -> GitOID {
         let ref = "refs/heads/" + branch
         var delay = 0.05
@@ -39,7 +41,8 @@ extension Mirror {
             } catch where error.kind == .notFound {
                 head = nil
             }
-            guard let commit = try buildCommit(parent: head, changes: changes, message: message, author: author) else {
+            let content = head == nil ? (whole?.mapValues { Optional($0) } ?? changes).merging(changes) { _, change in change } : changes
+            guard let commit = try buildCommit(parent: head, changes: content, message: message, author: author) else {
                 return head!
             }
             beforePush(attempt)

@@ -1,6 +1,6 @@
 import Synchronization
 import AsyncHTTPClient
-import ClusterSpecs
+import JSON
 import Foundation
 import NIOCore
 import NIOHTTP1

@@ -1,4 +1,5 @@
-import ClusterSpecs
+import JSON
+import SpecYAML
 import Foundation
 import Yams
 

@@ -1,4 +1,4 @@
-import ClusterSpecs
+import JSON
 
 /// An object the API server knows: `Kind/namespace/name`.
 public struct ObjectReference: Sendable, Hashable, CustomStringConvertible {

@@ -1,4 +1,4 @@
-import ClusterSpecs
+import JSON
 import Foundation
 
 /// Bearer tokens for requests: a literal token, a token file re-read when it changes (projected

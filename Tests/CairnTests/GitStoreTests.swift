@@ -196,6 +196,12 @@ struct GitStoreTests {
         #expect(again == commit)
         let deleted = try mirror.commitAndPush(branch: "cairn-status", changes: ["status/default/a.yaml": nil], message: "status: a removed", author: author)
         #expect(try gitCLI(["--git-dir", served.origin.bare, "ls-tree", "-r", "--name-only", deleted.hex]) == "")
+        // The branch deleted on the remote: the next commit starts it whole, not with the change alone.
+        _ = try gitCLI(["--git-dir", served.origin.bare, "branch", "-D", "cairn-status"])
+        let whole = ["status/default/a.yaml": Data("phase: Ready\n".utf8), "status/default/b.yaml": Data("phase: Degraded\n".utf8)]
+        let recreated = try mirror.commitAndPush(branch: "cairn-status", changes: ["status/default/b.yaml": Data("phase: Degraded\n".utf8)],
+                                                 whole: whole, message: "status: b Degraded", author: author)
+        #expect(try gitCLI(["--git-dir", served.origin.bare, "ls-tree", "-r", "--name-only", recreated.hex]) == "status/default/a.yaml\nstatus/default/b.yaml")
     }
 
     @Test func aPushRaceIsRetriedOnTopOfTheOtherCommit() throws {
