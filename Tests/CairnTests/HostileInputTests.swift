@@ -133,5 +133,10 @@ struct HostileSizeTests {
         try "".write(toFile: dir.file("empty"), atomically: true, encoding: .utf8)
         let empty = try run(CLITests.binary, ["apply", dir.file("es.yaml"), "--kubeconfig", dir.file("empty")], timeout: 60)
         #expect(empty.status == 1 && empty.stderr.contains("is empty"), "\(empty.stderr)")
+        // Found by the kubeconfig fuzz target: Yams' YAML 1.1 sexagesimal integers trapped on
+        // overflow. Kubeconfigs are read with the spec files' YAML 1.2 reader now.
+        try "apiVersion: v1\nkind: Config\nx: 999999999933795144:3\n".write(toFile: dir.file("sexagesimal"), atomically: true, encoding: .utf8)
+        let sexagesimal = try run(CLITests.binary, ["apply", dir.file("es.yaml"), "--kubeconfig", dir.file("sexagesimal")], timeout: 60)
+        #expect(sexagesimal.status == 1 && sexagesimal.stderr.contains("current-context"), "\(sexagesimal.stderr)")
     }
 }
