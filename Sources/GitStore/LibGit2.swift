@@ -35,6 +35,9 @@ public struct GitError: Error, Sendable, CustomStringConvertible {
 enum LibGit2 {
     private static let initialised: Bool = {
         git_libgit2_init()
+        // cairn's socket stream, which a timeout or shutdown can stop (SocketStream.swift).
+        let registered = SocketStream.register()
+        precondition(registered == 0, "git_stream_register failed: \(registered)")
         return true
     }()
 

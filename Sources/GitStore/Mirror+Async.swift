@@ -20,9 +20,9 @@ public final class GitCancellation: Sendable {
 extension Mirror {
     /// Runs blocking libgit2 work on a thread of its own, never on Swift's cooperative pool. When
     /// the calling task is cancelled (a shutdown), the work is told to stop: a network operation
-    /// returns `.cancelled` within a tenth of a second, and libgit2 stops at its next callback.
-    /// A thread blocked in a read from a server that sends nothing (libgit2 1.5 has no socket
-    /// timeout) ends when that connection does; the mirror is left as it was.
+    /// returns `.cancelled` within a tenth of a second, and stops: its sockets are shut down (a
+    /// read blocked on a server that sends nothing returns; SocketStream) and libgit2 unwinds.
+    /// The mirror is left as it was.
     public func offload<T: Sendable>(_ body: @escaping @Sendable (Mirror) throws(GitError) -> T) async throws(GitError) -> T {
         let token = GitCancellation(parent: cancellation)
         var bound = self

@@ -13,6 +13,8 @@ final class RemoteSession: Sendable {
         var failure: GitError?
         var triedTypes: Set<UInt32> = []
         var rejections: [(ref: String, status: String)] = []
+        /// The sockets this operation has open (SocketStream), shut down on cancel.
+        var sockets: Set<Int32> = []
     }
     private let state = Mutex(State())
 
@@ -27,7 +29,32 @@ final class RemoteSession: Sendable {
     }
 
     var cancelled: Bool { state.withLock { $0.cancelled } || (cancellation?.isCancelled ?? false) }
-    func cancel() { state.withLock { $0.cancelled = true } }
+    /// Stops the operation: its callbacks return an error from now on, and its open sockets are
+    /// shut down, so a read blocked on a silent server returns at once.
+    func cancel() {
+        state.withLock { state in
+            state.cancelled = true
+            for fd in state.sockets { _ = shutdown(fd, Int32(SHUT_RDWR)) }
+        }
+    }
+
+    /// Registers a socket the operation opened; false (the caller closes it) once cancelled.
+    func adopt(_ fd: Int32) -> Bool {
+        state.withLock { state in
+            guard !state.cancelled else { return false }
+            state.sockets.insert(fd)
+            return true
+        }
+    }
+
+    /// Forgets and closes a socket, under the lock `cancel()` takes: a shutdown never reaches a
+    /// descriptor number the process has reused since.
+    func release(_ fd: Int32) {
+        state.withLock { state in
+            state.sockets.remove(fd)
+            _ = close(fd)
+        }
+    }
 
     /// The precise reason a callback gave up, which beats libgit2's generic message.
     var failure: GitError? { state.withLock { $0.failure } }
@@ -164,14 +191,16 @@ final class RemoteSession: Sendable {
         return -1
     }
 
-    /// Runs a network operation on a thread of its own, bounded by `timeout`. On timeout the
-    /// operation is told to stop at its next callback and the caller gets an error at once; a
-    /// thread blocked in a read of a stalled server ends when the connection does.
+    /// Runs a network operation on a thread of its own, bounded by `timeout`. On timeout (or
+    /// cancellation) the caller gets an error at once, and the operation stops: its sockets are
+    /// shut down (a read blocked on a stalled server returns) and its callbacks return errors.
     func run<T: Sendable>(timeout: Duration, operation: String,
                           _ body: @escaping @Sendable () throws(GitError) -> T) throws(GitError) -> T {
         let done = DispatchSemaphore(value: 0)
         let box = ResultBox<T>()
-        let thread = Thread {
+        let thread = Thread { [self] in
+            Thread.current.threadDictionary[SocketStream.threadKey] = self
+            defer { Thread.current.threadDictionary[SocketStream.threadKey] = nil }
             box.set(Result { () throws(GitError) -> T in try body() })
             done.signal()
         }

@@ -250,6 +250,56 @@ struct GitStoreTests {
         #expect(try mirror.resolve("main").hex == head)
     }
 
+    /// A server that accepts and never answers: the operation times out, and cairn really stops
+    /// it (its socket is shut down, the server sees the connection end), rather than leaving a
+    /// thread blocked in a read for as long as the server keeps the connection. Over git://,
+    /// ssh (libssh2 reads the same socket) and https (mbedTLS over it).
+    @Test(arguments: ["git://127.0.0.1:PORT/origin.git", "ssh://git@127.0.0.1:PORT/origin.git", "https://127.0.0.1:PORT/origin.git"])
+    func aTimedOutOperationClosesItsConnection(url: String) throws {
+        let directory = TemporaryDirectory("cairn-silent")
+        let script = directory.file("silent.py")
+        try """
+            import socket, sys, threading
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
+            def serve(c):
+                while c.recv(65536):
+                    pass
+                print("eof", flush=True)
+            while True:
+                c, _ = s.accept()
+                print("accepted", flush=True)
+                threading.Thread(target=serve, args=(c,), daemon=True).start()
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        let port = freePort()
+        let log = directory.file("silent.log")
+        let server = try ServerProcess("silent server", "/usr/bin/python3", ["-u", script, "\(port)"], log: log)
+        defer { server.stop() }
+        #expect(waitForPort(port))
+        let cache = TemporaryDirectory("cairn-cache")
+        let known = directory.file("known_hosts")
+        try "".write(toFile: known, atomically: true, encoding: .utf8)
+        let mirror = try Mirror.open(url: url.replacingOccurrences(of: "PORT", with: "\(port)"), cacheDirectory: cache.path,
+                                     credentials: GitCredentials(knownHostsFile: known), timeout: .seconds(2))
+        do {
+            try mirror.fetch()
+            Issue.record("fetch from a silent server succeeded")
+        } catch {
+            #expect(error.kind == .timeout, "\(error)")
+        }
+        // waitForPort's probe is the first connection; the fetch's is the second.
+        func count(_ word: String, _ text: String) -> Int { text.split(separator: "\n").filter { $0 == word }.count }
+        let deadline = Date().addingTimeInterval(3)
+        var text = ""
+        while Date() < deadline {
+            text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if count("accepted", text) >= 2 && count("eof", text) == count("accepted", text) { break }
+            usleep(50_000)
+        }
+        #expect(count("accepted", text) >= 2, "\(text)")
+        #expect(count("eof", text) == count("accepted", text), "the connection stayed open after the timeout: \(text)")
+    }
+
     @Test(arguments: [Transport.file, .git, .ssh])
     func cliReadsSpecFilesAtARevision(transport: Transport) throws {
         let served = try Served(transport)
