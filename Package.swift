@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // JSON values with ordered keys, and their strict, linear parser.
@@ -92,6 +94,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),
@@ -119,7 +123,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnTests",
-            dependencies: ["ClusterSpecs", "Render", "GitStore", "KubeAPI", "Reconcile", "cairn"],
+            dependencies: ["ClusterSpecs", "Render", "GitStore", "KubeAPI", "Reconcile", "Daemon", "cairn"],
             exclude: ["Golden"],
             swiftSettings: strict
         ),

@@ -83,10 +83,10 @@ public actor Daemon {
             do {
                 try await step()
                 for (operation, n) in reconciler.client.requestCounts {
-                    metrics.set("cairn_kube_requests", Double(n), ["operation": operation])
+                    metrics.set(.kubeRequests, Double(n), ["operation": operation])
                 }
                 backoff = configuration.interval
-                metrics.set("cairn_up", 1)
+                metrics.set(.up, 1)
                 await pause(configuration.interval)
             } catch {
                 if Task.isShuttingDownGracefully || Task.isCancelled { break }
@@ -98,7 +98,7 @@ public actor Daemon {
                     continue
                 }
                 lastError = "\(error)"
-                metrics.increment("cairn_errors_total", ["reason": Self.reason(error)])
+                metrics.increment(.errors, ["reason": Self.reason(error)])
                 log.error("step failed; keeping the last good state", ["error": "\(error)", "retry_in": "\(backoff)"])
                 await pause(backoff)
                 backoff = min(backoff * 2, configuration.maxBackoff)
@@ -119,7 +119,7 @@ public actor Daemon {
         guard let damage = try? await git({ $0.damage(refs: refs) }) else { return false }
         do {
             let aside = try await git { mirror throws(GitError) in try mirror.moveAsideAndRecreate() }
-            metrics.increment("cairn_mirror_repairs_total", [:])
+            metrics.increment(.mirrorRepairs)
             log.error("the git mirror in the cache directory is damaged; moved it aside, cloning afresh",
                       ["damage": damage, "moved_to": aside, "mirror": mirror.path, "error": "\(error)"])
             return true
@@ -140,7 +140,7 @@ public actor Daemon {
         // A follower does nothing; a new leader starts with a full pass (the last one may
         // have seen a different world).
         let leads = leading
-        metrics.set("cairn_leader", leads ? 1 : 0)
+        metrics.set(.leader, leads ? 1 : 0)
         if leads != wasLeader {
             wasLeader = leads
             if leads { lastSeen = nil; lastResync = ContinuousClock.now - configuration.resync }
@@ -151,7 +151,7 @@ public actor Daemon {
         let checkStart = ContinuousClock.now
         let branchRef = "refs/heads/\(configuration.branch)"
         let remote = try await git { mirror throws(GitError) in try mirror.remoteHead(branchRef) }
-        metrics.observe("cairn_git_check_seconds", (ContinuousClock.now - checkStart).seconds)
+        metrics.observe(.gitCheckSeconds, ContinuousClock.now - checkStart)
         let resyncDue = ContinuousClock.now - lastResync >= configuration.resync
         guard let remote else { throw GitError(.notFound, operation: "check \(configuration.branch)", message: "the remote has no branch \(configuration.branch)") }
         if remote == lastSeen && !resyncDue && lastError == nil {
@@ -164,7 +164,7 @@ public actor Daemon {
 
         let fetchStart = ContinuousClock.now
         try await git { mirror throws(GitError) in try mirror.fetch() }
-        metrics.observe("cairn_git_fetch_seconds", (ContinuousClock.now - fetchStart).seconds)
+        metrics.observe(.gitFetchSeconds, ContinuousClock.now - fetchStart)
         let commit = try await git { mirror throws(GitError) in try mirror.resolve(branchRef) }
         if configuration.statusBranch == nil, remote != lastSeen, lastApplied != nil, try await isOwnStatusCommit(commit), !resyncDue {
             // Same-branch mode: cairn's own status commit is no reason to reconcile.
@@ -240,7 +240,7 @@ public actor Daemon {
         for e in state.errors where changedFiles?.contains(e.file) ?? true {
             log.warning("invalid spec", ["error": e.description, "commit": commit.description])
         }
-        metrics.set("cairn_spec_files_unreadable", Double(state.unreadable.count))
+        metrics.set(.specFilesUnreadable, Double(state.unreadable.count))
         for problem in state.unreadable where desired?.unreadable.contains(problem) != true {
             log.error("spec file not read; its cluster is left as it is", ["error": problem, "commit": commit.description])
         }
@@ -256,10 +256,10 @@ public actor Daemon {
         lastApplied = commit
         lastError = nil
         passed.withLock { $0 = true }
-        metrics.observe("cairn_reconcile_seconds", (ContinuousClock.now - start).seconds)
-        metrics.setInfo("cairn_last_applied_commit_info", ["commit": commit.description])
+        metrics.observe(.reconcileSeconds, ContinuousClock.now - start, ["scope": scope == nil ? "full" : "partial"])
+        metrics.setInfo(.lastAppliedCommit, ["commit": commit.description])
         for o in result.objects where o.action != .unchanged {
-            metrics.increment("cairn_objects_total", ["action": o.action.rawValue])
+            metrics.increment(.objects, ["action": o.action.rawValue])
             var fields = ["object": o.reference, "cluster": o.cluster ?? "", "commit": commit.description]
             if let detail = o.detail { fields["detail"] = detail }
             if o.action == .failed { log.error("object failed", fields) } else { log.info("object \(o.action.rawValue)", fields) }
@@ -277,14 +277,14 @@ public actor Daemon {
             let attempts = (failing[c.cluster]?.attempts ?? 0) + 1
             let delay = retryDelay(attempts: attempts)
             failing[c.cluster] = (attempts, now + delay)
-            metrics.increment("cairn_cluster_failures_total", ["cluster": c.cluster])
+            metrics.increment(.clusterFailures, ["cluster": c.cluster])
             log.warning("cluster failed; the others go on", ["cluster": c.cluster, "reasons": c.reasons.joined(separator: "; "),
                                                              "attempt": "\(attempts)", "retry_in": "\(delay)", "commit": commit.description])
         }
         for phase in ClusterHealth.Phase.allCases {
-            metrics.set("cairn_clusters", Double(phases.values.filter { $0 == phase }.count), ["phase": phase.rawValue])
+            metrics.set(.clusters, Double(phases.values.filter { $0 == phase }.count), ["phase": phase.rawValue])
         }
-        metrics.set("cairn_clusters_failing", Double(failing.count))
+        metrics.set(.clustersFailing, Double(failing.count))
         await emitEvents(result, state: state)
         // Rollouts cairn drives: OnDelete StatefulSets with pods on an older revision, or whose
         // template this pass changed. They get passes until done.
@@ -443,14 +443,14 @@ public actor Daemon {
             }
             pendingStatus = nil
             statusFailures = 0
-            metrics.increment("cairn_status_commits_total", [:])
+            metrics.increment(.statusCommits)
             log.info("status committed", ["commit": pushed.description, "branch": branch, "clusters": names.joined(separator: ",")])
             if configuration.statusBranch == nil { ownHead = pushed }
         } catch {
             statusFailures += 1
             let delay = retryDelay(attempts: statusFailures)
             statusRetryAt = ContinuousClock.now + delay
-            metrics.increment("cairn_status_push_failures_total", [:])
+            metrics.increment(.statusPushFailures)
             log.error("status not pushed; reconciling goes on", ["branch": branch, "error": "\(error)", "attempt": "\(statusFailures)", "retry_in": "\(delay)"])
         }
     }

@@ -1,6 +1,8 @@
 public import ClusterSpecs
 import Foundation
 import Synchronization
+import CoreMetrics
+import Prometheus
 public import Logging
 
 /// swift-log's handler for cairn: one line per event on stderr, `text` (`time level message
@@ -52,70 +54,158 @@ extension Logging.Logger {
     public func error(_ message: String, _ fields: [String: String]) { log(level: .error, "\(message)", metadata: fields.mapValues { .string($0) }) }
 }
 
-/// The daemon's metrics in Prometheus' text format: counters, gauges, summaries of durations
-/// (as histograms with fixed buckets), and info metrics.
-public final class Metrics: Sendable {
-    private struct State {
-        var counters: [String: Double] = [:]
-        var gauges: [String: Double] = [:]
-        var histograms: [String: (buckets: [Double], counts: [Int], sum: Double, count: Int)] = [:]
-        var infos: [String: [String: String]] = [:]
-    }
+/// Every metric cairn exports: its name, type, help text and label names, in one place. The
+/// labels a family has are fixed here, so a series can never be exported both with and
+/// without labels (which Prometheus' registry refuses).
+public enum MetricFamily: String, CaseIterable, Sendable {
+    case up = "cairn_up"
+    case leader = "cairn_leader"
+    case kubeRequests = "cairn_kube_requests"
+    case errors = "cairn_errors_total"
+    case mirrorRepairs = "cairn_mirror_repairs_total"
+    case gitCheckSeconds = "cairn_git_check_seconds"
+    case gitFetchSeconds = "cairn_git_fetch_seconds"
+    case reconcileSeconds = "cairn_reconcile_seconds"
+    case specFilesUnreadable = "cairn_spec_files_unreadable"
+    case lastAppliedCommit = "cairn_last_applied_commit_info"
+    case objects = "cairn_objects_total"
+    case clusters = "cairn_clusters"
+    case clustersFailing = "cairn_clusters_failing"
+    case clusterFailures = "cairn_cluster_failures_total"
+    case statusCommits = "cairn_status_commits_total"
+    case statusPushFailures = "cairn_status_push_failures_total"
 
-    private let state = Mutex(State())
-    static let buckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+    public enum Kind: Sendable { case counter, gauge, histogram }
 
-    public init() {}
-
-    static func key(_ name: String, _ labels: [String: String]) -> String {
-        labels.isEmpty ? name : name + "{" + labels.sorted { $0.key < $1.key }.map { "\($0.key)=\(JSONValue.string($0.value).canonicalJSON())" }.joined(separator: ",") + "}"
-    }
-
-    public func increment(_ name: String, _ labels: [String: String] = [:], by value: Double = 1) {
-        state.withLock { $0.counters[Self.key(name, labels), default: 0] += value }
-    }
-
-    public func set(_ name: String, _ value: Double, _ labels: [String: String] = [:]) {
-        state.withLock { $0.gauges[Self.key(name, labels)] = value }
-    }
-
-    public func setInfo(_ name: String, _ labels: [String: String]) {
-        state.withLock { $0.infos[name] = labels }
-    }
-
-    public func observe(_ name: String, _ seconds: Double) {
-        state.withLock { state in
-            var h = state.histograms[name] ?? (Self.buckets, Array(repeating: 0, count: Self.buckets.count), 0, 0)
-            for (i, b) in h.buckets.enumerated() where seconds <= b { h.counts[i] += 1 }
-            h.sum += seconds
-            h.count += 1
-            state.histograms[name] = h
+    public var kind: Kind {
+        switch self {
+        case .errors, .mirrorRepairs, .objects, .clusterFailures, .statusCommits, .statusPushFailures: .counter
+        case .gitCheckSeconds, .gitFetchSeconds, .reconcileSeconds: .histogram
+        default: .gauge
         }
+    }
+
+    public var labelNames: [String] {
+        switch self {
+        case .kubeRequests: ["operation"]
+        case .errors: ["reason"]
+        case .reconcileSeconds: ["scope"]
+        case .lastAppliedCommit: ["commit"]
+        case .objects: ["action"]
+        case .clusters: ["phase"]
+        case .clusterFailures: ["cluster"]
+        default: []
+        }
+    }
+
+    public var help: String {
+        switch self {
+        case .up: "1 once a step of the loop (head check, and a pass when one is due) has succeeded."
+        case .leader: "1 while this process holds the leader lease (always 1 without leader election)."
+        case .kubeRequests: "Kubernetes API requests made since start, by operation."
+        case .errors: "Steps of the loop that failed, by reason (git_<kind>, kube_<reason>, other)."
+        case .mirrorRepairs: "Damaged git mirrors moved aside and cloned afresh."
+        case .gitCheckSeconds: "Time to read the remote branch's head (one round trip)."
+        case .gitFetchSeconds: "Time to fetch the branch into the mirror."
+        case .reconcileSeconds: "Time of a reconcile pass, by scope: full (every cluster) or partial (the clusters a commit touched)."
+        case .specFilesUnreadable: "Spec files not read (too large, a link, a submodule); their clusters are left as they are."
+        case .lastAppliedCommit: "The commit of the last successful pass (value always 1)."
+        case .objects: "Objects cairn acted on, by action (created, configured, restarted, pruned, blocked, failed, ...)."
+        case .clusters: "Clusters by phase, the whole fleet as of each cluster's last pass."
+        case .clustersFailing: "Clusters whose last pass failed, retried on their own backoff."
+        case .clusterFailures: "Failed passes, by cluster."
+        case .statusCommits: "Status commits pushed."
+        case .statusPushFailures: "Status pushes that failed (retried on the status writer's backoff)."
+        }
+    }
+
+    /// Durations from 5 ms to a minute.
+    static let buckets: [Duration] = [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                                      .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5),
+                                      .seconds(10), .seconds(30), .seconds(60)]
+}
+
+/// swift-metrics' factory over a Prometheus registry, with the help text and buckets of
+/// `MetricFamily` (the standard PrometheusMetricsFactory has no help text).
+struct CairnMetricsFactory: MetricsFactory {
+    let registry: PrometheusCollectorRegistry
+
+    private func help(_ label: String) -> String { MetricFamily(rawValue: label)?.help ?? "" }
+
+    func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
+        registry.makeCounter(name: label, labels: dimensions, help: help(label))
+    }
+    func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler {
+        registry.makeCounter(name: label, labels: dimensions, help: help(label))
+    }
+    func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
+        guard aggregate else { return registry.makeGauge(name: label, labels: dimensions, help: help(label)) }
+        return registry.makeValueHistogram(name: label, labels: dimensions, buckets: MetricFamily.buckets.map(\.seconds), help: help(label))
+    }
+    func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler {
+        registry.makeGauge(name: label, labels: dimensions, help: help(label))
+    }
+    func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
+        registry.makeDurationHistogram(name: label, labels: dimensions, buckets: MetricFamily.buckets, help: help(label))
+    }
+    func destroyCounter(_ handler: any CounterHandler) {
+        if let counter = handler as? Prometheus.Counter { registry.unregisterCounter(counter) }
+    }
+    func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {
+        if let counter = handler as? Prometheus.Counter { registry.unregisterCounter(counter) }
+    }
+    func destroyRecorder(_ handler: any RecorderHandler) {
+        if let gauge = handler as? Prometheus.Gauge { registry.unregisterGauge(gauge) }
+        if let histogram = handler as? Prometheus.ValueHistogram { registry.unregisterValueHistogram(histogram) }
+    }
+    func destroyMeter(_ handler: any MeterHandler) {
+        if let gauge = handler as? Prometheus.Gauge { registry.unregisterGauge(gauge) }
+    }
+    func destroyTimer(_ handler: any TimerHandler) {
+        if let histogram = handler as? Prometheus.DurationHistogram { registry.unregisterDurationHistogram(histogram) }
+    }
+}
+
+/// The daemon's metrics: recorded through swift-metrics, exported by swift-prometheus in the
+/// text format (`# HELP` and `# TYPE` on every family). Each daemon has its own registry, so
+/// several daemons in one process (the tests) do not mix.
+public final class Metrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    let factory: CairnMetricsFactory
+    /// The series of each info family now exported: replaced, not added to, when its labels change.
+    private let infos = Mutex<[MetricFamily: CoreMetrics.Gauge]>([:])
+
+    public init() { factory = CairnMetricsFactory(registry: registry) }
+
+    /// The family's labels, in its declared order; a label it does not declare is dropped.
+    private func dimensions(_ family: MetricFamily, _ labels: [String: String]) -> [(String, String)] {
+        family.labelNames.map { ($0, labels[$0] ?? "") }
+    }
+
+    public func increment(_ family: MetricFamily, _ labels: [String: String] = [:], by value: Int64 = 1) {
+        CoreMetrics.Counter(label: family.rawValue, dimensions: dimensions(family, labels), factory: factory).increment(by: value)
+    }
+
+    public func set(_ family: MetricFamily, _ value: Double, _ labels: [String: String] = [:]) {
+        CoreMetrics.Gauge(label: family.rawValue, dimensions: dimensions(family, labels), factory: factory).record(value)
+    }
+
+    /// An info metric: one series with these labels and the value 1; the previous one goes.
+    public func setInfo(_ family: MetricFamily, _ labels: [String: String]) {
+        let gauge = CoreMetrics.Gauge(label: family.rawValue, dimensions: dimensions(family, labels), factory: factory)
+        let previous = infos.withLock { infos in
+            defer { infos[family] = gauge }
+            return infos[family]
+        }
+        if let previous, previous.dimensions.map(\.1) != gauge.dimensions.map(\.1) { previous.destroy() }
+        gauge.record(1)
+    }
+
+    public func observe(_ family: MetricFamily, _ duration: Duration, _ labels: [String: String] = [:]) {
+        CoreMetrics.Timer(label: family.rawValue, dimensions: dimensions(family, labels), factory: factory).recordNanoseconds(
+            duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 
     /// The exposition text for `/metrics`.
-    public func render() -> String {
-        state.withLock { state in
-            var out = ""
-            func family(_ key: String) -> String { String(key.prefix { $0 != "{" }) }
-            var typed: Set<String> = []
-            for (k, v) in state.counters.sorted(by: { $0.key < $1.key }) {
-                if typed.insert(family(k)).inserted { out += "# TYPE \(family(k)) counter\n" }
-                out += "\(k) \(v)\n"
-            }
-            for (k, v) in state.gauges.sorted(by: { $0.key < $1.key }) {
-                if typed.insert(family(k)).inserted { out += "# TYPE \(family(k)) gauge\n" }
-                out += "\(k) \(v)\n"
-            }
-            for (name, labels) in state.infos.sorted(by: { $0.key < $1.key }) {
-                out += "# TYPE \(name) gauge\n\(Self.key(name, labels)) 1\n"
-            }
-            for (name, h) in state.histograms.sorted(by: { $0.key < $1.key }) {
-                out += "# TYPE \(name) histogram\n"
-                for (i, b) in h.buckets.enumerated() { out += "\(name)_bucket{le=\"\(b)\"} \(h.counts[i])\n" }
-                out += "\(name)_bucket{le=\"+Inf\"} \(h.count)\n\(name)_sum \(h.sum)\n\(name)_count \(h.count)\n"
-            }
-            return out
-        }
-    }
+    public func render() -> String { registry.emitToString() }
 }

@@ -51,7 +51,7 @@ public final class StatusServer: Sendable {
             case .end:
                 let (status, body) = method == .GET ? route(String(uri.prefix { $0 != "?" })) : (405, "GET only\n")
                 var headers = HTTPHeaders()
-                headers.add(name: "Content-Type", value: uri.hasPrefix("/metrics") ? "text/plain; version=0.0.4" : "text/plain")
+                headers.add(name: "Content-Type", value: uri.hasPrefix("/metrics") ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain")
                 headers.add(name: "Content-Length", value: String(body.utf8.count))
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers))), promise: nil)
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)

@@ -78,10 +78,13 @@ final class DaemonTests {
         #expect(commits("cairn-status") == quiet, "a status commit although nothing changed")
 
         // Metrics and health.
-        let metrics = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/metrics"])
-        #expect(metrics.stdout.contains("cairn_reconcile_seconds_count 1"), "\(metrics.stdout)")
-        #expect(metrics.stdout.contains("cairn_last_applied_commit_info{commit=\"\(first)\"} 1"))
-        #expect(metrics.stdout.contains("cairn_clusters{phase=\"Progressing\"} 2"))
+        let metrics = try exposition()
+        #expect(metrics.value("cairn_reconcile_seconds_count", ["scope": "full"]) == 1)
+        #expect(metrics.total("cairn_reconcile_seconds_count") == 1)
+        #expect(metrics.value("cairn_last_applied_commit_info", ["commit": first]) == 1)
+        #expect(metrics.value("cairn_clusters", ["phase": "Progressing"]) == 2)
+        #expect(metrics.value("cairn_up") == 1)
+        #expect(metrics.families.allSatisfy { !$0.help.isEmpty }, "a family without HELP")
         #expect(try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/readyz"]).status == 0)
 
         // Someone else pushes to the status branch meanwhile: their commit is kept.
@@ -133,8 +136,7 @@ final class DaemonTests {
         #expect(commits("main") == before + 1)
         try await Task.sleep(nanoseconds: 2_500_000_000)
         #expect(commits("main") == before + 1, "cairn committed again after its own commit")
-        let metrics = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/metrics"])
-        #expect(metrics.stdout.contains("cairn_reconcile_seconds_count 1"), "its own status commit triggered a pass: \(metrics.stdout)")
+        #expect(try exposition().total("cairn_reconcile_seconds_count") == 1, "its own status commit triggered a pass")
         let log = try String(contentsOfFile: logs.file("same.log"), encoding: .utf8)
         #expect(log.split(separator: "\n").allSatisfy { $0.hasPrefix("{") }, "JSON log lines")
     }
@@ -156,8 +158,9 @@ final class DaemonTests {
         #expect(await eventually { self.statusFile("es2") != nil }, "es2 was not applied")
         #expect(try git(["log", "--format=%ae", "cairn-status"]).split(separator: "\n").allSatisfy { $0 == "a@example.com" },
                 "only the leader writes status")
-        let followerMetrics = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(portB)/metrics"]).stdout
-        #expect(followerMetrics.contains("cairn_leader 0.0") && !followerMetrics.contains("cairn_reconcile_seconds_count"), "\(followerMetrics)")
+        let follower = try Exposition(run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(portB)/metrics"]).stdout)
+        #expect(follower.value("cairn_leader") == 0)
+        #expect(follower.total("cairn_reconcile_seconds_count") == nil, "the follower reconciled")
         let lease = try await client.get(ObjectReference(apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespace: fx.ns, name: "cairn"))
         let leader = try #require(lease["spec", "holderIdentity"]?.stringValue)
 
@@ -262,10 +265,14 @@ final class DaemonTests {
         #expect(restarts == 3, "one restart per pod, across both daemons")
     }
 
-    /// The value of one metric series in the exposition, or nil.
-    func metric(_ series: String) throws -> Double? {
-        let text = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/metrics"]).stdout
-        return text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) }
+    /// The daemon's /metrics, parsed by prometheus-client.
+    func exposition() throws -> Exposition {
+        try Exposition(run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/metrics"]).stdout)
+    }
+
+    /// The value of one metric series, or nil.
+    func metric(_ name: String, _ labels: [String: String] = [:]) throws -> Double? {
+        try exposition().value(name, labels)
     }
 
     @Test func aRefusedClusterIsRetriedOnItsOwnBackoffWhileTheOthersFollowCommits() async throws {
@@ -288,23 +295,22 @@ final class DaemonTests {
         #expect(try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/readyz"]).status == 0, "ready while only some clusters fail")
 
         // Its retries back off: over 6 s at a 300 ms interval, a handful of attempts, not twenty.
-        let series = "cairn_cluster_failures_total{cluster=\"\(fx.ns)/stuck\"}"
-        let before = try #require(try metric(series))
+        let stuck = ["cluster": "\(fx.ns)/stuck"]
+        let before = try #require(try metric("cairn_cluster_failures_total", stuck))
         try await Task.sleep(nanoseconds: 6_000_000_000)
-        let after = try #require(try metric(series))
+        let after = try #require(try metric("cairn_cluster_failures_total", stuck))
         #expect(after - before >= 1 && after - before <= 5, "\(after - before) failed attempts in 6 s")
-        #expect(try metric("cairn_clusters{phase=\"Degraded\"}") == 1)
+        #expect(try metric("cairn_clusters", ["phase": "Degraded"]) == 1)
 
         // A push changing the healthy cluster is applied at the usual pace.
         let hash = try await statefulSet(client, "ok")["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"]
         try origin.commit(["clusters/ok.yaml": IsolationTests.esdb("ok", namespace: fx.ns, projections: "All")])
         #expect(await eventually(20) { try await self.statefulSet(client, "ok")["spec", "template", "metadata", "annotations", "cairn.dev/config-hash"] != hash },
                 "the healthy cluster's change was not applied")
-        let metrics = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/metrics"]).stdout
-        #expect(!metrics.contains("cairn_errors_total"), "a refused cluster is no failed step: \(metrics)")
+        #expect(try exposition().total("cairn_errors_total") == nil, "a refused cluster is no failed step")
         // The gauges describe the whole fleet after a pass scoped to one cluster.
-        #expect(await eventually(5) { try self.metric("cairn_clusters{phase=\"Degraded\"}") == 1 })
-        let phases = try ["Ready", "Progressing", "Degraded", "Blocked", "Invalid"].map { try metric("cairn_clusters{phase=\"\($0)\"}") ?? 0 }
+        #expect(await eventually(5) { try self.metric("cairn_clusters", ["phase": "Degraded"]) == 1 })
+        let phases = try ["Ready", "Progressing", "Degraded", "Blocked", "Invalid"].map { try metric("cairn_clusters", ["phase": $0]) ?? 0 }
         #expect(phases.reduce(0, +) == 2, "\(phases)")
         // Everyone sees which cluster is stuck: an Event on the refused object, the log.
         let events = try await client.list(apiVersion: "v1", kind: "Event", namespace: fx.ns)
