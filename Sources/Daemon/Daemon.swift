@@ -8,10 +8,10 @@ public import KubeAPI
 public import Reconcile
 public import Render
 
-/// `cairn run`: poll the branch, reconcile on a new commit (and every resync), write status
-/// files back to git when they change. One loop, one step at a time; every failure keeps the
-/// last good state and retries with bounded exponential backoff, and nothing is pruned because
-/// something could not be read.
+/// `cairn run`'s reconcile loop: poll the branch, reconcile on a new commit (and every resync),
+/// hand the status files to the `StatusWriter` (a service of its own). One step at a time; every
+/// failure keeps the last good state and retries with bounded exponential backoff, and nothing
+/// is pruned because something could not be read.
 public actor Daemon {
     public struct Configuration: Sendable {
         public var branch = "main"
@@ -39,8 +39,6 @@ public actor Daemon {
     private var lastResync = ContinuousClock.now
     /// The spec files as of the last pass: the next one reads and renders only what changed.
     private var desired: DesiredState?
-    /// The status files as last pushed (path → content); loaded from the status branch at start.
-    private var pushedStatus: [String: String]?
     /// Per cluster, the last commit at which cairn wrote one of its objects.
     private var lastChanged: [String: String] = [:]
     private var lastError: String?
@@ -49,12 +47,20 @@ public actor Daemon {
     let elector: LeaderElector?
     private var wasLeader = false
 
+    /// The status files' writer, a service of its own (`StatusWriter`).
+    public nonisolated let statusWriter: StatusWriter
+
     public init(configuration: Configuration, mirror: Mirror, reconciler: Reconciler, log: Logging.Logger, elector: LeaderElector? = nil) {
         self.configuration = configuration
         self.mirror = mirror
         self.reconciler = reconciler
         self.log = log
         self.elector = elector
+        let writer = StatusWriter.Configuration(branch: configuration.statusBranch ?? configuration.branch, directory: configuration.statusDirectory,
+                                                author: configuration.author, sameBranch: configuration.statusBranch == nil)
+        statusWriter = StatusWriter(configuration: writer, mirror: mirror, log: log, metrics: metrics,
+                                    leading: { elector?.isLeader ?? true },
+                                    retryDelay: { attempts in Self.retryDelay(attempts: attempts, configuration: configuration) })
     }
 
     /// Whether this process may act now (always, without leader election).
@@ -146,8 +152,6 @@ public actor Daemon {
             if leads { lastSeen = nil; lastResync = ContinuousClock.now - configuration.resync }
         }
         guard leads else { return }
-        // Status a refused push left behind, on the writer's own backoff.
-        await flushStatus()
         let checkStart = ContinuousClock.now
         let branchRef = "refs/heads/\(configuration.branch)"
         let remote = try await git { mirror throws(GitError) in try mirror.remoteHead(branchRef) }
@@ -163,7 +167,8 @@ public actor Daemon {
         }
 
         let fetchStart = ContinuousClock.now
-        try await git { mirror throws(GitError) in try mirror.fetch() }
+        let branch = configuration.branch
+        try await git { mirror throws(GitError) in try mirror.fetch(branches: [branch]) }
         metrics.observe(.gitFetchSeconds, ContinuousClock.now - fetchStart)
         let commit = try await git { mirror throws(GitError) in try mirror.resolve(branchRef) }
         if configuration.statusBranch == nil, remote != lastSeen, lastApplied != nil, try await isOwnStatusCommit(commit), !resyncDue {
@@ -218,7 +223,9 @@ public actor Daemon {
 
     /// Retry delay of a failing cluster (or of the status writer): the interval, doubled per
     /// failed attempt, capped.
-    func retryDelay(attempts: Int) -> Duration {
+    func retryDelay(attempts: Int) -> Duration { Self.retryDelay(attempts: attempts, configuration: configuration) }
+
+    static func retryDelay(attempts: Int, configuration: Configuration) -> Duration {
         var delay = configuration.interval
         for _ in 1..<max(attempts, 1) where delay < configuration.maxBackoff { delay = delay * 2 }
         return min(delay, configuration.maxBackoff)
@@ -298,7 +305,7 @@ public actor Daemon {
         // Losing the lease stops acting at once: no status from a former leader.
         guard leading else { return }
         // A full pass re-reads the status branch: someone may have deleted or changed it.
-        if scope == nil { pushedStatus = nil }
+        if scope == nil { await statusWriter.forget() }
         await writeStatus(result, commit: commit, specFiles: state.files)
     }
 
@@ -385,16 +392,16 @@ public actor Daemon {
         return "# Written by cairn. Do not edit: it is rewritten when the cluster's status changes.\n" + YAMLWriter.document(.object(o))
     }
 
+    /// Hands the pass's status files to the writer, which pushes them on its own (with
+    /// `--status-same-branch`, at once: the next step must recognise the commit as cairn's).
     func writeStatus(_ result: Reconciler.Result, commit: GitOID, specFiles: [String: String]) async {
-        let branch = configuration.statusBranch ?? configuration.branch
-        if pushedStatus == nil {
-            do {
-                pushedStatus = try await currentStatus(branch: branch)
-            } catch {
-                // Written whole once it can be read again.
-                log.error("cannot read the status branch", ["branch": branch, "error": "\(error)"])
-                return
-            }
+        guard let pushed = await statusWriter.current() else { return }
+        // lastChanged survives a restart through the files themselves.
+        for (path, text) in pushed {
+            let cluster = String(path.dropFirst(configuration.statusDirectory.count + 1).dropLast(".yaml".count))
+            guard lastChanged[cluster] == nil,
+                  let line = text.split(separator: "\n").first(where: { $0.hasPrefix("lastChanged: ") }) else { continue }
+            lastChanged[cluster] = line.dropFirst("lastChanged: ".count).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
         }
         var files: [String: String] = [:]
         for health in result.clusters {
@@ -402,80 +409,10 @@ public actor Daemon {
             files[path] = Self.statusFile(health, objects: result.objects, commit: commit.description, specFile: specFiles[health.cluster],
                                           lastChanged: lastChanged[health.cluster])
         }
-        var changes = pendingStatus?.changes ?? [:]
-        for (path, text) in files {
-            if pushedStatus?[path] != text { changes[path] = .some(Data(text.utf8)) } else { changes.removeValue(forKey: path) }
-        }
         // Clusters pruned (their objects gone this pass) lose their status file.
         let pruned = Set(result.objects.filter { $0.action == .pruned }.compactMap(\.cluster))
-        for path in pushedStatus?.keys.sorted() ?? [] where files[path] == nil {
-            let cluster = String(path.dropFirst(configuration.statusDirectory.count + 1).dropLast(".yaml".count))
-            if pruned.contains(cluster) { changes[path] = .some(nil) }
-        }
-        pendingStatus = changes.isEmpty ? nil : (changes, commit)
-        await flushStatus()
-    }
-
-    /// Status files computed but not pushed yet, and the spec commit they describe.
-    private var pendingStatus: (changes: [String: Data?], commit: GitOID)?
-    private var statusFailures = 0
-    private var statusRetryAt = ContinuousClock.now
-
-    /// Pushes the pending status files, if any and if their retry is due. A refused push (a
-    /// pre-receive hook, a protected branch) is retried on the status writer's own backoff and
-    /// never delays reconciling.
-    func flushStatus() async {
-        guard let pending = pendingStatus, ContinuousClock.now >= statusRetryAt, leading else { return }
-        let branch = configuration.statusBranch ?? configuration.branch
-        let names = pending.changes.keys.sorted().map { String($0.dropFirst(configuration.statusDirectory.count + 1).dropLast(".yaml".count)) }
-        let message = "cairn: status of \(names.joined(separator: ", ")) at \(pending.commit.description.prefix(12))"
-        do {
-            let author = configuration.author
-            // Should the branch be gone (deleted meanwhile), it comes back with every file.
-            var whole = (pushedStatus ?? [:]).mapValues { Data($0.utf8) }
-            for (path, data) in pending.changes { whole[path] = data }
-            let complete = whole
-            let pushed = try await git { mirror throws(GitError) in
-                try mirror.commitAndPush(branch: branch, changes: pending.changes, whole: complete, message: message, author: author)
-            }
-            for (path, data) in pending.changes {
-                if let data { pushedStatus?[path] = String(decoding: data, as: UTF8.self) } else { pushedStatus?[path] = nil }
-            }
-            pendingStatus = nil
-            statusFailures = 0
-            metrics.increment(.statusCommits)
-            log.info("status committed", ["commit": pushed.description, "branch": branch, "clusters": names.joined(separator: ",")])
-            if configuration.statusBranch == nil { ownHead = pushed }
-        } catch {
-            statusFailures += 1
-            let delay = retryDelay(attempts: statusFailures)
-            statusRetryAt = ContinuousClock.now + delay
-            metrics.increment(.statusPushFailures)
-            log.error("status not pushed; reconciling goes on", ["branch": branch, "error": "\(error)", "attempt": "\(statusFailures)", "retry_in": "\(delay)"])
-        }
-    }
-
-    /// The status files on the status branch now (none when the branch does not exist yet).
-    func currentStatus(branch: String) async throws -> [String: String] {
-        let head: GitOID
-        do {
-            head = try await git { mirror throws(GitError) in try mirror.resolve("refs/heads/\(branch)") }
-        } catch let error as GitError where error.kind == .notFound {
-            return [:]  // no status branch yet
-        }
-        var out: [String: String] = [:]
-        let directory = configuration.statusDirectory
-        for file in try await git({ mirror throws(GitError) in try mirror.files(at: head, under: directory) }) {
-            if case .file(let data) = file.content { out[file.path] = String(decoding: data, as: UTF8.self) }
-        }
-        // lastChanged survives a restart through the files themselves.
-        for (path, text) in out {
-            let cluster = String(path.dropFirst(configuration.statusDirectory.count + 1).dropLast(".yaml".count))
-            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("lastChanged: ") }) {
-                lastChanged[cluster] = line.dropFirst("lastChanged: ".count).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
-            }
-        }
-        return out
+        await statusWriter.submit(files: files, pruned: pruned, commit: commit)
+        if let own = await statusWriter.takeOwnHead() { ownHead = own }
     }
 
     /// For /readyz (read from the HTTP server's threads): a pass has succeeded since start.

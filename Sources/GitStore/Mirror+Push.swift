@@ -5,7 +5,7 @@ extension Mirror {
     /// Commits in-memory file contents on top of a branch's head and pushes the commit, without
     /// any working tree. When the push is rejected because someone pushed first, fetches,
     /// rebuilds the commit on the new head (their commit kept) and tries again, with bounded
-    /// backoff.
+    /// backoff. Fetches and updates only `branch`'s ref.
     ///
     /// - Parameters:
     ///   - branch: The branch to commit to; created (with no parent) when the remote lacks it.
@@ -32,7 +32,8 @@ extension Mirror {
         let ref = "refs/heads/" + branch
         var delay = 0.05
         for attempt in 1...maxAttempts {
-            try fetch()
+            // This branch only: a fetch of the others may be under way (the daemon's follower).
+            try fetch(branches: [branch])
             // No such branch yet: the first commit has no parent. Any other failure (a damaged
             // mirror) is an error, never a root commit that would replace the branch's history.
             var head: GitOID?

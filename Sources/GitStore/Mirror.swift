@@ -161,6 +161,45 @@ public struct Mirror: Sendable {
         }
     }
 
+    /// Fetches only these branches (no tags, nothing else pruned): what the daemon's follower and
+    /// its status writer use, so that each updates only its own ref and the two never contend
+    /// for a ref's lock. A branch the remote no longer has is deleted from the mirror.
+    ///
+    /// - Throws: `GitError`; on any failure the refs stay as they were.
+    public func fetch(branches: [String]) throws(GitError) {
+        let session = RemoteSession(url: url, credentials: credentials, cancellation: cancellation)
+        let (url, path) = (self.url, self.path)
+        try session.run(timeout: timeout, operation: "fetch \(branches.joined(separator: ", ")) from \(Redact.url(url))") { () throws(GitError) in
+            let repo = try Repository.open(path)
+            let remote = try Remote.anonymous(repo, url)
+            var callbacks = session.callbacks()
+            try LibGit2.check(git_remote_connect(remote.pointer, GIT_DIRECTION_FETCH, &callbacks, nil, nil),
+                              "git_remote_connect", context: Redact.url(url))
+            defer { git_remote_disconnect(remote.pointer) }
+            let remoteRefs = try Mirror.list(remote).refs
+            let present = branches.filter { remoteRefs["refs/heads/" + $0] != nil }
+            for gone in branches where remoteRefs["refs/heads/" + gone] == nil {
+                var ref: OpaquePointer?
+                if git_reference_lookup(&ref, repo.pointer, "refs/heads/" + gone) == 0 {
+                    defer { git_reference_free(ref) }
+                    try LibGit2.check(git_reference_delete(ref), "git_reference_delete", context: "refs/heads/" + gone)
+                }
+            }
+            guard !present.isEmpty else { return }
+            var options = git_fetch_options()
+            git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
+            options.callbacks = callbacks
+            options.prune = GIT_FETCH_NO_PRUNE
+            options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
+            options.update_fetchhead = 0
+            try withStringArray(present.map { "+refs/heads/\($0):refs/heads/\($0)" }) { (specs) throws(GitError) in
+                try LibGit2.check(git_remote_download(remote.pointer, specs, &options), "git_remote_download", context: Redact.url(url))
+                try LibGit2.check(git_remote_update_tips(remote.pointer, &callbacks, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE, "cairn: fetch"),
+                                  "git_remote_update_tips")
+            }
+        }
+    }
+
     // MARK: - Reading
 
     /// Resolves a revision to a commit: a branch, a tag, a full or short SHA, `origin/<branch>`, or `HEAD`.

@@ -61,6 +61,37 @@ struct DaemonFaultTests {
         #expect(log.contains("status not pushed; reconciling goes on") && log.contains("pre-receive hook declined"), "\(log.suffix(2000))")
     }
 
+    /// A status push that hangs (the server's hook takes 40 s; the git timeout is 60 s) holds
+    /// back nothing: the status writer is a service of its own, and spec commits keep being
+    /// applied at the usual pace meanwhile. Before, the step waited for the push.
+    @Test func aHungStatusPushNeverDelaysReconciling() async throws {
+        let client = try d.fx.plane.client()
+        defer { Task { await client.shutdown() } }
+        try await namespace(client)
+        let server = try GitDaemon(base: d.origin.root.path, log: d.logs.file("git-daemon-hung.log"))
+        defer { server.stop() }
+        try d.origin.commit(["clusters/es.yaml": esdb("es")])
+        let daemon = try d.start(log: "status-hung.log", repo: server.url("origin.git"))
+        defer { daemon.stop() }
+        #expect(await d.eventually { d.statusFile("es")?.contains("cluster: \(ns)/es") == true }, "no first status commit")
+
+        // Every push to the status branch now hangs in the server's hook.
+        let hook = d.origin.bare + "/hooks/pre-receive"
+        try "#!/bin/sh\nwhile read old new ref; do [ \"$ref\" = refs/heads/cairn-status ] && { sleep 40; exit 1; }; done\nexit 0\n"
+            .write(toFile: hook, atomically: true, encoding: .utf8)
+        chmod(hook, 0o755)
+        defer { try? FileManager.default.removeItem(atPath: hook) }
+        for round in 1...2 {
+            let hash = try await configHash(client, "es")
+            try d.origin.commit(["clusters/es.yaml": esdb("es", round % 2 == 1 ? "All" : "System")])
+            let start = Date()
+            #expect(await d.eventually(20) { try await self.configHash(client, "es") != hash }, "round \(round): the spec change waited for the push")
+            #expect(Date().timeIntervalSince(start) < 20)
+        }
+        let log = try String(contentsOfFile: d.logs.file("status-hung.log"), encoding: .utf8)
+        #expect(!log.contains("step failed"), "\(log.suffix(2000))")
+    }
+
     @Test func aDeletedStatusBranchIsRestoredWholeOnTheNextResync() async throws {
         let client = try d.fx.plane.client()
         defer { Task { await client.shutdown() } }
