@@ -130,7 +130,8 @@ public actor Daemon {
                       ["damage": damage, "moved_to": aside, "mirror": mirror.path, "error": "\(error)"])
             return true
         } catch {
-            log.error("the git mirror in the cache directory is damaged and cannot be moved aside", ["damage": damage, "mirror": mirror.path, "error": "\(error)"])
+            log.error("the git mirror in the cache directory is damaged and cannot be moved aside",
+                      ["damage": damage, "mirror": mirror.path, "error": "\(error)"])
             return false
         }
     }
@@ -157,7 +158,9 @@ public actor Daemon {
         let remote = try await git { mirror throws(GitError) in try mirror.remoteHead(branchRef) }
         metrics.observe(.gitCheckSeconds, ContinuousClock.now - checkStart)
         let resyncDue = ContinuousClock.now - lastResync >= configuration.resync
-        guard let remote else { throw GitError(.notFound, operation: "check \(configuration.branch)", message: "the remote has no branch \(configuration.branch)") }
+        guard let remote else {
+            throw GitError(.notFound, operation: "check \(configuration.branch)", message: "the remote has no branch \(configuration.branch)")
+        }
         if remote == lastSeen && !resyncDue && lastError == nil {
             // No new commit: only the rollouts cairn drives (one pod per pass) and the failing
             // clusters whose retry is due need passes.
@@ -348,8 +351,10 @@ public actor Daemon {
             let seconds = String(now.prefix(19)) + "Z"
             let body: JSONValue = [
                 "apiVersion": "v1", "kind": "Event",
-                "metadata": ["name": .string("\(event.name).\(String(UInt64(Date().timeIntervalSince1970 * 1e9), radix: 16))"), "namespace": .string(namespace)],
-                "involvedObject": ["apiVersion": .string(event.apiVersion), "kind": .string(event.kind), "namespace": .string(namespace), "name": .string(event.name)],
+                "metadata": ["name": .string("\(event.name).\(String(UInt64(Date().timeIntervalSince1970 * 1e9), radix: 16))"),
+                             "namespace": .string(namespace)],
+                "involvedObject": ["apiVersion": .string(event.apiVersion), "kind": .string(event.kind),
+                                   "namespace": .string(namespace), "name": .string(event.name)],
                 "type": .string(event.type), "reason": .string(event.reason), "message": .string(String(event.message.prefix(1024))),
                 "source": ["component": "cairn"], "reportingComponent": "cairn", "reportingInstance": .string(elector?.identity ?? "cairn"),
                 "firstTimestamp": .string(seconds), "lastTimestamp": .string(seconds), "count": 1,
@@ -357,7 +362,8 @@ public actor Daemon {
             do {
                 _ = try await reconciler.client.create(body)
             } catch {
-                log.warning("cannot record an event", ["object": "\(event.kind)/\(namespace)/\(event.name)", "reason": event.reason, "error": error.description])
+                log.warning("cannot record an event",
+                            ["object": "\(event.kind)/\(namespace)/\(event.name)", "reason": event.reason, "error": error.description])
             }
         }
         // Failures of clusters this pass looked at and found healthy are forgotten.

@@ -95,7 +95,8 @@ public final class LeaderElector: Service {
         } catch {
             // Lost a race (Conflict, AlreadyExists) or cannot reach the server: lead only while
             // the last renewal still counts.
-            log.warning("leader election: \(error.reason == .conflict || error.reason == .alreadyExists ? "another replica was first" : "cannot renew the lease")",
+            let what = error.reason == .conflict || error.reason == .alreadyExists ? "another replica was first" : "cannot renew the lease"
+            log.warning("leader election: \(what)",
                         ["lease": "\(namespace)/\(name)", "error": error.description])
             return isLeader
         }

@@ -53,7 +53,8 @@ public final class StatusServer: Sendable {
                 var headers = HTTPHeaders()
                 headers.add(name: "Content-Type", value: uri.hasPrefix("/metrics") ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain")
                 headers.add(name: "Content-Length", value: String(body.utf8.count))
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers))), promise: nil)
+                let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
+                context.write(wrapOutboundOut(.head(head)), promise: nil)
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             }

@@ -184,28 +184,41 @@ public enum Redact {
             || k == "signature" || k.contains("auth")
     }
 
+    /// Where `url` holds credentials, as ranges of `url`: its user info (up to the authority's
+    /// last `@`) and the values of its query's credential keys, in order. Nil without `://`.
+    private static func credentials(in url: String) -> (userinfo: Range<String.Index>?, queryValues: [Range<String.Index>])? {
+        guard let scheme = url.range(of: "://") else { return nil }
+        let rest = url[scheme.upperBound...]
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+        let userinfo = rest[..<authorityEnd].lastIndex(of: "@").map { rest.startIndex..<$0 }
+        var queryValues: [Range<String.Index>] = []
+        if let question = rest.firstIndex(of: "?") {
+            for pair in rest[rest.index(after: question)...].prefix(while: { $0 != "#" }).split(separator: "&") {
+                if let eq = pair.firstIndex(of: "="), isSecretKey(pair[..<eq]) { queryValues.append(pair.index(after: eq)..<pair.endIndex) }
+            }
+        }
+        return (userinfo, queryValues)
+    }
+
     /// The URL with its password and credential query values replaced by `***`: the user
     /// stays (it says which account). The user info ends at the authority's last `@`, so a
     /// password holding `@` is hidden whole.
     public static func url(_ url: String) -> String {
-        guard let scheme = url.range(of: "://") else { return url }
-        var rest = String(url[scheme.upperBound...])
-        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
-        if let at = rest[..<authorityEnd].lastIndex(of: "@") {
-            let userinfo = rest[..<at]
-            let user = userinfo.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
-            rest = (userinfo.contains(":") ? "\(user):***" : user) + rest[at...]
+        guard let parts = credentials(in: url) else { return url }
+        var replacements: [(range: Range<String.Index>, with: String)] = []
+        if let userinfo = parts.userinfo {
+            let user = url[userinfo].split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
+            replacements.append((userinfo, url[userinfo].contains(":") ? "\(user):***" : user))
         }
-        if let question = rest.firstIndex(of: "?") {
-            let fragment = rest[question...].firstIndex(of: "#").map { String(rest[$0...]) } ?? ""
-            let query = rest[rest.index(after: question)...].prefix { $0 != "#" }
-            let redacted = query.split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
-                guard let eq = pair.firstIndex(of: "="), isSecretKey(pair[..<eq]) else { return String(pair) }
-                return pair[...eq] + "***"
-            }.joined(separator: "&")
-            rest = rest[...question] + redacted + fragment
+        replacements += parts.queryValues.map { ($0, "***") }
+        var out = ""
+        var position = url.startIndex
+        for replacement in replacements {
+            out += url[position..<replacement.range.lowerBound]
+            out += replacement.with
+            position = replacement.range.upperBound
         }
-        return String(url[..<scheme.upperBound]) + rest
+        return out + url[position...]
     }
 
     /// The secrets of `url` (its password, credential query values) removed from a message
@@ -213,17 +226,11 @@ public enum Redact {
     public static func message(_ text: String, url: String) -> String {
         var out = text.replacingOccurrences(of: url, with: Redact.url(url))
         var secrets: [String] = []
-        if let scheme = url.range(of: "://") {
-            let rest = url[scheme.upperBound...]
-            let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
-            if let at = rest[..<authorityEnd].lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") {
-                secrets.append(String(rest[rest.index(after: colon)..<at]))
+        if let parts = credentials(in: url) {
+            if let userinfo = parts.userinfo, let colon = url[userinfo].firstIndex(of: ":") {
+                secrets.append(String(url[url.index(after: colon)..<userinfo.upperBound]))
             }
-            if let question = rest.firstIndex(of: "?") {
-                for pair in rest[rest.index(after: question)...].prefix(while: { $0 != "#" }).split(separator: "&") {
-                    if let eq = pair.firstIndex(of: "="), isSecretKey(pair[..<eq]) { secrets.append(String(pair[pair.index(after: eq)...])) }
-                }
-            }
+            secrets += parts.queryValues.map { String(url[$0]) }
         }
         for secret in secrets where !secret.isEmpty {
             out = out.replacingOccurrences(of: secret, with: "***")

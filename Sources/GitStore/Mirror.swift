@@ -220,7 +220,8 @@ public struct Mirror: Sendable {
         var raw = git_oid()
         if git_reference_name_to_id(&raw, repo.pointer, revision) == 0 {
             throw GitError(.libgit2(code: -1), operation: "resolve \(revision)",
-                           message: "\(revision) points at \(GitOID(raw).short), which the mirror at \(path) cannot read: the cache is damaged (\(lastError?.message ?? "unreadable"))")
+                           message: "\(revision) points at \(GitOID(raw).short), which the mirror at \(path) cannot read: "
+                               + "the cache is damaged (\(lastError?.message ?? "unreadable"))")
         }
         throw GitError(.notFound, operation: "resolve \(revision)",
                        message: "no branch, tag or commit named '\(revision)' in the mirror of \(Redact.url(url)) (\(lastError?.message ?? "not found"))")

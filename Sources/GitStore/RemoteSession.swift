@@ -171,7 +171,8 @@ final class RemoteSession: Sendable {
             text = try String(contentsOfFile: credentials.knownHostsFile, encoding: .utf8)
         } catch {
             fail(GitError(.hostKeyUnknown, operation: "ssh host key",
-                          message: "cannot read known_hosts file \(credentials.knownHostsFile) to check \(name) (\(keyType) \(KnownHosts.fingerprint(blob))); add the host with `ssh-keyscan`"))
+                          message: "cannot read known_hosts file \(credentials.knownHostsFile) to check \(name) "
+                              + "(\(keyType) \(KnownHosts.fingerprint(blob))); add the host with `ssh-keyscan`"))
             return -1
         }
         let fingerprint = KnownHosts.fingerprint(blob)
@@ -180,10 +181,14 @@ final class RemoteSession: Sendable {
             return 0
         case .unknown:
             fail(GitError(.hostKeyUnknown, operation: "ssh host key",
-                          message: "host \(name) is not in \(credentials.knownHostsFile); its \(keyType) key is \(fingerprint). If that is right, add it: ssh-keyscan\(ssh.map { $0.port == 22 ? "" : " -p \($0.port)" } ?? "") \(host) >> \(credentials.knownHostsFile)"))
+                          message: "host \(name) is not in \(credentials.knownHostsFile); its \(keyType) key is \(fingerprint). "
+                              + "If that is right, add it: "
+                              + "ssh-keyscan\(ssh.map { $0.port == 22 ? "" : " -p \($0.port)" } ?? "") \(host) >> \(credentials.knownHostsFile)"))
         case .changed(let types):
             fail(GitError(.hostKeyChanged, operation: "ssh host key",
-                          message: "the host key of \(name) has CHANGED: it sent \(keyType) \(fingerprint), which does not match the \(types.joined(separator: ", ")) key in \(credentials.knownHostsFile). Someone may be intercepting the connection; refusing to connect"))
+                          message: "the host key of \(name) has CHANGED: it sent \(keyType) \(fingerprint), "
+                              + "which does not match the \(types.joined(separator: ", ")) key in \(credentials.knownHostsFile). "
+                              + "Someone may be intercepting the connection; refusing to connect"))
         case .revoked:
             fail(GitError(.hostKeyChanged, operation: "ssh host key",
                           message: "the host key of \(name) (\(keyType) \(fingerprint)) is marked @revoked in \(credentials.knownHostsFile)"))

@@ -201,7 +201,8 @@ public final class KubeClient: Sendable {
         var path = groupPath(ref.apiVersion)
         if resource.namespaced {
             guard let ns = ref.namespace else {
-                throw KubeError(reason: .badRequest, operation: "address", object: ref.description, message: "\(ref.kind) is namespaced; the object names no namespace")
+                throw KubeError(reason: .badRequest, operation: "address", object: ref.description,
+                                message: "\(ref.kind) is namespaced; the object names no namespace")
             }
             path += "/namespaces/\(ns)"
         }

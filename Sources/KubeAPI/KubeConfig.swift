@@ -157,7 +157,8 @@ public struct KubeConfig: Sendable {
             throw KubeConfigError(file: where_, field: "current-context", message: "is not set; pass --context")
         }
         guard let ctx = contexts[contextName] else {
-            throw KubeConfigError(file: where_, field: "contexts", message: "no context named '\(contextName)' (have: \(contexts.keys.sorted().joined(separator: ", ")))")
+            throw KubeConfigError(file: where_, field: "contexts",
+                                  message: "no context named '\(contextName)' (have: \(contexts.keys.sorted().joined(separator: ", ")))")
         }
         guard let clusterName = ctx.value["cluster"] as? String, let cluster = clusters[clusterName] else {
             throw KubeConfigError(file: ctx.file, field: "contexts[\(contextName)].cluster", message: "names no cluster defined in \(where_)")
@@ -195,7 +196,8 @@ public struct KubeConfig: Sendable {
                 }
                 let apiVersion = exec["apiVersion"] as? String ?? "client.authentication.k8s.io/v1beta1"
                 guard apiVersion.hasPrefix("client.authentication.k8s.io/") else {
-                    throw KubeConfigError(file: user.file, field: "\(userField).exec.apiVersion", message: "'\(apiVersion)' is not a client.authentication.k8s.io version")
+                    throw KubeConfigError(file: user.file, field: "\(userField).exec.apiVersion",
+                                          message: "'\(apiVersion)' is not a client.authentication.k8s.io version")
                 }
                 let env = (exec["env"] as? [[String: Any]] ?? []).compactMap { e -> (String, String)? in
                     guard let n = e["name"] as? String, let v = e["value"] as? String else { return nil }

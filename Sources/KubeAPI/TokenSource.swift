@@ -56,7 +56,8 @@ actor TokenSource {
             throw Failure(description: "cannot run the credential plugin \(exec.command): \(error)")
         }
         guard result.status == 0 else {
-            throw Failure(description: "the credential plugin \(exec.command) failed (exit \(result.status)): \(String(decoding: result.stderr, as: UTF8.self).prefix(300))")
+            let output = String(decoding: result.stderr, as: UTF8.self).prefix(300)
+            throw Failure(description: "the credential plugin \(exec.command) failed (exit \(result.status)): \(output)")
         }
         let data = result.stdout
         let credential: JSONValue

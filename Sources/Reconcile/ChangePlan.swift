@@ -119,12 +119,14 @@ public struct ChangePlan: Sendable {
             case .unchanged, .create:
                 if o.createOnly {
                     objects.append(ObjectChange(reference: o.reference, kind: o.kind, action: .changed,
-                                                reason: "generated credentials are created once and never overwritten: this change is not applied to the live Secret",
+                                                reason: "generated credentials are created once and never overwritten: "
+                                                    + "this change is not applied to the live Secret",
                                                 blocked: nil, diff: unifiedDiff(old.body, o.body)))
                 }
             case .configure:
                 // The first difference of a Secret would show its values: name the field only.
-                let reason = o.kind == "Secret" ? planned.reason.map { String($0.prefix { $0 != ":" }) + ": (a Secret's values are not shown)" } : planned.reason
+                let reason = o.kind == "Secret"
+                    ? planned.reason.map { String($0.prefix { $0 != ":" }) + ": (a Secret's values are not shown)" } : planned.reason
                 objects.append(ObjectChange(reference: o.reference, kind: o.kind, action: .changed, reason: reason,
                                             blocked: nil, diff: unifiedDiff(old.body, o.body)))
             case .blocked:
@@ -168,21 +170,26 @@ public struct ChangePlan: Sendable {
             case .replicasFirstPrimaryLast?:
                 for p in pending {
                     rollouts.append(Rollout(statefulSet: p.set.reference, pods: p.pods,
-                                            order: "cairn restarts one pod per pass once every pod is Ready: the replicas first (highest ordinal first), the primary (the pod holding Patroni's leader lock) last",
+                                            order: "cairn restarts one pod per pass once every pod is Ready: "
+                                                + "the replicas first (highest ordinal first), the primary (the pod holding Patroni's leader lock) last",
                                             reasons: p.reasons))
                 }
             case .setBySet?:
                 for (i, p) in pending.enumerated() {
                     let rack = p.set.body["spec", "selector", "matchLabels", "aerospike.com/rack-id"]?.stringValue ?? p.set.name
-                    let after = i == 0 ? "first" : "after rack \(pending[i - 1].set.body["spec", "selector", "matchLabels", "aerospike.com/rack-id"]?.stringValue ?? pending[i - 1].set.name) is done"
+                    let previousRack = i == 0 ? ""
+                        : pending[i - 1].set.body["spec", "selector", "matchLabels", "aerospike.com/rack-id"]?.stringValue ?? pending[i - 1].set.name
+                    let after = i == 0 ? "first" : "after rack \(previousRack) is done"
                     rollouts.append(Rollout(statefulSet: p.set.reference, pods: p.pods,
-                                            order: "rack \(rack), \(after): cairn restarts one pod per pass once every pod of the rack is Ready, highest ordinal first",
+                                            order: "rack \(rack), \(after): "
+                                                + "cairn restarts one pod per pass once every pod of the rack is Ready, highest ordinal first",
                                             reasons: p.reasons))
                 }
             default:
                 for p in pending {
                     rollouts.append(Rollout(statefulSet: p.set.reference, pods: p.pods,
-                                            order: "the StatefulSet controller restarts one pod at a time, highest ordinal first, each after the previous one is Ready",
+                                            order: "the StatefulSet controller restarts one pod at a time, "
+                                                + "highest ordinal first, each after the previous one is Ready",
                                             reasons: p.reasons))
                 }
             }
@@ -234,7 +241,9 @@ public struct ChangePlan: Sendable {
         }
         oldT = stripContainerFields(oldT)
         newT = stripContainerFields(newT)
-        if oldT != newT, let d = Planner.firstDifference(want: newT, have: oldT, path: [.key("spec"), .key("template")]) ?? Planner.firstDifference(want: oldT, have: newT, path: [.key("spec"), .key("template")]) {
+        if oldT != newT,
+           let d = Planner.firstDifference(want: newT, have: oldT, path: [.key("spec"), .key("template")])
+               ?? Planner.firstDifference(want: oldT, have: newT, path: [.key("spec"), .key("template")]) {
             reasons.append("pod template changed: \(d.0)")
         }
         return reasons

@@ -54,7 +54,8 @@ actor NamespaceGate {
         }
         guard options.createNamespace else {
             return .failed(ObjectResult(reference: reference, action: .failed,
-                                        detail: "namespace \(namespace) does not exist, and cairn creates none with --no-create-namespace (CAIRN_CREATE_NAMESPACE=false)", cluster: cluster))
+                                        detail: "namespace \(namespace) does not exist, "
+                                            + "and cairn creates none with --no-create-namespace (CAIRN_CREATE_NAMESPACE=false)", cluster: cluster))
         }
         let body: JSONValue = [
             "apiVersion": "v1", "kind": "Namespace",

@@ -77,7 +77,9 @@ public enum Planner {
     private static func advice(_ kind: String, _ path: [String]) -> String {
         switch (kind, path.last) {
         case ("StatefulSet", "volumeClaimTemplates"):
-            return "the server refuses to change a StatefulSet's volume claims. To resize, expand each PVC (if the storage class allows it) and keep the spec's size; cairn never deletes a StatefulSet or its volumes by itself"
+            return "the server refuses to change a StatefulSet's volume claims. "
+                + "To resize, expand each PVC (if the storage class allows it) and keep the spec's size; "
+                + "cairn never deletes a StatefulSet or its volumes by itself"
         case ("StatefulSet", _):
             return "delete the StatefulSet with --cascade=orphan and let cairn recreate it (pods and volumes stay)"
         default:

@@ -19,7 +19,8 @@ public enum PlanReport {
 
     static func summaryLine(_ plan: ChangePlan) -> String {
         if plan.clusters.isEmpty {
-            return "no change to any rendered object" + (plan.filesChanged > 0 ? " (\(plan.filesChanged) spec file\(plan.filesChanged == 1 ? "" : "s") changed: comments or formatting only)" : "")
+            let note = " (\(plan.filesChanged) spec file\(plan.filesChanged == 1 ? "" : "s") changed: comments or formatting only)"
+            return "no change to any rendered object" + (plan.filesChanged > 0 ? note : "")
         }
         let c = plan.clusters
         let o = plan.objectCounts
@@ -118,7 +119,8 @@ public enum PlanReport {
         let c = plan.clusters
         let o = plan.objectCounts
         out += "| | |\n|---|---|\n"
-        out += "| Clusters changed | \(c.count) (\(c.filter { $0.status == .created }.count) created, \(c.filter { $0.status == .changed }.count) changed, \(c.filter { $0.status == .deleted }.count) deleted) |\n"
+        out += "| Clusters changed | \(c.count) (\(c.filter { $0.status == .created }.count) created, "
+            + "\(c.filter { $0.status == .changed }.count) changed, \(c.filter { $0.status == .deleted }.count) deleted) |\n"
         out += "| Objects | \(o.added) added, \(o.changed) changed, \(o.deleted) deleted |\n"
         out += "| Pods restarting | \(plan.podsRestarting) |\n"
         out += "| Blocked changes | \(plan.blocked.count) |\n"
@@ -134,14 +136,16 @@ public enum PlanReport {
         for cluster in c {
             out += "\n#### \(code(cluster.cluster)): \(cluster.status.rawValue) (\(code(cluster.file)))\n\n"
             for r in cluster.rollouts {
-                out += "- **Rollout** \(code(r.statefulSet)): \(r.pods.count) pod\(r.pods.count == 1 ? "" : "s") restart, in this order: \(r.pods.map(code).joined(separator: ", ")). "
+                out += "- **Rollout** \(code(r.statefulSet)): \(r.pods.count) pod\(r.pods.count == 1 ? "" : "s") restart, "
+                    + "in this order: \(r.pods.map(code).joined(separator: ", ")). "
                 out += "Why: \(text(r.reasons.joined(separator: "; "))). How: \(text(r.order)).\n"
             }
             for w in cluster.warnings { out += "- ⚠️ \(text(w))\n" }
             if !cluster.kept.isEmpty { out += "- Kept: \(cluster.kept.map(code).joined(separator: ", "))\n" }
             if !cluster.rollouts.isEmpty || !cluster.warnings.isEmpty || !cluster.kept.isEmpty { out += "\n" }
             for object in cluster.objects {
-                out += "<details><summary>\(symbol(object)) <code>\(html(object.reference))</code> \(html(object.blocked.map { "blocked: \($0)" } ?? object.action.rawValue + (object.reason.map { ": \($0)" } ?? "")))</summary>\n\n"
+                let state = object.blocked.map { "blocked: \($0)" } ?? object.action.rawValue + (object.reason.map { ": \($0)" } ?? "")
+                out += "<details><summary>\(symbol(object)) <code>\(html(object.reference))</code> \(html(state))</summary>\n\n"
                 let fence = fence(for: object.diff)
                 out += "\(fence)diff\n\(object.diff)\(fence)\n\n</details>\n"
             }

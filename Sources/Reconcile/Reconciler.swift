@@ -156,7 +156,9 @@ public struct Reconciler: Sendable {
             warnings.append("some spec files could not be read; pruning nothing this pass")
         } else if !orphans.isEmpty, specsRead == 0, !options.allowPruneAll {
             let clustersLive = Set(orphans.compactMap(Self.cluster))
-            warnings.append("the spec directory reads as empty while \(clustersLive.count) clusters exist (\(clustersLive.sorted().joined(separator: ", "))); pruning nothing. If they really should go, run again with --allow-prune-all")
+            warnings.append("the spec directory reads as empty while \(clustersLive.count) clusters exist "
+                            + "(\(clustersLive.sorted().joined(separator: ", "))); pruning nothing. "
+                            + "If they really should go, run again with --allow-prune-all")
         } else {
             for o in orphans {
                 guard let ref = ObjectReference(o) else { continue }
@@ -413,7 +415,8 @@ public struct Reconciler: Sendable {
                 }
                 do {
                     // The uid precondition: never a pod recreated meanwhile.
-                    try await client.delete(ObjectReference(apiVersion: "v1", kind: "Pod", namespace: set.namespace, name: pod), propagation: .background, uid: uid)
+                    try await client.delete(ObjectReference(apiVersion: "v1", kind: "Pod", namespace: set.namespace, name: pod),
+                                            propagation: .background, uid: uid)
                     out.append(ObjectResult(reference: ref, action: .restarted, detail: reason, cluster: identity))
                 } catch {
                     if error.reason == .notFound || error.reason == .conflict { continue }
@@ -453,7 +456,8 @@ public struct Reconciler: Sendable {
                 let verb: ObjectResult.Action = action.kind == .create ? .created : .configured
                 // The difference never carries a Secret's data: generated Secrets are create-only.
                 let reason = action.object.kind == "Secret" ? nil : action.reason
-                return ObjectResult(reference: ref, action: verb, detail: options.dryRun ? ["dry run", reason].compactMap { $0 }.joined(separator: "; ") : reason, cluster: cluster)
+                return ObjectResult(reference: ref, action: verb,
+                                    detail: options.dryRun ? ["dry run", reason].compactMap { $0 }.joined(separator: "; ") : reason, cluster: cluster)
             } catch {
                 return ObjectResult(reference: ref, action: .failed, detail: error.description, cluster: cluster)
             }

@@ -46,7 +46,9 @@ public struct StatefulSetProgress: Sendable, Hashable {
     public var waitingReason: String? {
         if !observed { return "StatefulSet \(name): the controller has not seen generation \(generation) yet" }
         if existing < replicas { return "StatefulSet \(name): \(existing) of \(replicas) pods exist, \(ready) ready" }
-        if updated < replicas { return "StatefulSet \(name): \(updated) of \(replicas) pods on the new revision" + (ready < replicas ? ", \(ready) ready" : "") }
+        if updated < replicas {
+            return "StatefulSet \(name): \(updated) of \(replicas) pods on the new revision" + (ready < replicas ? ", \(ready) ready" : "")
+        }
         if !updatedAll { return "StatefulSet \(name): finishing the rollout" }
         if ready < replicas { return "StatefulSet \(name): \(ready) of \(replicas) pods ready" }
         return nil

@@ -77,7 +77,8 @@ public enum ClusterRenderer {
         for (i, keys) in colliding {
             let spec = rendered[i].spec
             errors.append(SpecError(file: spec.file, location: spec.metadata.nameLocation, path: "metadata.name",
-                                    message: "cluster \(spec.identity) would render objects another cluster renders too: \(keys.joined(separator: ", ")); rename one of them"))
+                                    message: "cluster \(spec.identity) would render objects another cluster renders too: "
+                                        + "\(keys.joined(separator: ", ")); rename one of them"))
         }
         return (Set(colliding.keys.map { rendered[$0].spec.identity }), errors.sorted())
     }

@@ -113,7 +113,8 @@ public struct DesiredState: Sendable {
             guard namedByInvalid.contains(spec.identity) else { return true }
             let twin = paths.first { entries[$0]!.complete && entries[$0]!.spec == nil && entries[$0]!.identity == spec.identity } ?? "another file"
             errors.append(SpecError(file: spec.file, location: spec.metadata.nameLocation, path: "metadata.name",
-                                    message: "cluster \(spec.identity) is also named by \(twin), which is invalid; neither is applied until one is fixed or removed"))
+                                    message: "cluster \(spec.identity) is also named by \(twin), which is invalid; "
+                                        + "neither is applied until one is fixed or removed"))
             return false
         }
         let duplicates = ClusterSpecLoader.duplicateIdentities(specs)

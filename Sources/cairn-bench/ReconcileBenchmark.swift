@@ -111,7 +111,8 @@ func reconcileBenchmark(_ sizes: [Int]) async throws {
         let specDir = dir + "/specs-\(count)"
         try FileManager.default.createDirectory(atPath: specDir, withIntermediateDirectories: true)
         for (name, text) in files { try text.write(toFile: "\(specDir)/\(name)", atomically: false, encoding: .utf8) }
-        let applyArguments = [cairn, "apply", specDir, "--kubeconfig", kubeconfig, "--namespace-allow", namespaceSets["cairn"]!.joined(separator: ","), "-o", "json"]
+        let applyArguments = [cairn, "apply", specDir, "--kubeconfig", kubeconfig,
+                              "--namespace-allow", namespaceSets["cairn"]!.joined(separator: ","), "-o", "json"]
         func requests(_ m: Measured) -> (reads: Int, writes: Int, lists: Int, summary: String) {
             guard let json = try? JSONValue.parse(Array(m.stdout.utf8)), let counts = json["requests"]?.objectValue else { return (0, 0, 0, "?") }
             var reads = 0, writes = 0
@@ -119,7 +120,8 @@ func reconcileBenchmark(_ sizes: [Int]) async throws {
                 let n = n.intValue ?? 0
                 if ["apply", "delete"].contains(operation) { writes += n } else { reads += n }
             }
-            let summary = (json["summary"]?.objectValue?.entries ?? []).filter { ($0.value.intValue ?? 0) > 0 }.map { "\($0.value.intValue!) \($0.key)" }.joined(separator: ", ")
+            let summary = (json["summary"]?.objectValue?.entries ?? []).filter { ($0.value.intValue ?? 0) > 0 }
+                .map { "\($0.value.intValue!) \($0.key)" }.joined(separator: ", ")
             return (reads, writes, counts["list"]?.intValue ?? 0, summary)
         }
 

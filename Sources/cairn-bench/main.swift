@@ -18,7 +18,9 @@ case "kube": try await kubeBenchmark()
 case "plan": try planBenchmark()
 case "json": try jsonBenchmark(arguments[1])
 case "daemon": try await daemonBenchmark()
-case "reconcile": try await reconcileBenchmark(arguments.dropFirst().compactMap { Int($0) }.isEmpty ? [100, 1000] : arguments.dropFirst().compactMap { Int($0) })
+case "reconcile":
+    let counts = arguments.dropFirst().compactMap { Int($0) }
+    try await reconcileBenchmark(counts.isEmpty ? [100, 1000] : counts)
 case "render": try renderBenchmark(Array(arguments.dropFirst()))
 default: try renderBenchmark(arguments)
 }

@@ -92,7 +92,8 @@ struct KubeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Only touch these namespaces, comma-separated. [env: CAIRN_NAMESPACE_ALLOW]", valueName: "a,b"))
     var namespaceAllow: String?
 
-    @Option(help: ArgumentHelp("Seconds allowed for each request to the API server, its whole response included. [env: CAIRN_REQUEST_TIMEOUT]", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Seconds allowed for each request to the API server, its whole response included. "
+                               + "[env: CAIRN_REQUEST_TIMEOUT]", valueName: "seconds"))
     var requestTimeout: Int?
 
     /// A client for the kubeconfig, with the request timeout asked for.

@@ -21,10 +21,12 @@ struct GitOptions: ParsableArguments {
     @Option(help: ArgumentHelp("File holding the SSH key's passphrase. [env: CAIRN_SSH_KEY_PASSPHRASE_FILE]", valueName: "file"))
     var sshKeyPassphraseFile: String?
 
-    @Option(help: ArgumentHelp("known_hosts file that SSH host keys are checked against (default ~/.ssh/known_hosts). [env: CAIRN_KNOWN_HOSTS]", valueName: "file"))
+    @Option(help: ArgumentHelp("known_hosts file that SSH host keys are checked against (default ~/.ssh/known_hosts). "
+                               + "[env: CAIRN_KNOWN_HOSTS]", valueName: "file"))
     var knownHosts: String?
 
-    @Flag(help: ArgumentHelp("Do not check SSH host keys. Anyone on the network path can then impersonate the server. [env: CAIRN_INSECURE_SKIP_HOST_KEY_CHECK=true]"))
+    @Flag(help: ArgumentHelp("Do not check SSH host keys. Anyone on the network path can then impersonate the server. "
+                             + "[env: CAIRN_INSECURE_SKIP_HOST_KEY_CHECK=true]"))
     var insecureSkipHostKeyCheck = false
 
     @Option(help: ArgumentHelp("File holding an HTTPS token. [env: CAIRN_HTTPS_TOKEN_FILE]", valueName: "file"))

@@ -110,7 +110,8 @@ extension Cairn {
             let mirror: Mirror
             do {
                 guard let url = gitOptions.remoteURL else { throw ValidationError("no repository") }
-                mirror = try Mirror.open(url: url, cacheDirectory: gitOptions.cacheDirectory, credentials: gitOptions.credentials(), timeout: gitOptions.timeout)
+                mirror = try Mirror.open(url: url, cacheDirectory: gitOptions.cacheDirectory,
+                                         credentials: gitOptions.credentials(), timeout: gitOptions.timeout)
             } catch let error as GitError {
                 log.error("cannot open the repository", ["error": "\(error)"])
                 throw ExitCode(1)

@@ -85,7 +85,8 @@ public struct AerospikeSpec: SystemSpec {
                         f.fail("Aerospike \(v) is not supported; cairn renders aerospike.conf for server 6.x and 7.x")
                     } else { version = v }
                 } else {
-                    f.fail("cannot tell the server version from '\(i)'; use a versioned tag such as aerospike/aerospike-server-enterprise:7.1.0.0 (aerospike.conf's keys depend on the version)")
+                    f.fail("cannot tell the server version from '\(i)'; "
+                           + "use a versioned tag such as aerospike/aerospike-server-enterprise:7.1.0.0 (aerospike.conf's keys depend on the version)")
                 }
             }
             let volumes = s["storage"].flatMap(decodeStorage) ?? []
@@ -226,7 +227,8 @@ public struct AerospikeSpec: SystemSpec {
                         return nil
                     }
                     if let pv = src["persistentVolume"] {
-                        return pv.object(unsupported: ["accessModes": "volumes are ReadWriteOnce", "selector": "volumes come from the storage class"]) { p -> Volume.Source? in
+                        return pv.object(unsupported: ["accessModes": "volumes are ReadWriteOnce",
+                                                       "selector": "volumes come from the storage class"]) { p -> Volume.Source? in
                             var storageClass: String?
                             if let c = p["storageClass"], let s = c.string {
                                 if Names.isDNS1123Subdomain(s) { storageClass = s } else { c.fail("'\(s)' is not a valid storage class name") }
@@ -329,7 +331,8 @@ final class AerospikeConfigCheck {
             ok = false
         }
         if enterprise, !hasFeatureKey(service) {
-            f.fail("an Enterprise server refuses to start without its feature key: set service.feature-key-file to a file from a secret volume in storage.volumes")
+            f.fail("an Enterprise server refuses to start without its feature key: "
+                   + "set service.feature-key-file to a file from a secret volume in storage.volumes")
             ok = false
         }
         ok = checkNetwork(f) && ok
@@ -477,7 +480,8 @@ final class AerospikeConfigCheck {
             }
             if isV7 {
                 for e in m.entries where AerospikeSpec.obsoleteIn7.contains(e.key.text) {
-                    itf.child(e.key.text, e.value).fail("is obsolete in Aerospike 7; a 7.x node refuses to start with it (set storage-engine memory { data-size } instead)")
+                    itf.child(e.key.text, e.value).fail("is obsolete in Aerospike 7; a 7.x node refuses to start with it "
+                                                        + "(set storage-engine memory { data-size } instead)")
                     ok = false
                 }
             }

@@ -103,7 +103,8 @@ public struct AtomixSpec: SystemSpec {
                 if parts.count == 3, parts.allSatisfy({ Int($0) != nil }), parts[0] == "3", parts[1] == "1" {
                     version = v
                 } else {
-                    f.fail("cairn renders atomix.conf for Atomix 3.1 (e.g. 3.1.0); '\(v)' is not supported (Atomix refuses configuration keys it does not know)")
+                    f.fail("cairn renders atomix.conf for Atomix 3.1 (e.g. 3.1.0); '\(v)' is not supported "
+                           + "(Atomix refuses configuration keys it does not know)")
                 }
             }
             let management: ManagementGroup? = {

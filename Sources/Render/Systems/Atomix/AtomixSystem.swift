@@ -16,6 +16,7 @@ package enum AtomixSystem: ClusterSystem {
     }
 
     package static func scaleWarning(statefulSet: String, from: Int, to: Int) -> String? {
-        "\(statefulSet): members \(from) -> \(to). A Raft or primary-backup group's membership is fixed when the group forms; Atomix does not reconfigure a running group, so a new group size needs the group's data migrated"
+        "\(statefulSet): members \(from) -> \(to). A Raft or primary-backup group's membership is fixed when the group forms; "
+            + "Atomix does not reconfigure a running group, so a new group size needs the group's data migrated"
     }
 }

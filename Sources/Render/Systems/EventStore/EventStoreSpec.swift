@@ -58,7 +58,8 @@ public struct EventStoreSpec: SystemSpec {
                         f.fail("EventStoreDB \(v) is not supported; cairn renders configuration for 20.10 and later")
                     }
                 } else {
-                    f.fail("cannot tell the server version from '\(i)'; use a versioned tag such as eventstore/eventstore:23.10.2-bookworm-slim (the configuration file's keys depend on the version)")
+                    f.fail("cannot tell the server version from '\(i)'; "
+                           + "use a versioned tag such as eventstore/eventstore:23.10.2-bookworm-slim (the configuration file's keys depend on the version)")
                 }
             }
             let storage = s.required("storage").flatMap(decodeStorage)

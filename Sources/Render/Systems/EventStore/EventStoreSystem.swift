@@ -16,6 +16,9 @@ package enum EventStoreSystem: ClusterSystem {
     }
 
     package static func scaleWarning(statefulSet: String, from: Int, to: Int) -> String? {
-        "\(statefulSet): replicas \(from) -> \(to). EventStoreDB reads its cluster size (ClusterSize) and gossip seeds from its configuration at start, so every node restarts with the new size while the others still count the old one, and quorum is computed differently until the rollout ends. Resizing a running cluster is not supported upstream: take a backup first and keep the size odd"
+        "\(statefulSet): replicas \(from) -> \(to). EventStoreDB reads its cluster size (ClusterSize) and gossip seeds from its configuration at start, "
+            + "so every node restarts with the new size while the others still count the old one, "
+            + "and quorum is computed differently until the rollout ends. "
+            + "Resizing a running cluster is not supported upstream: take a backup first and keep the size odd"
     }
 }

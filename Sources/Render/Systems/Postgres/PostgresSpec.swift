@@ -183,7 +183,9 @@ public struct PostgresSpec: SystemSpec {
             let imageField = s["dockerImage"]
             if let f = imageField, let i = f.nonEmptyString { image = i }
             if imageField == nil, let v = version, !defaultImageVersions.contains(v), let vf = s["postgresql"] {
-                vf.child("version", vf.node).fail("PostgreSQL \(v) is not in the default image \(defaultImage) (it carries \(defaultImageVersions.lowerBound)-\(defaultImageVersions.upperBound)); set dockerImage to a Spilo image that has it")
+                vf.child("version", vf.node).fail("PostgreSQL \(v) is not in the default image \(defaultImage) "
+                                                  + "(it carries \(defaultImageVersions.lowerBound)-\(defaultImageVersions.upperBound)); "
+                                                  + "set dockerImage to a Spilo image that has it")
             }
             let podAnnotations = s["podAnnotations"].flatMap { $0.annotationMap } ?? [:]
             if let metadata, case let name = metadata.name, name.count > 53 {
