@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# libFuzzer over what cairn reads from others (spec files, JSON, kubeconfigs, the eventstore.conf writer).
+# libFuzzer over what cairn reads from others (spec files, JSON, kubeconfigs) and its config writers
+# (eventstore.conf, atomix.conf, aerospike.conf).
 #   Tests/fuzz.sh [SECONDS]     build Sources/cairn-fuzz with -sanitize=fuzzer,address and run
 #                               each target for SECONDS (default 60; CI runs 60)
 # A crash, a leak or an input slower than 10 s fails the run; the input is left in
@@ -15,11 +16,13 @@ swift build --scratch-path .build-fuzz --product cairn-fuzz \
 bin=$(swift build --scratch-path .build-fuzz --show-bin-path)/cairn-fuzz
 [ -x "$bin" ] || { echo "fuzz: the build made no $bin"; exit 1; }
 work=.build-fuzz/corpus
-mkdir -p "$work/spec" "$work/json" "$work/conf" "$work/kubeconfig" .build-fuzz/crashes
+mkdir -p "$work/spec" "$work/json" "$work/conf" "$work/kubeconfig" "$work/hocon" "$work/aerospike" .build-fuzz/crashes
 cp clusters/*.yaml "$work/spec/"
 cp Tests/CairnTests/Golden/plan/*.json "$work/json/"
 printf '{"a": 1, "b": [true, null, -2.5e3], "c": "\\u00e9\\ud83d\\ude00"}' > "$work/json/seed.json"
 printf '{"Db": "/data", "ExtIp": "0.0.0.0", "GossipSeed": ["a:1", "b:2"], "Multi": "x\\ny\\n", "Word": "yes"}' > "$work/conf/seed.json"
+printf '{"cluster": {"node": {"id": "${x}", "address": "a:5679"}, "discovery": {"type": "dns", "service": "s.ns"}}, "groups": [1, 2.5, true, "a\\"b"], "k.e y": {"#": "}{"}}' > "$work/hocon/seed.json"
+printf '{"service": {"proto-fd-max": 15000, "feature-key-file": "/etc/k"}, "network": {"service": {"port": 3000, "address": "any"}}, "namespaces": [{"name": "test", "replication-factor": 2, "storage-engine": {"type": "memory"}}], "security": {"ldap": {"user-dn-pattern": "uid=${un},ou=People"}}}' > "$work/aerospike/seed.json"
 cat > "$work/kubeconfig/seed.yaml" <<'KUBECONFIG'
 apiVersion: v1
 kind: Config
@@ -29,7 +32,7 @@ contexts: [{name: x, context: {cluster: c, user: u, namespace: db}}, {name: y, c
 current-context: x
 KUBECONFIG
 status=0
-for target in ${CAIRN_FUZZ_TARGETS:-spec json conf kubeconfig}; do
+for target in ${CAIRN_FUZZ_TARGETS:-spec json conf kubeconfig hocon aerospike}; do
     echo "fuzz: $target for ${seconds}s"
     if ! CAIRN_FUZZ_TARGET=$target "$bin" "$work/$target" -max_total_time="$seconds" -seed="$seed" -timeout=10 -rss_limit_mb=2048 \
         -max_len=65536 -artifact_prefix=.build-fuzz/crashes/$target- -print_final_stats=1 >".build-fuzz/$target.log" 2>&1; then

@@ -207,8 +207,10 @@ public enum Redact {
         guard let parts = credentials(in: url) else { return url }
         var replacements: [(range: Range<String.Index>, with: String)] = []
         if let userinfo = parts.userinfo {
-            let user = url[userinfo].split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
-            replacements.append((userinfo, url[userinfo].contains(":") ? "\(user):***" : user))
+            let user = url[userinfo].split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            // Without a password, an https user name is the token itself (`https://TOKEN@host`).
+            let tokenAsUser = !url[userinfo].contains(":") && url.lowercased().hasPrefix("http")
+            replacements.append((userinfo, url[userinfo].contains(":") ? "\(user):***" : tokenAsUser ? "***" : user))
         }
         replacements += parts.queryValues.map { ($0, "***") }
         var out = ""
@@ -229,6 +231,8 @@ public enum Redact {
         if let parts = credentials(in: url) {
             if let userinfo = parts.userinfo, let colon = url[userinfo].firstIndex(of: ":") {
                 secrets.append(String(url[url.index(after: colon)..<userinfo.upperBound]))
+            } else if let userinfo = parts.userinfo, url.lowercased().hasPrefix("http") {
+                secrets.append(String(url[userinfo]))  // a token given as the user name
             }
             secrets += parts.queryValues.map { String(url[$0]) }
         }

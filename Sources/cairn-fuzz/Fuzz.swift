@@ -1,8 +1,9 @@
 // libFuzzer targets for what cairn reads from others: spec files (decoding, validation and every
 // renderer), JSON (API server responses), kubeconfigs, and the eventstore.conf serialiser (what
-// it writes must read back as what it was given). Built by `Tests/fuzz.sh` with
-// `-sanitize=fuzzer,address -D FUZZING`; the target is chosen with CAIRN_FUZZ_TARGET (spec, json,
-// conf, kubeconfig). A normal build makes a stub that says how to build it.
+// it writes must read back as what it was given), and the atomix.conf (HOCON) and aerospike.conf
+// writers (read back by their readers, which ConfigFormatTests check against pyhocon and the
+// server's rules). Built by `Tests/fuzz.sh` with `-sanitize=fuzzer,address -D FUZZING`; the
+// target is chosen with CAIRN_FUZZ_TARGET (spec, json, conf, kubeconfig, hocon, aerospike). A normal build makes a stub that says how to build it.
 import ClusterSpecs
 import Foundation
 import KubeAPI
@@ -24,6 +25,8 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     case .json: FuzzTarget.json(bytes)
     case .conf: FuzzTarget.conf(bytes)
     case .kubeconfig: FuzzTarget.kubeconfig(bytes)
+    case .hocon: FuzzTarget.hocon(bytes)
+    case .aerospike: FuzzTarget.aerospike(bytes)
     }
     return 0
 }
@@ -46,7 +49,7 @@ struct FuzzStub {
 #endif
 
 enum FuzzTarget: String {
-    case spec, json, conf, kubeconfig
+    case spec, json, conf, kubeconfig, hocon, aerospike
 
     static let current = FuzzTarget(rawValue: ProcessInfo.processInfo.environment["CAIRN_FUZZ_TARGET"] ?? "spec") ?? .spec
 
@@ -98,5 +101,113 @@ enum FuzzTarget: String {
     static func kubeconfig(_ bytes: UnsafeBufferPointer<UInt8>) {
         guard FileManager.default.createFile(atPath: kubeconfigFile, contents: Data(bytes)) else { return }
         _ = try? KubeConfig.load(path: kubeconfigFile)
+    }
+
+    /// Any JSON object as an atomix.conf document: keys and strings of any text (quotes,
+    /// braces, `${`, newlines, `#`) are written so that they read back exactly as given.
+    static func hocon(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard case .object(let object)? = try? JSONValue.parse(bytes) else { return }
+        func convert(_ v: JSONValue, _ depth: Int) -> HOCON? {
+            guard depth < 32 else { return nil }
+            switch v {
+            case .string(let s): return .string(s)
+            case .int(let i): return .int(i)
+            case .double(let d): return d.isFinite ? .double(d) : nil  // specs hold finite numbers only
+            case .bool(let b): return .bool(b)
+            case .null: return nil
+            case .array(let items): return .array(items.compactMap { convert($0, depth + 1) })
+            case .object(let o): return .object(entries(o, depth + 1))
+            }
+        }
+        func entries(_ o: JSONObject, _ depth: Int) -> [(String, HOCON)] {
+            var seen = Set<String>()
+            // HOCON merges a repeated key; the writer is handed unique keys.
+            return o.entries.compactMap { e in seen.insert(e.key).inserted ? convert(e.value, depth).map { (e.key, $0) } : nil }
+        }
+        let document = HOCON.object(entries(object, 0))
+        let text = document.render()
+        do {
+            let back = try HOCONReader.parse(text)
+            precondition(back.canonicalJSON() == HOCONReader.json(document).canonicalJSON(), "atomix.conf reads back differently:\n\(text)")
+        } catch {
+            preconditionFailure("atomix.conf does not read back (\(error)):\n\(text)")
+        }
+    }
+
+    /// Any JSON object as aerospike.conf contexts, cut down to what validation lets through
+    /// (keys as `AerospikeConfigCheck.isKey`, values single tokens by `AerospikeConfigCheck.tokenProblem`):
+    /// every value comes back as the same tokens on its own line, no more lines and no more
+    /// contexts than written. (The `a:b` keys split into two tokens are left out: their
+    /// spelling changes with shadow devices.)
+    static func aerospike(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard case .object(let object)? = try? JSONValue.parse(bytes) else { return }
+        var lines: [String] = []
+        var contexts = 0
+        func scalar(_ v: JSONValue) -> String? {
+            switch v {
+            case .object, .array, .null: return nil
+            default:
+                let t = AerospikeConfWriter.token(v)
+                return AerospikeConfigCheck.tokenProblem(t) == nil ? t : nil
+            }
+        }
+        func context(_ o: JSONObject, _ depth: Int) -> JSONObject {
+            var out = JSONObject()
+            let plain = o.entries.filter { !AerospikeConfWriter.colonSplit.contains(AerospikeConfWriter.singular[$0.key] ?? $0.key) }
+            for (k, v) in plain where AerospikeConfigCheck.isKey(k) && out[k] == nil {
+                switch v {
+                case .object(let child) where depth < 4 && k != "storage-engine":
+                    contexts += 1
+                    out[k] = .object(context(child, depth + 1))
+                case .array(let items):
+                    let tokens = items.compactMap(scalar)
+                    guard !tokens.isEmpty else { continue }
+                    out[k] = .array(tokens.map(JSONValue.string))
+                    lines += tokens.map { (AerospikeConfWriter.singular[k] ?? k) + " " + $0 }
+                default:
+                    guard let t = scalar(v) else { continue }
+                    out[k] = .string(t)
+                    lines.append(k + " " + t)
+                }
+            }
+            return out
+        }
+        var config = JSONObject()
+        for (k, v) in object.entries where AerospikeConfigCheck.isKey(k) && config[k] == nil && k != "namespaces" && k != "logging" {
+            guard case .object(let o) = v else { continue }
+            contexts += 1
+            config[k] = .object(context(o, 1))
+        }
+        if case .array(let items)? = object["namespaces"] {
+            var namespaces: [JSONValue] = []
+            for case .object(let o) in items {
+                guard let name = o["name"].flatMap(scalar) else { continue }
+                contexts += 1
+                var ns = context(JSONObject(o.entries.filter { $0.key != "name" }), 1)
+                ns["name"] = .string(name)
+                namespaces.append(.object(ns))
+            }
+            if !namespaces.isEmpty { config["namespaces"] = .array(namespaces) }
+        }
+        let text = AerospikeConfWriter.render(config)
+        let items: [AerospikeConfReader.Item]
+        do {
+            items = try AerospikeConfReader.parse(text)
+        } catch {
+            preconditionFailure("aerospike.conf does not read back (\(error)):\n\(text)")
+        }
+        var readLines: [String] = []
+        var readContexts = 0
+        func walk(_ items: [AerospikeConfReader.Item]) {
+            for item in items {
+                switch item {
+                case .line(let key, let values): readLines.append(([key] + values).joined(separator: " "))
+                case .context(_, let inner): readContexts += 1; walk(inner)
+                }
+            }
+        }
+        walk(items)
+        precondition(readLines.sorted() == lines.sorted(), "aerospike.conf lines read back differently:\n\(text)")
+        precondition(readContexts == contexts, "aerospike.conf has \(readContexts) contexts, \(contexts) written:\n\(text)")
     }
 }

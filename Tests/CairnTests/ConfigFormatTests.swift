@@ -152,4 +152,65 @@ struct ConfigFormatTests {
         #expect(rack2.contains("    rack-id 2\n"))
         #expect(rack1.replacingOccurrences(of: "rack-id 1", with: "rack-id 2") == rack2)
     }
+
+    /// The HOCON reader the fuzz target trusts reads what pyhocon reads: the example's four
+    /// atomix.conf files and a document of hostile keys and strings.
+    @Test func hoconReaderAgreesWithPyhocon() throws {
+        let objects = try render(Repo.read(Repo.clusters.appendingPathComponent("example-atomixcluster.yaml")))
+        var documents = objects.filter { $0.kind == "ConfigMap" }.compactMap { $0.body["data", "atomix.conf"]?.stringValue }
+        #expect(documents.count == 4)
+        // pyhocon itself misreads a quoted key holding an escaped quote, drops "" from a list and
+        // escapes control characters and U+2028 twice: those cases are left to the fuzz target's round trip.
+        let hostile: [(String, HOCON)] = [
+            ("clusterId", .string("v\" }\n#c\ninjected { a: ${HOME} }\\ é")),
+            ("a.b", .object([("c d", .array([.int(-3), .double(2.5), .bool(false), .string("x, y]")])), ("e", .object([]))])),
+            ("n", .array([.object([("k", .int(9_007_199_254_740_993))]), .array([])])),
+        ]
+        documents.append(HOCON.object(hostile).render())
+        let script = """
+            import sys, json
+            from pyhocon import ConfigFactory, HOCONConverter
+            properties = 'atomix.node.id = "n-0"\\natomix.node.address = "n-0.svc:5679"\\n'
+            for doc in json.loads(sys.stdin.read()):
+                c = ConfigFactory.parse_string(properties + doc)
+                del c["atomix"]
+                print(HOCONConverter.to_json(c).replace("\\n", " "))
+            """
+        // The substitutions, as pyhocon resolves them from the properties the init script writes.
+        func resolved(_ v: JSONValue) -> JSONValue {
+            switch v {
+            case .object(let o) where o.keys == ["${}"]:
+                return .string(["atomix.node.id": "n-0", "atomix.node.address": "n-0.svc:5679"][o["${}"]?.stringValue ?? ""] ?? "?")
+            case .object(let o): return .object(JSONObject(o.entries.map { (key: $0.key, value: resolved($0.value)) }))
+            case .array(let items): return .array(items.map(resolved))
+            default: return v
+            }
+        }
+        let result = try python(script, input: JSONValue.array(documents.map(JSONValue.string)).canonicalJSON())
+        #expect(result.status == 0, "\(result.stderr)")
+        let parsed = result.stdout.split(separator: "\n")
+        #expect(parsed.count == documents.count)
+        for (doc, reference) in zip(documents, parsed) {
+            let ours = resolved(try HOCONReader.parse(doc))
+            #expect(try sameJSON(String(reference), ours.canonicalJSON()), "\(doc)")
+        }
+        #expect(try HOCONReader.parse(documents.last!).canonicalJSON() == HOCONReader.json(.object(hostile)).canonicalJSON())
+    }
+
+    /// The aerospike.conf reader the fuzz target trusts: the example's files read as contexts and
+    /// lines; a brace inside a token (`${un}`) is a value, a lone one is structure.
+    @Test func aerospikeConfReaderReadsTheServersStructure() throws {
+        let objects = try render(Repo.read(Repo.clusters.appendingPathComponent("aerocluster.yaml")))
+        let conf = try #require(object(objects, "ConfigMap", "aerocluster-1")?.body["data", "aerospike.conf"]?.stringValue)
+        let items = try AerospikeConfReader.parse(conf)
+        let namespace = items.first { if case .context(let head, _) = $0 { return head == ["namespace", "test"] }; return false }
+        guard case .context(_, let inner)? = namespace else { Issue.record("no namespace test"); return }
+        #expect(inner.contains(.line(key: "replication-factor", values: ["2"])))
+        #expect(inner.contains(.context(head: ["storage-engine", "memory"], items: [.line(key: "data-size", values: ["1G"])])))
+        let ldap = try AerospikeConfReader.parse("security {\n    ldap {\n        user-dn-pattern uid=${un},ou=People # a comment\n    }\n}\n")
+        #expect(ldap == [.context(head: ["security"], items: [.context(head: ["ldap"], items: [.line(key: "user-dn-pattern", values: ["uid=${un},ou=People"])])])])
+        #expect(throws: AerospikeConfReader.Failure.self) { try AerospikeConfReader.parse("service {\n") }
+        #expect(throws: AerospikeConfReader.Failure.self) { try AerospikeConfReader.parse("}\n") }
+        #expect(throws: AerospikeConfReader.Failure.self) { try AerospikeConfReader.parse("a { b\n}\n") }
+    }
 }

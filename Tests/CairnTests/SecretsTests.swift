@@ -33,9 +33,14 @@ struct SecretsTests {
     @Test func redactsUserInfoAndCredentialQueries() {
         #expect(Redact.url("https://bob:p@ss@host/x?access_token=abc&ref=main") == "https://bob:***@host/x?access_token=***&ref=main")
         #expect(Redact.url("ssh://git@host/x.git") == "ssh://git@host/x.git")
+        // An empty user name does not shift the password into its place; a token given as the
+        // user name (`https://TOKEN@github.com/...`) is hidden too.
+        #expect(Redact.url("https://:s3cr3t@host/x") == "https://:***@host/x")
+        #expect(Redact.url("https://ghp_s3cr3t@github.com/org/x.git") == "https://***@github.com/org/x.git")
         #expect(Redact.url("https://host/org@team/x.git") == "https://host/org@team/x.git")
         #expect(Redact.message("malformed URL 'https://bob:p%40ss@h:99999/x'", url: "https://bob:p%40ss@h:99999/x") == "malformed URL 'https://bob:***@h:99999/x'")
         #expect(Redact.message("could not resolve p@ss", url: "https://bob:p%40ss@h/x") == "could not resolve ***")
+        #expect(Redact.message("auth for ghp_s3cr3t failed", url: "https://ghp_s3cr3t@h/x") == "auth for *** failed")
     }
 }
 

@@ -1,5 +1,5 @@
 import ClusterSpecs
-import Render
+@testable import Render
 import Testing
 
 /// One test per validation rule, each asserting the exact message and location.
@@ -368,9 +368,23 @@ struct ValidationTests {
         let yaml = Self.aerospike("  aerospikeConfig:\n    service:\n      proto-fd-max: \"15000\\n}\\nnamespace evil {\"\n\(Self.network)\n    namespaces: [{name: \"t #x\", storage-engine: {type: memory, data-size: 1G}}]")
         #expect(specErrors(yaml) == [
             // The newlines are shown as escapes: an error is one line, whatever the value held.
-            "t.yaml:9:21: spec.aerospikeConfig.service.proto-fd-max: '15000\\n}\\nnamespace evil {' cannot be written to aerospike.conf: values may not contain whitespace, '#', '{' or '}'",
-            "t.yaml:14:25: spec.aerospikeConfig.namespaces[0].name: 't #x' cannot be written to aerospike.conf: values may not contain whitespace, '#', '{' or '}'",
+            "t.yaml:9:21: spec.aerospikeConfig.service.proto-fd-max: '15000\\n}\\nnamespace evil {' cannot be written to aerospike.conf: values may not contain whitespace or '#', nor be a lone '{' or '}'",
+            "t.yaml:14:25: spec.aerospikeConfig.namespaces[0].name: 't #x' cannot be written to aerospike.conf: values may not contain whitespace or '#', nor be a lone '{' or '}'",
         ])
+    }
+
+    /// Aerospike's documented LDAP placeholder: a brace inside a token is text to the server
+    /// (only a lone `{` or `}` token is structure), so it is accepted and written as it is.
+    @Test func aerospikeValuesMayHoldBracesInsideATokenButNotALoneBrace() throws {
+        let ldap = Self.aerospike("  aerospikeConfig:\n    security:\n      ldap: {user-dn-pattern: \"uid=${un},ou=People,dc=example,dc=com\"}\n\(Self.network)\n    namespaces: [{name: t, storage-engine: {type: memory, data-size: 1G}}]")
+        #expect(specErrors(ldap) == [])
+        let conf = try #require(try render(ldap).compactMap { $0.body["data", "aerospike.conf"]?.stringValue }.first)
+        #expect(conf.contains("    ldap {\n        user-dn-pattern uid=${un},ou=People,dc=example,dc=com\n    }\n"), "\(conf)")
+        let items = try AerospikeConfReader.parse(conf)
+        #expect(items.contains(.context(head: ["security"], items: [.context(head: ["ldap"], items: [
+            .line(key: "user-dn-pattern", values: ["uid=${un},ou=People,dc=example,dc=com"])])])))
+        let lone = Self.aerospike("  aerospikeConfig:\n    service: {cluster-name: \"}\"}\n\(Self.network)\n    namespaces: [{name: t, storage-engine: {type: memory, data-size: 1G}}]")
+        #expect(specErrors(lone).count == 1 && specErrors(lone)[0].contains("nor be a lone '{' or '}'"), "\(specErrors(lone))")
     }
 
     @Test func aerospikeHeartbeatIsMeshAndSeedsAreManaged() {

@@ -3,18 +3,18 @@ import ClusterSpecs
 /// Writes aerospike.conf the way the Aerospike operator's config writer does: 4-space indent,
 /// plural YAML keys as repeated singular lines, `storage-engine TYPE { ... }`, logging sinks as
 /// contexts. Values were validated to be single tokens (aerospike.conf has no quoting).
-enum AerospikeConfWriter {
+package enum AerospikeConfWriter {
     /// YAML list keys written as one singular line per item.
-    static let singular: [String: String] = [
+    package static let singular: [String: String] = [
         "devices": "device", "files": "file", "mesh-seed-address-ports": "mesh-seed-address-port",
         "feature-key-files": "feature-key-file", "addresses": "address", "access-addresses": "access-address",
         "alternate-access-addresses": "alternate-access-address", "tls-addresses": "tls-address",
         "tls-access-addresses": "tls-access-address", "report-data-op-users": "report-data-op-user",
     ]
     /// Keys whose `host:port` (or `path:shadow`) values become two tokens.
-    static let colonSplit: Set<String> = ["mesh-seed-address-port", "device", "feature-key-file"]
+    package static let colonSplit: Set<String> = ["mesh-seed-address-port", "device", "feature-key-file"]
 
-    static func render(_ config: JSONObject) -> String {
+    package static func render(_ config: JSONObject) -> String {
         var out = ""
         for (key, value) in config.entries {
             switch key {
@@ -48,7 +48,7 @@ enum AerospikeConfWriter {
         return out
     }
 
-    static func token(_ v: JSONValue) -> String {
+    package static func token(_ v: JSONValue) -> String {
         switch v {
         case .string(let s): return s
         case .int(let i): return String(i)

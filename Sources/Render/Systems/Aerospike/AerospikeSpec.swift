@@ -295,7 +295,7 @@ extension Field {
 
 /// Validates `aerospikeConfig` against what aerospike.conf can express and what the server
 /// version accepts, and reads the ports the pods must expose.
-final class AerospikeConfigCheck {
+package final class AerospikeConfigCheck {
     let size: Int?
     let version: ImageVersion?
     let volumes: [AerospikeSpec.Volume]
@@ -346,17 +346,19 @@ final class AerospikeConfigCheck {
         return m["feature-key-file"] != nil || m["feature-key-files"] != nil
     }
 
-    static func isKey(_ k: String) -> Bool {
+    package static func isKey(_ k: String) -> Bool {
         guard let first = k.unicodeScalars.first, ("a"..."z").contains(first) || ("0"..."9").contains(first) else { return false }
         return k.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "." || $0 == "_" }
     }
 
-    /// A value token: aerospike.conf splits lines on whitespace and treats `#` as a comment.
-    static func tokenProblem(_ s: String) -> String? {
+    /// A value token: aerospike.conf splits lines on whitespace, treats `#` as a comment and a
+    /// lone `{` or `}` token as a context's start or end; a brace inside a token is text (LDAP's
+    /// `user-dn-pattern uid=${un},...`).
+    package static func tokenProblem(_ s: String) -> String? {
         if s.isEmpty { return "must not be empty" }
         if s.count > 512 { return "is longer than 512 characters" }
-        if s.contains(where: { $0.isWhitespace || $0 == "#" || $0 == "{" || $0 == "}" || $0.asciiValue.map { $0 < 32 } == true }) {
-            return "'\(s)' cannot be written to aerospike.conf: values may not contain whitespace, '#', '{' or '}'"
+        if s == "{" || s == "}" || s.contains(where: { $0.isWhitespace || $0 == "#" || $0.asciiValue.map { $0 < 32 } == true }) {
+            return "'\(s)' cannot be written to aerospike.conf: values may not contain whitespace or '#', nor be a lone '{' or '}'"
         }
         return nil
     }

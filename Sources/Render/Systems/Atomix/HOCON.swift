@@ -2,7 +2,7 @@ import ClusterSpecs
 
 /// A HOCON value for atomix.conf. Strings are always written quoted (JSON escaping is valid
 /// HOCON), so no value from a spec can end a string, open an object or start a substitution.
-indirect enum HOCON {
+package indirect enum HOCON {
     case string(String)
     case int(Int)
     case double(Double)
@@ -12,7 +12,7 @@ indirect enum HOCON {
     /// `${path}`: a substitution of a property cairn itself defines (never spec text).
     case substitution(String)
 
-    func render() -> String {
+    package func render() -> String {
         var out = ""
         if case .object(let entries) = self {
             HOCON.writeEntries(entries, indent: 0, into: &out)
