@@ -92,7 +92,14 @@ public final class KubeClient: Sendable {
             if let labelSelector { query.append(("labelSelector", labelSelector)) }
             if let token { query.append(("continue", token)) }
             let page = try await send(.GET, base, query: query, operation: "list", object: what)
-            for item in page["items"]?.arrayValue ?? [] {
+            let pageItems = page["items"]?.arrayValue ?? []
+            // A server that ignores `limit` would make cairn hold everything at once: memory for
+            // a LIST is bounded by the page size, or the LIST fails.
+            guard pageItems.count <= limit else {
+                throw KubeError(reason: .unexpected, operation: "list", object: what,
+                                message: "\(config.server) returned \(pageItems.count) objects in a page of at most \(limit); refused")
+            }
+            for item in pageItems {
                 // Items of a list carry no apiVersion/kind; give them theirs.
                 guard var o = item.objectValue else { continue }
                 var full = JSONObject([(key: "apiVersion", value: .string(apiVersion)), (key: "kind", value: .string(kind))])

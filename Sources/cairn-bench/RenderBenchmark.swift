@@ -128,3 +128,34 @@ func jsonBenchmark(_ path: String) throws {
     let median = times.sorted()[2]
     print(String(format: "parse %.1f MB: %.3f s (%.0f MB/s), median of 5", Double(bytes.count) / 1e6, median, Double(bytes.count) / 1e6 / median))
 }
+
+/// JSONTestSuite's parsing cases (`test_parsing/` of github.com/nst/JSONTestSuite): every `y_`
+/// file must parse, every `n_` file must be refused, `i_` files may go either way; none may
+/// crash or hang. Prints each disagreement and the counts; exits 1 on a disagreement.
+func jsonSuite(_ directory: String) throws {
+    let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".json") }.sorted()
+    var counts: [String: (accepted: Int, refused: Int)] = [:]
+    var wrong: [String] = []
+    for name in names {
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name)))
+        let accepted: Bool
+        do {
+            _ = try JSONValue.parse(bytes)
+            accepted = true
+        } catch {
+            accepted = false
+        }
+        let kind = String(name.prefix(1))
+        var c = counts[kind] ?? (0, 0)
+        if accepted { c.accepted += 1 } else { c.refused += 1 }
+        counts[kind] = c
+        if (kind == "y" && !accepted) || (kind == "n" && accepted) { wrong.append(name) }
+    }
+    for kind in ["y", "n", "i"] {
+        let c = counts[kind] ?? (0, 0)
+        print("\(kind)_ files: \(c.accepted + c.refused), accepted \(c.accepted), refused \(c.refused)")
+    }
+    for name in wrong { print("WRONG: \(name)") }
+    print(wrong.isEmpty ? "every y_ file parsed, every n_ file refused, nothing crashed" : "\(wrong.count) files disagree with the suite")
+    if !wrong.isEmpty { exit(1) }
+}

@@ -6,6 +6,7 @@
 //                                                        cairn apply on N generated clusters (default 100 1000)
 //                                                        beside kubectl and raw SSA (starts a control plane)
 //   swift run -c release cairn-bench json FILE          parse a JSON file (a LIST response), MB/s
+//   swift run cairn-bench json-suite DIR                JSONTestSuite's test_parsing/ cases: y_ parse, n_ refused
 //   swift build -c release && .build/release/cairn-bench plan
 //                                                        cairn plan on a 1,000-cluster repository, one file changed
 //   swift build -c release && .build/release/cairn-bench daemon
@@ -17,6 +18,7 @@ case "git": try gitBenchmark()
 case "kube": try await kubeBenchmark()
 case "plan": try planBenchmark()
 case "json": try jsonBenchmark(arguments[1])
+case "json-suite": try jsonSuite(arguments[1])
 case "daemon": try await daemonBenchmark()
 case "reconcile":
     let counts = arguments.dropFirst().compactMap { Int($0) }

@@ -138,6 +138,52 @@ struct HostileAPIServerTests {
     }
 }
 
+/// A server that ignores `limit` and sends everything in one page: refused with a clear error,
+/// so memory for a LIST stays bounded by the page size.
+@Suite("Hostile API server: pages")
+struct HostileListTests {
+    @Test func aPageLargerThanTheLimitIsRefused() async throws {
+        let dir = TemporaryDirectory("cairn-hostile-list")
+        let port = freePort()
+        try #"""
+            import http.server, json, sys
+            class Handler(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    if self.path.startswith("/api/v1/configmaps"):
+                        body = {"kind": "ConfigMapList", "apiVersion": "v1", "metadata": {},
+                                "items": [{"metadata": {"name": "c%d" % i, "namespace": "ns"}} for i in range(600)]}
+                    elif self.path == "/api/v1":
+                        body = {"kind": "APIResourceList", "groupVersion": "v1",
+                                "resources": [{"name": "configmaps", "namespaced": True, "kind": "ConfigMap", "verbs": ["list"]}]}
+                    else:
+                        self.send_response(404); self.end_headers(); return
+                    data = json.dumps(body).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                def log_message(self, *args):
+                    pass
+            http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+            """#.write(toFile: dir.file("server.py"), atomically: true, encoding: .utf8)
+        let server = try ServerProcess("overfull API server", "/usr/bin/python3", [dir.file("server.py"), "\(port)"], log: dir.file("server.log"))
+        defer { server.stop() }
+        #expect(waitForPort(port))
+        let client = try KubeClient(config: KubeConfig(server: "http://127.0.0.1:\(port)"), maxAttempts: 1)
+        defer { Task { await client.shutdown() } }
+        do {
+            let items = try await client.list(apiVersion: "v1", kind: "ConfigMap", namespace: nil, limit: 500)
+            Issue.record("a page of \(items.count) objects for a limit of 500 was accepted")
+        } catch {
+            #expect(error.description.contains("returned 600 objects in a page of at most 500; refused"), "\(error)")
+        }
+        // Within the limit, the same server's page is read.
+        let items = try await client.list(apiVersion: "v1", kind: "ConfigMap", namespace: nil, limit: 600)
+        #expect(items.count == 600)
+    }
+}
+
 /// Secrets planted where cairn works with them (a generated Postgres password, a kubeconfig
 /// token), and every output of `cairn run`, `cairn apply` and `cairn plan --live` grepped for them:
 /// stdout, stderr, the daemon's log, the status files it commits.
