@@ -8,10 +8,14 @@ package struct SystemDecoder: Sendable {
     package let apiVersion: String
     package let kind: String
     package let decode: @Sendable (Field, ClusterMetadata?) -> (any SystemSpec)?
+    /// The upstream CRD's fields cairn does not render, and what it does with each.
+    package let policies: [String: FieldPolicy]
 
-    package init(apiVersion: String, kind: String, decode: @escaping @Sendable (Field, ClusterMetadata?) -> (any SystemSpec)?) {
+    package init(apiVersion: String, kind: String, policies: [String: FieldPolicy] = [:],
+                 decode: @escaping @Sendable (Field, ClusterMetadata?) -> (any SystemSpec)?) {
         self.apiVersion = apiVersion
         self.kind = kind
+        self.policies = policies
         self.decode = decode
     }
 }
@@ -26,6 +30,9 @@ public struct ClusterSpec: Sendable, Hashable {
     public let kind: String
     /// The system's own spec.
     public let system: any SystemSpec
+    /// Fields accepted but not used by cairn (an upstream operator's own settings), each with
+    /// its location and why: `validate` and `plan` print them. Not part of the spec's identity.
+    public var notes: [SpecError] = []
 
     public init(file: String, metadata: ClusterMetadata, apiVersion: String, kind: String, system: any SystemSpec) {
         self.file = file
@@ -84,7 +91,9 @@ package enum ClusterSpecLoader {
                 : diagnostics.errors
             throw SpecErrors(errors)
         }
-        return spec!
+        var loaded = spec!
+        loaded.notes = diagnostics.notes
+        return loaded
     }
 
     /// The result of loading a set of files: the valid clusters and the problems of the others.
@@ -151,6 +160,7 @@ package enum ClusterSpecLoader {
                 o.ignore("metadata"); o.ignore("spec")
                 return nil
             }
+            top.diagnostics.policies = system.policies
             let metadata = o.required("metadata").flatMap { decodeMetadata($0) }
             guard let specField = o.required("spec") else { return nil }
             let decoded = system.decode(specField, metadata)

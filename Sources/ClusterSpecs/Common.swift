@@ -135,6 +135,61 @@ extension Field {
         }
     }
 
+    /// A container's `securityContext` (Kubernetes' SecurityContext), checked field by field and
+    /// kept as written: the API server stores it without defaults.
+    package var securityContext: JSONValue? {
+        object(unsupported: ["windowsOptions": "cairn renders Linux pods", "appArmorProfile": "not rendered yet"]) { c -> JSONValue? in
+            var out = JSONObject()
+            for key in ["privileged", "allowPrivilegeEscalation", "readOnlyRootFilesystem", "runAsNonRoot"] {
+                if let f = c[key], let b = f.bool { out[key] = .bool(b) }
+            }
+            for key in ["runAsUser", "runAsGroup"] {
+                if let f = c[key], let n = f.int(atLeast: 0, atMost: Int(Int32.max)) { out[key] = .int(n) }
+            }
+            if let f = c["procMount"], let v = f.string {
+                if v == "Default" || v == "Unmasked" { out["procMount"] = .string(v) } else { f.fail("must be Default or Unmasked (got \(v))") }
+            }
+            if let f = c["capabilities"] {
+                let caps = f.object { k -> JSONValue? in
+                    var o = JSONObject()
+                    for key in ["add", "drop"] {
+                        if let l = k[key], let names = l.list({ $0.nonEmptyString }) { o[key] = .array(names.map(JSONValue.string)) }
+                    }
+                    return .object(o)
+                }
+                if let caps { out["capabilities"] = caps }
+            }
+            if let f = c["seccompProfile"] {
+                let profile = f.object { p -> JSONValue? in
+                    guard let tf = p.required("type"), let t = tf.string else { return nil }
+                    guard ["RuntimeDefault", "Localhost", "Unconfined"].contains(t) else {
+                        tf.fail("must be RuntimeDefault, Localhost or Unconfined (got \(t))")
+                        return nil
+                    }
+                    var o: JSONObject = ["type": .string(t)]
+                    if let lf = p["localhostProfile"], let l = lf.nonEmptyString { o["localhostProfile"] = .string(l) }
+                    if t == "Localhost", o["localhostProfile"] == nil { tf.fail("Localhost needs localhostProfile") }
+                    return .object(o)
+                }
+                if let profile { out["seccompProfile"] = profile }
+            }
+            if let f = c["seLinuxOptions"] {
+                let options = f.object { o -> JSONValue? in
+                    var out = JSONObject()
+                    for key in ["user", "role", "type", "level"] {
+                        if let v = o[key], let text = v.string { out[key] = .string(text) }
+                    }
+                    return .object(out)
+                }
+                if let options { out["seLinuxOptions"] = options }
+            }
+            if out["privileged"] == .bool(true), out["allowPrivilegeEscalation"] == .bool(false) {
+                c.field.fail("privileged containers always allow privilege escalation: allowPrivilegeEscalation cannot be false")
+            }
+            return .object(out)
+        }
+    }
+
     package static func isResourceName(_ name: String) -> Bool {
         ["cpu", "memory", "ephemeral-storage"].contains(name) || name.hasPrefix("hugepages-")
             || (name.contains("/") && Names.isQualifiedName(name))

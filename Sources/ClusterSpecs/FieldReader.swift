@@ -3,6 +3,11 @@ package final class Diagnostics {
     package let file: String
     private var reported: [SpecError] = []
     private var more = 0
+    /// Notes on accepted fields that cairn does not use (an upstream operator's own settings).
+    package private(set) var notes: [SpecError] = []
+    /// The system's policy for the fields of its upstream CRD that cairn does not read (set once
+    /// the file's kind is known): keyed by path with list indices as `[]`.
+    package var policies: [String: FieldPolicy] = [:]
     /// A file can hold tens of thousands of wrong keys: the first ones say enough.
     static let maximumReported = 100
 
@@ -13,6 +18,11 @@ package final class Diagnostics {
     package func report(_ location: Location, _ path: String, _ message: String) {
         guard reported.count < Self.maximumReported else { more += 1; return }
         reported.append(SpecError(file: file, location: location, path: path, message: message))
+    }
+
+    package func note(_ location: Location, _ path: String, _ message: String) {
+        guard notes.count < Self.maximumReported else { return }
+        notes.append(SpecError(file: file, location: location, path: path, message: message))
     }
 
     /// The problems reported, and one saying how many more there were.
@@ -41,6 +51,11 @@ package struct Field {
 
     package func fail(_ message: String) {
         diagnostics.report(node.location, path, message)
+    }
+
+    /// A note on an accepted field (what cairn does differently, or does not use).
+    package func note(_ message: String) {
+        diagnostics.note(node.location, path, message)
     }
 
     package func child(_ key: String, _ node: SpecNode) -> Field {
@@ -267,11 +282,62 @@ package final class ObjectReader {
             let key = entry.key.text
             let path = Field.join(field.path, key)
             if let reason = unsupported[key] {
+                // Not an upstream field cairn lacks, but one a spec file should not hold.
                 field.diagnostics.report(entry.key.location, path, "is not supported by cairn: \(reason)")
-            } else {
-                let known = read.sorted().joined(separator: ", ")
-                field.diagnostics.report(entry.key.location, path, "unknown field (known fields here: \(known))")
+                continue
+            }
+            switch field.diagnostics.policies[FieldPolicy.pattern(path)] {
+            case .unsupported(let reason)?:
+                field.diagnostics.report(entry.key.location, path, "not supported by cairn yet: \(reason)")
+            case .operatorOnly(let reason)?:
+                field.diagnostics.note(entry.key.location, path, "accepted, not used by cairn: \(reason)")
+            case nil:
+                let known = read.sorted()
+                let close = known.filter { FieldPolicy.isClose(key, $0) }
+                field.diagnostics.report(entry.key.location, path, close.isEmpty
+                    ? "unknown field (known fields here: \(known.joined(separator: ", ")))"
+                    : "unknown field; did you mean \(close.joined(separator: " or "))?")
             }
         }
+    }
+}
+
+/// What cairn does with a field of an upstream operator's CRD that it does not render.
+package enum FieldPolicy: Sendable, Equatable {
+    /// Steers only how the upstream operator itself works; cairn has no equivalent. Accepted,
+    /// with a note saying why (printed by `validate` and `plan`).
+    case operatorOnly(String)
+    /// A real field cairn cannot render yet: refused, saying why.
+    case unsupported(String)
+
+    /// A field path with its list indices as `[]`: `spec.storage.volumes[2].x` -> `spec.storage.volumes[].x`.
+    package static func pattern(_ path: String) -> String {
+        var out = ""
+        var inIndex = false
+        for c in path {
+            if c == "[" { inIndex = true; out.append("["); continue }
+            if inIndex {
+                if c == "]" { inIndex = false; out.append("]") } else if !c.isNumber { inIndex = false; out.append(c) }
+                continue
+            }
+            out.append(c)
+        }
+        return out
+    }
+
+    /// A probable typo of `known`: the same letters but for one edit, or the same ignoring case.
+    package static func isClose(_ key: String, _ known: String) -> Bool {
+        if key.lowercased() == known.lowercased() { return true }
+        let a = Array(key), b = Array(known)
+        guard abs(a.count - b.count) <= 1, a.count > 3 else { return false }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...max(b.count, 1) where j <= b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count] <= 1
     }
 }

@@ -44,6 +44,9 @@ public struct ChangePlan: Sendable {
     public var clusters: [ClusterChange]
     /// Validation errors of the head revision, `file:line:column: path: message`.
     public var errors: [String]
+    /// Notes on fields of the changed files that cairn accepts but does not use (an upstream
+    /// operator's own settings), `file:line:column: path: message`.
+    public var notes: [String] = []
     /// Spec files that differ between the revisions (comments and formatting included).
     public var filesChanged: Int
     /// Spec files read and rendered, both revisions counted: only the changed ones.

@@ -53,6 +53,7 @@ public enum PlanReport {
     public static func text(_ plan: ChangePlan, header: Header, diffs: Bool = true) -> String {
         var out = "cairn plan: \(header.base) -> \(header.head), spec files under \(header.path)\n"
         for e in plan.errors { out += "error: \(e)\n" }
+        for n in plan.notes { out += "note: \(n)\n" }
         for c in plan.clusters {
             out += "\ncluster \(c.cluster) (\(c.file)): \(c.status.rawValue)\n"
             for o in c.objects { out += "  \(symbol(o)) \(line(o))\n" }
@@ -109,12 +110,18 @@ public enum PlanReport {
 
     /// Fit for a pull-request comment: a summary table, then per cluster what restarts and
     /// why, then each object's diff folded away.
+    /// The notes on accepted fields cairn does not use, as a Markdown list (empty without notes).
+    static func notesSection(_ plan: ChangePlan) -> String {
+        guard !plan.notes.isEmpty else { return "" }
+        return "\n**Notes** (fields accepted, not used by cairn):\n\n" + plan.notes.map { "- \(code($0))\n" }.joined()
+    }
+
     public static func markdown(_ plan: ChangePlan, header: Header) -> String {
         var out = "### cairn plan: \(code(header.base)) → \(code(header.head))\n\n"
         if plan.clusters.isEmpty && plan.errors.isEmpty {
             out += "**No change to any rendered object.**"
             out += plan.filesChanged > 0 ? " \(plan.filesChanged) spec file\(plan.filesChanged == 1 ? "" : "s") changed: comments or formatting only.\n" : "\n"
-            return out
+            return out + notesSection(plan)
         }
         let c = plan.clusters
         let o = plan.objectCounts
@@ -129,6 +136,7 @@ public enum PlanReport {
             out += "\n**Errors in the head revision** (nothing of these clusters would be applied):\n\n"
             for e in plan.errors { out += "- \(code(e))\n" }
         }
+        out += notesSection(plan)
         if !plan.blocked.isEmpty {
             out += "\n**Blocked** (cairn will not apply these):\n\n"
             for b in plan.blocked { out += "- \(code(b.reference)): \(text(b.blocked!))\n" }
@@ -157,7 +165,13 @@ public enum PlanReport {
 
     public static func json(_ plan: ChangePlan, header: Header) -> JSONValue {
         let o = plan.objectCounts
-        return [
+        guard case .object(var out) = jsonBody(plan, header: header, counts: o) else { return .null }
+        if !plan.notes.isEmpty { out["notes"] = .array(plan.notes.map(JSONValue.string)) }
+        return .object(out)
+    }
+
+    private static func jsonBody(_ plan: ChangePlan, header: Header, counts o: (added: Int, changed: Int, deleted: Int)) -> JSONValue {
+        [
             "base": .string(header.base), "head": .string(header.head), "path": .string(header.path),
             "summary": [
                 "clusters": .int(plan.clusters.count), "objectsAdded": .int(o.added), "objectsChanged": .int(o.changed),

@@ -41,13 +41,20 @@ package protocol ClusterSystem: Sendable {
     /// A warning for a replica change Kubernetes would apply but the system does not follow in
     /// place; nil when it does.
     static func scaleWarning(statefulSet: String, from: Int, to: Int) -> String?
+
+    /// The upstream CRD's fields the decoder does not read, by path (`spec.a.b`, list items as
+    /// `[]`): accepted with a note (an upstream operator's own setting) or refused saying why.
+    /// A field neither read nor here is a typo: "unknown field".
+    static var fieldPolicies: [String: FieldPolicy] { get }
 }
 
 extension ClusterSystem {
     package static func scaleWarning(statefulSet: String, from: Int, to: Int) -> String? { nil }
 
+    package static var fieldPolicies: [String: FieldPolicy] { [:] }
+
     package static var decoder: SystemDecoder {
-        SystemDecoder(apiVersion: apiVersion, kind: kind) { field, metadata in decode(field, metadata: metadata) }
+        SystemDecoder(apiVersion: apiVersion, kind: kind, policies: fieldPolicies) { field, metadata in decode(field, metadata: metadata) }
     }
 
     /// Renders a spec this system decoded.

@@ -53,6 +53,8 @@ public struct DesiredState: Sendable {
     public let invalid: [String: String]
     /// Every problem, with file, line and column, sorted.
     public let errors: [SpecError]
+    /// Notes on accepted fields cairn does not use, of the valid clusters, sorted.
+    public var notes: [SpecError] { clusters.flatMap(\.spec.notes).sorted() }
     /// How many files this state read and rendered anew (the rest came from `previous`).
     public let filesRendered: Int
 

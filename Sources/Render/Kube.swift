@@ -101,6 +101,7 @@ enum Kube {
         var volumeDevices: [JSONValue] = []
         var livenessProbe: JSONValue?
         var readinessProbe: JSONValue?
+        var securityContext: JSONValue?
 
         var json: JSONValue {
             var o: JSONObject = ["name": .string(name), "image": .string(image)]
@@ -113,6 +114,7 @@ enum Kube {
             if !volumeDevices.isEmpty { o["volumeDevices"] = .array(volumeDevices) }
             if let livenessProbe { o["livenessProbe"] = livenessProbe }
             if let readinessProbe { o["readinessProbe"] = readinessProbe }
+            if let securityContext { o["securityContext"] = securityContext }
             o["terminationMessagePath"] = "/dev/termination-log"
             o["terminationMessagePolicy"] = "File"
             o["imagePullPolicy"] = .string(Kube.imagePullPolicy(image))

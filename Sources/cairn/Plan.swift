@@ -97,8 +97,10 @@ extension Cairn {
                 let allowed = state.clusters.filter { options.namespaceAllow?.contains($0.spec.metadata.namespace) ?? true }
                 let liveSides = try await reconciler.liveSides(for: allowed, invalid: Set(state.invalid.keys))
                 await client.shutdown()
-                return ChangePlan.compare(base: liveSides, head: allowed.map(ChangePlan.Side.init),
-                                          errors: problems + state.errors.map(\.description), filesChanged: 0)
+                var plan = ChangePlan.compare(base: liveSides, head: allowed.map(ChangePlan.Side.init),
+                                              errors: problems + state.errors.map(\.description), filesChanged: 0)
+                plan.notes = state.notes.map(\.description)
+                return plan
             } catch {
                 await client.shutdown()
                 throw error
@@ -136,6 +138,7 @@ extension Cairn {
             }
             let headSide = after.clusters.filter { touched.contains($0.spec.identity) }
             var plan = ChangePlan.compare(base: baseSide, head: headSide, errors: errors, filesChanged: changedFiles.count)
+            plan.notes = after.notes.filter { changedFiles.contains($0.file) }.map(\.description)
             plan.filesRendered = before.filesRendered + after.filesRendered
             return plan
         }

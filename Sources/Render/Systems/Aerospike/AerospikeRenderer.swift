@@ -33,6 +33,8 @@ enum AerospikeRenderer {
             container.readinessProbe = Kube.tcpProbe(port: p.service, initialDelay: 2, period: 5)
             container.livenessProbe = Kube.tcpProbe(port: p.service, initialDelay: 30, period: 10)
             container.volumeMounts = [Kube.mount("aerospike-conf", "/etc/aerospike/conf", readOnly: true)]
+            container.resources = spec.serverResources
+            container.securityContext = spec.serverSecurityContext
             var volumes = [Kube.configMapVolume("aerospike-conf", configMap: name)]
             var claims: [JSONValue] = []
             for v in spec.volumes {
@@ -55,6 +57,18 @@ enum AerospikeRenderer {
             }
             var pod = Kube.PodSpec(containers: [container])
             pod.volumes = volumes
+            // initMethod deleteFiles, as the upstream operator applies it: a Filesystem volume's
+            // files are deleted the first time a pod uses its claim (a new claim, or a reused
+            // volume), never again. The upstream operator records initialised claims in its
+            // status; cairn records it in the volume itself.
+            let cleaned = spec.volumes.filter { $0.initMethod == "deleteFiles" && !$0.isBlock }
+            if !cleaned.isEmpty {
+                var initContainer = Kube.Container(name: "cairn-init-volumes", image: spec.image)
+                initContainer.command = ["/bin/sh", "-c", Self.initScript(cleaned.map(\.path))]
+                initContainer.volumeMounts = cleaned.map { Kube.mount($0.name, $0.path) }
+                initContainer.securityContext = spec.serverSecurityContext
+                pod.initContainers = [initContainer]
+            }
             var affinity = JSONObject()
             var terms: [JSONValue] = []
             if let zone = rack.zone {
@@ -129,5 +143,20 @@ enum AerospikeRenderer {
         case .array(let a): return .array(a.map(sortedDeep))
         default: return v
         }
+    }
+
+    /// The marker a cleaned volume keeps, so that it is cleaned once per claim.
+    static let initMarker = ".cairn-initialized"
+
+    /// Deletes every file of each path once (`find <path> -type f -delete`, the upstream
+    /// operator's command), then leaves the marker.
+    static func initScript(_ paths: [String]) -> String {
+        func quoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        var script = "set -eu\n"
+        for path in paths {
+            let marker = quoted(path + "/" + initMarker)
+            script += "if [ ! -e \(marker) ]; then find \(quoted(path)) -xdev -type f -delete; touch \(marker); fi\n"
+        }
+        return script
     }
 }

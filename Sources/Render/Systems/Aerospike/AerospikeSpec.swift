@@ -16,6 +16,9 @@ public struct AerospikeSpec: SystemSpec {
         /// Where the server sees it: a mount directory, or a device path for Block volumes.
         public var path: String
         public var source: Source
+        /// The effective init method (the volume's own, else its mode's policy): `deleteFiles`
+        /// empties a Filesystem volume the first time a pod uses its claim.
+        public var initMethod = "none"
 
         public var isBlock: Bool {
             if case .persistentVolume(_, "Block", _) = source { return true }
@@ -56,6 +59,9 @@ public struct AerospikeSpec: SystemSpec {
     public var users: [User]
     public var multiPodPerHost: Bool
     public var maxUnavailable: Int
+    /// `podSpec.aerospikeContainer`: the server container's resources and security context.
+    public var serverResources = ResourceRequirements()
+    public var serverSecurityContext: JSONValue?
 
     /// Pods of each rack: the size spread evenly, earlier racks taking the remainder.
     public func podsPerRack() -> [(rack: Rack, count: Int)] {
@@ -66,15 +72,7 @@ public struct AerospikeSpec: SystemSpec {
     static let obsoleteIn7: Set<String> = ["memory-size", "high-water-memory-pct", "stop-writes-pct", "single-bin", "data-in-index"]
 
     static func decode(_ field: Field, metadata: ClusterMetadata?) -> AerospikeSpec? {
-        field.object(unsupported: [
-            "validationPolicy": "cairn always validates",
-            "operatorClientCert": "cairn does not connect to the cluster",
-            "seedsFinderServices": "per-pod load balancers are not rendered",
-            "aerospikeNetworkPolicy": "the default pod network is used",
-            "k8sNodeBlockList": "use rack zones",
-            "operations": "cairn rolls pods on configuration change",
-            "paused": "remove the spec file from the branch to stop reconciling",
-        ]) { s -> AerospikeSpec? in
+        field.object { s -> AerospikeSpec? in
             let size = s.required("size").flatMap { $0.int(atLeast: 1, atMost: Limits.aerospikeNodes) }
             var image: String?
             var version: ImageVersion?
@@ -119,12 +117,18 @@ public struct AerospikeSpec: SystemSpec {
                 users = decodeAccessControl(f) ?? []
             }
             var multiPodPerHost = false
+            var serverResources = ResourceRequirements()
+            var serverSecurityContext: JSONValue?
             if let f = s["podSpec"] {
-                _ = f.object(unsupported: [
-                    "sidecars": "extra containers are not rendered", "initContainers": "extra containers are not rendered",
-                    "hostNetwork": "pods use the pod network",
-                ]) { p -> Bool? in
+                _ = f.object { p -> Bool? in
                     if let m = p["multiPodPerHost"], let b = m.bool { multiPodPerHost = b }
+                    if let c = p["aerospikeContainer"] {
+                        _ = c.object { a -> Bool? in
+                            if let r = a["resources"]?.resources { serverResources = r }
+                            serverSecurityContext = a["securityContext"]?.securityContext
+                            return true
+                        }
+                    }
                     return true
                 }
             }
@@ -162,9 +166,12 @@ public struct AerospikeSpec: SystemSpec {
                 nameField.checkDerivedName("\(name)-\(longest)-0123456789", limit: 63, what: "pod revision label")
             }
             guard let size, let image, let version, let config else { return nil }
-            return AerospikeSpec(size: size, image: image, version: version, config: config, ports: ports,
-                                 volumes: volumes, racks: racks, rackNamespaces: rackNamespaces, users: users,
-                                 multiPodPerHost: multiPodPerHost, maxUnavailable: maxUnavailable)
+            var spec = AerospikeSpec(size: size, image: image, version: version, config: config, ports: ports,
+                                     volumes: volumes, racks: racks, rackNamespaces: rackNamespaces, users: users,
+                                     multiPodPerHost: multiPodPerHost, maxUnavailable: maxUnavailable)
+            spec.serverResources = serverResources
+            spec.serverSecurityContext = serverSecurityContext
+            return spec
         }
     }
 
@@ -182,13 +189,92 @@ public struct AerospikeSpec: SystemSpec {
         }
     }
 
+    /// `initMethod`, `wipeMethod` and `cascadeDelete`, of a global policy or of one volume, with
+    /// the upstream operator's defaults and rules (its webhook's, per volume mode).
+    struct VolumePolicy: Equatable {
+        var initMethod: String?
+        var wipeMethod: String?
+        var cascadeDelete: Bool?
+        var fields: [String: Field] = [:]
+
+        static func == (a: VolumePolicy, b: VolumePolicy) -> Bool {
+            a.initMethod == b.initMethod && a.wipeMethod == b.wipeMethod && a.cascadeDelete == b.cascadeDelete
+        }
+
+        static let blockInit: Set<String> = ["none", "dd", "blkdiscard", "headerCleanup", "blkdiscardWithHeaderCleanup"]
+        static let filesystemInit: Set<String> = ["none", "deleteFiles"]
+
+        /// Reads the three fields from an object (a policy, or a volume's own).
+        static func read(_ o: ObjectReader) -> VolumePolicy {
+            var p = VolumePolicy()
+            if let f = o["initMethod"], let v = f.string {
+                p.fields["initMethod"] = f
+                if blockInit.union(filesystemInit).contains(v) { p.initMethod = v } else {
+                    f.fail("must be one of none, deleteFiles, dd, blkdiscard, headerCleanup, blkdiscardWithHeaderCleanup (got \(v))")
+                }
+            }
+            if let f = o["wipeMethod"], let v = f.string {
+                p.fields["wipeMethod"] = f
+                if ["dd", "blkdiscard", "deleteFiles"].contains(v) { p.wipeMethod = v } else {
+                    f.fail("must be one of dd, blkdiscard, deleteFiles (got \(v))")
+                }
+            }
+            if let f = o["cascadeDelete"], let b = f.bool {
+                p.fields["cascadeDelete"] = f
+                p.cascadeDelete = b
+            }
+            return p
+        }
+
+        /// Checks the effective methods of a volume of this mode, and says what cairn does.
+        static func effective(own: VolumePolicy, global: VolumePolicy, block: Bool, volume: Field) -> String {
+            let initMethod = own.initMethod ?? global.initMethod ?? "none"
+            let initField = own.fields["initMethod"] ?? global.fields["initMethod"] ?? volume
+            let wipeMethod = own.wipeMethod ?? global.wipeMethod ?? (block ? "dd" : "deleteFiles")
+            let wipeField = own.fields["wipeMethod"] ?? global.fields["wipeMethod"]
+            if block {
+                if !blockInit.contains(initMethod) {
+                    initField.fail("invalid init method \(initMethod) for a Block volume "
+                                   + "(none, dd, blkdiscard, headerCleanup, blkdiscardWithHeaderCleanup)")
+                } else if initMethod != "none" {
+                    initField.fail("not supported by cairn yet: \(initMethod) must run once per volume claim, and cairn keeps no record of "
+                                   + "initialised devices yet (the upstream operator keeps one in its status); use none with new claims, which start empty")
+                }
+                if !["dd", "blkdiscard"].contains(wipeMethod) { wipeField?.fail("invalid wipe method \(wipeMethod) for a Block volume (dd, blkdiscard)") }
+            } else {
+                if !filesystemInit.contains(initMethod) { initField.fail("invalid init method \(initMethod) for a Filesystem volume (none, deleteFiles)") }
+                if wipeMethod != "deleteFiles" { wipeField?.fail("invalid wipe method \(wipeMethod) for a Filesystem volume (deleteFiles)") }
+            }
+            return initMethod
+        }
+    }
+
     private static func decodeStorage(_ f: Field) -> [Volume]? {
         f.object(unsupported: [
-            "filesystemVolumePolicy": "volumes are mounted as given", "blockVolumePolicy": "volumes are attached as given",
-            "cleanupThreads": "cairn does not wipe volumes", "localStorageClasses": "not rendered",
+            "localStorageClasses": "the upstream operator deletes these claims when a pod restarts; cairn never deletes a PersistentVolumeClaim",
+            "deleteLocalStorageOnRestart": "cairn never deletes a PersistentVolumeClaim",
         ]) { st -> [Volume]? in
+            var policies: [String: VolumePolicy] = [:]
+            for key in ["filesystemVolumePolicy", "blockVolumePolicy"] {
+                guard let pf = st[key] else { continue }
+                policies[key] = pf.object { VolumePolicy.read($0) } ?? VolumePolicy()
+                if policies[key]?.cascadeDelete == true, let c = policies[key]?.fields["cascadeDelete"] {
+                    c.note(Self.cascadeDeleteNote)
+                }
+                if policies[key]?.wipeMethod != nil, let w = policies[key]?.fields["wipeMethod"] { w.note(Self.wipeNote) }
+            }
+            if let t = st["cleanupThreads"], t.int(atLeast: 1, atMost: 64) != nil {
+                t.note("how many volumes the upstream operator cleans at once; cairn's init container cleans them one after the other")
+            }
             guard let vf = st["volumes"] else { return [] }
-            let volumes = vf.fieldList(decodeVolume) ?? []
+            let volumes = (vf.fieldList(decodeVolume) ?? []).map { item, decoded -> (item: Field, value: Volume) in
+                var v = decoded.volume
+                let block = v.isBlock
+                let global = policies[block ? "blockVolumePolicy" : "filesystemVolumePolicy"] ?? VolumePolicy()
+                let initMethod = VolumePolicy.effective(own: decoded.policy, global: global, block: block, volume: item)
+                if case .persistentVolume = v.source { v.initMethod = initMethod }
+                return (item, v)
+            }
             var names: Set<String> = []
             var paths: Set<String> = []
             for (item, v) in volumes {
@@ -199,9 +285,16 @@ public struct AerospikeSpec: SystemSpec {
         }
     }
 
-    private static func decodeVolume(_ f: Field) -> Volume? {
-        f.object(unsupported: ["sidecars": "extra containers are not rendered", "initContainers": "extra containers are not rendered",
-                               "cascadeDelete": "cairn never deletes PersistentVolumeClaims"]) { v -> Volume? in
+    static let cascadeDeleteNote = "cairn never deletes a PersistentVolumeClaim: the claims stay when pods or the cluster go "
+        + "(the upstream operator deletes them); delete them by hand once their data is no longer needed"
+    static let wipeNote = "the upstream operator wipes only when the server's major version crosses 6; cairn renders 6.x and later, "
+        + "so it never applies"
+
+    private static func decodeVolume(_ f: Field) -> (volume: Volume, policy: VolumePolicy)? {
+        f.object { v -> (volume: Volume, policy: VolumePolicy)? in
+            let policy = VolumePolicy.read(v)
+            if policy.cascadeDelete == true, let c = policy.fields["cascadeDelete"] { c.note(Self.cascadeDeleteNote) }
+            if policy.wipeMethod != nil, let w = policy.fields["wipeMethod"] { w.note(Self.wipeNote) }
             var name: String?
             if let nf = v.required("name"), let n = nf.string {
                 if Names.isDNS1123Label(n) { name = n } else { nf.fail("'\(n)' is not a valid volume name (lower-case letters, digits, '-')") }
@@ -257,7 +350,7 @@ public struct AerospikeSpec: SystemSpec {
                 }
             }
             guard let name, let path, let source else { return nil }
-            return Volume(name: name, path: path, source: source)
+            return (Volume(name: name, path: path, source: source), policy)
         }
     }
 
@@ -317,8 +410,16 @@ package final class AerospikeConfigCheck {
         var ok = true
         let allowed: Set<String> = ["service", "network", "namespaces", "logging", "security", "mod-lua"]
         for e in top.entries where !allowed.contains(e.key.text) {
-            f.diagnostics.report(e.key.location, Field.join(f.path, e.key.text),
-                                 "unknown or unsupported aerospike.conf context (supported: \(allowed.sorted().joined(separator: ", ")))")
+            let message = e.key.text == "xdr"
+                ? "not supported by cairn yet: cross-datacenter replication (the xdr context and its dc sub-contexts) is not rendered yet"
+                : "unknown aerospike.conf context (supported: \(allowed.sorted().joined(separator: ", ")))"
+            f.diagnostics.report(e.key.location, Field.join(f.path, e.key.text), message)
+            ok = false
+        }
+        // network.tls: the TLS contexts' certificates come from Secrets, not rendered yet.
+        if let network = top["network"], case .mapping(let nm) = network, let tls = nm.entries.first(where: { $0.key.text == "tls" }) {
+            f.diagnostics.report(tls.key.location, Field.join(Field.join(f.path, "network"), "tls"),
+                                 "not supported by cairn yet: TLS contexts (certificates from Secrets, tls-name on the ports) are not rendered yet")
             ok = false
         }
         // Syntax of every key and value first: aerospike.conf has no quoting.

@@ -7,6 +7,27 @@ package enum AerospikeSystem: ClusterSystem {
     package static let objectKinds: [(apiVersion: String, kind: String)] = [("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "StatefulSet")]
     package static let rollout = RolloutPolicy.setBySet
 
+    /// The Aerospike operator's fields cairn does not read (its CRD `asdb.aerospike.com/v1`).
+    package static let fieldPolicies: [String: FieldPolicy] = [
+        "spec.validationPolicy": .operatorOnly("the upstream operator's own checks of work directories and XDR log files; cairn validates every spec itself"),
+        "spec.operatorClientCert": .operatorOnly("the certificate the upstream operator connects to the cluster with; cairn never connects to the database"),
+        "spec.enableDynamicConfigUpdate": .operatorOnly("the upstream operator applies some changes without a restart; "
+                                                        + "cairn rolls the pods one at a time on any configuration change"),
+        "spec.podSpec.aerospikeInitContainer": .operatorOnly("the upstream operator's own init container; cairn renders the one it needs"),
+        "spec.seedsFinderServices": .unsupported("LoadBalancer services for seed discovery are not rendered yet"),
+        "spec.aerospikeNetworkPolicy": .unsupported("access addresses other than the pod network (node or custom interfaces) are not rendered yet"),
+        "spec.k8sNodeBlockList": .unsupported("node block lists are not rendered yet; use rack zones or regions"),
+        "spec.operations": .unsupported("one-off warm or cold restarts are not run; change the spec to roll the pods"),
+        "spec.paused": .unsupported("cairn has no pause; stop cairn, or take the spec file out of the branch, to stop reconciling"),
+        "spec.rosterNodeBlockList": .unsupported("cairn does not manage strong-consistency rosters yet"),
+        "spec.disablePDB": .unsupported("cairn always renders a PodDisruptionBudget"),
+        "spec.podSpec.hostNetwork": .unsupported("host networking (node addresses in aerospike.conf, host ports, one pod per node) is not rendered yet"),
+        "spec.podSpec.sidecars": .unsupported("extra containers are not rendered yet"),
+        "spec.podSpec.initContainers": .unsupported("extra init containers are not rendered yet"),
+        "spec.storage.volumes[].sidecars": .unsupported("mounting a volume into extra containers is not rendered yet"),
+        "spec.storage.volumes[].initContainers": .unsupported("mounting a volume into extra init containers is not rendered yet"),
+    ]
+
     package static func decode(_ spec: Field, metadata: ClusterMetadata?) -> AerospikeSpec? {
         AerospikeSpec.decode(spec, metadata: metadata)
     }

@@ -38,10 +38,7 @@ public struct EventStoreSpec: SystemSpec {
     ]
 
     static func decode(_ field: Field, metadata: ClusterMetadata?) -> EventStoreSpec? {
-        field.object(unsupported: [
-            "security": "TLS certificates are not rendered yet; clusters run with Insecure: true",
-            "sourceImage": "use image",
-        ]) { s -> EventStoreSpec? in
+        field.object { s -> EventStoreSpec? in
             var replicas: Int?
             if let f = s.required("replicas"), let r = f.int {
                 if [1, 3, 5].contains(r) { replicas = r } else {
@@ -66,10 +63,7 @@ public struct EventStoreSpec: SystemSpec {
             let resources = s["resources"].flatMap { $0.resources } ?? ResourceRequirements()
             var loadBalancer = LoadBalancer(enabled: false, allowedIps: [])
             if let n = s["network"] {
-                n.object(unsupported: [
-                    "domain": "pods are addressed by their cluster DNS names",
-                    "fqdnTemplate": "pods are addressed by their cluster DNS names",
-                ]) { net -> Bool? in
+                n.object { net -> Bool? in
                     guard let lb = net["loadBalancer"] else { return true }
                     return lb.object { l -> Bool? in
                         if let e = l["enabled"], let b = e.bool { loadBalancer.enabled = b }

@@ -7,6 +7,24 @@ package enum EventStoreSystem: ClusterSystem {
     package static let objectKinds: [(apiVersion: String, kind: String)] = [("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "StatefulSet")]
     package static let rollout = RolloutPolicy.controller
 
+    /// The KurrentDB operator's fields cairn does not read (its CRD `kubernetes.kurrent.io/v1`).
+    package static let fieldPolicies: [String: FieldPolicy] = [
+        "spec.security": .unsupported("TLS certificates are not rendered yet; clusters run with Insecure: true"),
+        "spec.sourceImage": .unsupported("use image"),
+        "spec.network.domain": .unsupported("advertised host names are not rendered yet: nodes advertise their cluster DNS names"),
+        "spec.network.fqdnTemplate": .unsupported("advertised host names are not rendered yet: nodes advertise their cluster DNS names"),
+        "spec.network.internodeTrafficStrategy": .unsupported("traffic strategies are not rendered yet: nodes reach each other by their cluster DNS names"),
+        "spec.network.clientTrafficStrategy": .unsupported("traffic strategies are not rendered yet: clients are given the cluster DNS names"),
+        "spec.quorumNodes": .unsupported("quorum nodes beside read-only replicas are not rendered yet; use replicas"),
+        "spec.readOnlyReplicas": .unsupported("read-only replicas are not rendered yet"),
+        "spec.users": .unsupported("users are not provisioned yet"),
+        "spec.licenseSecret": .unsupported("licensed features are not rendered yet"),
+        "spec.serviceAccountName": .unsupported("pods run with the namespace's default service account"),
+        "spec.sourceBackup": .unsupported("restoring from a backup is not rendered yet"),
+        "spec.extraMetadata": .unsupported("extra labels and annotations per object are not rendered yet; metadata.labels go on every object"),
+        "spec.archiver": .unsupported("archiver nodes are not rendered yet"),
+    ]
+
     package static func decode(_ spec: Field, metadata: ClusterMetadata?) -> EventStoreSpec? {
         EventStoreSpec.decode(spec, metadata: metadata)
     }

@@ -9,6 +9,16 @@ public struct PostgresSpec: SystemSpec {
     public static let defaultImage = "ghcr.io/zalando/spilo-17:4.0-p2"
     /// PostgreSQL major versions the default Spilo image carries.
     public static let defaultImageVersions = 13...17
+    /// The default image for PostgreSQL 18: the upstream operator's own default at its v2.0.1
+    /// (`spilo-18:4.1-p2`, which carries 18). The 13-17 default stays as it was, so that upgrading
+    /// cairn restarts no pod.
+    public static let defaultImage18 = "ghcr.io/zalando/spilo-18:4.1-p2"
+
+    /// The default image of a major version, nil when no default carries it.
+    public static func defaultImage(for version: Int) -> String? {
+        if version == 18 { return defaultImage18 }
+        return defaultImageVersions.contains(version) ? defaultImage : nil
+    }
 
     public struct User: Sendable, Hashable {
         public var name: String
@@ -61,14 +71,7 @@ public struct PostgresSpec: SystemSpec {
     }
 
     static func decode(_ field: Field, metadata: ClusterMetadata?) -> PostgresSpec? {
-        field.object(unsupported: [
-            "standby": "standby clusters are not rendered yet", "clone": "cloning is not rendered yet",
-            "sidecars": "extra containers are not rendered", "initContainers": "extra containers are not rendered",
-            "preparedDatabases": "use databases and users", "connectionPooler": "a connection pooler is not rendered yet",
-            "enableConnectionPooler": "a connection pooler is not rendered yet", "logicalBackup": "not rendered yet",
-            "enableLogicalBackup": "not rendered yet", "tls": "TLS certificates are not rendered yet",
-            "additionalVolumes": "not rendered", "streams": "not rendered",
-        ]) { s -> PostgresSpec? in
+        field.object { s -> PostgresSpec? in
             let teamField = s.required("teamId")
             var teamId = teamField?.nonEmptyString
             if let t = teamId, !Names.isLabelValue(t) {
@@ -78,12 +81,14 @@ public struct PostgresSpec: SystemSpec {
             let instances = s.required("numberOfInstances").flatMap { $0.int(atLeast: 1, atMost: 32) }
 
             var version: Int?
+            var versionField: Field?
             var parameters: [String: String] = [:]
             if let pf = s.required("postgresql") {
                 _ = pf.object { p -> Bool? in
                     if let vf = p.required("version"), let v = vf.scalarText {
-                        if let n = Int(v), (10...17).contains(n) { version = n } else {
-                            vf.fail("must be a PostgreSQL major version from 10 to 17 (got \(v))")
+                        versionField = vf
+                        if let n = Int(v), (10...18).contains(n) { version = n } else {
+                            vf.fail("must be a PostgreSQL major version from 10 to 18 (got \(v))")
                         }
                     }
                     if let pp = p["parameters"], let entries = pp.entries({ key, v -> String? in
@@ -179,13 +184,13 @@ public struct PostgresSpec: SystemSpec {
             }) { ranges = list }
             let tolerations = s["tolerations"].flatMap { $0.tolerations } ?? []
             let nodeAffinity = s["nodeAffinity"].flatMap { f in f.mapping != nil ? f.json : nil }
-            var image = defaultImage
+            var image = version.flatMap(defaultImage(for:)) ?? defaultImage
             let imageField = s["dockerImage"]
             if let f = imageField, let i = f.nonEmptyString { image = i }
-            if imageField == nil, let v = version, !defaultImageVersions.contains(v), let vf = s["postgresql"] {
-                vf.child("version", vf.node).fail("PostgreSQL \(v) is not in the default image \(defaultImage) "
-                                                  + "(it carries \(defaultImageVersions.lowerBound)-\(defaultImageVersions.upperBound)); "
-                                                  + "set dockerImage to a Spilo image that has it")
+            if imageField == nil, let v = version, defaultImage(for: v) == nil, let vf = versionField {
+                vf.fail("PostgreSQL \(v) is not in the default image \(defaultImage) "
+                        + "(it carries \(defaultImageVersions.lowerBound)-\(defaultImageVersions.upperBound); 18 gets \(defaultImage18)); "
+                        + "set dockerImage to a Spilo image that has it")
             }
             let podAnnotations = s["podAnnotations"].flatMap { $0.annotationMap } ?? [:]
             if let metadata, case let name = metadata.name, name.count > 53 {
@@ -203,9 +208,7 @@ public struct PostgresSpec: SystemSpec {
     }
 
     private static func decodePatroni(_ f: Field) -> Patroni? {
-        f.object(unsupported: [
-            "initdb": "initdb options are fixed by Spilo's bootstrap", "slots": "replication slots are not rendered yet",
-        ]) { p -> Patroni? in
+        f.object { p -> Patroni? in
             var out = Patroni(pgHba: [])
             out.ttl = p["ttl"].flatMap { $0.int(atLeast: 1, atMost: Limits.seconds) }
             out.loopWait = p["loop_wait"].flatMap { $0.int(atLeast: 1, atMost: Limits.seconds) }

@@ -11,6 +11,35 @@ package enum PostgresSystem: ClusterSystem {
     ]
     package static let rollout = RolloutPolicy.replicasFirstPrimaryLast
 
+    /// The Zalando operator's fields cairn does not read (its CRD `acid.zalan.do/v1`).
+    package static let fieldPolicies: [String: FieldPolicy] = {
+        let pooler = FieldPolicy.unsupported("a connection pooler is not rendered yet")
+        return [
+            "spec.standby": .unsupported("standby clusters are not rendered yet"),
+            "spec.clone": .unsupported("cloning is not rendered yet"),
+            "spec.sidecars": .unsupported("extra containers are not rendered yet"),
+            "spec.initContainers": .unsupported("extra init containers are not rendered yet"),
+            "spec.preparedDatabases": .unsupported("prepared databases (schemas, default roles, extensions) are not rendered yet; use databases and users"),
+            "spec.connectionPooler": pooler, "spec.enableConnectionPooler": pooler, "spec.enableReplicaConnectionPooler": pooler,
+            "spec.enableMasterPoolerLoadBalancer": pooler, "spec.enableReplicaPoolerLoadBalancer": pooler,
+            "spec.logicalBackup": .unsupported("logical backups are not rendered yet"),
+            "spec.enableLogicalBackup": .unsupported("logical backups are not rendered yet"),
+            "spec.logicalBackupSchedule": .unsupported("logical backups are not rendered yet"),
+            "spec.tls": .unsupported("TLS certificates are not rendered yet"),
+            "spec.additionalVolumes": .unsupported("additional volumes are not rendered yet"),
+            "spec.streams": .unsupported("change-data-capture streams are not rendered yet"),
+            "spec.enableShmVolume": .unsupported("the memory-backed /dev/shm volume is not rendered yet"),
+            "spec.serviceAnnotations": .unsupported("Service annotations are not rendered yet"),
+            "spec.masterServiceAnnotations": .unsupported("Service annotations are not rendered yet"),
+            "spec.replicaServiceAnnotations": .unsupported("Service annotations are not rendered yet"),
+            "spec.patroni.initdb": .unsupported("initdb options are fixed by Spilo's bootstrap in cairn's rendering"),
+            "spec.patroni.slots": .unsupported("replication slots are not rendered yet"),
+            "spec.spiloRunAsUser": .unsupported("Spilo runs as its image's user"),
+            "spec.spiloRunAsGroup": .unsupported("Spilo runs as its image's group"),
+            "spec.spiloFSGroup": .unsupported("Spilo runs as its image's group"),
+        ]
+    }()
+
     package static func decode(_ spec: Field, metadata: ClusterMetadata?) -> PostgresSpec? {
         PostgresSpec.decode(spec, metadata: metadata)
     }

@@ -1,0 +1,191 @@
+import ClusterSpecs
+import Foundation
+@testable import Render
+import Reconcile
+import Testing
+
+/// Real manifests of the four upstream operators (`../shared/upstream-samples/`, read from there,
+/// never copied into the project; sources in its SOURCES.md), as a team moving off an operator
+/// would commit them.
+enum UpstreamSamples {
+    static let directory = Repo.root.deletingLastPathComponent().appendingPathComponent("shared/upstream-samples")
+    static var available: Bool { FileManager.default.fileExists(atPath: directory.path) }
+}
+
+@Suite("Upstream operators' manifests", .enabled(if: UpstreamSamples.available))
+struct UpstreamManifestTests {
+    static let directory = UpstreamSamples.directory
+
+    static var samples: [String] {
+        guard let walker = FileManager.default.enumerator(atPath: directory.path) else { return [] }
+        return walker.compactMap { $0 as? String }.filter { $0.hasSuffix(".yaml") }.sorted()
+    }
+
+    static func errors(_ sample: String) -> [String] {
+        let text = Repo.read(directory.appendingPathComponent(sample))
+        return specErrors(text, file: sample)
+    }
+
+    /// A real upstream field is never called unknown, which reads like a typo: it is rendered,
+    /// accepted with a note, or refused with "not supported by cairn yet" and why.
+    @Test func noRealUpstreamFieldIsAnUnknownField() {
+        #expect(Self.samples.count >= 22)
+        for sample in Self.samples {
+            let unknown = Self.errors(sample).filter { $0.contains("unknown field") }
+            #expect(unknown.isEmpty, "\(sample): \(unknown)")
+        }
+    }
+
+    /// The samples cairn accepts today, unchanged; the set may only grow. Each refusal of the
+    /// others names a field and says why.
+    @Test func acceptedSamplesValidateAndRender() throws {
+        let accepted: Set<String> = [
+            "aerospike/all_flash_cluster_cr.yaml", "aerospike/dim_nostorage_cluster_cr.yaml", "aerospike/hdd_dim_storage_cluster_cr.yaml",
+            "atomix/README.md-block01-L38.yaml",
+            "zalando-postgres/docs-user.md-block01-L11.yaml",
+        ]
+        var valid: Set<String> = []
+        for sample in Self.samples {
+            let errors = Self.errors(sample)
+            if errors.isEmpty { valid.insert(sample) }
+            for e in errors {
+                let said = e.contains("not supported by cairn yet: ") || e.contains("a second YAML document starts here")
+                    || e.contains(": must ") || e.contains("cannot be written") || e.contains("is not ")
+                #expect(said, "\(sample): an error that does not say why: \(e)")
+            }
+        }
+        #expect(accepted.subtracting(valid).isEmpty, "no longer accepted: \(accepted.subtracting(valid).sorted())")
+        #expect(valid.subtracting(accepted).isEmpty, "accepted now, add to the list: \(valid.subtracting(accepted).sorted())")
+        for sample in valid.sorted() {
+            let objects = try render(Repo.read(Self.directory.appendingPathComponent(sample)))
+            #expect(objects.contains { $0.kind == "StatefulSet" }, "\(sample)")
+        }
+    }
+
+    /// cascadeDelete and the other operator-only fields are accepted with a note that says what
+    /// cairn does instead.
+    @Test func operatorOnlyFieldsAreNotedNotRefused() throws {
+        let text = Repo.read(Self.directory.appendingPathComponent("aerospike/hdd_dim_storage_cluster_cr.yaml"))
+        let spec = try ClusterSpecLoader.load(text, file: "hdd.yaml")
+        let notes = spec.notes.map(\.description)
+        #expect(notes.contains { $0.contains("spec.storage.filesystemVolumePolicy.cascadeDelete: cairn never deletes a PersistentVolumeClaim") },
+                "\(notes)")
+        #expect(notes.allSatisfy { $0.hasPrefix("hdd.yaml:") })
+    }
+}
+
+/// The Aerospike operator's storage and container settings, with their upstream meaning.
+@Suite("Aerospike upstream fields")
+struct AerospikeUpstreamFieldTests {
+    static func spec(_ storage: String, podSpec: String = "") -> String {
+        ValidationTests.aerospike("""
+              storage:
+            \(storage)
+            \(podSpec)
+              aerospikeConfig:
+            \(ValidationTests.network)
+                namespaces: [{name: t, storage-engine: {type: device, files: [/opt/aerospike/data/t.dat], filesize: 1G}}]
+            """)
+    }
+
+    static let volumes = """
+            volumes:
+              - name: workdir
+                aerospike: {path: /opt/aerospike}
+                source: {persistentVolume: {size: 1Gi, volumeMode: Filesystem}}
+              - name: raw
+                aerospike: {path: /dev/xvdf}
+                source: {persistentVolume: {size: 1Gi, volumeMode: Block}}
+        """
+
+    /// `initMethod: deleteFiles` empties a Filesystem volume the first time a pod uses its claim:
+    /// an init container on the server image, once per claim (a marker in the volume).
+    @Test func deleteFilesRunsOncePerClaimInAnInitContainer() throws {
+        let yaml = Self.spec("    filesystemVolumePolicy: {initMethod: deleteFiles, cascadeDelete: true}\n" + Self.volumes)
+        #expect(specErrors(yaml) == [], "\(specErrors(yaml))")
+        let set = try #require(try render(yaml).first { $0.kind == "StatefulSet" })
+        let initContainers = try #require(set.body["spec", "template", "spec", "initContainers"]?.arrayValue)
+        #expect(initContainers.count == 1)
+        let script = initContainers[0]["command"]?.arrayValue?.last?.stringValue ?? ""
+        #expect(script == "set -eu\nif [ ! -e '/opt/aerospike/.cairn-initialized' ]; then find '/opt/aerospike' -xdev -type f -delete; "
+                + "touch '/opt/aerospike/.cairn-initialized'; fi\n", "\(script)")
+        #expect(initContainers[0]["image"] == set.body["spec", "template", "spec", "containers"]?.arrayValue?.first?["image"])
+        let mounts = initContainers[0]["volumeMounts"]?.arrayValue?.compactMap { $0["mountPath"]?.stringValue }
+        #expect(mounts == ["/opt/aerospike"], "only the Filesystem volume: the Block one is not cleaned")
+
+        // The script does what it says, on a real directory: files go, once.
+        let dir = TemporaryDirectory("cairn-init")
+        let work = dir.file("work")
+        try FileManager.default.createDirectory(atPath: work + "/sub", withIntermediateDirectories: true)
+        try "old".write(toFile: work + "/sub/stale.dat", atomically: true, encoding: .utf8)
+        let local = AerospikeRenderer.initScript([work])
+        #expect(try run("/bin/sh", ["-c", local]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: work + "/sub/stale.dat"))
+        try "new".write(toFile: work + "/sub/live.dat", atomically: true, encoding: .utf8)
+        #expect(try run("/bin/sh", ["-c", local]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: work + "/sub/live.dat"), "a second start deleted the server's data")
+    }
+
+    @Test func methodsFollowTheUpstreamRulesPerVolumeMode() {
+        let blockInit = Self.spec("    blockVolumePolicy: {initMethod: dd}\n" + Self.volumes)
+        let errors = specErrors(blockInit)
+        #expect(errors.count == 1 && errors[0].contains("spec.storage.blockVolumePolicy.initMethod: not supported by cairn yet: dd must run once per volume claim"),
+                "\(errors)")
+        let wrongWipe = Self.spec("    filesystemVolumePolicy: {wipeMethod: dd}\n" + Self.volumes)
+        #expect(specErrors(wrongWipe).contains { $0.contains("invalid wipe method dd for a Filesystem volume (deleteFiles)") }, "\(specErrors(wrongWipe))")
+        let perVolume = Self.spec(Self.volumes.replacingOccurrences(of: "name: raw\n", with: "name: raw\n        initMethod: deleteFiles\n"))
+        #expect(specErrors(perVolume).contains { $0.contains("invalid init method deleteFiles for a Block volume") }, "\(specErrors(perVolume))")
+        let typo = Self.spec("    filesystemVolumePolicy: {initMethod: deleteFiles}\n    blockVolumePolcy: {}\n" + Self.volumes)
+        #expect(specErrors(typo).contains { $0.contains("spec.storage.blockVolumePolcy: unknown field; did you mean blockVolumePolicy?") }, "\(specErrors(typo))")
+    }
+
+    @Test func theServerContainerTakesAerospikeContainersResourcesAndSecurityContext() throws {
+        let podSpec = """
+              podSpec:
+                aerospikeContainer:
+                  resources: {requests: {cpu: 200m, memory: 2Gi}, limits: {cpu: "5", memory: 10Gi}}
+                  securityContext: {privileged: true, capabilities: {add: [SYS_ADMIN]}}
+            """
+        let yaml = Self.spec(Self.volumes, podSpec: podSpec)
+        #expect(specErrors(yaml) == [], "\(specErrors(yaml))")
+        let set = try #require(try render(yaml).first { $0.kind == "StatefulSet" })
+        let server = try #require(set.body["spec", "template", "spec", "containers"]?.arrayValue?.first)
+        #expect(server["resources"]?.canonicalJSON() == #"{"limits":{"cpu":"5","memory":"10Gi"},"requests":{"cpu":"200m","memory":"2Gi"}}"#)
+        #expect(server["securityContext"]?.canonicalJSON() == #"{"capabilities":{"add":["SYS_ADMIN"]},"privileged":true}"#)
+        let bad = Self.spec(Self.volumes, podSpec: "  podSpec:\n    aerospikeContainer:\n      securityContext: {privileged: true, allowPrivilegeEscalation: false, runAsUser: -1}\n")
+        let errors = specErrors(bad)
+        #expect(errors.contains { $0.contains("runAsUser") } && errors.contains { $0.contains("cannot be false") }, "\(errors)")
+    }
+}
+
+/// Notes reach people where they read: `cairn validate`'s stderr beside "valid", and every
+/// format of `cairn plan`.
+@Suite("Notes on accepted fields")
+struct FieldNoteTests {
+    static let spec = AerospikeUpstreamFieldTests.spec("    filesystemVolumePolicy: {initMethod: deleteFiles, cascadeDelete: true}\n"
+                                                       + AerospikeUpstreamFieldTests.volumes)
+        + "\n  operatorClientCert: {secretCertSource: {secretName: aerospike-secret, caCertsFilename: cacert.pem}}\n"
+
+    @Test func validatePrintsNotesAndStillSaysValid() throws {
+        let dir = TemporaryDirectory("cairn-notes")
+        try Self.spec.write(toFile: dir.file("aero.yaml"), atomically: true, encoding: .utf8)
+        let r = try run(CLITests.binary, ["validate", dir.file("aero.yaml")])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "1 cluster valid\n")
+        let notes = r.stderr.split(separator: "\n").map(String.init)
+        #expect(notes.count == 2, "\(notes)")
+        #expect(notes.contains { $0.hasPrefix("note: \(dir.file("aero.yaml")):") && $0.contains("spec.operatorClientCert: accepted, not used by cairn: "
+            + "the certificate the upstream operator connects to the cluster with; cairn never connects to the database") }, "\(notes)")
+        #expect(notes.contains { $0.contains("spec.storage.filesystemVolumePolicy.cascadeDelete: cairn never deletes a PersistentVolumeClaim") })
+    }
+
+    @Test func planShowsNotesInEveryFormat() {
+        var plan = ChangePlan.compare(base: [ChangePlan.Side](), head: [ChangePlan.Side]())
+        plan.notes = ["aero.yaml:12:3: spec.operatorClientCert: accepted, not used by cairn: why"]
+        let header = PlanReport.Header(base: "a", head: "b", path: "clusters")
+        #expect(PlanReport.text(plan, header: header).contains("note: aero.yaml:12:3: spec.operatorClientCert: accepted, not used by cairn: why\n"))
+        #expect(PlanReport.markdown(plan, header: header).contains("**Notes** (fields accepted, not used by cairn):\n\n- `aero.yaml:12:3: spec.operatorClientCert"))
+        #expect(PlanReport.json(plan, header: header)["notes"]?.arrayValue?.count == 1)
+        #expect(plan.exitCode == 0, "a note is no change and no error")
+    }
+}
