@@ -318,6 +318,12 @@ public final class KubeClient: Sendable {
         } catch is NIOTooManyBytesError {
             return .failure(.final(KubeError(reason: .unexpected, operation: operation, object: object,
                                              message: "the response from \(config.server) is larger than \(limit >> 20) MiB; refused")))
+        } catch let error as HTTPClientError where error == .readTimeout || error == .deadlineExceeded {
+            // The client's own read timeout, which can fire before the deadline above on a
+            // loaded machine: the same timeout, said the same way.
+            return .failure(.retryable(KubeError(reason: .timeout, operation: operation, object: object,
+                                                 message: "no complete response from \(config.server) within \(deadline.nanoseconds / 1_000_000_000) s"),
+                                       retryAfter: nil))
         } catch {
             return .failure(Self.classify(error, operation: operation, object: object, server: config.server))
         }

@@ -189,3 +189,58 @@ struct FieldNoteTests {
         #expect(plan.exitCode == 0, "a note is no change and no error")
     }
 }
+
+/// Bug: the KurrentDB operator's documented spread constraints select its own pod labels, which
+/// cairn's pods do not carry, so they silently spread nothing. Now they are translated (with a
+/// note) or refused: accepted never means accepted and different.
+@Suite("KurrentDB spread constraints count cairn's pods")
+struct SpreadConstraintTests {
+    static func spec(_ matchLabels: String) -> String {
+        """
+        apiVersion: kubernetes.kurrent.io/v1
+        kind: KurrentDB
+        metadata: {name: my-kurrentdb-cluster, namespace: kurrent}
+        spec:
+          replicas: 3
+          image: eventstore/eventstore:23.10.2-bookworm-slim
+          storage: {resources: {requests: {storage: 1Gi}}}
+          constraints:
+            topologySpreadConstraints:
+            - maxSkew: 1
+              topologyKey: zone
+              labelSelector:
+                matchLabels: \(matchLabels)
+              whenUnsatisfiable: DoNotSchedule
+        """
+    }
+
+    func constraint(_ yaml: String) throws -> JSONValue? {
+        let set = try #require(try render(yaml).first { $0.kind == "StatefulSet" })
+        return set.body["spec", "template", "spec", "topologySpreadConstraints"]?.arrayValue?.first
+    }
+
+    @Test func theUpstreamOperatorsLabelsAreTranslatedWithANote() throws {
+        let yaml = Self.spec("{app.kubernetes.io/part-of: kurrentdb-operator, app.kubernetes.io/name: my-kurrentdb-cluster}")
+        #expect(specErrors(yaml) == [])
+        let notes = try ClusterSpecLoader.load(yaml, file: "t.yaml").notes.map(\.description)
+        #expect(notes == ["t.yaml:13:9: spec.constraints.topologySpreadConstraints[0].labelSelector: selects the upstream operator's pod labels; "
+                          + "cairn's pods carry app.kubernetes.io/instance=my-kurrentdb-cluster, app.kubernetes.io/name=kurrentdb, which it selects instead"],
+                "\(notes)")
+        let c = try #require(try constraint(yaml))
+        let set = try #require(try render(yaml).first { $0.kind == "StatefulSet" })
+        let podLabels = try #require(set.body["spec", "template", "metadata", "labels"]?.objectValue)
+        // The rendered selector selects the rendered pods.
+        let selector = try #require(c["labelSelector", "matchLabels"]?.objectValue)
+        #expect(!selector.isEmpty)
+        for (k, v) in selector.entries { #expect(podLabels[k] == v, "\(k)") }
+        #expect(c["maxSkew"] == .int(1) && c["topologyKey"] == .string("zone"))
+    }
+
+    @Test func aSelectorOfLabelsNoPodCarriesIsRefused() {
+        let yaml = Self.spec("{app: something-else}")
+        let errors = specErrors(yaml)
+        #expect(errors.count == 1 && errors[0].contains("labelSelector: selects no pod of this cluster: cairn's pods carry"), "\(errors)")
+        let own = Self.spec("{app.kubernetes.io/instance: my-kurrentdb-cluster}")
+        #expect(specErrors(own) == [])
+    }
+}

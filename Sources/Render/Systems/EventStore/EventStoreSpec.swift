@@ -82,7 +82,7 @@ public struct EventStoreSpec: SystemSpec {
             }) {
                 for (k, v) in entries { configuration[k] = v }
             }
-            let constraints = s["constraints"].flatMap { decodeConstraints($0) } ?? PodConstraints()
+            let constraints = s["constraints"].flatMap { decodeConstraints($0, cluster: metadata?.name) } ?? PodConstraints()
             if let metadata, case let name = metadata.name {
                 // The StatefulSet's pods carry a controller-revision-hash label of <name>-<10 chars>.
                 s.field.metadataName(metadata).checkDerivedName(name + "-0123456789", limit: 63, what: "pod revision label")
@@ -171,17 +171,60 @@ public struct EventStoreSpec: SystemSpec {
         }
     }
 
-    static func decodeConstraints(_ field: Field) -> PodConstraints? {
+    /// The labels of cairn's KurrentDB pods (the StatefulSet's selector).
+    static func podLabels(_ cluster: String) -> [String: String] {
+        ["app.kubernetes.io/name": "kurrentdb", "app.kubernetes.io/instance": cluster]
+    }
+
+    /// The labels the upstream operator gives its pods, which its documented examples select.
+    static func upstreamPodLabels(_ cluster: String) -> [String: String] {
+        ["app.kubernetes.io/part-of": "kurrentdb-operator", "app.kubernetes.io/name": cluster]
+    }
+
+    static func decodeConstraints(_ field: Field, cluster: String?) -> PodConstraints? {
         field.object { c -> PodConstraints? in
             var out = PodConstraints()
             if let f = c["nodeSelector"], let m = f.labelMap { out.nodeSelector = m }
             if let f = c["affinity"], let a = f.affinity { out.affinity = a }
             if let f = c["tolerations"], let t = f.tolerations { out.tolerations = t }
-            if let f = c["topologySpreadConstraints"], let t = f.list({ $0.mapping != nil ? $0.json : nil }) {
+            if let f = c["topologySpreadConstraints"], let t = f.list({ spreadConstraint($0, cluster: cluster) }) {
                 out.topologySpreadConstraints = t
             }
             return out
         }
+    }
+
+    /// A spread constraint must count this cluster's pods: a label selector written for the
+    /// upstream operator's pod labels is translated to cairn's (with a note); one that selects
+    /// labels cairn's pods do not carry is refused, as it would silently spread nothing.
+    static func spreadConstraint(_ f: Field, cluster: String?) -> JSONValue? {
+        guard f.mapping != nil, case .object(var constraint) = f.json else {
+            f.fail("must be a mapping (a topology spread constraint)")
+            return nil
+        }
+        guard let cluster, let selectorNode = f.mapping?["labelSelector"] else { return .object(constraint) }
+        let sf = f.child("labelSelector", selectorNode)
+        guard case .object(let selector)? = constraint["labelSelector"] else { return .object(constraint) }
+        if selector["matchExpressions"] != nil {
+            sf.fail("not supported by cairn yet: matchExpressions here (cairn checks that the selector counts this cluster's pods); "
+                    + "use matchLabels")
+            return nil
+        }
+        let match = (selector["matchLabels"]?.objectValue?.entries ?? []).reduce(into: [String: String]()) { $0[$1.key] = $1.value.stringValue ?? "" }
+        let own = podLabels(cluster)
+        let upstream = upstreamPodLabels(cluster)
+        if !match.isEmpty, match.allSatisfy({ own[$0.key] == $0.value }) { return .object(constraint) }
+        if !match.isEmpty, match.allSatisfy({ upstream[$0.key] == $0.value }) {
+            constraint["labelSelector"] = .object(JSONObject([(key: "matchLabels", value: .sortedStrings(Array(own)))]))
+            sf.note("selects the upstream operator's pod labels; cairn's pods carry "
+                    + own.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ") + ", which it selects instead")
+            return .object(constraint)
+        }
+        sf.fail("selects no pod of this cluster: cairn's pods carry "
+                + own.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+                + " (the upstream operator's " + upstream.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+                + " are translated)")
+        return nil
     }
 }
 
