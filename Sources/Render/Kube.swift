@@ -269,7 +269,8 @@ enum Kube {
     }
 
     static func loadBalancerService(_ name: String, _ cluster: ClusterMetadata, labels: [String: String],
-                                    selector: [String: String], ports: [JSONValue], sourceRanges: [String]) -> RenderedObject {
+                                    selector: [String: String], ports: [JSONValue], sourceRanges: [String],
+                                    annotations: [String: String] = [:]) -> RenderedObject {
         var spec: JSONObject = [
             "type": "LoadBalancer",
             "selector": .sortedStrings(Array(selector)),
@@ -281,7 +282,7 @@ enum Kube {
         let body: JSONValue = [
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": metadata(name, cluster, labels: labels),
+            "metadata": metadata(name, cluster, labels: labels, annotations: annotations),
             "spec": .object(spec),
         ]
         return RenderedObject(body: body, stage: .loadBalancers)

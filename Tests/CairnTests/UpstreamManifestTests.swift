@@ -42,6 +42,8 @@ struct UpstreamManifestTests {
         let accepted: Set<String> = [
             "aerospike/all_flash_cluster_cr.yaml", "aerospike/dim_nostorage_cluster_cr.yaml", "aerospike/hdd_dim_storage_cluster_cr.yaml",
             "atomix/README.md-block01-L38.yaml",
+            "kurrentdb/v1.0.0-database-deployment.md-block01-L37.yaml", "kurrentdb/v1.5.0-database-deployment.md-block01-L55.yaml",
+            "kurrentdb/v1.5.0-database-deployment.md-block09-L624.yaml",
             "zalando-postgres/docs-user.md-block01-L11.yaml",
         ]
         var valid: Set<String> = []
@@ -242,5 +244,65 @@ struct SpreadConstraintTests {
         #expect(errors.count == 1 && errors[0].contains("labelSelector: selects no pod of this cluster: cairn's pods carry"), "\(errors)")
         let own = Self.spec("{app.kubernetes.io/instance: my-kurrentdb-cluster}")
         #expect(specErrors(own) == [])
+    }
+}
+
+/// KurrentDB's `network.domain` and `fqdnTemplate`, with the upstream operator's meaning: nodes
+/// reach each other by cluster DNS names (internodeTrafficStrategy ServiceName), clients are
+/// given each node's FQDN (clientTrafficStrategy FQDN), and ExternalDNS publishes the FQDNs at
+/// the nodes' load balancers.
+@Suite("KurrentDB advertised host names")
+struct AdvertisedNameTests {
+    static func spec(_ network: String, image: String = "eventstore/eventstore:23.10.2-bookworm-slim") -> String {
+        """
+        apiVersion: kubernetes.kurrent.io/v1
+        kind: KurrentDB
+        metadata: {name: es, namespace: db}
+        spec:
+          replicas: 3
+          image: \(image)
+          storage: {resources: {requests: {storage: 1Gi}}}
+          network: \(network)
+        """
+    }
+
+    func env(_ yaml: String) throws -> [String: String] {
+        let set = try #require(try render(yaml).first { $0.kind == "StatefulSet" })
+        let env = set.body["spec", "template", "spec", "containers"]?.arrayValue?.first?["env"]?.arrayValue ?? []
+        return Dictionary(env.compactMap { e in e["value"]?.stringValue.map { (e["name"]?.stringValue ?? "", $0) } }, uniquingKeysWith: { a, _ in a })
+    }
+
+    @Test func clientsAreGivenTheFQDNsAndNodesTheClusterNames() throws {
+        let yaml = Self.spec("{domain: kurrent.test, loadBalancer: {enabled: true}}")
+        #expect(specErrors(yaml) == [])
+        let env = try env(yaml)
+        #expect(env["EVENTSTORE_ADVERTISE_HOST_TO_CLIENT_AS"] == "$(POD_NAME).es.kurrent.test", "the default template {podName}.{name}{nodeTypeSuffix}.{domain}")
+        #expect(env["EVENTSTORE_NODE_HOST_ADVERTISE_AS"] == "$(POD_NAME).es.db.svc.cluster.local")
+        let lbs = try render(yaml).filter { $0.kind == "Service" && $0.body["spec", "type"] == "LoadBalancer" }
+        #expect(lbs.map { $0.body["metadata", "annotations", "external-dns.alpha.kubernetes.io/hostname"]?.stringValue }
+                == ["es-0.es.kurrent.test", "es-1.es.kurrent.test", "es-2.es.kurrent.test"])
+        let kurrent = try self.env(Self.spec("{domain: kurrent.test, fqdnTemplate: '{podName}.{namespace}.{domain}'}",
+                                        image: "docker.kurrent.io/kurrent-latest/kurrentdb:25.0.0"))
+        #expect(kurrent["KURRENTDB_ADVERTISE_HOST_TO_CLIENT_AS"] == "$(POD_NAME).db.kurrent.test")
+    }
+
+    @Test func trafficStrategiesChooseWhatIsAdvertised() throws {
+        let services = try env(Self.spec("{domain: kurrent.test, clientTrafficStrategy: ServiceName}"))
+        #expect(services["EVENTSTORE_ADVERTISE_HOST_TO_CLIENT_AS"] == nil)
+        let fqdn = try env(Self.spec("{domain: kurrent.test, internodeTrafficStrategy: FQDN}"))
+        #expect(fqdn["EVENTSTORE_NODE_HOST_ADVERTISE_AS"] == "$(POD_NAME).es.kurrent.test")
+        #expect(fqdn["EVENTSTORE_REPLICATION_HOST_ADVERTISE_AS"] == "$(POD_NAME).es.kurrent.test")
+        let without = try env(Self.spec("{loadBalancer: {enabled: false}}"))
+        #expect(without["EVENTSTORE_ADVERTISE_HOST_TO_CLIENT_AS"] == nil, "no domain, nothing advertised to clients beyond the cluster names")
+    }
+
+    @Test func badTemplatesAndSplitDNSAreRefused() {
+        #expect(specErrors(Self.spec("{domain: kurrent.test, fqdnTemplate: 'node.{domain}'}")).first?.contains("must contain {podName}") == true)
+        #expect(specErrors(Self.spec("{domain: kurrent.test, fqdnTemplate: '{podName}.{zone}.{domain}'}")).first?.contains("is not a host name template") == true)
+        #expect(specErrors(Self.spec("{domain: 'not a domain'}")).first?.contains("is not a DNS domain") == true)
+        #expect(specErrors(Self.spec("{domain: kurrent.test, internodeTrafficStrategy: SplitDNS}")).first?
+            .contains("internodeTrafficStrategy: not supported by cairn yet: SplitDNS") == true)
+        let managed = Self.spec("{domain: kurrent.test}") + "\n  configuration: {AdvertiseHostToClientAs: x.example}"
+        #expect(specErrors(managed).count == 1, "\(specErrors(managed))")
     }
 }

@@ -31,7 +31,11 @@ enum EventStoreRenderer {
                                            .maxUnavailable(1), options: options)
 
         let prefix = d == .kurrent25 ? "KURRENTDB_" : "EVENTSTORE_"
-        let advertise = "$(POD_NAME).\(domain)"
+        // As the upstream operator derives them: nodes reach each other by their cluster DNS
+        // names (or FQDNs), clients are given the FQDNs of network.fqdnTemplate (or the cluster
+        // DNS names). Kubernetes expands $(POD_NAME) in env values.
+        let fqdn = spec.advertised.fqdn(podName: "$(POD_NAME)", cluster: cluster)
+        let advertise = spec.advertised.internodeStrategy == "FQDN" ? fqdn ?? "$(POD_NAME).\(domain)" : "$(POD_NAME).\(domain)"
         var env = [Kube.envField("POD_NAME", "metadata.name")]
         if d.usesNewNames {
             env.append(Kube.env(prefix + "NODE_HOST_ADVERTISE_AS", advertise))
@@ -39,6 +43,9 @@ enum EventStoreRenderer {
         } else {
             env.append(Kube.env(prefix + "EXT_HOST_ADVERTISE_AS", advertise))
             env.append(Kube.env(prefix + "INT_HOST_ADVERTISE_AS", advertise))
+        }
+        if let fqdn, spec.advertised.clientStrategy == "FQDN" {
+            env.append(Kube.env(prefix + "ADVERTISE_HOST_TO_CLIENT_AS", fqdn))
         }
 
         let configDir = d == .kurrent25 ? "/etc/kurrentdb" : "/etc/eventstore"
@@ -73,8 +80,11 @@ enum EventStoreRenderer {
             for i in 0..<spec.replicas {
                 var podSelector = selector
                 podSelector["statefulset.kubernetes.io/pod-name"] = "\(name)-\(i)"
+                // As upstream: ExternalDNS publishes each node's FQDN at its load balancer.
+                let host = spec.advertised.fqdn(podName: "\(name)-\(i)", cluster: cluster)
                 objects.append(Kube.loadBalancerService("\(name)-\(i)-lb", cluster, labels: labels, selector: podSelector,
-                                                        ports: lbPorts, sourceRanges: spec.loadBalancer.allowedIps))
+                                                        ports: lbPorts, sourceRanges: spec.loadBalancer.allowedIps,
+                                                        annotations: host.map { ["external-dns.alpha.kubernetes.io/hostname": $0] } ?? [:]))
             }
         }
         return objects

@@ -29,12 +29,33 @@ public struct EventStoreSpec: SystemSpec {
     /// The user's configuration keys, merged over the defaults when rendered.
     public var configuration: [String: JSONValue]
     public var constraints: PodConstraints
+    /// `network.domain` and `network.fqdnTemplate`: the host names nodes advertise, as the
+    /// upstream operator derives them.
+    public var advertised = Advertised()
+
+    public struct Advertised: Sendable, Hashable {
+        public var domain: String?
+        /// With `{podName}`, `{name}`, `{namespace}`, `{domain}`, `{nodeTypeSuffix}`.
+        public var fqdnTemplate = "{podName}.{name}{nodeTypeSuffix}.{domain}"
+        /// FQDN (the default): clients are given each node's FQDN; ServiceName: its cluster DNS name.
+        public var clientStrategy = "FQDN"
+        /// ServiceName (the default): nodes reach each other by cluster DNS names; FQDN: by FQDNs.
+        public var internodeStrategy = "ServiceName"
+
+        /// A node's FQDN; `podName` may be `$(POD_NAME)` (expanded by Kubernetes in env values).
+        public func fqdn(podName: String, cluster: ClusterMetadata) -> String? {
+            guard let domain else { return nil }
+            return fqdnTemplate.replacingOccurrences(of: "{podName}", with: podName).replacingOccurrences(of: "{name}", with: cluster.name)
+                .replacingOccurrences(of: "{namespace}", with: cluster.namespace).replacingOccurrences(of: "{domain}", with: domain)
+                .replacingOccurrences(of: "{nodeTypeSuffix}", with: "")
+        }
+    }
 
     /// Keys cairn computes from the spec; a user setting them is an error.
     public static let managedKeys: Set<String> = [
         "ClusterSize", "GossipSeed", "DiscoverViaDns", "Db", "Index", "Log",
         "NodeHostAdvertiseAs", "ReplicationHostAdvertiseAs", "ExtHostAdvertiseAs", "IntHostAdvertiseAs",
-        "ClusterDns",
+        "ClusterDns", "AdvertiseHostToClientAs",
     ]
 
     static func decode(_ field: Field, metadata: ClusterMetadata?) -> EventStoreSpec? {
@@ -62,8 +83,37 @@ public struct EventStoreSpec: SystemSpec {
             let storage = s.required("storage").flatMap(decodeStorage)
             let resources = s["resources"].flatMap { $0.resources } ?? ResourceRequirements()
             var loadBalancer = LoadBalancer(enabled: false, allowedIps: [])
+            var advertised = Advertised()
             if let n = s["network"] {
                 n.object { net -> Bool? in
+                    if let f = net["domain"], let d = f.nonEmptyString {
+                        if Names.isDNS1123Subdomain(d) { advertised.domain = d } else { f.fail("'\(d)' is not a DNS domain") }
+                    }
+                    if let f = net["fqdnTemplate"], let t = f.nonEmptyString {
+                        let variables = ["{podName}", "{name}", "{namespace}", "{domain}", "{nodeTypeSuffix}"]
+                        var probe = t
+                        for v in variables { probe = probe.replacingOccurrences(of: v, with: "x") }
+                        if !t.contains("{podName}") {
+                            f.fail("must contain {podName}: each node needs a name of its own")
+                        } else if !Names.isDNS1123Subdomain(probe) {
+                            f.fail("'\(t)' is not a host name template (variables: \(variables.joined(separator: ", ")))")
+                        } else {
+                            advertised.fqdnTemplate = t
+                        }
+                        if advertised.domain == nil, net["domain"] == nil { f.fail("needs network.domain") }
+                    }
+                    for (key, allowed) in [("clientTrafficStrategy", ["FQDN", "ServiceName"]), ("internodeTrafficStrategy", ["ServiceName", "FQDN"])] {
+                        guard let f = net[key], let v = f.string else { continue }
+                        if v == "SplitDNS" {
+                            f.fail("not supported by cairn yet: SplitDNS needs a DNS resolver beside each node, which is not rendered yet")
+                        } else if !allowed.contains(v) {
+                            f.fail("must be \(allowed.joined(separator: " or ")) (got \(v))")
+                        } else if key == "clientTrafficStrategy" { advertised.clientStrategy = v } else { advertised.internodeStrategy = v }
+                    }
+                    if advertised.domain == nil, advertised.clientStrategy == "FQDN" || advertised.internodeStrategy == "FQDN",
+                       net["clientTrafficStrategy"] != nil || net["internodeTrafficStrategy"] != nil {
+                        net.field.fail("an FQDN traffic strategy needs network.domain")
+                    }
                     guard let lb = net["loadBalancer"] else { return true }
                     return lb.object { l -> Bool? in
                         if let e = l["enabled"], let b = e.bool { loadBalancer.enabled = b }
@@ -88,9 +138,11 @@ public struct EventStoreSpec: SystemSpec {
                 s.field.metadataName(metadata).checkDerivedName(name + "-0123456789", limit: 63, what: "pod revision label")
             }
             guard let replicas, let image, let dialect, let storage else { return nil }
-            return EventStoreSpec(replicas: replicas, image: image, dialect: dialect, storage: storage,
-                                  resources: resources, loadBalancer: loadBalancer,
-                                  configuration: configuration, constraints: constraints)
+            var spec = EventStoreSpec(replicas: replicas, image: image, dialect: dialect, storage: storage,
+                                      resources: resources, loadBalancer: loadBalancer,
+                                      configuration: configuration, constraints: constraints)
+            spec.advertised = advertised
+            return spec
         }
     }
 

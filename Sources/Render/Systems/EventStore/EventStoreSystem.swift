@@ -11,10 +11,6 @@ package enum EventStoreSystem: ClusterSystem {
     package static let fieldPolicies: [String: FieldPolicy] = [
         "spec.security": .unsupported("TLS certificates are not rendered yet; clusters run with Insecure: true"),
         "spec.sourceImage": .unsupported("use image"),
-        "spec.network.domain": .unsupported("advertised host names are not rendered yet: nodes advertise their cluster DNS names"),
-        "spec.network.fqdnTemplate": .unsupported("advertised host names are not rendered yet: nodes advertise their cluster DNS names"),
-        "spec.network.internodeTrafficStrategy": .unsupported("traffic strategies are not rendered yet: nodes reach each other by their cluster DNS names"),
-        "spec.network.clientTrafficStrategy": .unsupported("traffic strategies are not rendered yet: clients are given the cluster DNS names"),
         "spec.quorumNodes": .unsupported("quorum nodes beside read-only replicas are not rendered yet; use replicas"),
         "spec.readOnlyReplicas": .unsupported("read-only replicas are not rendered yet"),
         "spec.users": .unsupported("users are not provisioned yet"),
