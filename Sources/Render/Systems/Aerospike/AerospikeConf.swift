@@ -11,8 +11,11 @@ package enum AerospikeConfWriter {
         "alternate-access-addresses": "alternate-access-address", "tls-addresses": "tls-address",
         "tls-access-addresses": "tls-access-address", "report-data-op-users": "report-data-op-user",
     ]
-    /// Keys whose `host:port` (or `path:shadow`) values become two tokens.
-    package static let colonSplit: Set<String> = ["mesh-seed-address-port", "device", "feature-key-file"]
+    /// Keys whose `host:port` values become two tokens (cairn writes the seeds itself).
+    package static let colonSplit: Set<String> = ["mesh-seed-address-port"]
+    /// Keys whose value is a path and an optional shadow path, separated by whitespace (as the
+    /// upstream operator writes them): one space in the file.
+    package static let shadowed: Set<String> = ["device", "file"]
 
     package static func render(_ config: JSONObject) -> String {
         var out = ""
@@ -88,6 +91,7 @@ package enum AerospikeConfWriter {
 
     private static func valueTokens(_ key: String, _ value: JSONValue) -> String {
         let t = token(value)
+        if shadowed.contains(key) { return t.split(whereSeparator: \.isWhitespace).joined(separator: " ") }
         guard colonSplit.contains(key) else { return t }
         return t.split(separator: ":", omittingEmptySubsequences: false).joined(separator: " ")
     }

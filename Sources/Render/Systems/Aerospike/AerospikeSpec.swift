@@ -359,13 +359,26 @@ public struct AerospikeSpec: SystemSpec {
             guard let uf = ac.required("users"), let users = uf.list({ u -> User? in
                 u.object { o -> User? in
                     let name = o.required("name").flatMap { $0.nonEmptyString }
+                    var authMode = "Internal"
+                    if let af = o["authMode"], let a = af.string {
+                        switch a {
+                        case "Internal": break
+                        case "PKIOnly":
+                            authMode = a
+                            af.fail("not supported by cairn yet: PKI authentication needs TLS, which is not rendered yet")
+                        default: af.fail("must be Internal or PKIOnly (got \(a))")
+                        }
+                    }
                     var secret: String?
-                    if let sf = o.required("secretName"), let s = sf.string {
+                    if authMode == "Internal", let sf = o.required("secretName"), let s = sf.string {
                         if Names.isDNS1123Subdomain(s) { secret = s } else { sf.fail("'\(s)' is not a valid Secret name") }
+                    } else if authMode == "PKIOnly" {
+                        o.ignore("secretName")
                     }
                     let roles = o.required("roles").flatMap { r in r.list { $0.nonEmptyString } } ?? []
-                    guard let name, let secret else { return nil }
-                    return User(name: name, secretName: secret, roles: roles)
+                    guard let name else { return nil }
+                    // A PKI user has no password Secret; it still counts as the admin user.
+                    return User(name: name, secretName: secret ?? "", roles: roles)
                 }
             }) else { return nil }
             var seen: Set<String> = []
@@ -474,6 +487,24 @@ package final class AerospikeConfigCheck {
         return true
     }
 
+    /// A device or file of a namespace, and its optional shadow, separated by whitespace as
+    /// aerospike.conf has them (`/dev/nvme0n1 /dev/sdf`).
+    func checkShadowPair(_ f: Field) -> Bool {
+        guard case .scalar(let s) = f.node, s.resolved != .null else {
+            f.fail("must be a value (got \(f.node.kindName))")
+            return false
+        }
+        let parts = s.text.split(whereSeparator: \.isWhitespace).map(String.init)
+        guard (1...2).contains(parts.count) else {
+            f.fail("must be a path, or a path and its shadow separated by whitespace (got \(parts.count) parts)")
+            return false
+        }
+        for part in parts {
+            if let p = AerospikeConfigCheck.tokenProblem(part) { f.fail(p); return false }
+        }
+        return true
+    }
+
     /// A context: keys map to scalars, lists of scalars, or nested contexts.
     func checkContext(_ f: Field, depth: Int = 0) -> Bool {
         guard let m = f.mapping else { return false }
@@ -489,7 +520,12 @@ package final class AerospikeConfigCheck {
             case .scalar: ok = checkScalar(c) && ok
             case .sequence(let s):
                 for (i, item) in s.items.enumerated() {
-                    ok = checkScalar(Field(node: item, path: "\(c.path)[\(i)]", diagnostics: f.diagnostics)) && ok
+                    let itemField = Field(node: item, path: "\(c.path)[\(i)]", diagnostics: f.diagnostics)
+                    if e.key.text == "devices" || e.key.text == "files" {
+                        ok = checkShadowPair(itemField) && ok
+                    } else {
+                        ok = checkScalar(itemField) && ok
+                    }
                 }
             case .mapping:
                 if depth >= 4 { c.fail("contexts nest at most 4 levels deep in aerospike.conf"); ok = false }
@@ -626,8 +662,9 @@ package final class AerospikeConfigCheck {
         if let d = m["devices"], case .sequence(let devices) = d {
             for (i, dev) in devices.items.enumerated() {
                 guard case .scalar(let s) = dev else { continue }
-                let path = String(s.text.split(separator: ":").first ?? "")
-                if !volumes.contains(where: { $0.isBlock && $0.path == path }) {
+                // The device, and its shadow when given: each a Block volume.
+                for path in s.text.split(whereSeparator: \.isWhitespace).map(String.init)
+                where !volumes.contains(where: { $0.isBlock && $0.path == path }) {
                     Field(node: dev, path: "\(f.path).devices[\(i)]", diagnostics: f.diagnostics)
                         .fail("'\(path)' is not the path of a Block volume in storage.volumes")
                     ok = false
@@ -637,9 +674,11 @@ package final class AerospikeConfigCheck {
         if let d = m["files"], case .sequence(let files) = d {
             for (i, file) in files.items.enumerated() {
                 guard case .scalar(let s) = file else { continue }
-                if !volumes.contains(where: { !$0.isBlock && s.text.hasPrefix($0.path.hasSuffix("/") ? $0.path : $0.path + "/") }) {
+                // The file, and its shadow when given: each on a Filesystem volume.
+                for path in s.text.split(whereSeparator: \.isWhitespace).map(String.init)
+                where !volumes.contains(where: { !$0.isBlock && path.hasPrefix($0.path.hasSuffix("/") ? $0.path : $0.path + "/") }) {
                     Field(node: file, path: "\(f.path).files[\(i)]", diagnostics: f.diagnostics)
-                        .fail("'\(s.text)' is not under the path of a Filesystem volume in storage.volumes; the data would be lost with the pod")
+                        .fail("'\(path)' is not under the path of a Filesystem volume in storage.volumes; the data would be lost with the pod")
                     ok = false
                 }
             }
