@@ -86,6 +86,21 @@ package struct SystemRegistry: Sendable {
 
     package var decoders: [SystemDecoder] { systems.map { $0.decoder } }
 
+    /// The field policies of every system as Markdown tables (`cairn fields`; the README holds
+    /// this text, checked by a test so that it cannot drift from the code).
+    package var fieldPolicyTables: String {
+        systems.map { system in
+            var out = "#### \(system.kind) (`\(system.apiVersion)`)\n\n| field | cairn | why |\n|---|---|---|\n"
+            for (path, policy) in system.fieldPolicies.sorted(by: { $0.key < $1.key }) {
+                switch policy {
+                case .operatorOnly(let why): out += "| `\(path)` | accepted, not used | \(why) |\n"
+                case .unsupported(let why): out += "| `\(path)` | not supported yet | \(why) |\n"
+                }
+            }
+            return out
+        }.joined(separator: "\n")
+    }
+
     /// The system of a decoded spec (by its apiVersion and kind).
     package func system(for spec: ClusterSpec) -> (any ClusterSystem.Type)? {
         systems.first { $0.apiVersion == spec.apiVersion && $0.kind == spec.kind }

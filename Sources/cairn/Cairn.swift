@@ -16,7 +16,7 @@ struct Cairn: AsyncParsableCommand {
             renders the Services, ConfigMaps, StatefulSets, PodDisruptionBudgets and load balancers \
             the cluster needs.
             """,
-        subcommands: [Validate.self, Render.self, Apply.self, Plan.self, Run.self]
+        subcommands: [Validate.self, Render.self, Apply.self, Plan.self, Run.self, Fields.self]
     )
 }
 
@@ -139,6 +139,21 @@ func printError(_ line: String) {
 }
 
 extension Cairn {
+    struct Fields: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print what cairn does with the upstream operators' fields it does not render.",
+            discussion: """
+                One Markdown table per system: fields accepted with a note (an upstream operator's \
+                own settings) and fields refused as not supported yet, each with why. Every other \
+                field of a spec is rendered with the upstream meaning, or is a typo.
+                """
+        )
+
+        func run() throws {
+            print(SystemRegistry.standard.fieldPolicyTables, terminator: "")
+        }
+    }
+
     struct Validate: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check spec files: strict fields, validation rules, duplicate clusters.",

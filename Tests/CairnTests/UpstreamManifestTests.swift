@@ -348,3 +348,30 @@ struct AdvertisedNameTests {
         #expect(specErrors(managed).count == 1, "\(specErrors(managed))")
     }
 }
+
+/// The README's tables of field policies are `cairn fields`' output: they cannot drift from the code.
+@Suite("Field policy tables")
+struct FieldPolicyTableTests {
+    @Test func theReadmeHoldsCairnFieldsOutput() throws {
+        let r = try run(CLITests.binary, ["fields"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("| `spec.operatorClientCert` | accepted, not used |"))
+        #expect(r.stdout.contains("| `spec.preparedDatabases` | not supported yet |"))
+        let readme = Repo.read(Repo.root.appendingPathComponent("README.md"))
+        let start = try #require(readme.range(of: "<!-- cairn fields -->\n"))
+        let end = try #require(readme.range(of: "<!-- end cairn fields -->"))
+        #expect(String(readme[start.upperBound..<end.lowerBound]) == r.stdout, "README's tables differ from `cairn fields`: paste its output")
+    }
+
+    /// Every policy names a field of the system's spec (`spec.`), once, with a reason.
+    @Test func everyPolicyHasAPathAndAReason() {
+        for system in SystemRegistry.standard.systems {
+            for (path, policy) in system.fieldPolicies {
+                #expect(path.hasPrefix("spec."), "\(system.kind): \(path)")
+                switch policy {
+                case .operatorOnly(let why), .unsupported(let why): #expect(why.count > 10, "\(system.kind): \(path)")
+                }
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@ package enum EventStoreSystem: ClusterSystem {
     /// The KurrentDB operator's fields cairn does not read (its CRD `kubernetes.kurrent.io/v1`).
     package static let fieldPolicies: [String: FieldPolicy] = [
         "spec.security": .unsupported("TLS certificates are not rendered yet; clusters run with Insecure: true"),
-        "spec.sourceImage": .unsupported("use image"),
+        "spec.sourceImage": .unsupported("the image is given by spec.image alone"),
         "spec.quorumNodes": .unsupported("quorum nodes beside read-only replicas are not rendered yet; use replicas"),
         "spec.readOnlyReplicas": .unsupported("read-only replicas are not rendered yet"),
         "spec.users": .unsupported("users are not provisioned yet"),
