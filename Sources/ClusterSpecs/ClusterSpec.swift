@@ -71,18 +71,44 @@ package enum ClusterSpecLoader {
         try load(parse(text, file: file), file: file, systems: systems)
     }
 
+    /// A spec file's documents: the cluster's and any others beside it (which cairn reports).
+    package struct Parsed: Sendable {
+        package let documents: [SpecNode]
+
+        /// The document naming a cluster of one of `kinds` (the first such), else the first.
+        package func cluster(kinds: Set<String>) -> SpecNode {
+            documents.first { doc in
+                guard case .mapping(let m) = doc, case .scalar(let k)? = m["kind"] else { return false }
+                return kinds.contains(k.text)
+            } ?? documents[0]
+        }
+    }
+
     /// Parses a spec file's YAML (no decoding yet): for `identity(parsed:)` and `load(_:file:)`.
-    package static func parse(_ text: String, file: String) throws(SpecErrors) -> SpecNode {
+    package static func parse(_ text: String, file: String) throws(SpecErrors) -> Parsed {
         do {
-            return try SpecFileParser.parse(text, file: file)
+            return Parsed(documents: try SpecFileParser.parseDocuments(text, file: file))
         } catch {
             throw SpecErrors([error])
         }
     }
 
-    /// Decodes and validates a parsed spec file.
-    package static func load(_ root: SpecNode, file: String, systems: [SystemDecoder]) throws(SpecErrors) -> ClusterSpec {
+    /// Decodes and validates a parsed spec file: its cluster document, and every problem of the
+    /// file at once (a document beside the cluster is reported, not applied).
+    package static func load(_ parsed: Parsed, file: String, systems: [SystemDecoder]) throws(SpecErrors) -> ClusterSpec {
+        let kinds = Set(systems.map(\.kind))
+        let root = parsed.cluster(kinds: kinds)
         let diagnostics = Diagnostics(file: file)
+        for doc in parsed.documents {
+            guard case .mapping(let m) = doc, doc.location != root.location else { continue }
+            let kind = m["kind"].flatMap { if case .scalar(let s) = $0 { return s.text } else { return nil } } ?? "document"
+            var name = ""
+            if case .mapping(let meta)? = m["metadata"], case .scalar(let n)? = meta["name"] { name = " " + n.text }
+            diagnostics.report(doc.location, "", kinds.contains(kind)
+                ? "a second cluster (\(kind)\(name)) in this file; a spec file holds exactly one cluster"
+                : "not supported by cairn yet: several documents in one file; the \(kind)\(name) here is not applied with the cluster "
+                    + "(apply it separately, or take it out of the file)")
+        }
         let top = Field(node: root, path: "", diagnostics: diagnostics)
         let spec = decode(top, systems: systems)
         if !diagnostics.errors.isEmpty || spec == nil {
@@ -174,10 +200,10 @@ package enum ClusterSpecLoader {
     /// `namespace/name` of the cluster a file describes, read as leniently as possible: for an
     /// invalid file, so that its cluster's live objects are left alone. Nil when the file does not
     /// even say.
-    package static func identity(_ text: String, file: String) -> String? {
+    package static func identity(_ text: String, file: String, kinds: Set<String>) -> String? {
         // A file that does not parse names no cluster; `load` reports why.
-        guard let root = try? SpecFileParser.parse(text, file: file) else { return nil }
-        return identity(parsed: root)
+        guard let parsed = try? parse(text, file: file) else { return nil }
+        return identity(parsed: parsed.cluster(kinds: kinds))
     }
 
     /// `namespace/name` of the cluster a parsed file describes, leniently (see `identity`).

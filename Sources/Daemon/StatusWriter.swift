@@ -175,10 +175,13 @@ public actor StatusWriter: Service {
         }
     }
 
-    /// The status files on the status branch now (none when the branch does not exist yet).
+    /// The status files on the status branch now (none when the branch does not exist yet),
+    /// fetched first: the follower fetches only its own branch, so only this fetch sees the
+    /// status branch deleted or changed on the remote.
     func read() async throws -> [String: String] {
         let (branch, directory) = (configuration.branch, configuration.directory)
         let found: [TreeFile]? = try await mirror.offload { mirror throws(GitError) -> [TreeFile]? in
+            try mirror.fetch(branches: [branch])
             switch Result<GitOID, GitError>(catching: { () throws(GitError) in try mirror.resolve("refs/heads/\(branch)") }) {
             case .success(let head): return try mirror.files(at: head, under: directory)
             case .failure(let error) where error.kind == .notFound: return nil  // no status branch yet

@@ -86,6 +86,9 @@ package struct SystemRegistry: Sendable {
 
     package var decoders: [SystemDecoder] { systems.map { $0.decoder } }
 
+    /// The spec files' kinds, to find the cluster's document in a file of several.
+    package var kinds: Set<String> { Set(systems.map { $0.kind }) }
+
     /// The field policies of every system as Markdown tables (`cairn fields`; the README holds
     /// this text, checked by a test so that it cannot drift from the code).
     package var fieldPolicyTables: String {

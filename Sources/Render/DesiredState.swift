@@ -136,18 +136,18 @@ public struct DesiredState: Sendable {
     }
 
     private static func read(_ file: File, options: RenderOptions, namespaces: Set<String>?, systems: SystemRegistry) -> Entry {
-        let root: SpecNode
+        let parsed: ClusterSpecLoader.Parsed
         do {
-            root = try ClusterSpecLoader.parse(file.text, file: file.path)
+            parsed = try ClusterSpecLoader.parse(file.text, file: file.path)
         } catch {
             return Entry(text: file.text, identity: nil, spec: nil, errors: error.errors, rendered: nil, complete: true)
         }
-        let identity = ClusterSpecLoader.identity(parsed: root)
+        let identity = ClusterSpecLoader.identity(parsed: parsed.cluster(kinds: systems.kinds))
         guard inScope(identity, namespaces) else {
             return Entry(text: file.text, identity: identity, spec: nil, errors: [], rendered: nil, complete: false)
         }
         do {
-            let spec = try ClusterSpecLoader.load(root, file: file.path, systems: systems.decoders)
+            let spec = try ClusterSpecLoader.load(parsed, file: file.path, systems: systems.decoders)
             return Entry(text: file.text, identity: spec.identity, spec: spec, errors: [],
                          rendered: ClusterRenderer.render(spec, options: options, systems: systems), complete: true)
         } catch {

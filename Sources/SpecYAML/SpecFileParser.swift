@@ -29,6 +29,23 @@ public enum SpecFileParser {
         var composer = Composer(file: file)
         return try bytes.withUnsafeBufferPointer { buffer throws(SpecError) in
             try composer.run(buffer)
+        }[0]
+    }
+
+    /// Parses a file of one or more YAML documents (`---` between them), with the same rules
+    /// for each; empty documents are skipped.
+    ///
+    /// - Returns: The documents' root nodes, at least one.
+    public static func parseDocuments(_ text: String, file: String) throws(SpecError) -> [SpecNode] {
+        let bytes = Array(text.utf8)
+        guard bytes.count <= maximumFileSize else {
+            throw SpecError(
+                file: file, location: Location(line: 1, column: 1), path: "",
+                message: "file is \(bytes.count) bytes; spec files are limited to \(maximumFileSize) bytes")
+        }
+        var composer = Composer(file: file, multiple: true)
+        return try bytes.withUnsafeBufferPointer { buffer throws(SpecError) in
+            try composer.run(buffer)
         }
     }
 }
@@ -53,8 +70,12 @@ private struct Composer {
         }
     }
 
-    init(file: String) {
+    /// Several documents allowed (`parseDocuments`).
+    let multiple: Bool
+
+    init(file: String, multiple: Bool = false) {
         self.file = file
+        self.multiple = multiple
     }
 
     private func error(_ mark: yaml_mark_t, _ message: String) -> SpecError {
@@ -65,7 +86,7 @@ private struct Composer {
         Location(line: Int(mark.line) + 1, column: Int(mark.column) + 1)
     }
 
-    mutating func run(_ buffer: UnsafeBufferPointer<UInt8>) throws(SpecError) -> SpecNode {
+    mutating func run(_ buffer: UnsafeBufferPointer<UInt8>) throws(SpecError) -> [SpecNode] {
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) == 1 else {
             throw SpecError(file: file, location: Location(line: 1, column: 1), path: "",
@@ -78,6 +99,7 @@ private struct Composer {
 
         var stack: [Frame] = []
         var root: SpecNode?
+        var roots: [SpecNode] = []
         var documents = 0
 
         while true {
@@ -92,18 +114,23 @@ private struct Composer {
 
             var completed: SpecNode?
             switch event.type {
-            case YAML_STREAM_START_EVENT, YAML_DOCUMENT_END_EVENT:
+            case YAML_STREAM_START_EVENT:
+                continue
+            case YAML_DOCUMENT_END_EVENT:
+                if let root { roots.append(root) }
+                root = nil
                 continue
             case YAML_STREAM_END_EVENT:
-                guard let root else {
+                guard !roots.isEmpty else {
                     throw error(mark, "file is empty; a spec file holds one cluster")
                 }
-                return root
+                return roots
             case YAML_DOCUMENT_START_EVENT:
                 documents += 1
-                if documents > 1 {
+                if documents > 1 && !multiple {
                     throw error(mark, "a second YAML document starts here; a spec file holds exactly one cluster")
                 }
+                if documents > 64 { throw error(mark, "more than 64 YAML documents in one file") }
                 continue
             case YAML_ALIAS_EVENT:
                 throw error(mark, "YAML aliases are not allowed in spec files; write the value out")

@@ -49,7 +49,7 @@ func planBenchmark() throws {
         return Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
     }
     let inputs = files.map { (path: $0.key, text: $0.value) }
-    let parse = seconds { for f in inputs { _ = ClusterSpecLoader.identity(f.text, file: f.path) } }
+    let parse = seconds { for f in inputs { _ = ClusterSpecLoader.identity(f.text, file: f.path, kinds: SystemRegistry.standard.kinds) } }
     var specs: [ClusterSpec] = []
     let load = seconds { specs = inputs.compactMap { try? ClusterSpecLoader.load($0.text, file: $0.path) } }
     let render = seconds { for s in specs { _ = ClusterRenderer.render(s) } }

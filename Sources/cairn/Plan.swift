@@ -119,7 +119,7 @@ extension Cairn {
             var namespaces = Set<String>()
             for path in Set(baseText.keys).union(headText.keys) where baseText[path] != headText[path] {
                 for text in [baseText[path], headText[path]].compactMap({ $0 }) {
-                    guard let id = ClusterSpecLoader.identity(text, file: path) else { continue }
+                    guard let id = ClusterSpecLoader.identity(text, file: path, kinds: SystemRegistry.standard.kinds) else { continue }
                     namespaces.insert(String(id[..<id.firstIndex(of: "/")!]))
                 }
             }
