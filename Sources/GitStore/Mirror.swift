@@ -131,30 +131,9 @@ public struct Mirror: Sendable {
     ///
     /// - Throws: `GitError`; on any failure the refs stay as they were.
     public func fetch() throws(GitError) {
-        let session = RemoteSession(url: url, credentials: credentials, cancellation: cancellation)
-        let (url, path) = (self.url, self.path)
-        try session.run(timeout: timeout, operation: "fetch \(Redact.url(url))") { () throws(GitError) in
-            let repo = try Repository.open(path)
-            let remote = try Remote.anonymous(repo, url)
-            var callbacks = session.callbacks()
-            try LibGit2.check(git_remote_connect(remote.pointer, GIT_DIRECTION_FETCH, &callbacks, nil, nil),
-                              "git_remote_connect", context: Redact.url(url))
-            defer { git_remote_disconnect(remote.pointer) }
+        try connected(operation: "fetch \(Redact.url(url))") { (repo, remote, session) throws(GitError) in
             let head = try Mirror.list(remote).head
-            var options = git_fetch_options()
-            git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
-            options.callbacks = callbacks
-            options.prune = GIT_FETCH_PRUNE
-            options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_ALL
-            options.update_fetchhead = 0
-            try withStringArray(Mirror.refspecs) { (specs) throws(GitError) in
-                try LibGit2.check(git_remote_download(remote.pointer, specs, &options), "git_remote_download", context: Redact.url(url))
-                try LibGit2.check(git_remote_update_tips(remote.pointer, &callbacks, 0, GIT_REMOTE_DOWNLOAD_TAGS_ALL, "cairn: fetch"),
-                                  "git_remote_update_tips")
-                if options.prune == GIT_FETCH_PRUNE {
-                    try LibGit2.check(git_remote_prune(remote.pointer, &callbacks), "git_remote_prune")
-                }
-            }
+            try Mirror.download(remote, session: session, refspecs: Mirror.refspecs, url: url, prune: true)
             if let head, head.hasPrefix("refs/heads/") {
                 try LibGit2.check(git_repository_set_head(repo.pointer, head), "git_repository_set_head", context: head)
             }
@@ -167,17 +146,8 @@ public struct Mirror: Sendable {
     ///
     /// - Throws: `GitError`; on any failure the refs stay as they were.
     public func fetch(branches: [String]) throws(GitError) {
-        let session = RemoteSession(url: url, credentials: credentials, cancellation: cancellation)
-        let (url, path) = (self.url, self.path)
-        try session.run(timeout: timeout, operation: "fetch \(branches.joined(separator: ", ")) from \(Redact.url(url))") { () throws(GitError) in
-            let repo = try Repository.open(path)
-            let remote = try Remote.anonymous(repo, url)
-            var callbacks = session.callbacks()
-            try LibGit2.check(git_remote_connect(remote.pointer, GIT_DIRECTION_FETCH, &callbacks, nil, nil),
-                              "git_remote_connect", context: Redact.url(url))
-            defer { git_remote_disconnect(remote.pointer) }
+        try connected(operation: "fetch \(branches.joined(separator: ", ")) from \(Redact.url(url))") { (repo, remote, session) throws(GitError) in
             let remoteRefs = try Mirror.list(remote).refs
-            let present = branches.filter { remoteRefs["refs/heads/" + $0] != nil }
             for gone in branches where remoteRefs["refs/heads/" + gone] == nil {
                 var ref: OpaquePointer?
                 if git_reference_lookup(&ref, repo.pointer, "refs/heads/" + gone) == 0 {
@@ -185,17 +155,45 @@ public struct Mirror: Sendable {
                     try LibGit2.check(git_reference_delete(ref), "git_reference_delete", context: "refs/heads/" + gone)
                 }
             }
+            let present = branches.filter { remoteRefs["refs/heads/" + $0] != nil }
             guard !present.isEmpty else { return }
-            var options = git_fetch_options()
-            git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
-            options.callbacks = callbacks
-            options.prune = GIT_FETCH_NO_PRUNE
-            options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
-            options.update_fetchhead = 0
-            try withStringArray(present.map { "+refs/heads/\($0):refs/heads/\($0)" }) { (specs) throws(GitError) in
-                try LibGit2.check(git_remote_download(remote.pointer, specs, &options), "git_remote_download", context: Redact.url(url))
-                try LibGit2.check(git_remote_update_tips(remote.pointer, &callbacks, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE, "cairn: fetch"),
-                                  "git_remote_update_tips")
+            try Mirror.download(remote, session: session, refspecs: present.map { "+refs/heads/\($0):refs/heads/\($0)" }, url: url, prune: false)
+        }
+    }
+
+    /// A network operation on the mirror: its repository and an anonymous remote connected for
+    /// fetching, bounded by the timeout and stopped by cancellation.
+    private func connected(operation: String,
+                           _ body: @escaping @Sendable (Repository, Remote, RemoteSession) throws(GitError) -> Void) throws(GitError) {
+        let session = RemoteSession(url: url, credentials: credentials, cancellation: cancellation)
+        let (url, path) = (self.url, self.path)
+        try session.run(timeout: timeout, operation: operation) { () throws(GitError) in
+            let repo = try Repository.open(path)
+            let remote = try Remote.anonymous(repo, url)
+            var callbacks = session.callbacks()
+            try LibGit2.check(git_remote_connect(remote.pointer, GIT_DIRECTION_FETCH, &callbacks, nil, nil),
+                              "git_remote_connect", context: Redact.url(url))
+            defer { git_remote_disconnect(remote.pointer) }
+            try body(repo, remote, session)
+        }
+    }
+
+    /// Downloads `refspecs` and updates the refs they name (tags with every branch when pruning,
+    /// as a whole-mirror fetch does; none otherwise).
+    private static func download(_ remote: Remote, session: RemoteSession, refspecs: [String], url: String, prune: Bool) throws(GitError) {
+        var callbacks = session.callbacks()
+        var options = git_fetch_options()
+        git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
+        options.callbacks = callbacks
+        options.prune = prune ? GIT_FETCH_PRUNE : GIT_FETCH_NO_PRUNE
+        let tags = prune ? GIT_REMOTE_DOWNLOAD_TAGS_ALL : GIT_REMOTE_DOWNLOAD_TAGS_NONE
+        options.download_tags = tags
+        options.update_fetchhead = 0
+        try withStringArray(refspecs) { (specs) throws(GitError) in
+            try LibGit2.check(git_remote_download(remote.pointer, specs, &options), "git_remote_download", context: Redact.url(url))
+            try LibGit2.check(git_remote_update_tips(remote.pointer, &callbacks, 0, tags, "cairn: fetch"), "git_remote_update_tips")
+            if prune {
+                try LibGit2.check(git_remote_prune(remote.pointer, &callbacks), "git_remote_prune")
             }
         }
     }
