@@ -39,8 +39,6 @@ public actor StatusWriter: Service {
     private var ownHead: GitOID?
     /// A push is under way (the actor is reentrant across its await).
     private var flushing = false
-    private let wakes: AsyncStream<Void>
-    private let wake: AsyncStream<Void>.Continuation
 
     init(configuration: Configuration, mirror: Mirror, log: Logging.Logger, metrics: Metrics,
          leading: @escaping @Sendable () -> Bool, retryDelay: @escaping @Sendable (Int) -> Duration) {
@@ -50,7 +48,6 @@ public actor StatusWriter: Service {
         self.metrics = metrics
         self.leading = leading
         self.retryDelay = retryDelay
-        (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// The status files on the branch, read once and after `forget()`; nil when the branch
@@ -87,7 +84,8 @@ public actor StatusWriter: Service {
             changes[path] = .some(nil)
         }
         pending = changes.isEmpty ? nil : (changes, commit)
-        if configuration.sameBranch { await flush(stoppable: true) } else { wake.yield() }
+        // Same branch: at once, inside the pass. Otherwise the writer's loop pushes it.
+        if configuration.sameBranch { await flush(stoppable: true) }
     }
 
     private func cluster(_ path: String) -> String {
@@ -100,26 +98,12 @@ public actor StatusWriter: Service {
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             if pending != nil && ContinuousClock.now >= retryAt { await flush(stoppable: true) }
-            let wait = pending == nil ? Duration.seconds(3600) : max(retryAt - ContinuousClock.now, .milliseconds(10))
-            await sleep(upTo: wait)
+            // Looked at every tenth of a second: a submission waits at most that. (A wake-up
+            // through an AsyncStream raced with a timer does not work: cancelling the task that
+            // waits on the stream finishes the stream, and the loop then spun.)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(100)) }
         }
         if pending != nil, !Task.isCancelled { await flush(stoppable: false) }
-    }
-
-    /// Sleeps until `duration` has passed, a submission, or a graceful shutdown.
-    private func sleep(upTo duration: Duration) async {
-        let wakes = self.wakes
-        try? await cancelWhenGracefulShutdown {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { try? await Task.sleep(for: duration) }
-                group.addTask {
-                    var woken = wakes.makeAsyncIterator()
-                    _ = await woken.next()
-                }
-                await group.next()
-                group.cancelAll()
-            }
-        }
     }
 
     /// Pushes the pending files. A refused or failed push is retried on the writer's backoff.

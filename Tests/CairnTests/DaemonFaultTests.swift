@@ -52,6 +52,11 @@ struct DaemonFaultTests {
         #expect(try d.exposition().total("cairn_errors_total") == nil, "a step failed")
         #expect(d.commits("cairn-status") == statusCommits, "the hook let a status commit through")
         #expect((try d.metric("cairn_status_push_failures_total") ?? 0) >= 1)
+        // Waiting for its retry, the writer idles: it once spun on a finished wake-up stream.
+        let before = cpuSeconds(daemon.pid)
+        try await Task.sleep(nanoseconds: 3_000_000_000)
+        let used = cpuSeconds(daemon.pid) - before
+        #expect(used < 1.0, "cairn run used \(used) s of CPU in 3 s while idle with a refused status push")
 
         // The branch open again: the status written goes through, on the writer's own retry.
         try FileManager.default.removeItem(atPath: hook)
@@ -212,4 +217,14 @@ struct DaemonFaultTests {
         let log = try String(contentsOfFile: d.logs.file("stalled.log"), encoding: .utf8)
         #expect(log.contains("cairn run stopped"), "\(log)")
     }
+}
+
+/// User + system CPU time of a process so far, from /proc (Linux).
+func cpuSeconds(_ pid: pid_t) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return 0 }
+    // Fields after the command name: state is the 3rd field; utime and stime the 14th and 15th.
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
