@@ -39,6 +39,9 @@ public actor StatusWriter: Service {
     private var ownHead: GitOID?
     /// A push is under way (the actor is reentrant across its await).
     private var flushing = false
+    /// Wake-ups of the writer's loop: a submission, or the once-a-second retry check.
+    private let wakes: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
 
     init(configuration: Configuration, mirror: Mirror, log: Logging.Logger, metrics: Metrics,
          leading: @escaping @Sendable () -> Bool, retryDelay: @escaping @Sendable (Int) -> Duration) {
@@ -48,6 +51,7 @@ public actor StatusWriter: Service {
         self.metrics = metrics
         self.leading = leading
         self.retryDelay = retryDelay
+        (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// The status files on the branch, read once and after `forget()`; nil when the branch
@@ -84,8 +88,8 @@ public actor StatusWriter: Service {
             changes[path] = .some(nil)
         }
         pending = changes.isEmpty ? nil : (changes, commit)
-        // Same branch: at once, inside the pass. Otherwise the writer's loop pushes it.
-        if configuration.sameBranch { await flush(stoppable: true) }
+        // Same branch: at once, inside the pass. Otherwise the writer's loop pushes it now.
+        if configuration.sameBranch { await flush(stoppable: true) } else { wake.yield() }
     }
 
     private func cluster(_ path: String) -> String {
@@ -96,12 +100,22 @@ public actor StatusWriter: Service {
     /// due; at shutdown, one last attempt (the pass under way has finished by then: this service
     /// stops after the reconcile loop).
     public func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            if pending != nil && ContinuousClock.now >= retryAt { await flush(stoppable: true) }
-            // Looked at every tenth of a second: a submission waits at most that. (A wake-up
-            // through an AsyncStream raced with a timer does not work: cancelling the task that
-            // waits on the stream finishes the stream, and the loop then spun.)
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(100)) }
+        let (wakes, wake) = (self.wakes, self.wake)
+        // One consumer of the wake-ups for the whole run, never cancelled before the shutdown:
+        // cancelling a task that waits on an AsyncStream finishes the stream (an earlier
+        // version raced the wait with a timer, and spun once the timer had won). Retries are
+        // looked for once a second, by a ticker of its own.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                    wake.yield()
+                }
+            }
+            for await _ in wakes.cancelOnGracefulShutdown() {
+                if pending != nil && ContinuousClock.now >= retryAt { await flush(stoppable: true) }
+            }
+            group.cancelAll()
         }
         if pending != nil, !Task.isCancelled { await flush(stoppable: false) }
     }
