@@ -20,16 +20,7 @@ public enum SpecFileParser {
     /// - Returns: The root node of the file's single document.
     /// - Throws: `SpecError` with the location of the first problem; YAML errors stop parsing.
     public static func parse(_ text: String, file: String) throws(SpecError) -> SpecNode {
-        let bytes = Array(text.utf8)
-        guard bytes.count <= maximumFileSize else {
-            throw SpecError(
-                file: file, location: Location(line: 1, column: 1), path: "",
-                message: "file is \(bytes.count) bytes; spec files are limited to \(maximumFileSize) bytes")
-        }
-        var composer = Composer(file: file)
-        return try bytes.withUnsafeBufferPointer { buffer throws(SpecError) in
-            try composer.run(buffer)
-        }[0]
+        try compose(text, file: file, multiple: false)[0]
     }
 
     /// Parses a file of one or more YAML documents (`---` between them), with the same rules
@@ -37,13 +28,17 @@ public enum SpecFileParser {
     ///
     /// - Returns: The documents' root nodes, at least one.
     public static func parseDocuments(_ text: String, file: String) throws(SpecError) -> [SpecNode] {
+        try compose(text, file: file, multiple: true)
+    }
+
+    private static func compose(_ text: String, file: String, multiple: Bool) throws(SpecError) -> [SpecNode] {
         let bytes = Array(text.utf8)
         guard bytes.count <= maximumFileSize else {
             throw SpecError(
                 file: file, location: Location(line: 1, column: 1), path: "",
                 message: "file is \(bytes.count) bytes; spec files are limited to \(maximumFileSize) bytes")
         }
-        var composer = Composer(file: file, multiple: true)
+        var composer = Composer(file: file, multiple: multiple)
         return try bytes.withUnsafeBufferPointer { buffer throws(SpecError) in
             try composer.run(buffer)
         }
