@@ -74,6 +74,8 @@ package enum ClusterSpecLoader {
     /// A spec file's documents: the cluster's and any others beside it (which cairn reports).
     package struct Parsed: Sendable {
         package let documents: [SpecNode]
+        /// YAML-level problems read past (a tag, a duplicate key...): reported with the rest.
+        package var problems: [SpecError] = []
 
         /// The document naming a cluster of one of `kinds` (the first such), else the first.
         package func cluster(kinds: Set<String>) -> SpecNode {
@@ -87,7 +89,8 @@ package enum ClusterSpecLoader {
     /// Parses a spec file's YAML (no decoding yet): for `identity(parsed:)` and `load(_:file:)`.
     package static func parse(_ text: String, file: String) throws(SpecErrors) -> Parsed {
         do {
-            return Parsed(documents: try SpecFileParser.parseDocuments(text, file: file))
+            let (documents, problems) = try SpecFileParser.parseDocumentsReadingOn(text, file: file)
+            return Parsed(documents: documents, problems: problems)
         } catch {
             throw SpecErrors([error])
         }
@@ -99,6 +102,7 @@ package enum ClusterSpecLoader {
         let kinds = Set(systems.map(\.kind))
         let root = parsed.cluster(kinds: kinds)
         let diagnostics = Diagnostics(file: file)
+        for problem in parsed.problems { diagnostics.report(problem.location, problem.path, problem.message) }
         for doc in parsed.documents {
             guard case .mapping(let m) = doc, doc.location != root.location else { continue }
             let kind = m["kind"].flatMap { if case .scalar(let s) = $0 { return s.text } else { return nil } } ?? "document"

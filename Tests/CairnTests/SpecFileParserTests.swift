@@ -29,8 +29,47 @@ struct SpecFileParserTests {
         #expect(parseError("spec:\n  size: 1\n  size: 2\n") == "f.yaml:3:3: duplicate key 'size' (first at line 2, column 3)")
     }
 
-    @Test func aliasesAreRefused() {
-        #expect(parseError("a: &x 1\nb: *x\n") == "f.yaml:1:4: YAML anchors are not allowed in spec files; write the value out")
+    @Test func anchorsAndAliasesAreExpandedWithTheAnchorsLocation() throws {
+        let node = try SpecFileParser.parse("a: &x {p: 1, q: [2]}\nb: *x\nc: &unused 3\n", file: "f.yaml")
+        guard case .mapping(let top) = node, case .mapping(let a)? = top["a"], case .mapping(let b)? = top["b"] else {
+            Issue.record("unexpected shape: \(node)")
+            return
+        }
+        #expect(a == b)
+        #expect(b.location == Location(line: 1, column: 4))  // where the anchored mapping starts: its anchor
+        #expect(top["c"].map { if case .scalar(let s) = $0 { s.text } else { "" } } == "3")
+    }
+
+    @Test func aMergeKeyAddsTheKeysTheMappingDoesNotSet() throws {
+        let text = """
+            base: &base {image: x, replicas: 3, labels: {a: b}}
+            more: &more {replicas: 5, extra: e}
+            one:
+              <<: *base
+              replicas: 1
+            two:
+              <<: [*more, *base]
+            "<<": quoted is an ordinary key
+            """
+        let node = try SpecFileParser.parse(text + "\n", file: "f.yaml")
+        guard case .mapping(let top) = node, case .mapping(let one)? = top["one"], case .mapping(let two)? = top["two"] else {
+            Issue.record("unexpected shape: \(node)")
+            return
+        }
+        func value(_ m: SpecNode.Mapping, _ key: String) -> String? { if case .scalar(let s)? = m[key] { s.text } else { nil } }
+        #expect(one.entries.map(\.key.text) == ["replicas", "image", "labels"])
+        #expect(value(one, "replicas") == "1" && value(one, "image") == "x")
+        // The first merged mapping wins over the later ones.
+        #expect(two.entries.map(\.key.text) == ["replicas", "extra", "image", "labels"])
+        #expect(value(two, "replicas") == "5")
+        #expect(top["<<"] != nil)
+        #expect(parseError("a: &a 1\nb:\n  <<: *a\n") == "f.yaml:1:4: a merge key (<<) takes a mapping or a list of mappings")
+    }
+
+    @Test func anAliasMustNameAnEarlierAnchor() {
+        #expect(parseError("b: *x\na: &x 1\n") == "f.yaml:1:4: alias *x names no anchor defined before it")
+        // Anchors belong to their document.
+        #expect(throws: SpecError.self) { try SpecFileParser.parseDocuments("a: &x 1\n---\nb: *x\n", file: "f.yaml") }
     }
 
     @Test func billionLaughsIsRefusedWithoutExpanding() {
@@ -38,7 +77,22 @@ struct SpecFileParserTests {
         for i in 1...9 {
             doc += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 9).joined(separator: ",") + "]\n"
         }
-        #expect(parseError(doc)?.hasPrefix("f.yaml:1:5: YAML anchors are not allowed") == true)
+        // a0 to a4 expand to 74,718 nodes; a4 names 66,430, so the first alias in a5 passes the budget.
+        #expect(parseError(doc) == "f.yaml:6:10: YAML aliases expand to more than 100000 nodes here; write the values out or alias less")
+        let many = "a: &a 1\nb: [" + Array(repeating: "*a", count: 1_001).joined(separator: ", ") + "]\n"
+        #expect(parseError(many) == "f.yaml:2:\(5 + 4 * 1_000): more than 1000 YAML aliases in one file")
+    }
+
+    /// A YAML-level problem that leaves the file readable comes with every other problem of it.
+    @Test func yamlProblemsComeWithTheFilesOtherErrors() {
+        let yaml = ValidationTests.postgres("  numberOfInstances: 3\n  bogus: !!str x\n  numberOfInstanses: *nowhere\n")
+        let errors = specErrors(yaml)
+        #expect(errors.count == 5, "\(errors)")
+        #expect(errors.contains("t.yaml:9:3: duplicate key 'numberOfInstances' (first at line 6, column 3)"), "\(errors)")
+        #expect(errors.contains("t.yaml:10:10: explicit YAML tags are not allowed in spec files (found 'tag:yaml.org,2002:str')"), "\(errors)")
+        #expect(errors.contains("t.yaml:11:22: alias *nowhere names no anchor defined before it"), "\(errors)")
+        #expect(errors.contains { $0.hasPrefix("t.yaml:10:3: spec.bogus: unknown field") }, "\(errors)")
+        #expect(errors.contains { $0.hasPrefix("t.yaml:11:3: spec.numberOfInstanses: unknown field; did you mean numberOfInstances?") }, "\(errors)")
     }
 
     @Test func explicitTagsAreRefused() {
