@@ -8,10 +8,11 @@ public import KubeAPI
 public import Reconcile
 public import Render
 
-/// `cairn run`'s reconcile loop: poll the branch, reconcile on a new commit (and every resync),
-/// hand the status files to the `StatusWriter` (a service of its own). One step at a time; every
-/// failure keeps the last good state and retries with bounded exponential backoff, and nothing
-/// is pruned because something could not be read.
+/// `cairn run`'s reconcile loop: reconcile each new commit the `GitFollower` fetched (a service
+/// of its own), every resync, and the clusters whose rollout or retry is due; hand the status
+/// files to the `StatusWriter` (another service). One pass at a time; every failure keeps the
+/// last good state and retries with bounded exponential backoff, and nothing is pruned because
+/// something could not be read.
 public actor Daemon {
     public struct Configuration: Sendable {
         public var branch = "main"
@@ -49,6 +50,9 @@ public actor Daemon {
 
     /// The status files' writer, a service of its own (`StatusWriter`).
     public nonisolated let statusWriter: StatusWriter
+    /// The branch's follower, a service of its own (`GitFollower`): it wakes the loop on a new commit.
+    public nonisolated let follower: GitFollower
+    private let wakeup = Wakeup()
 
     public init(configuration: Configuration, mirror: Mirror, reconciler: Reconciler, log: Logging.Logger, elector: LeaderElector? = nil) {
         self.configuration = configuration
@@ -61,27 +65,37 @@ public actor Daemon {
         statusWriter = StatusWriter(configuration: writer, mirror: mirror, log: log, metrics: metrics,
                                     leading: { elector?.isLeader ?? true },
                                     retryDelay: { attempts in Self.retryDelay(attempts: attempts, configuration: configuration) })
+        let refs = ["refs/heads/\(configuration.branch)"] + (configuration.statusBranch.map { ["refs/heads/\($0)"] } ?? [])
+        let wakeup = self.wakeup
+        follower = GitFollower(configuration: .init(branch: configuration.branch, refs: refs, interval: configuration.interval,
+                                                    maxBackoff: configuration.maxBackoff),
+                               mirror: mirror, log: log, metrics: metrics, leading: { elector?.isLeader ?? true },
+                               onCommit: { wakeup.signal() })
     }
 
     /// Whether this process may act now (always, without leader election).
     var leading: Bool { elector?.isLeader ?? true }
 
-    /// Sleeps up to `duration`; a graceful shutdown (SIGTERM, SIGINT) ends it at once.
+    /// Waits up to `duration` or until the follower fetched a new commit; a graceful shutdown
+    /// (SIGTERM, SIGINT) ends it at once.
     private func pause(_ duration: Duration) async {
-        // Cancelled by the shutdown: the loop then sees it and stops.
-        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
+        await stoppable { [wakeup] in await wakeup.wait(upTo: duration) }
     }
 
     /// Blocking libgit2 work, on a thread of its own (never Swift's cooperative pool); a graceful
     /// shutdown stops a network operation under way at once.
-    private func git<T: Sendable>(_ body: @escaping @Sendable (Mirror) throws(GitError) -> T) async throws -> T {
-        try await cancelWhenGracefulShutdown { [mirror] in try await mirror.offload(body) }
+    static func git<T: Sendable>(_ mirror: Mirror, _ body: @escaping @Sendable (Mirror) throws(GitError) -> T) async throws -> T {
+        try await cancelWhenGracefulShutdown { try await mirror.offload(body) }
     }
 
-    /// Runs until a graceful shutdown: every interval the cheap remote-head check, a pass on a
-    /// new commit or when the resync is due, status afterwards. A shutdown ends the wait or the
-    /// git operation under way at once; a Kubernetes pass under way finishes (its requests are
-    /// bounded by the request timeout).
+    private func git<T: Sendable>(_ body: @escaping @Sendable (Mirror) throws(GitError) -> T) async throws -> T {
+        try await Self.git(mirror, body)
+    }
+
+    /// Runs until a graceful shutdown: a pass on each new commit the follower fetched (at
+    /// once), and every interval the passes that are due (resync, rollouts, retries), status
+    /// afterwards. A shutdown ends the wait at once; a pass under way finishes (its Kubernetes
+    /// requests are bounded by the request timeout, its git reads are local).
     public func run() async {
         var backoff = configuration.interval
         log.info("cairn run started", ["branch": configuration.branch, "path": configuration.path])
@@ -96,9 +110,8 @@ public actor Daemon {
                 await pause(configuration.interval)
             } catch {
                 if Task.isShuttingDownGracefully || Task.isCancelled { break }
-                if let gitError = error as? GitError, await repairMirror(after: gitError) {
-                    // Cloned afresh on the next step, with a full pass.
-                    lastSeen = nil
+                if let gitError = error as? GitError, await follower.repair(after: gitError) {
+                    // Cloned afresh by the follower, then a full pass.
                     lastError = "\(error)"
                     await pause(configuration.interval)
                     continue
@@ -113,54 +126,27 @@ public actor Daemon {
         log.info("cairn run stopped", [:])
     }
 
-    /// After a git failure that is not the network's: when the mirror in the cache cannot read
-    /// what its refs name (a deleted or truncated pack, deleted objects), says so, moves it
-    /// aside and starts an empty one, which the next fetch fills. Live objects are not touched.
-    func repairMirror(after error: GitError) async -> Bool {
-        switch error.kind {
-        case .timeout, .cancelled, .hostKeyUnknown, .hostKeyChanged, .authentication, .pushRejected: return false
-        default: break
-        }
-        let refs = ["refs/heads/\(configuration.branch)"] + (configuration.statusBranch.map { ["refs/heads/\($0)"] } ?? [])
-        guard let damage = try? await git({ $0.damage(refs: refs) }) else { return false }
-        do {
-            let aside = try await git { mirror throws(GitError) in try mirror.moveAsideAndRecreate() }
-            metrics.increment(.mirrorRepairs)
-            log.error("the git mirror in the cache directory is damaged; moved it aside, cloning afresh",
-                      ["damage": damage, "moved_to": aside, "mirror": mirror.path, "error": "\(error)"])
-            return true
-        } catch {
-            log.error("the git mirror in the cache directory is damaged and cannot be moved aside",
-                      ["damage": damage, "mirror": mirror.path, "error": "\(error)"])
-            return false
-        }
-    }
-
     static func reason(_ error: any Error) -> String {
         if let e = error as? GitError { return "git_\(e.kind)" }
         if let e = error as? KubeError { return "kube_\(e.reason.rawValue)" }
         return "other"
     }
 
-    /// One step: head check; on a new commit or a due resync, fetch, render, reconcile, status.
+    /// One step: on a new commit or a due resync, render, reconcile, status; otherwise the
+    /// passes that are due for rollouts and retries.
     func step() async throws {
-        // A follower does nothing; a new leader starts with a full pass (the last one may
-        // have seen a different world).
+        // A standby replica does nothing; a new leader starts with a full pass at the newest
+        // commit (the last one may have seen a different world).
         let leads = leading
         metrics.set(.leader, leads ? 1 : 0)
         if leads != wasLeader {
             wasLeader = leads
-            if leads { lastSeen = nil; lastResync = ContinuousClock.now - configuration.resync }
+            if leads { lastSeen = nil; lastResync = ContinuousClock.now - configuration.resync; follower.checkNow() }
         }
         guard leads else { return }
-        let checkStart = ContinuousClock.now
-        let branchRef = "refs/heads/\(configuration.branch)"
-        let remote = try await git { mirror throws(GitError) in try mirror.remoteHead(branchRef) }
-        metrics.observe(.gitCheckSeconds, ContinuousClock.now - checkStart)
+        // Nothing fetched yet (the first check is under way, or failing: the follower says why).
+        guard let remote = follower.latest else { return }
         let resyncDue = ContinuousClock.now - lastResync >= configuration.resync
-        guard let remote else {
-            throw GitError(.notFound, operation: "check \(configuration.branch)", message: "the remote has no branch \(configuration.branch)")
-        }
         if remote == lastSeen && !resyncDue && lastError == nil {
             // No new commit: only the rollouts cairn drives (one pod per pass) and the failing
             // clusters whose retry is due need passes.
@@ -169,11 +155,7 @@ public actor Daemon {
             return
         }
 
-        let fetchStart = ContinuousClock.now
-        let branch = configuration.branch
-        try await git { mirror throws(GitError) in try mirror.fetch(branches: [branch]) }
-        metrics.observe(.gitFetchSeconds, ContinuousClock.now - fetchStart)
-        let commit = try await git { mirror throws(GitError) in try mirror.resolve(branchRef) }
+        let commit = remote
         if configuration.statusBranch == nil, remote != lastSeen, lastApplied != nil, try await isOwnStatusCommit(commit), !resyncDue {
             // Same-branch mode: cairn's own status commit is no reason to reconcile.
             lastSeen = remote

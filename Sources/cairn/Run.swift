@@ -154,10 +154,11 @@ extension Cairn {
 
             // SIGTERM / SIGINT: the daemon finishes the step under way (status included), the
             // HTTP endpoint closes, and the process exits; bounded.
-            // A graceful shutdown stops them in reverse order: the status writer last, after the
-            // reconcile loop has handed it the pass under way.
+            // A graceful shutdown stops them in reverse order: the follower and the status writer
+            // last, after the reconcile loop has handed the writer the pass under way.
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
                 .init(service: daemon.statusWriter, serviceName: "status-writer"),
+                .init(service: daemon.follower, serviceName: "git-follower"),
                 .init(service: DaemonService(daemon: daemon), successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "daemon"),
                 .init(service: HTTPService(server: server), serviceName: "http"),
             ]

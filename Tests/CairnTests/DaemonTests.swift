@@ -201,7 +201,7 @@ final class DaemonTests {
         try origin.commit(["clusters/es2.yaml": nil])
         try await Task.sleep(nanoseconds: 2_000_000_000)
         #expect(try await client.get(ObjectReference(apiVersion: "apps/v1", kind: "StatefulSet", namespace: fx.ns, name: "es2"))["metadata", "name"] != nil)
-        #expect(try String(contentsOfFile: logs.file("daemon.log"), encoding: .utf8).contains("step failed; keeping the last good state"))
+        #expect(try String(contentsOfFile: logs.file("daemon.log"), encoding: .utf8).contains("git check failed; keeping the last good state"))
         gitServer = try GitDaemon(base: base, log: logs.file("git2.log"), port: gitPort)
         #expect(await eventually { (try? await self.statefulSet(client, "es2")) == nil }, "did not converge after git came back")
 
@@ -273,6 +273,30 @@ final class DaemonTests {
     /// The value of one metric series, or nil.
     func metric(_ name: String, _ labels: [String: String] = [:]) throws -> Double? {
         try exposition().value(name, labels)
+    }
+
+    /// The git follower is a service of its own: while a pass waits on a slow admission webhook,
+    /// a new commit is fetched at once (the pass that applies it follows the one under way).
+    @Test func theFollowerFetchesWhileAPassIsUnderWay() async throws {
+        let client = try fx.plane.client()
+        defer { Task { await client.shutdown() } }
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(fx.ns), "labels": ["kubernetes.io/metadata.name": .string(fx.ns)]]],
+                                   fieldManager: "cairn-test")
+        let webhook = try AdmissionWebhook(message: "denied by the slow test policy", delay: 8)
+        defer { webhook.stop() }
+        let hook = try await IsolationTests.denyStatefulSets(of: "slow", namespace: fx.ns, webhook: webhook, client: client, timeoutSeconds: 20)
+        defer { Task { try? await client.delete(hook) } }
+        try origin.commit(["clusters/ok.yaml": IsolationTests.esdb("ok", namespace: fx.ns), "clusters/slow.yaml": IsolationTests.esdb("slow", namespace: fx.ns)])
+        let daemon = try start(log: "follower.log")
+        defer { daemon.stop() }
+        // The first pass is under way: the webhook holds the slow cluster's StatefulSet for 8 s.
+        #expect(await eventually { webhook.requests.received >= 1 }, "the webhook was never called")
+        #expect(try metric("cairn_git_fetch_seconds_count") == 1)
+        let next = try origin.commit(["clusters/ok.yaml": IsolationTests.esdb("ok", namespace: fx.ns) + "  configuration: {MaxAppendSize: 2097152}\n"])
+        #expect(await eventually(6) { try self.metric("cairn_git_fetch_seconds_count") == 2 }, "the new commit was not fetched during the pass")
+        #expect(webhook.requests.answered == 0, "the pass under way had already ended: the test proves nothing")
+        // And once the slow pass is over, the commit is applied.
+        #expect(await eventually(60) { self.statusFile("ok")?.contains("commit: \(next)") == true }, "the fetched commit was never applied")
     }
 
     @Test func aRefusedClusterIsRetriedOnItsOwnBackoffWhileTheOthersFollowCommits() async throws {

@@ -63,12 +63,13 @@ struct IsolationTests {
 
     /// A ValidatingWebhookConfiguration that sends the webhook the StatefulSets of one cluster
     /// (by its instance label) in one namespace.
-    static func denyStatefulSets(of cluster: String, namespace: String, webhook: AdmissionWebhook, client: KubeClient) async throws -> ObjectReference {
+    static func denyStatefulSets(of cluster: String, namespace: String, webhook: AdmissionWebhook, client: KubeClient,
+                                 timeoutSeconds: Int = 5) async throws -> ObjectReference {
         let name = "cairn-test-deny-\(namespace)"
         let body: JSONValue = [
             "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration", "metadata": ["name": .string(name)],
             "webhooks": [[
-                "name": "deny.cairn.test", "admissionReviewVersions": ["v1"], "sideEffects": "None", "failurePolicy": "Fail", "timeoutSeconds": 5,
+                "name": "deny.cairn.test", "admissionReviewVersions": ["v1"], "sideEffects": "None", "failurePolicy": "Fail", "timeoutSeconds": .int(timeoutSeconds),
                 "clientConfig": ["url": .string("https://127.0.0.1:\(webhook.port)/validate"), "caBundle": .string(webhook.caBundle)],
                 "rules": [["apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["statefulsets"], "operations": ["CREATE", "UPDATE"]]],
                 "namespaceSelector": ["matchLabels": ["kubernetes.io/metadata.name": .string(namespace)]],
