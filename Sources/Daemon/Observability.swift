@@ -174,6 +174,15 @@ public final class Metrics: Sendable {
     let factory: CairnMetricsFactory
     /// The series of each info family now exported: replaced, not added to, when its labels change.
     private let infos = Mutex<[MetricFamily: CoreMetrics.Gauge]>([:])
+    /// Each series' swift-metrics handler, made once (the registry validates names and labels
+    /// each time one is made).
+    private struct Series: Hashable {
+        let family: MetricFamily
+        let values: [String]
+    }
+    private let counters = Mutex<[Series: CoreMetrics.Counter]>([:])
+    private let gauges = Mutex<[Series: CoreMetrics.Gauge]>([:])
+    private let timers = Mutex<[Series: CoreMetrics.Timer]>([:])
 
     public init() { factory = CairnMetricsFactory(registry: registry) }
 
@@ -182,12 +191,25 @@ public final class Metrics: Sendable {
         family.labelNames.map { ($0, labels[$0] ?? "") }
     }
 
+    /// The handler of one series, made on first use.
+    private func handler<H>(_ table: borrowing Mutex<[Series: H]>, _ family: MetricFamily, _ labels: [String: String],
+                            make: (String, [(String, String)]) -> H) -> H {
+        let dimensions = dimensions(family, labels)
+        return table.withLock { table in
+            let key = Series(family: family, values: dimensions.map(\.1))
+            if let handler = table[key] { return handler }
+            let handler = make(family.rawValue, dimensions)
+            table[key] = handler
+            return handler
+        }
+    }
+
     public func increment(_ family: MetricFamily, _ labels: [String: String] = [:], by value: Int64 = 1) {
-        CoreMetrics.Counter(label: family.rawValue, dimensions: dimensions(family, labels), factory: factory).increment(by: value)
+        handler(counters, family, labels) { CoreMetrics.Counter(label: $0, dimensions: $1, factory: factory) }.increment(by: value)
     }
 
     public func set(_ family: MetricFamily, _ value: Double, _ labels: [String: String] = [:]) {
-        CoreMetrics.Gauge(label: family.rawValue, dimensions: dimensions(family, labels), factory: factory).record(value)
+        handler(gauges, family, labels) { CoreMetrics.Gauge(label: $0, dimensions: $1, factory: factory) }.record(value)
     }
 
     /// An info metric: one series with these labels and the value 1; the previous one goes.
@@ -202,7 +224,7 @@ public final class Metrics: Sendable {
     }
 
     public func observe(_ family: MetricFamily, _ duration: Duration, _ labels: [String: String] = [:]) {
-        CoreMetrics.Timer(label: family.rawValue, dimensions: dimensions(family, labels), factory: factory).recordNanoseconds(
+        handler(timers, family, labels) { CoreMetrics.Timer(label: $0, dimensions: $1, factory: factory) }.recordNanoseconds(
             duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 
