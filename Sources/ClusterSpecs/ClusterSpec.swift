@@ -33,6 +33,9 @@ public struct ClusterSpec: Sendable, Hashable {
     /// Fields accepted but not used by cairn (an upstream operator's own settings), each with
     /// its location and why: `validate` and `plan` print them. Not part of the spec's identity.
     public var notes: [SpecError] = []
+    /// The documents beside the cluster in its file (a Secret, a Certificate, ...): applied with
+    /// the cluster, labelled as part of it, pruned with it.
+    public var companions: [CompanionObject] = []
 
     public init(file: String, metadata: ClusterMetadata, apiVersion: String, kind: String, system: any SystemSpec) {
         self.file = file
@@ -47,7 +50,7 @@ public struct ClusterSpec: Sendable, Hashable {
 
     public static func == (a: ClusterSpec, b: ClusterSpec) -> Bool {
         a.file == b.file && a.metadata == b.metadata && a.apiVersion == b.apiVersion && a.kind == b.kind
-            && AnyHashable(a.system) == AnyHashable(b.system)
+            && AnyHashable(a.system) == AnyHashable(b.system) && a.companions == b.companions
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -55,7 +58,40 @@ public struct ClusterSpec: Sendable, Hashable {
         hasher.combine(metadata)
         hasher.combine(kind)
         hasher.combine(AnyHashable(system))
+        hasher.combine(companions)
     }
+}
+
+/// A document beside a cluster in its spec file, as upstream examples have them: a Secret with
+/// passwords, the ServiceAccount or Certificate the cluster refers to, a Service or
+/// ServiceMonitor for its metrics. cairn applies it as written (server-side apply, in the
+/// cluster's pipeline), with the cluster's labels added so that it is listed, planned and
+/// pruned with the cluster.
+public struct CompanionObject: Sendable, Hashable {
+    public let apiVersion: String
+    public let kind: String
+    public let name: String
+    /// The document: `metadata` cut down to name, namespace, labels and annotations.
+    public let body: JSONValue
+    public let location: Location
+
+    /// The kinds applied beside a cluster, by kind: the API versions accepted, and the stage
+    /// (as `ApplyStage`'s order: access 0, secrets 1, configuration 2, services 3).
+    public static let kinds: [String: (apiVersions: [String], stage: Int)] = [
+        "ServiceAccount": (["v1"], 0),
+        "Secret": (["v1"], 1),
+        "ConfigMap": (["v1"], 2),
+        "Service": (["v1"], 3),
+        "Certificate": (["cert-manager.io/v1"], 1),
+        "ServiceMonitor": (["monitoring.coreos.com/v1"], 3),
+        "PodMonitor": (["monitoring.coreos.com/v1"], 3),
+    ]
+
+    /// The kinds that are not always served (CustomResourceDefinitions of cert-manager and the
+    /// Prometheus operator): listed only when the API server serves them.
+    public static let optionalKinds: [(apiVersion: String, kind: String)] = [
+        ("cert-manager.io/v1", "Certificate"), ("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PodMonitor"),
+    ]
 }
 
 /// Reads spec files: one cluster per file, every problem of a file reported together. The
@@ -103,18 +139,22 @@ package enum ClusterSpecLoader {
         let root = parsed.cluster(kinds: kinds)
         let diagnostics = Diagnostics(file: file)
         for problem in parsed.problems { diagnostics.report(problem.location, problem.path, problem.message) }
-        for doc in parsed.documents {
-            guard case .mapping(let m) = doc, doc.location != root.location else { continue }
-            let kind = m["kind"].flatMap { if case .scalar(let s) = $0 { return s.text } else { return nil } } ?? "document"
-            var name = ""
-            if case .mapping(let meta)? = m["metadata"], case .scalar(let n)? = meta["name"] { name = " " + n.text }
-            diagnostics.report(doc.location, "", kinds.contains(kind)
-                ? "a second cluster (\(kind)\(name)) in this file; a spec file holds exactly one cluster"
-                : "not supported by cairn yet: several documents in one file; the \(kind)\(name) here is not applied with the cluster "
-                    + "(apply it separately, or take it out of the file)")
-        }
         let top = Field(node: root, path: "", diagnostics: diagnostics)
         let spec = decode(top, systems: systems)
+        var companions: [CompanionObject] = []
+        for doc in parsed.documents where doc.location != root.location {
+            let policies = diagnostics.policies
+            diagnostics.policies = [:]  // the cluster's field policies are not the document's
+            defer { diagnostics.policies = policies }
+            let field = Field(node: doc, path: "", diagnostics: diagnostics)
+            if case .mapping(let m) = doc, case .scalar(let k)? = m["kind"], kinds.contains(k.text) {
+                var name = ""
+                if case .mapping(let meta)? = m["metadata"], case .scalar(let n)? = meta["name"] { name = " " + n.text }
+                field.fail("a second cluster (\(k.text)\(name)) in this file; a spec file holds exactly one cluster")
+                continue
+            }
+            if let c = decodeCompanion(field, namespace: spec?.metadata.namespace) { companions.append(c) }
+        }
         if !diagnostics.errors.isEmpty || spec == nil {
             let errors = diagnostics.errors.isEmpty
                 ? [SpecError(file: file, location: root.location, path: "", message: "not a valid cluster spec")]
@@ -123,7 +163,81 @@ package enum ClusterSpecLoader {
         }
         var loaded = spec!
         loaded.notes = diagnostics.notes
+        loaded.companions = companions
         return loaded
+    }
+
+    /// A document beside the cluster: one of `CompanionObject.kinds`, in the cluster's namespace.
+    /// A Namespace document naming the cluster's namespace is what cairn does anyway (it creates
+    /// the namespace when missing) and is accepted with a note, unless it sets labels or
+    /// annotations, which cairn does not apply to namespaces.
+    private static func decodeCompanion(_ field: Field, namespace: String?) -> CompanionObject? {
+        field.object(unsupported: ["status": "status is written by the API server; remove it from the document"]) { o -> CompanionObject? in
+            guard let apiVersion = o.required("apiVersion")?.nonEmptyString, let kindField = o.required("kind"), let kind = kindField.nonEmptyString,
+                  let metaField = o.required("metadata") else {
+                for key in o.mapping.entries.map(\.key.text) { o.ignore(key) }
+                return nil
+            }
+            if kind == "Namespace" && apiVersion == "v1" {
+                metaField.object { meta -> Bool? in
+                    if let n = meta.required("name"), let name = n.nonEmptyString, let namespace, name != namespace {
+                        n.fail("names namespace \(name), but the cluster is in \(namespace); a Namespace beside a cluster is the cluster's own")
+                    }
+                    for key in ["labels", "annotations"] where meta.has(key) {
+                        meta.required(key)?.fail("not supported by cairn yet: labels and annotations of a Namespace beside the cluster "
+                                                 + "are not applied (cairn creates the namespace when missing); apply the Namespace separately")
+                    }
+                    return true
+                }
+                for key in o.mapping.entries.map(\.key.text) where key != "metadata" { o.ignore(key) }
+                field.note("the cluster's namespace: cairn creates it when missing (labelled as cairn's) and never deletes it")
+                return nil
+            }
+            guard let accepted = CompanionObject.kinds[kind] else {
+                kindField.fail("not supported by cairn yet: a \(kind) beside the cluster; cairn applies "
+                               + CompanionObject.kinds.keys.sorted().joined(separator: ", ") + " and Namespace documents with it "
+                               + "(apply the \(kind) separately, or take it out of the file)")
+                for key in o.mapping.entries.map(\.key.text) { o.ignore(key) }
+                return nil
+            }
+            if !accepted.apiVersions.contains(apiVersion) {
+                o.required("apiVersion")?.fail("\(apiVersion) \(kind) is not applied beside a cluster (accepted: "
+                                               + accepted.apiVersions.map { "\($0) \(kind)" }.joined(separator: ", ") + ")")
+            }
+            var metadata = JSONObject()
+            var name: String?
+            metaField.object { meta -> Bool? in
+                if let n = meta.required("name"), let v = n.nonEmptyString {
+                    if Names.isDNS1123Subdomain(v) { name = v } else { n.fail("'\(v)' is not a valid object name (lowercase letters, digits, '-' and '.')") }
+                }
+                if let n = meta["namespace"], let v = n.nonEmptyString, let namespace, v != namespace {
+                    n.fail("is \(v), but the cluster is in \(namespace); what goes with a cluster is in its namespace")
+                }
+                for key in ["labels", "annotations"] {
+                    if let f = meta[key], let map = f.stringMap { metadata[key] = .sortedStrings(map.map { ($0.key, $0.value) }) }
+                }
+                return true
+            }
+            guard let name, let namespace else {
+                for key in o.mapping.entries.map(\.key.text) { o.ignore(key) }
+                return nil
+            }
+            metadata["name"] = .string(name)
+            metadata["namespace"] = .string(namespace)
+            var body = JSONObject()
+            body["apiVersion"] = .string(apiVersion)
+            body["kind"] = .string(kind)
+            body["metadata"] = .object(metadata)
+            for entry in o.mapping.entries where !["apiVersion", "kind", "metadata", "status"].contains(entry.key.text) {
+                body[entry.key.text] = Field.toJSON(entry.value)
+                o.ignore(entry.key.text)
+            }
+            if kind == "Secret", o.has("data") || o.has("stringData") {
+                field.note("a Secret with its values in git: cairn applies it as written, and anyone who can read the repository can read them; "
+                           + "cairn never shows them (plans mask Secret values)")
+            }
+            return CompanionObject(apiVersion: apiVersion, kind: kind, name: name, body: .object(body), location: field.location)
+        }
     }
 
     /// The result of loading a set of files: the valid clusters and the problems of the others.

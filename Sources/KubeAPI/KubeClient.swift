@@ -197,6 +197,24 @@ public final class KubeClient: Sendable {
         try await discovery.groupVersions(client: self).contains(groupVersion)
     }
 
+    /// Whether the server serves `kind` in `apiVersion` (a CustomResourceDefinition installed).
+    public func serves(_ apiVersion: String, kind: String) async throws(KubeError) -> Bool {
+        guard try await serves(apiVersion) else { return false }
+        do {
+            _ = try await discovery.resource(apiVersion: apiVersion, kind: kind, client: self)
+            return true
+        } catch {
+            if error.reason == .notFound { return false }
+            throw error
+        }
+    }
+
+    /// Forgets what discovery learnt: the next request asks again (a full pass does, so that a
+    /// CustomResourceDefinition installed meanwhile is seen).
+    public func forgetDiscovery() async {
+        await discovery.forget()
+    }
+
     // MARK: - Paths
 
     func groupPath(_ apiVersion: String) -> String {
@@ -394,9 +412,21 @@ actor DiscoveryCache {
     private var resources: [String: [String: Resource]] = [:]  // groupVersion -> kind -> resource
     private var versions: Set<String>?
 
+    func forget() {
+        resources = [:]
+        versions = nil
+    }
+
     func resource(apiVersion: String, kind: String, client: KubeClient) async throws(KubeError) -> Resource {
         if let r = resources[apiVersion]?[kind] { return r }
-        let list = try await client.send(.GET, client.groupPath(apiVersion), operation: "discover", object: apiVersion)
+        let list: JSONValue
+        do {
+            list = try await client.send(.GET, client.groupPath(apiVersion), operation: "discover", object: apiVersion)
+        } catch {
+            guard error.reason == .notFound else { throw error }
+            throw KubeError(reason: .notFound, operation: "discover", object: "\(apiVersion) \(kind)",
+                            message: "the server does not serve \(apiVersion) at all: install the CustomResourceDefinition of \(kind) first")
+        }
         var kinds: [String: Resource] = [:]
         for r in list["resources"]?.arrayValue ?? [] {
             guard let name = r["name"]?.stringValue, !name.contains("/"), let k = r["kind"]?.stringValue else { continue }

@@ -102,6 +102,9 @@ public struct Reconciler: Sendable {
             clusters = clusters.filter { scope.contains($0.spec.identity) }
             invalid = invalid.filter { scope.contains($0.key) }
         }
+        // A full pass asks discovery afresh: a CustomResourceDefinition (of a Certificate beside
+        // a cluster, say) may have been installed or removed since the last.
+        if scope == nil { await client.forgetDiscovery() }
         return try await reconcileAll(clusters, invalid: invalid, specsRead: desired.specsRead, prune: desired.prune, scope: scope)
     }
 
@@ -142,14 +145,19 @@ public struct Reconciler: Sendable {
             health.append(ClusterHealth(cluster: identity, file: nil, phase: .invalid, reasons: [reason]))
         }
 
-        // Prune: objects cairn created for clusters whose spec is gone. A cluster that failed
-        // this pass is still in the spec files, so it is never a reason to prune anything.
-        let kept = Set(allowed.map(\.spec.identity)).union(invalid.keys)
+        // Prune: objects cairn created for clusters whose spec is gone, and objects a valid
+        // cluster no longer renders (a document taken out of its file, a load balancer turned
+        // off). A cluster that failed this pass is still in the spec files, so it is never a
+        // reason to prune anything; the objects of an invalid cluster are left alone.
+        let valid = Set(allowed.map(\.spec.identity))
+        let kept = valid.union(invalid.keys)
         let desiredKeys = Set(desired.map(\.reference))
         let orphans = live.filter { o in
             guard let cluster = o["metadata", "labels", "cairn.dev/cluster"]?.stringValue,
                   let ns = o["metadata", "namespace"]?.stringValue else { return false }
-            return !kept.contains("\(ns)/\(cluster)") && !desiredKeys.contains(Self.key(o))
+            let identity = "\(ns)/\(cluster)"
+            let owned = valid.contains(identity) && invalid[identity] == nil
+            return (owned || !kept.contains(identity)) && !desiredKeys.contains(Self.key(o))
                 && (options.namespaceAllow?.contains(ns) ?? true)
         }
         if !orphans.isEmpty, !prune {
@@ -267,7 +275,15 @@ public struct Reconciler: Sendable {
             if names.count <= 100 { selector += ",cairn.dev/cluster in (\(names.joined(separator: ",")))" }
         }
         let labelSelector = selector
-        let listKinds = systems.objectKinds + [(podDisruptionBudgetAPIVersion, "PodDisruptionBudget")]
+        var listKinds = systems.objectKinds + [(podDisruptionBudgetAPIVersion, "PodDisruptionBudget")]
+        // What documents beside a cluster may be: the core kinds, and the optional kinds that
+        // the server serves now (their CustomResourceDefinitions installed).
+        for (kind, accepted) in CompanionObject.kinds.sorted(by: { $0.key < $1.key }) where accepted.apiVersions == ["v1"] {
+            if !listKinds.contains(where: { $0.apiVersion == "v1" && $0.kind == kind }) { listKinds.append(("v1", kind)) }
+        }
+        for k in CompanionObject.optionalKinds where try await client.serves(k.apiVersion, kind: k.kind) {
+            if !listKinds.contains(where: { $0.apiVersion == k.apiVersion && $0.kind == k.kind }) { listKinds.append(k) }
+        }
         let namespaces: [String?] = options.namespaceAllow.map { $0.sorted().map(Optional.some) } ?? [nil]
         let lists = listKinds.flatMap { k in namespaces.map { (k.apiVersion, k.kind, $0) } }
         let client = self.client

@@ -29,7 +29,34 @@ public enum ClusterRenderer {
             preconditionFailure("no system for \(spec.apiVersion) \(spec.kind): specs are decoded with the same registry")
         }
         let objects = system.render(any: spec.system, spec.metadata, options: options)
-        return RenderedCluster(spec: spec, system: system, objects: stagedOrder(stampConfigHashes(objects)))
+        // The documents beside the cluster read no configuration of its pods: they are added
+        // after the hashes are stamped.
+        let companions = spec.companions.map { companion($0, spec.metadata) }
+        return RenderedCluster(spec: spec, system: system, objects: stagedOrder(stampConfigHashes(objects) + companions))
+    }
+
+    /// A document beside the cluster, as written, with cairn's inventory labels added (so that it
+    /// is listed, planned and pruned with the cluster), in its kind's stage.
+    static func companion(_ c: CompanionObject, _ cluster: ClusterMetadata) -> RenderedObject {
+        var body = c.body.objectValue ?? JSONObject()
+        var metadata = body["metadata"]?.objectValue ?? JSONObject()
+        var labels = metadata["labels"]?.objectValue ?? JSONObject()
+        labels["app.kubernetes.io/managed-by"] = .string(Kube.managedBy)
+        labels[Kube.clusterLabel] = .string(cluster.name)
+        metadata["labels"] = .object(labels.sortedByKey())
+        body["metadata"] = .object(metadata)
+        // A Service port's protocol, as the API server defaults it: server-side apply keys ports
+        // by port and protocol, and servers before 1.22 refuse a port without one.
+        if c.kind == "Service", var spec = body["spec"]?.objectValue, let ports = spec["ports"]?.arrayValue {
+            spec["ports"] = .array(ports.map { port in
+                guard var p = port.objectValue, p["protocol"] == nil else { return port }
+                p["protocol"] = "TCP"
+                return .object(p)
+            })
+            body["spec"] = .object(spec)
+        }
+        let stage = CompanionObject.kinds[c.kind].flatMap { ApplyStage(rawValue: $0.stage) } ?? .services
+        return RenderedObject(body: .object(body), stage: stage)
     }
 
     /// The objects of several clusters in apply order: every cluster's Secrets and ConfigMaps
@@ -74,13 +101,27 @@ public enum ClusterRenderer {
             }
         }
         var errors: [SpecError] = []
+        // A document beside a cluster named like an object cairn renders for that cluster.
+        var selfColliding: Set<Int> = []
+        for (i, cluster) in rendered.enumerated() where !cluster.spec.companions.isEmpty {
+            var count: [String: Int] = [:]
+            for object in cluster.objects { count[object.reference, default: 0] += 1 }
+            for c in cluster.spec.companions {
+                let key = "\(c.kind)/\(cluster.spec.metadata.namespace)/\(c.name)"
+                guard count[key, default: 0] > 1 else { continue }
+                selfColliding.insert(i)
+                errors.append(SpecError(file: cluster.spec.file, location: c.location, path: "",
+                                        message: "\(c.kind) \(c.name) is an object cairn renders for cluster \(cluster.spec.identity) itself; "
+                                            + "rename the document"))
+            }
+        }
         for (i, keys) in colliding {
             let spec = rendered[i].spec
             errors.append(SpecError(file: spec.file, location: spec.metadata.nameLocation, path: "metadata.name",
                                     message: "cluster \(spec.identity) would render objects another cluster renders too: "
                                         + "\(keys.joined(separator: ", ")); rename one of them"))
         }
-        return (Set(colliding.keys.map { rendered[$0].spec.identity }), errors.sorted())
+        return (Set(colliding.keys.map { rendered[$0].spec.identity } + selfColliding.map { rendered[$0].spec.identity }), errors.sorted())
     }
 
     /// `sha256:<hex>` over the canonical JSON of `{configMapName: data}` for every ConfigMap the

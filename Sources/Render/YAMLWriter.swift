@@ -149,13 +149,13 @@ public enum YAMLWriter {
         }
         let lines = body.split(separator: "\n", omittingEmptySubsequences: false)
         for line in lines {
-            if line.hasSuffix(" ") || line.hasSuffix("\t") { return nil }
+            if let last = line.utf8.last, last == 0x20 || last == 0x09 { return nil }  // bytes: " \u{301}" is one Character
             if line.unicodeScalars.contains(where: {
                 ($0.value < 32 && $0 != "\t") || $0.value == 0x7F || $0 == "\u{FEFF}" || $0 == "\u{85}" || $0 == "\u{2028}" || $0 == "\u{2029}"
                     || (0x80...0x9F).contains($0.value) || $0.value == 0xFFFE || $0.value == 0xFFFF
             }) { return nil }
         }
-        if let first = lines.first, first.hasPrefix(" ") || first.hasPrefix("\t") || first.isEmpty { return nil }
+        if let first = lines.first, first.isEmpty || first.utf8.first == 0x20 || first.utf8.first == 0x09 { return nil }
         let p = String(repeating: " ", count: indent)
         return "|" + chomp + "\n" + lines.map { $0.isEmpty ? "" : p + $0 }.joined(separator: "\n")
     }

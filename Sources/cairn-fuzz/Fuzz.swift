@@ -72,26 +72,45 @@ enum FuzzTarget: String {
     }
 
     /// Any JSON object as EventStoreDB options: the written eventstore.conf reads back, through
-    /// the spec files' YAML reader, as the same keys with the same scalar texts.
+    /// the spec files' YAML reader, as the same keys, sections included, with the same values.
     static func conf(_ bytes: UnsafeBufferPointer<UInt8>) {
         guard case .object(let object)? = try? JSONValue.parse(bytes) else { return }
         // The options a spec can hold: names as the spec's validation allows them (the fuzzer's
         // first find was a 1,300-character key, over YAML's 1,024 limit for implicit keys:
-        // now refused by validation), values scalars or lists of scalars.
-        let flat = JSONObject(object.entries.filter { entry in
-            guard EventStoreSpec.isOptionName(entry.key) else { return false }
-            switch entry.value {
-            case .object: return false
-            case .array(let items): return items.allSatisfy { if case .object = $0 { return false }; if case .array = $0 { return false }; return true }
-            default: return true
-            }
-        })
-        guard !flat.isEmpty else { return }
-        let text = EventStoreConf.write(flat)
-        guard let root = try? SpecFileParser.parse(text, file: "eventstore.conf"), case .mapping(let mapping) = root else {
+        // now refused by validation), values scalars, lists of scalars, or sections of the same.
+        func options(_ o: JSONObject, depth: Int) -> JSONObject {
+            JSONObject(o.entries.compactMap { entry -> (key: String, value: JSONValue)? in
+                guard EventStoreSpec.isOptionName(entry.key) else { return nil }
+                switch entry.value {
+                case .object(let section):
+                    let kept = options(section, depth: depth + 1)
+                    return depth < 4 && !kept.isEmpty ? (entry.key, .object(kept)) : nil
+                case .array(let items):
+                    let scalars = items.allSatisfy { if case .object = $0 { return false }; if case .array = $0 { return false }; return true }
+                    return scalars ? (entry.key, entry.value) : nil
+                case .double(let d) where !d.isFinite:
+                    return nil
+                default:
+                    return (entry.key, entry.value)
+                }
+            })
+        }
+        let written = options(object, depth: 0)
+        guard !written.isEmpty else { return }
+        let text = EventStoreConf.write(written)
+        guard let root = try? SpecFileParser.parse(text, file: "eventstore.conf") else {
             preconditionFailure("eventstore.conf does not read back:\n\(text)")
         }
-        precondition(mapping.entries.map(\.key.text) == flat.keys, "keys changed:\n\(text)")
+        // Numbers are compared as the YAML reader reads them (1.0 and 1 are one number).
+        func normal(_ v: JSONValue) -> JSONValue {
+            switch v {
+            case .int(let i): return .double(Double(i))
+            case .array(let items): return .array(items.map(normal))
+            case .object(let o): return .object(JSONObject(o.entries.map { ($0.key, normal($0.value)) }))
+            default: return v
+            }
+        }
+        precondition(normal(Field.toJSON(root)) == normal(.object(written)), "does not read back as written:\n\(text)")
     }
 
     static let kubeconfigFile = NSTemporaryDirectory() + "cairn-fuzz-kubeconfig-\(getpid()).yaml"

@@ -376,9 +376,9 @@ struct FieldPolicyTableTests {
     }
 }
 
-/// Bug: a file of several documents gave one line and hid every other error. Now each document
-/// beside the cluster is named (not applied: not supported yet), and the cluster's own problems
-/// come with it.
+/// Bug: a file of several documents gave one line and hid every other error. Now the documents
+/// beside the cluster go with it (Secrets, ServiceAccounts, Certificates, Services,
+/// ServiceMonitors, its Namespace), and every problem of the file comes at once.
 @Suite("Several documents in one file")
 struct MultiDocumentTests {
     @Test func everyProblemOfTheFileAtOnce() throws {
@@ -400,13 +400,93 @@ struct MultiDocumentTests {
             kind: KurrentDB
             metadata: {name: es2}
             spec: {}
+            ---
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: extra}
             """
         let errors = specErrors(yaml)
-        #expect(errors.contains("t.yaml:1:1: not supported by cairn yet: several documents in one file; the Secret license here is not applied "
-                                + "with the cluster (apply it separately, or take it out of the file)"), "\(errors)")
-        #expect(errors.contains { $0.hasPrefix("t.yaml:10:13: spec.replicas: must be 1, 3 or 5 (got 2)") }, "the cluster's own error too: \(errors)")
+        #expect(errors.count == 3, "\(errors)")
+        #expect(errors.contains { $0.hasPrefix("t.yaml:10:13: spec.replicas: must be 1, 3 or 5 (got 2)") }, "the cluster's own error: \(errors)")
         #expect(errors.contains { $0.hasPrefix("t.yaml:14:1: a second cluster (KurrentDB es2) in this file") }, "\(errors)")
+        #expect(errors.contains("t.yaml:20:7: kind: not supported by cairn yet: a Deployment beside the cluster; cairn applies Certificate, ConfigMap, "
+                                + "PodMonitor, Secret, Service, ServiceAccount, ServiceMonitor and Namespace documents with it "
+                                + "(apply the Deployment separately, or take it out of the file)"), "\(errors)")
         // The file still names its cluster, so that its live objects are left alone.
         #expect(ClusterSpecLoader.identity(yaml, file: "t.yaml", kinds: SystemRegistry.standard.kinds) == "default/es")
+    }
+
+    static let cluster = """
+        apiVersion: kubernetes.kurrent.io/v1
+        kind: KurrentDB
+        metadata: {name: es, namespace: kurrent}
+        spec:
+          replicas: 1
+          image: eventstore/eventstore:23.10.2-bookworm-slim
+          storage: {resources: {requests: {storage: 1Gi}}}
+
+        """
+
+    @Test func documentsBesideTheClusterAreRenderedWithItsLabels() throws {
+        let yaml = """
+            apiVersion: v1
+            kind: Namespace
+            metadata: {name: kurrent}
+            ---
+            apiVersion: v1
+            kind: Secret
+            metadata: {name: passwords, namespace: kurrent, labels: {team: a}}
+            type: Opaque
+            stringData: {admin: not-a-real-password}
+            ---
+            apiVersion: cert-manager.io/v1
+            kind: Certificate
+            metadata: {name: es-tls}
+            spec: {secretName: es-tls, dnsNames: ["*.kurrent.test"], issuerRef: {name: letsencrypt, kind: Issuer}}
+            ---
+
+            """ + Self.cluster
+        let spec = try loadSpec(yaml)
+        #expect(spec.companions.map { "\($0.kind)/\($0.name)" } == ["Secret/passwords", "Certificate/es-tls"])
+        let notes = spec.notes.map(\.description)
+        #expect(notes.contains { $0.hasPrefix("t.yaml:1:1: the cluster's namespace: cairn creates it when missing") }, "\(notes)")
+        #expect(notes.contains { $0.hasPrefix("t.yaml:5:1: a Secret with its values in git") }, "\(notes)")
+        let objects = try render(yaml)
+        let secret = try #require(object(objects, "Secret", "passwords"))
+        #expect(secret.stage == .secrets)
+        #expect(secret.body["metadata", "labels"] == ["app.kubernetes.io/managed-by": "cairn", "cairn.dev/cluster": "es", "team": "a"])
+        #expect(secret.body["metadata", "namespace"] == "kurrent")
+        #expect(secret.body["stringData", "admin"] == "not-a-real-password")
+        let certificate = try #require(objects.first { $0.kind == "Certificate" })
+        #expect(certificate.apiVersion == "cert-manager.io/v1" && certificate.namespace == "kurrent")
+        #expect(certificate.body["spec", "issuerRef", "name"] == "letsencrypt")
+        // Nothing beside the cluster feeds the pods' configuration hash.
+        let alone = try #require(object(try render(Self.cluster), "StatefulSet", "es"))
+        #expect(object(objects, "StatefulSet", "es")?.body == alone.body)
+    }
+
+    @Test func documentsBesideTheClusterAreChecked() {
+        func errors(_ document: String) -> [String] { specErrors(document + "\n---\n" + Self.cluster) }
+        #expect(errors("apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: other}") == [
+            "t.yaml:3:32: metadata.namespace: is other, but the cluster is in kurrent; what goes with a cluster is in its namespace",
+        ])
+        #expect(errors("apiVersion: v1\nkind: Namespace\nmetadata: {name: other}") == [
+            "t.yaml:3:18: metadata.name: names namespace other, but the cluster is in kurrent; a Namespace beside a cluster is the cluster's own",
+        ])
+        #expect(errors("apiVersion: v1\nkind: Namespace\nmetadata: {name: kurrent, labels: {istio-injection: enabled}}") == [
+            "t.yaml:3:35: metadata.labels: not supported by cairn yet: labels and annotations of a Namespace beside the cluster are not applied "
+                + "(cairn creates the namespace when missing); apply the Namespace separately",
+        ])
+        #expect(errors("apiVersion: monitoring.coreos.com/v1alpha1\nkind: ServiceMonitor\nmetadata: {name: m}") == [
+            "t.yaml:1:13: apiVersion: monitoring.coreos.com/v1alpha1 ServiceMonitor is not applied beside a cluster (accepted: monitoring.coreos.com/v1 ServiceMonitor)",
+        ])
+        #expect(errors("apiVersion: v1\nkind: Service\nmetadata: {name: es, generateName: x}").contains {
+            $0.contains(": metadata.generateName: unknown field")
+        })
+        // Named like an object cairn renders for the cluster: refused, not silently replaced.
+        let state = DesiredState(files: [DesiredState.File(path: "t.yaml", text: "apiVersion: v1\nkind: Service\nmetadata: {name: es}\nspec: {}\n---\n" + Self.cluster)],
+                                 options: RenderOptions())
+        #expect(state.clusters.isEmpty)
+        #expect(state.errors.map(\.description) == ["t.yaml:1:1: Service es is an object cairn renders for cluster kurrent/es itself; rename the document"])
     }
 }

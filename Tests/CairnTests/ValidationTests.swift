@@ -234,10 +234,10 @@ struct ValidationTests {
         ])
     }
 
-    @Test func eventStoreConfigurationIsFlat() {
+    @Test func eventStoreConfigurationIsFlatBefore24_10() {
         let yaml = Self.esdbHead + "  replicas: 1\n  image: eventstore/eventstore:23.10.2\n  configuration:\n    Projections: {run: all}\n    bad-key: 1\n"
         #expect(specErrors(yaml) == [
-            "t.yaml:9:18: spec.configuration.Projections: must be a scalar or a list of scalars (EventStoreDB options are flat)",
+            "t.yaml:9:18: spec.configuration.Projections: is a section (nested options), which EventStoreDB reads from 24.10 on; this image's server (23.10.2) ignores it without a word",
             "t.yaml:10:14: spec.configuration.bad-key: 'bad-key' is not an EventStoreDB option name (PascalCase letters and digits, at most 128, e.g. MaxAppendSize)",
         ])
         // Found by the conf fuzz target: a key over 1,024 characters cannot be read back from
@@ -246,6 +246,83 @@ struct ValidationTests {
         // (YAML's explicit key syntax takes a key of any length.)
         let tooLong = Self.esdbHead + "  replicas: 1\n  image: eventstore/eventstore:23.10.2\n  configuration:\n    ? \(long)\n    : 1\n"
         #expect(specErrors(tooLong).count == 1 && specErrors(tooLong)[0].contains("is not an EventStoreDB option name"), "\(specErrors(tooLong))")
+    }
+
+    /// Bug 5 of #15: the vendor's own archiving example, a nested `configuration`, was refused.
+    @Test func kurrentDBSectionsAreWrittenNested() throws {
+        let yaml = Self.esdbHead + """
+              replicas: 1
+              image: docker.kurrent.io/kurrent-latest/kurrentdb:25.1.0
+              configuration:
+                MaxAppendSize: 2097152
+                Archive:
+                  Enabled: true
+                  RetainAtLeast:
+                    Days: 0
+                    LogicalBytes: 1073741824  # 1GiB
+                  StorageType: S3
+                  S3:
+                    Region: us-west-1
+                    Bucket: my-bucket
+                Licensing:
+                  LicenseKey: not-a-real-key
+                  Extra: [a, "multi\\nline"]
+
+            """
+        let spec = try loadSpec(yaml)
+        #expect(spec.notes.map(\.description) == [
+            "t.yaml:20:19: spec.configuration.Licensing.LicenseKey: looks like a credential: it is written into the cluster's ConfigMap as it is "
+                + "(and it is in git already); anyone who can read ConfigMaps in the namespace can read it",
+        ])
+        let config = try #require(object(try render(yaml), "ConfigMap", "es-config"))
+        let text = try #require(config.body["data", "eventstore.conf"]?.stringValue)
+        #expect(text.contains("""
+            Archive:
+              Enabled: true
+              StorageType: S3
+              RetainAtLeast:
+                Days: 0
+                LogicalBytes: 1073741824
+              S3:
+                Bucket: my-bucket
+                Region: us-west-1
+            Licensing:
+              LicenseKey: not-a-real-key
+              Extra:
+                - a
+                - |-
+                  multi
+                  line
+            MaxAppendSize: 2097152
+
+            """), "\(text)")
+        // What the server reads back is what the spec says.
+        guard case .mapping(let read) = try SpecFileParser.parse(text, file: "kurrentdb.conf") else { Issue.record("not a mapping"); return }
+        let archive = try #require(read["Archive"])
+        #expect(Field.toJSON(archive) == ["Enabled": true, "StorageType": "S3", "RetainAtLeast": ["Days": 0, "LogicalBytes": 1073741824],
+                                         "S3": ["Bucket": "my-bucket", "Region": "us-west-1"]])
+        #expect(read["Licensing"].map(Field.toJSON) == ["LicenseKey": "not-a-real-key", "Extra": ["a", "multi\nline"]])
+    }
+
+    @Test func kurrentDBSectionsAreCheckedWhereTheServerDoesNot() {
+        func errors(_ image: String, _ configuration: String) -> [String] {
+            specErrors(Self.esdbHead + "  replicas: 1\n  image: \(image)\n  configuration:\n" + configuration)
+        }
+        #expect(errors("docker.kurrent.io/kurrent-latest/kurrentdb:25.0.1",
+                       "    Archive:\n      Enabled: true\n      StorageType: Azure\n      Retain: {Days: 1}\n") == [
+            "t.yaml:10:7: spec.configuration.Archive.RetainAtLeast: is required",
+            "t.yaml:11:20: spec.configuration.Archive.StorageType: 'Azure' is not a storage type of this server (25.0.1): FileSystemDevelopmentOnly, S3",
+            "t.yaml:12:7: spec.configuration.Archive.Retain: unknown field (known fields here: Enabled, FileSystem, RetainAtLeast, S3, StorageType)",
+        ])
+        #expect(errors("docker.kurrent.io/kurrent-latest/kurrentdb:26.0.1",
+                       "    Archive: {Enabled: true, StorageType: GCP, GCP: {Bucket: b}, RetainAtLeast: {Days: 1, LogicalBytes: 0}}\n") == [])
+        #expect(errors("eventstore/eventstore:24.10.0", "    Archive: {Enabled: false}\n") == [
+            "t.yaml:9:14: spec.configuration.Archive: archiving came with KurrentDB 25.0; this image's server (24.10.0) has no Archive section",
+        ])
+        #expect(errors("eventstore/eventstore:24.10.0", "    MaxAppendSize: 1\n    MaxAppendSIZE: 2\n    Plugin: {bad-key: 1, Ok: {Deeper: [x]}}\n") == [
+            "t.yaml:10:20: spec.configuration.MaxAppendSIZE: sets the same option as MaxAppendSize: the server reads option names ignoring case",
+            "t.yaml:11:23: spec.configuration.Plugin.bad-key: 'bad-key' is not an option name (PascalCase letters and digits, at most 128)",
+        ])
     }
 
     @Test func loadBalancerRangesAreCIDRs() {

@@ -1,7 +1,8 @@
 public import ClusterSpecs
 
-/// The serialiser of `eventstore.conf` (and `kurrentdb.conf`): a flat YAML mapping of option
-/// names to scalars or lists of scalars, the only shapes EventStoreDB options take.
+/// The serialiser of `eventstore.conf` (and `kurrentdb.conf`): a YAML mapping of option names
+/// to scalars or lists of scalars, and (24.10 and later) sections: mappings of the same, nested
+/// (`Archive: {Enabled: true, S3: {...}}`), indented by two spaces per level.
 ///
 /// Its output is frozen: the config hash on every EventStoreDB pod template is computed over
 /// it, so any change to a byte it writes restarts every EventStoreDB pod of every fleet on
@@ -11,20 +12,30 @@ public import ClusterSpecs
 public enum EventStoreConf {
     public static func write(_ options: JSONObject) -> String {
         var out = ""
-        for (key, value) in options.entries {
-            out += plainOrQuoted(key)
-            switch value {
-            case .array(let items) where !items.isEmpty:
-                out += ":\n"
-                for item in items { out += "- " + scalar(item) + "\n" }
-            default:
-                out += ": " + scalar(value) + "\n"
-            }
-        }
+        write(options, indent: "", into: &out)
         return out
     }
 
-    private static func scalar(_ value: JSONValue) -> String {
+    private static func write(_ options: JSONObject, indent: String, into out: inout String) {
+        for (key, value) in options.entries {
+            out += indent + plainOrQuoted(key)
+            switch value {
+            case .array(let items) where !items.isEmpty:
+                out += ":\n"
+                // Top-level list items stay at column 0 (the frozen form); in a section they
+                // are indented under their key.
+                let itemIndent = indent.isEmpty ? "" : indent + "  "
+                for item in items { out += itemIndent + "- " + scalar(item, indent: itemIndent + "  ") + "\n" }
+            case .object(let section) where !section.isEmpty:
+                out += ":\n"
+                write(section, indent: indent + "  ", into: &out)
+            default:
+                out += ": " + scalar(value, indent: indent + "  ") + "\n"
+            }
+        }
+    }
+
+    private static func scalar(_ value: JSONValue, indent: String) -> String {
         switch value {
         case .null: return "null"
         case .bool(let b): return b ? "true" : "false"
@@ -34,7 +45,7 @@ public enum EventStoreConf {
             if d.isInfinite { return d > 0 ? ".inf" : "-.inf" }
             if d == d.rounded(), abs(d) < 1e15 { return String(Int(d)) + ".0" }
             return "\(d)"
-        case .string(let s): return plainOrQuoted(s, block: true)
+        case .string(let s): return plainOrQuoted(s, block: true, indent: indent)
         case .array: return "[]"
         case .object: return "{}"
         }
@@ -43,16 +54,17 @@ public enum EventStoreConf {
     /// Plain when every YAML 1.1 and 1.2 reader reads it back as this string; a literal block
     /// (`|`, `|-`) for a value of several lines that one can hold exactly; else double-quoted
     /// with JSON escapes.
-    private static func plainOrQuoted(_ s: String, block: Bool = false) -> String {
+    private static func plainOrQuoted(_ s: String, block: Bool = false, indent: String = "  ") -> String {
         if plain(Array(s.utf8)) { return s }
-        if block, s.utf8.contains(10), let literal = literalBlock(s) { return literal }
+        if block, s.utf8.contains(10), let literal = literalBlock(s, indent: indent) { return literal }
         var out = ""
         JSONValue.writeYAMLDoubleQuoted(s, into: &out)
         return out
     }
 
-    /// Lines indented by two spaces, the indentation of a value under a top-level key or list item.
-    private static func literalBlock(_ s: String) -> String? {
+    /// Lines indented by `indent`: two spaces for a value under a top-level key or list item,
+    /// two more per section level.
+    private static func literalBlock(_ s: String, indent: String) -> String? {
         var body = Substring(s)
         var chomp = "-"
         if body.hasSuffix("\n") {
@@ -62,14 +74,14 @@ public enum EventStoreConf {
         }
         let lines = body.split(separator: "\n", omittingEmptySubsequences: false)
         for line in lines {
-            if line.hasSuffix(" ") || line.hasSuffix("\t") { return nil }
+            if let last = line.utf8.last, last == 0x20 || last == 0x09 { return nil }  // bytes: " \u{301}" is one Character
             if line.unicodeScalars.contains(where: {
                 ($0.value < 32 && $0 != "\t") || $0.value == 0x7F || $0 == "\u{FEFF}" || $0 == "\u{85}" || $0 == "\u{2028}" || $0 == "\u{2029}"
                     || (0x80...0x9F).contains($0.value) || $0.value == 0xFFFE || $0.value == 0xFFFF
             }) { return nil }
         }
-        if let first = lines.first, first.hasPrefix(" ") || first.hasPrefix("\t") || first.isEmpty { return nil }
-        return "|" + chomp + "\n" + lines.map { $0.isEmpty ? "" : "  " + $0 }.joined(separator: "\n")
+        if let first = lines.first, first.isEmpty || first.utf8.first == 0x20 || first.utf8.first == 0x09 { return nil }
+        return "|" + chomp + "\n" + lines.map { $0.isEmpty ? "" : indent + $0 }.joined(separator: "\n")
     }
 
     private static let yaml11Words: Set<String> = ["y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"]

@@ -68,9 +68,11 @@ public struct EventStoreSpec: SystemSpec {
             }
             var image: String?
             var dialect: EventStoreDialect?
+            var version: ImageVersion?
             if let f = s.required("image"), let i = f.nonEmptyString {
                 image = i
                 if let v = ImageVersion(image: i) {
+                    version = v
                     dialect = EventStoreDialect(version: v)
                     if dialect == nil {
                         f.fail("EventStoreDB \(v) is not supported; cairn renders configuration for 20.10 and later")
@@ -128,8 +130,9 @@ public struct EventStoreSpec: SystemSpec {
             }
             var configuration: [String: JSONValue] = [:]
             if let c = s["configuration"], let entries = c.entries({ key, v -> JSONValue? in
-                validateConfigurationKey(key, value: v, dialect: dialect)
+                validateConfigurationKey(key, value: v, dialect: dialect, version: version)
             }) {
+                checkCaseCollisions(c)
                 for (k, v) in entries { configuration[k] = v }
             }
             let constraints = s["constraints"].flatMap { decodeConstraints($0, cluster: metadata?.name) } ?? PodConstraints()
@@ -152,7 +155,28 @@ public struct EventStoreSpec: SystemSpec {
         key.count <= 128 && key.first.map { $0.isUppercase } == true && key.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) }
     }
 
-    private static func validateConfigurationKey(_ key: String, value: Field, dialect: EventStoreDialect?) -> JSONValue? {
+    /// The first server version that reads sections (nested mappings) from its configuration
+    /// file: 24.10 moved to a YAML reader that keeps them (as `Section:Key`); earlier versions
+    /// drop them without a word.
+    static let sectionsSince = ImageVersion([24, 10])
+
+    /// The server reads option names ignoring case: two keys that differ only in case are one
+    /// option set twice, which the server refuses (or, before 24.10, merges).
+    private static func checkCaseCollisions(_ field: Field) {
+        guard let m = field.mapping else { return }
+        var seen: [String: String] = [:]
+        for entry in m.entries {
+            let folded = entry.key.text.lowercased()
+            if let first = seen[folded] {
+                field.child(entry.key.text, entry.value)
+                    .fail("sets the same option as \(first): the server reads option names ignoring case")
+            } else {
+                seen[folded] = entry.key.text
+            }
+        }
+    }
+
+    private static func validateConfigurationKey(_ key: String, value: Field, dialect: EventStoreDialect?, version: ImageVersion?) -> JSONValue? {
         guard isOptionName(key) else {
             value.fail("'\(key)' is not an EventStoreDB option name (PascalCase letters and digits, at most 128, e.g. MaxAppendSize)")
             return nil
@@ -165,20 +189,114 @@ public struct EventStoreSpec: SystemSpec {
             value.fail(problem)
             return nil
         }
+        noteSecret(key, value)
+        if case .mapping = value.node {
+            guard let version else { return nil }  // the image's error says why
+            guard version >= sectionsSince else {
+                value.fail("is a section (nested options), which EventStoreDB reads from 24.10 on; this image's server (\(version)) "
+                           + "ignores it without a word")
+                return nil
+            }
+            if key == "Archive" { return validateArchive(value, version: version) }
+            return validateSection(value)
+        }
+        return validateOptionValue(value)
+    }
+
+    /// A scalar, or a list of scalars.
+    private static func validateOptionValue(_ value: Field) -> JSONValue? {
         switch value.node {
         case .mapping:
-            value.fail("must be a scalar or a list of scalars (EventStoreDB options are flat)")
+            value.fail("must be a scalar or a list of scalars")
             return nil
         case .sequence(let s):
             for item in s.items {
                 if case .scalar = item { continue }
-                value.fail("must be a scalar or a list of scalars (EventStoreDB options are flat)")
+                value.fail("must be a scalar or a list of scalars")
                 return nil
             }
         case .scalar(let sc):
             if sc.resolved == .null { value.fail("must have a value"); return nil }
         }
         return value.json
+    }
+
+    /// A section of a plugin or feature (24.10 and later): option names, each a value or a
+    /// section of its own. The server does not check the keys of sections (a typo there is
+    /// ignored): cairn checks their form only, and the archive's keys in full.
+    private static func validateSection(_ field: Field) -> JSONValue? {
+        checkCaseCollisions(field)
+        let entries = field.entries { key, value -> JSONValue? in
+            guard isOptionName(key) else {
+                value.fail("'\(key)' is not an option name (PascalCase letters and digits, at most 128)")
+                return nil
+            }
+            if case .mapping = value.node { return validateSection(value) }
+            noteSecret(key, value)
+            return validateOptionValue(value)
+        }
+        return entries.map { .object(JSONObject($0)) }
+    }
+
+    /// An option that looks like a credential goes into the cluster's ConfigMap as written, like
+    /// every option: said, so that nobody takes the file for a safe place.
+    private static func noteSecret(_ key: String, _ value: Field) {
+        let lower = key.lowercased()
+        guard ["password", "secret", "licensekey", "connectionstring", "token"].contains(where: lower.contains) else { return }
+        value.note("looks like a credential: it is written into the cluster's ConfigMap as it is (and it is in git already); "
+                   + "anyone who can read ConfigMaps in the namespace can read it")
+    }
+
+    /// `Archive` (KurrentDB 25.0 and later): the server ignores a misspelt key in it, and starts
+    /// without archiving, so every key is checked here.
+    private static func validateArchive(_ field: Field, version: ImageVersion) -> JSONValue? {
+        guard version >= ImageVersion([25, 0]) else {
+            field.fail("archiving came with KurrentDB 25.0; this image's server (\(version)) has no Archive section")
+            return nil
+        }
+        var storageTypes = ["FileSystemDevelopmentOnly", "S3"]
+        var stores: [String: [String]] = ["FileSystem": ["Path"], "S3": ["Bucket", "Region"]]
+        if version >= ImageVersion([26, 0]) {
+            storageTypes += ["Azure", "GCP"]
+            stores["Azure"] = ["Container", "ConnectionStringOrServiceUrl", "UserAssignedClientId", "Authentication"]
+            stores["GCP"] = ["Bucket"]
+        }
+        return field.object { a -> JSONValue? in
+            var out: [(key: String, value: JSONValue)] = []
+            var enabled = false
+            if let f = a["Enabled"], let b = f.bool { enabled = b; out.append((key: "Enabled", value: .bool(b))) }
+            if let f = a["StorageType"], let t = f.nonEmptyString {
+                if storageTypes.contains(t) {
+                    out.append((key: "StorageType", value: .string(t)))
+                } else {
+                    f.fail("'\(t)' is not a storage type of this server (\(version)): \(storageTypes.joined(separator: ", "))")
+                }
+            } else if enabled, !a.has("StorageType") {
+                _ = a.required("StorageType")
+            }
+            let retain = enabled ? a.required("RetainAtLeast") : a["RetainAtLeast"]
+            if let r = retain, let value = r.object({ r -> JSONValue? in
+                var o: [(key: String, value: JSONValue)] = []
+                for key in ["Days", "LogicalBytes"] {
+                    if let f = r.required(key), let n = f.int(atLeast: 0, atMost: Int.max) { o.append((key: key, value: .int(n))) }
+                }
+                return .object(JSONObject(o))
+            }) { out.append((key: "RetainAtLeast", value: value)) }
+            for (store, keys) in stores.sorted(by: { $0.key < $1.key }) {
+                guard let f = a[store], let value = f.object({ st -> JSONValue? in
+                    var o: [(key: String, value: JSONValue)] = []
+                    for key in keys {
+                        if let v = st[key], let text = v.scalarText {
+                            noteSecret(key, v)
+                            o.append((key: key, value: .string(text)))
+                        }
+                    }
+                    return .object(JSONObject(o))
+                }) else { continue }
+                out.append((key: store, value: value))
+            }
+            return .object(JSONObject(out))
+        }
     }
 
     private static func decodeStorage(_ field: Field) -> Storage? {

@@ -1,0 +1,136 @@
+import ClusterSpecs
+import Foundation
+import KubeAPI
+import Testing
+
+/// The documents beside a cluster in its spec file (upstream examples have a Secret, a
+/// Certificate, a ServiceMonitor next to the cluster) applied with it, against the real control
+/// plane: labelled as the cluster's, unchanged on the next pass, pruned when taken out; a kind
+/// the API server does not serve is that cluster's clear error and no one else's.
+@Suite("Documents beside a cluster, applied", .enabled(if: !ControlPlane.skip))
+struct CompanionTests {
+    let plane: ControlPlane
+    let ns = "companion-\(UInt32.random(in: 0...UInt32.max))"
+    let dir = TemporaryDirectory("cairn-companions")
+
+    init() throws {
+        plane = try ControlPlane.shared()
+    }
+
+    /// The Prometheus operator's ServiceMonitor as a CustomResourceDefinition that keeps any
+    /// field: the test control plane has no Prometheus operator. (cert-manager's Certificate is
+    /// left unregistered on purpose.)
+    static func registerServiceMonitor(_ client: KubeClient) async throws {
+        let crd: JSONValue = [
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": ["name": "servicemonitors.monitoring.coreos.com"],
+            "spec": [
+                "group": "monitoring.coreos.com", "scope": "Namespaced",
+                "names": ["plural": "servicemonitors", "singular": "servicemonitor", "kind": "ServiceMonitor", "listKind": "ServiceMonitorList"],
+                "versions": [["name": "v1", "served": true, "storage": true,
+                              "schema": ["openAPIV3Schema": ["type": "object", "x-kubernetes-preserve-unknown-fields": true]]]],
+            ],
+        ]
+        _ = try await client.apply(crd, fieldManager: "cairn-test")
+        for _ in 0..<100 {
+            await client.forgetDiscovery()
+            if try await client.serves("monitoring.coreos.com/v1") {
+                // Served in discovery; wait until the resource itself answers too.
+                if (try? await client.list(apiVersion: "monitoring.coreos.com/v1", kind: "ServiceMonitor", namespace: "default")) != nil { return }
+            }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        throw CommandFailed(description: "the ServiceMonitor CustomResourceDefinition never became established")
+    }
+
+    func write(_ files: [String: String?]) throws {
+        for (name, text) in files {
+            if let text { try text.write(toFile: dir.file(name), atomically: true, encoding: .utf8) } else { try FileManager.default.removeItem(atPath: dir.file(name)) }
+        }
+    }
+
+    func apply() throws -> (ProcessResult, JSONValue?) {
+        let r = try run(CLITests.binary, ["apply", dir.path, "--kubeconfig", plane.kubeconfig, "--namespace-allow", ns, "-o", "json"])
+        return (r, try? JSONValue.parse(Array(r.stdout.utf8)))
+    }
+
+    func withMonitor(_ monitor: Bool) -> String {
+        """
+        apiVersion: v1
+        kind: Secret
+        metadata: {name: a-passwords}
+        type: Opaque
+        stringData: {admin: not-a-real-password}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: a-metrics, labels: {app: a-metrics}}
+        spec:
+          ports: [{name: http, port: 2113, targetPort: 2113}]
+          selector: {app.kubernetes.io/instance: a}
+        ---
+
+        """ + (monitor ? """
+        apiVersion: monitoring.coreos.com/v1
+        kind: ServiceMonitor
+        metadata: {name: a-monitor}
+        spec:
+          endpoints: [{port: http, interval: 15s}]
+          selector: {matchLabels: {app: a-metrics}}
+        ---
+
+        """ : "") + IsolationTests.esdb("a", namespace: ns)
+    }
+
+    @Test func appliedWithTheClusterPrunedWhenTakenOutAndAnUnservedKindFailsOnlyItsCluster() async throws {
+        let client = try plane.client()
+        defer { Task { await client.shutdown() } }
+        try await Self.registerServiceMonitor(client)
+        try write([
+            "a.yaml": withMonitor(true),
+            "b.yaml": """
+                apiVersion: cert-manager.io/v1
+                kind: Certificate
+                metadata: {name: b-tls}
+                spec: {secretName: b-tls, dnsNames: [b.example], issuerRef: {name: letsencrypt, kind: Issuer}}
+                ---
+
+                """ + IsolationTests.esdb("b", namespace: ns),
+            "c.yaml": IsolationTests.esdb("c", namespace: ns),
+        ])
+        let (first, json) = try apply()
+        #expect(first.status == 1, "b's Certificate cannot be applied: \(first.stderr)")
+        let a = IsolationTests.actions(IsolationTests.cluster(json, "\(ns)/a"))
+        for object in ["Secret/\(ns)/a-passwords", "Service/\(ns)/a-metrics", "ServiceMonitor/\(ns)/a-monitor", "StatefulSet/\(ns)/a"] {
+            #expect(a[object] == "created", "\(object): \(a) \(first.stderr.suffix(1500)) \(first.stdout.prefix(1500))")
+        }
+        let b = try #require(IsolationTests.cluster(json, "\(ns)/b"))
+        #expect(IsolationTests.actions(b)["Certificate/\(ns)/b-tls"] == "failed", "\(b)")
+        #expect(b.canonicalJSON().contains("install the CustomResourceDefinition of Certificate first"), "\(b.canonicalJSON())")
+        #expect(IsolationTests.actions(b)["StatefulSet/\(ns)/b"] == nil, "b stopped at its Certificate")
+        #expect(IsolationTests.actions(IsolationTests.cluster(json, "\(ns)/c"))["StatefulSet/\(ns)/c"] == "created")
+        // No Secret value in what apply prints.
+        #expect(!first.stdout.contains("not-a-real-password") && !first.stderr.contains("not-a-real-password"))
+
+        // Live: as written, with the cluster's labels.
+        let monitor = try await client.get(ObjectReference(apiVersion: "monitoring.coreos.com/v1", kind: "ServiceMonitor", namespace: ns, name: "a-monitor"))
+        #expect(monitor["metadata", "labels", "cairn.dev/cluster"] == "a")
+        #expect(monitor["spec", "selector", "matchLabels", "app"] == "a-metrics")
+        let service = try await client.get(ObjectReference(apiVersion: "v1", kind: "Service", namespace: ns, name: "a-metrics"))
+        #expect(service["metadata", "labels"] == ["app": "a-metrics", "app.kubernetes.io/managed-by": "cairn", "cairn.dev/cluster": "a"])
+
+        // The next pass finds nothing to do for a (the server's defaults are no difference).
+        let (_, again) = try apply()
+        let unchanged = IsolationTests.actions(IsolationTests.cluster(again, "\(ns)/a"))
+        #expect(unchanged.values.allSatisfy { $0 == "unchanged" }, "\(unchanged)")
+
+        // Taken out of the file: pruned; the rest stays.
+        try write(["a.yaml": withMonitor(false)])
+        let (_, pruned) = try apply()
+        #expect(IsolationTests.actions(IsolationTests.cluster(pruned, "\(ns)/a"))["ServiceMonitor/\(ns)/a-monitor"] == "pruned"
+                    || (pruned?["objects"]?.arrayValue ?? []).contains { $0["object"] == .string("ServiceMonitor/\(ns)/a-monitor") && $0["action"] == "pruned" },
+                "\(pruned?.canonicalJSON() ?? "")")
+        #expect((try? await client.get(ObjectReference(apiVersion: "monitoring.coreos.com/v1", kind: "ServiceMonitor", namespace: ns, name: "a-monitor"))) == nil)
+        #expect(try await client.get(ObjectReference(apiVersion: "v1", kind: "Secret", namespace: ns, name: "a-passwords"))["metadata", "name"] != nil)
+    }
+}
