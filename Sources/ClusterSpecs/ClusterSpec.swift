@@ -142,6 +142,7 @@ package enum ClusterSpecLoader {
         let top = Field(node: root, path: "", diagnostics: diagnostics)
         let spec = decode(top, systems: systems)
         var companions: [CompanionObject] = []
+        var seen: [String: Location] = [:]
         for doc in parsed.documents where doc.location != root.location {
             let policies = diagnostics.policies
             diagnostics.policies = [:]  // the cluster's field policies are not the document's
@@ -153,7 +154,13 @@ package enum ClusterSpecLoader {
                 field.fail("a second cluster (\(k.text)\(name)) in this file; a spec file holds exactly one cluster")
                 continue
             }
-            if let c = decodeCompanion(field, namespace: spec?.metadata.namespace) { companions.append(c) }
+            guard let c = decodeCompanion(field, namespace: spec?.metadata.namespace) else { continue }
+            if let first = seen["\(c.kind)/\(c.name)"] {
+                field.fail("\(c.kind) \(c.name) is also the document at line \(first.line); each object once")
+                continue
+            }
+            seen["\(c.kind)/\(c.name)"] = c.location
+            companions.append(c)
         }
         if !diagnostics.errors.isEmpty || spec == nil {
             let errors = diagnostics.errors.isEmpty
@@ -231,6 +238,24 @@ package enum ClusterSpecLoader {
             for entry in o.mapping.entries where !["apiVersion", "kind", "metadata", "status"].contains(entry.key.text) {
                 body[entry.key.text] = Field.toJSON(entry.value)
                 o.ignore(entry.key.text)
+            }
+            // A Secret's stringData as the data the server stores (base64): the live object has
+            // only `data`, so a changed value is seen and applied.
+            if kind == "Secret", let strings = body["stringData"] {
+                var data = body["data"]?.objectValue ?? JSONObject()
+                guard let entries = strings.objectValue else {
+                    o.required("stringData")?.fail("must be a mapping of keys to strings")
+                    return nil
+                }
+                for (key, value) in entries.entries {
+                    guard let text = value.stringValue else {
+                        o.required("stringData")?.fail("\(key): must be a string (quote it)")
+                        return nil
+                    }
+                    data[key] = .string(SpecFiles.base64(text))
+                }
+                body["stringData"] = nil
+                body["data"] = .object(data.sortedByKey())
             }
             if kind == "Secret", o.has("data") || o.has("stringData") {
                 field.note("a Secret with its values in git: cairn applies it as written, and anyone who can read the repository can read them; "

@@ -135,6 +135,34 @@ extension Field {
         }
     }
 
+    /// A container a spec adds to the pod (sidecars, init containers): a Kubernetes container,
+    /// applied as written (the API server checks its fields), with a name of its own in the pod
+    /// (`names`: the names taken so far, each with why) and an image.
+    package func extraContainer(names: inout [String: String]) -> JSONValue? {
+        guard let m = mapping else { return nil }
+        var ok = true
+        if case .scalar(let n)? = m["name"], n.resolved != .null {
+            let field = child("name", .scalar(n))
+            if !Names.isDNS1123Label(n.text) {
+                field.fail("'\(n.text)' is not a container name (lowercase letters, digits and '-', at most 63)")
+                ok = false
+            } else if let taken = names[n.text] {
+                field.fail(taken)
+                ok = false
+            } else {
+                names[n.text] = "another container of the pod is named '\(n.text)'"
+            }
+        } else {
+            diagnostics.report(m.location, Field.join(path, "name"), "is required")
+            ok = false
+        }
+        if case .scalar(let i)? = m["image"], !i.text.isEmpty, i.resolved != .null {} else {
+            diagnostics.report(m.location, Field.join(path, "image"), "is required")
+            ok = false
+        }
+        return ok ? json : nil
+    }
+
     /// A container's `securityContext` (Kubernetes' SecurityContext), checked field by field and
     /// kept as written: the API server stores it without defaults.
     package var securityContext: JSONValue? {

@@ -73,3 +73,10 @@ public enum SpecFiles {
         return text
     }
 }
+
+extension SpecFiles {
+    /// Standard base64 of a string's UTF-8 (a Secret's `data` from its `stringData`).
+    package static func base64(_ text: String) -> String {
+        Data(text.utf8).base64EncodedString()
+    }
+}

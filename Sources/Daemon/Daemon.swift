@@ -141,7 +141,7 @@ public actor Daemon {
         metrics.set(.leader, leads ? 1 : 0)
         if leads != wasLeader {
             wasLeader = leads
-            if leads { lastSeen = nil; lastResync = ContinuousClock.now - configuration.resync; follower.checkNow() }
+            if leads { lastSeen = nil; lastResync = ContinuousClock.now - configuration.resync; follower.invalidate() }
         }
         guard leads else { return }
         // Nothing fetched yet (the first check is under way, or failing: the follower says why).

@@ -35,6 +35,8 @@ public actor GitFollower: Service {
     private nonisolated let published = Mutex<GitOID?>(nil)
     /// The remote's head as of the last check that fetched it.
     private var fetched: GitOID?
+    /// Counts mirror repairs: a check that started before one drops what it fetched.
+    private var repairs = 0
     private let wakeup = Wakeup()
 
     init(configuration: Configuration, mirror: Mirror, log: Logging.Logger, metrics: Metrics,
@@ -49,6 +51,13 @@ public actor GitFollower: Service {
 
     /// A head check at once, instead of at the end of the interval.
     public nonisolated func checkNow() { wakeup.signal() }
+
+    /// Forgets the last fetched commit (`latest` is nil until the next check has fetched): a
+    /// new leader must not act on what it fetched before it lost the lease.
+    public nonisolated func invalidate() {
+        published.withLock { $0 = nil }
+        wakeup.signal()
+    }
 
     /// Until a graceful shutdown, which ends a wait or a git operation under way at once.
     public func run() async throws {
@@ -89,7 +98,8 @@ public actor GitFollower: Service {
         guard let remote else {
             throw GitError(.notFound, operation: "check \(configuration.branch)", message: "the remote has no branch \(configuration.branch)")
         }
-        guard remote != fetched else { return }
+        guard remote != fetched || latest == nil else { return }
+        let generation = repairs
         let fetchStart = ContinuousClock.now
         let branch = configuration.branch
         let commit = try await git { mirror throws(GitError) in
@@ -97,6 +107,8 @@ public actor GitFollower: Service {
             return try mirror.resolve(ref)
         }
         metrics.observe(.gitFetchSeconds, ContinuousClock.now - fetchStart)
+        // A repair meanwhile (the loop's, after a failed read) emptied the mirror: fetch again.
+        guard generation == repairs else { return }
         fetched = remote
         let changed = published.withLock { latest in
             defer { latest = commit }
@@ -118,6 +130,7 @@ public actor GitFollower: Service {
         guard let damage = try? await git({ $0.damage(refs: refs) }) else { return false }
         do {
             let aside = try await git { mirror throws(GitError) in try mirror.moveAsideAndRecreate() }
+            repairs += 1
             metrics.increment(.mirrorRepairs)
             log.error("the git mirror in the cache directory is damaged; moved it aside, cloning afresh",
                       ["damage": damage, "moved_to": aside, "mirror": mirror.path, "error": "\(error)"])

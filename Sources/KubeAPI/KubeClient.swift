@@ -425,7 +425,8 @@ actor DiscoveryCache {
         } catch {
             guard error.reason == .notFound else { throw error }
             throw KubeError(reason: .notFound, operation: "discover", object: "\(apiVersion) \(kind)",
-                            message: "the server does not serve \(apiVersion) at all: install the CustomResourceDefinition of \(kind) first")
+                            message: "the server does not serve \(apiVersion) at all"
+                                + (apiVersion.contains(".") && !apiVersion.contains(".k8s.io/") ? ": install the CustomResourceDefinition of \(kind) first" : ""))
         }
         var kinds: [String: Resource] = [:]
         for r in list["resources"]?.arrayValue ?? [] {

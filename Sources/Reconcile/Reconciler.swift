@@ -177,6 +177,21 @@ public struct Reconciler: Sendable {
                     results.append(ObjectResult(reference: Self.key(o), action: .kept, detail: "generated credentials are never pruned", cluster: cluster))
                     continue
                 }
+                // A Secret from a spec file may hold the only copy of a password the data was
+                // written with: cairn never deletes one (nor may it, by deploy/'s RBAC).
+                if o["kind"]?.stringValue == "Secret" {
+                    results.append(ObjectResult(reference: Self.key(o), action: .kept,
+                                                detail: "cairn never deletes a Secret; delete it by hand once nothing needs it", cluster: cluster))
+                    continue
+                }
+                // A StatefulSet its cluster no longer renders (a rack or group taken out): deleting
+                // it would stop all its pods at once, past the PDB and the rollout order.
+                if o["kind"]?.stringValue == "StatefulSet", let cluster, valid.contains(cluster) {
+                    results.append(ObjectResult(reference: Self.key(o), action: .kept,
+                                                detail: "no longer rendered for its cluster, which is still there: scale it down and delete it by hand "
+                                                    + "(cairn does not stop all its pods at once)", cluster: cluster))
+                    continue
+                }
                 if options.dryRun {
                     results.append(ObjectResult(reference: Self.key(o), action: .pruned, detail: "dry run", cluster: cluster))
                     continue
@@ -293,6 +308,7 @@ public struct Reconciler: Sendable {
         }
         let slimming = transform
         // (A typed-throws do/catch inside the task closure miscompiles with Swift 6.3.1: plain catch.)
+        let optional = Set(CompanionObject.optionalKinds.map { "\($0.apiVersion) \($0.kind)" })
         let listed = await withTaskGroup(of: Listed.self) { group in
             for (index, list) in lists.enumerated() {
                 group.addTask {
@@ -312,6 +328,9 @@ public struct Reconciler: Sendable {
         }
         var live: [JSONValue] = []
         for r in listed {
+            // An optional kind cairn may not list (deploy/'s RBAC narrowed) is left out: its
+            // objects are neither planned against nor pruned, and applying one is its cluster's error.
+            if let error = r.error, error.reason == .forbidden, optional.contains("\(lists[r.index].0) \(lists[r.index].1)") { continue }
             if let error = r.error { throw error }
             live += r.objects
         }

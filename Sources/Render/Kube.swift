@@ -122,6 +122,25 @@ enum Kube {
         }
     }
 
+    /// A container from a spec, as written, with what the API server defaults in its stored
+    /// form (so that an unchanged one diffs clean): the termination message settings, the pull
+    /// policy by tag, empty resources, and TCP on its ports.
+    static func userContainer(_ container: JSONValue) -> JSONValue {
+        guard var c = container.objectValue else { return container }
+        if c["terminationMessagePath"] == nil { c["terminationMessagePath"] = "/dev/termination-log" }
+        if c["terminationMessagePolicy"] == nil { c["terminationMessagePolicy"] = "File" }
+        if c["imagePullPolicy"] == nil, let image = c["image"]?.stringValue { c["imagePullPolicy"] = .string(imagePullPolicy(image)) }
+        if c["resources"] == nil { c["resources"] = .object(JSONObject()) }
+        if let ports = c["ports"]?.arrayValue {
+            c["ports"] = .array(ports.map { port in
+                guard var p = port.objectValue, p["protocol"] == nil else { return port }
+                p["protocol"] = "TCP"
+                return .object(p)
+            })
+        }
+        return .object(c)
+    }
+
     static func mount(_ name: String, _ path: String, readOnly: Bool = false) -> JSONValue {
         var o: JSONObject = ["name": .string(name), "mountPath": .string(path)]
         if readOnly { o["readOnly"] = true }
@@ -149,6 +168,9 @@ enum Kube {
     struct PodSpec {
         var containers: [Container]
         var initContainers: [Container] = []
+        /// Containers from a spec, as written (`userContainer`), after cairn's own.
+        var extraContainers: [JSONValue] = []
+        var extraInitContainers: [JSONValue] = []
         var volumes: [JSONValue] = []
         var serviceAccountName: String?
         var terminationGracePeriodSeconds = 30
@@ -160,8 +182,9 @@ enum Kube {
 
         var json: JSONValue {
             var o = JSONObject()
-            if !initContainers.isEmpty { o["initContainers"] = .array(initContainers.map(\.json)) }
-            o["containers"] = .array(containers.map(\.json))
+            let inits = initContainers.map(\.json) + extraInitContainers
+            if !inits.isEmpty { o["initContainers"] = .array(inits) }
+            o["containers"] = .array(containers.map(\.json) + extraContainers)
             if !volumes.isEmpty { o["volumes"] = .array(volumes) }
             o["restartPolicy"] = "Always"
             o["terminationGracePeriodSeconds"] = .int(terminationGracePeriodSeconds)

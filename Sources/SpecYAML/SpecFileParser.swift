@@ -91,6 +91,8 @@ private struct Composer {
         let anchor: String?
         /// Nodes in the container so far, itself included.
         var size = 1
+        /// Levels of containers from this one down (1: only scalars in it).
+        var height = 1
         /// Mappings merged in with `<<`, in order (the first one's keys win).
         var merged: [SpecNode.Mapping] = []
 
@@ -102,7 +104,7 @@ private struct Composer {
     }
 
     /// Anchored nodes so far, with their sizes in nodes.
-    private var anchors: [String: (node: SpecNode, size: Int)] = [:]
+    private var anchors: [String: (node: SpecNode, size: Int, height: Int)] = [:]
     /// Problems after which reading goes on (see `parseDocumentsReadingOn`).
     private(set) var problems: [SpecError] = []
     private var aliases = 0
@@ -152,12 +154,14 @@ private struct Composer {
 
             var completed: SpecNode?
             var completedSize = 1
+            var completedHeight = 0
             var completedAnchor: String?
             switch event.type {
             case YAML_STREAM_START_EVENT:
                 continue
             case YAML_DOCUMENT_END_EVENT:
-                if let root { roots.append(root) }
+                // An empty document (a file ending in `---`, `---` twice) is no document.
+                if let root, root != .scalar(.init(text: "", isPlain: true, location: root.location)) { roots.append(root) }
                 root = nil
                 continue
             case YAML_STREAM_END_EVENT:
@@ -190,8 +194,13 @@ private struct Composer {
                     throw error(mark, "YAML aliases expand to more than \(SpecFileParser.maximumExpandedNodes) nodes here; "
                                 + "write the values out or alias less")
                 }
+                // What an alias names nests as deep as where it was written, from here.
+                if stack.count + target.height > SpecFileParser.maximumDepth {
+                    throw error(mark, "nesting deeper than \(SpecFileParser.maximumDepth) levels (through alias *\(name))")
+                }
                 completed = target.node
                 completedSize = target.size
+                completedHeight = target.height
             case YAML_SCALAR_EVENT:
                 let scalar = event.data.scalar
                 refuse(tag: scalar.tag, mark: mark)
@@ -228,18 +237,20 @@ private struct Composer {
                     completed = .sequence(.init(items: frame.items, location: frame.location))
                 }
                 completedSize = frame.size
+                completedHeight = frame.height
                 completedAnchor = frame.anchor
             default:
                 continue
             }
 
             guard let node = completed else { continue }
-            if let completedAnchor { anchors[completedAnchor] = (node, completedSize) }
+            if let completedAnchor { anchors[completedAnchor] = (node, completedSize, completedHeight) }
             guard let top = stack.last else {
                 root = node
                 continue
             }
             top.size += completedSize
+            top.height = max(top.height, completedHeight + 1)
             if !top.isMapping {
                 top.items.append(node)
             } else if let key = top.pendingKey {

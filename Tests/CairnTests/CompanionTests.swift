@@ -54,14 +54,16 @@ struct CompanionTests {
         return (r, try? JSONValue.parse(Array(r.stdout.utf8)))
     }
 
-    func withMonitor(_ monitor: Bool) -> String {
-        """
+    func withMonitor(_ monitor: Bool, password: String = "not-a-real-password", secret: Bool = true) -> String {
+        (secret ? """
         apiVersion: v1
         kind: Secret
         metadata: {name: a-passwords}
         type: Opaque
-        stringData: {admin: not-a-real-password}
+        stringData: {admin: \(password)}
         ---
+
+        """ : "") + """
         apiVersion: v1
         kind: Service
         metadata: {name: a-metrics, labels: {app: a-metrics}}
@@ -132,5 +134,58 @@ struct CompanionTests {
                 "\(pruned?.canonicalJSON() ?? "")")
         #expect((try? await client.get(ObjectReference(apiVersion: "monitoring.coreos.com/v1", kind: "ServiceMonitor", namespace: ns, name: "a-monitor"))) == nil)
         #expect(try await client.get(ObjectReference(apiVersion: "v1", kind: "Secret", namespace: ns, name: "a-passwords"))["metadata", "name"] != nil)
+
+        // A changed value in git is applied (stringData is compared as the data it becomes).
+        let secretRef = ObjectReference(apiVersion: "v1", kind: "Secret", namespace: ns, name: "a-passwords")
+        try write(["a.yaml": withMonitor(false, password: "rotated")])
+        let (_, rotated) = try apply()
+        #expect(IsolationTests.actions(IsolationTests.cluster(rotated, "\(ns)/a"))["Secret/\(ns)/a-passwords"] == "configured", "\(rotated?.canonicalJSON() ?? "")")
+        #expect(try await client.get(secretRef)["data", "admin"] == "cm90YXRlZA==")
+        #expect(rotated?.canonicalJSON().contains("rotated") != true, "a Secret value in the output")
+
+        // A Secret taken out of the file is kept: cairn never deletes one.
+        try write(["a.yaml": withMonitor(false, secret: false)])
+        let (_, taken) = try apply()
+        let kept = (taken?["objects"]?.arrayValue ?? []) + (IsolationTests.cluster(taken, "\(ns)/a")?["objects"]?.arrayValue ?? [])
+        #expect(kept.contains { $0["object"] == .string("Secret/\(ns)/a-passwords") && $0["action"] == "kept" }, "\(taken?.canonicalJSON() ?? "")")
+        #expect(try await client.get(secretRef)["data", "admin"] == "cm90YXRlZA==")
+    }
+
+    /// Objects a valid cluster no longer renders: a load balancer turned off is pruned; a rack
+    /// taken out keeps its StatefulSet (deleting it would stop all its pods at once).
+    @Test func whatAValidClusterNoLongerRendersIsPrunedButAStatefulSetIsKept() async throws {
+        let client = try plane.client()
+        defer { Task { await client.shutdown() } }
+        func aerospike(_ racks: String) -> String {
+            """
+            apiVersion: asdb.aerospike.com/v1
+            kind: AerospikeCluster
+            metadata: {name: aero, namespace: \(ns)}
+            spec:
+              size: 2
+              image: aerospike/aerospike-server:7.1.0.0
+              rackConfig: {racks: [\(racks)]}
+              aerospikeConfig:
+            \(ValidationTests.network)
+                namespaces: [{name: t, storage-engine: {type: memory, data-size: 1G}}]
+
+            """
+        }
+        let lb = IsolationTests.esdb("lb", namespace: ns).replacingOccurrences(of: "  configuration:", with: "  network: {loadBalancer: {enabled: true}}\n  configuration:")
+        try write(["aero.yaml": aerospike("{id: 1}, {id: 2}"), "lb.yaml": lb])
+        let (first, json) = try apply()
+        #expect(first.status == 0, "\(first.stderr)")
+        let created = IsolationTests.actions(IsolationTests.cluster(json, "\(ns)/aero"))
+        #expect(created["StatefulSet/\(ns)/aero-2"] == "created", "\(created)")
+        #expect(IsolationTests.actions(IsolationTests.cluster(json, "\(ns)/lb"))["Service/\(ns)/lb-0-lb"] == "created")
+
+        try write(["aero.yaml": aerospike("{id: 1}"), "lb.yaml": IsolationTests.esdb("lb", namespace: ns)])
+        let (second, after) = try apply()
+        let all = (after?["objects"]?.arrayValue ?? []) + (after?["clusters"]?.arrayValue ?? []).flatMap { $0["objects"]?.arrayValue ?? [] }
+        func action(_ object: String) -> String? { all.first { $0["object"] == .string(object) }?["action"]?.stringValue }
+        #expect(action("Service/\(ns)/lb-0-lb") == "pruned", "\(second.stdout.prefix(3000))")
+        #expect(action("StatefulSet/\(ns)/aero-2") == "kept", "\(second.stdout.prefix(3000))")
+        #expect(try await client.get(ObjectReference(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: "aero-2"))["metadata", "name"] != nil)
+        #expect((try? await client.get(ObjectReference(apiVersion: "v1", kind: "Service", namespace: ns, name: "lb-0-lb"))) == nil)
     }
 }

@@ -66,6 +66,20 @@ struct SpecFileParserTests {
         #expect(parseError("a: &a 1\nb:\n  <<: *a\n") == "f.yaml:1:4: a merge key (<<) takes a mapping or a list of mappings")
     }
 
+    /// Found in review: an alias nested its whole subtree where it was written, past the depth limit.
+    @Test func aliasesNestNoDeeperThanTheLimit() {
+        var doc = "a0: &a0 [x]\n"
+        for i in 1...40 { doc += "a\(i): &a\(i) [*a\(i - 1)]\n" }
+        #expect(parseError(doc)?.hasSuffix("nesting deeper than 32 levels (through alias *a30)") == true, "\(parseError(doc) ?? "")")
+    }
+
+    /// A file that ends in `---` (as many do) has no empty document after it.
+    @Test func emptyDocumentsAreSkipped() throws {
+        #expect(try SpecFileParser.parseDocuments("a: 1\n---\n", file: "f.yaml").count == 1)
+        #expect(try SpecFileParser.parseDocuments("---\na: 1\n---\n---\nb: 2\n---\n", file: "f.yaml").count == 2)
+        #expect(specErrors(ValidationTests.postgres("") + "---\n").isEmpty)
+    }
+
     @Test func anAliasMustNameAnEarlierAnchor() {
         #expect(parseError("b: *x\na: &x 1\n") == "f.yaml:1:4: alias *x names no anchor defined before it")
         // Anchors belong to their document.

@@ -41,7 +41,7 @@ struct UpstreamManifestTests {
     @Test func acceptedSamplesValidateAndRender() throws {
         let accepted: Set<String> = [
             "aerospike/all_flash_cluster_cr.yaml", "aerospike/dim_nostorage_cluster_cr.yaml", "aerospike/hdd_dim_storage_cluster_cr.yaml",
-            "aerospike/shadow_device_cluster_cr.yaml",
+            "aerospike/shadow_device_cluster_cr.yaml", "aerospike/podspec_cr.yaml",
             "atomix/README.md-block01-L38.yaml",
             "kurrentdb/v1.0.0-database-deployment.md-block01-L37.yaml", "kurrentdb/v1.5.0-database-deployment.md-block01-L55.yaml",
             "kurrentdb/v1.5.0-database-deployment.md-block09-L624.yaml",
@@ -80,6 +80,43 @@ struct UpstreamManifestTests {
 /// The Aerospike operator's storage and container settings, with their upstream meaning.
 @Suite("Aerospike upstream fields")
 struct AerospikeUpstreamFieldTests {
+    /// The operator's podspec sample: a sidecar with two volumes attached to it.
+    @Test func sidecarsWithAttachedVolumes() throws {
+        guard UpstreamSamples.available else { return }
+        let text = Repo.read(UpstreamSamples.directory.appendingPathComponent("aerospike/podspec_cr.yaml"))
+        let sts = try #require(try render(text).first { $0.kind == "StatefulSet" })
+        let containers = try #require(sts.body["spec", "template", "spec", "containers"]?.arrayValue)
+        #expect(containers.map { $0["name"]?.stringValue ?? "" } == ["aerospike-server", "tomcat"])
+        let tomcat = containers[1]
+        #expect(tomcat["volumeMounts"] == [["name": "sidecar-volume1", "mountPath": "/para/tomcat1"], ["name": "sidecar-volume2", "mountPath": "/para/tomcat2"]])
+        #expect(tomcat["ports"] == [["containerPort": 7500, "protocol": "TCP"]])
+        #expect(tomcat["imagePullPolicy"] == "IfNotPresent")
+        // The server container keeps its own mounts of the same volumes.
+        #expect(containers[0]["volumeMounts"]?.arrayValue?.contains { $0["mountPath"] == "/para/sidecar1" } == true)
+    }
+
+    @Test func attachmentsNameDeclaredContainers() {
+        let yaml = Self.spec("""
+                volumes:
+                  - name: data
+                    source: {persistentVolume: {size: 1Gi}}
+                    aerospike: {path: /opt/aerospike/data}
+                    sidecars: [{containerName: missing, path: /data}]
+                    initContainers: [{containerName: prep, path: /data, mountOptions: {readOnly: true, mountPropagation: Sideways}}]
+            """, podSpec: """
+              podSpec:
+                sidecars: [{name: aerospike-server, image: x:1}]
+                initContainers: [{name: prep, image: busybox:1.36}]
+            """)
+        let errors = specErrors(yaml)
+        #expect(errors.contains { $0.hasSuffix("spec.podSpec.sidecars[0].name: 'aerospike-server' is the server's own container") }, "\(errors)")
+        #expect(errors.contains { $0.hasSuffix("spec.storage.volumes[0].sidecars[0].containerName: volume data is attached to sidecar 'missing', "
+                                               + "which podSpec.sidecars does not declare") }, "\(errors)")
+        #expect(errors.contains { $0.hasSuffix("spec.storage.volumes[0].initContainers[0].mountOptions.mountPropagation: "
+                                               + "must be None, HostToContainer or Bidirectional (got Sideways)") }, "\(errors)")
+        #expect(errors.count == 3, "\(errors)")
+    }
+
     static func spec(_ storage: String, podSpec: String = "") -> String {
         ValidationTests.aerospike("""
               storage:
@@ -456,7 +493,8 @@ struct MultiDocumentTests {
         #expect(secret.stage == .secrets)
         #expect(secret.body["metadata", "labels"] == ["app.kubernetes.io/managed-by": "cairn", "cairn.dev/cluster": "es", "team": "a"])
         #expect(secret.body["metadata", "namespace"] == "kurrent")
-        #expect(secret.body["stringData", "admin"] == "not-a-real-password")
+        // stringData as the server stores it, so that a changed value is seen.
+        #expect(secret.body["data", "admin"] == "bm90LWEtcmVhbC1wYXNzd29yZA==" && secret.body["stringData"] == nil)
         let certificate = try #require(objects.first { $0.kind == "Certificate" })
         #expect(certificate.apiVersion == "cert-manager.io/v1" && certificate.namespace == "kurrent")
         #expect(certificate.body["spec", "issuerRef", "name"] == "letsencrypt")
@@ -483,10 +521,73 @@ struct MultiDocumentTests {
         #expect(errors("apiVersion: v1\nkind: Service\nmetadata: {name: es, generateName: x}").contains {
             $0.contains(": metadata.generateName: unknown field")
         })
+        #expect(errors("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}") == [
+            "t.yaml:5:1: Secret s is also the document at line 1; each object once",
+        ])
+        #expect(errors("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {port: 5432}") == [
+            "t.yaml:4:13: stringData: port: must be a string (quote it)",
+        ])
         // Named like an object cairn renders for the cluster: refused, not silently replaced.
         let state = DesiredState(files: [DesiredState.File(path: "t.yaml", text: "apiVersion: v1\nkind: Service\nmetadata: {name: es}\nspec: {}\n---\n" + Self.cluster)],
                                  options: RenderOptions())
         #expect(state.clusters.isEmpty)
         #expect(state.errors.map(\.description) == ["t.yaml:1:1: Service es is an object cairn renders for cluster kurrent/es itself; rename the document"])
+    }
+}
+
+/// Zalando's pod-level fields, with the upstream meaning (its user guide: "Sidecar Support",
+/// "InitContainers Support"; `enableShmVolume` defaults to true).
+@Suite("Zalando upstream fields")
+struct ZalandoFieldTests {
+    static func postgres(_ body: String) -> String { ValidationTests.postgres(body) }
+
+    @Test func sidecarsGetThePodsNameTheSuperuserAndTheDataVolume() throws {
+        let yaml = Self.postgres("""
+              sidecars:
+                - name: exporter
+                  image: quay.io/prometheuscommunity/postgres-exporter:v0.15.0
+                  ports: [{name: exporter, containerPort: 9187}]
+                  env: [{name: DATA_SOURCE_URI, value: ":5432/?sslmode=disable"}, {name: POD_NAME, value: mine}]
+                  resources: {requests: {cpu: 100m}}
+              initContainers:
+                - name: prepare
+                  image: busybox:1.36
+                  command: [sh, -c, "true"]
+
+            """)
+        let spec = try loadSpec(yaml)
+        #expect(spec.notes.isEmpty, "\(spec.notes)")
+        let pod = try #require(object(try render(yaml), "StatefulSet", "pg")?.body["spec", "template", "spec"])
+        let containers = try #require(pod["containers"]?.arrayValue)
+        #expect(containers.map { $0["name"]?.stringValue ?? "" } == ["postgres", "exporter"])
+        let exporter = containers[1]
+        #expect(exporter["env"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["POD_NAMESPACE", "POSTGRES_USER", "POSTGRES_PASSWORD", "DATA_SOURCE_URI", "POD_NAME"],
+                "the spec's own POD_NAME wins")
+        #expect(exporter["env"]?.arrayValue?.first { $0["name"] == "POSTGRES_PASSWORD" }?["valueFrom", "secretKeyRef", "name"]
+                == "postgres.pg.credentials.postgresql.acid.zalan.do")
+        #expect(exporter["volumeMounts"] == [["name": "pgdata", "mountPath": "/home/postgres/pgdata"]])
+        #expect(exporter["ports"] == [["name": "exporter", "containerPort": 9187, "protocol": "TCP"]])
+        #expect(exporter["imagePullPolicy"] == "IfNotPresent" && exporter["terminationMessagePolicy"] == "File")
+        #expect(pod["initContainers"]?.arrayValue?.map { $0["name"]?.stringValue ?? "" } == ["prepare"])
+        #expect(pod["initContainers"]?.arrayValue?.first?["env"] == nil, "init containers get nothing added")
+        // The shm volume is on by default, as upstream.
+        #expect(pod["volumes"]?.arrayValue?.contains { $0["name"] == "dshm" } == true)
+    }
+
+    @Test func shmVolumeOffAndContainerErrors() throws {
+        let off = try #require(object(try render(Self.postgres("  enableShmVolume: false\n")), "StatefulSet", "pg")?.body["spec", "template", "spec"])
+        #expect(off["volumes"]?.arrayValue?.contains { $0["name"] == "dshm" } != true)
+        #expect(off["containers"]?.arrayValue?.first?["volumeMounts"] == [["name": "pgdata", "mountPath": "/home/postgres/pgdata"]])
+        let errors = specErrors(Self.postgres("  sidecars:\n    - {name: postgres, image: x:1}\n    - {name: Bad_Name, image: x:1}\n    - {image: x:1}\n"
+                                              + "  initContainers:\n    - {name: twice, image: x:1}\n    - {name: twice}\n"))
+        #expect(errors == [
+            "t.yaml:10:14: spec.sidecars[0].name: 'postgres' is Spilo's own container",
+            "t.yaml:11:14: spec.sidecars[1].name: 'Bad_Name' is not a container name (lowercase letters, digits and '-', at most 63)",
+            "t.yaml:12:7: spec.sidecars[2].name: is required",
+            "t.yaml:15:7: spec.initContainers[1].image: is required",
+            "t.yaml:15:14: spec.initContainers[1].name: another container of the pod is named 'twice'",
+        ], "\(errors)")
+        let notes = try loadSpec(Self.postgres("  sidecars:\n    - {name: a, image: x:1}\n")).notes.map(\.description)
+        #expect(notes == ["t.yaml:10:7: spec.sidecars[0]: has no resources: cairn gives it none (the upstream operator gives a sidecar its configured default requests and limits)"])
     }
 }

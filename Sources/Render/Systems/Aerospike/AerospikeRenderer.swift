@@ -57,6 +57,28 @@ enum AerospikeRenderer {
             }
             var pod = Kube.PodSpec(containers: [container])
             pod.volumes = volumes
+            // The spec's own containers, with the volumes attached to them.
+            func attached(_ container: JSONValue, initContainer: Bool) -> JSONValue {
+                guard var c = container.objectValue, let name = c["name"]?.stringValue else { return container }
+                var mounts = c["volumeMounts"]?.arrayValue ?? []
+                var devices = c["volumeDevices"]?.arrayValue ?? []
+                for v in spec.volumes {
+                    for a in v.attachments where a.container == name && a.initContainer == initContainer {
+                        if v.isBlock {
+                            devices.append(["name": .string(v.name), "devicePath": .string(a.path)])
+                        } else {
+                            var mount: JSONObject = ["name": .string(v.name), "mountPath": .string(a.path)]
+                            for (k, value) in a.options.entries { mount[k] = value }
+                            mounts.append(.object(mount))
+                        }
+                    }
+                }
+                if !mounts.isEmpty { c["volumeMounts"] = .array(mounts) }
+                if !devices.isEmpty { c["volumeDevices"] = .array(devices) }
+                return Kube.userContainer(.object(c))
+            }
+            pod.extraContainers = spec.sidecars.map { attached($0, initContainer: false) }
+            pod.extraInitContainers = spec.initContainers.map { attached($0, initContainer: true) }
             // initMethod deleteFiles, as the upstream operator applies it: a Filesystem volume's
             // files are deleted the first time a pod uses its claim (a new claim, or a reused
             // volume), never again. The upstream operator records initialised claims in its

@@ -19,6 +19,8 @@ public struct AerospikeSpec: SystemSpec {
         /// The effective init method (the volume's own, else its mode's policy): `deleteFiles`
         /// empties a Filesystem volume the first time a pod uses its claim.
         public var initMethod = "none"
+        /// Where the spec's own containers see the volume (`sidecars`, `initContainers`).
+        public var attachments: [Attachment] = []
 
         public var isBlock: Bool {
             if case .persistentVolume(_, "Block", _) = source { return true }
@@ -62,6 +64,21 @@ public struct AerospikeSpec: SystemSpec {
     /// `podSpec.aerospikeContainer`: the server container's resources and security context.
     public var serverResources = ResourceRequirements()
     public var serverSecurityContext: JSONValue?
+    /// `podSpec.sidecars` and `podSpec.initContainers`: the spec's own containers, as written.
+    public var sidecars: [JSONValue] = []
+    public var initContainers: [JSONValue] = []
+
+    /// A volume mounted into one of the spec's own containers (upstream's VolumeAttachment).
+    public struct Attachment: Sendable, Hashable {
+        public var container: String
+        public var initContainer: Bool
+        public var path: String
+        /// `mountOptions`: readOnly, subPath, subPathExpr, mountPropagation, as written.
+        public var options: JSONObject
+        /// Where `containerName` is written, for the check against the declared containers.
+        public var location: Location
+        public var fieldPath: String
+    }
 
     /// Pods of each rack: the size spread evenly, earlier racks taking the remainder.
     public func podsPerRack() -> [(rack: Rack, count: Int)] {
@@ -119,8 +136,14 @@ public struct AerospikeSpec: SystemSpec {
             var multiPodPerHost = false
             var serverResources = ResourceRequirements()
             var serverSecurityContext: JSONValue?
+            var sidecars: [(field: Field, value: JSONValue)] = []
+            var initContainers: [(field: Field, value: JSONValue)] = []
             if let f = s["podSpec"] {
                 _ = f.object { p -> Bool? in
+                    var names = ["aerospike-server": "'aerospike-server' is the server's own container",
+                                 "cairn-init-volumes": "'cairn-init-volumes' is cairn's own init container"]
+                    sidecars = p["sidecars"].flatMap { $0.fieldList { $0.extraContainer(names: &names) } } ?? []
+                    initContainers = p["initContainers"].flatMap { $0.fieldList { $0.extraContainer(names: &names) } } ?? []
                     if let m = p["multiPodPerHost"], let b = m.bool { multiPodPerHost = b }
                     if let c = p["aerospikeContainer"] {
                         _ = c.object { a -> Bool? in
@@ -171,6 +194,17 @@ public struct AerospikeSpec: SystemSpec {
                                      multiPodPerHost: multiPodPerHost, maxUnavailable: maxUnavailable)
             spec.serverResources = serverResources
             spec.serverSecurityContext = serverSecurityContext
+            spec.sidecars = sidecars.map(\.value)
+            spec.initContainers = initContainers.map(\.value)
+            // A volume is attached to a container the spec declares, of the right kind.
+            let sidecarNames = Set(sidecars.compactMap { $0.value["name"]?.stringValue })
+            let initNames = Set(initContainers.compactMap { $0.value["name"]?.stringValue })
+            for volume in volumes {
+                for a in volume.attachments where !(a.initContainer ? initNames : sidecarNames).contains(a.container) {
+                    s.field.diagnostics.report(a.location, a.fieldPath, "volume \(volume.name) is attached to \(a.initContainer ? "init container" : "sidecar") "
+                                               + "'\(a.container)', which podSpec.\(a.initContainer ? "initContainers" : "sidecars") does not declare")
+                }
+            }
             return spec
         }
     }
@@ -349,8 +383,36 @@ public struct AerospikeSpec: SystemSpec {
                     return .emptyDir
                 }
             }
+            var attachments: [Attachment] = []
+            for (key, initContainer) in [("sidecars", false), ("initContainers", true)] {
+                guard let lf = v[key] else { continue }
+                attachments += lf.list { af in
+                    af.object { a -> Attachment? in
+                        guard let cf = a.required("containerName"), let container = cf.nonEmptyString,
+                              let pf = a.required("path"), let p = pf.nonEmptyString else { return nil }
+                        guard p.hasPrefix("/") else { pf.fail("must be an absolute path (got '\(p)')"); return nil }
+                        var options = JSONObject()
+                        if let mf = a["mountOptions"] {
+                            _ = mf.object { m -> Bool? in
+                                if let r = m["readOnly"], let b = r.bool { options["readOnly"] = .bool(b) }
+                                for k in ["subPath", "subPathExpr"] { if let f = m[k], let t = f.nonEmptyString { options[k] = .string(t) } }
+                                if let f = m["mountPropagation"], let t = f.nonEmptyString {
+                                    if ["None", "HostToContainer", "Bidirectional"].contains(t) { options["mountPropagation"] = .string(t) } else {
+                                        f.fail("must be None, HostToContainer or Bidirectional (got \(t))")
+                                    }
+                                }
+                                return true
+                            }
+                        }
+                        return Attachment(container: container, initContainer: initContainer, path: p, options: options,
+                                          location: cf.location, fieldPath: cf.path)
+                    }
+                } ?? []
+            }
             guard let name, let path, let source else { return nil }
-            return (Volume(name: name, path: path, source: source), policy)
+            var volume = Volume(name: name, path: path, source: source)
+            volume.attachments = attachments
+            return (volume, policy)
         }
     }
 

@@ -22,10 +22,6 @@ package enum AerospikeSystem: ClusterSystem {
         "spec.rosterNodeBlockList": .unsupported("cairn does not manage strong-consistency rosters yet"),
         "spec.disablePDB": .unsupported("cairn always renders a PodDisruptionBudget"),
         "spec.podSpec.hostNetwork": .unsupported("host networking (node addresses in aerospike.conf, host ports, one pod per node) is not rendered yet"),
-        "spec.podSpec.sidecars": .unsupported("extra containers are not rendered yet"),
-        "spec.podSpec.initContainers": .unsupported("extra init containers are not rendered yet"),
-        "spec.storage.volumes[].sidecars": .unsupported("mounting a volume into extra containers is not rendered yet"),
-        "spec.storage.volumes[].initContainers": .unsupported("mounting a volume into extra init containers is not rendered yet"),
     ]
 
     package static func decode(_ spec: Field, metadata: ClusterMetadata?) -> AerospikeSpec? {

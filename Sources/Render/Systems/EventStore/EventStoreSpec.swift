@@ -181,8 +181,8 @@ public struct EventStoreSpec: SystemSpec {
             value.fail("'\(key)' is not an EventStoreDB option name (PascalCase letters and digits, at most 128, e.g. MaxAppendSize)")
             return nil
         }
-        if managedKeys.contains(key) {
-            value.fail("\(key) is managed by cairn (computed from replicas, storage and the pod names); remove it")
+        if let managed = managedKeys.first(where: { $0.lowercased() == key.lowercased() }) {
+            value.fail("\(key == managed ? key : "\(key) (the server reads it as \(managed))") is managed by cairn (computed from replicas, storage and the pod names); remove it")
             return nil
         }
         if let dialect, let problem = dialect.problem(with: key) {
@@ -197,7 +197,7 @@ public struct EventStoreSpec: SystemSpec {
                            + "ignores it without a word")
                 return nil
             }
-            if key == "Archive" { return validateArchive(value, version: version) }
+            if key.lowercased() == "archive" { return validateArchive(value, version: version) }
             return validateSection(value)
         }
         return validateOptionValue(value)

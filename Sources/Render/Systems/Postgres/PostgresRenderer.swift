@@ -99,11 +99,26 @@ enum PostgresRenderer {
             Kube.env("KUBERNETES_USE_CONFIGMAPS", "true"),
         ]
         container.resources = spec.resources
-        container.volumeMounts = [Kube.mount("pgdata", "/home/postgres/pgdata"), Kube.mount("dshm", "/dev/shm")]
+        container.volumeMounts = [Kube.mount("pgdata", "/home/postgres/pgdata")] + (spec.enableShmVolume ? [Kube.mount("dshm", "/dev/shm")] : [])
         container.readinessProbe = Kube.httpProbe(path: "/readiness", port: 8008, initialDelay: 6, period: 10, timeout: 5)
 
         var pod = Kube.PodSpec(containers: [container])
-        pod.volumes = [["name": "dshm", "emptyDir": ["medium": "Memory"]]]
+        pod.volumes = spec.enableShmVolume ? [["name": "dshm", "emptyDir": ["medium": "Memory"]]] : []
+        // Sidecars get what the upstream operator gives them: the pod's name and namespace, the
+        // superuser's name and password, and the data volume at Spilo's path.
+        let sidecarEnv = [Kube.envField("POD_NAME", "metadata.name"), Kube.envField("POD_NAMESPACE", "metadata.namespace"),
+                          Kube.env("POSTGRES_USER", "postgres"), Kube.envSecret("POSTGRES_PASSWORD", secret: superuserSecret, key: "password")]
+        pod.extraContainers = spec.sidecars.map { sidecar in
+            var c = sidecar.objectValue ?? JSONObject()
+            let own = c["env"]?.arrayValue ?? []
+            let ownNames = Set(own.compactMap { $0["name"]?.stringValue })
+            c["env"] = .array(sidecarEnv.filter { !ownNames.contains($0["name"]?.stringValue ?? "") } + own)
+            var mounts = c["volumeMounts"]?.arrayValue ?? []
+            if !mounts.contains(where: { $0["name"] == "pgdata" }) { mounts.append(Kube.mount("pgdata", "/home/postgres/pgdata")) }
+            c["volumeMounts"] = .array(mounts)
+            return Kube.userContainer(.object(c))
+        }
+        pod.extraInitContainers = spec.initContainers.map(Kube.userContainer)
         pod.serviceAccountName = account
         pod.terminationGracePeriodSeconds = 300
         // Spilo runs PostgreSQL as uid 101 in group 103: the volume must be writable by that group.

@@ -56,6 +56,11 @@ public struct PostgresSpec: SystemSpec {
     public var nodeAffinity: JSONValue?
     public var dockerImage: String
     public var podAnnotations: [String: String]
+    /// Containers beside `postgres` (`sidecars`) and before it (`initContainers`), as written.
+    public var sidecars: [JSONValue] = []
+    public var initContainers: [JSONValue] = []
+    /// The memory-backed `/dev/shm` volume (the upstream default: on).
+    public var enableShmVolume = true
 
     /// Users Spilo itself needs; a spec may not declare them.
     public static let systemUsers: Set<String> = ["postgres", "standby"]
@@ -197,15 +202,29 @@ public struct PostgresSpec: SystemSpec {
                 s.field.metadataName(metadata)
                     .fail("a PostgreSQL cluster name is at most 53 characters (got \(name.count)); pod and Service names are derived from it")
             }
+            var names = ["postgres": "'postgres' is Spilo's own container"]
+            let sidecars = s["sidecars"].flatMap { $0.list { (c: Field) -> JSONValue? in
+                if case .mapping(let m) = c.node, m["resources"] == nil {
+                    c.note("has no resources: cairn gives it none (the upstream operator gives a sidecar its configured default requests and limits)")
+                }
+                return c.extraContainer(names: &names)
+            } } ?? []
+            let initContainers = s["initContainers"].flatMap { $0.list { $0.extraContainer(names: &names) } } ?? []
+            let shm = s["enableShmVolume"].flatMap { $0.bool } ?? true
             guard let teamId, let instances, let version, let volumeSize else { return nil }
-            return PostgresSpec(
+            var spec = PostgresSpec(
                 teamId: teamId, numberOfInstances: instances, version: version, parameters: parameters,
                 volumeSize: volumeSize, storageClass: storageClass, users: users, databases: databases,
                 resources: resources, patroni: patroni, enableMasterLoadBalancer: masterLB,
                 enableReplicaLoadBalancer: replicaLB, allowedSourceRanges: ranges, tolerations: tolerations,
                 nodeAffinity: nodeAffinity, dockerImage: image, podAnnotations: podAnnotations)
+            spec.sidecars = sidecars
+            spec.initContainers = initContainers
+            spec.enableShmVolume = shm
+            return spec
         }
     }
+
 
     private static func decodePatroni(_ f: Field) -> Patroni? {
         f.object { p -> Patroni? in

@@ -17,8 +17,6 @@ package enum PostgresSystem: ClusterSystem {
         return [
             "spec.standby": .unsupported("standby clusters are not rendered yet"),
             "spec.clone": .unsupported("cloning is not rendered yet"),
-            "spec.sidecars": .unsupported("extra containers are not rendered yet"),
-            "spec.initContainers": .unsupported("extra init containers are not rendered yet"),
             "spec.preparedDatabases": .unsupported("prepared databases (schemas, default roles, extensions) are not rendered yet; use databases and users"),
             "spec.connectionPooler": pooler, "spec.enableConnectionPooler": pooler, "spec.enableReplicaConnectionPooler": pooler,
             "spec.enableMasterPoolerLoadBalancer": pooler, "spec.enableReplicaPoolerLoadBalancer": pooler,
@@ -28,7 +26,6 @@ package enum PostgresSystem: ClusterSystem {
             "spec.tls": .unsupported("TLS certificates are not rendered yet"),
             "spec.additionalVolumes": .unsupported("additional volumes are not rendered yet"),
             "spec.streams": .unsupported("change-data-capture streams are not rendered yet"),
-            "spec.enableShmVolume": .unsupported("the memory-backed /dev/shm volume is not rendered yet"),
             "spec.serviceAnnotations": .unsupported("Service annotations are not rendered yet"),
             "spec.masterServiceAnnotations": .unsupported("Service annotations are not rendered yet"),
             "spec.replicaServiceAnnotations": .unsupported("Service annotations are not rendered yet"),
