@@ -273,7 +273,8 @@ enum Kube {
     }
 
     static func clusterIPService(_ name: String, _ cluster: ClusterMetadata, labels: [String: String],
-                                 selector: [String: String], ports: [JSONValue], headless: Bool = false) -> RenderedObject {
+                                 selector: [String: String], ports: [JSONValue], headless: Bool = false,
+                                 annotations: [String: String] = [:]) -> RenderedObject {
         var spec: JSONObject = ["type": "ClusterIP"]
         if headless {
             spec["clusterIP"] = "None"
@@ -285,7 +286,7 @@ enum Kube {
         let body: JSONValue = [
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": metadata(name, cluster, labels: labels),
+            "metadata": metadata(name, cluster, labels: labels, annotations: annotations),
             "spec": .object(spec),
         ]
         return RenderedObject(body: body, stage: .services)

@@ -574,6 +574,51 @@ struct ZalandoFieldTests {
         #expect(pod["volumes"]?.arrayValue?.contains { $0["name"] == "dshm" } == true)
     }
 
+    @Test func serviceAnnotationsInitdbAndAdditionalVolumes() throws {
+        let yaml = Self.postgres("""
+              serviceAnnotations: {a: both, b: both}
+              masterServiceAnnotations: {b: master}
+              replicaServiceAnnotations: {c: replica}
+              patroni:
+                initdb: {encoding: UTF8, locale: en_US.UTF-8, data-checksums: "true", auth-host: md5}
+              sidecars: [{name: exporter, image: x:1, resources: {}}]
+              additionalVolumes:
+                - name: empty
+                  mountPath: /opt/empty
+                  targetContainers: [all]
+                  volumeSource: {emptyDir: {}}
+                - name: parts
+                  mountPath: /home/postgres/pgdata/partitions
+                  subPath: $(POD_NAME)
+                  isSubPathExpr: true
+                  volumeSource: {persistentVolumeClaim: {claimName: pvc-parts}}
+
+            """)
+        let spec = try loadSpec(yaml)
+        #expect(spec.notes.map(\.description).contains { $0.contains("patroni.initdb: initdb options take effect when the cluster is created") })
+        let objects = try render(yaml)
+        #expect(object(objects, "Service", "pg")?.body["metadata", "annotations"] == ["a": "both", "b": "master"])
+        #expect(object(objects, "Service", "pg-repl")?.body["metadata", "annotations"] == ["a": "both", "b": "both", "c": "replica"])
+        let spilo = try #require(object(objects, "ConfigMap", "pg-spilo")?.body["data", "SPILO_CONFIGURATION"]?.stringValue)
+        let initdb = try JSONValue.parse(Array(spilo.utf8))["bootstrap", "initdb"]
+        #expect(initdb == [["auth-host": "md5"], ["auth-local": "trust"], "data-checksums", ["encoding": "UTF8"], ["locale": "en_US.UTF-8"]])
+        let pod = try #require(object(objects, "StatefulSet", "pg")?.body["spec", "template", "spec"])
+        #expect(pod["volumes"]?.arrayValue?.filter { $0["name"] == "empty" || $0["name"] == "parts" } == [
+            ["name": "empty", "emptyDir": [:]], ["name": "parts", "persistentVolumeClaim": ["claimName": "pvc-parts"]],
+        ])
+        let containers = try #require(pod["containers"]?.arrayValue)
+        #expect(containers[0]["volumeMounts"]?.arrayValue?.suffix(2) == [
+            ["name": "empty", "mountPath": "/opt/empty"], ["name": "parts", "mountPath": "/home/postgres/pgdata/partitions", "subPathExpr": "$(POD_NAME)"],
+        ])
+        #expect(containers[1]["volumeMounts"]?.arrayValue?.last == ["name": "empty", "mountPath": "/opt/empty"], "all: the sidecar too")
+        #expect(specErrors(Self.postgres("  additionalVolumes: [{name: pgdata, mountPath: /dev/shm, targetContainers: [nope], volumeSource: {}}]\n")) == [
+            "t.yaml:9:30: spec.additionalVolumes[0].name: another volume of the pod is named 'pgdata'",
+            "t.yaml:9:49: spec.additionalVolumes[0].mountPath: another volume is mounted at /dev/shm",
+            "t.yaml:9:78: spec.additionalVolumes[0].targetContainers[0]: 'nope' is not a container of the pod (all, postgres)",
+            "t.yaml:9:99: spec.additionalVolumes[0].volumeSource: needs exactly one volume source (emptyDir, persistentVolumeClaim, secret, configMap, ...)",
+        ])
+    }
+
     @Test func shmVolumeOffAndContainerErrors() throws {
         let off = try #require(object(try render(Self.postgres("  enableShmVolume: false\n")), "StatefulSet", "pg")?.body["spec", "template", "spec"])
         #expect(off["volumes"]?.arrayValue?.contains { $0["name"] == "dshm" } != true)

@@ -304,6 +304,17 @@ struct ValidationTests {
         #expect(read["Licensing"].map(Field.toJSON) == ["LicenseKey": "not-a-real-key", "Extra": ["a", "multi\nline"]])
     }
 
+    @Test func kurrentDBServiceAccount() throws {
+        let yaml = Self.esdbHead + "  replicas: 1\n  image: eventstore/eventstore:23.10.2\n  serviceAccountName: my-irsa-service-account\n"
+        let pod = try #require(object(try render(yaml), "StatefulSet", "es")?.body["spec", "template", "spec"])
+        #expect(pod["serviceAccountName"] == "my-irsa-service-account")
+        let plain = try #require(object(try render(Self.esdbHead + "  replicas: 1\n  image: eventstore/eventstore:23.10.2\n"), "StatefulSet", "es"))
+        #expect(plain.body["spec", "template", "spec", "serviceAccountName"] == nil)
+        #expect(specErrors(Self.esdbHead + "  replicas: 1\n  image: eventstore/eventstore:23.10.2\n  serviceAccountName: Not_Valid\n") == [
+            "t.yaml:8:23: spec.serviceAccountName: 'Not_Valid' is not a ServiceAccount name",
+        ])
+    }
+
     @Test func kurrentDBSectionsAreCheckedWhereTheServerDoesNot() {
         func errors(_ image: String, _ configuration: String) -> [String] {
             specErrors(Self.esdbHead + "  replicas: 1\n  image: \(image)\n  configuration:\n" + configuration)

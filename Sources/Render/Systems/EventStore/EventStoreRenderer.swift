@@ -61,6 +61,7 @@ enum EventStoreRenderer {
         var pod = Kube.PodSpec(containers: [container])
         pod.volumes = [Kube.configMapVolume("config", configMap: configMapName, items: [(key: "eventstore.conf", path: configFile)])]
         pod.securityContext = ["fsGroup": 1000]
+        pod.serviceAccountName = spec.serviceAccountName
         pod.nodeSelector = spec.constraints.nodeSelector
         pod.tolerations = spec.constraints.tolerations
         pod.topologySpreadConstraints = spec.constraints.topologySpreadConstraints

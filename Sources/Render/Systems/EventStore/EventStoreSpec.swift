@@ -32,6 +32,9 @@ public struct EventStoreSpec: SystemSpec {
     /// `network.domain` and `network.fqdnTemplate`: the host names nodes advertise, as the
     /// upstream operator derives them.
     public var advertised = Advertised()
+    /// The pods' ServiceAccount (the namespace's `default` when nil), e.g. one beside the
+    /// cluster in its file, annotated for a cloud role.
+    public var serviceAccountName: String?
 
     public struct Advertised: Sendable, Hashable {
         public var domain: String?
@@ -136,6 +139,10 @@ public struct EventStoreSpec: SystemSpec {
                 for (k, v) in entries { configuration[k] = v }
             }
             let constraints = s["constraints"].flatMap { decodeConstraints($0, cluster: metadata?.name) } ?? PodConstraints()
+            var serviceAccountName: String?
+            if let f = s["serviceAccountName"], let n = f.nonEmptyString {
+                if Names.isDNS1123Subdomain(n) { serviceAccountName = n } else { f.fail("'\(n)' is not a ServiceAccount name") }
+            }
             if let metadata, case let name = metadata.name {
                 // The StatefulSet's pods carry a controller-revision-hash label of <name>-<10 chars>.
                 s.field.metadataName(metadata).checkDerivedName(name + "-0123456789", limit: 63, what: "pod revision label")
@@ -145,6 +152,7 @@ public struct EventStoreSpec: SystemSpec {
                                       resources: resources, loadBalancer: loadBalancer,
                                       configuration: configuration, constraints: constraints)
             spec.advertised = advertised
+            spec.serviceAccountName = serviceAccountName
             return spec
         }
     }

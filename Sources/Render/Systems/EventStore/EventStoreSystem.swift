@@ -15,7 +15,6 @@ package enum EventStoreSystem: ClusterSystem {
         "spec.readOnlyReplicas": .unsupported("read-only replicas are not rendered yet"),
         "spec.users": .unsupported("users are not provisioned yet"),
         "spec.licenseSecret": .unsupported("licensed features are not rendered yet"),
-        "spec.serviceAccountName": .unsupported("pods run with the namespace's default service account"),
         "spec.sourceBackup": .unsupported("restoring from a backup is not rendered yet"),
         "spec.extraMetadata": .unsupported("extra labels and annotations per object are not rendered yet; metadata.labels go on every object"),
         "spec.archiver": .unsupported("archiver nodes are not rendered yet"),

@@ -63,14 +63,17 @@ enum PostgresRenderer {
 
         let ports = [Kube.servicePort("postgresql", 5432)]
         let ranges = spec.allowedSourceRanges.isEmpty ? ["127.0.0.1/32"] : spec.allowedSourceRanges
-        for (name, role, lb) in [(c, "master", spec.enableMasterLoadBalancer), ("\(c)-repl", "replica", spec.enableReplicaLoadBalancer)] {
+        for (name, role, lb, own) in [(c, "master", spec.enableMasterLoadBalancer, spec.masterServiceAnnotations),
+                                      ("\(c)-repl", "replica", spec.enableReplicaLoadBalancer, spec.replicaServiceAnnotations)] {
             var roleSelector = selector
             roleSelector["spilo-role"] = role
             var roleLabels = labels
             roleLabels["spilo-role"] = role
+            let annotations = spec.serviceAnnotations.merging(own) { _, specific in specific }
             objects.append(lb
-                ? Kube.loadBalancerService(name, cluster, labels: roleLabels, selector: roleSelector, ports: ports, sourceRanges: ranges)
-                : Kube.clusterIPService(name, cluster, labels: roleLabels, selector: roleSelector, ports: ports))
+                ? Kube.loadBalancerService(name, cluster, labels: roleLabels, selector: roleSelector, ports: ports, sourceRanges: ranges,
+                                           annotations: annotations)
+                : Kube.clusterIPService(name, cluster, labels: roleLabels, selector: roleSelector, ports: ports, annotations: annotations))
         }
         var masterSelector = selector
         masterSelector["spilo-role"] = "master"
@@ -119,6 +122,22 @@ enum PostgresRenderer {
             return Kube.userContainer(.object(c))
         }
         pod.extraInitContainers = spec.initContainers.map(Kube.userContainer)
+        // additionalVolumes: in the pod, and mounted where their targets say (`all`: every
+        // container, the sidecars too).
+        for v in spec.additionalVolumes {
+            var volume = v.source.objectValue ?? JSONObject()
+            volume["name"] = .string(v.name)
+            pod.volumes.append(.object(JSONObject([(key: "name", value: .string(v.name))] + volume.entries.filter { $0.key != "name" })))
+            var mount: JSONObject = ["name": .string(v.name), "mountPath": .string(v.mountPath)]
+            if let subPath = v.subPath { mount[v.isSubPathExpr ? "subPathExpr" : "subPath"] = .string(subPath) }
+            let all = v.targetContainers.contains("all")
+            if all || v.targetContainers.contains("postgres") { pod.containers[0].volumeMounts.append(.object(mount)) }
+            pod.extraContainers = pod.extraContainers.map { sidecar in
+                guard var c = sidecar.objectValue, let name = c["name"]?.stringValue, all || v.targetContainers.contains(name) else { return sidecar }
+                c["volumeMounts"] = .array((c["volumeMounts"]?.arrayValue ?? []) + [.object(mount)])
+                return .object(c)
+            }
+        }
         pod.serviceAccountName = account
         pod.terminationGracePeriodSeconds = 300
         // Spilo runs PostgreSQL as uid 101 in group 103: the volume must be writable by that group.
@@ -163,9 +182,27 @@ enum PostgresRenderer {
         return [
             "postgresql": .object(postgresql),
             "bootstrap": [
-                "initdb": [["auth-host": "scram-sha-256"], ["auth-local": "trust"], "data-checksums"],
+                "initdb": .array(initdb(p.initdb)),
                 "dcs": .object(dcs),
             ],
         ]
+    }
+
+    /// Spilo's initdb options with the spec's, as the upstream operator merges them: an option
+    /// already there takes the spec's value, `"true"` is a flag, others are `{name: value}`
+    /// after the defaults, by name. (`"false"` takes a default flag away.)
+    static func initdb(_ options: [String: String]) -> [JSONValue] {
+        var out: [JSONValue] = [["auth-host": "scram-sha-256"], ["auth-local": "trust"], "data-checksums"]
+        for (key, value) in options.sorted(by: { $0.key < $1.key }) {
+            let flag = value.lowercased() == "true"
+            let existing = out.firstIndex { $0.stringValue == key || $0.objectValue?.keys.contains(key) == true }
+            if value.lowercased() == "false" {
+                if let existing { out.remove(at: existing) }
+                continue
+            }
+            let entry: JSONValue = flag ? .string(key) : .object(JSONObject([(key: key, value: .string(value))]))
+            if let existing { out[existing] = entry } else { out.append(entry) }
+        }
+        return out
     }
 }

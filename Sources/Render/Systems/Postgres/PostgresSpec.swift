@@ -35,6 +35,20 @@ public struct PostgresSpec: SystemSpec {
         public var synchronousNodeCount: Int?
         public var failsafeMode: Bool?
         public var pgHba: [String]
+        /// `initdb` options (`encoding: UTF8`; `data-checksums: "true"` is a flag), by name.
+        public var initdb: [String: String] = [:]
+    }
+
+    /// A volume of `additionalVolumes`: mounted at `mountPath` in the named containers
+    /// (`postgres` when none are named; `all`: every container of the pod).
+    public struct AdditionalVolume: Sendable, Hashable {
+        public var name: String
+        public var mountPath: String
+        public var subPath: String?
+        public var isSubPathExpr: Bool
+        public var targetContainers: [String]
+        /// `volumeSource` as written (emptyDir, persistentVolumeClaim, secret, ...).
+        public var source: JSONValue
     }
 
     public var teamId: String
@@ -61,6 +75,11 @@ public struct PostgresSpec: SystemSpec {
     public var initContainers: [JSONValue] = []
     /// The memory-backed `/dev/shm` volume (the upstream default: on).
     public var enableShmVolume = true
+    /// Annotations of both Services, and of the master's and the replicas' own (which win).
+    public var serviceAnnotations: [String: String] = [:]
+    public var masterServiceAnnotations: [String: String] = [:]
+    public var replicaServiceAnnotations: [String: String] = [:]
+    public var additionalVolumes: [AdditionalVolume] = []
 
     /// Users Spilo itself needs; a spec may not declare them.
     public static let systemUsers: Set<String> = ["postgres", "standby"]
@@ -211,6 +230,15 @@ public struct PostgresSpec: SystemSpec {
             } } ?? []
             let initContainers = s["initContainers"].flatMap { $0.list { $0.extraContainer(names: &names) } } ?? []
             let shm = s["enableShmVolume"].flatMap { $0.bool } ?? true
+            let serviceAnnotations = s["serviceAnnotations"].flatMap { $0.annotationMap } ?? [:]
+            let masterServiceAnnotations = s["masterServiceAnnotations"].flatMap { $0.annotationMap } ?? [:]
+            let replicaServiceAnnotations = s["replicaServiceAnnotations"].flatMap { $0.annotationMap } ?? [:]
+            let containerNames = Set(["postgres", "all"] + sidecars.compactMap { $0["name"]?.stringValue })
+            var volumeNames: Set<String> = ["pgdata", "dshm"]
+            var mountPaths: Set<String> = ["/home/postgres/pgdata", "/dev/shm"]
+            let additionalVolumes = s["additionalVolumes"].flatMap { $0.list { v in
+                decodeAdditionalVolume(v, containers: containerNames, names: &volumeNames, paths: &mountPaths)
+            } } ?? []
             guard let teamId, let instances, let version, let volumeSize else { return nil }
             var spec = PostgresSpec(
                 teamId: teamId, numberOfInstances: instances, version: version, parameters: parameters,
@@ -221,10 +249,55 @@ public struct PostgresSpec: SystemSpec {
             spec.sidecars = sidecars
             spec.initContainers = initContainers
             spec.enableShmVolume = shm
+            spec.serviceAnnotations = serviceAnnotations
+            spec.masterServiceAnnotations = masterServiceAnnotations
+            spec.replicaServiceAnnotations = replicaServiceAnnotations
+            spec.additionalVolumes = additionalVolumes
             return spec
         }
     }
 
+
+    /// An entry of `additionalVolumes`, as the upstream operator reads it: its name and mount
+    /// path are the pod's own (not Spilo's `pgdata` or `/dev/shm`), its target containers exist.
+    private static func decodeAdditionalVolume(_ f: Field, containers: Set<String>, names: inout Set<String>,
+                                               paths: inout Set<String>) -> AdditionalVolume? {
+        var taken = (names, paths)
+        let volume = f.object { v -> AdditionalVolume? in
+            var name: String?
+            if let nf = v.required("name"), let n = nf.nonEmptyString {
+                if !Names.isDNS1123Label(n) { nf.fail("'\(n)' is not a volume name (lowercase letters, digits and '-', at most 63)") }
+                else if !taken.0.insert(n).inserted { nf.fail("another volume of the pod is named '\(n)'") } else { name = n }
+            }
+            var mountPath: String?
+            if let pf = v.required("mountPath"), let p = pf.nonEmptyString {
+                if !p.hasPrefix("/") { pf.fail("must be an absolute path (got '\(p)')") }
+                else if !taken.1.insert(p).inserted { pf.fail("another volume is mounted at \(p)") } else { mountPath = p }
+            }
+            let subPath = v["subPath"]?.nonEmptyString
+            let isSubPathExpr = v["isSubPathExpr"]?.bool ?? false
+            var targets = ["postgres"]
+            if let tf = v["targetContainers"], let list = tf.list({ c -> String? in
+                guard let n = c.nonEmptyString else { return nil }
+                guard containers.contains(n) else {
+                    c.fail("'\(n)' is not a container of the pod (\(containers.sorted().joined(separator: ", ")))")
+                    return nil
+                }
+                return n
+            }), !list.isEmpty { targets = list }
+            var source: JSONValue?
+            if let sf = v.required("volumeSource") {
+                if case .mapping(let m) = sf.node, m.entries.count == 1 { source = sf.json } else {
+                    sf.fail("needs exactly one volume source (emptyDir, persistentVolumeClaim, secret, configMap, ...)")
+                }
+            }
+            guard let name, let mountPath, let source else { return nil }
+            return AdditionalVolume(name: name, mountPath: mountPath, subPath: subPath, isSubPathExpr: isSubPathExpr,
+                                    targetContainers: targets, source: source)
+        }
+        (names, paths) = taken
+        return volume
+    }
 
     private static func decodePatroni(_ f: Field) -> Patroni? {
         f.object { p -> Patroni? in
@@ -242,6 +315,21 @@ public struct PostgresSpec: SystemSpec {
                 if s.unicodeScalars.contains(where: { $0.value < 32 }) { l.fail("must be a single line"); return nil }
                 return s
             }) { out.pgHba = lines }
+            if let i = p["initdb"], let options = i.entries({ key, value -> String? in
+                guard key.range(of: "^[a-z][a-z0-9-]*$", options: .regularExpression) != nil else {
+                    value.fail("'\(key)' is not an initdb option name (e.g. encoding, locale, data-checksums)")
+                    return nil
+                }
+                guard let text = value.scalarText, !text.unicodeScalars.contains(where: { $0.value < 32 }) else {
+                    value.fail("must be a single-line value")
+                    return nil
+                }
+                return text
+            }) {
+                out.initdb = Dictionary(options.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
+                i.note("initdb options take effect when the cluster is created (its first pod's initdb); changing them later "
+                       + "changes nothing in the database, but restarts the pods, as the upstream operator's do")
+            }
             if let ttl = out.ttl, let loop = out.loopWait, let retry = out.retryTimeout, loop + 2 * retry > ttl {
                 p["ttl"]?.fail("must be at least loop_wait + 2 * retry_timeout (\(loop + 2 * retry)), or the leader key expires between checks")
             }
