@@ -31,6 +31,12 @@ public actor StatusWriter: Service {
 
     /// The status files as last pushed (path → content); nil until read from the branch.
     private var pushed: [String: String]?
+    /// The branch is to be read again before the next commit (each resync: someone may have
+    /// deleted or changed it). The writer's own loop reads it, never the pass.
+    private var stale = false
+    /// Submissions made while the branch is stale, merged, for the loop to diff once it has
+    /// read the branch again.
+    private var queued: (files: [String: String], pruned: Set<String>, commit: GitOID)?
     /// Files computed but not pushed yet, and the spec commit they describe.
     private var pending: (changes: [String: Data?], commit: GitOID)?
     private var failures = 0
@@ -54,8 +60,9 @@ public actor StatusWriter: Service {
         (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// The status files on the branch, read once and after `forget()`; nil when the branch
-    /// cannot be read (then nothing is submitted: the files are written whole once it can).
+    /// The status files on the branch, read once (then as last pushed, or as last read by the
+    /// writer's loop); nil when the branch cannot be read (then nothing is submitted: the files
+    /// are written whole once it can).
     func current() async -> [String: String]? {
         if let pushed { return pushed }
         do {
@@ -66,9 +73,12 @@ public actor StatusWriter: Service {
         return pushed
     }
 
-    /// Forgets what was pushed: the next `current()` reads the branch again (every resync, as
-    /// someone may have deleted or changed it).
-    func forget() { pushed = nil }
+    /// Reads the branch again before the next commit (every resync, as someone may have
+    /// deleted or changed it): in the writer's own loop, so that a status server that hangs
+    /// never holds up a pass. On the followed branch itself, at once (the push is inline there).
+    func forget() {
+        if configuration.sameBranch { pushed = nil } else { stale = true }
+    }
 
     /// The status commit just pushed to the followed branch, once.
     func takeOwnHead() -> GitOID? {
@@ -79,6 +89,15 @@ public actor StatusWriter: Service {
     /// The status files of the clusters a pass looked at, and the clusters it pruned (their files
     /// go). Only what differs from the branch is committed.
     func submit(files: [String: String], pruned: Set<String>, commit: GitOID) async {
+        if stale {
+            var merged = queued ?? ([:], [], commit)
+            for (path, text) in files { merged.files[path] = text }
+            merged.pruned.formUnion(pruned)
+            merged.commit = commit
+            queued = merged
+            wake.yield()
+            return
+        }
         guard let pushed = await current() else { return }
         var changes = pending?.changes ?? [:]
         for (path, text) in files {
@@ -113,11 +132,36 @@ public actor StatusWriter: Service {
                 }
             }
             for await _ in wakes.cancelOnGracefulShutdown() {
+                if stale, ContinuousClock.now >= retryAt { await reread() }
                 if pending != nil && ContinuousClock.now >= retryAt { await flush(stoppable: true) }
             }
             group.cancelAll()
         }
+        if stale, queued != nil, !Task.isCancelled { await reread(stoppable: false) }
         if pending != nil, !Task.isCancelled { await flush(stoppable: false) }
+    }
+
+    /// Reads the branch again (after `forget()`), then diffs what was submitted meanwhile
+    /// against it. A failed read is retried on the writer's backoff.
+    func reread(stoppable: Bool = true) async {
+        guard stale, leading() else { return }
+        do {
+            let read = stoppable ? try await cancelWhenGracefulShutdown { [self] in try await self.read() } : try await self.read()
+            pushed = read
+            stale = false
+            failures = 0
+            if let queued {
+                self.queued = nil
+                await submit(files: queued.files, pruned: queued.pruned, commit: queued.commit)
+            }
+        } catch {
+            if Task.isShuttingDownGracefully && stoppable { return }
+            failures += 1
+            let delay = retryDelay(failures)
+            retryAt = ContinuousClock.now + delay
+            log.error("cannot read the status branch; reconciling goes on", ["branch": configuration.branch, "error": "\(error)",
+                                                                               "attempt": "\(failures)", "retry_in": "\(delay)"])
+        }
     }
 
     /// Pushes the pending files. A refused or failed push is retried on the writer's backoff.
