@@ -97,6 +97,48 @@ struct DaemonFaultTests {
         #expect(!log.contains("step failed"), "\(log.suffix(2000))")
     }
 
+    /// A fetch of the status branch that hangs (each resync reads it again; the server's
+    /// pack-objects hook takes 40 s for the branch's new commit) holds back no pass: the status
+    /// writer reads it in its own loop. Before, the pass read it and waited.
+    @Test func aHungStatusFetchNeverDelaysReconciling() async throws {
+        let client = try d.fx.plane.client()
+        defer { Task { await client.shutdown() } }
+        try await namespace(client)
+        let hook = d.logs.file("pack-objects-hook.sh")
+        try """
+            #!/bin/sh
+            # Wants on stdin; the status branch's tip among them: hang.
+            input=$(cat)
+            tip=$(git rev-parse refs/heads/cairn-status 2>/dev/null)
+            case "$input" in *"$tip"*) [ -n "$tip" ] && { touch "$0.hung"; sleep 40; };; esac
+            printf '%s\n' "$input" | "$@"
+            """.write(toFile: hook, atomically: true, encoding: .utf8)
+        chmod(hook, 0o755)
+        let server = try GitDaemon(base: d.origin.root.path, log: d.logs.file("git-daemon-fetch.log"), config: ["uploadpack.packObjectsHook=\(hook)"])
+        defer { server.stop() }
+        try d.origin.commit(["clusters/es.yaml": esdb("es")])
+        let daemon = try d.start(["--resync", "2s"], log: "status-fetch-hung.log", repo: server.url("origin.git"))
+        defer { daemon.stop() }
+        #expect(await d.eventually { d.statusFile("es")?.contains("cluster: \(ns)/es") == true }, "no first status commit")
+
+        // Someone adds a commit to the status branch: the next re-read must fetch it, and hangs.
+        let tree = try d.git(["rev-parse", "cairn-status^{tree}"])
+        let commit = try run("/usr/bin/env", ["GIT_AUTHOR_NAME=x", "GIT_AUTHOR_EMAIL=x@example.com", "GIT_COMMITTER_NAME=x",
+                                              "GIT_COMMITTER_EMAIL=x@example.com", "git", "--git-dir", d.origin.bare,
+                                              "commit-tree", "-p", "cairn-status", "-m", "someone", tree])
+        _ = try d.git(["update-ref", "refs/heads/cairn-status", commit.stdout.trimmingCharacters(in: .whitespacesAndNewlines)])
+        try await Task.sleep(nanoseconds: 3_000_000_000)  // a resync is due: the re-read hangs now
+        for round in 1...2 {
+            let hash = try await configHash(client, "es")
+            try d.origin.commit(["clusters/es.yaml": esdb("es", round % 2 == 1 ? "All" : "System")])
+            let start = Date()
+            #expect(await d.eventually(20) { try await self.configHash(client, "es") != hash }, "round \(round): the spec change waited for the fetch")
+            #expect(Date().timeIntervalSince(start) < 20)
+        }
+        // The fetch did hang meanwhile (else the test proves nothing).
+        #expect(FileManager.default.fileExists(atPath: hook + ".hung"), "the status branch was never fetched through the hook")
+    }
+
     @Test func aDeletedStatusBranchIsRestoredWholeOnTheNextResync() async throws {
         let client = try d.fx.plane.client()
         defer { Task { await client.shutdown() } }

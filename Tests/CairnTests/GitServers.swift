@@ -177,11 +177,14 @@ final class GitDaemon {
     let server: ServerProcess
     let base: String
 
-    /// - Parameter port: A given port, to stand in for a server that comes back on its address.
-    init(base: String, log: String, port: Int = freePort()) throws {
+    /// - Parameters:
+    ///   - port: A given port, to stand in for a server that comes back on its address.
+    ///   - config: `key=value` settings given with `git -c` (protected configuration, which
+    ///     `uploadpack.packObjectsHook` needs).
+    init(base: String, log: String, port: Int = freePort(), config: [String] = []) throws {
         self.base = base
         self.port = port
-        server = try ServerProcess("git daemon", "/usr/bin/git", [
+        server = try ServerProcess("git daemon", "/usr/bin/git", config.flatMap { ["-c", $0] } + [
             "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", "--informative-errors",
             "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(base)", base,
         ], log: log)
