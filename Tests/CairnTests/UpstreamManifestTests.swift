@@ -115,6 +115,25 @@ struct AerospikeUpstreamFieldTests {
         #expect(errors.contains { $0.hasSuffix("spec.storage.volumes[0].initContainers[0].mountOptions.mountPropagation: "
                                                + "must be None, HostToContainer or Bidirectional (got Sideways)") }, "\(errors)")
         #expect(errors.count == 3, "\(errors)")
+        let more = specErrors(Self.spec("""
+                volumes:
+                  - name: data
+                    source: {persistentVolume: {size: 1Gi}}
+                    aerospike: {path: /opt/aerospike/data}
+                    sidecars: [{containerName: s, path: /a}, {containerName: s, path: /b}]
+                  - name: more
+                    source: {emptyDir: {}}
+                    aerospike: {path: /opt/aerospike/more}
+                    sidecars: [{containerName: s, path: /a, mountOptions: {readOnly: false}}]
+            """, podSpec: """
+              podSpec:
+                sidecars: [{name: s, image: x:1, volumeMounts: [{name: more, mountPath: /m}]}]
+                initContainers: [{name: aerospike-init, image: x:1}]
+            """))
+        #expect(more.contains { $0.hasSuffix("volumes[0].sidecars[1].containerName: volume data is attached to sidecar 's' twice") }, "\(more)")
+        #expect(more.contains { $0.hasSuffix("volumes[1].sidecars[0].containerName: sidecar 's' has volume data at /a already") }, "\(more)")
+        #expect(more.contains { $0.contains("spec.podSpec.sidecars[0]: mounts storage volume more; attach it") }, "\(more)")
+        #expect(more.contains { $0.contains("spec.podSpec.initContainers[0].name: 'aerospike-init' stands for the upstream operator's own") }, "\(more)")
     }
 
     static func spec(_ storage: String, podSpec: String = "") -> String {
@@ -561,8 +580,9 @@ struct ZalandoFieldTests {
         let containers = try #require(pod["containers"]?.arrayValue)
         #expect(containers.map { $0["name"]?.stringValue ?? "" } == ["postgres", "exporter"])
         let exporter = containers[1]
-        #expect(exporter["env"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["POD_NAMESPACE", "POSTGRES_USER", "POSTGRES_PASSWORD", "DATA_SOURCE_URI", "POD_NAME"],
-                "the spec's own POD_NAME wins")
+        #expect(exporter["env"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["POD_NAME", "POD_NAMESPACE", "POSTGRES_USER", "POSTGRES_PASSWORD", "DATA_SOURCE_URI"],
+                "the operator's four first; the spec's own POD_NAME is dropped, as upstream drops it")
+        #expect(exporter["resources"] == ["requests": ["cpu": "100m"]])
         #expect(exporter["env"]?.arrayValue?.first { $0["name"] == "POSTGRES_PASSWORD" }?["valueFrom", "secretKeyRef", "name"]
                 == "postgres.pg.credentials.postgresql.acid.zalan.do")
         #expect(exporter["volumeMounts"] == [["name": "pgdata", "mountPath": "/home/postgres/pgdata"]])
@@ -617,6 +637,27 @@ struct ZalandoFieldTests {
             "t.yaml:9:78: spec.additionalVolumes[0].targetContainers[0]: 'nope' is not a container of the pod (all, postgres)",
             "t.yaml:9:99: spec.additionalVolumes[0].volumeSource: needs exactly one volume source (emptyDir, persistentVolumeClaim, secret, configMap, ...)",
         ])
+    }
+
+    /// Found in review, checked against zalando/postgres-operator's k8sres.go.
+    @Test func sidecarsAndInitdbAsTheOperatorReadsThem() throws {
+        let errors = specErrors(Self.postgres("""
+              sidecars: [{name: s, image: x:1, args: [a], resources: {requests: {cpu: banana}}}]
+              patroni:
+                initdb: {data-checksums: "false", encoding: UTF8}
+              additionalVolumes: [{name: v, mountPath: /v, targetContainers: [all, postgres], volumeSource: {emptyDir: {}}}]
+
+            """))
+        #expect(errors.contains { $0.contains("spec.sidecars[0].args: not supported in a sidecar") }, "\(errors)")
+        #expect(errors.contains { $0.contains("spec.sidecars[0].resources.requests.cpu:") }, "\(errors)")
+        #expect(errors.contains { $0.contains("spec.patroni.initdb.data-checksums: data-checksums is a flag") }, "\(errors)")
+        #expect(errors.contains { $0.contains("spec.additionalVolumes[0].targetContainers: 'all' is every container already") }, "\(errors)")
+        // Only initdb's own flags are written bare; anything else is {name: value}.
+        #expect(PostgresRenderer.initdb(["allow-group-access": "True", "debug": "true"])
+                == [["auth-host": "scram-sha-256"], ["auth-local": "trust"], "data-checksums", ["allow-group-access": "True"], "debug"])
+        let sidecar = try #require(object(try render(Self.postgres("  sidecars: [{name: s, image: busybox}]\n")), "StatefulSet", "pg")?
+            .body["spec", "template", "spec", "containers"]?.arrayValue?.last)
+        #expect(sidecar["imagePullPolicy"] == "IfNotPresent", "as the operator sets it on every sidecar")
     }
 
     @Test func shmVolumeOffAndContainerErrors() throws {

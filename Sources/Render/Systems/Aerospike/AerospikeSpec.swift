@@ -141,7 +141,9 @@ public struct AerospikeSpec: SystemSpec {
             if let f = s["podSpec"] {
                 _ = f.object { p -> Bool? in
                     var names = ["aerospike-server": "'aerospike-server' is the server's own container",
-                                 "cairn-init-volumes": "'cairn-init-volumes' is cairn's own init container"]
+                                 "cairn-init-volumes": "'cairn-init-volumes' is cairn's own init container",
+                                 "aerospike-init": "'aerospike-init' stands for the upstream operator's own init container, which cairn "
+                                     + "does not run (its volume initialisation is cairn-init-volumes); leave it out"]
                     sidecars = p["sidecars"].flatMap { $0.fieldList { $0.extraContainer(names: &names) } } ?? []
                     initContainers = p["initContainers"].flatMap { $0.fieldList { $0.extraContainer(names: &names) } } ?? []
                     if let m = p["multiPodPerHost"], let b = m.bool { multiPodPerHost = b }
@@ -199,10 +201,31 @@ public struct AerospikeSpec: SystemSpec {
             // A volume is attached to a container the spec declares, of the right kind.
             let sidecarNames = Set(sidecars.compactMap { $0.value["name"]?.stringValue })
             let initNames = Set(initContainers.compactMap { $0.value["name"]?.stringValue })
+            var paths: [String: String] = [:]  // "container path" -> volume
             for volume in volumes {
-                for a in volume.attachments where !(a.initContainer ? initNames : sidecarNames).contains(a.container) {
-                    s.field.diagnostics.report(a.location, a.fieldPath, "volume \(volume.name) is attached to \(a.initContainer ? "init container" : "sidecar") "
-                                               + "'\(a.container)', which podSpec.\(a.initContainer ? "initContainers" : "sidecars") does not declare")
+                var containers: Set<String> = []
+                for a in volume.attachments {
+                    let kind = a.initContainer ? "init container" : "sidecar"
+                    if !(a.initContainer ? initNames : sidecarNames).contains(a.container) {
+                        s.field.diagnostics.report(a.location, a.fieldPath, "volume \(volume.name) is attached to \(kind) '\(a.container)', "
+                                                   + "which podSpec.\(a.initContainer ? "initContainers" : "sidecars") does not declare")
+                    } else if !containers.insert("\(a.initContainer) \(a.container)").inserted {
+                        s.field.diagnostics.report(a.location, a.fieldPath, "volume \(volume.name) is attached to \(kind) '\(a.container)' twice")
+                    } else if let other = paths["\(a.initContainer) \(a.container) \(a.path)"] {
+                        s.field.diagnostics.report(a.location, a.fieldPath, "\(kind) '\(a.container)' has volume \(other) at \(a.path) already")
+                    } else {
+                        paths["\(a.initContainer) \(a.container) \(a.path)"] = volume.name
+                    }
+                }
+            }
+            // A storage volume reaches a container through its attachments, not a mount of the
+            // container's own (the upstream operator drops such a mount).
+            let storageNames = Set(volumes.map(\.name))
+            for (field, container) in sidecars + initContainers {
+                for mount in (container["volumeMounts"]?.arrayValue ?? []) + (container["volumeDevices"]?.arrayValue ?? [])
+                where storageNames.contains(mount["name"]?.stringValue ?? "") {
+                    field.fail("mounts storage volume \(mount["name"]?.stringValue ?? ""); attach it with storage.volumes[].sidecars "
+                               + "or initContainers instead")
                 }
             }
             return spec
@@ -394,7 +417,8 @@ public struct AerospikeSpec: SystemSpec {
                         var options = JSONObject()
                         if let mf = a["mountOptions"] {
                             _ = mf.object { m -> Bool? in
-                                if let r = m["readOnly"], let b = r.bool { options["readOnly"] = .bool(b) }
+                                // Written only when true, as the API server stores it.
+                                if let r = m["readOnly"], let b = r.bool, b { options["readOnly"] = true }
                                 for k in ["subPath", "subPathExpr"] { if let f = m[k], let t = f.nonEmptyString { options[k] = .string(t) } }
                                 if let f = m["mountPropagation"], let t = f.nonEmptyString {
                                     if ["None", "HostToContainer", "Bidirectional"].contains(t) { options["mountPropagation"] = .string(t) } else {

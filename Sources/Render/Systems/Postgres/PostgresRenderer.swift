@@ -113,9 +113,11 @@ enum PostgresRenderer {
                           Kube.env("POSTGRES_USER", "postgres"), Kube.envSecret("POSTGRES_PASSWORD", secret: superuserSecret, key: "password")]
         pod.extraContainers = spec.sidecars.map { sidecar in
             var c = sidecar.objectValue ?? JSONObject()
-            let own = c["env"]?.arrayValue ?? []
-            let ownNames = Set(own.compactMap { $0["name"]?.stringValue })
-            c["env"] = .array(sidecarEnv.filter { !ownNames.contains($0["name"]?.stringValue ?? "") } + own)
+            // The operator's four first; a variable of the spec's own by one of their names
+            // (ignoring case) is dropped, as the operator drops it.
+            let given = Set(sidecarEnv.compactMap { $0["name"]?.stringValue?.lowercased() })
+            let own = (c["env"]?.arrayValue ?? []).filter { !given.contains($0["name"]?.stringValue?.lowercased() ?? "") }
+            c["env"] = .array(sidecarEnv + own)
             var mounts = c["volumeMounts"]?.arrayValue ?? []
             if !mounts.contains(where: { $0["name"] == "pgdata" }) { mounts.append(Kube.mount("pgdata", "/home/postgres/pgdata")) }
             c["volumeMounts"] = .array(mounts)
@@ -188,18 +190,19 @@ enum PostgresRenderer {
         ]
     }
 
+    /// initdb's options that take no value: the upstream operator writes them bare when set to
+    /// exactly "true".
+    static let initdbFlags: Set<String> = ["data-checksums", "debug", "no-locale", "noclean", "nosync", "sync-only"]
+
     /// Spilo's initdb options with the spec's, as the upstream operator merges them: an option
-    /// already there takes the spec's value, `"true"` is a flag, others are `{name: value}`
-    /// after the defaults, by name. (`"false"` takes a default flag away.)
+    /// already there takes the spec's value where it stands, a flag is written bare, others
+    /// are `{name: value}` after the defaults, by name. (cairn's defaults also turn data
+    /// checksums on, which the operator's do not; changing that would restart every pod.)
     static func initdb(_ options: [String: String]) -> [JSONValue] {
         var out: [JSONValue] = [["auth-host": "scram-sha-256"], ["auth-local": "trust"], "data-checksums"]
         for (key, value) in options.sorted(by: { $0.key < $1.key }) {
-            let flag = value.lowercased() == "true"
+            let flag = initdbFlags.contains(key) && value == "true"
             let existing = out.firstIndex { $0.stringValue == key || $0.objectValue?.keys.contains(key) == true }
-            if value.lowercased() == "false" {
-                if let existing { out.remove(at: existing) }
-                continue
-            }
             let entry: JSONValue = flag ? .string(key) : .object(JSONObject([(key: key, value: .string(value))]))
             if let existing { out[existing] = entry } else { out.append(entry) }
         }

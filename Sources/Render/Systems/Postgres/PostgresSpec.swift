@@ -222,14 +222,13 @@ public struct PostgresSpec: SystemSpec {
                     .fail("a PostgreSQL cluster name is at most 53 characters (got \(name.count)); pod and Service names are derived from it")
             }
             var names = ["postgres": "'postgres' is Spilo's own container"]
-            let sidecars = s["sidecars"].flatMap { $0.list { (c: Field) -> JSONValue? in
-                if case .mapping(let m) = c.node, m["resources"] == nil {
-                    c.note("has no resources: cairn gives it none (the upstream operator gives a sidecar its configured default requests and limits)")
-                }
-                return c.extraContainer(names: &names)
-            } } ?? []
+            let sidecars = s["sidecars"].flatMap { $0.list { (c: Field) -> JSONValue? in decodeSidecar(c, names: &names) } } ?? []
             let initContainers = s["initContainers"].flatMap { $0.list { $0.extraContainer(names: &names) } } ?? []
             let shm = s["enableShmVolume"].flatMap { $0.bool } ?? true
+            if !shm, let f = s["enableShmVolume"] {
+                f.note("cairn leaves /dev/shm out, as the upstream documentation says; the upstream operator itself mounts it "
+                       + "anyway (zalando/postgres-operator#2805)")
+            }
             let serviceAnnotations = s["serviceAnnotations"].flatMap { $0.annotationMap } ?? [:]
             let masterServiceAnnotations = s["masterServiceAnnotations"].flatMap { $0.annotationMap } ?? [:]
             let replicaServiceAnnotations = s["replicaServiceAnnotations"].flatMap { $0.annotationMap } ?? [:]
@@ -258,6 +257,29 @@ public struct PostgresSpec: SystemSpec {
     }
 
 
+    /// A sidecar as the upstream operator reads it: its `Sidecar` type has name, image, ports,
+    /// env, command and resources, and it drops anything else; cairn refuses anything else
+    /// rather than drop it. Resources are checked and written in canonical form.
+    private static func decodeSidecar(_ c: Field, names: inout [String: String]) -> JSONValue? {
+        guard case .mapping(let m) = c.node else { _ = c.mapping; return nil }
+        for entry in m.entries where !["name", "image", "ports", "env", "command", "resources"].contains(entry.key.text) {
+            c.child(entry.key.text, entry.value).fail("not supported in a sidecar: the upstream operator's sidecars take name, image, ports, env, "
+                                                      + "command and resources only, and drop the rest")
+        }
+        var resources: ResourceRequirements?
+        if let rf = m["resources"] {
+            resources = c.child("resources", rf).resources
+        } else {
+            c.note("has no resources: cairn gives it none (the upstream operator gives a sidecar its configured default requests and limits)")
+        }
+        guard m.entries.allSatisfy({ ["name", "image", "ports", "env", "command", "resources"].contains($0.key.text) }),
+              var container = c.extraContainer(names: &names)?.objectValue else { return nil }
+        if let resources { container["resources"] = Kube.resources(resources) }
+        // As the upstream operator sets it on every sidecar.
+        container["imagePullPolicy"] = "IfNotPresent"
+        return .object(container)
+    }
+
     /// An entry of `additionalVolumes`, as the upstream operator reads it: its name and mount
     /// path are the pod's own (not Spilo's `pgdata` or `/dev/shm`), its target containers exist.
     private static func decodeAdditionalVolume(_ f: Field, containers: Set<String>, names: inout Set<String>,
@@ -284,7 +306,10 @@ public struct PostgresSpec: SystemSpec {
                     return nil
                 }
                 return n
-            }), !list.isEmpty { targets = list }
+            }), !list.isEmpty {
+                if list.contains("all") && list.count > 1 { tf.fail("'all' is every container already: name containers, or all alone") }
+                targets = list
+            }
             var source: JSONValue?
             if let sf = v.required("volumeSource") {
                 if case .mapping(let m) = sf.node, m.entries.count == 1 { source = sf.json } else {
@@ -320,8 +345,13 @@ public struct PostgresSpec: SystemSpec {
                     value.fail("'\(key)' is not an initdb option name (e.g. encoding, locale, data-checksums)")
                     return nil
                 }
-                guard let text = value.scalarText, !text.unicodeScalars.contains(where: { $0.value < 32 }) else {
+                guard let text = value.string else { return nil }  // as written, like every string of a spec
+                guard !text.unicodeScalars.contains(where: { $0.value < 32 }) else {
                     value.fail("must be a single-line value")
+                    return nil
+                }
+                if PostgresRenderer.initdbFlags.contains(key), text != "true" {
+                    value.fail("\(key) is a flag: \"true\" turns it on (the upstream operator would pass '--\(key)=\(text)', which initdb refuses)")
                     return nil
                 }
                 return text
