@@ -290,7 +290,8 @@ final class DaemonTests {
         let daemon = try start(log: "follower.log")
         defer { daemon.stop() }
         // The first pass is under way: the webhook holds the slow cluster's StatefulSet for 8 s.
-        #expect(await eventually { webhook.requests.received >= 1 }, "the webhook was never called")
+        #expect(await eventually { webhook.requests.received >= 1 },
+                "the webhook was never called: \((try? String(contentsOfFile: logs.file("follower.log"), encoding: .utf8))?.suffix(3000) ?? "no log")")
         #expect(try metric("cairn_git_fetch_seconds_count") == 1)
         let next = try origin.commit(["clusters/ok.yaml": IsolationTests.esdb("ok", namespace: fx.ns) + "  configuration: {MaxAppendSize: 2097152}\n"])
         #expect(await eventually(6) { try self.metric("cairn_git_fetch_seconds_count") == 2 }, "the new commit was not fetched during the pass")

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -73,17 +74,30 @@ final class OriginRepository {
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; the test server binds it next).
+/// Ports handed out by `freePort` in this process: never handed out twice.
+private let handedOut = Mutex<Set<Int>>([])
+
+/// A port nothing listens on, for a server a test starts. Chosen at random below Linux's
+/// ephemeral range (32768-60999), which outgoing connections take their source ports from,
+/// and never the same twice in this process: a port taken from the ephemeral range could be
+/// given to a connection (or to the next freePort call) before the server bound it, and the
+/// server then failed to start (a daemon test once lost its metrics port that way).
 func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return Int(UInt16(bigEndian: addr.sin_port))
+    for _ in 0..<10_000 {
+        let port = Int.random(in: 20_000..<32_000)
+        guard handedOut.withLock({ $0.insert(port).inserted }) else { continue }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if bound == 0 { return port }
+    }
+    preconditionFailure("no free port in 20000-31999")
 }
 
 /// Waits (bounded) until something accepts connections on the port.
