@@ -56,14 +56,14 @@ struct ApplyTests {
 
         let first = try apply()
         #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
-        #expect(first.stdout.hasSuffix("15 created, 0 configured, 0 unchanged, 0 restarted, 0 pruned, 0 kept, 0 blocked, 0 failed\n"), "\(first.stdout)")
+        #expect(first.stdout.hasSuffix("17 created, 0 configured, 0 unchanged, 0 restarted, 0 pruned, 0 kept, 0 blocked, 0 failed\n"), "\(first.stdout)")
         let secret = ObjectReference(apiVersion: "v1", kind: "Secret", namespace: ns, name: "app.pg.credentials.postgresql.acid.zalan.do")
         let password = try await client.get(secret)["data", "password"]?.stringValue
         #expect(password != nil && password!.count > 20)
         #expect(!first.stdout.contains(password!) && !first.stderr.contains(password!))
 
         let second = try apply()
-        #expect(second.stdout.hasSuffix("0 created, 0 configured, 15 unchanged, 0 restarted, 0 pruned, 0 kept, 0 blocked, 0 failed\n"), "\(second.stdout)")
+        #expect(second.stdout.hasSuffix("0 created, 0 configured, 17 unchanged, 0 restarted, 0 pruned, 0 kept, 0 blocked, 0 failed\n"), "\(second.stdout)")
         #expect(try await client.get(secret)["data", "password"]?.stringValue == password, "a generated Secret is never overwritten")
 
         // Drift: someone scales the StatefulSet; the next pass puts it back and says so.
@@ -108,7 +108,7 @@ struct ApplyTests {
         let pvcsBefore = try await client.list(apiVersion: "v1", kind: "PersistentVolumeClaim", namespace: ns).compactMap { $0["metadata", "uid"]?.stringValue }
         let removed = try apply()
         #expect(removed.status == 0, "\(removed.stdout)\(removed.stderr)")
-        #expect(lines(removed, "pruned").count == 8, "\(removed.stdout)")
+        #expect(lines(removed, "pruned").count == 10, "\(removed.stdout)")
         #expect(lines(removed, "kept").count == 3)
         #expect(lines(removed, "pruned").allSatisfy { $0.contains("/pg") || $0.contains("pg-") || $0.contains("postgres-pg") || $0.contains(".pg.") })
         await #expect(throws: KubeError.self) { try await client.get(ObjectReference(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: "pg")) }
@@ -156,18 +156,18 @@ struct ApplyTests {
         let first = try run(CLITests.binary, arguments + ["--output", "json"])
         #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
         let result = try JSONValue.parse(Array(first.stdout.utf8))
-        #expect(result["summary", "created"] == 45, "\(first.stdout)")
+        #expect(result["summary", "created"] == 47, "\(first.stdout)")
         #expect(result["summary", "failed"] == 0)
         let clusters = result["clusters"]?.arrayValue ?? []
         #expect(clusters.compactMap { $0["name"]?.stringValue }.sorted() == ["acid-minimal-cluster", "aerocluster", "esdb-cluster", "example-atomixcluster"])
         #expect(clusters.allSatisfy { $0["phase"] == "Progressing" && $0["namespace"]?.stringValue == ns }, "\(first.stdout)")
         #expect(clusters.first { $0["name"] == "esdb-cluster" }?["file"] == "clusters/esdb-cluster.yaml")
-        #expect(clusters.reduce(0) { $0 + ($1["objects"]?.arrayValue?.count ?? 0) } == 45)
+        #expect(clusters.reduce(0) { $0 + ($1["objects"]?.arrayValue?.count ?? 0) } == 47)
         #expect(!first.stdout.contains("\"password\""), "no Secret data in the result")
 
         let second = try run(CLITests.binary, arguments)
         #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
-        #expect(second.stdout.hasSuffix("0 created, 0 configured, 45 unchanged, 0 restarted, 0 pruned, 0 kept, 0 blocked, 0 failed\n"), "\(second.stdout)")
+        #expect(second.stdout.hasSuffix("0 created, 0 configured, 47 unchanged, 0 restarted, 0 pruned, 0 kept, 0 blocked, 0 failed\n"), "\(second.stdout)")
         // Without a kubelet no pod becomes Ready: every cluster is waiting for its pods, not failed.
         for name in ["acid-minimal-cluster", "aerocluster", "esdb-cluster", "example-atomixcluster"] {
             #expect(second.stdout.contains("cluster \(ns)/\(name): Progressing (StatefulSet \(name)"), "\(second.stdout)")

@@ -67,8 +67,8 @@ struct CLITests {
         let r = try cairn("render", Repo.clusters.path)
         #expect(r.status == 0, "\(r.stderr)")
         let kinds = r.stdout.split(separator: "\n").filter { $0.hasPrefix("kind: ") }.map { String($0.dropFirst(6)) }
-        #expect(kinds.count == 45)
-        #expect(r.stdout.components(separatedBy: "---\n").count - 1 == 45)
+        #expect(kinds.count == 47)
+        #expect(r.stdout.components(separatedBy: "---\n").count - 1 == 47)
         // Access and Secrets, then ConfigMaps, Services and PDBs, StatefulSets, load balancers last.
         let rank = ["ServiceAccount": 0, "Role": 0, "RoleBinding": 0, "Secret": 1, "ConfigMap": 2, "Service": 3,
                     "PodDisruptionBudget": 3, "StatefulSet": 4]

@@ -157,10 +157,10 @@ final class PlanCommandTests {
         #expect(r.stdout.contains("cluster default/acid-minimal-cluster (clusters/acid-minimal-cluster.yaml): deleted"))
         #expect(r.stdout.contains("- StatefulSet/default/acid-minimal-cluster deleted: pruned; its PersistentVolumeClaims are kept"))
         #expect(r.stdout.contains("kept: Secret/default/postgres.acid-minimal-cluster.credentials.postgresql.acid.zalan.do, "))
-        #expect(r.stdout.contains("Secret/default/bar-user.acid-minimal-cluster.credentials.postgresql.acid.zalan.do, PersistentVolumeClaim/"))
+        #expect(r.stdout.contains("Secret/default/zalando.acid-minimal-cluster.credentials.postgresql.acid.zalan.do, PersistentVolumeClaim/"))
         #expect(r.stdout.contains("PersistentVolumeClaim/default/pgdata-acid-minimal-cluster-0, PersistentVolumeClaim/default/pgdata-acid-minimal-cluster-1, PersistentVolumeClaim/default/pgdata-acid-minimal-cluster-2"), "\(r.stdout)")
         let json = try JSONValue.parse(Array(try plan("cluster-removed", "json").stdout.utf8))
-        #expect(json["summary", "objectsDeleted"]?.intValue == 8)
+        #expect(json["summary", "objectsDeleted"]?.intValue == 10)
         #expect(json["summary", "exitCode"] == 1)
     }
 

@@ -72,7 +72,7 @@ struct PlanIntegrationTests {
         }
         for o in objects { _ = try await client.apply(o.body, fieldManager: "cairn") }
         let actions = Planner.plan(objects, live: try await live(client, objects))
-        #expect(actions.count == 45)
+        #expect(actions.count == 47)
         for a in actions where a.kind != .unchanged { Issue.record("\(a)") }
     }
 

@@ -45,7 +45,8 @@ struct UpstreamManifestTests {
             "atomix/README.md-block01-L38.yaml",
             "kurrentdb/v1.0.0-database-deployment.md-block01-L37.yaml", "kurrentdb/v1.5.0-database-deployment.md-block01-L55.yaml",
             "kurrentdb/v1.5.0-database-deployment.md-block09-L624.yaml",
-            "zalando-postgres/docs-user.md-block01-L11.yaml",
+            "zalando-postgres/docs-user.md-block01-L11.yaml", "zalando-postgres/minimal-postgres-manifest.yaml",
+            "zalando-postgres/minimal-master-replica-svcmonitor.yaml",
         ]
         var valid: Set<String> = []
         for sample in Self.samples {
@@ -412,7 +413,7 @@ struct FieldPolicyTableTests {
         let r = try run(CLITests.binary, ["fields"])
         #expect(r.status == 0)
         #expect(r.stdout.contains("| `spec.operatorClientCert` | accepted, not used |"))
-        #expect(r.stdout.contains("| `spec.preparedDatabases` | not supported yet |"))
+        #expect(r.stdout.contains("| `spec.standby` | not supported yet |"))
         let readme = Repo.read(Repo.root.appendingPathComponent("README.md"))
         let start = try #require(readme.range(of: "<!-- cairn fields -->\n"))
         let end = try #require(readme.range(of: "<!-- end cairn fields -->"))

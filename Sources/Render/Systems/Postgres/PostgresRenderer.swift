@@ -1,4 +1,5 @@
 import ClusterSpecs
+import Crypto
 
 /// PostgreSQL with Patroni (Spilo), as the Zalando operator renders it: credentials Secrets
 /// (created once, never overwritten), the Spilo configuration, the pods' ServiceAccount and Role
@@ -47,7 +48,7 @@ enum PostgresRenderer {
             "subjects": [["kind": "ServiceAccount", "name": .string(account), "namespace": .string(cluster.namespace)]],
         ], stage: .access))
 
-        for user in ["postgres", "standby"] + spec.users.map(\.name) {
+        for user in ["postgres", "standby"] + PostgresRoles.roles(spec).filter(\.hasSecret).map(\.name) {
             objects.append(RenderedObject(body: [
                 "apiVersion": "v1", "kind": "Secret",
                 "metadata": Kube.metadata(PostgresSpec.secretName(user: user, cluster: c), cluster, labels: labels,
@@ -157,7 +158,64 @@ enum PostgresRenderer {
         sts.volumeClaimTemplates = [Kube.volumeClaimTemplate("pgdata", size: spec.volumeSize, storageClass: spec.storageClass,
                                                              labels: selector)]
         objects.append(sts.object)
+        if !PostgresRoles.isEmpty(spec) { objects += sqlJob(spec, cluster) }
         return objects
+    }
+
+    /// The roles and databases inside PostgreSQL: a ConfigMap `<name>-sql` with the script
+    /// (`PostgresRoles`), and a Job that runs it against the master with Spilo's psql. A Job's
+    /// pod template cannot change, so its name carries a hash of its spec: a changed script
+    /// gives a new Job, and the old one is pruned. Its pods carry none of Spilo's labels, so no
+    /// Service, PodDisruptionBudget or Patroni ever takes them for members of the cluster.
+    static func sqlJob(_ spec: PostgresSpec, _ cluster: ClusterMetadata) -> [RenderedObject] {
+        let c = cluster.name
+        let configName = "\(c)-sql"
+        let labels = ["app.kubernetes.io/name": "postgresql", "app.kubernetes.io/instance": c, "app.kubernetes.io/component": "sql"]
+        let data = [("roles.sql", PostgresRoles.script(spec, cluster: cluster)), ("verifiers.py", PostgresRoles.verifiers)]
+        let configMap = Kube.configMap(configName, cluster, labels: labels, data: data)
+
+        var container = Kube.Container(name: "sql", image: spec.dockerImage)
+        container.command = ["/bin/sh", "-c", PostgresRoles.run]
+        container.env = [
+            Kube.env("PGHOST", c), Kube.env("PGPORT", "5432"), Kube.env("PGUSER", "postgres"), Kube.env("PGDATABASE", "postgres"),
+            Kube.env("PGCONNECT_TIMEOUT", "10"),
+            Kube.envSecret("PGPASSWORD", secret: PostgresSpec.secretName(user: "postgres", cluster: c), key: "password"),
+            Kube.env("PASSWORD_ENCRYPTION", spec.parameters["password_encryption"] ?? "scram-sha-256"),
+        ] + PostgresRoles.roles(spec).filter(\.hasSecret).map { role in
+            Kube.envSecret(PostgresRoles.passwordEnvPrefix + role.name, secret: PostgresSpec.secretName(user: role.name, cluster: c),
+                           key: "password")
+        }
+        container.volumeMounts = [Kube.mount("sql", "/etc/cairn/sql", readOnly: true)]
+        container.resources = ResourceRequirements(requests: ["cpu": try! Quantity(parsing: "10m"), "memory": try! Quantity(parsing: "64Mi")],
+                                                   limits: ["memory": try! Quantity(parsing: "256Mi")])
+        // Spilo's postgres user; psql and python3 need nothing more.
+        container.securityContext = ["allowPrivilegeEscalation": false, "runAsNonRoot": true, "runAsUser": 101]
+        var pod = Kube.PodSpec(containers: [container])
+        pod.volumes = [Kube.configMapVolume("sql", configMap: configName)]
+        var podSpec = pod.json.objectValue ?? JSONObject()
+        podSpec["restartPolicy"] = "OnFailure"
+        podSpec["automountServiceAccountToken"] = false
+        // The script reads the ConfigMap: its content is part of what names the Job.
+        let configHash = ClusterRenderer.configHash(of: ["spec": .object(podSpec)], configMaps: [configName: configMap.body["data"] ?? .null])
+        var jobSpec: JSONObject = [
+            // The pod waits up to 5 minutes for the master itself; then the Job retries with
+            // the controller's backoff (10 s doubling to 6 minutes), about 2 hours in all.
+            "backoffLimit": 20,
+            "template": [
+                "metadata": ["labels": .sortedStrings(Array(labels)), "annotations": .sortedStrings([(ConfigHash.annotation, configHash)])],
+                "spec": .object(podSpec),
+            ],
+        ]
+        let digest = SHA256.hash(data: Array(JSONValue.object(jobSpec).canonicalJSON().utf8)).prefix(5)
+        let suffix = digest.map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        // At most 63 characters: the Job controller puts its name in a label of the pods.
+        let name = "\(c.prefix(48))-sql-\(suffix)"
+        let job = RenderedObject(body: [
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": Kube.metadata(name, cluster, labels: labels),
+            "spec": .object(jobSpec),
+        ], stage: .workloads)
+        return [configMap, job]
     }
 
     /// The `SPILO_CONFIGURATION` document: local parameters and pg_hba for postgresql.conf, the

@@ -80,9 +80,34 @@ public struct PostgresSpec: SystemSpec {
     public var masterServiceAnnotations: [String: String] = [:]
     public var replicaServiceAnnotations: [String: String] = [:]
     public var additionalVolumes: [AdditionalVolume] = []
+    /// `preparedDatabases`, by name.
+    public var preparedDatabases: [PreparedDatabase] = []
 
-    /// Users Spilo itself needs; a spec may not declare them.
-    public static let systemUsers: Set<String> = ["postgres", "standby"]
+    /// A database of `preparedDatabases`, as the upstream operator prepares it: an owner role
+    /// and reader and writer roles (and LOGIN `_user` ones with `defaultUsers`), its schemas
+    /// (`data` when none is listed) with roles of their own, default privileges, extensions.
+    public struct PreparedDatabase: Sendable, Hashable {
+        public struct Schema: Sendable, Hashable {
+            public var name: String
+            /// `<db>_<schema>_owner`, `_reader`, `_writer` (upstream default: on).
+            public var defaultRoles: Bool
+            /// Their `_user` LOGIN counterparts (upstream default: off).
+            public var defaultUsers: Bool
+        }
+        public struct Extension: Sendable, Hashable {
+            public var name: String
+            public var schema: String
+        }
+        public var name: String
+        public var defaultUsers: Bool
+        /// By name.
+        public var schemas: [Schema]
+        /// By name.
+        public var extensions: [Extension]
+    }
+
+    /// Roles Spilo itself creates or needs; a spec may not declare them.
+    public static let systemUsers: Set<String> = ["postgres", "standby", "admin", "cron_admin", "robot_zmon"]
     static let userFlags: Set<String> = [
         "superuser", "inherit", "login", "nologin", "createrole", "createdb", "replication", "bypassrls",
         "nosuperuser", "noinherit", "nocreaterole", "nocreatedb", "noreplication", "nobypassrls",
@@ -196,6 +221,23 @@ public struct PostgresSpec: SystemSpec {
                 for (k, v) in entries { databases[k] = v }
             }
 
+            let preparedField = s["preparedDatabases"]
+            var prepared: [PreparedDatabase] = []
+            if let pf = preparedField, let entries = pf.entries({ name, v in decodePreparedDatabase(name, v) }) {
+                prepared = entries.map(\.value)
+                // `preparedDatabases: {}`: one database named after the cluster ('-' becomes '_').
+                if entries.isEmpty, pf.mapping?.entries.isEmpty == true, let cluster = metadata?.name {
+                    let name = cluster.replacingAll("-", with: "_")
+                    if isRoleName(name) {
+                        prepared = [PreparedDatabase(name: name, defaultUsers: false,
+                                                     schemas: [.init(name: "data", defaultRoles: true, defaultUsers: false)], extensions: [])]
+                    } else {
+                        pf.fail("the database named after the cluster, '\(name)', is not a valid database name; name it here")
+                    }
+                }
+                prepared.sort { $0.name < $1.name }
+            }
+
             let resources = s["resources"].flatMap { $0.resources } ?? ResourceRequirements()
             let patroni = s["patroni"].flatMap(decodePatroni) ?? Patroni(pgHba: [])
             let masterLB = s["enableMasterLoadBalancer"].flatMap { $0.bool } ?? false
@@ -252,6 +294,10 @@ public struct PostgresSpec: SystemSpec {
             spec.masterServiceAnnotations = masterServiceAnnotations
             spec.replicaServiceAnnotations = replicaServiceAnnotations
             spec.additionalVolumes = additionalVolumes
+            if let pf = preparedField {
+                spec.preparedDatabases = prepared
+                checkRoleNames(spec, users: s["users"], prepared: pf, databases: s["databases"])
+            }
             return spec
         }
     }
@@ -364,6 +410,86 @@ public struct PostgresSpec: SystemSpec {
                 p["ttl"]?.fail("must be at least loop_wait + 2 * retry_timeout (\(loop + 2 * retry)), or the leader key expires between checks")
             }
             return out
+        }
+    }
+
+    /// One entry of `preparedDatabases` (null or `{}`: the defaults).
+    static func decodePreparedDatabase(_ name: String, _ v: Field) -> PreparedDatabase? {
+        guard isRoleName(name) else {
+            v.fail("'\(name)' is not a valid database name (lower-case letters, digits and '_', starting with a letter or '_', at most 63)")
+            return nil
+        }
+        if ["postgres", "template0", "template1"].contains(name) {
+            v.fail("'\(name)' is a system database")
+            return nil
+        }
+        let data = PreparedDatabase.Schema(name: "data", defaultRoles: true, defaultUsers: false)
+        if v.isNull { return PreparedDatabase(name: name, defaultUsers: false, schemas: [data], extensions: []) }
+        return v.object { o -> PreparedDatabase? in
+            let defaultUsers = o["defaultUsers"].flatMap { $0.bool } ?? false
+            var schemas: [PreparedDatabase.Schema] = []
+            if let sf = o["schemas"], let entries = sf.entries({ schema, f -> PreparedDatabase.Schema? in
+                guard isRoleName(schema), !schema.hasPrefix("pg_") else {
+                    f.fail("'\(schema)' is not a valid schema name (lower-case letters, digits and '_', not starting with pg_)")
+                    return nil
+                }
+                if f.isNull { return .init(name: schema, defaultRoles: true, defaultUsers: false) }
+                return f.object { so -> PreparedDatabase.Schema? in
+                    let roles = so["defaultRoles"].flatMap { $0.bool } ?? true
+                    let usersField = so["defaultUsers"]
+                    let users = usersField.flatMap { $0.bool } ?? false
+                    if users, !roles, let usersField {
+                        usersField.fail("needs defaultRoles: the _user roles are members of the schema's own roles")
+                        return nil
+                    }
+                    return .init(name: schema, defaultRoles: roles, defaultUsers: users)
+                }
+            }) { schemas = entries.map(\.value) }
+            if schemas.isEmpty { schemas = [data] }
+            schemas.sort { $0.name < $1.name }
+            var extensions: [PreparedDatabase.Extension] = []
+            if let ef = o["extensions"], let entries = ef.entries({ ext, f -> PreparedDatabase.Extension? in
+                guard let first = ext.unicodeScalars.first, ("a"..."z").contains(first), ext.count <= 63,
+                      ext.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" }) else {
+                    f.fail("'\(ext)' is not an extension name")
+                    return nil
+                }
+                guard let schema = f.string else { return nil }
+                guard schema == "public" || schemas.contains(where: { $0.name == schema }) else {
+                    f.fail("schema '\(schema)' is neither public nor one of this database's schemas (\(schemas.map(\.name).joined(separator: ", ")))")
+                    return nil
+                }
+                return .init(name: ext, schema: schema)
+            }) { extensions = entries.map(\.value).sorted { $0.name < $1.name } }
+            if let ns = o["secretNamespace"] {
+                ns.note("cairn writes the Secrets of the _user roles in the cluster's namespace, as the upstream operator does "
+                        + "unless its enable_cross_namespace_secret option is on")
+            }
+            return PreparedDatabase(name: name, defaultUsers: defaultUsers, schemas: schemas, extensions: extensions)
+        }
+    }
+
+    /// Role and database names must be PostgreSQL names (at most 63 bytes) and unique: a role
+    /// of `preparedDatabases` may not also be a user of `users`, and no database is both
+    /// prepared and in `databases`.
+    static func checkRoleNames(_ spec: PostgresSpec, users: Field?, prepared: Field, databases: Field?) {
+        var seen: [String: String] = [:]
+        for db in spec.preparedDatabases {
+            for role in PostgresRoles.preparedRoles(db) {
+                if role.name.utf8.count > 63 {
+                    prepared.fail("role '\(role.name)' of database '\(db.name)' would be longer than PostgreSQL's 63 bytes; shorten the database or schema name")
+                } else if let other = seen[role.name] {
+                    prepared.fail("role '\(role.name)' would be made for both database '\(other)' and database '\(db.name)'; rename one")
+                }
+                seen[role.name] = db.name
+            }
+            if spec.databases[db.name] != nil, let databases {
+                databases.fail("database '\(db.name)' is also in preparedDatabases; list it once")
+            }
+        }
+        for user in spec.users where seen[user.name] != nil {
+            users?.fail("user '\(user.name)' is also a role of preparedDatabases.\(seen[user.name]!); rename it "
+                        + "(the upstream operator lets the prepared role win)")
         }
     }
 

@@ -8,6 +8,7 @@ package enum PostgresSystem: ClusterSystem {
     package static let objectKinds: [(apiVersion: String, kind: String)] = [
         ("v1", "ServiceAccount"), ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
         ("v1", "Secret"), ("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "StatefulSet"),
+        ("batch/v1", "Job"),
     ]
     package static let rollout = RolloutPolicy.replicasFirstPrimaryLast
 
@@ -17,7 +18,6 @@ package enum PostgresSystem: ClusterSystem {
         return [
             "spec.standby": .unsupported("standby clusters are not rendered yet"),
             "spec.clone": .unsupported("cloning is not rendered yet"),
-            "spec.preparedDatabases": .unsupported("prepared databases (schemas, default roles, extensions) are not rendered yet; use databases and users"),
             "spec.connectionPooler": pooler, "spec.enableConnectionPooler": pooler, "spec.enableReplicaConnectionPooler": pooler,
             "spec.enableMasterPoolerLoadBalancer": pooler, "spec.enableReplicaPoolerLoadBalancer": pooler,
             "spec.logicalBackup": .unsupported("logical backups are not rendered yet"),
