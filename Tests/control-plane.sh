@@ -147,7 +147,7 @@ up() {
 
     if [ -x "$bin/kube-controller-manager" ]; then
         "$bin/kube-controller-manager" --kubeconfig "$dir/kubeconfig" --leader-elect=false \
-            --controllers statefulset,garbagecollector,serviceaccount,serviceaccount-token,endpoint \
+            --controllers statefulset,job,garbagecollector,serviceaccount,serviceaccount-token,endpoint \
             --service-account-private-key-file "$dir/sa.key" --root-ca-file "$dir/certs/apiserver.crt" \
             --bind-address 127.0.0.1 --secure-port 0 --port 0 >"$dir/controller-manager.log" 2>&1 &
         echo $! >"$dir/controller-manager.pid"

@@ -58,6 +58,18 @@ public struct ClusterHealth: Sendable {
     }
 }
 
+/// A Job cairn renders (PostgreSQL's roles and databases), as its status reads.
+public enum JobState {
+    /// Why a finished Job failed (its `Failed` condition's reason and message), or nil while it
+    /// runs or once it has completed.
+    public static func failure(_ job: JSONValue) -> String? {
+        guard let failed = job["status", "conditions"]?.arrayValue?.first(where: { $0["type"] == "Failed" && $0["status"] == "True" }) else {
+            return nil
+        }
+        return (failed["reason"]?.stringValue ?? "Failed") + (failed["message"]?.stringValue.map { ": \($0)" } ?? "")
+    }
+}
+
 extension Reconciler.Result {
     /// The machine-readable result of a pass: per cluster its phase, reasons, rollouts and
     /// objects; the warnings; the counts by action. Never carries a Secret's data.

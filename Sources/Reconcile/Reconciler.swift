@@ -409,6 +409,14 @@ public struct Reconciler: Sendable {
         let identity = cluster.spec.identity
         let troubled = results.contains { $0.action == .failed || $0.action == .blocked }
         var acted = false
+        // A failed Job is not run again by itself (its name is its content): a person reads its
+        // log, and deleting it makes the next pass create it afresh.
+        for job in cluster.objects where job.kind == "Job" {
+            guard byReference[job.reference]?.action == .unchanged, let current = live[job.reference],
+                  let why = JobState.failure(current) else { continue }
+            health.report(.degraded, "Job \(job.name) failed (\(why)): `kubectl logs -n \(job.namespace) job/\(job.name)` says why; "
+                          + "delete the Job and the next pass runs it again")
+        }
         for set in cluster.objects where set.kind == "StatefulSet" {
             switch byReference[set.reference]?.action {
             case .created?, .configured?:
@@ -534,6 +542,8 @@ public struct Reconciler: Sendable {
             }
         }
         if obj["kind"]?.stringValue == "StatefulSet", let status = obj["status"] { out["status"] = status }
+        // A Job's conditions say whether it failed (`JobState`).
+        if obj["kind"]?.stringValue == "Job", let conditions = obj["status"]?["conditions"] { out["status"] = ["conditions": conditions] }
         return .object(out)
     }
 

@@ -4,6 +4,8 @@ import Foundation
 import Glibc
 #endif
 import JSON
+import KubeAPI
+import Reconcile
 import Render
 import Testing
 
@@ -314,5 +316,89 @@ struct PostgresRolesRenderTests {
             .contains("would be longer than PostgreSQL's 63 bytes"))
         #expect(errors("  preparedDatabases: {Shop: {}}").contains("'Shop' is not a valid database name"))
         #expect(errors("  preparedDatabases: {shop: {schemas: {pg_x: {}}}}").contains("'pg_x' is not a valid schema name"))
+    }
+}
+
+/// The roles Job against the real control plane (with its Job controller): applied, unchanged
+/// on the next pass, replaced when the spec changes, and a failed one degrades its cluster
+/// until someone deletes it. (No kubelet runs here: the failure is written as the Job
+/// controller writes it.)
+@Suite("PostgreSQL roles Job, applied", .enabled(if: !ControlPlane.skip))
+struct PostgresRolesJobTests {
+    let plane: ControlPlane
+    let ns = "pgroles-\(UInt32.random(in: 0...UInt32.max))"
+    let dir = TemporaryDirectory("cairn-pgroles")
+
+    init() throws {
+        plane = try ControlPlane.shared()
+    }
+
+    func apply(_ users: String) throws -> (ProcessResult, JSONValue?, [String: String]) {
+        try PostgresRolesRenderTests.spec("  users: {\(users)}", name: "pg").replacingOccurrences(of: "namespace: db", with: "namespace: \(ns)")
+            .write(toFile: dir.file("pg.yaml"), atomically: true, encoding: .utf8)
+        let r = try run(CLITests.binary, ["apply", dir.path, "--kubeconfig", plane.kubeconfig, "--namespace-allow", ns, "-o", "json"])
+        let json = try? JSONValue.parse(Array(r.stdout.utf8))
+        return (r, json, IsolationTests.actions(IsolationTests.cluster(json, "\(ns)/pg")))
+    }
+
+    static func jobs(_ actions: [String: String]) -> [String: String] {
+        actions.filter { $0.key.hasPrefix("Job/") }
+    }
+
+    @Test func replacedWhenTheSpecChangesAndAFailedOneDegradesItsCluster() async throws {
+        let client = try plane.client()
+        defer { Task { await client.shutdown() } }
+        let (first, _, created) = try apply("app: []")
+        #expect(first.status == 0, "\(first.stderr)")
+        let firstJob = try #require(Self.jobs(created).first { $0.value == "created" }?.key, "\(created)")
+        let (_, _, again) = try apply("app: []")
+        #expect(again.values.allSatisfy { $0 == "unchanged" }, "the server's defaults of a Job are no difference: \(again)")
+
+        // Another user: a new Job, the old one pruned.
+        let (_, _, changed) = try apply("app: [], other: []")
+        let jobs = Self.jobs(changed)
+        #expect(jobs[firstJob] == "pruned", "\(jobs)")
+        let secondJob = try #require(jobs.first { $0.value == "created" }?.key, "\(jobs)")
+        let name = String(secondJob.split(separator: "/").last!)
+        let ref = ObjectReference(apiVersion: "batch/v1", kind: "Job", namespace: ns, name: name)
+        // The Job controller made its pod, which carries none of Spilo's labels.
+        var pods: [JSONValue] = []
+        for _ in 0..<100 where pods.isEmpty {
+            pods = try await client.list(apiVersion: "v1", kind: "Pod", namespace: ns, labelSelector: "job-name=\(name)")
+            if pods.isEmpty { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        #expect(pods.count == 1, "the Job controller made no pod for \(name)")
+        #expect(pods.allSatisfy { $0["metadata", "labels", "application"] == nil && $0["metadata", "labels", "cluster-name"] == nil })
+        #expect(try await client.list(apiVersion: "v1", kind: "Pod", namespace: ns, labelSelector: "application=spilo,cluster-name=pg")
+            .allSatisfy { $0["metadata", "labels", "job-name"] == nil })
+
+        // Its container keeps failing, as a kubelet reports it: the Job controller itself marks
+        // the Job failed once the restarts reach backoffLimit.
+        let pod = try #require(pods.first?["metadata", "name"]?.stringValue)
+        _ = try await client.patchStatus(ObjectReference(apiVersion: "v1", kind: "Pod", namespace: ns, name: pod), ["status": [
+            "phase": "Running",
+            "containerStatuses": [[
+                "name": "sql", "ready": false, "restartCount": 20, "image": "ghcr.io/zalando/spilo-17:4.0-p2", "imageID": "",
+                "state": ["waiting": ["reason": "CrashLoopBackOff"]],
+            ]],
+        ]])
+        var finished = false
+        for _ in 0..<150 where !finished {
+            finished = JobState.failure(try await client.get(ref)) != nil
+            if !finished { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        #expect(finished, "the Job controller did not mark \(name) failed")
+        let (failed, json, _) = try apply("app: [], other: []")
+        let cluster = IsolationTests.cluster(json, "\(ns)/pg")
+        #expect(cluster?["phase"] == "Degraded", "\(cluster?.canonicalJSON() ?? failed.stdout)")
+        #expect(cluster?["reasons"]?.arrayValue?.contains { $0.stringValue?.contains("Job \(name) failed (BackoffLimitExceeded") == true
+                                                              && $0.stringValue?.contains("delete the Job") == true } == true)
+        #expect(failed.status != 0, "a degraded cluster needs a person")
+
+        // Deleted: the next pass runs it again.
+        try await client.delete(ref, propagation: .background)
+        for _ in 0..<100 where (try? await client.get(ref)) != nil { try await Task.sleep(nanoseconds: 100_000_000) }
+        let (_, _, rerun) = try apply("app: [], other: []")
+        #expect(Self.jobs(rerun)[secondJob] == "created", "\(rerun)")
     }
 }
