@@ -104,10 +104,21 @@ enum PostgresRenderer {
         ]
         container.resources = spec.resources
         container.volumeMounts = [Kube.mount("pgdata", "/home/postgres/pgdata")] + (spec.enableShmVolume ? [Kube.mount("dshm", "/dev/shm")] : [])
+        if let tls = spec.tls {
+            container.env += [Kube.env("SSL_CERTIFICATE_FILE", tls.certificateFile), Kube.env("SSL_PRIVATE_KEY_FILE", tls.privateKeyFile)]
+                + (tls.caFile.map { [Kube.env("SSL_CA_FILE", $0)] } ?? [])
+            container.volumeMounts.append(Kube.mount("tls", "/tls"))
+            if tls.caSecretName != nil { container.volumeMounts.append(Kube.mount("tlsca", "/tlsca")) }
+        }
         container.readinessProbe = Kube.httpProbe(path: "/readiness", port: 8008, initialDelay: 6, period: 10, timeout: 5)
 
         var pod = Kube.PodSpec(containers: [container])
         pod.volumes = spec.enableShmVolume ? [["name": "dshm", "emptyDir": ["medium": "Memory"]]] : []
+        // Read by Spilo's postgres user through the pod's group (fsGroup 103), as upstream: 0640.
+        if let tls = spec.tls {
+            pod.volumes.append(["name": "tls", "secret": ["secretName": .string(tls.secretName), "defaultMode": 0o640]])
+            if let ca = tls.caSecretName { pod.volumes.append(["name": "tlsca", "secret": ["secretName": .string(ca), "defaultMode": 0o640]]) }
+        }
         // Sidecars get what the upstream operator gives them: the pod's name and namespace, the
         // superuser's name and password, and the data volume at Spilo's path.
         let sidecarEnv = [Kube.envField("POD_NAME", "metadata.name"), Kube.envField("POD_NAMESPACE", "metadata.namespace"),

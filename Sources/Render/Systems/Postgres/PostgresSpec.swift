@@ -82,6 +82,18 @@ public struct PostgresSpec: SystemSpec {
     public var additionalVolumes: [AdditionalVolume] = []
     /// `preparedDatabases`, by name.
     public var preparedDatabases: [PreparedDatabase] = []
+    /// `tls`: Spilo's server certificate from a Secret (nil: Spilo's own self-signed one).
+    public var tls: TLS?
+
+    /// The server certificate as the upstream operator mounts it: the Secret at `/tls`, the CA's
+    /// own Secret (if any) at `/tlsca`, and Spilo's `SSL_*_FILE` variables naming the files.
+    public struct TLS: Sendable, Hashable {
+        public var secretName: String
+        public var certificateFile: String
+        public var privateKeyFile: String
+        public var caFile: String?
+        public var caSecretName: String?
+    }
 
     /// A database of `preparedDatabases`, as the upstream operator prepares it: an owner role
     /// and reader and writer roles (and LOGIN `_user` ones with `defaultUsers`), its schemas
@@ -277,6 +289,23 @@ public struct PostgresSpec: SystemSpec {
             let containerNames = Set(["postgres", "all"] + sidecars.compactMap { $0["name"]?.stringValue })
             var volumeNames: Set<String> = ["pgdata", "dshm"]
             var mountPaths: Set<String> = ["/home/postgres/pgdata", "/dev/shm"]
+            let tls = s["tls"].flatMap(decodeTLS)
+            if let tls {
+                volumeNames.insert("tls")
+                mountPaths.insert("/tls")
+                if tls.caSecretName != nil {
+                    volumeNames.insert("tlsca")
+                    mountPaths.insert("/tlsca")
+                }
+            }
+            // The connection pooler is not rendered; turned off, as the upstream examples write
+            // it, it means what it means upstream.
+            for flag in ["enableConnectionPooler", "enableReplicaConnectionPooler", "enableMasterPoolerLoadBalancer",
+                         "enableReplicaPoolerLoadBalancer"] {
+                if let f = s[flag], let on = f.bool, on {
+                    f.fail("not supported by cairn yet: a connection pooler is not rendered yet (false, the default, is accepted)")
+                }
+            }
             let additionalVolumes = s["additionalVolumes"].flatMap { $0.list { v in
                 decodeAdditionalVolume(v, containers: containerNames, names: &volumeNames, paths: &mountPaths)
             } } ?? []
@@ -294,6 +323,7 @@ public struct PostgresSpec: SystemSpec {
             spec.masterServiceAnnotations = masterServiceAnnotations
             spec.replicaServiceAnnotations = replicaServiceAnnotations
             spec.additionalVolumes = additionalVolumes
+            spec.tls = tls
             if let pf = preparedField {
                 spec.preparedDatabases = prepared
                 checkRoleNames(spec, users: s["users"], prepared: pf, databases: s["databases"])
@@ -368,6 +398,44 @@ public struct PostgresSpec: SystemSpec {
         }
         (names, paths) = taken
         return volume
+    }
+
+    /// `tls`, as upstream reads it: on only when `secretName` is given; file names relative to
+    /// the mount (`/tls`, or `/tlsca` for a CA from its own Secret), absolute ones as they are.
+    static func decodeTLS(_ f: Field) -> TLS? {
+        f.object { t -> TLS? in
+            func file(_ key: String) -> String? {
+                guard let v = t[key], let text = v.string, !text.isEmpty else { return nil }
+                if text.unicodeScalars.contains(where: { $0.value < 32 }) || text.split(separator: "/").contains("..") {
+                    v.fail("must be a file name or path without '..' or control characters")
+                    return nil
+                }
+                return text
+            }
+            let certificate = file("certificateFile"), key = file("privateKeyFile"), ca = file("caFile")
+            var caSecret: String?
+            if let c = t["caSecretName"], let name = c.string, !name.isEmpty {
+                if Names.isDNS1123Subdomain(name) { caSecret = name } else { c.fail("'\(name)' is not a Secret name") }
+            }
+            guard let sf = t["secretName"], let secret = sf.string, !secret.isEmpty else {
+                t.field.note("no secretName: TLS stays as Spilo sets it up (a self-signed certificate), as upstream")
+                return nil
+            }
+            guard Names.isDNS1123Subdomain(secret) else {
+                sf.fail("'\(secret)' is not a Secret name")
+                return nil
+            }
+            if caSecret != nil, ca == nil, let c = t["caSecretName"] {
+                c.note("without caFile the upstream operator mounts no CA: name the file in caFile")
+            }
+            func path(_ file: String?, _ dir: String, _ defaultFile: String) -> String {
+                guard let file else { return "\(dir)/\(defaultFile)" }
+                return file.hasPrefix("/") ? file : "\(dir)/\(file)"
+            }
+            return TLS(secretName: secret, certificateFile: path(certificate, "/tls", "tls.crt"), privateKeyFile: path(key, "/tls", "tls.key"),
+                       caFile: ca.map { path($0, caSecret == nil ? "/tls" : "/tlsca", "") },
+                       caSecretName: ca == nil ? nil : caSecret)
+        }
     }
 
     private static func decodePatroni(_ f: Field) -> Patroni? {

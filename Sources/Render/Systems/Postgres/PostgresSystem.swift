@@ -23,7 +23,6 @@ package enum PostgresSystem: ClusterSystem {
             "spec.logicalBackup": .unsupported("logical backups are not rendered yet"),
             "spec.enableLogicalBackup": .unsupported("logical backups are not rendered yet"),
             "spec.logicalBackupSchedule": .unsupported("logical backups are not rendered yet"),
-            "spec.tls": .unsupported("TLS certificates are not rendered yet"),
             "spec.streams": .unsupported("change-data-capture streams are not rendered yet"),
             "spec.patroni.slots": .unsupported("replication slots are not rendered yet"),
             "spec.spiloRunAsUser": .unsupported("Spilo runs as its image's user"),
