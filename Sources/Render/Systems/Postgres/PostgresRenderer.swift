@@ -104,6 +104,11 @@ enum PostgresRenderer {
         ]
         container.resources = spec.resources
         container.volumeMounts = [Kube.mount("pgdata", "/home/postgres/pgdata")] + (spec.enableShmVolume ? [Kube.mount("dshm", "/dev/shm")] : [])
+        if let standby = spec.standby {
+            container.env.append(Kube.env("STANDBY_HOST", standby.host))
+            if let port = standby.port { container.env.append(Kube.env("STANDBY_PORT", port)) }
+            if let slot = standby.primarySlotName { container.env.append(Kube.env("STANDBY_PRIMARY_SLOT_NAME", slot)) }
+        }
         if let tls = spec.tls {
             container.env += [Kube.env("SSL_CERTIFICATE_FILE", tls.certificateFile), Kube.env("SSL_PRIVATE_KEY_FILE", tls.privateKeyFile)]
                 + (tls.caFile.map { [Kube.env("SSL_CA_FILE", $0)] } ?? [])
@@ -169,7 +174,8 @@ enum PostgresRenderer {
         sts.volumeClaimTemplates = [Kube.volumeClaimTemplate("pgdata", size: spec.volumeSize, storageClass: spec.storageClass,
                                                              labels: selector)]
         objects.append(sts.object)
-        if !PostgresRoles.isEmpty(spec) { objects += sqlJob(spec, cluster) }
+        // A standby replicates its roles and databases from its source, and is read-only.
+        if !PostgresRoles.isEmpty(spec), spec.standby == nil { objects += sqlJob(spec, cluster) }
         return objects
     }
 

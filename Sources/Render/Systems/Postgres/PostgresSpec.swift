@@ -84,6 +84,15 @@ public struct PostgresSpec: SystemSpec {
     public var preparedDatabases: [PreparedDatabase] = []
     /// `tls`: Spilo's server certificate from a Secret (nil: Spilo's own self-signed one).
     public var tls: TLS?
+    /// `standby`: the cluster follows a remote primary (`standby_host`), as Spilo's
+    /// `STANDBY_*` variables say.
+    public var standby: Standby?
+
+    public struct Standby: Sendable, Hashable {
+        public var host: String
+        public var port: String?
+        public var primarySlotName: String?
+    }
 
     /// The server certificate as the upstream operator mounts it: the Secret at `/tls`, the CA's
     /// own Secret (if any) at `/tlsca`, and Spilo's `SSL_*_FILE` variables naming the files.
@@ -324,6 +333,12 @@ public struct PostgresSpec: SystemSpec {
             spec.replicaServiceAnnotations = replicaServiceAnnotations
             spec.additionalVolumes = additionalVolumes
             spec.tls = tls
+            spec.standby = s["standby"].flatMap(decodeStandby)
+            if spec.standby != nil {
+                for key in ["users", "databases", "preparedDatabases"] {
+                    s[key]?.note("a standby cluster replicates its roles and databases from its source: cairn makes none here, as upstream")
+                }
+            }
             if let pf = preparedField {
                 spec.preparedDatabases = prepared
                 checkRoleNames(spec, users: s["users"], prepared: pf, databases: s["databases"])
@@ -435,6 +450,41 @@ public struct PostgresSpec: SystemSpec {
             return TLS(secretName: secret, certificateFile: path(certificate, "/tls", "tls.crt"), privateKeyFile: path(key, "/tls", "tls.key"),
                        caFile: ca.map { path($0, caSecret == nil ? "/tls" : "/tlsca", "") },
                        caSecretName: ca == nil ? nil : caSecret)
+        }
+    }
+
+    /// `standby`. Streaming from a remote primary is rendered; a WAL archive (`s3_wal_path`,
+    /// `gs_wal_path`) needs the bucket's credentials in Spilo's environment, which the upstream
+    /// operator takes from its own configuration and cairn does not render yet.
+    static func decodeStandby(_ f: Field) -> Standby? {
+        f.object { o -> Standby? in
+            for key in ["s3_wal_path", "gs_wal_path"] {
+                if let w = o[key], let text = w.string, !text.isEmpty {
+                    w.fail("not supported by cairn yet: a standby from a WAL archive needs the bucket's credentials in Spilo's environment, "
+                           + "which cairn does not render yet; streaming from standby_host is supported")
+                }
+            }
+            var port: String?
+            if let pf = o["standby_port"], let text = pf.scalarText, !text.isEmpty {
+                if let n = Int(text), (1...65535).contains(n) { port = String(n) } else { pf.fail("must be a port number (got \(text))") }
+            }
+            var slot: String?
+            if let sf = o["standby_primary_slot_name"], let text = sf.string, !text.isEmpty {
+                if isRoleName(text) { slot = text } else { sf.fail("'\(text)' is not a replication slot name (lower-case letters, digits and '_')") }
+            }
+            guard let hf = o["standby_host"], let host = hf.string, !host.isEmpty else {
+                if !o.has("s3_wal_path") && !o.has("gs_wal_path") { o.field.fail("needs standby_host (the remote primary to stream from)") }
+                return nil
+            }
+            guard Names.isDNS1123Subdomain(host) || CIDR.isValid(host + "/32") || host.contains(":") && CIDR.isValid(host + "/128") else {
+                hf.fail("'\(host)' is not a host name or an IP address")
+                return nil
+            }
+            o.field.note("standby takes effect when the cluster is created (Patroni's standby_cluster); taking it out later does not "
+                         + "promote the cluster as the upstream operator does through Patroni's API: promote it with "
+                         + "`patronictl edit-config` first. The standby user's Secret must hold the source's password: create it "
+                         + "before the cluster (cairn never overwrites one)")
+            return Standby(host: host, port: port, primarySlotName: slot)
         }
     }
 

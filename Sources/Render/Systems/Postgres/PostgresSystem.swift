@@ -14,11 +14,10 @@ package enum PostgresSystem: ClusterSystem {
 
     /// The Zalando operator's fields cairn does not read (its CRD `acid.zalan.do/v1`).
     package static let fieldPolicies: [String: FieldPolicy] = {
-        let pooler = FieldPolicy.unsupported("a connection pooler is not rendered yet")
+        let pooler = FieldPolicy.unsupported("a connection pooler is not rendered yet; false, the default, is accepted")
         return [
-            "spec.standby": .unsupported("standby clusters are not rendered yet"),
             "spec.clone": .unsupported("cloning is not rendered yet"),
-            "spec.connectionPooler": pooler, "spec.enableConnectionPooler": pooler, "spec.enableReplicaConnectionPooler": pooler,
+            "spec.connectionPooler": .unsupported("a connection pooler is not rendered yet"), "spec.enableConnectionPooler": pooler, "spec.enableReplicaConnectionPooler": pooler,
             "spec.enableMasterPoolerLoadBalancer": pooler, "spec.enableReplicaPoolerLoadBalancer": pooler,
             "spec.logicalBackup": .unsupported("logical backups are not rendered yet"),
             "spec.enableLogicalBackup": .unsupported("logical backups are not rendered yet"),
