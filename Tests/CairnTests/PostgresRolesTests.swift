@@ -108,7 +108,7 @@ struct PostgresRolesTests {
     static func runJob(_ yaml: String, on server: PostgresServer, passwords: [String: String]) throws -> ProcessResult {
         let objects = try render(yaml)
         guard let job = objects.first(where: { $0.kind == "Job" }),
-              let config = objects.first(where: { $0.kind == "ConfigMap" && $0.name.hasSuffix("-sql") }),
+              let config = objects.first(where: { $0.kind == "ConfigMap" && $0.name == job.name }),
               let container = job.body["spec", "template", "spec", "containers"]?.arrayValue?.first,
               let command = container["command"]?.arrayValue?.compactMap(\.stringValue) else {
             throw CommandFailed(description: "no Job with its ConfigMap was rendered")
@@ -140,7 +140,13 @@ struct PostgresRolesTests {
 
     /// Secret name prefix (user with '-') -> password; some with quotes and dollars.
     static func passwords(_ roles: [String]) -> [String: String] {
-        Dictionary(uniqueKeysWithValues: roles.map { ($0.replacingOccurrences(of: "_", with: "-"), "pw'\($0)$\"\(UUID().uuidString.prefix(6))") })
+        Dictionary(uniqueKeysWithValues: roles.map { ($0.replacingOccurrences(of: "_", with: "-"), "pw'\($0)$\"\(token())") })
+    }
+
+    /// The part of a test password with no quote in it: what a statement would carry as it is.
+    static func token() -> String { UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }
+    static func tokens(_ passwords: [String: String]) -> [String] {
+        passwords.values.map { String($0.split(separator: "\"").last ?? "") }
     }
 
     static let loginRoles = ["zalando", "foo_user", "bar_owner_user", "bar_reader_user", "bar_writer_user",
@@ -201,8 +207,8 @@ struct PostgresRolesTests {
         // No password reached the server's statement log or the Job's output; statements did.
         let log = try String(contentsOfFile: server.log, encoding: .utf8)
         #expect(log.contains("SCRAM-SHA-256$4096:"), "the log holds the statements (with verifiers)")
-        for password in passwords.values {
-            #expect(!log.contains(password) && !first.stdout.contains(password) && !first.stderr.contains(password))
+        for token in Self.tokens(passwords) {
+            #expect(token.count == 32 && !log.contains(token) && !first.stdout.contains(token) && !first.stderr.contains(token))
         }
 
         // Run again: nothing fails, nothing is added twice, the passwords still work.
@@ -216,10 +222,17 @@ struct PostgresRolesTests {
     }
 
     /// A changed spec only adds: a user taken out stays (with its data and grants), a flag taken
-    /// out stays set until `no<flag>` says otherwise, and a database's owner follows the spec.
+    /// out stays set until `no<flag>` says otherwise, `nologin` applies to new roles only, a
+    /// role that was there before keeps its memberships, and a database's owner follows the
+    /// spec. (No `admin` role here: roles are created without one.)
     @Test func aChangedSpecOnlyAddsAndNothingIsDropped() throws {
         let server = try PostgresServer()
         defer { server.stop() }
+        // A role someone made before, a member of a role named admin: granting admin ADMIN on it
+        // would fail ("is a member of role admin"), and making it NOLOGIN would lock its app out.
+        _ = try server.value("CREATE ROLE admin NOLOGIN")
+        _ = try server.value("CREATE ROLE legacy LOGIN")
+        _ = try server.value("GRANT admin TO legacy")
         let spec = { (users: String, owner: String) in """
             apiVersion: acid.zalan.do/v1
             kind: postgresql
@@ -233,14 +246,21 @@ struct PostgresRolesTests {
             \(users)
               databases: {app: \(owner)}
             """ }
-        let passwords = Self.passwords(["app_user", "old_user", "other"])
-        let first = try Self.runJob(spec("    app_user: [createdb]\n    old_user: []\n    other: []", "app_user"), on: server, passwords: passwords)
+        let passwords = Self.passwords(["app_user", "old_user", "other", "legacy", "locked"])
+        let first = try Self.runJob(spec("    app_user: [createdb]\n    old_user: []\n    other: []\n    legacy: [nologin]", "app_user"),
+                                    on: server, passwords: passwords)
         #expect(first.status == 0, "\(first.stderr)")
-        let second = try Self.runJob(spec("    app_user: []\n    other: [nologin]", "other"), on: server, passwords: passwords)
+        #expect(try server.value("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'legacy'") == "t", "an existing role keeps LOGIN")
+        #expect(try server.value("SELECT count(*) FROM pg_auth_members WHERE roleid = 'legacy'::regrole") == "0",
+                "a role that was there gets no admin")
+        let second = try Self.runJob(spec("    app_user: []\n    other: [nologin]\n    locked: [nologin]", "other"), on: server, passwords: passwords)
         #expect(second.status == 0, "\(second.stderr)")
         #expect(try server.value("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'old_user'") == "t")
         #expect(try server.value("SELECT rolcreatedb FROM pg_roles WHERE rolname = 'app_user'") == "t")
-        #expect(try server.value("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'other'") == "f")
+        #expect(try server.value("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'other'") == "t")
+        #expect(try server.value("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'locked'") == "f", "a new role is made NOLOGIN")
+        #expect(try server.value("SELECT count(*) FROM pg_auth_members WHERE roleid = 'locked'::regrole") == "1",
+                "a new role gets Spilo's admin as its admin")
         #expect(try server.value("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'app'") == "other")
         let third = try Self.runJob(spec("    app_user: [nocreatedb]\n    other: [nologin]", "other"), on: server, passwords: passwords)
         #expect(third.status == 0, "\(third.stderr)")
@@ -278,7 +298,12 @@ struct PostgresRolesRenderTests {
         #expect(try job(Self.spec("  users: {app: [], other: []}"))?.name != a.name)
         // Nothing to do inside the database: no Job, no script.
         let none = try render(Self.spec(""))
-        #expect(!none.contains { $0.kind == "Job" || $0.name == "acid-r-sql" })
+        #expect(!none.contains { $0.kind == "Job" || $0.name.contains("-sql-") })
+        // The script has the Job's name and is immutable: no Job runs another generation's script.
+        let script = try #require(try render(Self.spec(users)).first { $0.kind == "ConfigMap" && $0.name == a.name })
+        #expect(script.body["immutable"] == true)
+        #expect(a.body["spec", "template", "spec", "volumes"] == [["name": "sql", "configMap": ["name": .string(a.name), "defaultMode": 420]]])
+        #expect(a.body["spec", "template", "spec", "restartPolicy"] == "Never", "a failed pod stays for its log")
         // The pods carry none of the labels Spilo's Services, PDB and Patroni select on.
         let labels = a.body["spec", "template", "metadata", "labels"]?.objectValue?.keys ?? []
         #expect(!labels.contains("application") && !labels.contains("cluster-name") && !labels.contains("spilo-role"))
@@ -289,7 +314,7 @@ struct PostgresRolesRenderTests {
 
     @Test func preparedLoginRolesGetSecretsAndDefaultsFollowUpstream() throws {
         let objects = try render(Self.spec("  preparedDatabases: {}"))
-        let script = try #require(objects.first { $0.name == "acid-r-sql" }?.body["data", "roles.sql"]?.stringValue)
+        let script = try #require(objects.first { $0.kind == "ConfigMap" && $0.name.contains("-sql-") }?.body["data", "roles.sql"]?.stringValue)
         // `{}`: one database named after the cluster, with a `data` schema and no LOGIN roles.
         #expect(script.contains("CREATE DATABASE \"acid_r\" OWNER \"acid_r_owner\""))
         #expect(script.contains("CREATE SCHEMA IF NOT EXISTS \"data\" AUTHORIZATION \"acid_r_data_owner\""))
@@ -316,6 +341,9 @@ struct PostgresRolesRenderTests {
             .contains("would be longer than PostgreSQL's 63 bytes"))
         #expect(errors("  preparedDatabases: {Shop: {}}").contains("'Shop' is not a valid database name"))
         #expect(errors("  preparedDatabases: {shop: {schemas: {pg_x: {}}}}").contains("'pg_x' is not a valid schema name"))
+        #expect(errors("  users: {app: [login, superuser, nosuperuser]}").contains("spec.users.app: 'superuser' and 'nosuperuser' contradict each other"))
+        #expect(errors("  users: {app_: []}").contains("user 'app_' would have the Secret name 'app-.acid-r.credentials.postgresql.acid.zalan.do'"))
+        #expect(errors("  preparedDatabases: {_shop: {defaultUsers: true}}").contains("would have the Secret name '-shop-owner-user.acid-r"))
     }
 }
 
@@ -372,22 +400,33 @@ struct PostgresRolesJobTests {
         #expect(try await client.list(apiVersion: "v1", kind: "Pod", namespace: ns, labelSelector: "application=spilo,cluster-name=pg")
             .allSatisfy { $0["metadata", "labels", "job-name"] == nil })
 
-        // Its container keeps failing, as a kubelet reports it: the Job controller itself marks
-        // the Job failed once the restarts reach backoffLimit.
+        // Its pod fails, as a kubelet reports it, and the Job controller counts it.
         let pod = try #require(pods.first?["metadata", "name"]?.stringValue)
         _ = try await client.patchStatus(ObjectReference(apiVersion: "v1", kind: "Pod", namespace: ns, name: pod), ["status": [
-            "phase": "Running",
+            "phase": "Failed",
             "containerStatuses": [[
-                "name": "sql", "ready": false, "restartCount": 20, "image": "ghcr.io/zalando/spilo-17:4.0-p2", "imageID": "",
-                "state": ["waiting": ["reason": "CrashLoopBackOff"]],
+                "name": "sql", "ready": false, "restartCount": 0, "image": "ghcr.io/zalando/spilo-17:4.0-p2", "imageID": "",
+                "state": ["terminated": ["exitCode": 3, "reason": "Error"]],
             ]],
         ]])
-        var finished = false
-        for _ in 0..<150 where !finished {
-            finished = JobState.failure(try await client.get(ref)) != nil
-            if !finished { try await Task.sleep(nanoseconds: 100_000_000) }
+        var counted = false
+        for _ in 0..<150 where !counted {
+            counted = (try await client.get(ref)["status", "failed"]?.intValue ?? 0) >= 1
+            if !counted { try await Task.sleep(nanoseconds: 100_000_000) }
         }
-        #expect(finished, "the Job controller did not mark \(name) failed")
+        #expect(counted, "the Job controller did not count the failed pod of \(name)")
+        // The six further pods would take the controller about 10 minutes of backoff: its final
+        // word is written as it writes it, until it holds (a sync under way may overwrite it once).
+        var finished = false
+        for _ in 0..<20 where !finished {
+            _ = try await client.patchStatus(ref, ["status": ["conditions": [[
+                "type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit",
+                "lastProbeTime": "2026-12-01T00:00:00Z", "lastTransitionTime": "2026-12-01T00:00:00Z",
+            ]]]])
+            try await Task.sleep(nanoseconds: 2_000_000_000)
+            finished = JobState.failure(try await client.get(ref)) != nil
+        }
+        #expect(finished, "\(name) never read as failed")
         let (failed, json, _) = try apply("app: [], other: []")
         let cluster = IsolationTests.cluster(json, "\(ns)/pg")
         #expect(cluster?["phase"] == "Degraded", "\(cluster?.canonicalJSON() ?? failed.stdout)")

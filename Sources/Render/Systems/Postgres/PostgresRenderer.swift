@@ -186,10 +186,8 @@ enum PostgresRenderer {
     /// Service, PodDisruptionBudget or Patroni ever takes them for members of the cluster.
     static func sqlJob(_ spec: PostgresSpec, _ cluster: ClusterMetadata) -> [RenderedObject] {
         let c = cluster.name
-        let configName = "\(c)-sql"
         let labels = ["app.kubernetes.io/name": "postgresql", "app.kubernetes.io/instance": c, "app.kubernetes.io/component": "sql"]
         let data = [("roles.sql", PostgresRoles.script(spec, cluster: cluster)), ("verifiers.py", PostgresRoles.verifiers)]
-        let configMap = Kube.configMap(configName, cluster, labels: labels, data: data)
 
         var container = Kube.Container(name: "sql", image: spec.dockerImage)
         container.command = ["/bin/sh", "-c", PostgresRoles.run]
@@ -207,30 +205,34 @@ enum PostgresRenderer {
                                                    limits: ["memory": try! Quantity(parsing: "256Mi")])
         // Spilo's postgres user; psql and python3 need nothing more.
         container.securityContext = ["allowPrivilegeEscalation": false, "runAsNonRoot": true, "runAsUser": 101]
-        var pod = Kube.PodSpec(containers: [container])
-        pod.volumes = [Kube.configMapVolume("sql", configMap: configName)]
-        var podSpec = pod.json.objectValue ?? JSONObject()
-        podSpec["restartPolicy"] = "OnFailure"
+        var podSpec = Kube.PodSpec(containers: [container]).json.objectValue ?? JSONObject()
+        // Never: a failed pod stays, so its log says why (OnFailure's pods are deleted when the
+        // Job gives up).
+        podSpec["restartPolicy"] = "Never"
         podSpec["automountServiceAccountToken"] = false
-        // The script reads the ConfigMap: its content is part of what names the Job.
-        let configHash = ClusterRenderer.configHash(of: ["spec": .object(podSpec)], configMaps: [configName: configMap.body["data"] ?? .null])
-        var jobSpec: JSONObject = [
-            // The pod waits up to 5 minutes for the master itself; then the Job retries with
-            // the controller's backoff (10 s doubling to 6 minutes), about 2 hours in all.
-            "backoffLimit": 20,
-            "template": [
-                "metadata": ["labels": .sortedStrings(Array(labels)), "annotations": .sortedStrings([(ConfigHash.annotation, configHash)])],
-                "spec": .object(podSpec),
-            ],
-        ]
-        let digest = SHA256.hash(data: Array(JSONValue.object(jobSpec).canonicalJSON().utf8)).prefix(5)
-        let suffix = digest.map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+
+        // One name for the Job and its script, from a hash of both: a changed spec gives a new
+        // pair (the old pair is pruned), and no Job ever runs another generation's script.
         // At most 63 characters: the Job controller puts its name in a label of the pods.
-        let name = "\(c.prefix(48))-sql-\(suffix)"
+        let content = JSONValue.array([.sortedStrings(data), .object(podSpec)]).canonicalJSON()
+        let digest = SHA256.hash(data: Array(content.utf8)).prefix(5)
+        let name = "\(c.prefix(48))-sql-" + digest.map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        podSpec["volumes"] = [Kube.configMapVolume("sql", configMap: name)]
+
+        var configMap = Kube.configMap(name, cluster, labels: labels, data: data)
+        if var body = configMap.body.objectValue {
+            body["immutable"] = true
+            configMap.body = .object(body)
+        }
         let job = RenderedObject(body: [
             "apiVersion": "batch/v1", "kind": "Job",
             "metadata": Kube.metadata(name, cluster, labels: labels),
-            "spec": .object(jobSpec),
+            "spec": [
+                // Each pod waits up to 5 minutes for the master itself; then the Job controller
+                // starts another after 10 s, 20 s, ... (about 40 minutes for the 7 pods).
+                "backoffLimit": 6,
+                "template": ["metadata": ["labels": .sortedStrings(Array(labels))], "spec": .object(podSpec)],
+            ],
         ], stage: .workloads)
         return [configMap, job]
     }

@@ -98,8 +98,26 @@ enum PostgresRoles {
         if !roles.isEmpty { out += ["", "-- Roles, with the options and passwords the spec gives."] }
         for role in roles {
             let name = literal(role.name)
-            out.append("SELECT \(literal("CREATE ROLE \(ident(role.name))")) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = \(name)) \\gexec")
-            out.append("ALTER ROLE \(ident(role.name)) WITH \(role.options.joined(separator: " "));")
+            // ADMIN only when the role is created, as upstream: a role that exists keeps its
+            // memberships (granting admin one would fail where its members already are members
+            // of it, and hand its members roles they never had). Spilo's admin where it exists.
+            let missing = "NOT EXISTS (SELECT FROM pg_roles WHERE rolname = \(name))"
+            let create = "CREATE ROLE \(ident(role.name))"
+            if let admin = role.admins.first {
+                let withAdmin = literal("\(create) ADMIN \(ident(admin))")
+                if admin == spiloAdmin {
+                    out.append("SELECT \(withAdmin) WHERE \(missing) AND EXISTS (SELECT FROM pg_roles WHERE rolname = \(literal(admin))) \\gexec")
+                    out.append("SELECT \(literal(create)) WHERE \(missing) \\gexec")
+                } else {
+                    out.append("SELECT \(withAdmin) WHERE \(missing) \\gexec")
+                }
+            } else {
+                out.append("SELECT \(literal(create)) WHERE \(missing) \\gexec")
+            }
+            // Options only add, as upstream: NOLOGIN is what CREATE ROLE gives, and an existing
+            // role keeps LOGIN.
+            let options = role.options.filter { $0 != "NOLOGIN" }
+            if !options.isEmpty { out.append("ALTER ROLE \(ident(role.name)) WITH \(options.joined(separator: " "));") }
             if role.hasSecret { out.append("ALTER ROLE \(ident(role.name)) PASSWORD :'\(passwordVariable(role.name))';") }
             if let path = role.searchPath {
                 out.append("ALTER ROLE \(ident(role.name)) SET search_path TO \(path.map(ident).joined(separator: ", "));")
@@ -107,8 +125,7 @@ enum PostgresRoles {
         }
         var grants: [String] = []
         for role in roles {
-            for group in role.memberOf { grants.append(grant(group, to: role.name, admin: false)) }
-            for admin in role.admins { grants.append(grant(role.name, to: admin, admin: true)) }
+            for group in role.memberOf { grants.append(grant(group, to: role.name)) }
         }
         if !grants.isEmpty { out += ["", "-- Memberships the spec implies; existing ones are left as they are."] + grants }
 
@@ -127,14 +144,15 @@ enum PostgresRoles {
         return out.joined(separator: "\n") + "\n"
     }
 
-    /// `GRANT group TO member`, when the membership is not there yet.
-    static func grant(_ group: String, to member: String, admin: Bool) -> String {
-        var condition = "SELECT FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles r ON r.oid = m.member "
-            + "WHERE g.rolname = \(literal(group)) AND r.rolname = \(literal(member))"
-        if admin { condition += " AND m.admin_option" }
-        var text = "SELECT \(literal("GRANT \(ident(group)) TO \(ident(member))" + (admin ? " WITH ADMIN OPTION" : ""))) WHERE NOT EXISTS (\(condition))"
-        if member == spiloAdmin { text += " AND EXISTS (SELECT FROM pg_roles WHERE rolname = \(literal(member)))" }
-        return text + " \\gexec"
+    /// `GRANT group TO member`, when the membership is not there yet, and not the other way
+    /// round either (which PostgreSQL refuses as circular).
+    static func grant(_ group: String, to member: String) -> String {
+        func direct(_ g: String, _ m: String) -> String {
+            "EXISTS (SELECT FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles r ON r.oid = a.member "
+                + "WHERE g.rolname = \(literal(g)) AND r.rolname = \(literal(m)))"
+        }
+        return "SELECT \(literal("GRANT \(ident(group)) TO \(ident(member))")) WHERE NOT \(direct(group, member)) "
+            + "AND NOT \(direct(member, group)) \\gexec"
     }
 
     /// Inside a prepared database: its schemas, the default privileges the upstream operator
@@ -168,9 +186,11 @@ enum PostgresRoles {
         }
         for e in db.extensions {
             out.append("CREATE EXTENSION IF NOT EXISTS \(ident(e.name)) SCHEMA \(ident(e.schema));")
+            // Only an extension that can move (upstream logs the error of one that cannot and
+            // goes on; here it stays where it is, and the rest of the script runs).
             out.append("SELECT format('ALTER EXTENSION %I SET SCHEMA %I', e.extname, \(literal(e.schema))) FROM pg_extension e "
                        + "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = \(literal(e.name)) "
-                       + "AND n.nspname <> \(literal(e.schema)) \\gexec")
+                       + "AND n.nspname <> \(literal(e.schema)) AND e.extrelocatable \\gexec")
         }
         // The upstream pairs repeat a schema's USAGE grant; once is enough.
         var seen: Set<String> = []
@@ -236,12 +256,17 @@ enum PostgresRoles {
     """#
 
     /// The job's command: wait (bounded) for the master to answer, then run the script once.
+    /// As the pod's first process, the shell ends on SIGTERM only when told to.
     static let run = """
     set -eu
+    trap 'exit 143' TERM
+    for tool in psql python3; do
+      command -v "$tool" >/dev/null || { echo "cairn: $tool is not in this image (Spilo's psql and python3 are needed)" >&2; exit 1; }
+    done
     tries=0
-    until psql -X -q -c 'SELECT 1' >/dev/null 2>&1; do
+    until answer=$(psql -X -q -c 'SELECT 1' 2>&1 >/dev/null); do
       tries=$((tries + 1))
-      if [ "$tries" -ge 60 ]; then echo "cairn: the master $PGHOST:$PGPORT did not answer for 5 minutes" >&2; break; fi
+      if [ "$tries" -ge 60 ]; then echo "cairn: the master $PGHOST:$PGPORT did not answer for 5 minutes: $answer" >&2; break; fi
       sleep 5
     done
     verifiers=$(python3 /etc/cairn/sql/verifiers.py)

@@ -205,20 +205,32 @@ public struct PostgresSpec: SystemSpec {
                     return nil
                 }
                 if v.isNull { return [] }
-                return v.list { flag -> String? in
+                guard let flags = v.list({ flag -> String? in
                     guard let f = flag.string else { return nil }
                     guard userFlags.contains(f.lowercased()) else {
                         flag.fail("'\(f)' is not a role flag (\(userFlags.sorted().joined(separator: ", ")))")
                         return nil
                     }
                     return f.lowercased()
+                }) else { return nil }
+                // PostgreSQL refuses both at once ("conflicting or redundant options"), as upstream does.
+                for f in flags where f.hasPrefix("no") && flags.contains(String(f.dropFirst(2))) {
+                    v.fail("'\(f.dropFirst(2))' and '\(f)' contradict each other")
+                    return nil
                 }
+                if flags.contains("nologin") {
+                    v.note("nologin applies when the role is created: an existing role keeps LOGIN, as upstream")
+                }
+                return flags
             }) {
                 users = entries.map { User(name: $0.key, flags: $0.value) }
                 var secretNames: [String: String] = [:]
                 for u in users {
                     let secret = secretName(user: u.name, cluster: metadata?.name ?? "")
-                    if let other = secretNames[secret] {
+                    if metadata != nil, !Names.isDNS1123Subdomain(secret) {
+                        uf.fail("user '\(u.name)' would have the Secret name '\(secret)', which Kubernetes refuses; "
+                                + "start and end the name with a letter or digit")
+                    } else if let other = secretNames[secret] {
                         uf.fail("users '\(other)' and '\(u.name)' would share the Secret \(secret)")
                     }
                     secretNames[secret] = u.name
@@ -341,7 +353,7 @@ public struct PostgresSpec: SystemSpec {
             }
             if let pf = preparedField {
                 spec.preparedDatabases = prepared
-                checkRoleNames(spec, users: s["users"], prepared: pf, databases: s["databases"])
+                checkRoleNames(spec, users: s["users"], prepared: pf, databases: s["databases"], clusterName: metadata?.name ?? "x")
             }
             return spec
         }
@@ -590,7 +602,7 @@ public struct PostgresSpec: SystemSpec {
     /// Role and database names must be PostgreSQL names (at most 63 bytes) and unique: a role
     /// of `preparedDatabases` may not also be a user of `users`, and no database is both
     /// prepared and in `databases`.
-    static func checkRoleNames(_ spec: PostgresSpec, users: Field?, prepared: Field, databases: Field?) {
+    static func checkRoleNames(_ spec: PostgresSpec, users: Field?, prepared: Field, databases: Field?, clusterName: String) {
         var seen: [String: String] = [:]
         for db in spec.preparedDatabases {
             for role in PostgresRoles.preparedRoles(db) {
@@ -598,6 +610,10 @@ public struct PostgresSpec: SystemSpec {
                     prepared.fail("role '\(role.name)' of database '\(db.name)' would be longer than PostgreSQL's 63 bytes; shorten the database or schema name")
                 } else if let other = seen[role.name] {
                     prepared.fail("role '\(role.name)' would be made for both database '\(other)' and database '\(db.name)'; rename one")
+                } else if role.hasSecret, case let secret = secretName(user: role.name, cluster: clusterName),
+                          !Names.isDNS1123Subdomain(secret) {
+                    prepared.fail("role '\(role.name)' of database '\(db.name)' would have the Secret name '\(secret)', which Kubernetes "
+                                  + "refuses; start and end the names with a letter or digit")
                 }
                 seen[role.name] = db.name
             }
