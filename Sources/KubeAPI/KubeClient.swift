@@ -164,15 +164,19 @@ public final class KubeClient: Sendable {
     }
 
     /// Creates an object (POST); `AlreadyExists` when someone has it first. For objects that
-    /// need exclusive creation (a Lease); everything else goes through `apply`.
-    public func create(_ object: JSONValue) async throws(KubeError) -> JSONValue {
+    /// need exclusive creation (a Lease, a generated Secret that must never be overwritten);
+    /// everything else goes through `apply`.
+    public func create(_ object: JSONValue, fieldManager: String? = nil, dryRun: Bool = false) async throws(KubeError) -> JSONValue {
         guard let ref = ObjectReference(object) else {
             throw KubeError(reason: .badRequest, operation: "create", object: "object", message: "has no apiVersion, kind or metadata.name")
         }
         let path = try await objectPath(ref)
         let collection = String(path[..<path.lastIndex(of: "/")!])
-        return try await send(.POST, collection, body: Array(object.canonicalJSON().utf8), contentType: "application/json",
-                              operation: "create", object: ref.description)
+        var query: [(String, String)] = []
+        if let fieldManager { query.append(("fieldManager", fieldManager)) }
+        if dryRun { query.append(("dryRun", "All")) }
+        return try await send(.POST, collection, query: query, body: Array(object.canonicalJSON().utf8), contentType: "application/json",
+                              operation: dryRun ? "create (dry-run)" : "create", object: ref.description)
     }
 
     /// Replaces an object (PUT). With `metadata.resourceVersion` set, only the version read:

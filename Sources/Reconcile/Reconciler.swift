@@ -328,9 +328,28 @@ public struct Reconciler: Sendable {
         }
         var live: [JSONValue] = []
         for r in listed {
+            let (apiVersion, kind, namespace) = lists[r.index]
             // An optional kind cairn may not list (deploy/'s RBAC narrowed) is left out: its
             // objects are neither planned against nor pruned, and applying one is its cluster's error.
-            if let error = r.error, error.reason == .forbidden, optional.contains("\(lists[r.index].0) \(lists[r.index].1)") { continue }
+            if let error = r.error, error.reason == .forbidden, optional.contains("\(apiVersion) \(kind)") { continue }
+            // Secrets are granted per namespace (deploy/rbac.yaml): where cairn may not list
+            // them across the cluster, it lists them in the namespaces of the clusters at hand.
+            // A namespace it may not read them in is left out: cairn only ever creates Secrets
+            // (never applies or deletes one), so a Secret it cannot see is never overwritten,
+            // and creating a missing one there is that cluster's error, not the pass's.
+            if let error = r.error, error.reason == .forbidden, kind == "Secret", apiVersion == "v1", namespace == nil {
+                let namespaces = Set((desired ?? [:]).values.map(\.namespace)).sorted()
+                for ns in namespaces {
+                    do {
+                        live += try await client.list(apiVersion: "v1", kind: "Secret", namespace: ns, labelSelector: labelSelector,
+                                                      transform: slimming)
+                    } catch {
+                        if error.reason != .forbidden { throw error }
+                    }
+                }
+                continue
+            }
+            if let error = r.error, error.reason == .forbidden, kind == "Secret", apiVersion == "v1" { continue }
             if let error = r.error { throw error }
             live += r.objects
         }
@@ -481,7 +500,18 @@ public struct Reconciler: Sendable {
         case .create, .configure:
             var body = action.object.body
             if action.kind == .create, action.object.createOnly {
+                // Created, never applied: a Secret that exists after all (made meanwhile, or
+                // not listed) keeps its passwords. Server-side apply would overwrite them.
                 body = Self.generateSecrets(body)
+                do {
+                    _ = try await client.create(body, fieldManager: options.fieldManager, dryRun: options.dryRun)
+                    return ObjectResult(reference: ref, action: .created, detail: options.dryRun ? "dry run" : nil, cluster: cluster)
+                } catch {
+                    if error.reason == .alreadyExists {
+                        return ObjectResult(reference: ref, action: .unchanged, detail: "there already; kept as it is", cluster: cluster)
+                    }
+                    return ObjectResult(reference: ref, action: .failed, detail: error.description, cluster: cluster)
+                }
             }
             do {
                 // The local comparison saw a difference; where server defaulting or normalising

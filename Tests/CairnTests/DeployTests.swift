@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Testing
 
 /// deploy/: the manifests apply to the real control plane, and the ServiceAccount can do
@@ -35,7 +36,7 @@ struct DeployTests {
             ["list", "secrets", "-n", "databases"], ["create", "secrets", "-n", "databases"],
             ["create", "roles.rbac.authorization.k8s.io", "-n", "databases"], ["bind", "roles.rbac.authorization.k8s.io", "-n", "databases"],
             ["update", "leases.coordination.k8s.io", "-n", "cairn-system"], ["create", "events", "-n", "databases"],
-            ["create", "namespaces"], ["get", "namespaces"],
+            ["create", "namespaces"], ["get", "namespaces"], ["create", "jobs.batch", "-n", "databases"], ["delete", "jobs.batch", "-n", "databases"],
         ]
         let refused: [[String]] = [
             ["delete", "persistentvolumeclaims", "-n", "databases"], ["get", "persistentvolumeclaims", "-n", "databases"],
@@ -46,5 +47,63 @@ struct DeployTests {
         ]
         for a in allowed { #expect(try can(a), "cairn needs: \(a.joined(separator: " "))") }
         for r in refused { #expect(try !can(r), "cairn must not: \(r.joined(separator: " "))") }
+    }
+
+    /// deploy/'s service account, by its own token, plans clusters across the cluster with no
+    /// --namespace-allow (Secrets, which it may list only where a `cairn-credentials` RoleBinding
+    /// is, are listed there) and applies them; a cluster in a namespace without the RoleBinding
+    /// fails alone, and no pass fails.
+    /// (A user found the cluster-wide Secret LIST refused and nothing applied at all.)
+    @Test func theServiceAccountAppliesClustersAndSecretsAreListedWhereItMayListThem() throws {
+        _ = try kubectl(["apply", "-f", deploy + "/namespace.yaml"])
+        let applied = try kubectl(["apply", "-k", deploy])
+        #expect(applied.status == 0, "\(applied.stderr)")
+        // Kubernetes 1.20 writes the service account's token into a Secret of its own.
+        var token = ""
+        for _ in 0..<100 where token.isEmpty {
+            let secret = try kubectl(["-n", "cairn-system", "get", "serviceaccount", "cairn", "-o", "jsonpath={.secrets[0].name}"]).stdout
+            if !secret.isEmpty {
+                let data = try kubectl(["-n", "cairn-system", "get", "secret", secret, "-o", "jsonpath={.data.token}"]).stdout
+                token = Data(base64Encoded: data).flatMap { String(data: $0, encoding: .utf8) } ?? ""
+            }
+            if token.isEmpty { usleep(100_000) }
+        }
+        try #require(!token.isEmpty, "no token for the cairn service account")
+        let dir = TemporaryDirectory("cairn-deploy")
+        let admin = try String(contentsOfFile: plane.kubeconfig, encoding: .utf8)
+        let config = admin.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.trimmingCharacters(in: .whitespaces).hasPrefix("token:") ? "    token: \(token)" : String($0) }.joined(separator: "\n")
+        try config.write(toFile: dir.file("kubeconfig"), atomically: true, encoding: .utf8)
+        let other = "elsewhere-\(UInt32.random(in: 0...UInt32.max))"
+        let specs = TemporaryDirectory("cairn-deploy-specs")
+        for (name, namespace) in [("pg", "databases"), ("pg2", other)] {
+            try ValidationTests.postgres("  users: {app: []}\n", name: name)
+                .replacingOccurrences(of: "metadata: {name: \(name)}", with: "metadata: {name: \(name), namespace: \(namespace)}")
+                .write(toFile: specs.file("\(name).yaml"), atomically: true, encoding: .utf8)
+        }
+        func apply(_ extra: [String]) throws -> (ProcessResult, JSONValue?) {
+            let r = try run(CLITests.binary, ["apply", specs.path, "--kubeconfig", dir.file("kubeconfig"), "-o", "json"] + extra)
+            return (r, try? JSONValue.parse(Array(r.stdout.utf8)))
+        }
+        // Across the cluster (no --namespace-allow), as a dry run: a real one would prune the
+        // other tests' clusters on this shared control plane. The pass lists and plans.
+        let (wide, wideJSON) = try apply(["--dry-run"])
+        #expect(!wide.stdout.contains("list failed") && !wide.stderr.contains("list failed"), "\(wide.stdout.suffix(2000))\(wide.stderr)")
+        #expect(IsolationTests.actions(IsolationTests.cluster(wideJSON, "databases/pg"))["Secret/databases/app.pg.credentials.postgresql.acid.zalan.do"]
+                == "created", "\(wide.stdout.suffix(3000))\(wide.stderr)")
+        // For real, in the two namespaces.
+        let (first, json) = try apply(["--namespace-allow", "databases,\(other)"])
+        let pg = IsolationTests.actions(IsolationTests.cluster(json, "databases/pg"))
+        #expect(pg["Secret/databases/app.pg.credentials.postgresql.acid.zalan.do"] == "created", "\(first.stdout.suffix(3000))\(first.stderr)")
+        #expect(pg["StatefulSet/databases/pg"] == "created")
+        // Elsewhere, no RoleBinding: that cluster fails at its Secrets, and says why.
+        let pg2 = IsolationTests.actions(IsolationTests.cluster(json, "\(other)/pg2"))
+        #expect(pg2["Secret/\(other)/app.pg2.credentials.postgresql.acid.zalan.do"] == "failed", "\(pg2)")
+        #expect(first.stdout.contains("cannot create resource \\\"secrets\\\"") || first.stdout.contains("cannot create resource \"secrets\""),
+                "\(first.stdout.suffix(2000))")
+        let (_, again) = try apply(["--namespace-allow", "databases,\(other)"])
+        let unchanged = IsolationTests.actions(IsolationTests.cluster(again, "databases/pg"))
+        #expect(unchanged.values.allSatisfy { $0 == "unchanged" }, "\(unchanged)")
+        _ = try kubectl(["delete", "namespace", other, "--wait=false"])
     }
 }
