@@ -233,19 +233,9 @@ struct PostgresRolesTests {
         _ = try server.value("CREATE ROLE admin NOLOGIN")
         _ = try server.value("CREATE ROLE legacy LOGIN")
         _ = try server.value("GRANT admin TO legacy")
-        let spec = { (users: String, owner: String) in """
-            apiVersion: acid.zalan.do/v1
-            kind: postgresql
-            metadata: {name: acid-change, namespace: db}
-            spec:
-              teamId: acid
-              numberOfInstances: 1
-              volume: {size: 1Gi}
-              postgresql: {version: "16"}
-              users:
-            \(users)
-              databases: {app: \(owner)}
-            """ }
+        let spec = { (users: String, owner: String) in
+            PostgresRolesRenderTests.spec("  users:\n\(users)\n  databases: {app: \(owner)}", name: "acid-change")
+        }
         let passwords = Self.passwords(["app_user", "old_user", "other", "legacy", "locked"])
         let first = try Self.runJob(spec("    app_user: [createdb]\n    old_user: []\n    other: []\n    legacy: [nologin]", "app_user"),
                                     on: server, passwords: passwords)

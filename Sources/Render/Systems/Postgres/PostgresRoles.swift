@@ -16,9 +16,9 @@ enum PostgresRoles {
         var options: [String]
         /// Roles this one is a member of (`IN ROLE`).
         var memberOf: [String] = []
-        /// Roles made members of this one with the admin option (`ADMIN` of CREATE ROLE).
+        /// The role made a member of this one with the admin option (`ADMIN` of CREATE ROLE).
         /// Spilo's `admin` is granted only where it exists.
-        var admins: [String] = []
+        var admin: String?
         /// `search_path` of the role, when the spec implies one.
         var searchPath: [String]?
         /// A credentials Secret holds its password, which every run sets.
@@ -35,7 +35,7 @@ enum PostgresRoles {
         spec.users.sorted { $0.name < $1.name }.map { user in
             var options = Set(user.flags.map { $0.uppercased() })
             if !options.contains("LOGIN"), !options.contains("NOLOGIN") { options.insert("LOGIN") }
-            return Role(name: user.name, options: options.sorted(), admins: [spiloAdmin], hasSecret: true)
+            return Role(name: user.name, options: options.sorted(), admin: spiloAdmin, hasSecret: true)
         }
     }
 
@@ -54,7 +54,7 @@ enum PostgresRoles {
                 if suffix == "writer" { memberOf = ["\(prefix)_reader"] }
                 if isUser { memberOf = ["\(prefix)_\(suffix.dropLast(5))"] }
                 roles.append(Role(name: "\(prefix)_\(suffix)", options: [isUser ? "LOGIN" : "NOLOGIN"], memberOf: memberOf,
-                                  admins: [suffix.hasPrefix("owner") ? admin : "\(prefix)_owner"], searchPath: searchPath,
+                                  admin: suffix.hasPrefix("owner") ? admin : "\(prefix)_owner", searchPath: searchPath,
                                   hasSecret: isUser))
             }
             return roles
@@ -103,7 +103,7 @@ enum PostgresRoles {
             // of it, and hand its members roles they never had). Spilo's admin where it exists.
             let missing = "NOT EXISTS (SELECT FROM pg_roles WHERE rolname = \(name))"
             let create = "CREATE ROLE \(ident(role.name))"
-            if let admin = role.admins.first {
+            if let admin = role.admin {
                 let withAdmin = literal("\(create) ADMIN \(ident(admin))")
                 if admin == spiloAdmin {
                     out.append("SELECT \(withAdmin) WHERE \(missing) AND EXISTS (SELECT FROM pg_roles WHERE rolname = \(literal(admin))) \\gexec")
