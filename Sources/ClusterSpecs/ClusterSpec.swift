@@ -76,15 +76,17 @@ public struct CompanionObject: Sendable, Hashable {
     public let location: Location
 
     /// The kinds applied beside a cluster, by kind: the API versions accepted, and the stage
-    /// (as `ApplyStage`'s order: access 0, secrets 1, configuration 2, services 3).
+    /// (as `ApplyStage`'s order: access 0, secrets 1, configuration 2, services 3, last 5).
+    /// Monitors come last: the pods do not need them, so a Prometheus operator that is not
+    /// installed never keeps a database from being created (a Certificate's Secret is needed).
     public static let kinds: [String: (apiVersions: [String], stage: Int)] = [
         "ServiceAccount": (["v1"], 0),
         "Secret": (["v1"], 1),
         "ConfigMap": (["v1"], 2),
         "Service": (["v1"], 3),
         "Certificate": (["cert-manager.io/v1"], 1),
-        "ServiceMonitor": (["monitoring.coreos.com/v1"], 3),
-        "PodMonitor": (["monitoring.coreos.com/v1"], 3),
+        "ServiceMonitor": (["monitoring.coreos.com/v1"], 5),
+        "PodMonitor": (["monitoring.coreos.com/v1"], 5),
     ]
 
     /// The kinds that are not always served (CustomResourceDefinitions of cert-manager and the

@@ -99,6 +99,15 @@ struct CompanionTests {
 
                 """ + IsolationTests.esdb("b", namespace: ns),
             "c.yaml": IsolationTests.esdb("c", namespace: ns),
+            // No test registers PodMonitor: a monitor that cannot be applied fails, after the database is created.
+            "d.yaml": """
+                apiVersion: monitoring.coreos.com/v1
+                kind: PodMonitor
+                metadata: {name: d-monitor}
+                spec: {podMetricsEndpoints: [{port: http}], selector: {matchLabels: {app.kubernetes.io/instance: d}}}
+                ---
+
+                """ + IsolationTests.esdb("d", namespace: ns),
         ])
         let (first, json) = try apply()
         #expect(first.status == 1, "b's Certificate cannot be applied: \(first.stderr)")
@@ -111,6 +120,8 @@ struct CompanionTests {
         #expect(b.canonicalJSON().contains("install the CustomResourceDefinition of Certificate first"), "\(b.canonicalJSON())")
         #expect(IsolationTests.actions(b)["StatefulSet/\(ns)/b"] == nil, "b stopped at its Certificate")
         #expect(IsolationTests.actions(IsolationTests.cluster(json, "\(ns)/c"))["StatefulSet/\(ns)/c"] == "created")
+        let d = IsolationTests.actions(IsolationTests.cluster(json, "\(ns)/d"))
+        #expect(d["StatefulSet/\(ns)/d"] == "created" && d["PodMonitor/\(ns)/d-monitor"] == "failed", "\(d)")
         // No Secret value in what apply prints.
         #expect(!first.stdout.contains("not-a-real-password") && !first.stderr.contains("not-a-real-password"))
 

@@ -760,3 +760,79 @@ struct ZalandoFieldTests {
         #expect(specErrors(Self.postgres("  connectionPooler: {numberOfInstances: 2}\n")).joined().contains("spec.connectionPooler: not supported by cairn yet"))
     }
 }
+
+/// Every accepted upstream sample, applied for real: the API server takes every object cairn
+/// renders from it, and a second pass changes nothing (a rendered field the server defaults
+/// differently would be "configured" on every pass). Each sample in its own namespace, since
+/// most name the same one.
+@Suite("Upstream samples applied", .enabled(if: UpstreamSamples.available && !ControlPlane.skip))
+struct UpstreamSampleApplyTests {
+    let plane: ControlPlane
+    let dir = TemporaryDirectory("cairn-samples")
+    let tag = UInt32.random(in: 0...UInt32.max)
+
+    init() throws {
+        plane = try ControlPlane.shared()
+    }
+
+    /// The sample moved to `ns`: its own namespace (and a Namespace document of it) renamed,
+    /// or the namespace added to each document's metadata when it names none.
+    static func moved(_ text: String, to ns: String) -> String {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let named = Set(lines.compactMap { line -> String? in
+            let t = line.trimmingCharacters(in: .whitespaces)
+            return t.hasPrefix("namespace: ") ? String(t.dropFirst("namespace: ".count)) : nil
+        })
+        var out: [String] = []
+        for line in lines {
+            var line = line
+            for old in named {
+                for key in ["namespace: ", "name: "] where line.trimmingCharacters(in: .whitespaces) == key + old {
+                    line = line.replacingOccurrences(of: key + old, with: key + ns)
+                }
+            }
+            out.append(line)
+            if named.isEmpty && line == "metadata:" { out.append("  namespace: \(ns)") }
+        }
+        return out.joined(separator: "\n")
+    }
+
+    @Test func everyAcceptedSampleIsTakenByTheAPIServerAndASecondPassChangesNothing() async throws {
+        let client = try plane.client()
+        defer { Task { await client.shutdown() } }
+        // minimal-master-replica-svcmonitor.yaml has ServiceMonitors beside its cluster.
+        try await CompanionTests.registerServiceMonitor(client)
+        let accepted = UpstreamManifestTests.samples.filter { UpstreamManifestTests.errors($0).isEmpty }
+        #expect(accepted.count >= 14)
+        var namespaces: [String] = []
+        for (i, sample) in accepted.enumerated() {
+            let ns = "sample-\(tag)-\(i)"
+            namespaces.append(ns)
+            let text = Self.moved(Repo.read(UpstreamManifestTests.directory.appendingPathComponent(sample)), to: ns)
+            #expect(text.contains(ns), "\(sample)")
+            try text.write(toFile: dir.file("\(i).yaml"), atomically: true, encoding: .utf8)
+            _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], fieldManager: "cairn-test")
+        }
+        let arguments = ["apply", dir.path, "--kubeconfig", plane.kubeconfig, "--namespace-allow", namespaces.joined(separator: ","),
+                         "--output", "json"]
+        let first = try run(CLITests.binary, arguments, timeout: 300)
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        let created = try JSONValue.parse(Array(first.stdout.utf8))
+        #expect(created["summary", "failed"] == 0 && created["summary", "blocked"] == 0, "\(first.stdout)")
+        let count = created["summary", "created"]?.intValue ?? 0
+        #expect(count >= accepted.count * 3, "\(first.stdout)")
+
+        let second = try run(CLITests.binary, arguments, timeout: 300)
+        #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
+        let again = try JSONValue.parse(Array(second.stdout.utf8))
+        #expect(again["summary", "unchanged"]?.intValue == count, "\(second.stdout)")
+        for key in ["created", "configured", "restarted", "pruned", "failed", "blocked"] {
+            #expect(again["summary", key] == 0, "\(key): \(second.stdout)")
+        }
+        // Every cluster of every sample is there, in its own namespace.
+        for ns in namespaces {
+            let sets = try await client.list(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns)
+            #expect(!sets.isEmpty, "no StatefulSet in \(ns)")
+        }
+    }
+}
