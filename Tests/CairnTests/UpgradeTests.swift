@@ -6,13 +6,14 @@ import Testing
 /// Upgrading cairn never restarts pods by itself: the configuration hash on every pod template
 /// of the examples is pinned here. A change to a renderer or a config serialiser that changes
 /// any of these would roll every pod of that system across a fleet on upgrade; if it must
-/// happen, it is a deliberate decision: change the constant, and say so in the release notes.
+/// happen, it is a deliberate decision: change the constant, and say so in the README's
+/// "Upgrading cairn" list.
 @Suite("Upgrade safety")
 struct UpgradeTests {
     static let pinned: [String: String] = [
         "StatefulSet/default/acid-minimal-cluster": "sha256:745db8c08e396a060c953d578c51a00b3fbb9b5bd083d054f6046fcdb6213f1d",
-        "StatefulSet/aerospike/aerocluster-1": "sha256:455143a33cab360c7473eea7f726e8484cf04281d0183059cfe67ae5868d1f17",
-        "StatefulSet/aerospike/aerocluster-2": "sha256:6deefc7085b1c0c8a97d57e53a62b577aa9ab15a981deddd29b523439f58cba3",
+        "StatefulSet/aerospike/aerocluster-1": "sha256:b1f645bc0feb7ab72d311789b092c46efec68f69497b6f1a3bc6992f2a9ac22b",
+        "StatefulSet/aerospike/aerocluster-2": "sha256:7bdec958b38893e580d3ac01e6aea3b0e19dad99e3e797adf0994a0f7a0a1081",
         "StatefulSet/esdb/esdb-cluster": "sha256:47af50eb810a8e30cde3ce376e410d67578a2ffcd0457ec4d750c98017926995",
         "StatefulSet/default/example-atomixcluster": "sha256:d5b56db1b1184a37f12c5f09a5e0b5c97d78b72b44b72b21ad0a1d1cce58ee9b",
         "StatefulSet/default/example-atomixcluster-raft": "sha256:b8fc697233c260a21ab3097a602a333d17f08cd551e360f707431c0c443fb57a",

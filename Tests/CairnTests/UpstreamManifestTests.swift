@@ -187,6 +187,57 @@ struct AerospikeUpstreamFieldTests {
         #expect(FileManager.default.fileExists(atPath: work + "/sub/live.dat"), "a second start deleted the server's data")
     }
 
+    /// Each pod's node-id is `<rack id>a<pod ordinal>`, as the upstream operator sets it: a
+    /// restarted pod keeps its place in the partition map and the strong-consistency roster.
+    /// Before, the server made one up from the pod's network interface, new on every restart.
+    @Test func eachPodStartsWithItsRackAndOrdinalAsNodeId() throws {
+        let yaml = ValidationTests.aerospike("""
+              rackConfig: {racks: [{id: 1}, {id: 12}]}
+              aerospikeConfig:
+            \(ValidationTests.network)
+                namespaces: [{name: t, storage-engine: {type: memory, data-size: 1G}}]
+            """, size: 4)
+        let objects = try render(yaml)
+        let set = try #require(object(objects, "StatefulSet", "aero-12"))
+        let container = try #require(set.body["spec", "template", "spec", "containers"]?.arrayValue?.first)
+        let script = try #require(container["command"]?.arrayValue?.last?.stringValue)
+        #expect(container["command"]?.arrayValue?.first == "/bin/sh")
+        #expect(container["env"] == [["name": "POD_NAME", "valueFrom": ["fieldRef": ["apiVersion": "v1", "fieldPath": "metadata.name"]]]])
+        let conf = try #require(object(objects, "ConfigMap", "aero-12")?.body["data", "aerospike.conf"]?.stringValue)
+        #expect(conf.contains("\n    node-id ENV_NODE_ID\n"), "\(conf)")
+
+        // The script, run for real by sh against the rendered file, with an asd that prints
+        // the file it was given.
+        let dir = TemporaryDirectory("cairn-node-id")
+        for sub in ["conf", "run", "bin"] { try FileManager.default.createDirectory(atPath: dir.file(sub), withIntermediateDirectories: true) }
+        try conf.write(toFile: dir.file("conf/aerospike.conf"), atomically: true, encoding: .utf8)
+        try "#!/bin/sh\necho \"asd $*\"\ncat \"$3\"\n".write(toFile: dir.file("bin/asd"), atomically: true, encoding: .utf8)
+        #expect(chmod(dir.file("bin/asd"), 0o755) == 0)
+        let local = script.replacingOccurrences(of: "/etc/aerospike/conf", with: dir.file("conf"))
+            .replacingOccurrences(of: AerospikeRenderer.runDirectory, with: dir.file("run"))
+        func start(_ pod: String) throws -> ProcessResult {
+            try run("/usr/bin/env", ["POD_NAME=\(pod)", "PATH=\(dir.file("bin")):/usr/bin:/bin", "/bin/sh", "-c", local])
+        }
+        let started = try start("aero-12-3")
+        #expect(started.status == 0, "\(started.stderr)")
+        #expect(started.stdout.contains("asd --foreground --config-file \(dir.file("run"))/aerospike.conf\n"), "\(started.stdout)")
+        #expect(started.stdout.contains("\n    node-id 12a3\n") && !started.stdout.contains("ENV_NODE_ID"), "\(started.stdout)")
+        #expect(started.stdout.contains("cluster-name aero"), "the rest of the file as it was")
+        let broken = try start("aero-12-x")
+        #expect(broken.status != 0 && broken.stderr.contains("no pod ordinal at the end of POD_NAME 'aero-12-x'"), "\(broken.stderr)")
+
+        // The spec cannot set one for every pod, nor take the names of the server's own volumes.
+        let own = ValidationTests.aerospike("""
+              aerospikeConfig:
+                service: {node-id: a1}
+            \(ValidationTests.network)
+                namespaces: [{name: t, storage-engine: {type: memory, data-size: 1G}}]
+            """)
+        #expect(specErrors(own).contains { $0.contains("spec.aerospikeConfig.service.node-id: is managed by cairn") }, "\(specErrors(own))")
+        let volume = Self.spec("    volumes:\n      - name: cairn-conf\n        aerospike: {path: /x}\n        source: {emptyDir: {}}")
+        #expect(specErrors(volume).contains { $0.contains("'cairn-conf' is the name of a volume cairn renders itself") }, "\(specErrors(volume))")
+    }
+
     @Test func methodsFollowTheUpstreamRulesPerVolumeMode() {
         let blockInit = Self.spec("    blockVolumePolicy: {initMethod: dd}\n" + Self.volumes)
         let errors = specErrors(blockInit)

@@ -28,14 +28,16 @@ enum AerospikeRenderer {
                                           data: [("aerospike.conf", AerospikeConfWriter.render(configuration(spec, cluster, rack: rack)))]))
 
             var container = Kube.Container(name: "aerospike-server", image: spec.image)
-            container.command = ["asd", "--foreground", "--config-file", "/etc/aerospike/conf/aerospike.conf"]
+            container.command = ["/bin/sh", "-c", Self.startScript(rack: rack.id)]
+            container.env = [Kube.envField("POD_NAME", "metadata.name")]
             container.ports = ports.map { Kube.port($0.0, $0.1) }
             container.readinessProbe = Kube.tcpProbe(port: p.service, initialDelay: 2, period: 5)
             container.livenessProbe = Kube.tcpProbe(port: p.service, initialDelay: 30, period: 10)
-            container.volumeMounts = [Kube.mount("aerospike-conf", "/etc/aerospike/conf", readOnly: true)]
+            container.volumeMounts = [Kube.mount("aerospike-conf", "/etc/aerospike/conf", readOnly: true),
+                                      Kube.mount("cairn-conf", Self.runDirectory)]
             container.resources = spec.serverResources
             container.securityContext = spec.serverSecurityContext
-            var volumes = [Kube.configMapVolume("aerospike-conf", configMap: name)]
+            var volumes = [Kube.configMapVolume("aerospike-conf", configMap: name), Kube.emptyDirVolume("cairn-conf")]
             var claims: [JSONValue] = []
             for v in spec.volumes {
                 switch v.source {
@@ -128,6 +130,8 @@ enum AerospikeRenderer {
         var config = sortedDeep(spec.config)
         var service = config["service"]?.objectValue ?? JSONObject()
         if service["cluster-name"] == nil { service["cluster-name"] = .string(c) }
+        // Each pod writes its own in at start (startScript); validation refuses the spec's.
+        service["node-id"] = .string(nodeIdPlaceholder)
         config["service"] = .object(service.sortedByKey())
 
         var network = config["network"]?.objectValue ?? JSONObject()
@@ -165,6 +169,30 @@ enum AerospikeRenderer {
         case .array(let a): return .array(a.map(sortedDeep))
         default: return v
         }
+    }
+
+    /// The volumes every server pod has: its rack's aerospike.conf and the copy it starts from.
+    static let ownVolumes: Set<String> = ["aerospike-conf", "cairn-conf"]
+    static let runDirectory = "/run/cairn"
+    /// The rack's aerospike.conf says `node-id ENV_NODE_ID` (the upstream operator's placeholder).
+    static let nodeIdPlaceholder = "ENV_NODE_ID"
+
+    /// The server container's command: the rack's aerospike.conf with this pod's node-id,
+    /// `<rack id>a<pod ordinal>` as the upstream operator sets it (so a restarted or rescheduled
+    /// pod keeps its identity in the partition map and the strong-consistency roster, and a
+    /// cluster taken over from the operator keeps its ids), then asd in the foreground as pid 1.
+    static func startScript(rack: Int) -> String {
+        #"""
+        set -eu
+        ordinal="${POD_NAME##*-}"
+        case "$ordinal" in ''|*[!0-9]*) echo "cairn: no pod ordinal at the end of POD_NAME '$POD_NAME'" >&2; exit 1;; esac
+        node_id="\#(rack)a$ordinal"
+        sed "s/^\([[:space:]]*node-id[[:space:]]\{1,\}\)\#(nodeIdPlaceholder)\$/\1$node_id/" /etc/aerospike/conf/aerospike.conf > \#(runDirectory)/aerospike.conf
+        grep -q "^[[:space:]]*node-id[[:space:]]\{1,\}$node_id\$" \#(runDirectory)/aerospike.conf || { echo "cairn: could not set node-id $node_id" >&2; exit 1; }
+        echo "cairn: node-id $node_id"
+        exec asd --foreground --config-file \#(runDirectory)/aerospike.conf
+
+        """#
     }
 
     /// The marker a cleaned volume keeps, so that it is cleaned once per claim.

@@ -354,7 +354,13 @@ public struct AerospikeSpec: SystemSpec {
             if policy.wipeMethod != nil, let w = policy.fields["wipeMethod"] { w.note(Self.wipeNote) }
             var name: String?
             if let nf = v.required("name"), let n = nf.string {
-                if Names.isDNS1123Label(n) { name = n } else { nf.fail("'\(n)' is not a valid volume name (lower-case letters, digits, '-')") }
+                if !Names.isDNS1123Label(n) {
+                    nf.fail("'\(n)' is not a valid volume name (lower-case letters, digits, '-')")
+                } else if AerospikeRenderer.ownVolumes.contains(n) {
+                    nf.fail("'\(n)' is the name of a volume cairn renders itself; choose another")
+                } else {
+                    name = n
+                }
             }
             var path: String?
             if let af = v.required("aerospike") {
@@ -528,6 +534,12 @@ package final class AerospikeConfigCheck {
         let service = f.mapping?["service"]
         if let node = service, case .mapping = node {} else if let node = service {
             f.child("service", node).fail("must be a mapping")
+            ok = false
+        }
+        if let node = service, case .mapping(let sm) = node, let id = sm["node-id"] {
+            f.child("service", node).child("node-id", id)
+                .fail("is managed by cairn: each pod's node-id is <rack id>a<pod ordinal>, as the upstream operator sets it, "
+                      + "so that a restarted pod keeps its identity")
             ok = false
         }
         if enterprise, !hasFeatureKey(service) {
