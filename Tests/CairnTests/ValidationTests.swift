@@ -429,9 +429,13 @@ struct ValidationTests {
 
     @Test func aerospikeStrongConsistencyReplicationFactorFitsTheCluster() {
         let yaml = Self.aerospike("  aerospikeConfig:\n\(Self.network)\n    namespaces:\n      - name: t\n        replication-factor: 3\n        strong-consistency: true\n        storage-engine: {type: memory, data-size: 1G}")
-        #expect(specErrors(yaml) == [
-            "t.yaml:14:29: spec.aerospikeConfig.namespaces[0].replication-factor: must be at most the cluster size 2 for a strong-consistency namespace (got 3)",
-        ])
+        let errors = specErrors(yaml)
+        #expect(errors.count == 2, "\(errors)")
+        #expect(errors.contains("t.yaml:14:29: spec.aerospikeConfig.namespaces[0].replication-factor: must be at most the cluster size 2 for a strong-consistency namespace (got 3)"),
+                "\(errors)")
+        // Refused as such until cairn manages rosters: accepted, the namespace would serve nothing.
+        #expect(errors.contains { $0.hasPrefix("t.yaml:15:29: spec.aerospikeConfig.namespaces[0].strong-consistency: not supported by cairn yet: ") },
+                "\(errors)")
         let ap = yaml.replacingOccurrences(of: "strong-consistency: true", with: "strong-consistency: false")
         #expect(specErrors(ap) == [])
     }
@@ -468,12 +472,16 @@ struct ValidationTests {
     /// (only a lone `{` or `}` token is structure), so it is accepted and written as it is.
     @Test func aerospikeValuesMayHoldBracesInsideATokenButNotALoneBrace() throws {
         let ldap = Self.aerospike("  aerospikeConfig:\n    security:\n      ldap: {user-dn-pattern: \"uid=${un},ou=People,dc=example,dc=com\"}\n\(Self.network)\n    namespaces: [{name: t, storage-engine: {type: memory, data-size: 1G}}]")
-        #expect(specErrors(ldap) == [])
-        let conf = try #require(try render(ldap).compactMap { $0.body["data", "aerospike.conf"]?.stringValue }.first)
+        // security itself is refused until cairn provisions users; the placeholder is not.
+        #expect(specErrors(ldap) == ["t.yaml:8:5: spec.aerospikeConfig.security: " + AerospikeSpec.securityRefusal])
+        let conf = AerospikeConfWriter.render(["security": ["ldap": ["user-dn-pattern": "uid=${un},ou=People,dc=example,dc=com"]]])
         #expect(conf.contains("    ldap {\n        user-dn-pattern uid=${un},ou=People,dc=example,dc=com\n    }\n"), "\(conf)")
         let items = try AerospikeConfReader.parse(conf)
         #expect(items.contains(.context(head: ["security"], items: [.context(head: ["ldap"], items: [
             .line(key: "user-dn-pattern", values: ["uid=${un},ou=People,dc=example,dc=com"])])])))
+        let inside = Self.aerospike("  aerospikeConfig:\n    service: {cluster-name: \"a{b}\"}\n\(Self.network)\n    namespaces: [{name: t, storage-engine: {type: memory, data-size: 1G}}]")
+        #expect(specErrors(inside) == [])
+        #expect(try render(inside).contains { $0.body["data", "aerospike.conf"]?.stringValue?.contains("    cluster-name a{b}\n") == true })
         let lone = Self.aerospike("  aerospikeConfig:\n    service: {cluster-name: \"}\"}\n\(Self.network)\n    namespaces: [{name: t, storage-engine: {type: memory, data-size: 1G}}]")
         #expect(specErrors(lone).count == 1 && specErrors(lone)[0].contains("nor be a lone '{' or '}'"), "\(specErrors(lone))")
     }
@@ -509,6 +517,7 @@ struct ValidationTests {
         let yaml = Self.aerospike("  aerospikeAccessControl:\n    users: [{name: app, secretName: app-secret, roles: [read-write]}]\n  aerospikeConfig:\n\(Self.network)\n    namespaces: [{name: t, storage-engine: {type: memory, data-size: 1G}}]")
         #expect(specErrors(yaml) == [
             "t.yaml:8:5: spec.aerospikeAccessControl: access control needs security enabled: add `security: {}` to aerospikeConfig",
+            "t.yaml:8:5: spec.aerospikeAccessControl: " + AerospikeSpec.accessControlRefusal,
             "t.yaml:8:12: spec.aerospikeAccessControl.users: needs an admin user with the roles sys-admin and user-admin",
         ])
     }

@@ -131,6 +131,7 @@ public struct AerospikeSpec: SystemSpec {
             var accessControlField: Field?
             if let f = s["aerospikeAccessControl"] {
                 accessControlField = f
+                f.fail(Self.accessControlRefusal)
                 users = decodeAccessControl(f) ?? []
             }
             var multiPodPerHost = false
@@ -446,6 +447,17 @@ public struct AerospikeSpec: SystemSpec {
         }
     }
 
+    /// Why `strong-consistency: true` is refused (the upstream operator sets and keeps the roster).
+    static let strongConsistencyRefusal = "not supported by cairn yet: a strong-consistency namespace serves no data until its roster "
+        + "is set, and cairn does not manage rosters yet (the upstream operator sets the roster to the observed nodes after every change)"
+
+    /// Why access control is refused: accepted, the cluster would keep Aerospike's default
+    /// admin/admin while the spec names other users and passwords.
+    static let accessControlRefusal = "not supported by cairn yet: users are created through Aerospike's admin protocol, which cairn "
+        + "does not speak yet, so the cluster would keep the default user admin with the password admin"
+    static let securityRefusal = "not supported by cairn yet: with security enabled the server starts with the default user admin "
+        + "(password admin), and cairn does not provision users (aerospikeAccessControl) yet"
+
     private static func decodeAccessControl(_ f: Field) -> [User]? {
         f.object(unsupported: ["roles": "custom roles are not provisioned yet; use predefined roles"]) { ac -> [User]? in
             guard let uf = ac.required("users"), let users = uf.list({ u -> User? in
@@ -525,6 +537,12 @@ package final class AerospikeConfigCheck {
         if let network = top["network"], case .mapping(let nm) = network, let tls = nm.entries.first(where: { $0.key.text == "tls" }) {
             f.diagnostics.report(tls.key.location, Field.join(Field.join(f.path, "network"), "tls"),
                                  "not supported by cairn yet: TLS contexts (certificates from Secrets, tls-name on the ports) are not rendered yet")
+            ok = false
+        }
+        // security: the server would start with its default user admin/admin, and cairn does
+        // not provision the users that replace it (aerospikeAccessControl).
+        if let security = top.entries.first(where: { $0.key.text == "security" }) {
+            f.diagnostics.report(security.key.location, Field.join(f.path, "security"), AerospikeSpec.securityRefusal)
             ok = false
         }
         // Syntax of every key and value first: aerospike.conf has no quoting.
@@ -710,10 +728,14 @@ package final class AerospikeConfigCheck {
                 if let v = itf.child("replication-factor", rfNode).int(atLeast: 1, atMost: 256) { rf = v } else { ok = false }
             }
             minReplicationFactor = min(minReplicationFactor ?? rf, rf)
-            if let sc = m["strong-consistency"], case .scalar(let s) = sc, s.resolved == .bool(true), let size, rf > size {
-                itf.child("replication-factor", m["replication-factor"] ?? sc)
-                    .fail("must be at most the cluster size \(size) for a strong-consistency namespace (got \(rf))")
+            if let sc = m["strong-consistency"], case .scalar(let s) = sc, s.resolved == .bool(true) {
+                // Accepted, it would be different: without a roster the namespace serves no data.
+                itf.child("strong-consistency", sc).fail(AerospikeSpec.strongConsistencyRefusal)
                 ok = false
+                if let size, rf > size {
+                    itf.child("replication-factor", m["replication-factor"] ?? sc)
+                        .fail("must be at most the cluster size \(size) for a strong-consistency namespace (got \(rf))")
+                }
             }
             if isV7 {
                 for e in m.entries where AerospikeSpec.obsoleteIn7.contains(e.key.text) {
