@@ -49,16 +49,31 @@ struct DeployTests {
         for r in refused { #expect(try !can(r), "cairn must not: \(r.joined(separator: " "))") }
     }
 
-    /// deploy/'s service account, by its own token, plans clusters across the cluster with no
-    /// --namespace-allow (Secrets, which it may list only where a `cairn-credentials` RoleBinding
-    /// is, are listed there) and applies them; a cluster in a namespace without the RoleBinding
-    /// fails alone, and no pass fails.
-    /// (A user found the cluster-wide Secret LIST refused and nothing applied at all.)
-    @Test func theServiceAccountAppliesClustersAndSecretsAreListedWhereItMayListThem() throws {
+    /// Everything the `cairn` service account may do, as the API server lists it, kept as golden
+    /// files (a namespace with clusters, and one without), so that every widening of deploy/'s
+    /// RBAC shows up in review. Regenerate with CAIRN_UPDATE_GOLDEN=1.
+    @Test func theServiceAccountsPermissionsAreReviewedAsGoldenFiles() throws {
         _ = try kubectl(["apply", "-f", deploy + "/namespace.yaml"])
         let applied = try kubectl(["apply", "-k", deploy])
         #expect(applied.status == 0, "\(applied.stderr)")
-        // Kubernetes 1.20 writes the service account's token into a Secret of its own.
+        for namespace in ["databases", "kube-system", "cairn-system"] {
+            let r = try kubectl(["auth", "can-i", "--list", "--as", "system:serviceaccount:cairn-system:cairn", "-n", namespace])
+            #expect(r.status == 0, "\(r.stderr)")
+            let url = Repo.golden.appendingPathComponent("rbac").appendingPathComponent("can-i-\(namespace).txt")
+            if ProcessInfo.processInfo.environment["CAIRN_UPDATE_GOLDEN"] == "1" {
+                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try r.stdout.write(to: url, atomically: true, encoding: .utf8)
+            }
+            #expect(r.stdout == (try String(contentsOf: url, encoding: .utf8)),
+                    "the cairn service account's permissions in \(namespace) changed: review, then regenerate Tests/CairnTests/Golden/rbac/")
+            // Never a PersistentVolumeClaim, and Secrets only where the credentials binding is.
+            #expect(!r.stdout.contains("persistentvolumeclaims"))
+            #expect(r.stdout.contains("\nsecrets ") == (namespace == "databases"), "\(r.stdout)")
+        }
+    }
+
+    /// The `cairn` service account's token: Kubernetes 1.20 writes it into a Secret of its own.
+    func serviceAccountToken() throws -> String {
         var token = ""
         for _ in 0..<100 where token.isEmpty {
             let secret = try kubectl(["-n", "cairn-system", "get", "serviceaccount", "cairn", "-o", "jsonpath={.secrets[0].name}"]).stdout
@@ -69,6 +84,71 @@ struct DeployTests {
             if token.isEmpty { usleep(100_000) }
         }
         try #require(!token.isEmpty, "no token for the cairn service account")
+        return token
+    }
+
+    /// In-cluster configuration, for real: cairn started with no kubeconfig, the API server in
+    /// `KUBERNETES_SERVICE_HOST`/`PORT` and the service account's token, CA and namespace at
+    /// /var/run/secrets/kubernetes.io/serviceaccount, as a kubelet gives them to a pod (a mount
+    /// namespace of its own, with /run a fresh tmpfs, so the host's /run is untouched). It
+    /// applies as deploy/'s service account: the API server names that account when it refuses
+    /// a Secret where no `cairn-credentials` RoleBinding is.
+    @Test func inClusterConfigurationAsAKubeletMountsIt() throws {
+        _ = try kubectl(["apply", "-f", deploy + "/namespace.yaml"])
+        let applied = try kubectl(["apply", "-k", deploy])
+        #expect(applied.status == 0, "\(applied.stderr)")
+        let mounted = TemporaryDirectory("cairn-sa")
+        try serviceAccountToken().write(toFile: mounted.file("token"), atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: plane.directory + "/certs/apiserver.crt", toPath: mounted.file("ca.crt"))
+        try "cairn-system".write(toFile: mounted.file("namespace"), atomically: true, encoding: .utf8)
+        let admin = try String(contentsOfFile: plane.kubeconfig, encoding: .utf8)
+        let server = try #require(admin.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .first { $0.hasPrefix("server:") }.flatMap { URL(string: String($0.dropFirst("server:".count)).trimmingCharacters(in: .whitespaces)) })
+        let host = try #require(server.host), port = try #require(server.port)
+
+        let other = "in-cluster-\(UInt32.random(in: 0...UInt32.max))"
+        let specs = TemporaryDirectory("cairn-in-cluster-specs")
+        try IsolationTests.esdb("in-cluster", namespace: "databases").write(toFile: specs.file("esdb.yaml"), atomically: true, encoding: .utf8)
+        try ValidationTests.postgres("  users: {app: []}\n", name: "pg-in-cluster")
+            .replacingOccurrences(of: "metadata: {name: pg-in-cluster}", with: "metadata: {name: pg-in-cluster, namespace: \(other)}")
+            .write(toFile: specs.file("pg.yaml"), atomically: true, encoding: .utf8)
+        let sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+        let script = """
+            set -eu
+            mount -t tmpfs tmpfs /run
+            mkdir -p \(sa)
+            cp "$1"/token "$1"/ca.crt "$1"/namespace \(sa)/
+            shift
+            exec "$@"
+            """
+        let r = try run("/usr/bin/env", ["-u", "KUBECONFIG", "KUBERNETES_SERVICE_HOST=\(host)", "KUBERNETES_SERVICE_PORT=\(port)",
+                                         "unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh", mounted.path,
+                                         CLITests.binary, "apply", specs.path, "--namespace-allow", "databases,\(other)", "-o", "json"],
+                        timeout: 300)
+        let json = try? JSONValue.parse(Array(r.stdout.utf8))
+        #expect(json != nil, "\(r.stdout.suffix(2000))\(r.stderr)")
+        let esdb = IsolationTests.actions(IsolationTests.cluster(json, "databases/in-cluster"))
+        #expect(esdb["StatefulSet/databases/in-cluster"] == "created", "\(r.stdout.suffix(3000))\(r.stderr)")
+        #expect(esdb.values.allSatisfy { $0 == "created" }, "\(esdb)")
+        let pg = IsolationTests.actions(IsolationTests.cluster(json, "\(other)/pg-in-cluster"))
+        #expect(pg["Secret/\(other)/app.pg-in-cluster.credentials.postgresql.acid.zalan.do"] == "failed", "\(pg)")
+        #expect(r.stdout.contains("system:serviceaccount:cairn-system:cairn"), "the API server names the account: \(r.stdout.suffix(2000))")
+        // The host's /run was not touched.
+        #expect(!FileManager.default.fileExists(atPath: sa))
+        _ = try kubectl(["delete", "namespace", other, "--wait=false"])
+        _ = try kubectl(["-n", "databases", "delete", "statefulset,service,configmap,poddisruptionbudget", "-l", "app.kubernetes.io/instance=in-cluster"])
+    }
+
+    /// deploy/'s service account, by its own token, plans clusters across the cluster with no
+    /// --namespace-allow (Secrets, which it may list only where a `cairn-credentials` RoleBinding
+    /// is, are listed there) and applies them; a cluster in a namespace without the RoleBinding
+    /// fails alone, and no pass fails.
+    /// (A user found the cluster-wide Secret LIST refused and nothing applied at all.)
+    @Test func theServiceAccountAppliesClustersAndSecretsAreListedWhereItMayListThem() throws {
+        _ = try kubectl(["apply", "-f", deploy + "/namespace.yaml"])
+        let applied = try kubectl(["apply", "-k", deploy])
+        #expect(applied.status == 0, "\(applied.stderr)")
+        let token = try serviceAccountToken()
         let dir = TemporaryDirectory("cairn-deploy")
         let admin = try String(contentsOfFile: plane.kubeconfig, encoding: .utf8)
         let config = admin.split(separator: "\n", omittingEmptySubsequences: false)
