@@ -139,12 +139,43 @@ final class RemoteSession: Sendable {
             return checkHostKey(UnsafeMutableRawPointer(cert).assumingMemoryBound(to: git_cert_hostkey.self).pointee, host: host)
         }
         // TLS: libgit2 has verified the chain against the system's or --ca-file's CAs. Never
-        // accept what it could not verify.
+        // accept what it could not verify; by IP address, verify it here (see below).
         if !valid {
+            if let address = Self.ipAddress(host), cert.pointee.cert_type == GIT_CERT_X509,
+               verify(UnsafeMutableRawPointer(cert).assumingMemoryBound(to: git_cert_x509.self).pointee, address: address) {
+                return 0
+            }
             fail(GitError(.authentication, operation: "tls", message: "the certificate of \(host) is not trusted (give its CA with --ca-file)"))
             return -1
         }
         return 0
+    }
+
+    /// The CA bundle libgit2 trusts when no --ca-file is given (Debian's).
+    static let systemCAFile = "/etc/ssl/certs/ca-certificates.crt"
+
+    /// The bytes of an IPv4 or IPv6 literal (brackets allowed), or nil for a host name.
+    static func ipAddress(_ host: String) -> [UInt8]? {
+        let literal = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        var v4 = in_addr()
+        if inet_pton(AF_INET, literal, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, literal, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
+        return nil
+    }
+
+    /// libgit2 1.5 on mbedTLS 2.28 matches the host against a certificate's DNS names only: a
+    /// remote by IP address fails even when its certificate names that address, as the git CLI
+    /// accepts. The chain is checked again without the name, against the same CAs, and the
+    /// address must be one of the certificate's iPAddress names. (Only the server's own
+    /// certificate is at hand here: one signed by an intermediate CA verifies only when that
+    /// intermediate is in the CA file.)
+    private func verify(_ cert: git_cert_x509, address: [UInt8]) -> Bool {
+        guard let data = cert.data else { return false }
+        var flags: UInt32 = 0
+        let result = cairn_verify_certificate_for_address(data.assumingMemoryBound(to: UInt8.self), cert.len,
+                                                           credentials.caFile ?? Self.systemCAFile, address, address.count, &flags)
+        return result == 0
     }
 
     private func checkHostKey(_ key: git_cert_hostkey, host: String) -> Int32 {

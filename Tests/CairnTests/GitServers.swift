@@ -315,3 +315,91 @@ final class StallingProxy {
 
     func stop() { server.stop() }
 }
+
+/// A git smart-HTTP server over TLS on loopback: nginx in front of `git http-backend` (through
+/// fcgiwrap), basic auth as GitHub takes a token (user `x-access-token`), pushes allowed for an
+/// authenticated user. Certificates come from a CA made here: `port` has one for `localhost`
+/// and `127.0.0.1` (subjectAltName DNS and IP), `wrongNamePort` one for `elsewhere.test` only;
+/// `otherCA` signed neither. `/moved/<path>` redirects (301) to `/<path>`.
+final class HTTPSGitServer {
+    let port = freePort()
+    let wrongNamePort = freePort()
+    let dir = TemporaryDirectory("cairn-https")
+    let token = "tok-\(UUID().uuidString.prefix(8))"
+    var ca: String { dir.file("ca.crt") }
+    var otherCA: String { dir.file("other-ca.crt") }
+    private var fcgi: ServerProcess?
+    private var nginx: ServerProcess?
+
+    init(base: String) throws {
+        func openssl(_ arguments: [String]) throws {
+            let r = try run("/usr/bin/openssl", arguments)
+            guard r.status == 0 else { throw CommandFailed(description: "openssl \(arguments.first ?? ""): \(r.stderr)") }
+        }
+        for name in ["ca", "other-ca"] {
+            try openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir.file("\(name).key"), "-out", dir.file("\(name).crt"),
+                         "-days", "2", "-subj", "/CN=cairn test \(name)"])
+        }
+        for (name, san) in [("server", "DNS:localhost,IP:127.0.0.1"), ("elsewhere", "DNS:elsewhere.test")] {
+            try openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", dir.file("\(name).key"), "-out", dir.file("\(name).csr"),
+                         "-subj", "/CN=\(name)"])
+            try "subjectAltName=\(san)\n".write(toFile: dir.file("\(name).ext"), atomically: true, encoding: .utf8)
+            try openssl(["x509", "-req", "-in", dir.file("\(name).csr"), "-CA", ca, "-CAkey", dir.file("ca.key"), "-CAcreateserial",
+                         "-out", dir.file("\(name).crt"), "-days", "2", "-extfile", dir.file("\(name).ext")])
+        }
+        let hash = try run("/usr/bin/openssl", ["passwd", "-apr1", token])
+        try "x-access-token:\(hash.stdout.trimmingCharacters(in: .whitespacesAndNewlines))\n"
+            .write(toFile: dir.file("htpasswd"), atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: dir.file("tmp"), withIntermediateDirectories: true)
+        let d = dir.url.path
+        func server(_ port: Int, _ cert: String) -> String {
+            """
+              server {
+                listen 127.0.0.1:\(port) ssl;
+                ssl_certificate \(d)/\(cert).crt;
+                ssl_certificate_key \(d)/\(cert).key;
+                location /moved/ { rewrite ^/moved/(.*)$ /$1 permanent; }
+                location / {
+                  auth_basic "git";
+                  auth_basic_user_file \(d)/htpasswd;
+                  include /etc/nginx/fastcgi_params;
+                  fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
+                  fastcgi_param GIT_PROJECT_ROOT \(base);
+                  fastcgi_param GIT_HTTP_EXPORT_ALL "";
+                  fastcgi_param PATH_INFO $uri;
+                  fastcgi_param REMOTE_USER $remote_user;
+                  fastcgi_pass unix:\(d)/fcgi.sock;
+                }
+              }
+            """
+        }
+        let config = """
+            daemon off; master_process off; user root; worker_processes 1;
+            error_log \(d)/error.log; pid \(d)/nginx.pid;
+            events { worker_connections 64; }
+            http {
+              access_log \(d)/access.log;
+              client_body_temp_path \(d)/tmp/body; fastcgi_temp_path \(d)/tmp/fastcgi; proxy_temp_path \(d)/tmp/proxy;
+              uwsgi_temp_path \(d)/tmp/uwsgi; scgi_temp_path \(d)/tmp/scgi;
+            \(server(port, "server"))
+            \(server(wrongNamePort, "elsewhere"))
+            }
+
+            """
+        try config.write(toFile: dir.file("nginx.conf"), atomically: true, encoding: .utf8)
+        fcgi = try ServerProcess("fcgiwrap", "/usr/sbin/fcgiwrap", ["-s", "unix:\(d)/fcgi.sock"], log: dir.file("fcgiwrap.log"))
+        nginx = try ServerProcess("nginx", "/usr/sbin/nginx", ["-c", dir.file("nginx.conf"), "-e", dir.file("error.log")], log: dir.file("nginx.log"))
+        guard waitForPort(port), waitForPort(wrongNamePort) else {
+            let log = (try? String(contentsOfFile: dir.file("error.log"), encoding: .utf8)) ?? ""
+            stop()
+            throw CommandFailed(description: "nginx did not listen on \(port) and \(wrongNamePort): \(log)")
+        }
+    }
+
+    func url(_ path: String, host: String = "localhost", port: Int? = nil) -> String { "https://\(host):\(port ?? self.port)/\(path)" }
+    func stop() {
+        nginx?.stop()
+        fcgi?.stop()
+    }
+    deinit { stop() }
+}

@@ -7,7 +7,7 @@ import Testing
 @Suite("Git mirror over file://, git:// and ssh", .serialized)
 struct GitStoreTests {
     enum Transport: String, CaseIterable, CustomTestStringConvertible {
-        case path, file, git, ssh
+        case path, file, git, ssh, https
         var testDescription: String { rawValue }
     }
 
@@ -19,6 +19,7 @@ struct GitStoreTests {
         let cache = TemporaryDirectory("cairn-cache")
         private var daemon: GitDaemon?
         private(set) var ssh: SSHServer?
+        private(set) var https: HTTPSGitServer?
 
         init(_ transport: Transport) throws {
             origin = try OriginRepository()
@@ -39,6 +40,11 @@ struct GitStoreTests {
                 ssh = s
                 url = s.url(origin.bare)
                 credentials = GitCredentials(sshPrivateKey: s.userKey, knownHostsFile: s.knownHosts)
+            case .https:
+                let s = try HTTPSGitServer(base: origin.root.path)
+                https = s
+                url = s.url("origin.git")
+                credentials = GitCredentials(httpsPassword: s.token, caFile: s.ca)
             }
         }
 
@@ -49,6 +55,7 @@ struct GitStoreTests {
         deinit {
             daemon?.stop()
             ssh?.stop()
+            https?.stop()
         }
     }
 
@@ -179,7 +186,7 @@ struct GitStoreTests {
         #expect(throws: GitError.self) { try noKey.fetch() }
     }
 
-    @Test(arguments: [Transport.path, .git, .ssh])
+    @Test(arguments: [Transport.path, .git, .ssh, .https])
     func commitAndPushWritesFilesWithoutAWorkingTree(transport: Transport) throws {
         let served = try Served(transport)
         try served.origin.commit(["clusters/a.yaml": "a\n"])
@@ -300,7 +307,7 @@ struct GitStoreTests {
         #expect(count("eof", text) == count("accepted", text), "the connection stayed open after the timeout: \(text)")
     }
 
-    @Test(arguments: [Transport.file, .git, .ssh])
+    @Test(arguments: [Transport.file, .git, .ssh, .https])
     func cliReadsSpecFilesAtARevision(transport: Transport) throws {
         let served = try Served(transport)
         var files: [String: String?] = [:]
@@ -311,6 +318,10 @@ struct GitStoreTests {
         try served.origin.commit(["clusters/broken.yaml": "apiVersion: acid.zalan.do/v1\nkind: postgresql\nmetadata: {name: x}\nspec: {teamId: t}\n"])
         var git = ["--repo", served.url, "--cache-dir", served.cache.path]
         if let ssh = served.ssh { git += ["--ssh-key", ssh.userKey, "--known-hosts", ssh.knownHosts] }
+        if let https = served.https {
+            try https.token.write(toFile: served.cache.file("token"), atomically: true, encoding: .utf8)
+            git += ["--https-token-file", served.cache.file("token"), "--ca-file", https.ca]
+        }
 
         let fromGit = try run(CLITests.binary, ["render"] + git + ["--ref", String(first.prefix(10))])
         let fromDirectory = try run(CLITests.binary, ["render", Repo.clusters.path])
@@ -345,6 +356,48 @@ struct GitStoreTests {
         let wrong = try run(CLITests.binary, ["validate", "--repo", served.url, "--cache-dir", served.cache.path, "--ref", "nope"])
         #expect(wrong.status == 1)
         #expect(wrong.stderr.hasPrefix("cairn: resolve nope: no branch, tag or commit named 'nope'"))
+    }
+
+    /// https against a real server (nginx + git http-backend, a CA made for the test): each way
+    /// it can go wrong is refused with a message that says what to do, and the token is never in it.
+    @Test func httpsChecksCertificatesAndCredentials() throws {
+        let served = try Served(.https)
+        let https = try #require(served.https)
+        let commit = try served.origin.commit(["clusters/a.yaml": "a: 1\n"])
+        func head(_ url: String, _ credentials: GitCredentials) -> Result<String, GitError> {
+            Result { () throws(GitError) -> String in
+                let cache = TemporaryDirectory("cairn-https-cache")
+                let mirror = try Mirror.open(url: url, cacheDirectory: cache.path, credentials: credentials, timeout: .seconds(20))
+                return try mirror.remoteHead("main")?.hex ?? "none"
+            }
+        }
+        func failure(_ r: Result<String, GitError>) -> String {
+            if case .failure(let e) = r { return e.description }
+            return "succeeded: \(r)"
+        }
+        let good = GitCredentials(httpsPassword: https.token, caFile: https.ca)
+        #expect(try head(https.url("origin.git"), good).get() == commit)
+        // By IP address, with a certificate that lists the address: the git CLI accepts it, and so does cairn.
+        #expect(try head(https.url("origin.git", host: "127.0.0.1"), good).get() == commit)
+        // A redirect is followed (to the same host).
+        #expect(try head(https.url("moved/origin.git"), good).get() == commit)
+        // User and password (as from --https-user and --https-password-file).
+        #expect(try head(https.url("origin.git"), GitCredentials(httpsUser: "x-access-token", httpsPassword: https.token, caFile: https.ca)).get() == commit)
+
+        let wrongToken = failure(head(https.url("origin.git"), GitCredentials(httpsPassword: "not-the-token-s3cr3t", caFile: https.ca)))
+        #expect(wrongToken.contains("refused the credentials of user x-access-token"), "\(wrongToken)")
+        #expect(!wrongToken.contains("s3cr3t") && !wrongToken.contains(https.token), "\(wrongToken)")
+        let noToken = failure(head(https.url("origin.git"), GitCredentials(caFile: https.ca)))
+        #expect(noToken.contains("asks for credentials; give --https-token-file"), "\(noToken)")
+        let unknownCA = failure(head(https.url("origin.git"), GitCredentials(httpsPassword: https.token, caFile: https.otherCA)))
+        #expect(unknownCA.contains("the certificate of localhost is not trusted (give its CA with --ca-file)"), "\(unknownCA)")
+        let unknownCAByIP = failure(head(https.url("origin.git", host: "127.0.0.1"), GitCredentials(httpsPassword: https.token, caFile: https.otherCA)))
+        #expect(unknownCAByIP.contains("the certificate of 127.0.0.1 is not trusted"), "\(unknownCAByIP)")
+        // A certificate for another name, from the trusted CA: refused, by name and by address.
+        let wrongName = failure(head(https.url("origin.git", port: https.wrongNamePort), good))
+        #expect(wrongName.contains("the certificate of localhost is not trusted"), "\(wrongName)")
+        let wrongAddress = failure(head(https.url("origin.git", host: "127.0.0.1", port: https.wrongNamePort), good))
+        #expect(wrongAddress.contains("the certificate of 127.0.0.1 is not trusted"), "\(wrongAddress)")
     }
 
     @Test func credentialsNeverAppearInErrors() throws {
