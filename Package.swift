@@ -88,7 +88,8 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "ClusterSpecs", "Render", "GitStore", "KubeAPI", "Reconcile",
+                "ClusterSpecs", "Render", "GitStore", "KubeAPI", "Reconcile", "JSON",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -74,12 +74,13 @@ public enum MetricFamily: String, CaseIterable, Sendable {
     case clusterFailures = "cairn_cluster_failures_total"
     case statusCommits = "cairn_status_commits_total"
     case statusPushFailures = "cairn_status_push_failures_total"
+    case webhooks = "cairn_webhooks_total"
 
     public enum Kind: Sendable { case counter, gauge, histogram }
 
     public var kind: Kind {
         switch self {
-        case .errors, .mirrorRepairs, .objects, .clusterFailures, .statusCommits, .statusPushFailures: .counter
+        case .errors, .mirrorRepairs, .objects, .clusterFailures, .statusCommits, .statusPushFailures, .webhooks: .counter
         case .gitCheckSeconds, .gitFetchSeconds, .reconcileSeconds: .histogram
         default: .gauge
         }
@@ -94,6 +95,7 @@ public enum MetricFamily: String, CaseIterable, Sendable {
         case .objects: ["action"]
         case .clusters: ["phase"]
         case .clusterFailures: ["cluster"]
+        case .webhooks: ["host", "result"]
         default: []
         }
     }
@@ -116,6 +118,7 @@ public enum MetricFamily: String, CaseIterable, Sendable {
         case .clusterFailures: "Failed passes, by cluster."
         case .statusCommits: "Status commits pushed."
         case .statusPushFailures: "Status pushes that failed (retried on the status writer's backoff)."
+        case .webhooks: "Webhook requests received, by git host and result (push, ignored, unauthorized, forbidden, bad_request, too_large, ...)."
         }
     }
 

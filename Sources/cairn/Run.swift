@@ -57,6 +57,14 @@ extension Cairn {
         @Option(help: ArgumentHelp("Where /metrics, /healthz and /readyz listen (env CAIRN_METRICS_ADDRESS; default 127.0.0.1:9090).", valueName: "host:port"))
         var metricsAddress: String?
 
+        @Option(help: ArgumentHelp("Where push webhooks are received: POST /hooks/github, /hooks/gitlab, /hooks/gitea or /hooks "
+                                   + "(env CAIRN_WEBHOOK_ADDRESS; off by default; needs --webhook-secret-file).", valueName: "host:port"))
+        var webhookAddress: String?
+
+        @Option(help: ArgumentHelp("The webhook's shared secret (GitHub and Gitea sign with it, GitLab sends it as its token) "
+                                   + "(env CAIRN_WEBHOOK_SECRET_FILE).", valueName: "file"))
+        var webhookSecretFile: String?
+
         @Option(help: "text or json (env CAIRN_LOG_FORMAT).")
         var logFormat: String?
 
@@ -151,6 +159,27 @@ extension Cairn {
                 }
             }
             log.info("listening", ["address": "\(address[..<colon]):\(server.port)"])
+            var webhooks: WebhookServer?
+            if let hookAddress = webhookAddress ?? env["CAIRN_WEBHOOK_ADDRESS"] {
+                guard let colon = hookAddress.lastIndex(of: ":"), let port = Int(hookAddress[hookAddress.index(after: colon)...]) else {
+                    throw ValidationError("--webhook-address must look like host:port.")
+                }
+                guard let secretFile = webhookSecretFile ?? env["CAIRN_WEBHOOK_SECRET_FILE"] else {
+                    throw ValidationError("--webhook-address needs --webhook-secret-file: cairn accepts only webhooks signed with a secret.")
+                }
+                guard let data = FileManager.default.contents(atPath: secretFile) else {
+                    throw ValidationError("cannot read the webhook secret file \(secretFile).")
+                }
+                var secret = Array(data)
+                while let last = secret.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { secret.removeLast() }
+                guard secret.count >= 16 else { throw ValidationError("the webhook secret in \(secretFile) is shorter than 16 bytes.") }
+                let follower = daemon.follower
+                let hooks = try await WebhookServer.start(host: String(hookAddress[..<colon]), port: port,
+                                                          verifier: WebhookVerifier(secret: secret, branch: configuration.branch),
+                                                          log: log, metrics: daemon.metrics) { follower.checkNow() }
+                log.info("receiving webhooks", ["address": "\(hookAddress[..<colon]):\(hooks.port)", "branch": "\(configuration.branch)"])
+                webhooks = hooks
+            }
 
             // SIGTERM / SIGINT: the daemon finishes the step under way (status included), the
             // HTTP endpoint closes, and the process exits; bounded.
@@ -162,6 +191,7 @@ extension Cairn {
                 .init(service: DaemonService(daemon: daemon), successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "daemon"),
                 .init(service: HTTPService(server: server), serviceName: "http"),
             ]
+            if let webhooks { services.append(.init(service: WebhookService(server: webhooks), serviceName: "webhooks")) }
             if let elector { services.append(.init(service: elector, serviceName: "leader-election")) }
             var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: log)
             group.maximumGracefulShutdownDuration = .seconds(60)
@@ -183,6 +213,16 @@ struct DaemonService: Service {
         } onGracefulShutdown: {
             daemon.log.info("shutting down", [:])
         }
+    }
+}
+
+/// The webhook receiver until shutdown.
+struct WebhookService: Service {
+    let server: WebhookServer
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await server.stop()
     }
 }
 

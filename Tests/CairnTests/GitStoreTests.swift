@@ -4,7 +4,7 @@ import Testing
 
 /// The git layer against real repositories and real servers: the git CLI, `git daemon` and sshd
 /// on loopback.
-@Suite("Git mirror over file://, git:// and ssh", .serialized)
+@Suite("Git mirror over file://, git://, ssh and https", .serialized)
 struct GitStoreTests {
     enum Transport: String, CaseIterable, CustomTestStringConvertible {
         case path, file, git, ssh, https

@@ -1,0 +1,261 @@
+import Crypto
+import JSON
+public import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// What a push webhook from a git host asks for, decided from the request alone (pure: the
+/// tests feed it each host's documented payloads). A webhook never carries the commit to apply:
+/// an accepted push only asks the follower for a head check at once, and the head check stays
+/// the source of truth.
+public struct WebhookVerifier: Sendable {
+    public enum Host: String, Sendable, CaseIterable { case github, gitlab, gitea }
+
+    public struct Verdict: Sendable, Equatable {
+        /// The HTTP status of the answer.
+        public var status: Int
+        /// `push` (a head check follows), `ignored`, `unauthorized`, `forbidden`, `bad_request`,
+        /// `too_large`, `not_found` or `method_not_allowed`: the metric's and the log's label.
+        public var result: String
+        public var host: String
+        public var message: String
+        public var triggersCheck: Bool { result == "push" }
+    }
+
+    /// Larger bodies are refused (413) before they are read whole.
+    public static let maximumBody = 1 << 20
+
+    let secret: [UInt8]
+    let branch: String
+
+    public init(secret: [UInt8], branch: String) {
+        self.secret = secret
+        self.branch = branch
+    }
+
+    /// - Parameters:
+    ///   - path: `/hooks/github`, `/hooks/gitlab`, `/hooks/gitea`, or `/hooks` (the host told
+    ///     by its event header).
+    ///   - headers: the request's headers (names in any case).
+    public func verdict(method: String, path: String, headers: [(name: String, value: String)], body: [UInt8]) -> Verdict {
+        func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name }?.value }
+        let named: Host?
+        switch path {
+        case "/hooks/github": named = .github
+        case "/hooks/gitlab": named = .gitlab
+        case "/hooks/gitea", "/hooks/forgejo": named = .gitea
+        case "/hooks":
+            if header("x-github-event") != nil { named = .github }
+            else if header("x-gitlab-event") != nil { named = .gitlab }
+            else if header("x-gitea-event") != nil || header("x-forgejo-event") != nil { named = .gitea }
+            else { return Verdict(status: 400, result: "bad_request", host: "unknown", message: "no X-GitHub-Event, X-Gitlab-Event or X-Gitea-Event header") }
+        default:
+            return Verdict(status: 404, result: "not_found", host: "unknown", message: "no webhook at \(path.prefix(100))")
+        }
+        guard let host = named else { return Verdict(status: 404, result: "not_found", host: "unknown", message: "") }
+        func verdict(_ status: Int, _ result: String, _ message: String) -> Verdict {
+            Verdict(status: status, result: result, host: host.rawValue, message: message)
+        }
+        guard method == "POST" else { return verdict(405, "method_not_allowed", "POST only") }
+        guard body.count <= Self.maximumBody else { return verdict(413, "too_large", "the body is over \(Self.maximumBody) bytes") }
+
+        // The signature first: nothing of an unauthenticated body is read.
+        let event: String?
+        switch host {
+        case .github:
+            guard let signature = header("x-hub-signature-256") else {
+                return verdict(401, "unauthorized", "no X-Hub-Signature-256 header (set the webhook's secret)")
+            }
+            guard signature.hasPrefix("sha256="), let mac = Self.hex(signature.dropFirst("sha256=".count)), validMAC(mac, body) else {
+                return verdict(403, "forbidden", "X-Hub-Signature-256 does not match the body and the secret")
+            }
+            event = header("x-github-event")
+        case .gitlab:
+            guard let token = header("x-gitlab-token") else { return verdict(401, "unauthorized", "no X-Gitlab-Token header (set the webhook's secret token)") }
+            guard Self.constantTimeEqual(Array(token.utf8), secret) else { return verdict(403, "forbidden", "X-Gitlab-Token is not the secret") }
+            event = header("x-gitlab-event")
+        case .gitea:
+            guard let signature = header("x-gitea-signature") ?? header("x-forgejo-signature") else {
+                return verdict(401, "unauthorized", "no X-Gitea-Signature header (set the webhook's secret)")
+            }
+            guard let mac = Self.hex(Substring(signature)), validMAC(mac, body) else {
+                return verdict(403, "forbidden", "X-Gitea-Signature does not match the body and the secret")
+            }
+            event = header("x-gitea-event") ?? header("x-forgejo-event")
+        }
+        switch (host, event) {
+        case (.github, "ping"?): return verdict(200, "ignored", "ping")
+        case (.github, "push"?), (.gitlab, "Push Hook"?), (.gitea, "push"?): break
+        default: return verdict(400, "bad_request", "event '\((event ?? "none").prefix(64))' is not a push")
+        }
+        guard let payload = try? JSONValue.parse(body), let ref = payload["ref"]?.stringValue else {
+            return verdict(400, "bad_request", "the push payload has no ref")
+        }
+        guard ref == "refs/heads/\(branch)" else { return verdict(200, "ignored", "a push to \(ref.prefix(200)), not refs/heads/\(branch)") }
+        return verdict(202, "push", "a push to \(ref): head check now")
+    }
+
+    private func validMAC(_ mac: [UInt8], _ body: [UInt8]) -> Bool {
+        HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: body, using: SymmetricKey(data: secret))
+    }
+
+    static func hex(_ text: Substring) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count == 64 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        var i = 0
+        while i < 64 {
+            guard let high = nibble(digits[i]), let low = nibble(digits[i + 1]) else { return nil }
+            out.append(high << 4 | low)
+            i += 2
+        }
+        return out
+    }
+
+    private static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// Equal bytes, in a time that depends on the lengths only.
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for i in 0..<a.count { difference |= a[i] ^ b[i] }
+        return difference == 0
+    }
+}
+
+/// `cairn run --webhook-address`: receives the git host's push webhooks (POST, bodies up to
+/// 1 MiB, a client that sends nothing for 10 s or takes over 30 s is disconnected) and asks
+/// for a head check on each verified push to the followed branch. Every request is logged and
+/// counted (`cairn_webhooks_total{host,result}`); the head checks a burst asks for are one.
+public final class WebhookServer: Sendable {
+    let channel: any Channel
+    public let port: Int
+
+    private init(channel: any Channel) {
+        self.channel = channel
+        self.port = channel.localAddress?.port ?? 0
+    }
+
+    public static func start(host: String, port: Int, verifier: WebhookVerifier, log: Logging.Logger, metrics: Metrics?,
+                             onPush: @escaping @Sendable () -> Void) async throws -> WebhookServer {
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(10)))
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Handler(verifier: verifier, log: log, metrics: metrics, onPush: onPush))
+                }
+            }
+        let channel = try await bootstrap.bind(host: host, port: port).get()
+        return WebhookServer(channel: channel)
+    }
+
+    public func stop() async {
+        try? await channel.close()
+    }
+
+    final class Handler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let verifier: WebhookVerifier
+        let log: Logging.Logger
+        let metrics: Metrics?
+        let onPush: @Sendable () -> Void
+        var head: HTTPRequestHead?
+        var body: [UInt8] = []
+        var tooLarge = false
+        var deadline: Scheduled<Void>?
+
+        init(verifier: WebhookVerifier, log: Logging.Logger, metrics: Metrics?, onPush: @escaping @Sendable () -> Void) {
+            self.verifier = verifier
+            self.log = log
+            self.metrics = metrics
+            self.onPush = onPush
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            // A whole request within 30 s, however its bytes trickle in.
+            let channel = context.channel
+            deadline = context.eventLoop.scheduleTask(in: .seconds(30)) { channel.close(promise: nil) }
+            context.fireChannelActive()
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            deadline?.cancel()
+            context.fireChannelInactive()
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if event is IdleStateHandler.IdleStateEvent {
+                context.close(promise: nil)
+            } else {
+                context.fireUserInboundEventTriggered(event)
+            }
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let h):
+                head = h
+                body = []
+                tooLarge = false
+                if let length = h.headers.first(name: "Content-Length").flatMap(Int.init), length > WebhookVerifier.maximumBody {
+                    tooLarge = true
+                }
+            case .body(var chunk):
+                guard !tooLarge else { return }
+                if body.count + chunk.readableBytes > WebhookVerifier.maximumBody {
+                    tooLarge = true
+                    body = []
+                } else if let bytes = chunk.readBytes(length: chunk.readableBytes) {
+                    body += bytes
+                }
+            case .end:
+                guard let head else { return }
+                let verdict: WebhookVerifier.Verdict
+                if tooLarge {
+                    verdict = .init(status: 413, result: "too_large", host: "unknown", message: "the body is over \(WebhookVerifier.maximumBody) bytes")
+                } else {
+                    verdict = verifier.verdict(method: head.method.rawValue, path: String(head.uri.prefix { $0 != "?" }),
+                                               headers: head.headers.map { ($0.name, $0.value) }, body: body)
+                }
+                body = []
+                metrics?.increment(.webhooks, ["host": verdict.host, "result": verdict.result])
+                let fields = ["host": verdict.host, "result": verdict.result, "status": String(verdict.status), "detail": verdict.message]
+                if verdict.triggersCheck {
+                    log.info("webhook: push", fields)
+                    onPush()
+                } else if verdict.status < 300 {
+                    log.info("webhook ignored", fields)
+                } else {
+                    log.warning("webhook refused", fields)
+                }
+                let text = verdict.message + "\n"
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: "text/plain")
+                headers.add(name: "Content-Length", value: String(text.utf8.count))
+                // A refused request's connection is not kept: its client may still be sending.
+                let keep = verdict.status < 400 && head.isKeepAlive
+                headers.add(name: "Connection", value: keep ? "keep-alive" : "close")
+                let response = HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: verdict.status), headers: headers)
+                context.write(wrapOutboundOut(.head(response)), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
+                let channel = context.channel
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+                    if !keep { channel.close(promise: nil) }
+                }
+                self.head = nil
+            }
+        }
+    }
+}
