@@ -4,6 +4,7 @@ public import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// What a push webhook from a git host asks for, decided from the request alone (pure: the
 /// tests feed it each host's documented payloads). A webhook never carries the commit to apply:
@@ -138,16 +139,21 @@ public struct WebhookVerifier: Sendable {
 /// counted (`cairn_webhooks_total{host,result}`); the head checks a burst asks for are one.
 public final class WebhookServer: Sendable {
     let channel: any Channel
+    /// Its own event loop: requests from the internet are not queued behind the Kubernetes
+    /// client's work, and their timers fire whatever else is busy.
+    let group: MultiThreadedEventLoopGroup
     public let port: Int
 
-    private init(channel: any Channel) {
+    private init(channel: any Channel, group: MultiThreadedEventLoopGroup) {
         self.channel = channel
+        self.group = group
         self.port = channel.localAddress?.port ?? 0
     }
 
     public static func start(host: String, port: Int, verifier: WebhookVerifier, log: Logging.Logger, metrics: Metrics?,
                              onPush: @escaping @Sendable () -> Void) async throws -> WebhookServer {
-        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -156,12 +162,18 @@ public final class WebhookServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(Handler(verifier: verifier, log: log, metrics: metrics, onPush: onPush))
                 }
             }
-        let channel = try await bootstrap.bind(host: host, port: port).get()
-        return WebhookServer(channel: channel)
+        do {
+            let channel = try await bootstrap.bind(host: host, port: port).get()
+            return WebhookServer(channel: channel, group: group)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
     }
 
     public func stop() async {
         try? await channel.close()
+        try? await group.shutdownGracefully()
     }
 
     final class Handler: ChannelInboundHandler {
@@ -256,6 +268,47 @@ public final class WebhookServer: Sendable {
                 }
                 self.head = nil
             }
+        }
+    }
+}
+
+/// Calls `action` at once, then at most once per `interval`: calls within the interval after
+/// one are folded into a single call at its end (a burst of webhooks asks for a few head
+/// checks, not one each, and the first is not delayed).
+public final class Debouncer: Sendable {
+    private struct State {
+        var last: ContinuousClock.Instant?
+        var pending = false
+    }
+    private let state = Mutex(State())
+    private let interval: Duration
+    private let action: @Sendable () -> Void
+
+    public init(interval: Duration, action: @escaping @Sendable () -> Void) {
+        self.interval = interval
+        self.action = action
+    }
+
+    public func call() {
+        let now = ContinuousClock.now
+        let wait: Duration? = state.withLock { s in
+            if let last = s.last, now - last < interval {
+                if s.pending { return .zero }  // already folded into the call at the interval's end
+                s.pending = true
+                return interval - (now - last)
+            }
+            s.last = now
+            return nil
+        }
+        guard let wait else { return action() }
+        guard wait > .zero else { return }
+        Task {
+            try? await Task.sleep(for: wait)
+            state.withLock { s in
+                s.pending = false
+                s.last = ContinuousClock.now
+            }
+            action()
         }
     }
 }

@@ -174,9 +174,10 @@ extension Cairn {
                 while let last = secret.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { secret.removeLast() }
                 guard secret.count >= 16 else { throw ValidationError("the webhook secret in \(secretFile) is shorter than 16 bytes.") }
                 let follower = daemon.follower
+                let check = Debouncer(interval: .milliseconds(250)) { follower.checkNow() }
                 let hooks = try await WebhookServer.start(host: String(hookAddress[..<colon]), port: port,
                                                           verifier: WebhookVerifier(secret: secret, branch: configuration.branch),
-                                                          log: log, metrics: daemon.metrics) { follower.checkNow() }
+                                                          log: log, metrics: daemon.metrics) { check.call() }
                 log.info("receiving webhooks", ["address": "\(hookAddress[..<colon]):\(hooks.port)", "branch": "\(configuration.branch)"])
                 webhooks = hooks
             }

@@ -124,6 +124,53 @@ final class DaemonTests {
         #expect(!log.contains("password"))
     }
 
+    /// With a 10-minute interval, a push is applied at once when the git host calls the webhook:
+    /// a burst of 100 signed webhooks asks for a few head checks and one pass; a forged one asks
+    /// for nothing.
+    @Test func aPushWebhookAppliesACommitWithoutWaitingForThePoll() async throws {
+        let client = try fx.plane.client()
+        defer { Task { await client.shutdown() } }
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(fx.ns)]], fieldManager: "cairn-test")
+        let first = try origin.commit(["clusters/hook.yaml": fx.esdb("hook")])
+        try WebhookTests.secret.write(toFile: logs.file("webhook-secret"), atomically: true, encoding: .utf8)
+        let hookPort = freePort()
+        let daemon = try start(["--interval", "10m", "--webhook-address", "127.0.0.1:\(hookPort)",
+                                "--webhook-secret-file", logs.file("webhook-secret")], log: "webhook.log")
+        defer { daemon.stop() }
+        func log() -> String { ((try? String(contentsOfFile: logs.file("webhook.log"), encoding: .utf8)) ?? "").suffix(3000).description }
+        #expect(await eventually { self.statusFile("hook")?.contains("commit: \(first)") == true }, "the first commit was not applied: \(log())")
+        #expect(waitForPort(hookPort), "no webhook receiver: \(log())")
+        let checks = try #require(try metric("cairn_git_check_seconds_count"))
+        let passes = try #require(try exposition().total("cairn_reconcile_seconds_count"))
+
+        let second = try origin.commit(["clusters/hook.yaml": fx.esdb("hook") + "  configuration: {MaxAppendSize: 2097152}\n"])
+        let body = WebhookTests.github()
+        try body.write(toFile: logs.file("push.json"), atomically: true, encoding: .utf8)
+        let url = "http://127.0.0.1:\(hookPort)/hooks/github"
+        func send(_ key: String, count: Int) throws -> [String] {
+            let headers = try WebhookTests.headers("github", body, key: key).flatMap { ["-H", "\($0.name): \($0.value)"] }
+            let r = try run("/usr/bin/curl", ["-s", "-w", "%{http_code}\n", "--data-binary", "@" + logs.file("push.json"), "--parallel"] + headers
+                            + (0..<count).flatMap { _ in ["-o", "/dev/null", url] })
+            return r.stdout.split(separator: "\n").map(String.init)
+        }
+        // Forged: refused, and nothing is checked.
+        #expect(try send("not-the-secret-0123456789", count: 1) == ["403"])
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        #expect(try metric("cairn_git_check_seconds_count") == checks, "a forged webhook caused a head check")
+        #expect(statusFile("hook")?.contains("commit: \(first)") == true)
+
+        #expect(try send(WebhookTests.secret, count: 100) == Array(repeating: "202", count: 100))
+        #expect(await eventually(20) { self.statusFile("hook")?.contains("commit: \(second)") == true },
+                "the pushed commit was not applied after the webhook: \(log())")
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        let metrics = try exposition()
+        #expect(metrics.value("cairn_webhooks_total", ["host": "github", "result": "push"]) == 100)
+        #expect(metrics.value("cairn_webhooks_total", ["host": "github", "result": "forbidden"]) == 1)
+        let burstChecks = (metrics.value("cairn_git_check_seconds_count") ?? 0) - checks
+        #expect(burstChecks >= 1 && burstChecks <= 10, "head checks for a burst of 100 webhooks: \(burstChecks) (\(checks) before)")
+        #expect((metrics.total("cairn_reconcile_seconds_count") ?? 0) - passes == 1, "one pass for the pushed commit")
+    }
+
     @Test func sameBranchModeDoesNotReconcileItsOwnCommits() async throws {
         let client = try fx.plane.client()
         defer { Task { await client.shutdown() } }

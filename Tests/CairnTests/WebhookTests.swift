@@ -99,6 +99,24 @@ struct WebhookTests {
                 && !WebhookVerifier.constantTimeEqual([1, 2], [1, 2, 3]))
     }
 
+    /// The first call at once; a burst folded into one more call at the interval's end.
+    @Test func aBurstOfCallsIsFoldedIntoTwo() async throws {
+        let calls = Atomic<Int>(0)
+        let debouncer = Debouncer(interval: .milliseconds(300)) { calls.add(1, ordering: .relaxed) }
+        for _ in 0..<100 { debouncer.call() }
+        #expect(calls.load(ordering: .relaxed) == 1, "the first call is not delayed")
+        var waited = 0
+        while calls.load(ordering: .relaxed) < 2, waited < 300 {
+            try await Task.sleep(for: .milliseconds(100))
+            waited += 1
+        }
+        try await Task.sleep(for: .milliseconds(700))
+        #expect(calls.load(ordering: .relaxed) == 2, "the other 99 are one call")
+        // After a quiet interval, a call is at once again.
+        debouncer.call()
+        #expect(calls.load(ordering: .relaxed) == 3)
+    }
+
     /// The receiver over HTTP, with curl: statuses, a burst, an oversized body and a client
     /// that stops sending.
     @Test func theReceiverAnswersOverHTTPAndDropsSlowClients() async throws {
