@@ -280,7 +280,10 @@ public struct Reconciler: Sendable {
     /// - Parameter desired: When given, each live object is cut down as it arrives to what a
     ///   pass needs (`slim`): a pass over thousands of objects then never holds them whole.
     ///   `clusters`, when given, narrows the LISTs to those clusters' objects (by name; the caller
-    ///   filters by namespace), unless there are too many for a label selector.
+    ///   filters by namespace), unless there are too many for a label selector, and to their
+    ///   namespaces when they are few: the API server reads every object of a kind in the
+    ///   namespace (or the cluster) a LIST names before it applies the selector, so a pass over
+    ///   one cluster costs what that cluster's namespace holds, not what the fleet holds.
     public func liveObjects(podDisruptionBudgetAPIVersion: String, desired: [String: RenderedObject]? = nil,
                             clusters: Set<String>? = nil) async throws(KubeError) -> [JSONValue] {
         var selector = "app.kubernetes.io/managed-by=cairn"
@@ -299,7 +302,14 @@ public struct Reconciler: Sendable {
         for k in CompanionObject.optionalKinds where try await client.serves(k.apiVersion, kind: k.kind) {
             if !listKinds.contains(where: { $0.apiVersion == k.apiVersion && $0.kind == k.kind }) { listKinds.append(k) }
         }
-        let namespaces: [String?] = options.namespaceAllow.map { $0.sorted().map(Optional.some) } ?? [nil]
+        var namespaces: [String?] = options.namespaceAllow.map { $0.sorted().map(Optional.some) } ?? [nil]
+        if let clusters {
+            let scoped = Set(clusters.compactMap { $0.split(separator: "/").first.map(String.init) })
+                .filter { options.namespaceAllow?.contains($0) ?? true }
+            if scoped.count < namespaces.count || (namespaces == [nil] && scoped.count <= Self.namespacesPerScopedPass) {
+                namespaces = scoped.sorted().map(Optional.some)
+            }
+        }
         let lists = listKinds.flatMap { k in namespaces.map { (k.apiVersion, k.kind, $0) } }
         let client = self.client
         var transform: (@Sendable (JSONValue) -> JSONValue?)?
@@ -355,6 +365,10 @@ public struct Reconciler: Sendable {
         }
         return live
     }
+
+    /// At most this many namespaces are LISTed one by one for a pass over some clusters (more
+    /// are one LIST across the cluster per kind).
+    static let namespacesPerScopedPass = 8
 
     /// The live side of `cairn plan --live`: per cluster, the live objects projected onto the
     /// fields cairn renders (so that what the server adds is no difference), with every
