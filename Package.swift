@@ -89,6 +89,7 @@ let package = Package(
             name: "Daemon",
             dependencies: [
                 "ClusterSpecs", "Render", "GitStore", "KubeAPI", "Reconcile", "JSON",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -71,6 +71,8 @@ public actor Daemon {
                                                     maxBackoff: configuration.maxBackoff),
                                mirror: mirror, log: log, metrics: metrics, leading: { elector?.isLeader ?? true },
                                onCommit: { wakeup.signal() })
+        // A new leader starts at once (its step fetches afresh), not at the end of the interval.
+        elector?.onChange { _ in wakeup.signal() }
     }
 
     /// Whether this process may act now (always, without leader election).
@@ -403,8 +405,13 @@ public actor Daemon {
         if let own = await statusWriter.takeOwnHead() { ownHead = own }
     }
 
-    /// For /readyz (read from the HTTP server's threads): a pass has succeeded since start.
-    public nonisolated var ready: Bool { passed.withLock { $0 } }
+    /// For /readyz (read from the HTTP server's threads): a pass has succeeded since start; with
+    /// leader election, a standby is ready once it has read the Lease (it relays webhooks to the
+    /// leader, and a Deployment's rollout waits for its new pods, which start on standby).
+    public nonisolated var ready: Bool {
+        if let elector, !elector.isLeader { return elector.inContact }
+        return passed.withLock { $0 }
+    }
     private nonisolated let passed = Mutex(false)
 }
 

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Crypto
 import JSON
 public import Logging
@@ -151,7 +152,7 @@ public final class WebhookServer: Sendable {
     }
 
     public static func start(host: String, port: Int, verifier: WebhookVerifier, log: Logging.Logger, metrics: Metrics?,
-                             onPush: @escaping @Sendable () -> Void) async throws -> WebhookServer {
+                             relay: WebhookRelay? = nil, onPush: @escaping @Sendable () -> Void) async throws -> WebhookServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -159,7 +160,7 @@ public final class WebhookServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(10)))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Handler(verifier: verifier, log: log, metrics: metrics, onPush: onPush))
+                    try channel.pipeline.syncOperations.addHandler(Handler(verifier: verifier, log: log, metrics: metrics, relay: relay, onPush: onPush))
                 }
             }
         do {
@@ -182,16 +183,18 @@ public final class WebhookServer: Sendable {
         let verifier: WebhookVerifier
         let log: Logging.Logger
         let metrics: Metrics?
+        let relay: WebhookRelay?
         let onPush: @Sendable () -> Void
         var head: HTTPRequestHead?
         var body: [UInt8] = []
         var tooLarge = false
         var deadline: Scheduled<Void>?
 
-        init(verifier: WebhookVerifier, log: Logging.Logger, metrics: Metrics?, onPush: @escaping @Sendable () -> Void) {
+        init(verifier: WebhookVerifier, log: Logging.Logger, metrics: Metrics?, relay: WebhookRelay?, onPush: @escaping @Sendable () -> Void) {
             self.verifier = verifier
             self.log = log
             self.metrics = metrics
+            self.relay = relay
             self.onPush = onPush
         }
 
@@ -241,33 +244,124 @@ public final class WebhookServer: Sendable {
                     verdict = verifier.verdict(method: head.method.rawValue, path: String(head.uri.prefix { $0 != "?" }),
                                                headers: head.headers.map { ($0.name, $0.value) }, body: body)
                 }
+                let received = body
                 body = []
-                metrics?.increment(.webhooks, ["host": verdict.host, "result": verdict.result])
-                let fields = ["host": verdict.host, "result": verdict.result, "status": String(verdict.status), "detail": verdict.message]
-                if verdict.triggersCheck {
+                self.head = nil
+                let channel = context.channel
+                let relayedBy = head.headers.first(name: WebhookRelay.header)
+                var fields = ["host": verdict.host, "result": verdict.result, "status": String(verdict.status), "detail": verdict.message]
+                if let relayedBy { fields["relayed_by"] = String(relayedBy.prefix(100)) }
+                guard verdict.triggersCheck else {
+                    metrics?.increment(.webhooks, ["host": verdict.host, "result": verdict.result])
+                    if verdict.status < 300 { log.info("webhook ignored", fields) } else { log.warning("webhook refused", fields) }
+                    return Self.respond(channel, head, verdict.status, verdict.message)
+                }
+                switch relay?.target() ?? .local {
+                case .local:
+                    metrics?.increment(.webhooks, ["host": verdict.host, "result": verdict.result])
                     log.info("webhook: push", fields)
                     onPush()
-                } else if verdict.status < 300 {
-                    log.info("webhook ignored", fields)
-                } else {
-                    log.warning("webhook refused", fields)
+                    Self.respond(channel, head, verdict.status, verdict.message)
+                case .leader(let url) where relayedBy == nil:
+                    // A standby: the leader acts on it. The request goes as it came (its
+                    // signature with it), and the leader verifies it again.
+                    Self.relay(to: url, head: head, body: received, identity: relay?.identity ?? "cairn", host: verdict.host,
+                               fields: fields, log: log, metrics: metrics, channel: channel)
+                case .leader, .unknown:
+                    metrics?.increment(.webhooks, ["host": verdict.host, "result": "relay_failed"])
+                    let message = relayedBy != nil
+                        ? "relayed to a replica that is on standby itself (the leader changed); the next poll finds the push"
+                        : "this replica is on standby and the leader has published no webhook address; the next poll finds the push"
+                    log.warning("webhook: push not relayed", fields.merging(["error": message]) { $1 })
+                    Self.respond(channel, head, 503, message)
                 }
-                let text = verdict.message + "\n"
-                var headers = HTTPHeaders()
-                headers.add(name: "Content-Type", value: "text/plain")
-                headers.add(name: "Content-Length", value: String(text.utf8.count))
-                // A refused request's connection is not kept: its client may still be sending.
-                let keep = verdict.status < 400 && head.isKeepAlive
-                headers.add(name: "Connection", value: keep ? "keep-alive" : "close")
-                let response = HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: verdict.status), headers: headers)
-                context.write(wrapOutboundOut(.head(response)), promise: nil)
-                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
-                let channel = context.channel
-                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-                    if !keep { channel.close(promise: nil) }
-                }
-                self.head = nil
             }
+        }
+
+        /// Relays a verified push to the leader and answers with what the leader answered (503
+        /// when it could not be reached). On NIO's threads alone: a busy task pool never holds
+        /// up an answer.
+        static func relay(to url: String, head: HTTPRequestHead, body: [UInt8], identity: String, host: String, fields: [String: String],
+                          log: Logging.Logger, metrics: Metrics?, channel: any Channel) {
+            WebhookRelay.forward(to: url, path: head.uri, headers: head.headers, body: body, identity: identity).whenComplete { result in
+                let (status, answer) = (try? result.get()) ?? (0, "")
+                let ok = (200..<300).contains(status)
+                metrics?.increment(.webhooks, ["host": host, "result": ok ? "relayed" : "relay_failed"])
+                var fields = fields
+                fields["leader"] = url
+                fields["leader_status"] = String(status)
+                if ok {
+                    log.info("webhook: push relayed to the leader", fields)
+                } else {
+                    fields["error"] = answer
+                    log.warning("webhook: push not relayed", fields)
+                }
+                let message = ok ? "relayed to the leader: \(answer)"
+                    : "this replica is on standby and the leader at \(url) did not take the push (\(answer)); the next poll finds it"
+                channel.eventLoop.execute { respond(channel, head, ok ? status : 503, message) }
+            }
+        }
+
+        /// The answer, on the channel's event loop. A refused request's connection is not kept:
+        /// its client may still be sending.
+        static func respond(_ channel: any Channel, _ head: HTTPRequestHead, _ status: Int, _ message: String) {
+            let text = message + "\n"
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "text/plain")
+            headers.add(name: "Content-Length", value: String(text.utf8.count))
+            let keep = status < 400 && head.isKeepAlive
+            headers.add(name: "Connection", value: keep ? "keep-alive" : "close")
+            let response = HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: status), headers: headers)
+            channel.write(HTTPServerResponsePart.head(response), promise: nil)
+            channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(string: text))), promise: nil)
+            channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in
+                if !keep { channel.close(promise: nil) }
+            }
+        }
+    }
+}
+
+/// With leader election, where a replica sends the verified pushes it receives: to itself when
+/// it leads (or without leader election), to the leader's receiver (the URL the leader
+/// publishes on the Lease) when it is on standby. A Service sends webhooks to any ready
+/// replica; the standby relays them once, and a relayed push that reaches a standby (the
+/// leader changed meanwhile) is answered 503: the next poll finds the commit.
+public struct WebhookRelay: Sendable {
+    public enum Target: Sendable, Equatable {
+        case local
+        /// The leader's webhook URL (`http://10.1.2.3:8080`).
+        case leader(String)
+        /// On standby, and the leader published no URL.
+        case unknown
+    }
+
+    /// The header a relayed request carries (the relaying replica's identity): never relayed again.
+    public static let header = "X-Cairn-Relayed-By"
+    public let identity: String
+    public let target: @Sendable () -> Target
+
+    public init(identity: String, target: @escaping @Sendable () -> Target) {
+        self.identity = identity
+        self.target = target
+    }
+
+    /// The request to the leader, within 5 s: the leader's status and the start of its answer,
+    /// or 0 and why it failed (the future never fails).
+    static func forward(to url: String, path: String, headers: HTTPHeaders, body: [UInt8], identity: String) -> EventLoopFuture<(Int, String)> {
+        let client = HTTPClient.shared
+        var forwarded = HTTPHeaders()
+        for (name, value) in headers where !["host", "content-length", "connection", "transfer-encoding", "expect", "keep-alive"].contains(name.lowercased()) {
+            forwarded.add(name: name, value: value)
+        }
+        forwarded.replaceOrAdd(name: header, value: identity)
+        do {
+            let request = try HTTPClient.Request(url: url + path, method: .POST, headers: forwarded, body: .bytes(body))
+            return client.execute(request: request, deadline: .now() + .seconds(5)).map { response -> (Int, String) in
+                let text = response.body.map { String(buffer: $0) }?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+                return (Int(response.status.code), String(text.prefix(200)))
+            }.recover { error in (0, String("\(error)".prefix(200))) }
+        } catch {
+            return client.eventLoopGroup.any().makeSucceededFuture((0, String("\(error)".prefix(200))))
         }
     }
 }

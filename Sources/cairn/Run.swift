@@ -65,6 +65,12 @@ extension Cairn {
                                    + "(env CAIRN_WEBHOOK_SECRET_FILE).", valueName: "file"))
         var webhookSecretFile: String?
 
+        @Option(help: ArgumentHelp("With --leader-elect, the URL at which the other replicas reach this one's webhook receiver, "
+                                   + "published on the Lease while it leads: a standby relays the pushes it receives there "
+                                   + "(env CAIRN_WEBHOOK_ADVERTISE_URL; default http://$POD_IP:<webhook port>, or the webhook address "
+                                   + "when it names a host).", valueName: "url"))
+        var webhookAdvertiseURL: String?
+
         @Option(help: "text or json (env CAIRN_LOG_FORMAT).")
         var logFormat: String?
 
@@ -135,13 +141,26 @@ extension Cairn {
             var options = Reconciler.Options()
             options.namespaceAllow = kube.allowedNamespaces
             options.createNamespace = namespaces.enabled
+            let hookAddress = webhookAddress ?? env["CAIRN_WEBHOOK_ADDRESS"]
+            var advertised = webhookAdvertiseURL ?? env["CAIRN_WEBHOOK_ADVERTISE_URL"]
+            if let hookAddress, advertised == nil, let colon = hookAddress.lastIndex(of: ":") {
+                let (host, port) = (String(hookAddress[..<colon]), hookAddress[hookAddress.index(after: colon)...])
+                if let ip = env["POD_IP"], !ip.isEmpty {
+                    advertised = "http://\(ip.contains(":") ? "[\(ip)]" : ip):\(port)"
+                } else if !["", "0.0.0.0", "::", "[::]"].contains(host) {
+                    advertised = "http://\(host):\(port)"
+                }
+            }
+            if let advertised, !(advertised.hasPrefix("http://") || advertised.hasPrefix("https://")) {
+                throw ValidationError("--webhook-advertise-url must be an http:// or https:// URL.")
+            }
             var elector: LeaderElector?
             if leaderElect || env["CAIRN_LEADER_ELECT"] == "true" {
                 let identity = env["POD_NAME"] ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
                 elector = LeaderElector(client: client, namespace: leaderElectionNamespace ?? env["POD_NAMESPACE"] ?? "cairn-system",
                                         identity: identity,
                                         leaseDuration: try Self.duration(leaseDuration ?? env["CAIRN_LEASE_DURATION"] ?? "15s", "--lease-duration"),
-                                        log: log)
+                                        webhookURL: hookAddress == nil ? nil : advertised?.trimmingSuffix("/"), log: log)
             }
             let daemon = Daemon(configuration: configuration, mirror: mirror, reconciler: Reconciler(client: client, options: options),
                                 log: log, elector: elector)
@@ -160,7 +179,7 @@ extension Cairn {
             }
             log.info("listening", ["address": "\(address[..<colon]):\(server.port)"])
             var webhooks: WebhookServer?
-            if let hookAddress = webhookAddress ?? env["CAIRN_WEBHOOK_ADDRESS"] {
+            if let hookAddress {
                 guard let colon = hookAddress.lastIndex(of: ":"), let port = Int(hookAddress[hookAddress.index(after: colon)...]) else {
                     throw ValidationError("--webhook-address must look like host:port.")
                 }
@@ -177,7 +196,13 @@ extension Cairn {
                 let check = Debouncer(interval: .milliseconds(250)) { follower.checkNow() }
                 let hooks = try await WebhookServer.start(host: String(hookAddress[..<colon]), port: port,
                                                           verifier: WebhookVerifier(secret: secret, branch: configuration.branch),
-                                                          log: log, metrics: daemon.metrics) { check.call() }
+                                                          log: log, metrics: daemon.metrics,
+                                                          relay: elector.map { elector in
+                                                              WebhookRelay(identity: elector.identity) {
+                                                                  if elector.isLeader { return .local }
+                                                                  return elector.leaderWebhookURL.map { .leader($0) } ?? .unknown
+                                                              }
+                                                          }) { check.call() }
                 log.info("receiving webhooks", ["address": "\(hookAddress[..<colon]):\(hooks.port)", "branch": "\(configuration.branch)"])
                 webhooks = hooks
             }
@@ -235,5 +260,13 @@ struct HTTPService: Service {
         // Throws only when the service is cancelled: the server stops either way.
         try? await gracefulShutdown()
         await server.stop()
+    }
+}
+
+extension String {
+    func trimmingSuffix(_ suffix: String) -> String {
+        var s = self
+        while s.hasSuffix(suffix) { s.removeLast(suffix.count) }
+        return s
     }
 }

@@ -222,6 +222,60 @@ final class DaemonTests {
         #expect(after["spec", "leaseTransitions"]?.intValue == 1)
     }
 
+    /// Two replicas behind one webhook Service: the standby is ready (a Deployment's rollout
+    /// waits for it) and relays a verified push to the leader, which applies it at once; a push
+    /// relayed to a standby is not relayed again.
+    @Test func withLeaderElectionAStandbyRelaysWebhooksToTheLeader() async throws {
+        let client = try fx.plane.client()
+        defer { Task { await client.shutdown() } }
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(fx.ns)]], fieldManager: "cairn-test")
+        let first = try origin.commit(["clusters/hook.yaml": fx.esdb("hook")])
+        try WebhookTests.secret.write(toFile: logs.file("webhook-secret"), atomically: true, encoding: .utf8)
+        let (portA, portB, hookA, hookB) = (freePort(), freePort(), freePort(), freePort())
+        func replica(_ name: String, port: Int, hook: Int) throws -> ServerProcess {
+            try start(["--leader-elect", "--leader-election-namespace", fx.ns, "--lease-duration", "3s", "--interval", "10m",
+                       "--webhook-address", "127.0.0.1:\(hook)", "--webhook-secret-file", logs.file("webhook-secret")],
+                      log: "\(name).log", port: port, author: "cairn-\(name) <\(name)@example.com>")
+        }
+        func log(_ name: String) -> String { ((try? String(contentsOfFile: logs.file("\(name).log"), encoding: .utf8)) ?? "").suffix(3000).description }
+        func http(_ port: Int, _ path: String) throws -> String {
+            try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)\(path)"]).stdout
+        }
+        let a = try replica("a", port: portA, hook: hookA)
+        defer { a.stop() }
+        #expect(await eventually { self.statusFile("hook")?.contains("commit: \(first)") == true }, "the first replica never acted: \(log("a"))")
+        let b = try replica("b", port: portB, hook: hookB)
+        defer { b.stop() }
+        #expect(await eventually { try http(portB, "/readyz") == "200" }, "the standby never became ready: \(log("b"))")
+        #expect(try Exposition(run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(portB)/metrics"]).stdout).value("cairn_leader") == 0)
+        let lease = try await client.get(ObjectReference(apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespace: fx.ns, name: "cairn"))
+        #expect(lease["metadata", "annotations", "cairn.dev/webhook-url"]?.stringValue == "http://127.0.0.1:\(hookA)")
+        #expect(waitForPort(hookB), "no webhook receiver on the standby: \(log("b"))")
+
+        let second = try origin.commit(["clusters/hook.yaml": fx.esdb("hook") + "  configuration: {MaxAppendSize: 2097152}\n"])
+        let body = WebhookTests.github()
+        try body.write(toFile: logs.file("push.json"), atomically: true, encoding: .utf8)
+        func send(_ port: Int, extra: [(name: String, value: String)] = []) throws -> String {
+            let headers = try (WebhookTests.headers("github", body) + extra).flatMap { ["-H", "\($0.name): \($0.value)"] }
+            return try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "@" + logs.file("push.json")] + headers
+                           + ["http://127.0.0.1:\(port)/hooks/github"]).stdout
+        }
+        #expect(try send(hookB) == "202", "the standby did not relay: \(log("b"))")
+        #expect(await eventually(20) { self.statusFile("hook")?.contains("commit: \(second)") == true },
+                "the relayed push was not applied: \(log("a"))")
+        let standby = try Exposition(run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(portB)/metrics"]).stdout)
+        let leader = try Exposition(run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(portA)/metrics"]).stdout)
+        #expect(standby.value("cairn_webhooks_total", ["host": "github", "result": "relayed"]) == 1)
+        #expect(leader.value("cairn_webhooks_total", ["host": "github", "result": "push"]) == 1)
+        #expect(standby.total("cairn_reconcile_seconds_count") == nil, "the standby reconciled")
+        #expect(log("b").contains("webhook: push relayed to the leader"), "\(log("b"))")
+
+        // Relayed once only: a push relayed to a standby is answered 503, not sent on.
+        #expect(try send(hookB, extra: [("X-Cairn-Relayed-By", "another-replica")]) == "503")
+        #expect(try send(hookA, extra: [("X-Cairn-Relayed-By", "another-replica")]) == "202", "the leader takes a relayed push")
+        #expect(try http(portA, "/readyz") == "200")
+    }
+
     /// The git server goes away, then the API server (a proxy in front of it stops): the daemon
     /// keeps what it has, deletes nothing, and converges when each comes back on its address.
     @Test func gitAndAPIServerAwayThenBack() async throws {

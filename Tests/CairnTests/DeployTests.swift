@@ -15,16 +15,38 @@ struct DeployTests {
         try run("/usr/bin/kubectl", ["--kubeconfig", plane.kubeconfig] + arguments)
     }
 
+    /// `kubectl apply -k deploy/`, as a user runs it. The PodDisruptionBudget is policy/v1, which
+    /// users' clusters (1.25 and later) serve; on a server without it (the test control plane's
+    /// 1.20) it goes as policy/v1beta1, as pdb.yaml tells such users to.
+    func applyDeploy(_ extra: [String] = []) throws -> ProcessResult {
+        let served = try kubectl(["api-versions"]).stdout.split(separator: "\n")
+        guard !served.contains("policy/v1") else { return try kubectl(["apply", "-k", deploy] + extra) }
+        let built = try kubectl(["kustomize", deploy])
+        guard built.status == 0 else { return built }
+        let old = built.stdout.replacingOccurrences(of: "apiVersion: policy/v1\nkind: PodDisruptionBudget", with: "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget")
+        return try run("/usr/bin/kubectl", ["--kubeconfig", plane.kubeconfig, "apply", "-f", "-"] + extra, stdin: old)
+    }
+
     @Test func manifestsApplyAndTheServiceAccountMayDoWhatCairnDoesAndNothingElse() throws {
         // A server-side dry run cannot create the namespaces the other objects go in: they come first.
         let namespaces = try kubectl(["apply", "-f", deploy + "/namespace.yaml"])
         #expect(namespaces.status == 0, "\(namespaces.stderr)")
-        let dryRun = try kubectl(["apply", "-k", deploy, "--dry-run=server"])
+        let dryRun = try applyDeploy(["--dry-run=server"])
         #expect(dryRun.status == 0, "\(dryRun.stdout)\(dryRun.stderr)")
         #expect(dryRun.stdout.contains("deployment.apps/cairn created (server dry run)"), "\(dryRun.stdout)")
 
-        let applied = try kubectl(["apply", "-k", deploy])
+        let applied = try applyDeploy()
         #expect(applied.status == 0, "\(applied.stdout)\(applied.stderr)")
+        // Two replicas, a rollout that waits for the new (standby) pod, the PDB, and the pod's
+        // address for the leader to publish.
+        func get(_ object: String, _ path: String) throws -> String {
+            try kubectl(["-n", "cairn-system", "get", object, "-o", "jsonpath={\(path)}"]).stdout
+        }
+        #expect(try get("deployment/cairn", ".spec.replicas") == "2")
+        #expect(try get("deployment/cairn", ".spec.strategy.rollingUpdate.maxUnavailable") == "0")
+        #expect(try get("deployment/cairn", ".spec.template.spec.containers[0].env[?(@.name==\"POD_IP\")].valueFrom.fieldRef.fieldPath") == "status.podIP")
+        #expect(try get("poddisruptionbudget/cairn", ".spec.minAvailable") == "1")
+        #expect(try get("poddisruptionbudget/cairn", ".spec.selector.matchLabels.app\\.kubernetes\\.io/name") == "cairn")
         let sa = "system:serviceaccount:cairn-system:cairn"
         func can(_ arguments: [String]) throws -> Bool {
             try kubectl(["auth", "can-i", "--as", sa] + arguments).status == 0
@@ -54,7 +76,7 @@ struct DeployTests {
     /// RBAC shows up in review. Regenerate with CAIRN_UPDATE_GOLDEN=1.
     @Test func theServiceAccountsPermissionsAreReviewedAsGoldenFiles() throws {
         _ = try kubectl(["apply", "-f", deploy + "/namespace.yaml"])
-        let applied = try kubectl(["apply", "-k", deploy])
+        let applied = try applyDeploy()
         #expect(applied.status == 0, "\(applied.stderr)")
         for namespace in ["databases", "kube-system", "cairn-system"] {
             let r = try kubectl(["auth", "can-i", "--list", "--as", "system:serviceaccount:cairn-system:cairn", "-n", namespace])
@@ -95,7 +117,7 @@ struct DeployTests {
     /// a Secret where no `cairn-credentials` RoleBinding is.
     @Test func inClusterConfigurationAsAKubeletMountsIt() throws {
         _ = try kubectl(["apply", "-f", deploy + "/namespace.yaml"])
-        let applied = try kubectl(["apply", "-k", deploy])
+        let applied = try applyDeploy()
         #expect(applied.status == 0, "\(applied.stderr)")
         let mounted = TemporaryDirectory("cairn-sa")
         try serviceAccountToken().write(toFile: mounted.file("token"), atomically: true, encoding: .utf8)
@@ -146,7 +168,7 @@ struct DeployTests {
     /// (A user found the cluster-wide Secret LIST refused and nothing applied at all.)
     @Test func theServiceAccountAppliesClustersAndSecretsAreListedWhereItMayListThem() throws {
         _ = try kubectl(["apply", "-f", deploy + "/namespace.yaml"])
-        let applied = try kubectl(["apply", "-k", deploy])
+        let applied = try applyDeploy()
         #expect(applied.status == 0, "\(applied.stderr)")
         let token = try serviceAccountToken()
         let dir = TemporaryDirectory("cairn-deploy")

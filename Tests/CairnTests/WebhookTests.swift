@@ -119,6 +119,43 @@ struct WebhookTests {
 
     /// The receiver over HTTP, with curl: statuses, a burst, an oversized body and a client
     /// that stops sending.
+    /// A standby relays a verified push to the leader's receiver (another WebhookServer here) as
+    /// it came; it answers 503 when the leader cannot be reached or published no URL, and never
+    /// relays a forged push or one relayed already.
+    @Test func aStandbyRelaysVerifiedPushesToTheLeaderOrAnswers503() async throws {
+        let leaderPushes = Atomic<Int>(0), standbyPushes = Atomic<Int>(0)
+        let leader = try await WebhookServer.start(host: "127.0.0.1", port: 0, verifier: Self.verifier, log: Logger(label: "test"),
+                                                   metrics: nil) { leaderPushes.add(1, ordering: .relaxed) }
+        let target = Mutex<WebhookRelay.Target>(.leader("http://127.0.0.1:\(leader.port)"))
+        let standby = try await WebhookServer.start(host: "127.0.0.1", port: 0, verifier: Self.verifier, log: Logger(label: "test"), metrics: nil,
+                                                    relay: WebhookRelay(identity: "standby-0") { target.withLock { $0 } }) {
+            standbyPushes.add(1, ordering: .relaxed)
+        }
+        let dir = TemporaryDirectory("cairn-relay")
+        let body = Self.github()
+        try body.write(toFile: dir.file("push.json"), atomically: true, encoding: .utf8)
+        func curl(_ headers: [(name: String, value: String)]) throws -> String {
+            try run("/usr/bin/curl", ["-s", "-w", " %{http_code}", "--data-binary", "@" + dir.file("push.json")]
+                    + headers.flatMap { ["-H", "\($0.name): \($0.value)"] } + ["http://127.0.0.1:\(standby.port)/hooks/github"]).stdout
+        }
+        let relayed = try curl(Self.headers("github", body))
+        #expect(relayed.hasPrefix("relayed to the leader: a push to refs/heads/main") && relayed.hasSuffix(" 202"), Comment(rawValue: relayed))
+        #expect(leaderPushes.load(ordering: .relaxed) == 1 && standbyPushes.load(ordering: .relaxed) == 0)
+        #expect(try curl(Self.headers("github", body, key: "wrong-secret-0123456789")).hasSuffix(" 403"))
+        #expect(try curl(Self.headers("github", body) + [("X-Cairn-Relayed-By", "standby-1")]).hasSuffix(" 503"))
+        #expect(leaderPushes.load(ordering: .relaxed) == 1, "a forged or twice-relayed push reached the leader")
+        target.withLock { $0 = .unknown }
+        #expect(try curl(Self.headers("github", body)).contains("the leader has published no webhook address"))
+        await leader.stop()
+        target.withLock { $0 = .leader("http://127.0.0.1:\(leader.port)") }
+        let down = try curl(Self.headers("github", body))
+        #expect(down.contains("did not take the push") && down.hasSuffix(" 503"), "\(down)")
+        target.withLock { $0 = .local }
+        #expect(try curl(Self.headers("github", body)).hasSuffix(" 202"))
+        #expect(standbyPushes.load(ordering: .relaxed) == 1, "once it leads, it acts itself")
+        await standby.stop()
+    }
+
     @Test func theReceiverAnswersOverHTTPAndDropsSlowClients() async throws {
         let pushes = Atomic<Int>(0)
         let server = try await WebhookServer.start(host: "127.0.0.1", port: 0, verifier: Self.verifier, log: Logger(label: "test"),
