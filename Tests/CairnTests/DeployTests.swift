@@ -208,4 +208,149 @@ struct DeployTests {
         #expect(unchanged.values.allSatisfy { $0 == "unchanged" }, "\(unchanged)")
         _ = try kubectl(["delete", "namespace", other, "--wait=false"])
     }
+
+    /// The image Tests/image.sh built from deploy/Containerfile (CI builds it before the tests;
+    /// without it, outside CI, this test says so and passes), run with `buildah run` as a kubelet
+    /// runs the pod: user 65532, the service account's token, CA and namespace at
+    /// /var/run/secrets/kubernetes.io/serviceaccount, KUBERNETES_SERVICE_HOST/PORT, the cache
+    /// volume, deploy/config.yaml's settings (the repository from `git daemon` on loopback, the
+    /// managed namespace a new one with its `cairn-credentials` RoleBinding, as rbac.yaml says to
+    /// add). As deploy/'s service account only, `cairn run` takes the Lease, applies the four
+    /// example clusters (generated Secrets included), writes their status commits, rolls a
+    /// configuration change (an Event says so) and prunes a removed cluster.
+    @Test func theImageRunsAFullReconcileAsThePodWouldUnderDeploysRBAC() throws {
+        let found = try run("/bin/bash", [Repo.root.path + "/Tests/image.sh", "ref"])
+        guard found.status == 0 else {
+            if ProcessInfo.processInfo.environment["CI"] != nil {
+                Issue.record("no cairn image: .ci/run builds it with Tests/image.sh build before the tests")
+            }
+            return
+        }
+        let image = found.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        _ = try kubectl(["apply", "-f", deploy + "/namespace.yaml"])
+        let applied = try applyDeploy()
+        #expect(applied.status == 0, "\(applied.stderr)")
+        let ns = "image-\(UInt32.random(in: 0...UInt32.max))"
+        #expect(try kubectl(["create", "namespace", ns]).status == 0)
+        defer { _ = try? kubectl(["delete", "namespace", ns, "--wait=false"]) }
+        let binding = try kubectl(["-n", ns, "create", "rolebinding", "cairn-credentials", "--clusterrole", "cairn-credentials",
+                                   "--serviceaccount", "cairn-system:cairn"])
+        #expect(binding.status == 0, "\(binding.stderr)")
+
+        // What the kubelet mounts, and the cache volume (the pod's fsGroup makes it the user's).
+        let mounted = TemporaryDirectory("cairn-image-sa")
+        try serviceAccountToken().write(toFile: mounted.file("token"), atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: plane.directory + "/certs/apiserver.crt", toPath: mounted.file("ca.crt"))
+        try "cairn-system".write(toFile: mounted.file("namespace"), atomically: true, encoding: .utf8)
+        // Readable by the pod's user, as the kubelet's projected volume makes them.
+        _ = try run("/bin/chmod", ["-R", "a+rX", mounted.path])
+        let cache = TemporaryDirectory("cairn-image-cache")
+        _ = try run("/bin/chown", ["65532:65532", cache.path])
+        let admin = try String(contentsOfFile: plane.kubeconfig, encoding: .utf8)
+        let server = try #require(admin.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .first { $0.hasPrefix("server:") }.flatMap { URL(string: String($0.dropFirst("server:".count)).trimmingCharacters(in: .whitespaces)) })
+
+        // The repository: the four examples, in the new namespace.
+        let origin = try OriginRepository()
+        let logs = TemporaryDirectory("cairn-image-logs")
+        let git = try GitDaemon(base: origin.root.path, log: logs.file("git-daemon.log"))
+        defer { git.stop() }
+        var examples: [String: String] = [:]
+        for file in try FileManager.default.contentsOfDirectory(atPath: Repo.clusters.path) where file.hasSuffix(".yaml") {
+            var lines = try String(contentsOf: Repo.clusters.appendingPathComponent(file), encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            lines.removeAll { $0.hasPrefix("  namespace: ") }
+            let metadata = try #require(lines.firstIndex(of: "metadata:"))
+            lines.insert("  namespace: \(ns)", at: metadata + 1)
+            examples["clusters/\(file)"] = lines.joined(separator: "\n")
+        }
+        #expect(examples.count == 4)
+        try origin.commit(examples)
+
+        // deploy/config.yaml's settings, with this test's repository, namespace and ports.
+        let config = try String(contentsOfFile: deploy + "/config.yaml", encoding: .utf8)
+        var settings: [String: String] = [:]
+        for line in config.split(separator: "\n").prefix { $0 != "---" } where line.hasPrefix("  CAIRN_") {
+            let parts = line.dropFirst(2).split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if parts.count == 2 { settings[parts[0]] = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+        }
+        #expect(settings["CAIRN_LEADER_ELECT"] == "true" && settings["CAIRN_CACHE_DIR"] == "/var/cache/cairn", "\(settings)")
+        let metricsPort = freePort()
+        settings["CAIRN_REPO"] = git.url("origin.git")
+        settings["CAIRN_NAMESPACE_ALLOW"] = ns
+        settings["CAIRN_METRICS_ADDRESS"] = "127.0.0.1:\(metricsPort)"
+        settings["CAIRN_INTERVAL"] = "1s"
+        settings["CAIRN_SSH_KEY"] = nil
+        settings["CAIRN_KNOWN_HOSTS"] = nil
+        settings["POD_NAME"] = "cairn-image-\(ns)"
+        settings["POD_NAMESPACE"] = "cairn-system"
+        settings["KUBERNETES_SERVICE_HOST"] = server.host
+        settings["KUBERNETES_SERVICE_PORT"] = server.port.map(String.init)
+
+        let buildah = ["/usr/bin/buildah", "--storage-driver", "vfs"]
+        let created = try run(buildah[0], Array(buildah.dropFirst()) + ["from", "--pull=never", image])
+        try #require(created.status == 0, "\(created.stderr)")
+        let container = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { _ = try? run(buildah[0], Array(buildah.dropFirst()) + ["rm", container]) }
+        let environment = settings.sorted { $0.key < $1.key }.flatMap { ["--env", "\($0.key)=\($0.value)"] }
+        let cairn = try ServerProcess("cairn in its image", buildah[0], Array(buildah.dropFirst()) + [
+            "run", "--isolation", "chroot", "--user", "65532:65532",
+            // /var/run is a link to /run, which `buildah run` mounts afresh: the mount goes where the
+            // kubelet's lands through that link.
+            "--volume", "\(mounted.path):/run/secrets/kubernetes.io/serviceaccount:ro", "--volume", "\(cache.path):/var/cache/cairn",
+        ] + environment + [container, "--", "/usr/local/bin/cairn", "run"], log: logs.file("cairn.log"))
+        defer { cairn.stop() }
+        func log() -> String { ((try? String(contentsOfFile: logs.file("cairn.log"), encoding: .utf8)) ?? "").suffix(4000).description }
+        func eventually(_ seconds: Double, _ condition: () throws -> Bool) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline, cairn.isRunning {
+                if (try? condition()) == true { return true }
+                usleep(250_000)
+            }
+            return (try? condition()) == true
+        }
+        func status(_ name: String) -> String? {
+            let r = try? run("/usr/bin/git", ["--git-dir", origin.bare, "show", "cairn-status:status/\(ns)/\(name).yaml"])
+            return r?.status == 0 ? r?.stdout : nil
+        }
+        let names = ["acid-minimal-cluster", "aerocluster", "esdb-cluster", "example-atomixcluster"]
+        #expect(eventually(180) { names.allSatisfy { status($0) != nil } }, "no status commits for the four clusters: \(log())")
+        #expect(names.allSatisfy { status($0)?.contains("failed") == false }, "\(names.map { status($0) ?? "" })\n\(log())")
+        #expect(try kubectl(["-n", "cairn-system", "get", "lease", "cairn", "-o", "jsonpath={.spec.holderIdentity}"]).stdout == "cairn-image-\(ns)")
+        #expect(try kubectl(["-n", ns, "get", "secret", "zalando.acid-minimal-cluster.credentials.postgresql.acid.zalan.do"]).status == 0,
+                "no generated credentials: \(log())")
+        #expect(try kubectl(["-n", ns, "get", "statefulset", "esdb-cluster"]).status == 0)
+        let metrics = try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/metrics"]).stdout
+        #expect(try Exposition(metrics).value("cairn_leader") == 1, "\(metrics.prefix(500))")
+        // The mirror in the volume, written as the image's user.
+        let owners = try run("/usr/bin/find", [cache.path, "-mindepth", "1", "-maxdepth", "2", "-printf", "%u %p\n"]).stdout
+        #expect(!owners.isEmpty && owners.split(separator: "\n").allSatisfy { $0.hasPrefix("65532 ") }, "the cache volume: \(owners)")
+
+        // A configuration change rolls the StatefulSet (its template's hash) and says so in an Event.
+        func hash() throws -> String {
+            try kubectl(["-n", ns, "get", "statefulset", "esdb-cluster", "-o", "jsonpath={.spec.template.metadata.annotations.cairn\\.dev/config-hash}"]).stdout
+        }
+        let before = try hash()
+        #expect(!before.isEmpty)
+        let esdb = try #require(examples["clusters/esdb-cluster.yaml"])
+        #expect(esdb.contains("RunProjections: System"))
+        try origin.commit(["clusters/esdb-cluster.yaml": esdb.replacingOccurrences(of: "RunProjections: System", with: "RunProjections: All")])
+        #expect(eventually(60) { try hash() != before }, "the configuration change did not roll: \(log())")
+        #expect(eventually(30) { try kubectl(["-n", ns, "get", "events", "--field-selector", "reason=RolloutStarted", "-o", "name"]).stdout.contains("esdb-cluster") },
+                "no RolloutStarted event: \(log())")
+
+        // A removed cluster is pruned (its generated Secrets would stay; Atomix has none).
+        try origin.commit(["clusters/example-atomixcluster.yaml": nil])
+        #expect(eventually(60) {
+            try kubectl(["-n", ns, "get", "statefulset,service,configmap", "-l", "app.kubernetes.io/instance=example-atomixcluster", "-o", "name"]).stdout.isEmpty
+        }, "the removed cluster was not pruned: \(log())")
+        #expect(eventually(30) { status("example-atomixcluster") == nil }, "its status file stayed")
+        #expect(try kubectl(["-n", ns, "get", "statefulset", "esdb-cluster"]).status == 0, "the others stay")
+        #expect(!log().contains("Forbidden"), "deploy/'s RBAC refused something: \(log())")
+
+        // It wrote nothing outside its volume (deploy/ runs it with a read-only root file system).
+        cairn.stop()
+        let written = try run(buildah[0], Array(buildah.dropFirst()) + ["run", "--isolation", "chroot", container, "--",
+                                                                         "find", "/", "-xdev", "-user", "65532", "-not", "-path", "/var/cache/cairn"])
+        #expect(written.stdout.isEmpty, "written outside /var/cache/cairn: \(written.stdout.prefix(1000))\(written.stderr)")
+    }
 }
