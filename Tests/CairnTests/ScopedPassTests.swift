@@ -17,17 +17,8 @@ struct ScopedPassTests {
 
     init() throws { plane = try ControlPlane.shared() }
 
-    func esdb(_ name: String, _ namespace: String, _ size: Int = 1_048_576) -> DesiredState.File {
-        DesiredState.File(path: "clusters/\(namespace)-\(name).yaml", text: """
-            apiVersion: kubernetes.kurrent.io/v1
-            kind: KurrentDB
-            metadata: {name: \(name), namespace: \(namespace)}
-            spec:
-              replicas: 1
-              image: eventstore/eventstore:23.10.2-bookworm-slim
-              storage: {resources: {requests: {storage: 1Gi}}}
-              configuration: {MaxAppendSize: \(size)}
-            """)
+    func esdb(_ name: String, _ namespace: String, projections: String = "System") -> DesiredState.File {
+        DesiredState.File(path: "clusters/\(namespace)-\(name).yaml", text: IsolationTests.esdb(name, namespace: namespace, projections: projections))
     }
 
     func state(_ files: [DesiredState.File], _ previous: DesiredState? = nil) -> DesiredState {
@@ -54,7 +45,7 @@ struct ScopedPassTests {
 
         // One cluster changed: its namespace's LISTs only, a third of a full pass's.
         let target = "\(namespaces[1])/es"
-        let second = state([files[0], esdb("es", namespaces[1], 2_097_152), files[2]], first)
+        let second = state([files[0], esdb("es", namespaces[1], projections: "All"), files[2]], first)
         let (scoped, changed) = try await lists { try await reconciler.reconcile(second, scope: [target]) }
         #expect(scoped > 0 && scoped * 3 == full, "LISTs: \(scoped) for one cluster, \(full) for a full pass over three namespaces")
         let written = changed.objects.filter { $0.action != .unchanged }.map(\.reference)
@@ -73,7 +64,7 @@ struct ScopedPassTests {
 
         // Without --namespace-allow, a pass over one cluster LISTs its namespace, not the cluster.
         let everywhere = Reconciler(client: client, options: Reconciler.Options())
-        let fourth = state([files[0], esdb("es", namespaces[2], 2_097_152)], third)
+        let fourth = state([files[0], esdb("es", namespaces[2], projections: "All")], third)
         let (unrestricted, result) = try await lists { try await everywhere.reconcile(fourth, scope: ["\(namespaces[2])/es"]) }
         #expect(unrestricted == scoped, "LISTs without --namespace-allow: \(unrestricted), with: \(scoped)")
         #expect(result.objects.allSatisfy { $0.cluster == "\(namespaces[2])/es" }, "\(result.objects)")
