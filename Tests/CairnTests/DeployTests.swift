@@ -294,9 +294,7 @@ struct DeployTests {
         let environment = settings.sorted { $0.key < $1.key }.flatMap { ["--env", "\($0.key)=\($0.value)"] }
         let cairn = try ServerProcess("cairn in its image", buildah[0], Array(buildah.dropFirst()) + [
             "run", "--isolation", "chroot", "--user", "65532:65532",
-            // /var/run is a link to /run, which `buildah run` mounts afresh: the mount goes where the
-            // kubelet's lands through that link.
-            "--volume", "\(mounted.path):/run/secrets/kubernetes.io/serviceaccount:ro", "--volume", "\(cache.path):/var/cache/cairn",
+            "--volume", "\(mounted.path):/var/run/secrets/kubernetes.io/serviceaccount:ro", "--volume", "\(cache.path):/var/cache/cairn",
         ] + environment + [container, "--", "/usr/local/bin/cairn", "run"], log: logs.file("cairn.log"))
         defer { cairn.stop() }
         func log() -> String { ((try? String(contentsOfFile: logs.file("cairn.log"), encoding: .utf8)) ?? "").suffix(4000).description }
@@ -349,8 +347,13 @@ struct DeployTests {
 
         // It wrote nothing outside its volume (deploy/ runs it with a read-only root file system).
         cairn.stop()
-        let written = try run(buildah[0], Array(buildah.dropFirst()) + ["run", "--isolation", "chroot", container, "--",
-                                                                         "find", "/", "-xdev", "-user", "65532", "-not", "-path", "/var/cache/cairn"])
-        #expect(written.stdout.isEmpty, "written outside /var/cache/cairn: \(written.stdout.prefix(1000))\(written.stderr)")
+        // (The image has no shell and no find: its root is read from here.)
+        let root = try run(buildah[0], Array(buildah.dropFirst()) + ["mount", container]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { _ = try? run(buildah[0], Array(buildah.dropFirst()) + ["umount", container]) }
+        let written = try run("/usr/bin/find", [root, "-xdev", "-user", "65532", "-not", "-path", root + "/var/cache/cairn"])
+        #expect(!root.isEmpty && written.status == 0 && written.stdout.isEmpty,
+                "written outside /var/cache/cairn: \(written.stdout.prefix(1000))\(written.stderr)")
+        // Nothing in it cairn does not need: no shell, no package manager.
+        #expect(!FileManager.default.fileExists(atPath: root + "/bin/sh") && !FileManager.default.fileExists(atPath: root + "/usr/bin/apt-get"))
     }
 }
