@@ -53,7 +53,7 @@ public struct ClusterHealth: Sendable {
         o["phase"] = .string(phase.rawValue)
         o["reasons"] = .array(reasons.map(JSONValue.string))
         o["rollouts"] = .array(rollouts.map(\.json))
-        o["objects"] = .array(objects.filter { $0.cluster == cluster }.map(\.json))
+        o["objects"] = .array(objects.filter { $0.cluster == cluster }.map(\.json))  // the caller passes this cluster's objects
         return .object(o)
     }
 }
@@ -78,9 +78,12 @@ extension Reconciler.Result {
         for action in ObjectResult.Action.allCases {
             counts[action.rawValue] = .int(objects.filter { $0.action == action }.count)
         }
-        let unowned = objects.filter { o in o.cluster == nil || !clusters.contains { $0.cluster == o.cluster } }
+        // Grouped once, not filtered per cluster (clusters x objects: 10^9 at 10,000 clusters).
+        let names = Set(clusters.map(\.cluster))
+        let unowned = objects.filter { o in o.cluster.map { !names.contains($0) } ?? true }
+        let byCluster = Dictionary(grouping: objects.filter { $0.cluster != nil }, by: { $0.cluster! })
         return [
-            "clusters": .array(clusters.map { $0.json(objects: objects) }),
+            "clusters": .array(clusters.map { $0.json(objects: byCluster[$0.cluster] ?? []) }),
             "otherObjects": .array(unowned.map(\.json)),
             "warnings": .array(warnings.map(JSONValue.string)),
             "summary": .object(counts),
