@@ -6,7 +6,9 @@ import Testing
 /// before the wait is not lost, a wait times out, a cancelled wait returns, and none of these
 /// leaves the signal unusable (an AsyncStream's did, once its waiting task was cancelled).
 /// The bounds are far from the 90 s timeout: the other suites can keep the two threads of
-/// Swift's pool busy for seconds on this machine, and a lost signal shows as the full timeout.
+/// Swift's pool busy for seconds on this machine (CI once measured 44 s for a cancelled wait
+/// while the suites' synchronous start-up held both threads), and a lost signal or a cancelled
+/// wait that does not return shows as the full 90 s.
 @Suite("Wakeup")
 struct WakeupTests {
     func elapsed(_ body: () async -> Void) async -> Duration {
@@ -38,7 +40,7 @@ struct WakeupTests {
         let waiting = Task { await wakeup.wait(upTo: .seconds(90)) }
         try? await Task.sleep(for: .milliseconds(100))
         waiting.cancel()
-        #expect(await elapsed { await waiting.value } < .seconds(10))
+        #expect(await elapsed { await waiting.value } < .seconds(60))
         wakeup.signal()
         #expect(await elapsed { await wakeup.wait(upTo: .seconds(90)) } < .seconds(60))
         // Timed-out waits leave it usable too.
