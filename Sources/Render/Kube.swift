@@ -1,4 +1,5 @@
 import ClusterSpecs
+import Crypto
 import Foundation
 
 /// Builders for the few Kubernetes kinds cairn renders, each in the form the API server stores
@@ -333,6 +334,41 @@ enum Kube {
             "spec": .object(spec),
         ]
         return RenderedObject(body: body, stage: .services)
+    }
+
+    /// A script run once per content: an immutable ConfigMap with its files, and a Job whose one
+    /// container sees them in the volume `volume`. A Job's pod template cannot change, so both
+    /// take one name, `prefix` and a hash of both: a changed script or container gives a new
+    /// pair (the old one is pruned), and no Job ever runs another generation's files. Its pods
+    /// carry only `labels`, so no Service or PodDisruptionBudget of the cluster takes them in.
+    static func scriptJob(prefix: String, _ cluster: ClusterMetadata, labels: [String: String], files: [(String, String)],
+                          volume: String, container: Container, backoffLimit: Int) -> [RenderedObject] {
+        var podSpec = PodSpec(containers: [container]).json.objectValue ?? JSONObject()
+        // Never: a failed pod stays, so its log says why (OnFailure's pods are deleted when the
+        // Job gives up).
+        podSpec["restartPolicy"] = "Never"
+        podSpec["automountServiceAccountToken"] = false
+        // At most 63 characters: the Job controller puts its name in a label of the pods.
+        let content = JSONValue.array([.sortedStrings(files), .object(podSpec)]).canonicalJSON()
+        let digest = SHA256.hash(data: Array(content.utf8)).prefix(5)
+        let name = prefix + digest.map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        precondition(name.count <= 63, "a Job name of \(name.count) characters: \(name)")
+        podSpec["volumes"] = [configMapVolume(volume, configMap: name)]
+
+        var configMap = Self.configMap(name, cluster, labels: labels, data: files)
+        if var body = configMap.body.objectValue {
+            body["immutable"] = true
+            configMap.body = .object(body)
+        }
+        let job = RenderedObject(body: [
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": metadata(name, cluster, labels: labels),
+            "spec": [
+                "backoffLimit": .int(backoffLimit),
+                "template": ["metadata": ["labels": .sortedStrings(Array(labels))], "spec": .object(podSpec)],
+            ],
+        ], stage: .workloads)
+        return [configMap, job]
     }
 
     static func configMap(_ name: String, _ cluster: ClusterMetadata, labels: [String: String],

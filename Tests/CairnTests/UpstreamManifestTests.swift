@@ -10,27 +10,6 @@ import Testing
 enum UpstreamSamples {
     static let directory = Repo.root.deletingLastPathComponent().appendingPathComponent("shared/upstream-samples")
     static var available: Bool { FileManager.default.fileExists(atPath: directory.path) }
-
-    /// An Aerospike sample as read, without `aerospikeAccessControl` and `security: {}`, which
-    /// cairn refuses until it provisions users: for the tests of everything else in it.
-    static func withoutSecurity(_ text: String) -> String {
-        var out: [Substring] = []
-        var skipping = false
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let indent = line.prefix { $0 == " " }.count
-            if skipping, line.trimmingCharacters(in: .whitespaces).isEmpty || indent > 2 { continue }
-            skipping = line.hasPrefix("  aerospikeAccessControl:")
-            if skipping || line.trimmingCharacters(in: .whitespaces) == "security: {}" { continue }
-            out.append(line)
-        }
-        return out.joined(separator: "\n")
-    }
-
-    /// The Aerospike samples refused only for their security (users and `security: {}`).
-    static let aerospikeRefusedForSecurity: Set<String> = [
-        "aerospike/all_flash_cluster_cr.yaml", "aerospike/dim_nostorage_cluster_cr.yaml", "aerospike/hdd_dim_storage_cluster_cr.yaml",
-        "aerospike/shadow_device_cluster_cr.yaml", "aerospike/podspec_cr.yaml",
-    ]
 }
 
 @Suite("Upstream operators' manifests", .enabled(if: UpstreamSamples.available))
@@ -61,6 +40,8 @@ struct UpstreamManifestTests {
     /// others names a field and says why.
     @Test func acceptedSamplesValidateAndRender() throws {
         let accepted: Set<String> = [
+            "aerospike/all_flash_cluster_cr.yaml", "aerospike/dim_nostorage_cluster_cr.yaml", "aerospike/hdd_dim_storage_cluster_cr.yaml",
+            "aerospike/shadow_device_cluster_cr.yaml", "aerospike/podspec_cr.yaml",
             "atomix/README.md-block01-L38.yaml",
             "kurrentdb/v1.0.0-database-deployment.md-block01-L37.yaml", "kurrentdb/v1.5.0-database-deployment.md-block01-L55.yaml",
             "kurrentdb/v1.5.0-database-deployment.md-block09-L624.yaml",
@@ -86,22 +67,21 @@ struct UpstreamManifestTests {
         }
     }
 
-    /// Aerospike with security is refused, at both fields and for the reason (accepted, the
-    /// cluster would keep admin/admin); the rest of each such sample is accepted and renders.
-    @Test func aerospikeSamplesWithSecurityAreRefusedForItAlone() throws {
-        for sample in UpstreamSamples.aerospikeRefusedForSecurity.sorted() {
-            let errors = Self.errors(sample)
-            #expect(errors.count == 2, "\(sample): \(errors)")
-            #expect(errors.contains { $0.contains("spec.aerospikeAccessControl: not supported by cairn yet: users are created through "
-                                                  + "Aerospike's admin protocol") && $0.contains("admin with the password admin") },
-                    "\(sample): \(errors)")
-            #expect(errors.contains { $0.contains("spec.aerospikeConfig.security: not supported by cairn yet: with security enabled") },
-                    "\(sample): \(errors)")
-            let text = UpstreamSamples.withoutSecurity(Repo.read(Self.directory.appendingPathComponent(sample)))
-            #expect(specErrors(text, file: sample) == [], "\(sample)")
+    /// Aerospike with security: the users of `aerospikeAccessControl` are provisioned by a Job,
+    /// the security context is in aerospike.conf, and a note says how cairn differs.
+    @Test func aerospikeSamplesWithSecurityRenderTheirUsersJob() throws {
+        for sample in ["aerospike/all_flash_cluster_cr.yaml", "aerospike/dim_nostorage_cluster_cr.yaml", "aerospike/podspec_cr.yaml"] {
+            let text = Repo.read(Self.directory.appendingPathComponent(sample))
+            let spec = try ClusterSpecLoader.load(text, file: sample)
+            #expect(spec.notes.contains { $0.description.contains("spec.aerospikeAccessControl: users are provisioned by a Job with asadm") },
+                    "\(sample)")
             let objects = try render(text)
-            #expect(objects.contains { $0.kind == "StatefulSet" }, "\(sample)")
-            #expect(!objects.contains { $0.body["data", "aerospike.conf"]?.stringValue?.contains("security") == true }, "\(sample)")
+            #expect(objects.contains { $0.body["data", "aerospike.conf"]?.stringValue?.contains("\nsecurity {\n}\n") == true }, "\(sample)")
+            let job = try #require(objects.first { $0.kind == "Job" }, "\(sample)")
+            let env = job.body["spec", "template", "spec", "containers"]?.arrayValue?.first?["env"]?.arrayValue ?? []
+            // The admin's password from the sample's Secret, key password, as upstream.
+            #expect(env.contains { $0["name"] == "CAIRN_PASSWORD_ADMIN" && $0["valueFrom", "secretKeyRef"] == ["name": "auth-secret", "key": "password"] },
+                    "\(sample): \(env)")
         }
         // The strong-consistency sample: its namespace is refused with the reason, as is the
         // roster block list.
@@ -113,7 +93,7 @@ struct UpstreamManifestTests {
     /// cascadeDelete and the other operator-only fields are accepted with a note that says what
     /// cairn does instead.
     @Test func operatorOnlyFieldsAreNotedNotRefused() throws {
-        let text = UpstreamSamples.withoutSecurity(Repo.read(Self.directory.appendingPathComponent("aerospike/hdd_dim_storage_cluster_cr.yaml")))
+        let text = Repo.read(Self.directory.appendingPathComponent("aerospike/hdd_dim_storage_cluster_cr.yaml"))
         let spec = try ClusterSpecLoader.load(text, file: "hdd.yaml")
         let notes = spec.notes.map(\.description)
         #expect(notes.contains { $0.contains("spec.storage.filesystemVolumePolicy.cascadeDelete: cairn never deletes a PersistentVolumeClaim") },
@@ -128,7 +108,7 @@ struct AerospikeUpstreamFieldTests {
     /// The operator's podspec sample: a sidecar with two volumes attached to it.
     @Test func sidecarsWithAttachedVolumes() throws {
         guard UpstreamSamples.available else { return }
-        let text = UpstreamSamples.withoutSecurity(Repo.read(UpstreamSamples.directory.appendingPathComponent("aerospike/podspec_cr.yaml")))
+        let text = Repo.read(UpstreamSamples.directory.appendingPathComponent("aerospike/podspec_cr.yaml"))
         let sts = try #require(try render(text).first { $0.kind == "StatefulSet" })
         let containers = try #require(sts.body["spec", "template", "spec", "containers"]?.arrayValue)
         #expect(containers.map { $0["name"]?.stringValue ?? "" } == ["aerospike-server", "tomcat"])
@@ -334,8 +314,7 @@ struct AerospikeUpstreamFieldTests {
         let errors = specErrors(yaml)
         #expect(errors.filter { $0.contains("authMode: not supported by cairn yet: PKI authentication needs TLS") }.count == 1, "\(errors)")
         #expect(!errors.contains { $0.contains("needs an admin user") }, "\(errors)")
-        // Besides access control and security themselves, refused until cairn provisions users.
-        #expect(errors.count == 3, "\(errors)")
+        #expect(errors.count == 1, "\(errors)")
     }
 
     @Test func theServerContainerTakesAerospikeContainersResourcesAndSecurityContext() throws {
@@ -899,17 +878,13 @@ struct UpstreamSampleApplyTests {
         defer { Task { await client.shutdown() } }
         // minimal-master-replica-svcmonitor.yaml has ServiceMonitors beside its cluster.
         try await CompanionTests.registerServiceMonitor(client)
-        // With the Aerospike samples refused only for their security, less their security.
-        let accepted = UpstreamManifestTests.samples.filter {
-            UpstreamManifestTests.errors($0).isEmpty || UpstreamSamples.aerospikeRefusedForSecurity.contains($0)
-        }
+        let accepted = UpstreamManifestTests.samples.filter { UpstreamManifestTests.errors($0).isEmpty }
         #expect(accepted.count >= 14)
         var namespaces: [String] = []
         for (i, sample) in accepted.enumerated() {
             let ns = "sample-\(tag)-\(i)"
             namespaces.append(ns)
             var text = Repo.read(UpstreamManifestTests.directory.appendingPathComponent(sample))
-            if UpstreamSamples.aerospikeRefusedForSecurity.contains(sample) { text = UpstreamSamples.withoutSecurity(text) }
             text = Self.moved(text, to: ns)
             #expect(text.contains(ns), "\(sample)")
             try text.write(toFile: dir.file("\(i).yaml"), atomically: true, encoding: .utf8)

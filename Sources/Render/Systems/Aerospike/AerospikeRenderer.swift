@@ -119,7 +119,7 @@ enum AerospikeRenderer {
             sts.volumeClaimTemplates = claims
             objects.append(sts.object)
         }
-        return objects
+        return objects + AerospikeUsers.job(spec, cluster)
     }
 
     /// The rack's aerospike.conf as data: the user's configuration with keys sorted, the cluster

@@ -131,8 +131,8 @@ public struct AerospikeSpec: SystemSpec {
             var accessControlField: Field?
             if let f = s["aerospikeAccessControl"] {
                 accessControlField = f
-                f.fail(Self.accessControlRefusal)
                 users = decodeAccessControl(f) ?? []
+                f.note(Self.accessControlNote)
             }
             var multiPodPerHost = false
             var serverResources = ResourceRequirements()
@@ -180,6 +180,13 @@ public struct AerospikeSpec: SystemSpec {
                     }
                     if let ac = accessControlField, config["security"] == nil {
                         ac.fail("access control needs security enabled: add `security: {}` to aerospikeConfig")
+                    }
+                    // As upstream: the server would start with its default user admin/admin
+                    // and nobody would replace it.
+                    if accessControlField == nil, config["security"] != nil, let sf = f.mapping?["security"] {
+                        f.child("security", sf).fail("security is enabled but aerospikeAccessControl is missing: list the users, "
+                                                     + "with the user admin and the roles sys-admin and user-admin, or the server keeps "
+                                                     + "its default user admin with the password admin")
                     }
                 }
             }
@@ -451,18 +458,38 @@ public struct AerospikeSpec: SystemSpec {
     static let strongConsistencyRefusal = "not supported by cairn yet: a strong-consistency namespace serves no data until its roster "
         + "is set, and cairn does not manage rosters yet (the upstream operator sets the roster to the observed nodes after every change)"
 
-    /// Why access control is refused: accepted, the cluster would keep Aerospike's default
-    /// admin/admin while the spec names other users and passwords.
-    static let accessControlRefusal = "not supported by cairn yet: users are created through Aerospike's admin protocol, which cairn "
-        + "does not speak yet, so the cluster would keep the default user admin with the password admin"
-    static let securityRefusal = "not supported by cairn yet: with security enabled the server starts with the default user admin "
-        + "(password admin), and cairn does not provision users (aerospikeAccessControl) yet"
+    /// What cairn does with `aerospikeAccessControl`, and where it differs from upstream.
+    static let accessControlNote = "users are provisioned by a Job with asadm (log in as admin with its Secret's password, or "
+        + "the default admin on a new cluster; create missing users, set every password, grant and revoke roles, admin last), run "
+        + "again when the users or roles change; unlike the upstream operator, cairn does not drop a user taken out of the list "
+        + "(drop it with asadm: manage acl delete user NAME), and a password changed in its Secret is set the next time the Job runs"
+
+    /// Names the Job passes to asadm's command line (shlex-tokenised there): upstream forbids
+    /// only `;` and `:`, cairn also keeps out quotes, whitespace and shell characters.
+    static func isProvisionableUserName(_ s: String) -> Bool {
+        !s.isEmpty && s.count <= 63 && s.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._@+-".unicodeScalars.contains($0)
+        }
+    }
+
+    /// The roles the server predefines (custom roles are not provisioned yet).
+    static let predefinedRoles: Set<String> = [
+        "user-admin", "sys-admin", "data-admin", "read", "read-write", "read-write-udf", "write", "truncate", "sindex-admin",
+        "udf-admin", "masking-admin", "read-masked", "write-masked",
+    ]
 
     private static func decodeAccessControl(_ f: Field) -> [User]? {
-        f.object(unsupported: ["roles": "custom roles are not provisioned yet; use predefined roles"]) { ac -> [User]? in
+        f.object { ac -> [User]? in
             guard let uf = ac.required("users"), let users = uf.list({ u -> User? in
                 u.object { o -> User? in
-                    let name = o.required("name").flatMap { $0.nonEmptyString }
+                    let name = o.required("name").flatMap { nf -> String? in
+                        guard let n = nf.nonEmptyString else { return nil }
+                        guard isProvisionableUserName(n) else {
+                            nf.fail("'\(n)' is not a user name cairn provisions: use at most 63 letters, digits, '.', '_', '@', '+' or '-'")
+                            return nil
+                        }
+                        return n
+                    }
                     var authMode = "Internal"
                     if let af = o["authMode"], let a = af.string {
                         switch a {
@@ -479,7 +506,18 @@ public struct AerospikeSpec: SystemSpec {
                     } else if authMode == "PKIOnly" {
                         o.ignore("secretName")
                     }
-                    let roles = o.required("roles").flatMap { r in r.list { $0.nonEmptyString } } ?? []
+                    let roles = o.required("roles").flatMap { r in
+                        r.list { rf -> String? in
+                            guard let role = rf.nonEmptyString else { return nil }
+                            guard predefinedRoles.contains(role) else {
+                                rf.fail("'\(role)' is not a role the server predefines (\(predefinedRoles.sorted().joined(separator: ", "))); "
+                                        + "custom roles are not provisioned by cairn yet")
+                                return nil
+                            }
+                            return role
+                        }
+                    } ?? []
+                    if let rf = o["roles"], Set(roles).count != roles.count { rf.fail("lists a role twice") }
                     guard let name else { return nil }
                     // A PKI user has no password Secret; it still counts as the admin user.
                     return User(name: name, secretName: secret ?? "", roles: roles)
@@ -487,8 +525,9 @@ public struct AerospikeSpec: SystemSpec {
             }) else { return nil }
             var seen: Set<String> = []
             for u in users where !seen.insert(u.name).inserted { uf.fail("duplicate user '\(u.name)'") }
-            if !users.contains(where: { $0.roles.contains("sys-admin") && $0.roles.contains("user-admin") }) {
-                uf.fail("needs an admin user with the roles sys-admin and user-admin")
+            // As upstream: cairn's Job logs in as admin.
+            if !users.contains(where: { $0.name == "admin" && $0.roles.contains("sys-admin") && $0.roles.contains("user-admin") }) {
+                uf.fail("needs the user admin with the roles sys-admin and user-admin (the user cairn provisions the others with)")
             }
             return users
         }
@@ -539,10 +578,11 @@ package final class AerospikeConfigCheck {
                                  "not supported by cairn yet: TLS contexts (certificates from Secrets, tls-name on the ports) are not rendered yet")
             ok = false
         }
-        // security: the server would start with its default user admin/admin, and cairn does
-        // not provision the users that replace it (aerospikeAccessControl).
-        if let security = top.entries.first(where: { $0.key.text == "security" }) {
-            f.diagnostics.report(security.key.location, Field.join(f.path, "security"), AerospikeSpec.securityRefusal)
+        // security: cairn's Job logs in with the default password admin on a new cluster.
+        if let security = top["security"], case .mapping(let sm) = security,
+           let entry = sm.entries.first(where: { $0.key.text == "default-password-file" }) {
+            f.diagnostics.report(entry.key.location, Field.join(Field.join(f.path, "security"), "default-password-file"),
+                                 "not supported by cairn yet: cairn's user Job logs in to a new cluster with the default password admin")
             ok = false
         }
         // Syntax of every key and value first: aerospike.conf has no quoting.

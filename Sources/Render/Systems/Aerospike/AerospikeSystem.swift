@@ -4,7 +4,9 @@ public import ClusterSpecs
 package enum AerospikeSystem: ClusterSystem {
     package static let apiVersion = AerospikeSpec.apiVersion
     package static let kind = AerospikeSpec.kind
-    package static let objectKinds: [(apiVersion: String, kind: String)] = [("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "StatefulSet")]
+    package static let objectKinds: [(apiVersion: String, kind: String)] = [
+        ("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "StatefulSet"), ("batch/v1", "Job"),
+    ]
     package static let rollout = RolloutPolicy.setBySet
 
     /// The Aerospike operator's fields cairn does not read (its CRD `asdb.aerospike.com/v1`).
@@ -13,6 +15,8 @@ package enum AerospikeSystem: ClusterSystem {
         "spec.operatorClientCert": .operatorOnly("the certificate the upstream operator connects to the cluster with; cairn never connects to the database"),
         "spec.enableDynamicConfigUpdate": .operatorOnly("the upstream operator applies some changes without a restart; "
                                                         + "cairn rolls the pods one at a time on any configuration change"),
+        "spec.aerospikeAccessControl.adminPolicy": .operatorOnly("the upstream operator's client timeout for admin commands; cairn's user Job uses asadm's"),
+        "spec.aerospikeAccessControl.roles": .unsupported("custom roles are not provisioned yet; use the server's predefined roles"),
         "spec.podSpec.aerospikeInitContainer": .operatorOnly("the upstream operator's own init container; cairn renders the one it needs"),
         "spec.seedsFinderServices": .unsupported("LoadBalancer services for seed discovery are not rendered yet"),
         "spec.aerospikeNetworkPolicy": .unsupported("access addresses other than the pod network (node or custom interfaces) are not rendered yet"),

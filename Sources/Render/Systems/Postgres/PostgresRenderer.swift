@@ -205,36 +205,10 @@ enum PostgresRenderer {
                                                    limits: ["memory": try! Quantity(parsing: "256Mi")])
         // Spilo's postgres user; psql and python3 need nothing more.
         container.securityContext = ["allowPrivilegeEscalation": false, "runAsNonRoot": true, "runAsUser": 101]
-        var podSpec = Kube.PodSpec(containers: [container]).json.objectValue ?? JSONObject()
-        // Never: a failed pod stays, so its log says why (OnFailure's pods are deleted when the
-        // Job gives up).
-        podSpec["restartPolicy"] = "Never"
-        podSpec["automountServiceAccountToken"] = false
-
-        // One name for the Job and its script, from a hash of both: a changed spec gives a new
-        // pair (the old pair is pruned), and no Job ever runs another generation's script.
-        // At most 63 characters: the Job controller puts its name in a label of the pods.
-        let content = JSONValue.array([.sortedStrings(data), .object(podSpec)]).canonicalJSON()
-        let digest = SHA256.hash(data: Array(content.utf8)).prefix(5)
-        let name = "\(c.prefix(48))-sql-" + digest.map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
-        podSpec["volumes"] = [Kube.configMapVolume("sql", configMap: name)]
-
-        var configMap = Kube.configMap(name, cluster, labels: labels, data: data)
-        if var body = configMap.body.objectValue {
-            body["immutable"] = true
-            configMap.body = .object(body)
-        }
-        let job = RenderedObject(body: [
-            "apiVersion": "batch/v1", "kind": "Job",
-            "metadata": Kube.metadata(name, cluster, labels: labels),
-            "spec": [
-                // Each pod waits up to 5 minutes for the master itself; then the Job controller
-                // starts another after 10 s, 20 s, ... (about 40 minutes for the 7 pods).
-                "backoffLimit": 6,
-                "template": ["metadata": ["labels": .sortedStrings(Array(labels))], "spec": .object(podSpec)],
-            ],
-        ], stage: .workloads)
-        return [configMap, job]
+        // Each pod waits up to 5 minutes for the master itself; then the Job controller starts
+        // another after 10 s, 20 s, ... (about 40 minutes for the 7 pods).
+        return Kube.scriptJob(prefix: "\(c.prefix(48))-sql-", cluster, labels: labels, files: data, volume: "sql",
+                              container: container, backoffLimit: 6)
     }
 
     /// The `SPILO_CONFIGURATION` document: local parameters and pg_hba for postgresql.conf, the

@@ -1,0 +1,176 @@
+import ClusterSpecs
+
+/// `aerospikeAccessControl`: the users inside the database, provisioned as the upstream operator
+/// provisions them, by a Job that runs the server image's own `asadm` against the cluster (cairn
+/// never connects to a database itself). The Job logs in as `admin` with the password of its
+/// Secret, or with the default `admin` on a new cluster; creates the missing users, sets every
+/// user's password from its Secret (key `password`, as upstream), grants the missing roles and
+/// revokes the others, `admin` last so that the login holds to the end.
+enum AerospikeUsers {
+    static let directory = "/etc/cairn/aerospike"
+
+    static func job(_ spec: AerospikeSpec, _ cluster: ClusterMetadata) -> [RenderedObject] {
+        guard !spec.users.isEmpty else { return [] }
+        let c = cluster.name
+        let labels = ["app.kubernetes.io/name": "aerospike", "app.kubernetes.io/instance": c, "app.kubernetes.io/component": "users"]
+        let users = ordered(spec.users)
+        var container = Kube.Container(name: "users", image: spec.image)
+        container.command = ["/bin/sh", "\(directory)/users.sh"]
+        container.env = [
+            Kube.env("AEROSPIKE_HOST", c), Kube.env("AEROSPIKE_PORT", String(spec.ports.service)),
+            // asadm keeps its settings under $HOME (and, before 4.1, exits 0 without a word when
+            // it cannot write them there).
+            Kube.env("HOME", "/tmp"),
+        ] + [Kube.envSecret("CAIRN_PASSWORD_ADMIN", secret: users.last?.secretName ?? "", key: "password")]
+          + users.enumerated().map { i, user in
+            Kube.envSecret("CAIRN_PASSWORD_\(i)", secret: user.secretName, key: "password")
+        }
+        container.volumeMounts = [Kube.mount("users", directory, readOnly: true)]
+        container.resources = ResourceRequirements(requests: ["cpu": try! Quantity(parsing: "10m"), "memory": try! Quantity(parsing: "64Mi")],
+                                                   limits: ["memory": try! Quantity(parsing: "256Mi")])
+        container.securityContext = ["allowPrivilegeEscalation": false]
+        // Each pod tries to log in for up to 5 minutes (the servers may still be starting);
+        // then the Job controller starts another after 10 s, 20 s, ...
+        return Kube.scriptJob(prefix: "\(c.prefix(46))-users-", cluster, labels: labels,
+                              files: [("users", usersFile(users)), ("users.sh", script)], volume: "users",
+                              container: container, backoffLimit: 6)
+    }
+
+    /// The spec's users in the order the Job provisions them: by name, `admin` last.
+    static func ordered(_ users: [AerospikeSpec.User]) -> [AerospikeSpec.User] {
+        users.sorted { a, b in
+            if (a.name == "admin") != (b.name == "admin") { return b.name == "admin" }
+            return a.name < b.name
+        }
+    }
+
+    /// One line per user: its name and roles, separated by spaces (names and roles are checked
+    /// to hold no whitespace); line `i` takes its password from `CAIRN_PASSWORD_i`.
+    static func usersFile(_ users: [AerospikeSpec.User]) -> String {
+        users.map { ([$0.name] + $0.roles.sorted()).joined(separator: " ") + "\n" }.joined()
+    }
+
+    static let script = #"""
+    # cairn: the users of an Aerospike cluster, from its aerospikeAccessControl. POSIX sh; runs
+    # the server image's asadm. Passwords come from the environment and never reach the log.
+    set -u
+    tries=${CAIRN_TRIES:-60}
+    pause=${CAIRN_PAUSE:-5}
+    users_file=${CAIRN_USERS:-/etc/cairn/aerospike/users}
+
+    # asadm as admin with the password $login (read by -P from standard input).
+    as_admin() {
+        printf '%s\n' "$login" | asadm -h "$AEROSPIKE_HOST" -p "$AEROSPIKE_PORT" -U admin -P "$@"
+    }
+
+    # A word for asadm's command line (shlex): single-quoted, a quote as '\''.
+    quoted() {
+        printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"
+    }
+
+    # Standard input with every occurrence of $CAIRN_MASK replaced by ***.
+    masked() {
+        awk 'BEGIN { m = ENVIRON["CAIRN_MASK"] }
+             { out = ""; line = $0
+               while (m != "" && (i = index(line, m)) > 0) { out = out substr(line, 1, i - 1) "***"; line = substr(line, i + length(m)) }
+               print out line }'
+    }
+
+    # One manage command; its output (passwords masked) only when it fails.
+    manage() { # what, command, password in the command
+        out=$(as_admin --enable -e "$2" 2>&1)
+        status=$?
+        if [ $status -ne 0 ] || printf '%s\n' "$out" | grep -q '^ERROR'; then
+            secret=$login
+            [ "$login" = admin ] && secret=""  # the default is no secret, and masking it would hide the word admin
+            printf '%s\n' "$out" | CAIRN_MASK="$3" masked | CAIRN_MASK="$secret" masked >&2
+            echo "cairn: $1 failed (asadm exit $status)" >&2
+            exit 1
+        fi
+        echo "cairn: $1"
+    }
+
+    # "name role role ..." for each user on the server, from asadm's JSON for show users
+    # (json.dumps with indent 2: each field is {"raw": ..., "converted": "..."} on lines of its
+    # own; converted roles are comma-separated, "--" for none).
+    user_table() {
+        as_admin -j -e "show users" 2>/dev/null | awk '
+            function value(line) { sub(/^[^:]*: *"/, "", line); sub(/",? *$/, "", line); return line }
+            /^ *"[^"]*": *\{ *$/ { key = $0; sub(/^ *"/, "", key); sub(/".*/, "", key); next }
+            /^ *"converted": / {
+                if (key == "User") { if (user != "") print user roles; user = value($0); roles = "" }
+                else if (key == "Roles") { r = value($0); if (r != "--") { gsub(/,/, " ", r); roles = " " r } }
+            }
+            END { if (user != "") print user roles }'
+    }
+
+    # The line of user $1 in $table, if any.
+    row() {
+        printf '%s\n' "$table" | awk -v n="$1" '$1 == n'
+    }
+
+    # The words of $1 that are not words of $2.
+    minus() {
+        for w in $1; do
+            case " $2 " in *" $w "*) ;; *) printf ' %s' "$w";; esac
+        done
+    }
+
+    nl='
+    '
+    tab=$(printf '\t')
+    # Every password first, so that nothing is changed when one cannot be used: asadm reads a
+    # password stripped (-P) and splits commands at ';'.
+    i=0
+    while read -r name roles; do
+        eval "password=\${CAIRN_PASSWORD_$i}"
+        i=$((i + 1))
+        case "$password" in
+            *';'*|*"$nl"*|' '*|*' '|"$tab"*|*"$tab"|'')
+                echo "cairn: the password of $name cannot be given to asadm: it is empty, holds ';' or a line break, or starts or ends with whitespace; change it in its Secret" >&2
+                exit 1;;
+        esac
+    done < "$users_file"
+
+    login=""
+    n=0
+    while [ $n -lt "$tries" ]; do
+        for candidate in "$CAIRN_PASSWORD_ADMIN" admin; do
+            login=$candidate
+            table=$(user_table)
+            if [ -n "$(row admin)" ]; then break 2; fi
+            login=""
+        done
+        n=$((n + 1))
+        [ $n -lt "$tries" ] && sleep "$pause"
+    done
+    if [ -z "$login" ]; then
+        echo "cairn: could not log in to $AEROSPIKE_HOST:$AEROSPIKE_PORT as admin, with its Secret's password nor the default one, after $tries tries" >&2
+        exit 1
+    fi
+    [ "$login" = admin ] && [ "$CAIRN_PASSWORD_ADMIN" != admin ] && echo "cairn: logged in with the default password: a new cluster"
+
+    i=0
+    while read -r name roles; do
+        eval "password=\${CAIRN_PASSWORD_$i}"
+        i=$((i + 1))
+        line=$(row "$name")
+        if [ -z "$line" ]; then
+            command="manage acl create user $name password $(quoted "$password")"
+            [ -n "$roles" ] && command="$command roles $roles"
+            manage "create user $name" "$command" "$password"
+        else
+            current=${line#"$name"}
+            grant=$(minus "$roles" "$current")
+            revoke=$(minus "$current" "$roles")
+            [ -n "$grant" ] && manage "grant $name$grant" "manage acl grant user $name roles$grant" ""
+            [ -n "$revoke" ] && manage "revoke $name$revoke" "manage acl revoke user $name roles$revoke" ""
+            # The password last: admin's ends the login's.
+            manage "set the password of $name" "manage acl set-password user $name password $(quoted "$password")" "$password"
+        fi
+        [ "$name" = admin ] && login=$password
+    done < "$users_file"
+    echo "cairn: $i users provisioned"
+
+    """#
+}

@@ -1,0 +1,226 @@
+import ClusterSpecs
+import Foundation
+import JSON
+@testable import Render
+import Testing
+
+/// The Job that provisions `aerospikeAccessControl`'s users: its script, run with sh as the
+/// server image would run it. Its peer, asadm against an Enterprise server with security, cannot
+/// run here (neither is packaged; security is Enterprise-only), so a stand-in asadm written from
+/// aerospike-admin 5.0's source answers it: it reads the password from standard input (-P),
+/// splits `-e` with Python's shlex as asadm does, prints `show users` as asadm's JSON (indent 2,
+/// `{"raw", "converted"}` per field, roles comma-separated or `--`), and fails with
+/// `ERROR: ...` and exit 2 as asadm does. What a real server answers beyond that is not tested.
+@Suite("Aerospike users Job")
+struct AerospikeUsersTests {
+    static let fakeAsadm = #"""
+    #!/usr/bin/env python3
+    import json, os, shlex, sys
+    args = sys.argv[1:]
+    state_path = os.environ["FAKE_STATE"]
+    state = json.load(open(state_path))
+    with open(os.environ["FAKE_LOG"], "a") as log:
+        log.write(json.dumps(args) + "\n")
+    user = args[args.index("-U") + 1]
+    password = sys.stdin.readline().strip()
+    if state.get("down") or state["users"].get(user, {}).get("password") != password:
+        sys.stderr.write("ERROR: Not able to connect any cluster with [('%s', %s, None)].\n" % (args[args.index("-h") + 1], args[args.index("-p") + 1]))
+        sys.exit(1)
+    command = args[args.index("-e") + 1]
+    if "-j" in args and command == "show users":
+        records = [{"User": {"raw": n, "converted": n},
+                    "Roles": {"raw": u["roles"] or "null", "converted": ",".join(u["roles"]) or "--"},
+                    "Read": {"Quota": {"raw": 0, "converted": "0"}}, "Write": {"Quota": {"raw": 0, "converted": "0"}},
+                    "Auth Mode": {"raw": "internal", "converted": "internal"}}
+                   for n, u in sorted(state["users"].items())]
+        print(json.dumps({"title": "Users (2026-12-02 16:00:00 UTC)", "groups": [{"records": records}],
+                          "description": "To see individual users metrics run 'show users statistics <username>'"}, indent=2))
+        sys.exit(0)
+    if "--enable" not in args:
+        sys.stderr.write("ERROR: manage commands need --enable\n"); sys.exit(2)
+    w = shlex.split(command, posix=True)
+    if w[:2] != ["manage", "acl"]:
+        sys.stderr.write("ERROR: unknown command %s\n" % command); sys.exit(2)
+    users = state["users"]
+    if w[2] == "create" and w[3] == "user" and w[5] == "password":
+        if w[4] in users:
+            sys.stderr.write("ERROR: Failed to create user : User already exists.\n"); sys.exit(2)
+        users[w[4]] = {"password": w[6], "roles": sorted(w[8:]) if len(w) > 7 and w[7] == "roles" else []}
+    elif w[2] == "set-password" and w[3] == "user" and w[5] == "password" and len(w) == 7 and w[4] in users:
+        users[w[4]]["password"] = w[6]
+    elif w[2] in ("grant", "revoke") and w[3] == "user" and w[5] == "roles" and w[4] in users:
+        roles = set(users[w[4]]["roles"])
+        users[w[4]]["roles"] = sorted(roles | set(w[6:]) if w[2] == "grant" else roles - set(w[6:]))
+    else:
+        sys.stderr.write("ERROR: Failed : %s\n" % command); sys.exit(2)
+    json.dump(state, open(state_path, "w"))
+    print("Successfully done.")
+    """#
+
+    static func spec(_ users: String) -> String {
+        ValidationTests.aerospike("  aerospikeAccessControl:\n    users:\n\(users)\n  aerospikeConfig:\n    security: {}\n"
+            + "\(ValidationTests.network)\n    namespaces: [{name: t, storage-engine: {type: memory, data-size: 1G}}]")
+    }
+
+    static let users = """
+              - {name: admin, secretName: admin-secret, roles: [user-admin, sys-admin, read]}
+              - {name: app, secretName: app-secret, roles: [read-write]}
+              - {name: backup, secretName: backup-secret, roles: [read]}
+        """
+
+    /// A stand-in server and the rendered Job's files, in a directory of their own.
+    final class Server {
+        let dir = TemporaryDirectory("cairn-aerousers")
+        init(users: [String: (password: String, roles: [String])]) throws {
+            try AerospikeUsersTests.fakeAsadm.write(toFile: dir.file("asadm"), atomically: true, encoding: .utf8)
+            chmod(dir.file("asadm"), 0o755)
+            try setUsers(users)
+        }
+
+        func setUsers(_ users: [String: (password: String, roles: [String])], down: Bool = false) throws {
+            let state: JSONValue = ["down": .bool(down), "users": .object(JSONObject(users.sorted { $0.key < $1.key }.map {
+                (key: $0.key, value: ["password": .string($0.value.password), "roles": .array($0.value.roles.map { .string($0) })])
+            }))]
+            try state.canonicalJSON().write(toFile: dir.file("state.json"), atomically: true, encoding: .utf8)
+        }
+
+        var users: [String: (password: String, roles: [String])] {
+            let state = (try? JSONValue.parse(Array(Repo.read(dir.url.appendingPathComponent("state.json")).utf8))) ?? [:]
+            var out: [String: (password: String, roles: [String])] = [:]
+            for (name, u) in state["users"]?.objectValue?.entries ?? [] {
+                out[name] = (u["password"]?.stringValue ?? "", (u["roles"]?.arrayValue ?? []).compactMap(\.stringValue))
+            }
+            return out
+        }
+
+        var asadmCalls: Int {
+            ((try? String(contentsOfFile: dir.file("log"), encoding: .utf8)) ?? "").split(separator: "\n").count
+        }
+
+        /// Runs the Job's script as its container would, with `passwords` in the environment as
+        /// the Job's secretKeyRefs give them.
+        func runJob(_ yaml: String, passwords: [String: String], tries: Int = 3) throws -> ProcessResult {
+            let objects = try render(yaml)
+            let job = try #require(objects.first { $0.kind == "Job" })
+            let name = try #require(job.body["metadata", "name"]?.stringValue)
+            let files = try #require(objects.first { $0.kind == "ConfigMap" && $0.body["metadata", "name"]?.stringValue == name })
+            try #require(files.body["data", "users"]?.stringValue).write(toFile: dir.file("users"), atomically: true, encoding: .utf8)
+            try #require(files.body["data", "users.sh"]?.stringValue).write(toFile: dir.file("users.sh"), atomically: true, encoding: .utf8)
+            let container = try #require(job.body["spec", "template", "spec", "containers"]?.arrayValue?.first)
+            #expect(container["command"] == ["/bin/sh", "/etc/cairn/aerospike/users.sh"])
+            var environment = ["PATH=\(dir.path):/usr/bin:/bin", "FAKE_STATE=\(dir.file("state.json"))", "FAKE_LOG=\(dir.file("log"))",
+                               "CAIRN_USERS=\(dir.file("users"))", "CAIRN_TRIES=\(tries)", "CAIRN_PAUSE=0"]
+            for env in container["env"]?.arrayValue ?? [] {
+                guard let key = env["name"]?.stringValue else { continue }
+                if let value = env["value"]?.stringValue {
+                    environment.append("\(key)=\(value)")
+                } else if let secret = env["valueFrom", "secretKeyRef", "name"]?.stringValue {
+                    #expect(env["valueFrom", "secretKeyRef", "key"] == "password")
+                    environment.append("\(key)=\(passwords[secret] ?? "")")
+                }
+            }
+            return try run("/usr/bin/env", ["-i"] + environment + ["/bin/sh", dir.file("users.sh")], timeout: 60)
+        }
+    }
+
+    @Test func aNewClusterGetsItsUsersAndAdminsPasswordLast() throws {
+        let server = try Server(users: ["admin": ("admin", ["sys-admin", "user-admin"])])
+        let passwords = ["admin-secret": #"it's a \secret, #1"#, "app-secret": "app pw", "backup-secret": "backup-pw-4711"]
+        let result = try server.runJob(Self.spec(Self.users), passwords: passwords)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let users = server.users
+        #expect(users["admin"]?.password == passwords["admin-secret"])
+        #expect(users["admin"]?.roles == ["read", "sys-admin", "user-admin"])
+        #expect(users["app"]?.password == "app pw" && users["app"]?.roles == ["read-write"])
+        #expect(users["backup"]?.password == "backup-pw-4711" && users["backup"]?.roles == ["read"])
+        #expect(result.stdout.contains("logged in with the default password"), "\(result.stdout)")
+        // admin's own changes come last, its password last of all: the login holds to the end.
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.suffix(3) == ["cairn: grant admin read", "cairn: set the password of admin", "cairn: 3 users provisioned"], "\(lines)")
+        // No password reaches the log.
+        for secret in passwords.values { #expect(!(result.stdout + result.stderr).contains(secret)) }
+    }
+
+    @Test func anExistingClusterIsBroughtToTheSpecWithoutDroppingUsers() throws {
+        let server = try Server(users: [
+            "admin": ("old-admin", ["sys-admin", "user-admin", "data-admin"]),
+            "app": ("old", ["read", "write"]),
+            "someone": ("theirs", ["read"]),
+        ])
+        let passwords = ["admin-secret": "old-admin", "app-secret": "new", "backup-secret": "b"]
+        let result = try server.runJob(Self.spec(Self.users), passwords: passwords)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let users = server.users
+        #expect(users["admin"]?.roles == ["read", "sys-admin", "user-admin"], "data-admin revoked, read granted")
+        #expect(users["app"]?.password == "new" && users["app"]?.roles == ["read-write"])
+        #expect(users["backup"]?.roles == ["read"])
+        // A user the spec does not name is left as it is (said in the note).
+        #expect(users["someone"]?.password == "theirs" && users["someone"]?.roles == ["read"])
+        #expect(!result.stdout.contains("default password"))
+        // Run again: nothing to grant or revoke, only the passwords are set again.
+        let again = try server.runJob(Self.spec(Self.users), passwords: passwords)
+        #expect(again.status == 0)
+        #expect(!again.stdout.contains("grant") && !again.stdout.contains("revoke") && !again.stdout.contains("create"), "\(again.stdout)")
+    }
+
+    @Test func aPasswordAsadmCannotTakeChangesNothingAndSaysWhose() throws {
+        let server = try Server(users: ["admin": ("admin", ["sys-admin", "user-admin"])])
+        for bad in ["semi;colon", " leading", ""] {
+            let result = try server.runJob(Self.spec(Self.users), passwords: ["admin-secret": "fine", "app-secret": bad, "backup-secret": "b"])
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("cairn: the password of app cannot be given to asadm"), "\(result.stderr)")
+            #expect(server.asadmCalls == 0, "nothing was sent to the server")
+            #expect(server.users.keys.sorted() == ["admin"])
+        }
+    }
+
+    @Test func aClusterItCannotLogInToIsTriedABoundedNumberOfTimesThenReported() throws {
+        let server = try Server(users: ["admin": ("someone-else-changed-it", ["sys-admin", "user-admin"])])
+        let result = try server.runJob(Self.spec(Self.users), passwords: ["admin-secret": "mine", "app-secret": "a", "backup-secret": "b"], tries: 3)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("could not log in to aero:3000 as admin, with its Secret's password nor the default one, after 3 tries"),
+                "\(result.stderr)")
+        #expect(server.asadmCalls == 6, "both passwords, three times")
+        #expect(!result.stderr.contains("mine"))
+    }
+
+    @Test func aFailedCommandStopsTheJobWithAsadmsErrorAndNoPassword() throws {
+        let server = try Server(users: ["admin": ("admin", ["sys-admin", "user-admin"])])
+        // "nobody" holds a role name the stand-in refuses, as a server refuses an unknown one.
+        let yaml = Self.spec(Self.users).replacingOccurrences(of: "[read-write]", with: "[read-write-udf]")
+        try server.setUsers(["admin": ("adm1n-pw", ["sys-admin", "user-admin"]), "app": ("x", ["read"])])
+        let fake = try String(contentsOfFile: server.dir.file("asadm"), encoding: .utf8)
+            .replacingOccurrences(of: "roles = set(users[w[4]][\"roles\"])",
+                                  with: "roles = set(users[w[4]][\"roles\"])\n    if 'read-write-udf' in w: sys.stderr.write('ERROR: Failed to grant roles : Invalid role. (logged in with ' + password + ')\\n'); sys.exit(2)")
+        try fake.write(toFile: server.dir.file("asadm"), atomically: true, encoding: .utf8)
+        chmod(server.dir.file("asadm"), 0o755)
+        let result = try server.runJob(yaml, passwords: ["admin-secret": "adm1n-pw", "app-secret": "a", "backup-secret": "b"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("ERROR: Failed to grant roles : Invalid role."), "\(result.stderr)")
+        #expect(result.stderr.contains("cairn: grant app read-write-udf failed (asadm exit 2)"), "\(result.stderr)")
+        // admin comes last, so it was never changed.
+        #expect(server.users["admin"]?.password == "adm1n-pw")
+        #expect(!result.stderr.contains("adm1n-pw"))
+    }
+
+    /// The Job is named from its content: a change of users or roles gives a new Job, the same
+    /// spec the same one; the pods carry none of the servers' labels.
+    @Test func theJobIsNamedFromItsContentAndStaysOutOfTheServersSelectors() throws {
+        let objects = try render(Self.spec(Self.users))
+        let job = try #require(objects.first { $0.kind == "Job" })
+        let name = try #require(job.body["metadata", "name"]?.stringValue)
+        #expect(name.hasPrefix("aero-users-") && name.count == "aero-users-".count + 10)
+        #expect(try render(Self.spec(Self.users)).first { $0.kind == "Job" }?.body["metadata", "name"]?.stringValue == name)
+        let changed = try render(Self.spec(Self.users.replacingOccurrences(of: "[read]}", with: "[read, truncate]}")))
+        #expect(changed.first { $0.kind == "Job" }?.body["metadata", "name"]?.stringValue != name)
+        let podLabels = job.body["spec", "template", "metadata", "labels"]?.objectValue
+        #expect(podLabels?["app"] == nil && podLabels?["aerospike.com/cr"] == nil, "\(String(describing: podLabels))")
+        #expect(job.body["spec", "template", "spec", "automountServiceAccountToken"] == false)
+        let files = try #require(objects.first { $0.kind == "ConfigMap" && $0.body["metadata", "name"]?.stringValue == name })
+        #expect(files.body["immutable"] == true)
+        #expect(files.body["data", "users"] == "app read-write\nbackup read\nadmin read sys-admin user-admin\n")
+        // No Job for a cluster without users.
+        let plain = ValidationTests.aerospike("  aerospikeConfig:\n\(ValidationTests.network)\n    namespaces: [{name: t, storage-engine: {type: memory, data-size: 1G}}]")
+        #expect(try !render(plain).contains { $0.kind == "Job" })
+    }
+}
