@@ -58,7 +58,7 @@ public struct ClusterHealth: Sendable {
     }
 }
 
-/// A Job cairn renders (PostgreSQL's roles and databases), as its status reads.
+/// A Job cairn renders (PostgreSQL's roles and databases, Aerospike's users), as its status reads.
 public enum JobState {
     /// Why a finished Job failed (its `Failed` condition's reason and message), or nil while it
     /// runs or once it has completed.

@@ -41,7 +41,7 @@ struct UpstreamManifestTests {
     @Test func acceptedSamplesValidateAndRender() throws {
         let accepted: Set<String> = [
             "aerospike/all_flash_cluster_cr.yaml", "aerospike/dim_nostorage_cluster_cr.yaml", "aerospike/hdd_dim_storage_cluster_cr.yaml",
-            "aerospike/shadow_device_cluster_cr.yaml", "aerospike/podspec_cr.yaml",
+            "aerospike/shadow_device_cluster_cr.yaml", "aerospike/podspec_cr.yaml", "aerospike/xdr_src_cluster_cr.yaml",
             "atomix/README.md-block01-L38.yaml",
             "kurrentdb/v1.0.0-database-deployment.md-block01-L37.yaml", "kurrentdb/v1.5.0-database-deployment.md-block01-L55.yaml",
             "kurrentdb/v1.5.0-database-deployment.md-block09-L624.yaml",
@@ -105,6 +105,38 @@ struct UpstreamManifestTests {
 /// The Aerospike operator's storage and container settings, with their upstream meaning.
 @Suite("Aerospike upstream fields")
 struct AerospikeUpstreamFieldTests {
+    /// Cross-datacenter replication, as the operator's xdr_src sample writes it: `dcs` become
+    /// `dc NAME { ... }` contexts after the namespaces, their namespaces `namespace NAME {}`, and
+    /// each "host port" a `node-address-port` line.
+    @Test func xdrIsWrittenAsTheUpstreamOperatorWritesIt() throws {
+        guard UpstreamSamples.available else { return }
+        let text = Repo.read(UpstreamSamples.directory.appendingPathComponent("aerospike/xdr_src_cluster_cr.yaml"))
+        #expect(specErrors(text) == [])
+        let conf = try #require(try render(text).compactMap { $0.body["data", "aerospike.conf"]?.stringValue }.first)
+        let items = try AerospikeConfReader.parse(conf)
+        guard case .context(let head, let xdr)? = items.last else { Issue.record("no context last: \(conf)"); return }
+        #expect(head == ["xdr"])
+        #expect(xdr == [.context(head: ["dc", "dc1"], items: [
+            .line(key: "auth-mode", values: ["internal"]),
+            .line(key: "auth-password-file", values: ["/etc/aerospike/secret/password_DC1.txt"]),
+            .line(key: "auth-user", values: ["admin"]),
+            .context(head: ["namespace", "test"], items: []),
+            .line(key: "node-address-port", values: ["aeroclusterdst-0-0", "3000"]),
+        ])], "\(conf)")
+        // Refused with reasons: a Community server, a namespace the cluster lacks, a host without
+        // its port.
+        let community = text.replacingOccurrences(of: "aerospike-server-enterprise:8.1.2.0", with: "aerospike-server:8.1.2.0")
+            .replacingOccurrences(of: "      feature-key-file: /etc/aerospike/secret/features.conf\n", with: "")
+        #expect(specErrors(community).map { $0.contains("spec.aerospikeConfig.xdr: cross-datacenter replication needs an Enterprise server") } == [true],
+                "\(specErrors(community))")
+        let broken = text.replacingOccurrences(of: "            - name: test\n\n    namespaces:", with: "            - name: nope\n\n    namespaces:")
+            .replacingOccurrences(of: "aeroclusterdst-0-0 3000", with: "aeroclusterdst-0-0")
+        #expect(specErrors(broken) == [
+            "xdr.yaml:70:15: spec.aerospikeConfig.xdr.dcs[0].node-address-ports[0]: must be a host and a port, and a TLS name when the destination uses TLS, separated by whitespace (got 1 parts)",
+            "xdr.yaml:76:21: spec.aerospikeConfig.xdr.dcs[0].namespaces[0].name: 'nope' is not a namespace in aerospikeConfig.namespaces",
+        ].map { $0.replacingOccurrences(of: "xdr.yaml", with: "t.yaml") }, "\(specErrors(broken))")
+    }
+
     /// The operator's podspec sample: a sidecar with two volumes attached to it.
     @Test func sidecarsWithAttachedVolumes() throws {
         guard UpstreamSamples.available else { return }

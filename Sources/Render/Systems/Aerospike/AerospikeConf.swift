@@ -10,12 +10,13 @@ package enum AerospikeConfWriter {
         "feature-key-files": "feature-key-file", "addresses": "address", "access-addresses": "access-address",
         "alternate-access-addresses": "alternate-access-address", "tls-addresses": "tls-address",
         "tls-access-addresses": "tls-access-address", "report-data-op-users": "report-data-op-user",
+        "node-address-ports": "node-address-port", "dcs": "dc", "namespaces": "namespace",
     ]
     /// Keys whose `host:port` values become two tokens (cairn writes the seeds itself).
     package static let colonSplit: Set<String> = ["mesh-seed-address-port"]
-    /// Keys whose value is a path and an optional shadow path, separated by whitespace (as the
-    /// upstream operator writes them): one space in the file.
-    package static let shadowed: Set<String> = ["device", "file"]
+    /// Keys whose value is several whitespace-separated tokens, as the upstream operator writes
+    /// them (a path and its optional shadow; xdr's "host port"): one space in the file.
+    package static let shadowed: Set<String> = ["device", "file", "node-address-port"]
 
     package static func render(_ config: JSONObject) -> String {
         var out = ""
@@ -43,6 +44,7 @@ package enum AerospikeConfWriter {
                 }
                 out += "}\n"
             default:
+                // xdr { dc NAME { ... } } and the other contexts.
                 out += "\(key) {\n"
                 writeContext(value.objectValue ?? JSONObject(), indent: 1, into: &out)
                 out += "}\n"
@@ -82,7 +84,18 @@ package enum AerospikeConfWriter {
                 }
             case .array(let items):
                 let name = singular[key] ?? key
-                for item in items { out += "\(pad)\(name) \(valueTokens(name, item))\n" }
+                for item in items {
+                    // A list of named contexts (xdr's dcs and their namespaces, network.tls):
+                    // `dc NAME { ... }`.
+                    if var context = item.objectValue, let contextName = context["name"].map(token) {
+                        context["name"] = nil
+                        out += "\(pad)\(name) \(contextName) {\n"
+                        writeContext(context, indent: indent + 1, into: &out)
+                        out += "\(pad)}\n"
+                    } else {
+                        out += "\(pad)\(name) \(valueTokens(name, item))\n"
+                    }
+                }
             default:
                 out += "\(pad)\(key) \(valueTokens(key, value))\n"
             }

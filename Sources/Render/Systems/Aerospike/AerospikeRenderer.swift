@@ -155,7 +155,7 @@ enum AerospikeRenderer {
             })
         }
         // Contexts in a fixed order, as the server's own examples write them.
-        let order = ["service", "logging", "network", "security", "mod-lua", "namespaces"]
+        let order = ["service", "logging", "network", "security", "mod-lua", "namespaces", "xdr"]
         return JSONObject(order.compactMap { k in config[k].map { (key: k, value: $0) } })
     }
 

@@ -564,12 +564,10 @@ package final class AerospikeConfigCheck {
     func validate(_ f: Field) -> JSONObject? {
         guard let top = f.mapping else { return nil }
         var ok = true
-        let allowed: Set<String> = ["service", "network", "namespaces", "logging", "security", "mod-lua"]
+        let allowed: Set<String> = ["service", "network", "namespaces", "logging", "security", "mod-lua", "xdr"]
         for e in top.entries where !allowed.contains(e.key.text) {
-            let message = e.key.text == "xdr"
-                ? "not supported by cairn yet: cross-datacenter replication (the xdr context and its dc sub-contexts) is not rendered yet"
-                : "unknown aerospike.conf context (supported: \(allowed.sorted().joined(separator: ", ")))"
-            f.diagnostics.report(e.key.location, Field.join(f.path, e.key.text), message)
+            f.diagnostics.report(e.key.location, Field.join(f.path, e.key.text),
+                                 "unknown aerospike.conf context (supported: \(allowed.sorted().joined(separator: ", ")))")
             ok = false
         }
         // network.tls: the TLS contexts' certificates come from Secrets, not rendered yet.
@@ -586,7 +584,7 @@ package final class AerospikeConfigCheck {
             ok = false
         }
         // Syntax of every key and value first: aerospike.conf has no quoting.
-        for e in top.entries where allowed.contains(e.key.text) && e.key.text != "namespaces" && e.key.text != "logging" {
+        for e in top.entries where allowed.contains(e.key.text) && !["namespaces", "logging", "xdr"].contains(e.key.text) {
             ok = checkContext(f.child(e.key.text, e.value)) && ok
         }
         let service = f.mapping?["service"]
@@ -608,6 +606,7 @@ package final class AerospikeConfigCheck {
         ok = checkNetwork(f) && ok
         ok = checkNamespaces(f) && ok
         ok = checkLogging(f) && ok
+        ok = checkXDR(f) && ok
         return ok ? f.json.objectValue : nil
     }
 
@@ -661,11 +660,12 @@ package final class AerospikeConfigCheck {
         return true
     }
 
-    /// A context: keys map to scalars, lists of scalars, or nested contexts.
-    func checkContext(_ f: Field, depth: Int = 0) -> Bool {
+    /// A context: keys map to scalars, lists of scalars, or nested contexts (`skipping` keys
+    /// the caller checks itself).
+    func checkContext(_ f: Field, depth: Int = 0, skipping: Set<String> = []) -> Bool {
         guard let m = f.mapping else { return false }
         var ok = true
-        for e in m.entries {
+        for e in m.entries where !skipping.contains(e.key.text) {
             let c = f.child(e.key.text, e.value)
             guard AerospikeConfigCheck.isKey(e.key.text) else {
                 c.fail("'\(e.key.text)' is not an aerospike.conf key (lower-case letters, digits, '-', '.', '_')")
@@ -844,6 +844,84 @@ package final class AerospikeConfigCheck {
             }
         }
         return ok
+    }
+
+    /// Cross-datacenter replication (Enterprise), in the upstream operator's shape: `dcs`, each
+    /// with a `name`, `node-address-ports` ("host port", or "host port tls-name") and
+    /// `namespaces` (each a namespace of the cluster, by `name`), written as `dc NAME { ... }`.
+    func checkXDR(_ f: Field) -> Bool {
+        guard let node = f.mapping?["xdr"] else { return true }
+        let xf = f.child("xdr", node)
+        guard let xm = xf.mapping else { return false }
+        var ok = true
+        if !enterprise {
+            xf.fail("cross-datacenter replication needs an Enterprise server (aerospike/aerospike-server-enterprise)")
+            ok = false
+        }
+        ok = checkContext(xf, skipping: ["dcs"]) && ok
+        let clusterNamespaces = Set(f.mapping?["namespaces"].flatMap { n -> [String]? in
+            guard case .sequence(let seq) = n else { return nil }
+            return seq.items.compactMap { item in
+                guard case .mapping(let m) = item, let name = m["name"], case .scalar(let s) = name else { return nil }
+                return s.text
+            }
+        } ?? [])
+        guard let dcsNode = xm["dcs"] else { xf.fail("dcs is required: at least one destination datacenter"); return false }
+        return checkNamedContexts(xf.child("dcs", dcsNode), what: "datacenter") { dc in
+            var ok = checkContext(dc, skipping: ["namespaces", "node-address-ports"])
+            if let node = dc.mapping?["node-address-ports"] {
+                let nf = dc.child("node-address-ports", node)
+                if case .sequence(let seq) = node {
+                    for (i, item) in seq.items.enumerated() {
+                        ok = checkTokens(Field(node: item, path: "\(nf.path)[\(i)]", diagnostics: f.diagnostics), 2...3,
+                                         "a host and a port, and a TLS name when the destination uses TLS") && ok
+                    }
+                } else { nf.fail("must be a list of \"host port\" entries"); ok = false }
+            }
+            if let node = dc.mapping?["namespaces"] {
+                ok = checkNamedContexts(dc.child("namespaces", node), what: "namespace") { ns in
+                    var ok = checkContext(ns)
+                    if let name = ns.mapping?["name"], case .scalar(let s) = name, !clusterNamespaces.contains(s.text) {
+                        ns.child("name", name).fail("'\(s.text)' is not a namespace in aerospikeConfig.namespaces")
+                        ok = false
+                    }
+                    return ok
+                } && ok
+            }
+            return ok
+        } && ok
+    }
+
+    /// A list of contexts each named by `name` (unique), each checked by `body`.
+    func checkNamedContexts(_ f: Field, what: String, _ body: (Field) -> Bool) -> Bool {
+        guard case .sequence(let seq) = f.node else { f.fail("must be a list of \(what)s, each with a name"); return false }
+        var ok = true
+        var names: Set<String> = []
+        for (i, item) in seq.items.enumerated() {
+            let itf = Field(node: item, path: "\(f.path)[\(i)]", diagnostics: f.diagnostics)
+            guard let m = itf.mapping else { itf.fail("must be a mapping"); ok = false; continue }
+            guard let name = m["name"], case .scalar(let s) = name else { itf.fail("name is required"); ok = false; continue }
+            if !names.insert(s.text).inserted { itf.child("name", name).fail("duplicate \(what) '\(s.text)'"); ok = false }
+            ok = body(itf) && ok
+        }
+        return ok
+    }
+
+    /// A value of `count` whitespace-separated tokens (aerospike.conf has no quoting).
+    func checkTokens(_ f: Field, _ count: ClosedRange<Int>, _ what: String) -> Bool {
+        guard case .scalar(let s) = f.node, s.resolved != .null else {
+            f.fail("must be a value (got \(f.node.kindName))")
+            return false
+        }
+        let parts = s.text.split(whereSeparator: \.isWhitespace).map(String.init)
+        guard count.contains(parts.count) else {
+            f.fail("must be \(what), separated by whitespace (got \(parts.count) parts)")
+            return false
+        }
+        for part in parts {
+            if let p = AerospikeConfigCheck.tokenProblem(part) { f.fail(p); return false }
+        }
+        return true
     }
 
     func checkLogging(_ f: Field) -> Bool {
