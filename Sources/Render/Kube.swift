@@ -342,7 +342,7 @@ enum Kube {
     /// pair (the old one is pruned), and no Job ever runs another generation's files. Its pods
     /// carry only `labels`, so no Service or PodDisruptionBudget of the cluster takes them in.
     static func scriptJob(prefix: String, _ cluster: ClusterMetadata, labels: [String: String], files: [(String, String)],
-                          volume: String, container: Container, backoffLimit: Int) -> [RenderedObject] {
+                          volume: String, container: Container, extraVolumes: [JSONValue] = [], backoffLimit: Int) -> [RenderedObject] {
         var podSpec = PodSpec(containers: [container]).json.objectValue ?? JSONObject()
         // Never: a failed pod stays, so its log says why (OnFailure's pods are deleted when the
         // Job gives up).
@@ -353,7 +353,7 @@ enum Kube {
         let digest = SHA256.hash(data: Array(content.utf8)).prefix(5)
         let name = prefix + digest.map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
         precondition(name.count <= 63, "a Job name of \(name.count) characters: \(name)")
-        podSpec["volumes"] = [configMapVolume(volume, configMap: name)]
+        podSpec["volumes"] = .array([configMapVolume(volume, configMap: name)] + extraVolumes)
 
         var configMap = Self.configMap(name, cluster, labels: labels, data: files)
         if var body = configMap.body.objectValue {

@@ -24,7 +24,7 @@ struct AerospikeUsersTests {
     user = args[args.index("-U") + 1]
     password = sys.stdin.readline().strip()
     if state.get("down") or state["users"].get(user, {}).get("password") != password:
-        sys.stderr.write("ERROR: Not able to connect any cluster with [('%s', %s, None)].\n" % (args[args.index("-h") + 1], args[args.index("-p") + 1]))
+        sys.stderr.write("ERROR: Not able to connect any cluster with [%s].\n" % args[args.index("-h") + 1])
         sys.exit(1)
     command = args[args.index("-e") + 1]
     if "-j" in args and command == "show users":
@@ -201,6 +201,31 @@ struct AerospikeUsersTests {
         // admin comes last, so it was never changed.
         #expect(server.users["admin"]?.password == "adm1n-pw")
         #expect(!result.stderr.contains("adm1n-pw"))
+    }
+
+    /// A cluster whose service listens over TLS only (the operator's tls sample): asadm connects
+    /// to `host:tls-name:port` with the CA and client certificate of operatorClientCert's Secret.
+    @Test func overTLSAsadmIsGivenTheTLSNameTheCAAndTheClientCertificate() throws {
+        guard UpstreamSamples.available else { return }
+        let text = Repo.read(UpstreamSamples.directory.appendingPathComponent("aerospike/tls_cluster_cr.yaml"))
+        let job = try #require(try render(text).first { $0.kind == "Job" })
+        let volumes = job.body["spec", "template", "spec", "volumes"]?.arrayValue ?? []
+        #expect(volumes.contains { $0["name"] == "tls" && $0["secret", "secretName"] == "aerospike-secret" }, "\(volumes)")
+        let server = try Server(users: ["admin": ("admin", ["sys-admin", "user-admin"])])
+        let result = try server.runJob(text, passwords: ["auth-secret": "tls-admin-pw"])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(server.users["admin"]?.password == "tls-admin-pw")
+        let calls = try String(contentsOfFile: server.dir.file("log"), encoding: .utf8).split(separator: "\n")
+            .map { (try? JSONValue.parse(Array($0.utf8)))?.arrayValue?.compactMap(\.stringValue) ?? [] }
+        #expect(!calls.isEmpty)
+        for args in calls {
+            #expect(Array(args.prefix(10)) == ["-h", "aerocluster:aerospike-a-0.test-runner:4333", "--tls-enable",
+                                               "--tls-cafile", "/etc/cairn/aerospike-tls/cacert.pem",
+                                               "--tls-certfile", "/etc/cairn/aerospike-tls/svc_cluster_chain.pem",
+                                               "--tls-keyfile", "/etc/cairn/aerospike-tls/svc_key.pem", args.count > 9 ? args[9] : ""],
+                    "\(args)")
+            #expect(!args.contains("-p"))
+        }
     }
 
     /// The Job is named from its content: a change of users or roles gives a new Job, the same

@@ -42,6 +42,7 @@ struct UpstreamManifestTests {
         let accepted: Set<String> = [
             "aerospike/all_flash_cluster_cr.yaml", "aerospike/dim_nostorage_cluster_cr.yaml", "aerospike/hdd_dim_storage_cluster_cr.yaml",
             "aerospike/shadow_device_cluster_cr.yaml", "aerospike/podspec_cr.yaml", "aerospike/xdr_src_cluster_cr.yaml",
+            "aerospike/tls_cluster_cr.yaml",
             "atomix/README.md-block01-L38.yaml",
             "kurrentdb/v1.0.0-database-deployment.md-block01-L37.yaml", "kurrentdb/v1.5.0-database-deployment.md-block01-L55.yaml",
             "kurrentdb/v1.5.0-database-deployment.md-block09-L624.yaml",
@@ -105,6 +106,62 @@ struct UpstreamManifestTests {
 /// The Aerospike operator's storage and container settings, with their upstream meaning.
 @Suite("Aerospike upstream fields")
 struct AerospikeUpstreamFieldTests {
+    /// TLS as the operator's tls sample has it: TLS-only service, fabric and heartbeat ports
+    /// named tls-*, a `tls NAME { ... }` context with files from the Secret volume, mesh seeds
+    /// over TLS, and the probes on the TLS service port.
+    @Test func tlsContextsAndPortsAreWrittenAsTheUpstreamOperatorWritesThem() throws {
+        guard UpstreamSamples.available else { return }
+        let text = Repo.read(UpstreamSamples.directory.appendingPathComponent("aerospike/tls_cluster_cr.yaml"))
+        #expect(specErrors(text) == [])
+        let objects = try render(text)
+        let confs = objects.compactMap { $0.body["data", "aerospike.conf"]?.stringValue }
+        let conf = try #require(confs.first)
+        let items = try AerospikeConfReader.parse(conf)
+        guard case .context(_, let network)? = items.first(where: { if case .context(["network"], _) = $0 { true } else { false } }) else {
+            Issue.record("no network context: \(conf)"); return
+        }
+        #expect(network.contains(.context(head: ["tls", "aerospike-a-0.test-runner"], items: [
+            .line(key: "ca-file", values: ["/etc/aerospike/secret/cacert.pem"]),
+            .line(key: "cert-file", values: ["/etc/aerospike/secret/svc_cluster_chain.pem"]),
+            .line(key: "key-file", values: ["/etc/aerospike/secret/svc_key.pem"]),
+        ])), "\(conf)")
+        #expect(network.contains(.context(head: ["heartbeat"], items: [
+            .line(key: "mode", values: ["mesh"]),
+            .line(key: "tls-mesh-seed-address-port", values: ["aerocluster-0-0.aerocluster.aerospike.svc.cluster.local", "3012"]),
+            .line(key: "tls-name", values: ["aerospike-a-0.test-runner"]),
+            .line(key: "tls-port", values: ["3012"]),
+        ])), "no plain heartbeat port appears: \(conf)")
+        let set = try #require(objects.first { $0.kind == "StatefulSet" })
+        let server = try #require(set.body["spec", "template", "spec", "containers"]?.arrayValue?.first)
+        #expect(server["ports"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["tls-service", "tls-fabric", "tls-heartbeat", "info"])
+        #expect(server["readinessProbe", "tcpSocket", "port"] == 4333)
+        let service = try #require(objects.first { $0.kind == "Service" })
+        #expect(service.body["spec", "ports"]?.arrayValue?.compactMap { $0["port"]?.intValue } == [4333, 3011, 3012, 3003])
+
+        // Refused with reasons.
+        let noName = text.replacingOccurrences(of: "        tls-name: aerospike-a-0.test-runner\n        tls-port: 3011", with: "        tls-port: 3011")
+        #expect(specErrors(noName).map { $0.contains("spec.aerospikeConfig.network.fabric: tls-port needs a tls-name") } == [true], "\(specErrors(noName))")
+        let otherName = text.replacingOccurrences(of: "        tls-name: aerospike-a-0.test-runner\n        tls-port: 3011", with: "        tls-name: other\n        tls-port: 3011")
+        #expect(specErrors(otherName).map { $0.contains("fabric.tls-name: 'other' is not the name of a TLS context in network.tls") } == [true],
+                "\(specErrors(otherName))")
+        let outside = text.replacingOccurrences(of: "ca-file: /etc/aerospike/secret/cacert.pem", with: "ca-file: /etc/ssl/cacert.pem")
+        #expect(specErrors(outside).map { $0.contains("network.tls[0].ca-file: '/etc/ssl/cacert.pem' is not in a volume of storage.volumes") } == [true],
+                "\(specErrors(outside))")
+        // The users Job needs operatorClientCert to reach a TLS-only service, with the client
+        // certificate when the servers ask for one.
+        let start = try #require(text.range(of: "  operatorClientCert:\n"))
+        let end = try #require(text.range(of: "\n\n", range: start.upperBound..<text.endIndex))
+        let noClientCert = text.replacingCharacters(in: start.lowerBound..<end.upperBound, with: "")
+        #expect(specErrors(noClientCert).map { $0.contains("spec.aerospikeAccessControl: the users Job connects over TLS") } == [true],
+                "\(specErrors(noClientCert))")
+        let caOnly = text.replacingOccurrences(of: "      clientCertFilename: svc_cluster_chain.pem\n      clientKeyFilename: svc_key.pem\n", with: "")
+        #expect(specErrors(caOnly).map { $0.contains("spec.operatorClientCert: the servers ask clients for a certificate (tls-authenticate-client any)") } == [true],
+                "\(specErrors(caOnly))")
+        let inOperator = text.replacingOccurrences(of: "    secretCertSource:", with: "    certPathInOperator: {caCertsPath: /x}\n    secretCertSource:")
+        #expect(specErrors(inOperator).map { $0.contains("spec.operatorClientCert.certPathInOperator: not supported by cairn yet") } == [true],
+                "\(specErrors(inOperator))")
+    }
+
     /// Cross-datacenter replication, as the operator's xdr_src sample writes it: `dcs` become
     /// `dc NAME { ... }` contexts after the namespaces, their namespaces `namespace NAME {}`, and
     /// each "host port" a `node-address-port` line.
@@ -385,7 +442,7 @@ struct FieldNoteTests {
         let notes = r.stderr.split(separator: "\n").map(String.init)
         #expect(notes.count == 2, "\(notes)")
         #expect(notes.contains { $0.hasPrefix("note: \(dir.file("aero.yaml")):") && $0.contains("spec.operatorClientCert: accepted, not used by cairn: "
-            + "the certificate the upstream operator connects to the cluster with; cairn never connects to the database") }, "\(notes)")
+            + "cairn connects to the cluster only to provision users, and there are none") }, "\(notes)")
         #expect(notes.contains { $0.contains("spec.storage.filesystemVolumePolicy.cascadeDelete: cairn never deletes a PersistentVolumeClaim") })
     }
 
@@ -521,7 +578,7 @@ struct FieldPolicyTableTests {
     @Test func theReadmeHoldsCairnFieldsOutput() throws {
         let r = try run(CLITests.binary, ["fields"])
         #expect(r.status == 0)
-        #expect(r.stdout.contains("| `spec.operatorClientCert` | accepted, not used |"))
+        #expect(r.stdout.contains("| `spec.enableDynamicConfigUpdate` | accepted, not used |"))
         #expect(r.stdout.contains("| `spec.clone` | not supported yet |"))
         let readme = Repo.read(Repo.root.appendingPathComponent("README.md"))
         let start = try #require(readme.range(of: "<!-- cairn fields -->\n"))

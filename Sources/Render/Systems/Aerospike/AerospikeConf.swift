@@ -6,14 +6,14 @@ import ClusterSpecs
 package enum AerospikeConfWriter {
     /// YAML list keys written as one singular line per item.
     package static let singular: [String: String] = [
-        "devices": "device", "files": "file", "mesh-seed-address-ports": "mesh-seed-address-port",
+        "devices": "device", "files": "file", "mesh-seed-address-ports": "mesh-seed-address-port", "tls-mesh-seed-address-ports": "tls-mesh-seed-address-port",
         "feature-key-files": "feature-key-file", "addresses": "address", "access-addresses": "access-address",
         "alternate-access-addresses": "alternate-access-address", "tls-addresses": "tls-address",
         "tls-access-addresses": "tls-access-address", "report-data-op-users": "report-data-op-user",
         "node-address-ports": "node-address-port", "dcs": "dc", "namespaces": "namespace",
     ]
     /// Keys whose `host:port` values become two tokens (cairn writes the seeds itself).
-    package static let colonSplit: Set<String> = ["mesh-seed-address-port"]
+    package static let colonSplit: Set<String> = ["mesh-seed-address-port", "tls-mesh-seed-address-port"]
     /// Keys whose value is several whitespace-separated tokens, as the upstream operator writes
     /// them (a path and its optional shadow; xdr's "host port"): one space in the file.
     package static let shadowed: Set<String> = ["device", "file", "node-address-port"]

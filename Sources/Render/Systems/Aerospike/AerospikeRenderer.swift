@@ -9,8 +9,7 @@ enum AerospikeRenderer {
         var labels = selector
         labels["app.kubernetes.io/name"] = "aerospike"
         labels["app.kubernetes.io/instance"] = c
-        let p = spec.ports
-        let ports = [("service", p.service), ("fabric", p.fabric), ("heartbeat", p.heartbeat), ("info", p.info)]
+        let ports = spec.ports.named
 
         var objects = [
             Kube.headlessService(c, cluster, labels: labels, selector: selector,
@@ -31,8 +30,8 @@ enum AerospikeRenderer {
             container.command = ["/bin/sh", "-c", Self.startScript(rack: rack.id)]
             container.env = [Kube.envField("POD_NAME", "metadata.name")]
             container.ports = ports.map { Kube.port($0.0, $0.1) }
-            container.readinessProbe = Kube.tcpProbe(port: p.service, initialDelay: 2, period: 5)
-            container.livenessProbe = Kube.tcpProbe(port: p.service, initialDelay: 30, period: 10)
+            container.readinessProbe = Kube.tcpProbe(port: spec.ports.client, initialDelay: 2, period: 5)
+            container.livenessProbe = Kube.tcpProbe(port: spec.ports.client, initialDelay: 30, period: 10)
             container.volumeMounts = [Kube.mount("aerospike-conf", "/etc/aerospike/conf", readOnly: true),
                                       Kube.mount("cairn-conf", Self.runDirectory)]
             container.resources = spec.serverResources
@@ -137,11 +136,13 @@ enum AerospikeRenderer {
         var network = config["network"]?.objectValue ?? JSONObject()
         var heartbeat = network["heartbeat"]?.objectValue ?? JSONObject()
         heartbeat["mode"] = "mesh"
-        heartbeat["port"] = .int(spec.ports.heartbeat)
+        // Seeds on the plain heartbeat port, or over TLS when there is only that.
+        let seedPort = spec.ports.heartbeat ?? spec.ports.heartbeatTLS ?? 3002
+        if let plain = spec.ports.heartbeat { heartbeat["port"] = .int(plain) }
         let seeds = spec.racks.map { r -> JSONValue in
-            .string("\(c)-\(r.id)-0.\(c).\(cluster.namespace).svc.cluster.local:\(spec.ports.heartbeat)")
+            .string("\(c)-\(r.id)-0.\(c).\(cluster.namespace).svc.cluster.local:\(seedPort)")
         }
-        heartbeat["mesh-seed-address-ports"] = .array(seeds)
+        heartbeat[spec.ports.heartbeat == nil ? "tls-mesh-seed-address-ports" : "mesh-seed-address-ports"] = .array(seeds)
         network["heartbeat"] = .object(heartbeat.sortedByKey())
         network["info"] = .object((network["info"]?.objectValue ?? ["port": .int(spec.ports.info)]).sortedByKey())
         config["network"] = .object(network.sortedByKey())

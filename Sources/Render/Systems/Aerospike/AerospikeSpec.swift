@@ -40,12 +40,38 @@ public struct AerospikeSpec: SystemSpec {
         public var roles: [String]
     }
 
+    /// The ports the servers listen on: each of service, fabric and heartbeat plain (`port`,
+    /// by default when no `tls-port` is given), over TLS (`tls-port` with its `tls-name`), or both.
     public struct Ports: Sendable, Hashable {
-        public var service = 3000
-        public var fabric = 3001
-        public var heartbeat = 3002
+        public var service: Int? = 3000
+        public var fabric: Int? = 3001
+        public var heartbeat: Int? = 3002
         public var info = 3003
+        public var serviceTLS: Int?
+        public var fabricTLS: Int?
+        public var heartbeatTLS: Int?
+        /// The service's `tls-name`: the TLS context clients verify the servers' certificates by.
+        public var serviceTLSName: String?
+
+        /// Every port with its name, in a fixed order (as the upstream operator names them).
+        public var named: [(name: String, port: Int)] {
+            [("service", service), ("tls-service", serviceTLS), ("fabric", fabric), ("tls-fabric", fabricTLS),
+             ("heartbeat", heartbeat), ("tls-heartbeat", heartbeatTLS), ("info", info)].compactMap { n, p in p.map { (n, $0) } }
+        }
+
+        /// The port clients connect to: the plain service port, else the TLS one.
+        public var client: Int { service ?? serviceTLS ?? 3000 }
     }
+
+    /// `operatorClientCert.secretCertSource`: the CA that signs the servers' certificates and
+    /// the client certificate the users Job presents (a Secret in the cluster's namespace).
+    public struct ClientCertificate: Sendable, Hashable {
+        public var secretName: String
+        public var caFile: String
+        public var certFile: String?
+        public var keyFile: String?
+    }
+    public var clientCertificate: ClientCertificate?
 
     public var size: Int
     public var image: String
@@ -158,6 +184,45 @@ public struct AerospikeSpec: SystemSpec {
                     return true
                 }
             }
+            var clientCertificate: ClientCertificate?
+            let clientCertField = s["operatorClientCert"]
+            if let f = clientCertField {
+                clientCertificate = f.object { o -> ClientCertificate? in
+                    guard let source = o["secretCertSource"] else {
+                        if !o.has("certPathInOperator") { o.field.fail("secretCertSource is required: the Secret with the CA and the client certificate") }
+                        return nil
+                    }
+                    return source.object { c -> ClientCertificate? in
+                        let secret = c.required("secretName").flatMap { sf -> String? in
+                            guard let n = sf.nonEmptyString else { return nil }
+                            guard Names.isDNS1123Subdomain(n) else { sf.fail("'\(n)' is not a valid Secret name"); return nil }
+                            return n
+                        }
+                        if let nf = c["secretNamespace"], let n = nf.string, let metadata, n != metadata.namespace {
+                            nf.fail("must be the cluster's namespace \(metadata.namespace): a pod mounts Secrets of its own namespace only")
+                        }
+                        func fileName(_ key: String) -> String? {
+                            guard let ff = c[key], let n = ff.nonEmptyString else { return nil }
+                            guard Names.isDNS1123Subdomain(n.lowercased().replacingOccurrences(of: "_", with: "-")) else {
+                                ff.fail("'\(n)' is not a key of a Secret cairn mounts (letters, digits, '.', '-', '_')")
+                                return nil
+                            }
+                            return n
+                        }
+                        let ca = fileName("caCertsFilename")
+                        let cert = fileName("clientCertFilename"), key = fileName("clientKeyFilename")
+                        if (cert == nil) != (key == nil) {
+                            c.field.fail("clientCertFilename and clientKeyFilename go together")
+                        }
+                        guard let secret else { return nil }
+                        guard let ca else {
+                            c.field.fail("caCertsFilename is required: the CA that signs the servers' certificates")
+                            return nil
+                        }
+                        return ClientCertificate(secretName: secret, caFile: ca, certFile: cert, keyFile: key)
+                    }
+                }
+            }
             var maxUnavailable = 1
             let maxUnavailableField = s["maxUnavailable"]
             if let f = maxUnavailableField, let n = f.int(atLeast: 1, atMost: Limits.aerospikeNodes) { maxUnavailable = n }
@@ -176,6 +241,22 @@ public struct AerospikeSpec: SystemSpec {
                     if let nf = rackNamespacesField {
                         for n in rackNamespaces where !names.contains(n) {
                             nf.fail("namespace '\(n)' is not in aerospikeConfig.namespaces")
+                        }
+                    }
+                    // The users Job connects to the service port: over TLS when it has no plain one.
+                    if let cf = clientCertField, users.isEmpty || ports.service != nil {
+                        cf.note("accepted, not used by cairn: " + (users.isEmpty
+                            ? "cairn connects to the cluster only to provision users, and there are none"
+                            : "the users Job connects to the plain service port"))
+                    }
+                    if !users.isEmpty, ports.service == nil {
+                        let authenticate = config["network"]?["service"]?["tls-authenticate-client"].map(AerospikeConfWriter.token) ?? "any"
+                        if let ac = accessControlField, clientCertificate == nil, clientCertField == nil {
+                            ac.fail("the users Job connects over TLS (the service has no plain port): give operatorClientCert.secretCertSource "
+                                    + "with the CA (caCertsFilename) and the client certificate and key")
+                        } else if let cert = clientCertificate, cert.certFile == nil, authenticate != "false", let cf = clientCertField {
+                            cf.fail("the servers ask clients for a certificate (tls-authenticate-client \(authenticate)): give clientCertFilename "
+                                    + "and clientKeyFilename for the users Job")
                         }
                     }
                     if let ac = accessControlField, config["security"] == nil {
@@ -202,6 +283,7 @@ public struct AerospikeSpec: SystemSpec {
             var spec = AerospikeSpec(size: size, image: image, version: version, config: config, ports: ports,
                                      volumes: volumes, racks: racks, rackNamespaces: rackNamespaces, users: users,
                                      multiPodPerHost: multiPodPerHost, maxUnavailable: maxUnavailable)
+            spec.clientCertificate = clientCertificate
             spec.serverResources = serverResources
             spec.serverSecurityContext = serverSecurityContext
             spec.sidecars = sidecars.map(\.value)
@@ -570,12 +652,6 @@ package final class AerospikeConfigCheck {
                                  "unknown aerospike.conf context (supported: \(allowed.sorted().joined(separator: ", ")))")
             ok = false
         }
-        // network.tls: the TLS contexts' certificates come from Secrets, not rendered yet.
-        if let network = top["network"], case .mapping(let nm) = network, let tls = nm.entries.first(where: { $0.key.text == "tls" }) {
-            f.diagnostics.report(tls.key.location, Field.join(Field.join(f.path, "network"), "tls"),
-                                 "not supported by cairn yet: TLS contexts (certificates from Secrets, tls-name on the ports) are not rendered yet")
-            ok = false
-        }
         // security: cairn's Job logs in with the default password admin on a new cluster.
         if let security = top["security"], case .mapping(let sm) = security,
            let entry = sm.entries.first(where: { $0.key.text == "default-password-file" }) {
@@ -585,7 +661,7 @@ package final class AerospikeConfigCheck {
         }
         // Syntax of every key and value first: aerospike.conf has no quoting.
         for e in top.entries where allowed.contains(e.key.text) && !["namespaces", "logging", "xdr"].contains(e.key.text) {
-            ok = checkContext(f.child(e.key.text, e.value)) && ok
+            ok = checkContext(f.child(e.key.text, e.value), skipping: e.key.text == "network" ? ["tls"] : []) && ok
         }
         let service = f.mapping?["service"]
         if let node = service, case .mapping = node {} else if let node = service {
@@ -713,32 +789,77 @@ package final class AerospikeConfigCheck {
             guard let node = nm[name], case .mapping(let m) = node else { return nil }
             return (n.child(name, node), m)
         }
+        let tlsNames = Set((nm["tls"].flatMap { node -> [SpecNode]? in
+            if case .sequence(let seq) = node { return seq.items }
+            return nil
+        } ?? []).compactMap { item -> String? in
+            guard case .mapping(let m) = item, let name = m["name"], case .scalar(let s) = name else { return nil }
+            return s.text
+        })
+        /// The plain and TLS ports of a section: `port` (by default when there is no
+        /// `tls-port`) and `tls-port` with a `tls-name` of a network.tls context.
+        func sectionPorts(_ f: Field, _ m: SpecNode.Mapping, default value: Int) -> (plain: Int?, tls: Int?, tlsName: String?) {
+            let tls = m["tls-port"].map { port(f.child("tls-port", $0), default: 0) }
+            var tlsName: String?
+            if let tls, tls != 0 {
+                if let node = m["tls-name"], case .scalar(let s) = node {
+                    tlsName = s.text
+                    if !tlsNames.contains(s.text) {
+                        f.child("tls-name", node).fail("'\(s.text)' is not the name of a TLS context in network.tls")
+                        ok = false
+                    }
+                } else {
+                    f.fail("tls-port needs a tls-name: the name of a TLS context in network.tls")
+                    ok = false
+                }
+            } else if let node = m["tls-name"] {
+                f.child("tls-name", node).fail("needs a tls-port")
+                ok = false
+            }
+            let plain = m["port"].map { port(f.child("port", $0), default: value) } ?? (tls == nil ? value : nil)
+            return (plain, tls, tlsName)
+        }
         if let (sf, sm) = sub("service") {
-            ports.service = port(sm["port"].map { sf.child("port", $0) }, default: 3000)
+            (ports.service, ports.serviceTLS, ports.serviceTLSName) = sectionPorts(sf, sm, default: 3000)
         }
         if let (ff, fm) = sub("fabric") {
-            ports.fabric = port(fm["port"].map { ff.child("port", $0) }, default: 3001)
+            (ports.fabric, ports.fabricTLS, _) = sectionPorts(ff, fm, default: 3001)
         }
         if let (inf, im) = sub("info") {
             ports.info = port(im["port"].map { inf.child("port", $0) }, default: 3003)
         }
         if let (hf, hm) = sub("heartbeat") {
-            ports.heartbeat = port(hm["port"].map { hf.child("port", $0) }, default: 3002)
+            (ports.heartbeat, ports.heartbeatTLS, _) = sectionPorts(hf, hm, default: 3002)
             if let mode = hm["mode"], case .scalar(let s) = mode, s.text != "mesh" {
                 hf.child("mode", mode).fail("must be mesh (multicast does not cross pods on Kubernetes; got \(s.text))")
                 ok = false
             }
-            for key in ["mesh-seed-address-ports", "mesh-seed-address-port"] {
+            for key in ["mesh-seed-address-ports", "mesh-seed-address-port", "tls-mesh-seed-address-ports", "tls-mesh-seed-address-port"] {
                 if let node = hm[key] {
                     hf.child(key, node).fail("is managed by cairn: one seed per pod of the cluster is written for you")
                     ok = false
                 }
             }
         }
-        let all = [ports.service, ports.fabric, ports.heartbeat, ports.info]
+        let all = ports.named.map(\.port)
         if Set(all).count != all.count {
             n.fail("service, fabric, heartbeat and info need different ports (got \(all.map(String.init).joined(separator: ", ")))")
             ok = false
+        }
+        if let node = nm["tls"] {
+            ok = checkNamedContexts(n.child("tls", node), what: "TLS context") { t in
+                var ok = checkContext(t)
+                // The server reads its certificates from files: they come from a volume.
+                for key in ["cert-file", "key-file", "ca-file", "ca-path"] {
+                    guard let v = t.mapping?[key], case .scalar(let s) = v else { continue }
+                    if !volumes.contains(where: { s.text.hasPrefix($0.path.hasSuffix("/") ? $0.path : $0.path + "/") }) {
+                        t.child(key, v).fail("'\(s.text)' is not in a volume of storage.volumes: mount the certificates' Secret "
+                                             + "(storage.volumes[].source.secret) at its directory")
+                        ok = false
+                    }
+                }
+                return ok
+            } && ok
         }
         return ok
     }

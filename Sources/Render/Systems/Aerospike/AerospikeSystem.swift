@@ -12,7 +12,9 @@ package enum AerospikeSystem: ClusterSystem {
     /// The Aerospike operator's fields cairn does not read (its CRD `asdb.aerospike.com/v1`).
     package static let fieldPolicies: [String: FieldPolicy] = [
         "spec.validationPolicy": .operatorOnly("the upstream operator's own checks of work directories and XDR log files; cairn validates every spec itself"),
-        "spec.operatorClientCert": .operatorOnly("the certificate the upstream operator connects to the cluster with; cairn never connects to the database"),
+        "spec.operatorClientCert.certPathInOperator": .unsupported("cairn's users Job cannot read files of the upstream operator's pod; use secretCertSource"),
+        "spec.operatorClientCert.tlsClientName": .unsupported("the name is not added to tls-authenticate-client; write it there"),
+        "spec.operatorClientCert.secretCertSource.caCertsSource": .unsupported("a CA from another Secret is not mounted yet; put caCertsFilename in the secretName Secret"),
         "spec.enableDynamicConfigUpdate": .operatorOnly("the upstream operator applies some changes without a restart; "
                                                         + "cairn rolls the pods one at a time on any configuration change"),
         "spec.aerospikeAccessControl.adminPolicy": .operatorOnly("the upstream operator's client timeout for admin commands; cairn's user Job uses asadm's"),

@@ -8,6 +8,7 @@ import ClusterSpecs
 /// revokes the others, `admin` last so that the login holds to the end.
 enum AerospikeUsers {
     static let directory = "/etc/cairn/aerospike"
+    static let tlsDirectory = "/etc/cairn/aerospike-tls"
 
     static func job(_ spec: AerospikeSpec, _ cluster: ClusterMetadata) -> [RenderedObject] {
         guard !spec.users.isEmpty else { return [] }
@@ -17,15 +18,26 @@ enum AerospikeUsers {
         var container = Kube.Container(name: "users", image: spec.image)
         container.command = ["/bin/sh", "\(directory)/users.sh"]
         container.env = [
-            Kube.env("AEROSPIKE_HOST", c), Kube.env("AEROSPIKE_PORT", String(spec.ports.service)),
+            Kube.env("AEROSPIKE_HOST", c), Kube.env("AEROSPIKE_PORT", String(spec.ports.client)),
             // asadm keeps its settings under $HOME (and, before 4.1, exits 0 without a word when
             // it cannot write them there).
             Kube.env("HOME", "/tmp"),
-        ] + [Kube.envSecret("CAIRN_PASSWORD_ADMIN", secret: users.last?.secretName ?? "", key: "password")]
-          + users.enumerated().map { i, user in
-            Kube.envSecret("CAIRN_PASSWORD_\(i)", secret: user.secretName, key: "password")
-        }
+        ]
+        var extraVolumes: [JSONValue] = []
         container.volumeMounts = [Kube.mount("users", directory, readOnly: true)]
+        // No plain service port: asadm connects over TLS, checks the servers' certificates
+        // against the service's tls-name and the CA, and presents the client certificate.
+        if spec.ports.service == nil, let name = spec.ports.serviceTLSName, let cert = spec.clientCertificate {
+            container.env += [Kube.env("AEROSPIKE_TLS_NAME", name), Kube.env("AEROSPIKE_TLS_CAFILE", "\(tlsDirectory)/\(cert.caFile)")]
+            if let certFile = cert.certFile, let keyFile = cert.keyFile {
+                container.env += [Kube.env("AEROSPIKE_TLS_CERTFILE", "\(tlsDirectory)/\(certFile)"),
+                                  Kube.env("AEROSPIKE_TLS_KEYFILE", "\(tlsDirectory)/\(keyFile)")]
+            }
+            extraVolumes.append(Kube.secretVolume("tls", secret: cert.secretName))
+            container.volumeMounts.append(Kube.mount("tls", tlsDirectory, readOnly: true))
+        }
+        container.env += [Kube.envSecret("CAIRN_PASSWORD_ADMIN", secret: users.last?.secretName ?? "", key: "password")]
+            + users.enumerated().map { i, user in Kube.envSecret("CAIRN_PASSWORD_\(i)", secret: user.secretName, key: "password") }
         container.resources = ResourceRequirements(requests: ["cpu": try! Quantity(parsing: "10m"), "memory": try! Quantity(parsing: "64Mi")],
                                                    limits: ["memory": try! Quantity(parsing: "256Mi")])
         container.securityContext = ["allowPrivilegeEscalation": false]
@@ -33,7 +45,7 @@ enum AerospikeUsers {
         // then the Job controller starts another after 10 s, 20 s, ...
         return Kube.scriptJob(prefix: "\(c.prefix(46))-users-", cluster, labels: labels,
                               files: [("users", usersFile(users)), ("users.sh", script)], volume: "users",
-                              container: container, backoffLimit: 6)
+                              container: container, extraVolumes: extraVolumes, backoffLimit: 6)
     }
 
     /// The spec's users in the order the Job provisions them: by name, `admin` last.
@@ -60,7 +72,13 @@ enum AerospikeUsers {
 
     # asadm as admin with the password $login (read by -P from standard input).
     as_admin() {
-        printf '%s\n' "$login" | asadm -h "$AEROSPIKE_HOST" -p "$AEROSPIKE_PORT" -U admin -P "$@"
+        if [ -n "${AEROSPIKE_TLS_NAME:-}" ]; then
+            set -- -h "$AEROSPIKE_HOST:$AEROSPIKE_TLS_NAME:$AEROSPIKE_PORT" --tls-enable --tls-cafile "$AEROSPIKE_TLS_CAFILE" \
+                ${AEROSPIKE_TLS_CERTFILE:+--tls-certfile "$AEROSPIKE_TLS_CERTFILE" --tls-keyfile "$AEROSPIKE_TLS_KEYFILE"} "$@"
+        else
+            set -- -h "$AEROSPIKE_HOST" -p "$AEROSPIKE_PORT" "$@"
+        fi
+        printf '%s\n' "$login" | asadm "$@" -U admin -P
     }
 
     # A word for asadm's command line (shlex): single-quoted, a quote as '\''.
