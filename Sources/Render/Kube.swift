@@ -180,6 +180,8 @@ enum Kube {
         var affinity: JSONValue?
         var tolerations: [JSONValue] = []
         var topologySpreadConstraints: [JSONValue] = []
+        var hostNetwork = false
+        var dnsPolicy = "ClusterFirst"
 
         var json: JSONValue {
             var o = JSONObject()
@@ -189,7 +191,8 @@ enum Kube {
             if !volumes.isEmpty { o["volumes"] = .array(volumes) }
             o["restartPolicy"] = "Always"
             o["terminationGracePeriodSeconds"] = .int(terminationGracePeriodSeconds)
-            o["dnsPolicy"] = "ClusterFirst"
+            o["dnsPolicy"] = .string(dnsPolicy)
+            if hostNetwork { o["hostNetwork"] = true }
             if !nodeSelector.isEmpty { o["nodeSelector"] = .sortedStrings(Array(nodeSelector)) }
             if let serviceAccountName {
                 o["serviceAccountName"] = .string(serviceAccountName)

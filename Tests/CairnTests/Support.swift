@@ -31,6 +31,11 @@ func specErrors(_ yaml: String, file: String = "t.yaml") -> [String] {
     }
 }
 
+/// The notes of a spec that loads, as printed (none when it does not load).
+func specNotes(_ yaml: String, file: String = "t.yaml") -> [String] {
+    ((try? ClusterSpecLoader.load(yaml, file: file))?.notes ?? []).map(\.description)
+}
+
 func loadSpec(_ yaml: String, file: String = "t.yaml") throws -> ClusterSpec {
     try ClusterSpecLoader.load(yaml, file: file)
 }

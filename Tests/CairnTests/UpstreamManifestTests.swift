@@ -42,7 +42,7 @@ struct UpstreamManifestTests {
         let accepted: Set<String> = [
             "aerospike/all_flash_cluster_cr.yaml", "aerospike/dim_nostorage_cluster_cr.yaml", "aerospike/hdd_dim_storage_cluster_cr.yaml",
             "aerospike/shadow_device_cluster_cr.yaml", "aerospike/podspec_cr.yaml", "aerospike/xdr_src_cluster_cr.yaml",
-            "aerospike/tls_cluster_cr.yaml",
+            "aerospike/tls_cluster_cr.yaml", "aerospike/host_network_cluster_cr.yaml",
             "atomix/README.md-block01-L38.yaml",
             "kurrentdb/v1.0.0-database-deployment.md-block01-L37.yaml", "kurrentdb/v1.5.0-database-deployment.md-block01-L55.yaml",
             "kurrentdb/v1.5.0-database-deployment.md-block09-L624.yaml",
@@ -106,6 +106,50 @@ struct UpstreamManifestTests {
 /// The Aerospike operator's storage and container settings, with their upstream meaning.
 @Suite("Aerospike upstream fields")
 struct AerospikeUpstreamFieldTests {
+    /// `aerospikeNetworkPolicy` and host networking, with upstream's defaults: the node's address
+    /// for clients when there is one pod per node, the pods' own otherwise (with a note).
+    @Test func clientsAreGivenTheAddressesTheNetworkPolicySays() throws {
+        func spec(_ extra: String) -> String {
+            ValidationTests.aerospike(extra + "  aerospikeConfig:\n\(ValidationTests.network)\n    namespaces: [{name: t, storage-engine: {type: memory, data-size: 1G}}]")
+        }
+        func server(_ yaml: String) throws -> (conf: String, container: JSONValue, pod: JSONValue) {
+            let objects = try render(yaml)
+            let set = try #require(objects.first { $0.kind == "StatefulSet" })
+            let pod = try #require(set.body["spec", "template", "spec"])
+            let conf = try #require(objects.first { $0.kind == "ConfigMap" }?.body["data", "aerospike.conf"]?.stringValue)
+            return (conf, try #require(pod["containers"]?.arrayValue?.first), pod)
+        }
+        let hostPorts = { (c: JSONValue) in (c["ports"]?.arrayValue ?? []).compactMap { $0["hostPort"]?.intValue } }
+        // Default, one pod per node: the node's address, host ports for service and info.
+        let byNode = try server(spec(""))
+        #expect(byNode.conf.contains("        access-address ENV_HOST_IP\n"))
+        #expect(hostPorts(byNode.container) == [3000, 3003])
+        #expect(specNotes(spec("")).isEmpty, "\(specNotes(spec("")))")
+        // access: pod: the pod's address, as the server finds it; no host ports, no extra env.
+        let podOnly = try server(spec("  aerospikeNetworkPolicy: {access: pod, alternateAccess: pod}\n"))
+        #expect(!podOnly.conf.contains("ENV_HOST_IP") && podOnly.conf.contains("        alternate-access-address ENV_POD_IP\n"), "\(podOnly.conf)")
+        #expect(hostPorts(podOnly.container).isEmpty)
+        #expect(podOnly.container["env"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["POD_NAME", "POD_IP"])
+        // Several pods per node: their own addresses, said in a note.
+        let multi = spec("  podSpec: {multiPodPerHost: true}\n")
+        #expect(try !server(multi).conf.contains("access-address"))
+        #expect(specNotes(multi).map { $0.contains("spec.podSpec: with multiPodPerHost the servers give clients their pod addresses") } == [true],
+                "\(specNotes(multi))")
+        // Host networking: on the node's network, heartbeat and fabric bound to its address.
+        let host = try server(spec("  podSpec: {hostNetwork: true}\n"))
+        #expect(host.pod["hostNetwork"] == true && host.pod["dnsPolicy"] == "ClusterFirstWithHostNet")
+        #expect(host.conf.contains("    fabric {\n        address ENV_POD_IP\n") && host.conf.contains("    heartbeat {\n        address ENV_POD_IP\n"), "\(host.conf)")
+        // Refused with reasons.
+        #expect(specErrors(spec("  podSpec: {hostNetwork: true, multiPodPerHost: true}\n")).map {
+            $0.contains("spec.podSpec.hostNetwork: needs multiPodPerHost false") } == [true])
+        #expect(specErrors(spec("  aerospikeNetworkPolicy: {access: hostExternal}\n")).map {
+            $0.contains("spec.aerospikeNetworkPolicy.access: not supported by cairn yet: hostExternal needs the node's external") } == [true])
+        #expect(specErrors(spec("  aerospikeNetworkPolicy: {customAccessNetworkNames: [eth1]}\n")).map {
+            $0.contains("spec.aerospikeNetworkPolicy.customAccessNetworkNames: not supported by cairn yet") } == [true])
+        #expect(specNotes(spec("  aerospikeNetworkPolicy: {alternateAccess: hostExternal}\n")).map {
+            $0.contains("spec.aerospikeNetworkPolicy: alternate access addresses are not written") } == [true])
+    }
+
     /// TLS as the operator's tls sample has it: TLS-only service, fabric and heartbeat ports
     /// named tls-*, a `tls NAME { ... }` context with files from the Secret volume, mesh seeds
     /// over TLS, and the probes on the TLS service port.
@@ -314,9 +358,13 @@ struct AerospikeUpstreamFieldTests {
         let container = try #require(set.body["spec", "template", "spec", "containers"]?.arrayValue?.first)
         let script = try #require(container["command"]?.arrayValue?.last?.stringValue)
         #expect(container["command"]?.arrayValue?.first == "/bin/sh")
-        #expect(container["env"] == [["name": "POD_NAME", "valueFrom": ["fieldRef": ["apiVersion": "v1", "fieldPath": "metadata.name"]]]])
+        // One pod per node (multiPodPerHost false): clients are given the node's address,
+        // upstream's default (hostInternal), which the pod writes in at start too.
+        #expect(container["env"] == [["name": "POD_NAME", "valueFrom": ["fieldRef": ["apiVersion": "v1", "fieldPath": "metadata.name"]]],
+                                     ["name": "HOST_IP", "valueFrom": ["fieldRef": ["apiVersion": "v1", "fieldPath": "status.hostIP"]]]])
         let conf = try #require(object(objects, "ConfigMap", "aero-12")?.body["data", "aerospike.conf"]?.stringValue)
         #expect(conf.contains("\n    node-id ENV_NODE_ID\n"), "\(conf)")
+        #expect(conf.contains("\n    service {\n        access-address ENV_HOST_IP\n        port 3000\n    }\n"), "\(conf)")
 
         // The script, run for real by sh against the rendered file, with an asd that prints
         // the file it was given.
@@ -327,11 +375,16 @@ struct AerospikeUpstreamFieldTests {
         #expect(chmod(dir.file("bin/asd"), 0o755) == 0)
         let local = script.replacingOccurrences(of: "/etc/aerospike/conf", with: dir.file("conf"))
             .replacingOccurrences(of: AerospikeRenderer.runDirectory, with: dir.file("run"))
-        func start(_ pod: String) throws -> ProcessResult {
-            try run("/usr/bin/env", ["POD_NAME=\(pod)", "PATH=\(dir.file("bin")):/usr/bin:/bin", "/bin/sh", "-c", local])
+        func start(_ pod: String, hostIP: String = "10.0.3.7") throws -> ProcessResult {
+            try run("/usr/bin/env", ["POD_NAME=\(pod)", "HOST_IP=\(hostIP)", "PATH=\(dir.file("bin")):/usr/bin:/bin", "/bin/sh", "-c", local])
         }
         let started = try start("aero-12-3")
         #expect(started.status == 0, "\(started.stderr)")
+        #expect(started.stdout.contains("\n        access-address 10.0.3.7\n") && !started.stdout.contains("ENV_HOST_IP"), "\(started.stdout)")
+        let noAddress = try start("aero-12-3", hostIP: "")
+        #expect(noAddress.status != 0 && noAddress.stderr.contains("cairn: HOST_IP '' is not an address"), "\(noAddress.stderr)")
+        let injected = try start("aero-12-3", hostIP: "1.2.3.4/;s/x/y")
+        #expect(injected.status != 0 && !injected.stdout.contains("asd --foreground"), "\(injected.stdout)")
         #expect(started.stdout.contains("asd --foreground --config-file \(dir.file("run"))/aerospike.conf\n"), "\(started.stdout)")
         #expect(started.stdout.contains("\n    node-id 12a3\n") && !started.stdout.contains("ENV_NODE_ID"), "\(started.stdout)")
         #expect(started.stdout.contains("cluster-name aero"), "the rest of the file as it was")

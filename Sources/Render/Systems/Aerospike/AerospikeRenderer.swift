@@ -23,13 +23,25 @@ enum AerospikeRenderer {
             rackSelector["aerospike.com/rack-id"] = String(rack.id)
             var rackLabels = labels
             rackLabels["aerospike.com/rack-id"] = String(rack.id)
-            objects.append(Kube.configMap(name, cluster, labels: rackLabels,
-                                          data: [("aerospike.conf", AerospikeConfWriter.render(configuration(spec, cluster, rack: rack)))]))
+            let conf = AerospikeConfWriter.render(configuration(spec, cluster, rack: rack))
+            objects.append(Kube.configMap(name, cluster, labels: rackLabels, data: [("aerospike.conf", conf)]))
 
+            // The addresses each pod writes in at start (only where the file has them, so the
+            // pods of other clusters keep their template).
+            let addresses = [("HOST_IP", "status.hostIP"), ("POD_IP", "status.podIP")].filter { conf.contains(" ENV_\($0.0)\n") }
             var container = Kube.Container(name: "aerospike-server", image: spec.image)
-            container.command = ["/bin/sh", "-c", Self.startScript(rack: rack.id)]
-            container.env = [Kube.envField("POD_NAME", "metadata.name")]
-            container.ports = ports.map { Kube.port($0.0, $0.1) }
+            container.command = ["/bin/sh", "-c", Self.startScript(rack: rack.id, addresses: addresses.map(\.0))]
+            container.env = [Kube.envField("POD_NAME", "metadata.name")] + addresses.map { Kube.envField($0.0, $0.1) }
+            // On the node's address, the client ports are on the node too (upstream's hostPort).
+            let onNode: Set<String> = spec.onNodeAddress ? ["service", "tls-service", "info"] : []
+            container.ports = ports.map { name, port in
+                var p = Kube.port(name, port)
+                if onNode.contains(name), var o = p.objectValue {
+                    o["hostPort"] = .int(port)
+                    p = .object(o)
+                }
+                return p
+            }
             container.readinessProbe = Kube.tcpProbe(port: spec.ports.client, initialDelay: 2, period: 5)
             container.livenessProbe = Kube.tcpProbe(port: spec.ports.client, initialDelay: 30, period: 10)
             container.volumeMounts = [Kube.mount("aerospike-conf", "/etc/aerospike/conf", readOnly: true),
@@ -58,6 +70,8 @@ enum AerospikeRenderer {
             }
             var pod = Kube.PodSpec(containers: [container])
             pod.volumes = volumes
+            pod.hostNetwork = spec.hostNetwork
+            pod.dnsPolicy = spec.dnsPolicy ?? (spec.hostNetwork ? "ClusterFirstWithHostNet" : "ClusterFirst")
             // The spec's own containers, with the volumes attached to them.
             func attached(_ container: JSONValue, initContainer: Bool) -> JSONValue {
                 guard var c = container.objectValue, let name = c["name"]?.stringValue else { return container }
@@ -143,7 +157,33 @@ enum AerospikeRenderer {
             .string("\(c)-\(r.id)-0.\(c).\(cluster.namespace).svc.cluster.local:\(seedPort)")
         }
         heartbeat[spec.ports.heartbeat == nil ? "tls-mesh-seed-address-ports" : "mesh-seed-address-ports"] = .array(seeds)
+        // Host networking: heartbeat and fabric on the node's address, as upstream binds them.
+        if spec.hostNetwork {
+            if spec.ports.heartbeat != nil { heartbeat["addresses"] = .array([.string(placeholder("POD_IP"))]) }
+            if spec.ports.heartbeatTLS != nil { heartbeat["tls-addresses"] = .array([.string(placeholder("POD_IP"))]) }
+            var fabric = network["fabric"]?.objectValue ?? JSONObject()
+            if spec.ports.fabric != nil { fabric["addresses"] = .array([.string(placeholder("POD_IP"))]) }
+            if spec.ports.fabricTLS != nil { fabric["tls-addresses"] = .array([.string(placeholder("POD_IP"))]) }
+            network["fabric"] = .object(fabric.sortedByKey())
+        }
         network["heartbeat"] = .object(heartbeat.sortedByKey())
+        // The addresses clients are given: the node's (upstream's default, hostInternal) when
+        // the service ports are on the node, the pod's for alternate access when asked for.
+        var serviceNet = network["service"]?.objectValue ?? JSONObject()
+        func advertise(_ key: String, _ address: String) {
+            let singular = AerospikeConfWriter.singular[key] ?? key
+            if serviceNet[key] == nil, serviceNet[singular] == nil { serviceNet[key] = JSONValue.array([.string(placeholder(address))]) }
+        }
+        let nodeAddress = spec.hostNetwork || !spec.multiPodPerHost
+        if spec.ports.service != nil {
+            if spec.access == .hostInternal, nodeAddress { advertise("access-addresses", "HOST_IP") }
+            if spec.alternateAccessIsPod { advertise("alternate-access-addresses", "POD_IP") }
+        }
+        if spec.ports.serviceTLS != nil {
+            if spec.tlsAccess == .hostInternal, nodeAddress { advertise("tls-access-addresses", "HOST_IP") }
+            if spec.tlsAlternateAccessIsPod { advertise("tls-alternate-access-addresses", "POD_IP") }
+        }
+        network["service"] = .object(serviceNet.sortedByKey())
         network["info"] = .object((network["info"]?.objectValue ?? ["port": .int(spec.ports.info)]).sortedByKey())
         config["network"] = .object(network.sortedByKey())
 
@@ -178,12 +218,17 @@ enum AerospikeRenderer {
     /// The rack's aerospike.conf says `node-id ENV_NODE_ID` (the upstream operator's placeholder).
     static let nodeIdPlaceholder = "ENV_NODE_ID"
 
+    /// A value each pod replaces with its own address at start (`startScript`).
+    static func placeholder(_ address: String) -> String { "ENV_\(address)" }
+
     /// The server container's command: the rack's aerospike.conf with this pod's node-id,
     /// `<rack id>a<pod ordinal>` as the upstream operator sets it (so a restarted or rescheduled
     /// pod keeps its identity in the partition map and the strong-consistency roster, and a
     /// cluster taken over from the operator keeps its ids), then asd in the foreground as pid 1.
-    static func startScript(rack: Int) -> String {
-        #"""
+    /// With `addresses` (`HOST_IP`, `POD_IP`: environment variables the pod has), each address
+    /// line ending in that placeholder gets the pod's value.
+    static func startScript(rack: Int, addresses: [String] = []) -> String {
+        var script = #"""
         set -eu
         ordinal="${POD_NAME##*-}"
         case "$ordinal" in ''|*[!0-9]*) echo "cairn: no pod ordinal at the end of POD_NAME '$POD_NAME'" >&2; exit 1;; esac
@@ -191,9 +236,19 @@ enum AerospikeRenderer {
         sed "s/^\([[:space:]]*node-id[[:space:]]\{1,\}\)\#(nodeIdPlaceholder)\$/\1$node_id/" /etc/aerospike/conf/aerospike.conf > \#(runDirectory)/aerospike.conf
         grep -q "^[[:space:]]*node-id[[:space:]]\{1,\}$node_id\$" \#(runDirectory)/aerospike.conf || { echo "cairn: could not set node-id $node_id" >&2; exit 1; }
         echo "cairn: node-id $node_id"
-        exec asd --foreground --config-file \#(runDirectory)/aerospike.conf
 
         """#
+        for address in addresses {
+            let p = placeholder(address)
+            script += #"""
+            case "${\#(address):-}" in ''|*[!0-9a-fA-F.:]*) echo "cairn: \#(address) '${\#(address):-}' is not an address" >&2; exit 1;; esac
+            sed -i "s/^\([[:space:]]*[a-z-]*address[[:space:]]\{1,\}\)\#(p)\$/\1$\#(address)/" \#(runDirectory)/aerospike.conf
+            ! grep -q "\#(p)\$" \#(runDirectory)/aerospike.conf || { echo "cairn: could not write \#(address)" >&2; exit 1; }
+            echo "cairn: \#(address) $\#(address)"
+
+            """#
+        }
+        return script + "exec asd --foreground --config-file \(runDirectory)/aerospike.conf\n"
     }
 
     /// The marker a cleaned volume keeps, so that it is cleaned once per claim.

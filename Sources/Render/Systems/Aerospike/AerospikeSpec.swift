@@ -73,6 +73,27 @@ public struct AerospikeSpec: SystemSpec {
     }
     public var clientCertificate: ClientCertificate?
 
+    /// Which address the servers give clients (`aerospikeNetworkPolicy`): the pod's, or the
+    /// node's internal address (upstream's default) with the service ports on the node.
+    public enum Access: String, Sendable, Hashable { case pod, hostInternal }
+    public var access = Access.hostInternal
+    public var tlsAccess = Access.hostInternal
+    /// `alternate-access-address`: the pod's address when asked for; upstream's default,
+    /// the node's external address, is not known to a pod (not written).
+    public var alternateAccessIsPod = false
+    public var tlsAlternateAccessIsPod = false
+    /// `podSpec.hostNetwork`: the pods use their node's network (one per node).
+    public var hostNetwork = false
+    public var dnsPolicy: String?
+
+    /// The servers are reached at their node's address on their own ports: host networking,
+    /// or one pod per node with the service ports on the node (upstream's hostPort), unless
+    /// every access type is `pod`.
+    public var onNodeAddress: Bool {
+        let podOnly = access == .pod && (ports.serviceTLS == nil || tlsAccess == .pod)
+        return hostNetwork || (!multiPodPerHost && !podOnly)
+    }
+
     public var size: Int
     public var image: String
     public var version: ImageVersion
@@ -161,6 +182,9 @@ public struct AerospikeSpec: SystemSpec {
                 f.note(Self.accessControlNote)
             }
             var multiPodPerHost = false
+            var hostNetwork = false
+            var hostNetworkField: Field?
+            var dnsPolicy: String?
             var serverResources = ResourceRequirements()
             var serverSecurityContext: JSONValue?
             var sidecars: [(field: Field, value: JSONValue)] = []
@@ -174,6 +198,14 @@ public struct AerospikeSpec: SystemSpec {
                     sidecars = p["sidecars"].flatMap { $0.fieldList { $0.extraContainer(names: &names) } } ?? []
                     initContainers = p["initContainers"].flatMap { $0.fieldList { $0.extraContainer(names: &names) } } ?? []
                     if let m = p["multiPodPerHost"], let b = m.bool { multiPodPerHost = b }
+                    if let h = p["hostNetwork"], let b = h.bool { hostNetwork = b; hostNetworkField = h }
+                    if let d = p["dnsPolicy"], let v = d.string {
+                        switch v {
+                        case "ClusterFirst", "ClusterFirstWithHostNet", "Default": dnsPolicy = v
+                        case "None": d.fail("not supported by cairn yet: None needs a dnsConfig, which is not rendered yet")
+                        default: d.fail("must be ClusterFirst, ClusterFirstWithHostNet, Default or None (got \(v))")
+                        }
+                    }
                     if let c = p["aerospikeContainer"] {
                         _ = c.object { a -> Bool? in
                             if let r = a["resources"]?.resources { serverResources = r }
@@ -222,6 +254,50 @@ public struct AerospikeSpec: SystemSpec {
                         return ClientCertificate(secretName: secret, caFile: ca, certFile: cert, keyFile: key)
                     }
                 }
+            }
+            if hostNetwork, multiPodPerHost, let f = hostNetworkField {
+                f.fail("needs multiPodPerHost false: pods on the node's network would share its ports")
+            }
+            var access = Access.hostInternal, tlsAccess = Access.hostInternal
+            var alternateAccessIsPod = false, tlsAlternateAccessIsPod = false
+            var alternateWritten = false
+            if let f = s["aerospikeNetworkPolicy"] {
+                _ = f.object { o -> Bool? in
+                    func accessType(_ key: String) -> Access? {
+                        guard let af = o[key], let v = af.string else { return nil }
+                        switch v {
+                        case "pod": return .pod
+                        case "hostInternal": return .hostInternal
+                        case "hostExternal", "configuredIP", "customInterface":
+                            af.fail("not supported by cairn yet: \(v) needs the node's external or configured addresses, or its interfaces, "
+                                    + "which a pod cannot read without access to the API server; use pod or hostInternal")
+                        default: af.fail("must be pod, hostInternal, hostExternal, configuredIP or customInterface (got \(v))")
+                        }
+                        return nil
+                    }
+                    func alternate(_ key: String) -> Bool {
+                        guard let af = o[key], let v = af.string else { return false }
+                        alternateWritten = true
+                        switch v {
+                        case "pod": return true
+                        case "hostExternal": return false  // noted below (the default, unwritten, is said in the README)
+                        case "hostInternal", "configuredIP", "customInterface":
+                            af.fail("not supported by cairn yet: an alternate access address other than the pod's is not rendered yet")
+                        default: af.fail("must be pod, hostInternal, hostExternal, configuredIP or customInterface (got \(v))")
+                        }
+                        return false
+                    }
+                    access = accessType("access") ?? .hostInternal
+                    tlsAccess = accessType("tlsAccess") ?? .hostInternal
+                    alternateAccessIsPod = alternate("alternateAccess")
+                    tlsAlternateAccessIsPod = alternate("tlsAlternateAccess")
+                    return true
+                }
+            }
+            if alternateWritten, !alternateAccessIsPod || !tlsAlternateAccessIsPod, let f = s["aerospikeNetworkPolicy"] {
+                f.note("alternate access addresses are not written: upstream's default, the node's "
+                    + "external address (hostExternal), is not known to a pod; clients that ask for alternate addresses "
+                    + "get none (alternateAccess: pod gives the pods' own)")
             }
             var maxUnavailable = 1
             let maxUnavailableField = s["maxUnavailable"]
@@ -284,6 +360,19 @@ public struct AerospikeSpec: SystemSpec {
                                      volumes: volumes, racks: racks, rackNamespaces: rackNamespaces, users: users,
                                      multiPodPerHost: multiPodPerHost, maxUnavailable: maxUnavailable)
             spec.clientCertificate = clientCertificate
+            spec.access = access
+            spec.tlsAccess = tlsAccess
+            spec.alternateAccessIsPod = alternateAccessIsPod
+            spec.tlsAlternateAccessIsPod = tlsAlternateAccessIsPod
+            spec.hostNetwork = hostNetwork
+            spec.dnsPolicy = dnsPolicy
+            // With several pods per node, upstream gives each a NodePort Service and advertises
+            // the node's address with it; a pod cannot learn its NodePort without the API.
+            if multiPodPerHost, !hostNetwork, access == .hostInternal || (ports.serviceTLS != nil && tlsAccess == .hostInternal) {
+                (s["podSpec"] ?? s.field).note("with multiPodPerHost the servers give clients their pod addresses (upstream: the node's "
+                    + "address and a NodePort Service per pod, which cairn does not render); clients outside the pod network cannot "
+                    + "connect (set aerospikeNetworkPolicy access: pod to say so)")
+            }
             spec.serverResources = serverResources
             spec.serverSecurityContext = serverSecurityContext
             spec.sidecars = sidecars.map(\.value)

@@ -21,13 +21,19 @@ package enum AerospikeSystem: ClusterSystem {
         "spec.aerospikeAccessControl.roles": .unsupported("custom roles are not provisioned yet; use the server's predefined roles"),
         "spec.podSpec.aerospikeInitContainer": .operatorOnly("the upstream operator's own init container; cairn renders the one it needs"),
         "spec.seedsFinderServices": .unsupported("LoadBalancer services for seed discovery are not rendered yet"),
-        "spec.aerospikeNetworkPolicy": .unsupported("access addresses other than the pod network (node or custom interfaces) are not rendered yet"),
+        "spec.aerospikeNetworkPolicy.fabric": .unsupported("fabric addresses on custom interfaces are not rendered yet"),
+        "spec.aerospikeNetworkPolicy.tlsFabric": .unsupported("fabric addresses on custom interfaces are not rendered yet"),
+        "spec.aerospikeNetworkPolicy.customAccessNetworkNames": .unsupported("custom interfaces are not rendered yet"),
+        "spec.aerospikeNetworkPolicy.customAlternateAccessNetworkNames": .unsupported("custom interfaces are not rendered yet"),
+        "spec.aerospikeNetworkPolicy.customTLSAccessNetworkNames": .unsupported("custom interfaces are not rendered yet"),
+        "spec.aerospikeNetworkPolicy.customTLSAlternateAccessNetworkNames": .unsupported("custom interfaces are not rendered yet"),
+        "spec.aerospikeNetworkPolicy.customFabricNetworkNames": .unsupported("custom interfaces are not rendered yet"),
+        "spec.aerospikeNetworkPolicy.customTLSFabricNetworkNames": .unsupported("custom interfaces are not rendered yet"),
         "spec.k8sNodeBlockList": .unsupported("node block lists are not rendered yet; use rack zones or regions"),
         "spec.operations": .unsupported("one-off warm or cold restarts are not run; change the spec to roll the pods"),
         "spec.paused": .unsupported("cairn has no pause; stop cairn, or take the spec file out of the branch, to stop reconciling"),
         "spec.rosterNodeBlockList": .unsupported("cairn does not manage strong-consistency rosters yet"),
         "spec.disablePDB": .unsupported("cairn always renders a PodDisruptionBudget"),
-        "spec.podSpec.hostNetwork": .unsupported("host networking (node addresses in aerospike.conf, host ports, one pod per node) is not rendered yet"),
     ]
 
     package static func decode(_ spec: Field, metadata: ClusterMetadata?) -> AerospikeSpec? {
