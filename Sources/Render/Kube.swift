@@ -61,10 +61,10 @@ enum Kube {
         vars.map { env($0.name, $0.value) }
     }
 
-    static func httpProbe(path: String, port: Int, initialDelay: Int = 0, period: Int = 10, timeout: Int = 1,
+    static func httpProbe(path: String, port: Int, scheme: String = "HTTP", initialDelay: Int = 0, period: Int = 10, timeout: Int = 1,
                           failureThreshold: Int = 3) -> JSONValue {
         var o: JSONObject = [
-            "httpGet": ["path": .string(path), "port": .int(port), "scheme": "HTTP"],
+            "httpGet": ["path": .string(path), "port": .int(port), "scheme": .string(scheme)],
         ]
         if initialDelay > 0 { o["initialDelaySeconds"] = .int(initialDelay) }
         o["timeoutSeconds"] = .int(timeout)
@@ -158,8 +158,13 @@ enum Kube {
         return ["name": .string(name), "configMap": .object(cm)]
     }
 
-    static func secretVolume(_ name: String, secret: String) -> JSONValue {
-        ["name": .string(name), "secret": ["secretName": .string(secret), "defaultMode": 420]]
+    static func secretVolume(_ name: String, secret: String, items: [(key: String, path: String)] = []) -> JSONValue {
+        var source: JSONObject = ["secretName": .string(secret)]
+        if !items.isEmpty {
+            source["items"] = .array(items.map { ["key": .string($0.key), "path": .string($0.path)] })
+        }
+        source["defaultMode"] = 420
+        return ["name": .string(name), "secret": .object(source)]
     }
 
     static func emptyDirVolume(_ name: String) -> JSONValue {

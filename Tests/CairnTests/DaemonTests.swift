@@ -420,12 +420,15 @@ final class DaemonTests {
         #expect(status.contains("StatefulSet/\(fx.ns)/stuck") && status.contains("denied by the test policy: stuck may not run"), "\(status)")
         #expect(try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/readyz"]).status == 0, "ready while only some clusters fail")
 
-        // Its retries back off: over 6 s at a 300 ms interval, a handful of attempts, not twenty.
+        // Its retries back off: over 6 s at a 300 ms interval, a handful of attempts, not twenty;
+        // and it is still retried (the delay doubles from 300 ms: by the time the status said
+        // Degraded on a loaded machine, the next try can be 20 s or more away).
         let stuck = ["cluster": "\(fx.ns)/stuck"]
         let before = try #require(try metric("cairn_cluster_failures_total", stuck))
         try await Task.sleep(nanoseconds: 6_000_000_000)
         let after = try #require(try metric("cairn_cluster_failures_total", stuck))
-        #expect(after - before >= 1 && after - before <= 5, "\(after - before) failed attempts in 6 s")
+        #expect(after - before <= 5, "\(after - before) failed attempts in 6 s")
+        #expect(await eventually(90) { try self.metric("cairn_cluster_failures_total", stuck) ?? 0 > before }, "stuck was not retried")
         #expect(try metric("cairn_clusters", ["phase": "Degraded"]) == 1)
 
         // A push changing the healthy cluster is applied at the usual pace.

@@ -43,6 +43,7 @@ struct UpstreamManifestTests {
             "aerospike/all_flash_cluster_cr.yaml", "aerospike/dim_nostorage_cluster_cr.yaml", "aerospike/hdd_dim_storage_cluster_cr.yaml",
             "aerospike/shadow_device_cluster_cr.yaml", "aerospike/podspec_cr.yaml", "aerospike/xdr_src_cluster_cr.yaml",
             "aerospike/tls_cluster_cr.yaml", "aerospike/host_network_cluster_cr.yaml",
+            "kurrentdb/v1.5.0-database-deployment.md-block03-L153.yaml",
             "atomix/README.md-block01-L38.yaml",
             "kurrentdb/v1.0.0-database-deployment.md-block01-L37.yaml", "kurrentdb/v1.5.0-database-deployment.md-block01-L55.yaml",
             "kurrentdb/v1.5.0-database-deployment.md-block09-L624.yaml",
@@ -1053,5 +1054,126 @@ struct UpstreamSampleApplyTests {
             let sets = try await client.list(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns)
             #expect(!sets.isEmpty, "no StatefulSet in \(ns)")
         }
+    }
+}
+
+/// KurrentDB's license, read-only replicas, archiver and TLS, with the upstream meaning.
+@Suite("KurrentDB nodes, license and TLS")
+struct KurrentNodesTests {
+    static func spec(_ extra: String, replicas: Int = 3, image: String = "docker.kurrent.io/kurrent-latest/kurrentdb:25.1.0") -> String {
+        """
+        apiVersion: kubernetes.kurrent.io/v1
+        kind: KurrentDB
+        metadata: {name: kdb, namespace: kurrent}
+        spec:
+          replicas: \(replicas)
+          image: \(image)
+          storage: {resources: {requests: {storage: 1Gi}}}
+        \(extra)
+        """
+    }
+
+    static func conf(_ objects: [RenderedObject], _ name: String) throws -> String {
+        try #require(object(objects, "ConfigMap", "\(name)-config")?.body["data", "eventstore.conf"]?.stringValue)
+    }
+
+    static func container(_ objects: [RenderedObject], _ set: String) throws -> JSONValue {
+        try #require(object(objects, "StatefulSet", set)?.body["spec", "template", "spec", "containers"]?.arrayValue?.first)
+    }
+
+    /// The operator's archiver example (v1.5.0 docs): one archiver node, a read-only replica
+    /// with `Archiver: true`, beside the three nodes; the license reaches every node from its
+    /// Secret and never a ConfigMap.
+    @Test func theArchiverSampleRendersAnArchiverNodeAndTheLicenseFromItsSecret() throws {
+        guard UpstreamSamples.available else { return }
+        let text = Repo.read(UpstreamSamples.directory.appendingPathComponent("kurrentdb/v1.5.0-database-deployment.md-block03-L153.yaml"))
+        #expect(specErrors(text) == [])
+        let objects = try render(text)
+        let archiver = try #require(object(objects, "StatefulSet", "kurrentdb-cluster-archiver"))
+        #expect(archiver.body["spec", "replicas"] == 1)
+        #expect(archiver.body["spec", "serviceName"] == "kurrentdb-cluster-archiver")
+        #expect(object(objects, "StatefulSet", "kurrentdb-cluster")?.body["spec", "replicas"] == 3)
+        let conf = try Self.conf(objects, "kurrentdb-cluster-archiver")
+        #expect(conf.contains("ReadOnlyReplica: true\n") && conf.contains("Archiver: true\n") && conf.contains("ClusterSize: 3\n"), "\(conf)")
+        #expect(conf.contains("\n- kurrentdb-cluster-0.kurrentdb-cluster.kurrent.svc.cluster.local:2113\n"), "gossips with the cluster's nodes: \(conf)")
+        #expect(conf.contains("Archive:\n") && conf.contains("Enabled: true"), "\(conf)")
+        let main = try Self.conf(objects, "kurrentdb-cluster")
+        #expect(!main.contains("ReadOnlyReplica") && !main.contains("Archiver:"), "\(main)")
+        for set in ["kurrentdb-cluster", "kurrentdb-cluster-archiver"] {
+            let env = try Self.container(objects, set)["env"]?.arrayValue ?? []
+            #expect(env.contains { $0["name"] == "KURRENTDB_LICENSING__LICENSE_KEY"
+                && $0["valueFrom", "secretKeyRef"] == ["name": "my-license-secret", "key": "licenseKey"] }, "\(set): \(env)")
+        }
+        // The archiver's pods are not the cluster's: their own selector, Service and DNS names.
+        let labels = archiver.body["spec", "selector", "matchLabels"]
+        #expect(labels == ["app.kubernetes.io/instance": "kurrentdb-cluster-archiver", "app.kubernetes.io/name": "kurrentdb"])
+        #expect(object(objects, "Service", "kurrentdb-cluster-archiver") != nil)
+        let env = try Self.container(objects, "kurrentdb-cluster-archiver")["env"]?.arrayValue ?? []
+        #expect(env.contains { $0["name"] == "KURRENTDB_ADVERTISE_HOST_TO_CLIENT_AS" && $0["value"] == "$(POD_NAME).kurrent.test" }, "\(env)")
+        #expect(env.contains { $0["name"] == "KURRENTDB_NODE_HOST_ADVERTISE_AS"
+            && $0["value"] == "$(POD_NAME).kurrentdb-cluster-archiver.kurrent.svc.cluster.local" }, "\(env)")
+    }
+
+    @Test func readOnlyReplicasAreASetOfTheirOwnThatJoinsTheClustersGossip() throws {
+        let objects = try render(Self.spec("  readOnlyReplicas: {replicas: 2}"))
+        let set = try #require(object(objects, "StatefulSet", "kdb-replica"))
+        #expect(set.body["spec", "replicas"] == 2)
+        #expect(set.body["metadata", "labels", "app.kubernetes.io/component"] == "replica")
+        let conf = try Self.conf(objects, "kdb-replica")
+        #expect(conf.contains("ReadOnlyReplica: true\n") && conf.contains("ClusterSize: 3\n") && !conf.contains("Archiver"), "\(conf)")
+        #expect(object(objects, "PodDisruptionBudget", "kdb-replica-pdb") != nil)
+        // Without replicas, no set; refused with reasons.
+        #expect(try !render(Self.spec("  readOnlyReplicas: {replicas: 0}")).contains { $0.name == "kdb-replica" })
+        #expect(specErrors(Self.spec("  readOnlyReplicas: {replicas: 2}", replicas: 1)).map {
+            $0.contains("spec.readOnlyReplicas: needs a cluster (replicas 3 or 5)") } == [true])
+        #expect(specErrors(Self.spec("  readOnlyReplicas: {replicas: 1, resources: {}}")).map {
+            $0.contains("spec.readOnlyReplicas.resources: not supported by cairn yet: read-only replicas take the cluster's resources") } == [true])
+        #expect(specErrors(Self.spec("  configuration: {ReadOnlyReplica: true}")).map { $0.contains("ReadOnlyReplica is managed by cairn") } == [true])
+    }
+
+    @Test func theArchiverNeedsTheArchiveTheLicenseAndACluster() {
+        let errors = specErrors(Self.spec("  archiver: {enabled: true}", replicas: 1))
+        #expect(errors.count == 3, "\(errors)")
+        #expect(errors.contains { $0.contains("spec.archiver: needs configuration.Archive with Enabled: true") }, "\(errors)")
+        #expect(errors.contains { $0.contains("spec.archiver: needs licenseSecret: archiving is a licensed feature") }, "\(errors)")
+        #expect(errors.contains { $0.contains("spec.archiver: needs a cluster (replicas 3 or 5)") }, "\(errors)")
+        let old = specErrors(Self.spec("  licenseSecret: {name: l, key: k}", image: "eventstore/eventstore:24.2.0-jammy"))
+        #expect(old.map { $0.contains("spec.licenseSecret: licensed features came with EventStoreDB 24.10") } == [true], "\(old)")
+        let v24 = try? render(Self.spec("  licenseSecret: {name: l, key: k}", image: "eventstore/eventstore:24.10.0-jammy"))
+        let env = v24.flatMap { try? Self.container($0, "kdb")["env"]?.arrayValue } ?? []
+        #expect(env.contains { $0["name"] == "EVENTSTORE_LICENSING__LICENSE_KEY" }, "24.10 reads EVENTSTORE_ variables: \(env)")
+    }
+
+    /// `security`: the node certificate and key from their Secret, the CA from its Secret (or the
+    /// image's public CAs), Insecure off, and the probes over HTTPS.
+    @Test func securityMountsTheCertificatesAndTurnsInsecureOff() throws {
+        let tls = """
+              security:
+                certificateReservedNodeCommonName: '*.kurrent.test'
+                certificateSecret: {name: kdb-tls, keyName: tls.crt, privateKeyName: tls.key}
+                certificateAuthoritySecret: {name: kdb-ca, keyName: ca.crt}
+            """
+        #expect(specErrors(Self.spec(tls)) == [])
+        let objects = try render(Self.spec(tls))
+        let conf = try Self.conf(objects, "kdb")
+        for line in ["Insecure: false", "CertificateFile: /etc/cairn/kurrentdb/certs/tls.crt", "CertificatePrivateKeyFile: /etc/cairn/kurrentdb/certs/tls.key",
+                     "TrustedRootCertificatesPath: /etc/cairn/kurrentdb/ca", "CertificateReservedNodeCommonName: \"*.kurrent.test\""] {
+            #expect(conf.contains(line + "\n"), "\(line): \(conf)")
+        }
+        let pod = try #require(object(objects, "StatefulSet", "kdb")?.body["spec", "template", "spec"])
+        #expect(pod["volumes"]?.arrayValue?.contains { $0["name"] == "certificate" && $0["secret", "secretName"] == "kdb-tls" } == true)
+        #expect(pod["volumes"]?.arrayValue?.contains { $0["name"] == "ca" && $0["secret", "items"] == [["key": "ca.crt", "path": "ca.crt"]] } == true)
+        let server = try Self.container(objects, "kdb")
+        #expect(server["readinessProbe", "httpGet", "scheme"] == "HTTPS" && server["livenessProbe", "httpGet", "scheme"] == "HTTPS")
+        // A public CA: the image's own store.
+        let publicCA = try render(Self.spec("  security: {certificateSecret: {name: kdb-tls, keyName: tls.crt, privateKeyName: tls.key}}"))
+        #expect(try Self.conf(publicCA, "kdb").contains("TrustedRootCertificatesPath: /etc/ssl/certs\n"))
+        // The keys security sets are not the user's to set as well.
+        let both = specErrors(Self.spec("  security: {certificateSecret: {name: a, keyName: b, privateKeyName: c}}\n  configuration: {Insecure: true}"))
+        #expect(both.map { $0.contains("spec.configuration.Insecure: is set by cairn from spec.security") } == [true], "\(both)")
+        // Without security, as before: Insecure, HTTP probes.
+        let plain = try render(Self.spec(""))
+        #expect(try Self.conf(plain, "kdb").contains("Insecure: true\n"))
+        #expect(try Self.container(plain, "kdb")["readinessProbe", "httpGet", "scheme"] == "HTTP")
     }
 }

@@ -36,10 +36,10 @@ struct ValidationTests {
               replicas: 1
               image: eventstore/eventstore:23.10.2-bookworm-slim
               storage: {resources: {requests: {storage: 1Gi}}}
-              security: {certificateSecret: {name: x}}
+              sourceBackup: {name: x}
             """
         #expect(specErrors(yaml) == [
-            "t.yaml:8:3: spec.security: not supported by cairn yet: TLS certificates are not rendered yet; clusters run with Insecure: true",
+            "t.yaml:8:3: spec.sourceBackup: not supported by cairn yet: restoring from a backup is not rendered yet",
         ])
     }
 

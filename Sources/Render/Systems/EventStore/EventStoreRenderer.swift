@@ -7,13 +7,42 @@ enum EventStoreRenderer {
     static let replicationPort = 1112
     static let externalTcpPort = 1113
 
+    /// The kinds of node: the cluster's own, read-only replicas, and the archiver (a
+    /// read-only replica that uploads chunks), each in a StatefulSet of its own.
+    enum NodeType: String, CaseIterable {
+        case cluster = ""
+        case replica = "-replica"
+        case archiver = "-archiver"
+    }
+
+    static let certificateDirectory = "/etc/cairn/kurrentdb/certs"
+    static let caDirectory = "/etc/cairn/kurrentdb/ca"
+
     static func render(_ spec: EventStoreSpec, _ cluster: ClusterMetadata, options: RenderOptions) -> [RenderedObject] {
-        let name = cluster.name
+        var objects: [RenderedObject] = []
+        for type in NodeType.allCases {
+            let count = switch type {
+            case .cluster: spec.replicas
+            case .replica: spec.readOnlyReplicas
+            case .archiver: spec.archiver ? 1 : 0
+            }
+            if count > 0 { objects += render(spec, cluster, type: type, replicas: count, options: options) }
+        }
+        return objects
+    }
+
+    private static func render(_ spec: EventStoreSpec, _ cluster: ClusterMetadata, type: NodeType, replicas: Int,
+                               options: RenderOptions) -> [RenderedObject] {
+        // The cluster's nodes keep the names they always had; the others add their type.
+        let name = cluster.name + type.rawValue
         let selector = ["app.kubernetes.io/name": "kurrentdb", "app.kubernetes.io/instance": name]
-        let labels = selector
+        var labels = selector
+        if type != .cluster { labels["app.kubernetes.io/component"] = String(type.rawValue.dropFirst()) }
         let d = spec.dialect
         let domain = "\(name).\(cluster.namespace).svc.cluster.local"
-        let config = configuration(spec, cluster)
+        var config = configuration(spec, cluster)
+        if type != .cluster { config["ReadOnlyReplica"] = true }
+        if type == .archiver { config["Archiver"] = true }
         let externalTcp = d.hasExternalTcp && config["EnableExternalTcp"] == .bool(true)
 
         var servicePorts = [Kube.servicePort("http", httpPort), Kube.servicePort("replication", replicationPort)]
@@ -34,7 +63,7 @@ enum EventStoreRenderer {
         // As the upstream operator derives them: nodes reach each other by their cluster DNS
         // names (or FQDNs), clients are given the FQDNs of network.fqdnTemplate (or the cluster
         // DNS names). Kubernetes expands $(POD_NAME) in env values.
-        let fqdn = spec.advertised.fqdn(podName: "$(POD_NAME)", cluster: cluster)
+        let fqdn = spec.advertised.fqdn(podName: "$(POD_NAME)", cluster: cluster, nodeTypeSuffix: type.rawValue)
         let advertise = spec.advertised.internodeStrategy == "FQDN" ? fqdn ?? "$(POD_NAME).\(domain)" : "$(POD_NAME).\(domain)"
         var env = [Kube.envField("POD_NAME", "metadata.name")]
         if d.usesNewNames {
@@ -47,6 +76,10 @@ enum EventStoreRenderer {
         if let fqdn, spec.advertised.clientStrategy == "FQDN" {
             env.append(Kube.env(prefix + "ADVERTISE_HOST_TO_CLIENT_AS", fqdn))
         }
+        // The license key reaches the server from its Secret, never through the ConfigMap.
+        if let license = spec.licenseSecret {
+            env.append(Kube.envSecret(prefix + "LICENSING__LICENSE_KEY", secret: license.name, key: license.key))
+        }
 
         let configDir = d == .kurrent25 ? "/etc/kurrentdb" : "/etc/eventstore"
         let configFile = d == .kurrent25 ? "kurrentdb.conf" : "eventstore.conf"
@@ -55,11 +88,21 @@ enum EventStoreRenderer {
         container.env = env
         container.resources = spec.resources
         container.volumeMounts = [Kube.mount("data", dataRoot(d)), Kube.mount("config", configDir, readOnly: true)]
-        container.livenessProbe = Kube.httpProbe(path: "/health/live", port: httpPort, initialDelay: 30, period: 10, timeout: 5, failureThreshold: 6)
-        container.readinessProbe = Kube.httpProbe(path: "/health/live", port: httpPort, initialDelay: 5, period: 5, timeout: 5)
+        let scheme = spec.security == nil ? "HTTP" : "HTTPS"
+        container.livenessProbe = Kube.httpProbe(path: "/health/live", port: httpPort, scheme: scheme, initialDelay: 30, period: 10, timeout: 5,
+                                                 failureThreshold: 6)
+        container.readinessProbe = Kube.httpProbe(path: "/health/live", port: httpPort, scheme: scheme, initialDelay: 5, period: 5, timeout: 5)
 
         var pod = Kube.PodSpec(containers: [container])
         pod.volumes = [Kube.configMapVolume("config", configMap: configMapName, items: [(key: "eventstore.conf", path: configFile)])]
+        if let security = spec.security {
+            pod.volumes.append(Kube.secretVolume("certificate", secret: security.certificateSecret))
+            pod.containers[0].volumeMounts.append(Kube.mount("certificate", certificateDirectory, readOnly: true))
+            if let ca = security.caSecret {
+                pod.volumes.append(Kube.secretVolume("ca", secret: ca, items: security.caKey.map { [(key: $0, path: $0)] } ?? []))
+                pod.containers[0].volumeMounts.append(Kube.mount("ca", caDirectory, readOnly: true))
+            }
+        }
         pod.securityContext = ["fsGroup": 1000]
         pod.serviceAccountName = spec.serviceAccountName
         pod.nodeSelector = spec.constraints.nodeSelector
@@ -67,8 +110,8 @@ enum EventStoreRenderer {
         pod.topologySpreadConstraints = spec.constraints.topologySpreadConstraints
         pod.affinity = spec.constraints.affinity ?? softAntiAffinity(selector)
 
-        var sts = Kube.StatefulSet(name: name, cluster: cluster, labels: labels, selector: selector, podLabels: selector,
-                                   replicas: spec.replicas, serviceName: name, pod: pod)
+        var sts = Kube.StatefulSet(name: name, cluster: cluster, labels: labels, selector: selector, podLabels: labels,
+                                   replicas: replicas, serviceName: name, pod: pod)
         sts.podManagementPolicy = "Parallel"
         sts.volumeClaimTemplates = [Kube.volumeClaimTemplate(
             "data", size: spec.storage.size, storageClass: spec.storage.storageClassName,
@@ -78,11 +121,11 @@ enum EventStoreRenderer {
         if spec.loadBalancer.enabled {
             var lbPorts = [Kube.servicePort("http", httpPort)]
             if externalTcp { lbPorts.append(Kube.servicePort("external-tcp", externalTcpPort)) }
-            for i in 0..<spec.replicas {
+            for i in 0..<replicas {
                 var podSelector = selector
                 podSelector["statefulset.kubernetes.io/pod-name"] = "\(name)-\(i)"
                 // As upstream: ExternalDNS publishes each node's FQDN at its load balancer.
-                let host = spec.advertised.fqdn(podName: "\(name)-\(i)", cluster: cluster)
+                let host = spec.advertised.fqdn(podName: "\(name)-\(i)", cluster: cluster, nodeTypeSuffix: type.rawValue)
                 objects.append(Kube.loadBalancerService("\(name)-\(i)-lb", cluster, labels: labels, selector: podSelector,
                                                         ports: lbPorts, sourceRanges: spec.loadBalancer.allowedIps,
                                                         annotations: host.map { ["external-dns.alpha.kubernetes.io/hostname": $0] } ?? [:]))
@@ -121,7 +164,18 @@ enum EventStoreRenderer {
             let domain = "\(cluster.name).\(cluster.namespace).svc.cluster.local"
             c["GossipSeed"] = .array((0..<spec.replicas).map { .string("\(cluster.name)-\($0).\(domain):\(httpPort)") })
         }
-        c["Insecure"] = true
+        if let security = spec.security {
+            // As the upstream operator sets them: the node's certificate and key from their
+            // Secret, the CA from its Secret (a directory: every CA in it), else the image's
+            // public CAs.
+            c["Insecure"] = false
+            c["CertificateFile"] = .string("\(certificateDirectory)/\(security.certificateKey)")
+            c["CertificatePrivateKeyFile"] = .string("\(certificateDirectory)/\(security.privateKeyKey)")
+            c["TrustedRootCertificatesPath"] = .string(security.caSecret == nil ? "/etc/ssl/certs" : caDirectory)
+            if let cn = security.reservedNodeCommonName { c["CertificateReservedNodeCommonName"] = .string(cn) }
+        } else {
+            c["Insecure"] = true
+        }
         c["AllowAnonymousEndpointAccess"] = true
         c["PrepareTimeoutMs"] = 3000
         c["CommitTimeoutMs"] = 3000

@@ -36,6 +36,42 @@ public struct EventStoreSpec: SystemSpec {
     /// cluster in its file, annotated for a cloud role.
     public var serviceAccountName: String?
 
+    /// A key of a Secret in the cluster's namespace.
+    public struct SecretKey: Sendable, Hashable {
+        public var name: String
+        public var key: String
+    }
+    /// `licenseSecret`: the license key, given to every node as `Licensing:LicenseKey`.
+    public var licenseSecret: SecretKey?
+
+    /// `security`: TLS with the node certificate of a Secret, checked against a CA of another
+    /// Secret (or the image's public CAs).
+    public struct Security: Sendable, Hashable {
+        public var certificateSecret: String
+        public var certificateKey: String
+        public var privateKeyKey: String
+        public var caSecret: String?
+        /// One key of the CA Secret; every key of it when nil (several CAs, for a rotation).
+        public var caKey: String?
+        public var reservedNodeCommonName: String?
+    }
+    public var security: Security?
+
+    /// `readOnlyReplicas.replicas`: read-only replica nodes beside the cluster, in a
+    /// StatefulSet `<name>-replica`.
+    public var readOnlyReplicas = 0
+    /// `archiver.enabled`: one archiver node (a read-only replica that uploads chunks to the
+    /// archive), in a StatefulSet `<name>-archiver`.
+    public var archiver = false
+
+    /// The configuration keys `security` sets: written by the user as well, they are refused.
+    public static let securityKeys: Set<String> = [
+        "Insecure", "CertificateFile", "CertificatePrivateKeyFile", "TrustedRootCertificatesPath", "CertificateReservedNodeCommonName",
+        "CertificatePassword", "CertificatePrivateKeyPassword", "CertificateStoreLocation", "CertificateStoreName",
+        "CertificateSubjectName", "CertificateThumbprint", "TrustedRootCertificateStoreLocation", "TrustedRootCertificateStoreName",
+        "TrustedRootCertificateSubjectName", "TrustedRootCertificateThumbprint",
+    ]
+
     public struct Advertised: Sendable, Hashable {
         public var domain: String?
         /// With `{podName}`, `{name}`, `{namespace}`, `{domain}`, `{nodeTypeSuffix}`.
@@ -46,11 +82,12 @@ public struct EventStoreSpec: SystemSpec {
         public var internodeStrategy = "ServiceName"
 
         /// A node's FQDN; `podName` may be `$(POD_NAME)` (expanded by Kubernetes in env values).
-        public func fqdn(podName: String, cluster: ClusterMetadata) -> String? {
+        /// `nodeTypeSuffix` is empty for the cluster's nodes, `-replica` or `-archiver` for the others.
+        public func fqdn(podName: String, cluster: ClusterMetadata, nodeTypeSuffix: String = "") -> String? {
             guard let domain else { return nil }
             return fqdnTemplate.replacingOccurrences(of: "{podName}", with: podName).replacingOccurrences(of: "{name}", with: cluster.name)
                 .replacingOccurrences(of: "{namespace}", with: cluster.namespace).replacingOccurrences(of: "{domain}", with: domain)
-                .replacingOccurrences(of: "{nodeTypeSuffix}", with: "")
+                .replacingOccurrences(of: "{nodeTypeSuffix}", with: nodeTypeSuffix)
         }
     }
 
@@ -58,7 +95,7 @@ public struct EventStoreSpec: SystemSpec {
     public static let managedKeys: Set<String> = [
         "ClusterSize", "GossipSeed", "DiscoverViaDns", "Db", "Index", "Log",
         "NodeHostAdvertiseAs", "ReplicationHostAdvertiseAs", "ExtHostAdvertiseAs", "IntHostAdvertiseAs",
-        "ClusterDns", "AdvertiseHostToClientAs",
+        "ClusterDns", "AdvertiseHostToClientAs", "ReadOnlyReplica", "Archiver",
     ]
 
     static func decode(_ field: Field, metadata: ClusterMetadata?) -> EventStoreSpec? {
@@ -143,9 +180,107 @@ public struct EventStoreSpec: SystemSpec {
             if let f = s["serviceAccountName"], let n = f.nonEmptyString {
                 if Names.isDNS1123Subdomain(n) { serviceAccountName = n } else { f.fail("'\(n)' is not a ServiceAccount name") }
             }
+            func secretKey(_ f: Field, keyField: String = "key") -> SecretKey? {
+                f.object { o -> SecretKey? in
+                    let name = o.required("name").flatMap { nf -> String? in
+                        guard let n = nf.nonEmptyString else { return nil }
+                        guard Names.isDNS1123Subdomain(n) else { nf.fail("'\(n)' is not a valid Secret name"); return nil }
+                        return n
+                    }
+                    let key = o.required(keyField).flatMap { $0.nonEmptyString }
+                    guard let name, let key else { return nil }
+                    return SecretKey(name: name, key: key)
+                }
+            }
+            var licenseSecret: SecretKey?
+            if let f = s["licenseSecret"] {
+                licenseSecret = secretKey(f)
+                if let version, version < ImageVersion([24, 10]) {
+                    f.fail("licensed features came with EventStoreDB 24.10; this image's server (\(version)) reads no license key")
+                }
+            }
+            var security: Security?
+            if let f = s["security"] {
+                security = f.object { o -> Security? in
+                    let cert = o.required("certificateSecret").flatMap { cf in
+                        cf.object { c -> (String, String, String)? in
+                            let name = c.required("name").flatMap { nf -> String? in
+                                guard let n = nf.nonEmptyString else { return nil }
+                                guard Names.isDNS1123Subdomain(n) else { nf.fail("'\(n)' is not a valid Secret name"); return nil }
+                                return n
+                            }
+                            let key = c.required("keyName").flatMap { $0.secretKeyName }
+                            let privateKey = c.required("privateKeyName").flatMap { $0.secretKeyName }
+                            guard let name, let key, let privateKey else { return nil }
+                            return (name, key, privateKey)
+                        }
+                    }
+                    var caSecret: String?
+                    var caKey: String?
+                    if let af = o["certificateAuthoritySecret"] {
+                        _ = af.object { a -> Bool? in
+                            if let nf = a.required("name"), let n = nf.nonEmptyString {
+                                if Names.isDNS1123Subdomain(n) { caSecret = n } else { nf.fail("'\(n)' is not a valid Secret name") }
+                            }
+                            caKey = a["keyName"].flatMap { $0.secretKeyName }
+                            // Upstream ignores it: a CA's private key is never mounted.
+                            a.ignore("privateKeyName")
+                            return true
+                        }
+                    }
+                    let reserved = o["certificateReservedNodeCommonName"].flatMap { $0.nonEmptyString }
+                    if let sf = o["certificateSubjectName"] {
+                        sf.note("accepted, not used by cairn: deprecated upstream, where it is ignored too")
+                    }
+                    guard let (name, key, privateKey) = cert else { return nil }
+                    return Security(certificateSecret: name, certificateKey: key, privateKeyKey: privateKey, caSecret: caSecret,
+                                    caKey: caKey, reservedNodeCommonName: reserved)
+                }
+                if let c = s["configuration"], let m = c.mapping {
+                    for e in m.entries where securityKeys.contains(where: { $0.lowercased() == e.key.text.lowercased() }) {
+                        c.child(e.key.text, e.value).fail("is set by cairn from spec.security; remove it")
+                    }
+                }
+            }
+            var readOnlyReplicas = 0
+            if let f = s["readOnlyReplicas"] {
+                _ = f.object { o -> Bool? in
+                    if let rf = o["replicas"], let n = rf.int(atLeast: 0, atMost: 16) { readOnlyReplicas = n }
+                    return true
+                }
+                if readOnlyReplicas > 0, let version, version < ImageVersion([21, 2]) {
+                    f.fail("read-only replicas came with EventStoreDB 21.2; this image's server (\(version)) has none")
+                }
+                if readOnlyReplicas > 0, let replicas, replicas < 3 {
+                    f.fail("needs a cluster (replicas 3 or 5): read-only replicas join a cluster's gossip")
+                }
+            }
+            var archiver = false
+            if let f = s["archiver"] {
+                _ = f.object { o -> Bool? in
+                    if let ef = o["enabled"], let b = ef.bool { archiver = b }
+                    return true
+                }
+                if archiver {
+                    // As KurrentDB's archiving documentation requires: every node archives the
+                    // same way and holds the license; the archiver is one more node of a cluster.
+                    let archive = configuration.first { $0.key.lowercased() == "archive" }?.value
+                    if archive?["Enabled"] != .bool(true) {
+                        f.fail("needs configuration.Archive with Enabled: true (and its storage): every node reads the archive's settings")
+                    }
+                    if licenseSecret == nil { f.fail("needs licenseSecret: archiving is a licensed feature") }
+                    if let replicas, replicas < 3 { f.fail("needs a cluster (replicas 3 or 5): the archiver is one more node of a cluster") }
+                }
+            }
             if let metadata, case let name = metadata.name {
                 // The StatefulSet's pods carry a controller-revision-hash label of <name>-<10 chars>.
                 s.field.metadataName(metadata).checkDerivedName(name + "-0123456789", limit: 63, what: "pod revision label")
+                if readOnlyReplicas > 0 {
+                    s.field.metadataName(metadata).checkDerivedName(name + "-replica-0123456789", limit: 63, what: "read-only replicas' pod revision label")
+                }
+                if archiver {
+                    s.field.metadataName(metadata).checkDerivedName(name + "-archiver-0123456789", limit: 63, what: "archiver's pod revision label")
+                }
             }
             guard let replicas, let image, let dialect, let storage else { return nil }
             var spec = EventStoreSpec(replicas: replicas, image: image, dialect: dialect, storage: storage,
@@ -153,6 +288,10 @@ public struct EventStoreSpec: SystemSpec {
                                       configuration: configuration, constraints: constraints)
             spec.advertised = advertised
             spec.serviceAccountName = serviceAccountName
+            spec.licenseSecret = licenseSecret
+            spec.security = security
+            spec.readOnlyReplicas = readOnlyReplicas
+            spec.archiver = archiver
             return spec
         }
     }
@@ -403,6 +542,18 @@ public struct EventStoreSpec: SystemSpec {
                 + " (the upstream operator's " + upstream.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
                 + " are translated)")
         return nil
+    }
+}
+
+extension Field {
+    /// A key of a Secret, which becomes a file name where it is mounted.
+    var secretKeyName: String? {
+        guard let k = nonEmptyString else { return nil }
+        guard k.count <= 253, k != ".", k != "..", k.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) }) else {
+            fail("'\(k)' is not a key of a Secret (letters, digits, '-', '_', '.')")
+            return nil
+        }
+        return k
     }
 }
 

@@ -9,15 +9,19 @@ package enum EventStoreSystem: ClusterSystem {
 
     /// The KurrentDB operator's fields cairn does not read (its CRD `kubernetes.kurrent.io/v1`).
     package static let fieldPolicies: [String: FieldPolicy] = [
-        "spec.security": .unsupported("TLS certificates are not rendered yet; clusters run with Insecure: true"),
+        "spec.readOnlyReplicas.resources": .unsupported("read-only replicas take the cluster's resources"),
+        "spec.readOnlyReplicas.storage": .unsupported("read-only replicas take the cluster's storage"),
+        "spec.readOnlyReplicas.configuration": .unsupported("read-only replicas take the cluster's configuration"),
+        "spec.readOnlyReplicas.constraints": .unsupported("read-only replicas take the cluster's constraints"),
+        "spec.archiver.resources": .unsupported("the archiver takes the cluster's resources"),
+        "spec.archiver.storage": .unsupported("the archiver takes the cluster's storage"),
+        "spec.archiver.configuration": .unsupported("the archiver takes the cluster's configuration"),
+        "spec.archiver.constraints": .unsupported("the archiver takes the cluster's constraints"),
         "spec.sourceImage": .unsupported("the image is given by spec.image alone"),
         "spec.quorumNodes": .unsupported("quorum nodes beside read-only replicas are not rendered yet; use replicas"),
-        "spec.readOnlyReplicas": .unsupported("read-only replicas are not rendered yet"),
         "spec.users": .unsupported("users are not provisioned yet"),
-        "spec.licenseSecret": .unsupported("licensed features are not rendered yet"),
         "spec.sourceBackup": .unsupported("restoring from a backup is not rendered yet"),
         "spec.extraMetadata": .unsupported("extra labels and annotations per object are not rendered yet; metadata.labels go on every object"),
-        "spec.archiver": .unsupported("archiver nodes are not rendered yet"),
     ]
 
     package static func decode(_ spec: Field, metadata: ClusterMetadata?) -> EventStoreSpec? {
