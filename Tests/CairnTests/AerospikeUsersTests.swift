@@ -21,9 +21,13 @@ struct AerospikeUsersTests {
     state = json.load(open(state_path))
     with open(os.environ["FAKE_LOG"], "a") as log:
         log.write(json.dumps(args) + "\n")
-    user = args[args.index("-U") + 1]
-    password = sys.stdin.readline().strip()
-    if state.get("down") or state["users"].get(user, {}).get("password") != password:
+    if "-U" in args:
+        user = args[args.index("-U") + 1]
+        password = sys.stdin.readline().strip()
+        refused = state["users"].get(user, {}).get("password") != password
+    else:
+        refused = bool(state["users"])  # a cluster with security asks for a login
+    if state.get("down") or refused:
         sys.stderr.write("ERROR: Not able to connect any cluster with [%s].\n" % args[args.index("-h") + 1])
         sys.exit(1)
     command = args[args.index("-e") + 1]
@@ -36,9 +40,23 @@ struct AerospikeUsersTests {
         print(json.dumps({"title": "Users (2026-12-02 16:00:00 UTC)", "groups": [{"records": records}],
                           "description": "To see individual users metrics run 'show users statistics <username>'"}, indent=2))
         sys.exit(0)
+    rosters = state.get("rosters", {})
+    if command.startswith("asinfo -v roster:namespace="):
+        r = rosters.get(command.split("=", 1)[1])
+        if r is None:
+            print("aero-1-0 (10.0.0.1:3000) returned:\nERROR::namespace not found"); sys.exit(0)
+        f = lambda nodes: ",".join(nodes) or "null"
+        print("aero-1-0 (10.0.0.1:3000) returned:\nroster=%s:pending_roster=%s:observed_nodes=%s" % (f(r["roster"]), f(r["pending"]), f(r["observed"])))
+        sys.exit(0)
     if "--enable" not in args:
         sys.stderr.write("ERROR: manage commands need --enable\n"); sys.exit(2)
     w = shlex.split(command, posix=True)
+    if w[:3] == ["manage", "roster", "stage"] and w[3] == "nodes" and w[5] == "ns" and w[7:] == ["--no-warn"]:
+        rosters[w[6]]["pending"] = w[4].split(",")
+        json.dump(state, open(state_path, "w")); print("Pending roster now contains nodes."); sys.exit(0)
+    if w == ["manage", "recluster"]:
+        for r in rosters.values(): r["roster"] = r["pending"]
+        json.dump(state, open(state_path, "w")); print("Successfully started recluster"); sys.exit(0)
     if w[:2] != ["manage", "acl"]:
         sys.stderr.write("ERROR: unknown command %s\n" % command); sys.exit(2)
     users = state["users"]
@@ -77,11 +95,22 @@ struct AerospikeUsersTests {
             try setUsers(users)
         }
 
-        func setUsers(_ users: [String: (password: String, roles: [String])], down: Bool = false) throws {
+        func setUsers(_ users: [String: (password: String, roles: [String])], down: Bool = false,
+                      rosters: [String: (roster: [String], observed: [String])] = [:]) throws {
             let state: JSONValue = ["down": .bool(down), "users": .object(JSONObject(users.sorted { $0.key < $1.key }.map {
                 (key: $0.key, value: ["password": .string($0.value.password), "roles": .array($0.value.roles.map { .string($0) })])
+            })), "rosters": .object(JSONObject(rosters.sorted { $0.key < $1.key }.map {
+                (key: $0.key, value: ["roster": .array($0.value.roster.map { .string($0) }), "pending": .array($0.value.roster.map { .string($0) }),
+                                      "observed": .array($0.value.observed.map { .string($0) })])
             }))]
             try state.canonicalJSON().write(toFile: dir.file("state.json"), atomically: true, encoding: .utf8)
+        }
+
+        var rosters: [String: [String]] {
+            let state = (try? JSONValue.parse(Array(Repo.read(dir.url.appendingPathComponent("state.json")).utf8))) ?? [:]
+            var out: [String: [String]] = [:]
+            for (ns, r) in state["rosters"]?.objectValue?.entries ?? [] { out[ns] = (r["roster"]?.arrayValue ?? []).compactMap(\.stringValue) }
+            return out
         }
 
         var users: [String: (password: String, roles: [String])] {
@@ -99,17 +128,19 @@ struct AerospikeUsersTests {
 
         /// Runs the Job's script as its container would, with `passwords` in the environment as
         /// the Job's secretKeyRefs give them.
-        func runJob(_ yaml: String, passwords: [String: String], tries: Int = 3) throws -> ProcessResult {
+        func runJob(_ yaml: String, passwords: [String: String], tries: Int = 3, job kind: String = "users") throws -> ProcessResult {
             let objects = try render(yaml)
-            let job = try #require(objects.first { $0.kind == "Job" })
+            let job = try #require(objects.first { $0.kind == "Job" && $0.name.contains("-\(kind)-") })
             let name = try #require(job.body["metadata", "name"]?.stringValue)
             let files = try #require(objects.first { $0.kind == "ConfigMap" && $0.body["metadata", "name"]?.stringValue == name })
-            try #require(files.body["data", "users"]?.stringValue).write(toFile: dir.file("users"), atomically: true, encoding: .utf8)
-            try #require(files.body["data", "users.sh"]?.stringValue).write(toFile: dir.file("users.sh"), atomically: true, encoding: .utf8)
+            for (file, text) in files.body["data"]?.objectValue?.entries ?? [] {
+                try #require(text.stringValue).write(toFile: dir.file(file), atomically: true, encoding: .utf8)
+            }
             let container = try #require(job.body["spec", "template", "spec", "containers"]?.arrayValue?.first)
-            #expect(container["command"] == ["/bin/sh", "/etc/cairn/aerospike/users.sh"])
+            #expect(container["command"] == .array(["/bin/sh", .string("/etc/cairn/aerospike/\(kind).sh")]))
             var environment = ["PATH=\(dir.path):/usr/bin:/bin", "FAKE_STATE=\(dir.file("state.json"))", "FAKE_LOG=\(dir.file("log"))",
-                               "CAIRN_USERS=\(dir.file("users"))", "CAIRN_TRIES=\(tries)", "CAIRN_PAUSE=0"]
+                               "CAIRN_USERS=\(dir.file("users"))", "CAIRN_ROSTER=\(dir.file("roster"))", "CAIRN_BLOCKED=\(dir.file("blocked"))",
+                               "CAIRN_TRIES=\(tries)", "CAIRN_PAUSE=0"]
             for env in container["env"]?.arrayValue ?? [] {
                 guard let key = env["name"]?.stringValue else { continue }
                 if let value = env["value"]?.stringValue {
@@ -119,7 +150,7 @@ struct AerospikeUsersTests {
                     environment.append("\(key)=\(passwords[secret] ?? "")")
                 }
             }
-            return try run("/usr/bin/env", ["-i"] + environment + ["/bin/sh", dir.file("users.sh")], timeout: 60)
+            return try run("/usr/bin/env", ["-i"] + environment + ["/bin/sh", dir.file("\(kind).sh")], timeout: 60)
         }
     }
 
@@ -226,6 +257,50 @@ struct AerospikeUsersTests {
                     "\(args)")
             #expect(!args.contains("-p"))
         }
+    }
+
+    /// Strong consistency (the operator's sc_mode sample): once the servers observe every node,
+    /// the roster is set to them less rosterNodeBlockList, with their racks, and reclustered;
+    /// a roster that is right is left alone; nodes that never appear stop the Job with a reason.
+    @Test func theRosterJobSetsTheObservedNodesLessTheBlockedOnes() throws {
+        guard UpstreamSamples.available else { return }
+        let text = Repo.read(UpstreamSamples.directory.appendingPathComponent("aerospike/sc_mode_cluster_cr.yaml"))
+        #expect(specErrors(text) == [])
+        let observed = ["1A0@1", "1A1@1", "2A0@2", "2A1@2"]
+        let server = try Server(users: [:])
+        try server.setUsers(["admin": ("sc-admin-pw", ["sys-admin", "user-admin"])], rosters: ["test": ([], observed)])
+        let result = try server.runJob(text, passwords: ["auth-secret": "sc-admin-pw"], job: "roster")
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(server.rosters["test"] == ["1A1@1", "2A0@2", "2A1@2"], "1A0 is blocked: \(result.stdout)")
+        #expect(result.stdout.contains("cairn: namespace test: stage the roster 1A1@1,2A0@2,2A1@2\ncairn: recluster\n"), "\(result.stdout)")
+        // Run again: nothing to do.
+        let again = try server.runJob(text, passwords: ["auth-secret": "sc-admin-pw"], job: "roster")
+        #expect(again.status == 0 && again.stdout.contains("cairn: namespace test: roster 1A1@1,2A0@2,2A1@2\n") && !again.stdout.contains("stage"),
+                "\(again.stdout)")
+        // A node the servers never observe: a bounded wait, then the reason, and no roster change.
+        try server.setUsers(["admin": ("sc-admin-pw", ["sys-admin", "user-admin"])], rosters: ["test": ([], ["1A1@1", "2A0@2"])])
+        let missing = try server.runJob(text, passwords: ["auth-secret": "sc-admin-pw"], tries: 2, job: "roster")
+        #expect(missing.status == 1 && missing.stderr.contains("cairn: namespace test: the servers do not observe node(s) 2A1 after 2 tries"),
+                "\(missing.stderr)")
+        #expect(server.rosters["test"] == [])
+        // Without security there is no login.
+        let plain = text.replacingOccurrences(of: "    security: {}\n", with: "")
+        let start = try #require(plain.range(of: "  aerospikeAccessControl:\n"))
+        let end = try #require(plain.range(of: "\n\n", range: start.upperBound..<plain.endIndex))
+        let open = plain.replacingCharacters(in: start.lowerBound..<end.upperBound, with: "")
+        #expect(specErrors(open) == [])
+        let noLogin = try Server(users: [:])
+        try noLogin.setUsers([:], rosters: ["test": (["1A1@1"], observed)])
+        let result2 = try noLogin.runJob(open, passwords: [:], job: "roster")
+        #expect(result2.status == 0, "\(result2.stdout)\(result2.stderr)")
+        #expect(noLogin.rosters["test"] == ["1A1@1", "2A0@2", "2A1@2"])
+        // A Community server has no strong consistency; a block list holds node ids.
+        let community = text.replacingOccurrences(of: "aerospike-server-enterprise:8.1.2.0", with: "aerospike-server:8.1.2.0")
+            .replacingOccurrences(of: "      feature-key-file: /etc/aerospike/secret/features.conf\n", with: "")
+        #expect(specErrors(community).map { $0.contains("strong-consistency: strong consistency needs an Enterprise server") } == [true],
+                "\(specErrors(community))")
+        #expect(specErrors(text.replacingOccurrences(of: "    - 1A0", with: "    - aerocluster-1-0")).map {
+            $0.contains("spec.rosterNodeBlockList[0]: 'aerocluster-1-0' is not a node id") } == [true])
     }
 
     /// The Job is named from its content: a change of users or roles gives a new Job, the same

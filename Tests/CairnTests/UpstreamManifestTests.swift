@@ -43,7 +43,7 @@ struct UpstreamManifestTests {
             "aerospike/all_flash_cluster_cr.yaml", "aerospike/dim_nostorage_cluster_cr.yaml", "aerospike/hdd_dim_storage_cluster_cr.yaml",
             "aerospike/shadow_device_cluster_cr.yaml", "aerospike/podspec_cr.yaml", "aerospike/xdr_src_cluster_cr.yaml",
             "aerospike/tls_cluster_cr.yaml", "aerospike/host_network_cluster_cr.yaml",
-            "kurrentdb/v1.5.0-database-deployment.md-block03-L153.yaml",
+            "kurrentdb/v1.5.0-database-deployment.md-block03-L153.yaml", "aerospike/sc_mode_cluster_cr.yaml",
             "atomix/README.md-block01-L38.yaml",
             "kurrentdb/v1.0.0-database-deployment.md-block01-L37.yaml", "kurrentdb/v1.5.0-database-deployment.md-block01-L55.yaml",
             "kurrentdb/v1.5.0-database-deployment.md-block09-L624.yaml",
@@ -85,11 +85,6 @@ struct UpstreamManifestTests {
             #expect(env.contains { $0["name"] == "CAIRN_PASSWORD_ADMIN" && $0["valueFrom", "secretKeyRef"] == ["name": "auth-secret", "key": "password"] },
                     "\(sample): \(env)")
         }
-        // The strong-consistency sample: its namespace is refused with the reason, as is the
-        // roster block list.
-        let sc = Self.errors("aerospike/sc_mode_cluster_cr.yaml")
-        #expect(sc.contains { $0.contains("spec.aerospikeConfig.namespaces[0].strong-consistency: not supported by cairn yet: "
-                                          + "a strong-consistency namespace serves no data until its roster is set") }, "\(sc)")
     }
 
     /// cascadeDelete and the other operator-only fields are accepted with a note that says what

@@ -433,9 +433,9 @@ struct ValidationTests {
         #expect(errors.count == 2, "\(errors)")
         #expect(errors.contains("t.yaml:14:29: spec.aerospikeConfig.namespaces[0].replication-factor: must be at most the cluster size 2 for a strong-consistency namespace (got 3)"),
                 "\(errors)")
-        // Refused as such until cairn manages rosters: accepted, the namespace would serve nothing.
-        #expect(errors.contains { $0.hasPrefix("t.yaml:15:29: spec.aerospikeConfig.namespaces[0].strong-consistency: not supported by cairn yet: ") },
-                "\(errors)")
+        // A Community image has no strong consistency.
+        #expect(errors.contains("t.yaml:15:29: spec.aerospikeConfig.namespaces[0].strong-consistency: strong consistency needs an Enterprise server "
+                                + "(aerospike/aerospike-server-enterprise)"), "\(errors)")
         let ap = yaml.replacingOccurrences(of: "strong-consistency: true", with: "strong-consistency: false")
         #expect(specErrors(ap) == [])
     }

@@ -132,7 +132,7 @@ enum AerospikeRenderer {
             sts.volumeClaimTemplates = claims
             objects.append(sts.object)
         }
-        return objects + AerospikeUsers.job(spec, cluster)
+        return objects + AerospikeUsers.job(spec, cluster) + AerospikeRoster.job(spec, cluster)
     }
 
     /// The rack's aerospike.conf as data: the user's configuration with keys sorted, the cluster

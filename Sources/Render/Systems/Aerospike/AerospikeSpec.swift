@@ -72,6 +72,8 @@ public struct AerospikeSpec: SystemSpec {
         public var keyFile: String?
     }
     public var clientCertificate: ClientCertificate?
+    /// `rosterNodeBlockList`: node ids kept out of the strong-consistency rosters.
+    public var rosterNodeBlockList: [String] = []
 
     /// Which address the servers give clients (`aerospikeNetworkPolicy`): the pod's, or the
     /// node's internal address (upstream's default) with the service ports on the node.
@@ -299,6 +301,15 @@ public struct AerospikeSpec: SystemSpec {
                     + "external address (hostExternal), is not known to a pod; clients that ask for alternate addresses "
                     + "get none (alternateAccess: pod gives the pods' own)")
             }
+            var rosterNodeBlockList: [String] = []
+            if let f = s["rosterNodeBlockList"], let ids = f.list({ item -> String? in
+                guard let v = item.nonEmptyString else { return nil }
+                guard v.count <= 16, v.allSatisfy(\.isHexDigit) else {
+                    item.fail("'\(v)' is not a node id (at most 16 hexadecimal digits, e.g. 1A0)")
+                    return nil
+                }
+                return v.uppercased()
+            }) { rosterNodeBlockList = ids }
             var maxUnavailable = 1
             let maxUnavailableField = s["maxUnavailable"]
             if let f = maxUnavailableField, let n = f.int(atLeast: 1, atMost: Limits.aerospikeNodes) { maxUnavailable = n }
@@ -360,6 +371,7 @@ public struct AerospikeSpec: SystemSpec {
                                      volumes: volumes, racks: racks, rackNamespaces: rackNamespaces, users: users,
                                      multiPodPerHost: multiPodPerHost, maxUnavailable: maxUnavailable)
             spec.clientCertificate = clientCertificate
+            spec.rosterNodeBlockList = rosterNodeBlockList
             spec.access = access
             spec.tlsAccess = tlsAccess
             spec.alternateAccessIsPod = alternateAccessIsPod
@@ -625,9 +637,10 @@ public struct AerospikeSpec: SystemSpec {
         }
     }
 
-    /// Why `strong-consistency: true` is refused (the upstream operator sets and keeps the roster).
-    static let strongConsistencyRefusal = "not supported by cairn yet: a strong-consistency namespace serves no data until its roster "
-        + "is set, and cairn does not manage rosters yet (the upstream operator sets the roster to the observed nodes after every change)"
+    /// What cairn does for a strong-consistency namespace, and where it differs from upstream.
+    static let strongConsistencyNote = "the roster is set by a Job to the cluster's nodes less rosterNodeBlockList, once the servers "
+        + "observe them all, and again whenever the nodes change; shrink the cluster by fewer than replication-factor nodes per change "
+        + "(cairn sets the smaller roster as the pods go, where the upstream operator sets it before)"
 
     /// What cairn does with `aerospikeAccessControl`, and where it differs from upstream.
     static let accessControlNote = "users are provisioned by a Job with asadm (log in as admin with its Secret's password, or "
@@ -979,10 +992,16 @@ package final class AerospikeConfigCheck {
             }
             minReplicationFactor = min(minReplicationFactor ?? rf, rf)
             if let sc = m["strong-consistency"], case .scalar(let s) = sc, s.resolved == .bool(true) {
-                // Accepted, it would be different: without a roster the namespace serves no data.
-                itf.child("strong-consistency", sc).fail(AerospikeSpec.strongConsistencyRefusal)
-                ok = false
+                // Without a roster the namespace serves no data: the roster Job sets it.
+                let scField = itf.child("strong-consistency", sc)
+                if !enterprise {
+                    scField.fail("strong consistency needs an Enterprise server (aerospike/aerospike-server-enterprise)")
+                    ok = false
+                } else {
+                    scField.note(AerospikeSpec.strongConsistencyNote)
+                }
                 if let size, rf > size {
+                    ok = false
                     itf.child("replication-factor", m["replication-factor"] ?? sc)
                         .fail("must be at most the cluster size \(size) for a strong-consistency namespace (got \(rf))")
                 }

@@ -32,7 +32,6 @@ package enum AerospikeSystem: ClusterSystem {
         "spec.k8sNodeBlockList": .unsupported("node block lists are not rendered yet; use rack zones or regions"),
         "spec.operations": .unsupported("one-off warm or cold restarts are not run; change the spec to roll the pods"),
         "spec.paused": .unsupported("cairn has no pause; stop cairn, or take the spec file out of the branch, to stop reconciling"),
-        "spec.rosterNodeBlockList": .unsupported("cairn does not manage strong-consistency rosters yet"),
         "spec.disablePDB": .unsupported("cairn always renders a PodDisruptionBudget"),
     ]
 

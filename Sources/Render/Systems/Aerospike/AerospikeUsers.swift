@@ -12,23 +12,38 @@ enum AerospikeUsers {
 
     static func job(_ spec: AerospikeSpec, _ cluster: ClusterMetadata) -> [RenderedObject] {
         guard !spec.users.isEmpty else { return [] }
-        let c = cluster.name
-        let labels = ["app.kubernetes.io/name": "aerospike", "app.kubernetes.io/instance": c, "app.kubernetes.io/component": "users"]
         let users = ordered(spec.users)
-        var container = Kube.Container(name: "users", image: spec.image)
-        container.command = ["/bin/sh", "\(directory)/users.sh"]
+        var (container, extraVolumes) = asadmContainer("users", spec, cluster)
+        container.env += users.enumerated().map { i, user in Kube.envSecret("CAIRN_PASSWORD_\(i)", secret: user.secretName, key: "password") }
+        // Each pod tries to log in for up to 5 minutes (the servers may still be starting);
+        // then the Job controller starts another after 10 s, 20 s, ...
+        return Kube.scriptJob(prefix: "\(cluster.name.prefix(46))-users-", cluster, labels: labels("users", cluster),
+                              files: [("users", usersFile(users)), ("users.sh", script)], volume: "users",
+                              container: container, extraVolumes: extraVolumes, backoffLimit: 6)
+    }
+
+    static func labels(_ component: String, _ cluster: ClusterMetadata) -> [String: String] {
+        ["app.kubernetes.io/name": "aerospike", "app.kubernetes.io/instance": cluster.name, "app.kubernetes.io/component": component]
+    }
+
+    /// A container on the server image that runs `<name>.sh` from its volume with asadm, as
+    /// admin with its Secret's password when the cluster has security, over TLS when the
+    /// service has no plain port.
+    static func asadmContainer(_ name: String, _ spec: AerospikeSpec, _ cluster: ClusterMetadata) -> (Kube.Container, [JSONValue]) {
+        var container = Kube.Container(name: name, image: spec.image)
+        container.command = ["/bin/sh", "\(directory)/\(name).sh"]
         container.env = [
-            Kube.env("AEROSPIKE_HOST", c), Kube.env("AEROSPIKE_PORT", String(spec.ports.client)),
+            Kube.env("AEROSPIKE_HOST", cluster.name), Kube.env("AEROSPIKE_PORT", String(spec.ports.client)),
             // asadm keeps its settings under $HOME (and, before 4.1, exits 0 without a word when
             // it cannot write them there).
             Kube.env("HOME", "/tmp"),
         ]
         var extraVolumes: [JSONValue] = []
-        container.volumeMounts = [Kube.mount("users", directory, readOnly: true)]
+        container.volumeMounts = [Kube.mount(name, directory, readOnly: true)]
         // No plain service port: asadm connects over TLS, checks the servers' certificates
         // against the service's tls-name and the CA, and presents the client certificate.
-        if spec.ports.service == nil, let name = spec.ports.serviceTLSName, let cert = spec.clientCertificate {
-            container.env += [Kube.env("AEROSPIKE_TLS_NAME", name), Kube.env("AEROSPIKE_TLS_CAFILE", "\(tlsDirectory)/\(cert.caFile)")]
+        if spec.ports.service == nil, let tlsName = spec.ports.serviceTLSName, let cert = spec.clientCertificate {
+            container.env += [Kube.env("AEROSPIKE_TLS_NAME", tlsName), Kube.env("AEROSPIKE_TLS_CAFILE", "\(tlsDirectory)/\(cert.caFile)")]
             if let certFile = cert.certFile, let keyFile = cert.keyFile {
                 container.env += [Kube.env("AEROSPIKE_TLS_CERTFILE", "\(tlsDirectory)/\(certFile)"),
                                   Kube.env("AEROSPIKE_TLS_KEYFILE", "\(tlsDirectory)/\(keyFile)")]
@@ -36,16 +51,15 @@ enum AerospikeUsers {
             extraVolumes.append(Kube.secretVolume("tls", secret: cert.secretName))
             container.volumeMounts.append(Kube.mount("tls", tlsDirectory, readOnly: true))
         }
-        container.env += [Kube.envSecret("CAIRN_PASSWORD_ADMIN", secret: users.last?.secretName ?? "", key: "password")]
-            + users.enumerated().map { i, user in Kube.envSecret("CAIRN_PASSWORD_\(i)", secret: user.secretName, key: "password") }
+        if let admin = spec.users.first(where: { $0.name == "admin" }) {
+            container.env.append(Kube.envSecret("CAIRN_PASSWORD_ADMIN", secret: admin.secretName, key: "password"))
+        } else {
+            container.env.append(Kube.env("CAIRN_NO_SECURITY", "1"))
+        }
         container.resources = ResourceRequirements(requests: ["cpu": try! Quantity(parsing: "10m"), "memory": try! Quantity(parsing: "64Mi")],
                                                    limits: ["memory": try! Quantity(parsing: "256Mi")])
         container.securityContext = ["allowPrivilegeEscalation": false]
-        // Each pod tries to log in for up to 5 minutes (the servers may still be starting);
-        // then the Job controller starts another after 10 s, 20 s, ...
-        return Kube.scriptJob(prefix: "\(c.prefix(46))-users-", cluster, labels: labels,
-                              files: [("users", usersFile(users)), ("users.sh", script)], volume: "users",
-                              container: container, extraVolumes: extraVolumes, backoffLimit: 6)
+        return (container, extraVolumes)
     }
 
     /// The spec's users in the order the Job provisions them: by name, `admin` last.
@@ -62,13 +76,16 @@ enum AerospikeUsers {
         users.map { ([$0.name] + $0.roles.sorted()).joined(separator: " ") + "\n" }.joined()
     }
 
-    static let script = #"""
-    # cairn: the users of an Aerospike cluster, from its aerospikeAccessControl. POSIX sh; runs
-    # the server image's asadm. Passwords come from the environment and never reach the log.
+    /// What the users and roster Jobs share: asadm as admin (or without a login on a cluster
+    /// without security), a manage command whose failure stops the Job with asadm's own words
+    /// (passwords masked), and the login: admin's Secret's password, else the default.
+    static let common = #"""
+    # POSIX sh; runs the server image's asadm. Passwords come from the environment and never
+    # reach the log.
     set -u
     tries=${CAIRN_TRIES:-60}
     pause=${CAIRN_PAUSE:-5}
-    users_file=${CAIRN_USERS:-/etc/cairn/aerospike/users}
+    login=""
 
     # asadm as admin with the password $login (read by -P from standard input).
     as_admin() {
@@ -78,7 +95,11 @@ enum AerospikeUsers {
         else
             set -- -h "$AEROSPIKE_HOST" -p "$AEROSPIKE_PORT" "$@"
         fi
-        printf '%s\n' "$login" | asadm "$@" -U admin -P
+        if [ -n "${CAIRN_NO_SECURITY:-}" ]; then
+            asadm "$@"
+        else
+            printf '%s\n' "$login" | asadm "$@" -U admin -P
+        fi
     }
 
     # A word for asadm's command line (shlex): single-quoted, a quote as '\''.
@@ -134,6 +155,30 @@ enum AerospikeUsers {
         done
     }
 
+    # Logs in as admin (sets $login and $table), trying for a while: the servers may be starting.
+    log_in() {
+        n=0
+        while [ $n -lt "$tries" ]; do
+            for candidate in "$CAIRN_PASSWORD_ADMIN" admin; do
+                login=$candidate
+                table=$(user_table)
+                if [ -n "$(row admin)" ]; then break 2; fi
+                login=""
+            done
+            n=$((n + 1))
+            [ $n -lt "$tries" ] && sleep "$pause"
+        done
+        if [ -z "$login" ]; then
+            echo "cairn: could not log in to $AEROSPIKE_HOST:$AEROSPIKE_PORT as admin, with its Secret's password nor the default one, after $tries tries" >&2
+            exit 1
+        fi
+        if [ "$login" = admin ] && [ "$CAIRN_PASSWORD_ADMIN" != admin ]; then echo "cairn: logged in with the default password: a new cluster"; fi
+    }
+    """#
+
+    static let script = common + "\n" + #"""
+    # cairn: the users of an Aerospike cluster, from its aerospikeAccessControl.
+    users_file=${CAIRN_USERS:-/etc/cairn/aerospike/users}
     nl='
     '
     tab=$(printf '\t')
@@ -150,23 +195,7 @@ enum AerospikeUsers {
         esac
     done < "$users_file"
 
-    login=""
-    n=0
-    while [ $n -lt "$tries" ]; do
-        for candidate in "$CAIRN_PASSWORD_ADMIN" admin; do
-            login=$candidate
-            table=$(user_table)
-            if [ -n "$(row admin)" ]; then break 2; fi
-            login=""
-        done
-        n=$((n + 1))
-        [ $n -lt "$tries" ] && sleep "$pause"
-    done
-    if [ -z "$login" ]; then
-        echo "cairn: could not log in to $AEROSPIKE_HOST:$AEROSPIKE_PORT as admin, with its Secret's password nor the default one, after $tries tries" >&2
-        exit 1
-    fi
-    [ "$login" = admin ] && [ "$CAIRN_PASSWORD_ADMIN" != admin ] && echo "cairn: logged in with the default password: a new cluster"
+    log_in
 
     i=0
     while read -r name roles; do
