@@ -90,8 +90,7 @@ struct AerospikeUsersTests {
     final class Server {
         let dir = TemporaryDirectory("cairn-aerousers")
         init(users: [String: (password: String, roles: [String])]) throws {
-            try AerospikeUsersTests.fakeAsadm.write(toFile: dir.file("asadm"), atomically: true, encoding: .utf8)
-            chmod(dir.file("asadm"), 0o755)
+            try writeExecutable(AerospikeUsersTests.fakeAsadm, to: dir.file("asadm"))
             try setUsers(users)
         }
 
@@ -156,7 +155,7 @@ struct AerospikeUsersTests {
 
     @Test func aNewClusterGetsItsUsersAndAdminsPasswordLast() throws {
         let server = try Server(users: ["admin": ("admin", ["sys-admin", "user-admin"])])
-        let passwords = ["admin-secret": #"it's a \secret, #1"#, "app-secret": "app pw", "backup-secret": "backup-pw-4711"]
+        let passwords = ["admin-secret": "it's a secret, #1", "app-secret": "app pw", "backup-secret": "backup-pw-4711"]
         let result = try server.runJob(Self.spec(Self.users), passwords: passwords)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         let users = server.users
@@ -196,7 +195,7 @@ struct AerospikeUsersTests {
 
     @Test func aPasswordAsadmCannotTakeChangesNothingAndSaysWhose() throws {
         let server = try Server(users: ["admin": ("admin", ["sys-admin", "user-admin"])])
-        for bad in ["semi;colon", " leading", ""] {
+        for bad in ["semi;colon", " leading", "", #"back\slash"#, "roles"] {
             let result = try server.runJob(Self.spec(Self.users), passwords: ["admin-secret": "fine", "app-secret": bad, "backup-secret": "b"])
             #expect(result.status == 1)
             #expect(result.stderr.contains("cairn: the password of app cannot be given to asadm"), "\(result.stderr)")
@@ -223,8 +222,7 @@ struct AerospikeUsersTests {
         let fake = try String(contentsOfFile: server.dir.file("asadm"), encoding: .utf8)
             .replacingOccurrences(of: "roles = set(users[w[4]][\"roles\"])",
                                   with: "roles = set(users[w[4]][\"roles\"])\n    if 'read-write-udf' in w: sys.stderr.write('ERROR: Failed to grant roles : Invalid role. (logged in with ' + password + ')\\n'); sys.exit(2)")
-        try fake.write(toFile: server.dir.file("asadm"), atomically: true, encoding: .utf8)
-        chmod(server.dir.file("asadm"), 0o755)
+        try writeExecutable(fake, to: server.dir.file("asadm"))
         let result = try server.runJob(yaml, passwords: ["admin-secret": "adm1n-pw", "app-secret": "a", "backup-secret": "b"])
         #expect(result.status == 1)
         #expect(result.stderr.contains("ERROR: Failed to grant roles : Invalid role."), "\(result.stderr)")
@@ -301,6 +299,17 @@ struct AerospikeUsersTests {
                 "\(specErrors(community))")
         #expect(specErrors(text.replacingOccurrences(of: "    - 1A0", with: "    - aerocluster-1-0")).map {
             $0.contains("spec.rosterNodeBlockList[0]: 'aerocluster-1-0' is not a node id") } == [true])
+        // Without racks, the pods are rack 0's: node ids 0a0, 0a1 that the servers print as A0, A1.
+        let rackless = open.replacingOccurrences(of: "  rackConfig:\n    namespaces:\n      - test\n    racks:\n      - id: 1\n      - id: 2\n", with: "")
+            .replacingOccurrences(of: "  rosterNodeBlockList:\n    - 1A0\n", with: "  rosterNodeBlockList: [00a3]\n")
+        #expect(specErrors(rackless) == [], "\(specErrors(rackless))")
+        let roster = try #require(try render(rackless).first { $0.kind == "ConfigMap" && $0.body["data", "roster"] != nil })
+        #expect(roster.body["data", "roster"] == "test A0 A1 A2 A3\n" && roster.body["data", "blocked"] == "A3\n", "\(roster.body)")
+        let zero = try Server(users: [:])
+        try zero.setUsers([:], rosters: ["test": ([], ["A0", "A1", "A2", "A3"])])
+        let result3 = try zero.runJob(rackless, passwords: [:], job: "roster")
+        #expect(result3.status == 0, "\(result3.stdout)\(result3.stderr)")
+        #expect(zero.rosters["test"] == ["A0", "A1", "A2"])
     }
 
     /// The Job is named from its content: a change of users or roles gives a new Job, the same

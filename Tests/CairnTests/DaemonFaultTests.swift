@@ -39,9 +39,7 @@ struct DaemonFaultTests {
 
         // The status branch is protected from now on.
         let hook = d.origin.bare + "/hooks/pre-receive"
-        try "#!/bin/sh\nwhile read old new ref; do [ \"$ref\" = refs/heads/cairn-status ] && { echo 'cairn-status is protected' >&2; exit 1; }; done\nexit 0\n"
-            .write(toFile: hook, atomically: true, encoding: .utf8)
-        chmod(hook, 0o755)
+        try writeExecutable("#!/bin/sh\nwhile read old new ref; do [ \"$ref\" = refs/heads/cairn-status ] && { echo 'cairn-status is protected' >&2; exit 1; }; done\nexit 0\n", to: hook)
         let statusCommits = d.commits("cairn-status")
         for round in 1...3 {
             let hash = try await configHash(client, "es")
@@ -82,9 +80,7 @@ struct DaemonFaultTests {
 
         // Every push to the status branch now hangs in the server's hook.
         let hook = d.origin.bare + "/hooks/pre-receive"
-        try "#!/bin/sh\nwhile read old new ref; do [ \"$ref\" = refs/heads/cairn-status ] && { sleep 40; exit 1; }; done\nexit 0\n"
-            .write(toFile: hook, atomically: true, encoding: .utf8)
-        chmod(hook, 0o755)
+        try writeExecutable("#!/bin/sh\nwhile read old new ref; do [ \"$ref\" = refs/heads/cairn-status ] && { sleep 40; exit 1; }; done\nexit 0\n", to: hook)
         defer { try? FileManager.default.removeItem(atPath: hook) }
         for round in 1...2 {
             let hash = try await configHash(client, "es")
@@ -105,15 +101,14 @@ struct DaemonFaultTests {
         defer { Task { await client.shutdown() } }
         try await namespace(client)
         let hook = d.logs.file("pack-objects-hook.sh")
-        try """
+        try writeExecutable("""
             #!/bin/sh
             # Wants on stdin; the status branch's tip among them: hang.
             input=$(cat)
             tip=$(git rev-parse refs/heads/cairn-status 2>/dev/null)
             case "$input" in *"$tip"*) [ -n "$tip" ] && { touch "$0.hung"; sleep 40; };; esac
             printf '%s\n' "$input" | "$@"
-            """.write(toFile: hook, atomically: true, encoding: .utf8)
-        chmod(hook, 0o755)
+            """, to: hook)
         let server = try GitDaemon(base: d.origin.root.path, log: d.logs.file("git-daemon-fetch.log"), config: ["uploadpack.packObjectsHook=\(hook)"])
         defer { server.stop() }
         try d.origin.commit(["clusters/es.yaml": esdb("es")])

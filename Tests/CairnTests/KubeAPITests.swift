@@ -223,12 +223,11 @@ struct KubeClientTests {
         guard case .token(let token) = admin.auth else { Issue.record("admin kubeconfig has no token"); return }
         let dir = TemporaryDirectory()
         let plugin = dir.file("plugin.sh")
-        try """
+        try writeExecutable("""
             #!/bin/sh
             case "$KUBERNETES_EXEC_INFO" in *ExecCredential*) ;; *) exit 3 ;; esac
             echo '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","status":{"token":"\(token)"}}'
-            """.write(toFile: plugin, atomically: true, encoding: .utf8)
-        chmod(plugin, 0o755)
+            """, to: plugin)
         var config = admin
         // Run through sh: exec'ing a file this process has just written can fail with ETXTBSY
         // while another test forks a child that inherited the write descriptor.

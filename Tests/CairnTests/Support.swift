@@ -31,6 +31,24 @@ func specErrors(_ yaml: String, file: String = "t.yaml") -> [String] {
     }
 }
 
+/// Writes a program a test runs, executable, through a close-on-exec descriptor. Written the
+/// usual way (`String.write`), the descriptor can be inherited by a process another test spawns
+/// at that moment, which then holds the file open for writing as long as it lives, and running
+/// the program fails with "Text file busy" (seen in CI: a stand-in asadm that could not start).
+func writeExecutable(_ text: String, to path: String) throws {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+    guard fd >= 0 else { throw CommandFailed(description: "cannot write \(path): errno \(errno)") }
+    defer { close(fd) }
+    let bytes = Array(text.utf8)
+    var written = 0
+    while written < bytes.count {
+        let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { throw CommandFailed(description: "cannot write \(path): errno \(errno)") }
+        written += n
+    }
+    guard fchmod(fd, 0o755) == 0 else { throw CommandFailed(description: "cannot chmod \(path): errno \(errno)") }
+}
+
 /// The notes of a spec that loads, as printed (none when it does not load).
 func specNotes(_ yaml: String, file: String = "t.yaml") -> [String] {
     ((try? ClusterSpecLoader.load(yaml, file: file))?.notes ?? []).map(\.description)

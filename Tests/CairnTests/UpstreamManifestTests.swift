@@ -192,7 +192,7 @@ struct AerospikeUpstreamFieldTests {
         let start = try #require(text.range(of: "  operatorClientCert:\n"))
         let end = try #require(text.range(of: "\n\n", range: start.upperBound..<text.endIndex))
         let noClientCert = text.replacingCharacters(in: start.lowerBound..<end.upperBound, with: "")
-        #expect(specErrors(noClientCert).map { $0.contains("spec.aerospikeAccessControl: the users Job connects over TLS") } == [true],
+        #expect(specErrors(noClientCert).map { $0.contains("spec.aerospikeAccessControl: cairn's Jobs (users, rosters) connect over TLS") } == [true],
                 "\(specErrors(noClientCert))")
         let caOnly = text.replacingOccurrences(of: "      clientCertFilename: svc_cluster_chain.pem\n      clientKeyFilename: svc_key.pem\n", with: "")
         #expect(specErrors(caOnly).map { $0.contains("spec.operatorClientCert: the servers ask clients for a certificate (tls-authenticate-client any)") } == [true],
@@ -200,6 +200,11 @@ struct AerospikeUpstreamFieldTests {
         let inOperator = text.replacingOccurrences(of: "    secretCertSource:", with: "    certPathInOperator: {caCertsPath: /x}\n    secretCertSource:")
         #expect(specErrors(inOperator).map { $0.contains("spec.operatorClientCert.certPathInOperator: not supported by cairn yet") } == [true],
                 "\(specErrors(inOperator))")
+        // Where no Job of cairn's needs it (a plain service port), any operatorClientCert is
+        // accepted with a note, as it always was.
+        let plainPort = inOperator.replacingOccurrences(of: "        tls-port: 4333", with: "        tls-port: 4333\n        port: 3000")
+        #expect(specErrors(plainPort) == [], "\(specErrors(plainPort))")
+        #expect(specNotes(plainPort).contains { $0.contains("spec.operatorClientCert: accepted, not used by cairn: cairn's Jobs connect to the plain service port") })
     }
 
     /// Cross-datacenter replication, as the operator's xdr_src sample writes it: `dcs` become
@@ -367,8 +372,7 @@ struct AerospikeUpstreamFieldTests {
         let dir = TemporaryDirectory("cairn-node-id")
         for sub in ["conf", "run", "bin"] { try FileManager.default.createDirectory(atPath: dir.file(sub), withIntermediateDirectories: true) }
         try conf.write(toFile: dir.file("conf/aerospike.conf"), atomically: true, encoding: .utf8)
-        try "#!/bin/sh\necho \"asd $*\"\ncat \"$3\"\n".write(toFile: dir.file("bin/asd"), atomically: true, encoding: .utf8)
-        #expect(chmod(dir.file("bin/asd"), 0o755) == 0)
+        try writeExecutable("#!/bin/sh\necho \"asd $*\"\ncat \"$3\"\n", to: dir.file("bin/asd"))
         let local = script.replacingOccurrences(of: "/etc/aerospike/conf", with: dir.file("conf"))
             .replacingOccurrences(of: AerospikeRenderer.runDirectory, with: dir.file("run"))
         func start(_ pod: String, hostIP: String = "10.0.3.7") throws -> ProcessResult {
@@ -491,7 +495,7 @@ struct FieldNoteTests {
         let notes = r.stderr.split(separator: "\n").map(String.init)
         #expect(notes.count == 2, "\(notes)")
         #expect(notes.contains { $0.hasPrefix("note: \(dir.file("aero.yaml")):") && $0.contains("spec.operatorClientCert: accepted, not used by cairn: "
-            + "cairn connects to the cluster only to provision users, and there are none") }, "\(notes)")
+            + "cairn connects to the cluster only to provision users or set rosters, and there are none") }, "\(notes)")
         #expect(notes.contains { $0.contains("spec.storage.filesystemVolumePolicy.cascadeDelete: cairn never deletes a PersistentVolumeClaim") })
     }
 

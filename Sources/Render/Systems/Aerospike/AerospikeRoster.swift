@@ -14,9 +14,15 @@ enum AerospikeRoster {
         }
     }
 
-    /// Every pod's node id as the servers print it (upper-case hex).
+    /// Every pod's node id as the servers print it: a hexadecimal number, upper-case, without
+    /// leading zeros (rack 0's `0a3` is `A3`).
     static func nodeIds(_ spec: AerospikeSpec) -> [String] {
-        spec.podsPerRack().flatMap { rack, count in (0..<count).map { "\(rack.id)a\($0)".uppercased() } }
+        spec.podsPerRack().flatMap { rack, count in (0..<count).map { printed("\(rack.id)a\($0)") } }
+    }
+
+    static func printed(_ id: String) -> String {
+        let digits = id.uppercased().drop { $0 == "0" }
+        return digits.isEmpty ? "0" : String(digits)
     }
 
     static func job(_ spec: AerospikeSpec, _ cluster: ClusterMetadata) -> [RenderedObject] {

@@ -92,7 +92,10 @@ public struct AerospikeSpec: SystemSpec {
     /// or one pod per node with the service ports on the node (upstream's hostPort), unless
     /// every access type is `pod`.
     public var onNodeAddress: Bool {
-        let podOnly = access == .pod && (ports.serviceTLS == nil || tlsAccess == .pod)
+        // As upstream's podOnlyNetwork: every access and alternate access type of each service
+        // port is pod (a TLS-only service never is).
+        var podOnly = ports.service != nil && access == .pod && alternateAccessIsPod
+        if ports.serviceTLS != nil { podOnly = podOnly && tlsAccess == .pod && tlsAlternateAccessIsPod }
         return hostNetwork || (!multiPodPerHost && !podOnly)
     }
 
@@ -220,8 +223,9 @@ public struct AerospikeSpec: SystemSpec {
             }
             var clientCertificate: ClientCertificate?
             let clientCertField = s["operatorClientCert"]
-            if let f = clientCertField {
-                clientCertificate = f.object { o -> ClientCertificate? in
+            /// `operatorClientCert`, read only where a Job of cairn's needs it (a TLS-only service).
+            func decodeClientCertificate(_ f: Field) -> ClientCertificate? {
+                f.object { o -> ClientCertificate? in
                     guard let source = o["secretCertSource"] else {
                         if !o.has("certPathInOperator") { o.field.fail("secretCertSource is required: the Secret with the CA and the client certificate") }
                         return nil
@@ -308,7 +312,8 @@ public struct AerospikeSpec: SystemSpec {
                     item.fail("'\(v)' is not a node id (at most 16 hexadecimal digits, e.g. 1A0)")
                     return nil
                 }
-                return v.uppercased()
+                // As the servers print node ids: upper-case, without leading zeros.
+                return AerospikeRoster.printed(v)
             }) { rosterNodeBlockList = ids }
             var maxUnavailable = 1
             let maxUnavailableField = s["maxUnavailable"]
@@ -330,20 +335,25 @@ public struct AerospikeSpec: SystemSpec {
                             nf.fail("namespace '\(n)' is not in aerospikeConfig.namespaces")
                         }
                     }
-                    // The users Job connects to the service port: over TLS when it has no plain one.
-                    if let cf = clientCertField, users.isEmpty || ports.service != nil {
-                        cf.note("accepted, not used by cairn: " + (users.isEmpty
-                            ? "cairn connects to the cluster only to provision users, and there are none"
-                            : "the users Job connects to the plain service port"))
+                    // cairn's Jobs (users, rosters) connect to the service port: over TLS when it
+                    // has no plain one, with operatorClientCert's CA and certificate; otherwise
+                    // the field is not used, and not read further.
+                    let strongConsistency = (config["namespaces"]?.arrayValue ?? []).contains { $0["strong-consistency"] == .bool(true) }
+                    let jobs = !users.isEmpty || strongConsistency
+                    if let cf = clientCertField, !jobs || ports.service != nil {
+                        cf.note("accepted, not used by cairn: " + (!jobs
+                            ? "cairn connects to the cluster only to provision users or set rosters, and there are none"
+                            : "cairn's Jobs connect to the plain service port"))
                     }
-                    if !users.isEmpty, ports.service == nil {
+                    if jobs, ports.service == nil {
+                        clientCertificate = clientCertField.flatMap(decodeClientCertificate)
                         let authenticate = config["network"]?["service"]?["tls-authenticate-client"].map(AerospikeConfWriter.token) ?? "any"
-                        if let ac = accessControlField, clientCertificate == nil, clientCertField == nil {
-                            ac.fail("the users Job connects over TLS (the service has no plain port): give operatorClientCert.secretCertSource "
-                                    + "with the CA (caCertsFilename) and the client certificate and key")
+                        if clientCertField == nil {
+                            (accessControlField ?? f).fail("cairn's Jobs (users, rosters) connect over TLS (the service has no plain port): "
+                                + "give operatorClientCert.secretCertSource with the CA (caCertsFilename) and the client certificate and key")
                         } else if let cert = clientCertificate, cert.certFile == nil, authenticate != "false", let cf = clientCertField {
                             cf.fail("the servers ask clients for a certificate (tls-authenticate-client \(authenticate)): give clientCertFilename "
-                                    + "and clientKeyFilename for the users Job")
+                                    + "and clientKeyFilename for cairn's Jobs")
                         }
                     }
                     if let ac = accessControlField, config["security"] == nil {
@@ -646,7 +656,8 @@ public struct AerospikeSpec: SystemSpec {
     static let accessControlNote = "users are provisioned by a Job with asadm (log in as admin with its Secret's password, or "
         + "the default admin on a new cluster; create missing users, set every password, grant and revoke roles, admin last), run "
         + "again when the users or roles change; unlike the upstream operator, cairn does not drop a user taken out of the list "
-        + "(drop it with asadm: manage acl delete user NAME), and a password changed in its Secret is set the next time the Job runs"
+        + "(drop it with asadm: manage acl delete user NAME), and a password changed in its Secret is set the next time the Job runs; "
+        + "the Job logs in with admin's Secret, so change admin's own password with asadm first, then in its Secret"
 
     /// Names the Job passes to asadm's command line (shlex-tokenised there): upstream forbids
     /// only `;` and `:`, cairn also keeps out quotes, whitespace and shell characters.

@@ -183,14 +183,15 @@ enum AerospikeUsers {
     '
     tab=$(printf '\t')
     # Every password first, so that nothing is changed when one cannot be used: asadm reads a
-    # password stripped (-P) and splits commands at ';'.
+    # password stripped (-P), splits commands at ';', takes a backslash as an escape even
+    # between single quotes, and reads its keywords as keywords.
     i=0
     while read -r name roles; do
         eval "password=\${CAIRN_PASSWORD_$i}"
         i=$((i + 1))
         case "$password" in
-            *';'*|*"$nl"*|' '*|*' '|"$tab"*|*"$tab"|'')
-                echo "cairn: the password of $name cannot be given to asadm: it is empty, holds ';' or a line break, or starts or ends with whitespace; change it in its Secret" >&2
+            *';'*|*'\'*|*"$nl"*|' '*|*' '|"$tab"*|*"$tab"|''|password|roles|role)
+                echo "cairn: the password of $name cannot be given to asadm: it is empty, a keyword of asadm's, holds ';', a backslash or a line break, or starts or ends with whitespace; change it in its Secret" >&2
                 exit 1;;
         esac
     done < "$users_file"
