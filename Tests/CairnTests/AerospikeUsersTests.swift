@@ -19,8 +19,14 @@ struct AerospikeUsersTests {
     args = sys.argv[1:]
     state_path = os.environ["FAKE_STATE"]
     state = json.load(open(state_path))
+    calls = len(open(os.environ["FAKE_LOG"]).readlines()) if os.path.exists(os.environ["FAKE_LOG"]) else 0
     with open(os.environ["FAKE_LOG"], "a") as log:
         log.write(json.dumps(args) + "\n")
+    # FAKE_ROTATE=K:PASSWORD: admin's password changes after K calls (another Job changing it).
+    rotate = os.environ.get("FAKE_ROTATE", "")
+    if rotate and calls >= int(rotate.split(":", 1)[0]) and "admin" in state["users"]:
+        state["users"]["admin"]["password"] = rotate.split(":", 1)[1]
+        json.dump(state, open(state_path, "w"))
     if "-U" in args:
         user = args[args.index("-U") + 1]
         password = sys.stdin.readline().strip()
@@ -127,7 +133,8 @@ struct AerospikeUsersTests {
 
         /// Runs the Job's script as its container would, with `passwords` in the environment as
         /// the Job's secretKeyRefs give them.
-        func runJob(_ yaml: String, passwords: [String: String], tries: Int = 3, job kind: String = "users") throws -> ProcessResult {
+        func runJob(_ yaml: String, passwords: [String: String], tries: Int = 3, job kind: String = "users",
+                    extraEnvironment: [String] = []) throws -> ProcessResult {
             let objects = try render(yaml)
             let job = try #require(objects.first { $0.kind == "Job" && $0.name.contains("-\(kind)-") })
             let name = try #require(job.body["metadata", "name"]?.stringValue)
@@ -139,7 +146,7 @@ struct AerospikeUsersTests {
             #expect(container["command"] == .array(["/bin/sh", .string("/etc/cairn/aerospike/\(kind).sh")]))
             var environment = ["PATH=\(dir.path):/usr/bin:/bin", "FAKE_STATE=\(dir.file("state.json"))", "FAKE_LOG=\(dir.file("log"))",
                                "CAIRN_USERS=\(dir.file("users"))", "CAIRN_ROSTER=\(dir.file("roster"))", "CAIRN_BLOCKED=\(dir.file("blocked"))",
-                               "CAIRN_TRIES=\(tries)", "CAIRN_PAUSE=0"]
+                               "CAIRN_TRIES=\(tries)", "CAIRN_PAUSE=0"] + extraEnvironment
             for env in container["env"]?.arrayValue ?? [] {
                 guard let key = env["name"]?.stringValue else { continue }
                 if let value = env["value"]?.stringValue {
@@ -275,6 +282,13 @@ struct AerospikeUsersTests {
         let again = try server.runJob(text, passwords: ["auth-secret": "sc-admin-pw"], job: "roster")
         #expect(again.status == 0 && again.stdout.contains("cairn: namespace test: roster 1A1@1,2A0@2,2A1@2\n") && !again.stdout.contains("stage"),
                 "\(again.stdout)")
+        // On a new cluster the users Job changes admin's password while this one runs: it logs
+        // in again with the Secret's password and goes on.
+        let rotating = try Server(users: [:])
+        try rotating.setUsers(["admin": ("admin", ["sys-admin", "user-admin"])], rosters: ["test": ([], observed)])
+        let rotated = try rotating.runJob(text, passwords: ["auth-secret": "sc-admin-pw"], job: "roster", extraEnvironment: ["FAKE_ROTATE=2:sc-admin-pw"])
+        #expect(rotated.status == 0 && rotating.rosters["test"] == ["1A1@1", "2A0@2", "2A1@2"], "\(rotated.stdout)\(rotated.stderr)")
+        #expect(rotated.stdout.contains("logged in with the default password"), "the first login was the default: \(rotated.stdout)")
         // A node the servers never observe: a bounded wait, then the reason, and no roster change.
         try server.setUsers(["admin": ("sc-admin-pw", ["sys-admin", "user-admin"])], rosters: ["test": ([], ["1A1@1", "2A0@2"])])
         let missing = try server.runJob(text, passwords: ["auth-secret": "sc-admin-pw"], tries: 2, job: "roster")

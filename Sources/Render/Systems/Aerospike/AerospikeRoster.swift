@@ -59,10 +59,26 @@ enum AerospikeRoster {
         printf '%s\n' "$1" | tr ',' '\n' | sed '/^$/d' | sort | paste -s -d, -
     }
 
+    # Logs in again, once, when admin's password changed under way (the users Job, running beside
+    # this one on a new cluster, replaces the default): the Secret's password, else the default.
+    relogin() {
+        previous=$login
+        for candidate in "$CAIRN_PASSWORD_ADMIN" admin; do
+            login=$candidate
+            table=$(user_table)
+            if [ -n "$(row admin)" ]; then return 0; fi
+        done
+        login=$previous
+    }
+
     while read -r ns expected; do
         n=0
         while :; do
             info=$(roster_info "$ns")
+            if [ -z "$info" ] && [ -z "${CAIRN_NO_SECURITY:-}" ]; then
+                relogin
+                info=$(roster_info "$ns")
+            fi
             observed=$(field "$info" observed_nodes)
             missing=""
             for id in $expected; do
