@@ -231,11 +231,7 @@ public struct AerospikeSpec: SystemSpec {
                         return nil
                     }
                     return source.object { c -> ClientCertificate? in
-                        let secret = c.required("secretName").flatMap { sf -> String? in
-                            guard let n = sf.nonEmptyString else { return nil }
-                            guard Names.isDNS1123Subdomain(n) else { sf.fail("'\(n)' is not a valid Secret name"); return nil }
-                            return n
-                        }
+                        let secret = c.required("secretName")?.secretName
                         if let nf = c["secretNamespace"], let n = nf.string, let metadata, n != metadata.namespace {
                             nf.fail("must be the cluster's namespace \(metadata.namespace): a pod mounts Secrets of its own namespace only")
                         }

@@ -180,14 +180,10 @@ public struct EventStoreSpec: SystemSpec {
             if let f = s["serviceAccountName"], let n = f.nonEmptyString {
                 if Names.isDNS1123Subdomain(n) { serviceAccountName = n } else { f.fail("'\(n)' is not a ServiceAccount name") }
             }
-            func secretKey(_ f: Field, keyField: String = "key") -> SecretKey? {
+            func secretKey(_ f: Field) -> SecretKey? {
                 f.object { o -> SecretKey? in
-                    let name = o.required("name").flatMap { nf -> String? in
-                        guard let n = nf.nonEmptyString else { return nil }
-                        guard Names.isDNS1123Subdomain(n) else { nf.fail("'\(n)' is not a valid Secret name"); return nil }
-                        return n
-                    }
-                    let key = o.required(keyField).flatMap { $0.nonEmptyString }
+                    let name = o.required("name")?.secretName
+                    let key = o.required("key").flatMap { $0.nonEmptyString }
                     guard let name, let key else { return nil }
                     return SecretKey(name: name, key: key)
                 }
@@ -204,11 +200,7 @@ public struct EventStoreSpec: SystemSpec {
                 security = f.object { o -> Security? in
                     let cert = o.required("certificateSecret").flatMap { cf in
                         cf.object { c -> (String, String, String)? in
-                            let name = c.required("name").flatMap { nf -> String? in
-                                guard let n = nf.nonEmptyString else { return nil }
-                                guard Names.isDNS1123Subdomain(n) else { nf.fail("'\(n)' is not a valid Secret name"); return nil }
-                                return n
-                            }
+                            let name = c.required("name")?.secretName
                             let key = c.required("keyName").flatMap { $0.secretKeyName }
                             let privateKey = c.required("privateKeyName").flatMap { $0.secretKeyName }
                             guard let name, let key, let privateKey else { return nil }
@@ -219,9 +211,7 @@ public struct EventStoreSpec: SystemSpec {
                     var caKey: String?
                     if let af = o["certificateAuthoritySecret"] {
                         _ = af.object { a -> Bool? in
-                            if let nf = a.required("name"), let n = nf.nonEmptyString {
-                                if Names.isDNS1123Subdomain(n) { caSecret = n } else { nf.fail("'\(n)' is not a valid Secret name") }
-                            }
+                            caSecret = a.required("name")?.secretName
                             caKey = a["keyName"].flatMap { $0.secretKeyName }
                             // Upstream ignores it: a CA's private key is never mounted.
                             a.ignore("privateKeyName")
@@ -542,18 +532,6 @@ public struct EventStoreSpec: SystemSpec {
                 + " (the upstream operator's " + upstream.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
                 + " are translated)")
         return nil
-    }
-}
-
-extension Field {
-    /// A key of a Secret, which becomes a file name where it is mounted.
-    var secretKeyName: String? {
-        guard let k = nonEmptyString else { return nil }
-        guard k.count <= 253, k != ".", k != "..", k.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) }) else {
-            fail("'\(k)' is not a key of a Secret (letters, digits, '-', '_', '.')")
-            return nil
-        }
-        return k
     }
 }
 
