@@ -189,13 +189,14 @@ extension Field {
             }
             if let f = c["seccompProfile"] {
                 let profile = f.object { p -> JSONValue? in
+                    let localhost = p["localhostProfile"]?.nonEmptyString
                     guard let tf = p.required("type"), let t = tf.string else { return nil }
                     guard ["RuntimeDefault", "Localhost", "Unconfined"].contains(t) else {
                         tf.fail("must be RuntimeDefault, Localhost or Unconfined (got \(t))")
                         return nil
                     }
                     var o: JSONObject = ["type": .string(t)]
-                    if let lf = p["localhostProfile"], let l = lf.nonEmptyString { o["localhostProfile"] = .string(l) }
+                    if let localhost { o["localhostProfile"] = .string(localhost) }
                     if t == "Localhost", o["localhostProfile"] == nil { tf.fail("Localhost needs localhostProfile") }
                     return .object(o)
                 }

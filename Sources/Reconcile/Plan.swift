@@ -34,6 +34,7 @@ public enum Planner {
     static let immutable: [String: [[String]]] = [
         "StatefulSet": [["spec", "selector"], ["spec", "serviceName"], ["spec", "podManagementPolicy"], ["spec", "volumeClaimTemplates"]],
         "Service": [["spec", "clusterIP"]],
+        "Deployment": [["spec", "selector"]],
     ]
 
     /// Plans one object against its live version (nil when the server does not have it).

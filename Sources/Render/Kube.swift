@@ -84,6 +84,20 @@ enum Kube {
         return .object(o)
     }
 
+    /// A probe from a spec, as written, with what the API server defaults in its stored form
+    /// (so that an unchanged one diffs clean).
+    static func userProbe(_ probe: JSONValue) -> JSONValue {
+        guard var o = probe.objectValue else { return probe }
+        for (key, value) in [("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1), ("failureThreshold", 3)] where o[key] == nil {
+            o[key] = .int(value)
+        }
+        if var get = o["httpGet"]?.objectValue, get["scheme"] == nil {
+            get["scheme"] = "HTTP"
+            o["httpGet"] = .object(get)
+        }
+        return .object(o)
+    }
+
     static func imagePullPolicy(_ image: String) -> String {
         let last = image.split(separator: "/").last ?? ""
         if image.contains("@") { return "IfNotPresent" }
@@ -97,6 +111,7 @@ enum Kube {
         var args: [String] = []
         var ports: [JSONValue] = []
         var env: [JSONValue] = []
+        var envFrom: [JSONValue] = []
         var resources = ResourceRequirements()
         var volumeMounts: [JSONValue] = []
         var volumeDevices: [JSONValue] = []
@@ -110,6 +125,7 @@ enum Kube {
             if !args.isEmpty { o["args"] = .array(args.map { .string($0) }) }
             if !ports.isEmpty { o["ports"] = .array(ports) }
             if !env.isEmpty { o["env"] = .array(env) }
+            if !envFrom.isEmpty { o["envFrom"] = .array(envFrom) }
             o["resources"] = Kube.resources(resources)
             if !volumeMounts.isEmpty { o["volumeMounts"] = .array(volumeMounts) }
             if !volumeDevices.isEmpty { o["volumeDevices"] = .array(volumeDevices) }
@@ -187,6 +203,10 @@ enum Kube {
         var topologySpreadConstraints: [JSONValue] = []
         var hostNetwork = false
         var dnsPolicy = "ClusterFirst"
+        var dnsConfig: JSONValue?
+        var imagePullSecrets: [String] = []
+        var priorityClassName: String?
+        var schedulerName = "default-scheduler"
 
         var json: JSONValue {
             var o = JSONObject()
@@ -197,6 +217,9 @@ enum Kube {
             o["restartPolicy"] = "Always"
             o["terminationGracePeriodSeconds"] = .int(terminationGracePeriodSeconds)
             o["dnsPolicy"] = .string(dnsPolicy)
+            if let dnsConfig { o["dnsConfig"] = dnsConfig }
+            if !imagePullSecrets.isEmpty { o["imagePullSecrets"] = .array(imagePullSecrets.map { ["name": .string($0)] }) }
+            if let priorityClassName { o["priorityClassName"] = .string(priorityClassName) }
             if hostNetwork { o["hostNetwork"] = true }
             if !nodeSelector.isEmpty { o["nodeSelector"] = .sortedStrings(Array(nodeSelector)) }
             if let serviceAccountName {
@@ -205,7 +228,7 @@ enum Kube {
             }
             o["securityContext"] = .object(securityContext)
             if let affinity { o["affinity"] = affinity }
-            o["schedulerName"] = "default-scheduler"
+            o["schedulerName"] = .string(schedulerName)
             if !tolerations.isEmpty { o["tolerations"] = .array(tolerations) }
             if !topologySpreadConstraints.isEmpty { o["topologySpreadConstraints"] = .array(topologySpreadConstraints) }
             return .object(o)
@@ -312,6 +335,32 @@ enum Kube {
             "externalTrafficPolicy": "Cluster",
         ]
         if !sourceRanges.isEmpty { spec["loadBalancerSourceRanges"] = .array(sourceRanges.map { .string($0) }) }
+        let body: JSONValue = [
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata(name, cluster, labels: labels, annotations: annotations),
+            "spec": .object(spec),
+        ]
+        return RenderedObject(body: body, stage: .loadBalancers)
+    }
+
+    /// A Service of type NodePort: the first port on `nodePort` when given, else one the API
+    /// server picks.
+    static func nodePortService(_ name: String, _ cluster: ClusterMetadata, labels: [String: String],
+                                selector: [String: String], ports: [JSONValue], nodePort: Int?,
+                                annotations: [String: String] = [:]) -> RenderedObject {
+        var ports = ports
+        if let nodePort, var first = ports.first?.objectValue {
+            first["nodePort"] = .int(nodePort)
+            ports[0] = .object(first)
+        }
+        let spec: JSONObject = [
+            "type": "NodePort",
+            "selector": .sortedStrings(Array(selector)),
+            "ports": .array(ports),
+            "sessionAffinity": "None",
+            "externalTrafficPolicy": "Cluster",
+        ]
         let body: JSONValue = [
             "apiVersion": "v1",
             "kind": "Service",

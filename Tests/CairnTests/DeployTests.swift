@@ -59,13 +59,14 @@ struct DeployTests {
             ["create", "roles.rbac.authorization.k8s.io", "-n", "databases"], ["bind", "roles.rbac.authorization.k8s.io", "-n", "databases"],
             ["update", "leases.coordination.k8s.io", "-n", "cairn-system"], ["create", "events", "-n", "databases"],
             ["create", "namespaces"], ["get", "namespaces"], ["create", "jobs.batch", "-n", "databases"], ["delete", "jobs.batch", "-n", "databases"],
+            ["list", "deployments.apps", "-n", "databases"], ["create", "deployments.apps", "-n", "databases"],
         ]
         let refused: [[String]] = [
             ["delete", "persistentvolumeclaims", "-n", "databases"], ["get", "persistentvolumeclaims", "-n", "databases"],
             ["list", "secrets", "-n", "kube-system"], ["get", "secrets", "-n", "databases"], ["delete", "secrets", "-n", "databases"],
             ["update", "secrets", "-n", "databases"], ["create", "clusterroles.rbac.authorization.k8s.io"],
             ["bind", "clusterroles.rbac.authorization.k8s.io"], ["update", "leases.coordination.k8s.io", "-n", "default"],
-            ["delete", "namespaces"], ["update", "namespaces"], ["patch", "namespaces"], ["create", "deployments.apps", "-n", "databases"], ["update", "statefulsets.apps", "-n", "databases"],
+            ["delete", "namespaces"], ["update", "namespaces"], ["patch", "namespaces"], ["update", "deployments.apps", "-n", "databases"], ["update", "statefulsets.apps", "-n", "databases"],
         ]
         for a in allowed { #expect(try can(a), "cairn needs: \(a.joined(separator: " "))") }
         for r in refused { #expect(try !can(r), "cairn must not: \(r.joined(separator: " "))") }

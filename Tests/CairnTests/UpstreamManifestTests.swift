@@ -969,13 +969,12 @@ struct ZalandoFieldTests {
         #expect(specErrors(Self.postgres("  standby: {standby_host: \"db; rm -rf /\"}\n")).joined().contains("is not a host name or an IP address"))
     }
 
-    /// The connection pooler is not rendered: the upstream examples' `false` is accepted (no
-    /// pooler, as upstream), `true` is refused and says so.
-    @Test func aPoolerTurnedOffIsAcceptedAndTurnedOnIsRefused() {
+    /// The upstream examples' pooler flags: `false` is no pooler, as upstream; `true` renders
+    /// one (PostgresPoolerRenderTests has the rest).
+    @Test func aPoolerTurnedOffIsAcceptedAndTurnedOnIsRendered() throws {
         #expect(specErrors(Self.postgres("  enableConnectionPooler: false\n  enableReplicaPoolerLoadBalancer: false\n")).isEmpty)
-        let on = specErrors(Self.postgres("  enableReplicaConnectionPooler: true\n"))
-        #expect(on.contains { $0.contains("spec.enableReplicaConnectionPooler: not supported by cairn yet: a connection pooler is not rendered yet") }, "\(on)")
-        #expect(specErrors(Self.postgres("  connectionPooler: {numberOfInstances: 2}\n")).joined().contains("spec.connectionPooler: not supported by cairn yet"))
+        #expect(try render(Self.postgres("  enableConnectionPooler: false\n")).allSatisfy { $0.kind != "Deployment" })
+        #expect(try render(Self.postgres("  enableReplicaConnectionPooler: true\n")).contains { $0.kind == "Deployment" && $0.name.hasSuffix("-pooler-repl") })
     }
 }
 

@@ -12,8 +12,9 @@ enum AerospikeRenderer {
         let ports = spec.ports.named
 
         var objects = [
-            Kube.headlessService(c, cluster, labels: labels, selector: selector,
-                                 ports: ports.map { Kube.servicePort($0.0, $0.1) }),
+            Kube.clusterIPService(c, cluster, labels: spec.serviceLabels.merging(labels) { _, own in own }, selector: selector,
+                                  ports: ports.map { Kube.servicePort($0.0, $0.1) }, headless: true,
+                                  annotations: spec.serviceAnnotations),
             Kube.podDisruptionBudget(c, cluster, labels: labels, selector: selector,
                                      .maxUnavailable(spec.maxUnavailable), options: options),
         ]
@@ -58,14 +59,14 @@ enum AerospikeRenderer {
                     if mode == "Block" {
                         container.volumeDevices.append(["name": .string(v.name), "devicePath": .string(v.path)])
                     } else {
-                        container.volumeMounts.append(Kube.mount(v.name, v.path))
+                        container.volumeMounts.append(Self.mount(v, readOnly: false))
                     }
                 case .secret(let secretName):
                     volumes.append(Kube.secretVolume(v.name, secret: secretName))
-                    container.volumeMounts.append(Kube.mount(v.name, v.path, readOnly: true))
+                    container.volumeMounts.append(Self.mount(v, readOnly: true))
                 case .emptyDir:
                     volumes.append(Kube.emptyDirVolume(v.name))
-                    container.volumeMounts.append(Kube.mount(v.name, v.path))
+                    container.volumeMounts.append(Self.mount(v, readOnly: false))
                 }
             }
             var pod = Kube.PodSpec(containers: [container])
@@ -106,7 +107,15 @@ enum AerospikeRenderer {
                 initContainer.securityContext = spec.serverSecurityContext
                 pod.initContainers = [initContainer]
             }
-            var affinity = JSONObject()
+            pod.nodeSelector = spec.nodeSelector
+            pod.tolerations = spec.tolerations
+            if let context = spec.podSecurityContext?.objectValue { pod.securityContext = context }
+            pod.imagePullSecrets = spec.imagePullSecrets
+            pod.dnsConfig = spec.dnsConfig
+            // The spec's affinity with cairn's rules added, as upstream adds its own: the rack's
+            // node terms into every required node selector term, the anti-affinity beside the
+            // spec's.
+            var affinity = spec.affinity?.objectValue ?? JSONObject()
             var terms: [JSONValue] = []
             if let zone = rack.zone {
                 terms.append(["key": "topology.kubernetes.io/zone", "operator": "In", "values": [.string(zone)]])
@@ -115,17 +124,34 @@ enum AerospikeRenderer {
                 terms.append(["key": "topology.kubernetes.io/region", "operator": "In", "values": [.string(region)]])
             }
             if !terms.isEmpty {
-                affinity["nodeAffinity"] = ["requiredDuringSchedulingIgnoredDuringExecution": [
-                    "nodeSelectorTerms": [["matchExpressions": .array(terms)]],
-                ]]
+                var node = affinity["nodeAffinity"]?.objectValue ?? JSONObject()
+                var required = node["requiredDuringSchedulingIgnoredDuringExecution"]?.objectValue ?? JSONObject()
+                let given = required["nodeSelectorTerms"]?.arrayValue ?? []
+                required["nodeSelectorTerms"] = given.isEmpty
+                    ? [["matchExpressions": .array(terms)]]
+                    : .array(given.map { term in
+                        var t = term.objectValue ?? JSONObject()
+                        t["matchExpressions"] = .array((t["matchExpressions"]?.arrayValue ?? []) + terms)
+                        return .object(t)
+                    })
+                node["requiredDuringSchedulingIgnoredDuringExecution"] = .object(required)
+                affinity["nodeAffinity"] = .object(node)
             }
             if !spec.multiPodPerHost {
-                affinity["podAntiAffinity"] = EventStoreRenderer.requiredAntiAffinity(selector)
+                let ours = EventStoreRenderer.requiredAntiAffinity(selector)
+                if var anti = affinity["podAntiAffinity"]?.objectValue {
+                    let key = "requiredDuringSchedulingIgnoredDuringExecution"
+                    anti[key] = .array((anti[key]?.arrayValue ?? []) + (ours[key]?.arrayValue ?? []))
+                    affinity["podAntiAffinity"] = .object(anti)
+                } else {
+                    affinity["podAntiAffinity"] = ours
+                }
             }
             if !affinity.isEmpty { pod.affinity = .object(affinity) }
 
             var sts = Kube.StatefulSet(name: name, cluster: cluster, labels: rackLabels, selector: rackSelector,
-                                       podLabels: rackLabels,
+                                       podLabels: spec.podLabels.merging(rackLabels) { _, own in own },
+                                       podAnnotations: spec.podAnnotations,
                                        replicas: count, serviceName: c, pod: pod)
             sts.podManagementPolicy = "Parallel"
             sts.updateStrategy = .onDelete
@@ -133,6 +159,13 @@ enum AerospikeRenderer {
             objects.append(sts.object)
         }
         return objects + AerospikeUsers.job(spec, cluster) + AerospikeRoster.job(spec, cluster)
+    }
+
+    /// The server's mount of a volume, with its `aerospike.mountOptions`.
+    static func mount(_ v: AerospikeSpec.Volume, readOnly: Bool) -> JSONValue {
+        guard var o = Kube.mount(v.name, v.path, readOnly: readOnly).objectValue else { return Kube.mount(v.name, v.path) }
+        for (k, value) in v.serverMountOptions.entries { o[k] = value }
+        return .object(o)
     }
 
     /// The rack's aerospike.conf as data: the user's configuration with keys sorted, the cluster

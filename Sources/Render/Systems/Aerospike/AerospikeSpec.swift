@@ -21,6 +21,8 @@ public struct AerospikeSpec: SystemSpec {
         public var initMethod = "none"
         /// Where the spec's own containers see the volume (`sidecars`, `initContainers`).
         public var attachments: [Attachment] = []
+        /// `aerospike.mountOptions` of the server's mount, as written.
+        public var serverMountOptions = JSONObject()
 
         public var isBlock: Bool {
             if case .persistentVolume(_, "Block", _) = source { return true }
@@ -119,6 +121,21 @@ public struct AerospikeSpec: SystemSpec {
     /// `podSpec.sidecars` and `podSpec.initContainers`: the spec's own containers, as written.
     public var sidecars: [JSONValue] = []
     public var initContainers: [JSONValue] = []
+    /// `podSpec`'s scheduling and pod settings, as upstream passes them to the pods: the
+    /// affinity (cairn's rack and anti-affinity rules added to it, as upstream adds them), node
+    /// selector, tolerations, pod security context, image pull secrets, DNS settings, and the
+    /// pods' own labels and annotations (`podSpec.metadata`).
+    public var affinity: JSONValue?
+    public var nodeSelector: [String: String] = [:]
+    public var tolerations: [JSONValue] = []
+    public var podSecurityContext: JSONValue?
+    public var imagePullSecrets: [String] = []
+    public var dnsConfig: JSONValue?
+    public var podLabels: [String: String] = [:]
+    public var podAnnotations: [String: String] = [:]
+    /// `headlessService.metadata`: labels and annotations of the cluster's headless Service.
+    public var serviceLabels: [String: String] = [:]
+    public var serviceAnnotations: [String: String] = [:]
 
     /// A volume mounted into one of the spec's own containers (upstream's VolumeAttachment).
     public struct Attachment: Sendable, Hashable {
@@ -194,6 +211,7 @@ public struct AerospikeSpec: SystemSpec {
             var serverSecurityContext: JSONValue?
             var sidecars: [(field: Field, value: JSONValue)] = []
             var initContainers: [(field: Field, value: JSONValue)] = []
+            var podSettings = PodSettings()
             if let f = s["podSpec"] {
                 _ = f.object { p -> Bool? in
                     var names = ["aerospike-server": "'aerospike-server' is the server's own container",
@@ -207,10 +225,13 @@ public struct AerospikeSpec: SystemSpec {
                     if let d = p["dnsPolicy"], let v = d.string {
                         switch v {
                         case "ClusterFirst", "ClusterFirstWithHostNet", "Default": dnsPolicy = v
-                        case "None": d.fail("not supported by cairn yet: None needs a dnsConfig, which is not rendered yet")
+                        case "None":
+                            dnsPolicy = v
+                            if p["dnsConfig"] == nil { d.fail("None needs a dnsConfig (the pods' name servers)") }
                         default: d.fail("must be ClusterFirst, ClusterFirstWithHostNet, Default or None (got \(v))")
                         }
                     }
+                    podSettings = decodePodSettings(p)
                     if let c = p["aerospikeContainer"] {
                         _ = c.object { a -> Bool? in
                             if let r = a["resources"]?.resources { serverResources = r }
@@ -393,6 +414,21 @@ public struct AerospikeSpec: SystemSpec {
             }
             spec.serverResources = serverResources
             spec.serverSecurityContext = serverSecurityContext
+            spec.affinity = podSettings.affinity
+            spec.nodeSelector = podSettings.nodeSelector
+            spec.tolerations = podSettings.tolerations
+            spec.podSecurityContext = podSettings.securityContext
+            spec.imagePullSecrets = podSettings.imagePullSecrets
+            spec.dnsConfig = podSettings.dnsConfig
+            spec.podLabels = podSettings.labels
+            spec.podAnnotations = podSettings.annotations
+            if let f = s["headlessService"] {
+                _ = f.object { h -> Bool? in
+                    let meta = h["metadata"].flatMap(decodeMetadata) ?? ([:], [:])
+                    (spec.serviceLabels, spec.serviceAnnotations) = meta
+                    return true
+                }
+            }
             spec.sidecars = sidecars.map(\.value)
             spec.initContainers = initContainers.map(\.value)
             // A volume is attached to a container the spec declares, of the right kind.
@@ -427,6 +463,56 @@ public struct AerospikeSpec: SystemSpec {
             }
             return spec
         }
+    }
+
+    struct PodSettings {
+        var affinity: JSONValue?
+        var nodeSelector: [String: String] = [:]
+        var tolerations: [JSONValue] = []
+        var securityContext: JSONValue?
+        var imagePullSecrets: [String] = []
+        var dnsConfig: JSONValue?
+        var labels: [String: String] = [:]
+        var annotations: [String: String] = [:]
+    }
+
+    /// Labels cairn's pods and Services carry; a spec's own may not take these keys.
+    static let reservedLabels: Set<String> = ["app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by",
+                                              "cairn.dev/cluster", "aerospike.com/rack-id", "app.kubernetes.io/component"]
+
+    /// `metadata: {labels, annotations}` of podSpec or headlessService; cairn's own label keys
+    /// are refused (the pods' selectors depend on them).
+    static func decodeMetadata(_ f: Field) -> ([String: String], [String: String])? {
+        f.object { m -> ([String: String], [String: String])? in
+            var labels = m["labels"].flatMap { $0.labelMap } ?? [:]
+            for key in labels.keys.sorted() where reservedLabels.contains(key) || key.hasPrefix("cairn.dev/") {
+                m["labels"]?.fail("'\(key)' is a label of cairn's own; choose another key")
+                labels[key] = nil
+            }
+            let annotations = m["annotations"].flatMap { $0.annotationMap } ?? [:]
+            return (labels, annotations)
+        }
+    }
+
+    static func decodePodSettings(_ p: ObjectReader) -> PodSettings {
+        var out = PodSettings()
+        if let f = p["affinity"], let a = f.affinity { out.affinity = a }
+        if let f = p["nodeSelector"], let m = f.labelMap { out.nodeSelector = m }
+        if let f = p["tolerations"], let t = f.tolerations { out.tolerations = t }
+        if let f = p["securityContext"], f.mapping != nil { out.securityContext = f.json }
+        if let f = p["imagePullSecrets"], let names = f.list({ item in
+            item.object { o -> String? in
+                guard let nf = o.required("name"), let name = nf.nonEmptyString else { return nil }
+                guard Names.isDNS1123Subdomain(name) else { nf.fail("'\(name)' is not a Secret name"); return nil }
+                return name
+            }
+        }) { out.imagePullSecrets = names }
+        if let f = p["dnsConfig"], f.mapping != nil { out.dnsConfig = f.json }
+        if let f = p["metadata"], let meta = decodeMetadata(f) {
+            out.labels = meta.0
+            out.annotations = meta.1
+        }
+        return out
     }
 
     private static func decodeRack(_ f: Field) -> Rack? {
@@ -560,8 +646,10 @@ public struct AerospikeSpec: SystemSpec {
                 }
             }
             var path: String?
+            var serverMountOptions = JSONObject()
             if let af = v.required("aerospike") {
                 _ = af.object { a -> Bool? in
+                    if let mf = a["mountOptions"] { serverMountOptions = mountOptions(mf) }
                     if let pf = a.required("path"), let p = pf.string {
                         if p.hasPrefix("/"), !p.contains(where: { $0.isWhitespace || $0 == "#" }) { path = p } else {
                             pf.fail("must be an absolute path without spaces (got '\(p)')")
@@ -572,7 +660,8 @@ public struct AerospikeSpec: SystemSpec {
             }
             var source: Volume.Source?
             if let sf = v.required("source") {
-                source = sf.object(unsupported: ["configMap": "mount configuration through aerospikeConfig"]) { src -> Volume.Source? in
+                source = sf.object(unsupported: ["configMap": "mount configuration through aerospikeConfig",
+                                                  "hostPath": "node directories are not mounted; use a persistentVolume (a local storage class)"]) { src -> Volume.Source? in
                     let kinds = ["persistentVolume", "secret", "emptyDir"].filter { src.has($0) }
                     guard kinds.count == 1 else {
                         src.field.fail("needs exactly one of persistentVolume, secret or emptyDir")
@@ -581,7 +670,8 @@ public struct AerospikeSpec: SystemSpec {
                     }
                     if let pv = src["persistentVolume"] {
                         return pv.object(unsupported: ["accessModes": "volumes are ReadWriteOnce",
-                                                       "selector": "volumes come from the storage class"]) { p -> Volume.Source? in
+                                                       "selector": "volumes come from the storage class",
+                                                       "metadata": "claim labels and annotations are not rendered yet"]) { p -> Volume.Source? in
                             var storageClass: String?
                             if let c = p["storageClass"], let s = c.string {
                                 if Names.isDNS1123Subdomain(s) { storageClass = s } else { c.fail("'\(s)' is not a valid storage class name") }
@@ -614,23 +704,11 @@ public struct AerospikeSpec: SystemSpec {
                 guard let lf = v[key] else { continue }
                 attachments += lf.list { af in
                     af.object { a -> Attachment? in
-                        guard let cf = a.required("containerName"), let container = cf.nonEmptyString,
-                              let pf = a.required("path"), let p = pf.nonEmptyString else { return nil }
+                        // Every field read before any is found missing, so that none is taken for unknown.
+                        let cf = a.required("containerName"), pf = a.required("path")
+                        let options = a["mountOptions"].map(mountOptions) ?? JSONObject()
+                        guard let cf, let container = cf.nonEmptyString, let pf, let p = pf.nonEmptyString else { return nil }
                         guard p.hasPrefix("/") else { pf.fail("must be an absolute path (got '\(p)')"); return nil }
-                        var options = JSONObject()
-                        if let mf = a["mountOptions"] {
-                            _ = mf.object { m -> Bool? in
-                                // Written only when true, as the API server stores it.
-                                if let r = m["readOnly"], let b = r.bool, b { options["readOnly"] = true }
-                                for k in ["subPath", "subPathExpr"] { if let f = m[k], let t = f.nonEmptyString { options[k] = .string(t) } }
-                                if let f = m["mountPropagation"], let t = f.nonEmptyString {
-                                    if ["None", "HostToContainer", "Bidirectional"].contains(t) { options["mountPropagation"] = .string(t) } else {
-                                        f.fail("must be None, HostToContainer or Bidirectional (got \(t))")
-                                    }
-                                }
-                                return true
-                            }
-                        }
                         return Attachment(container: container, initContainer: initContainer, path: p, options: options,
                                           location: cf.location, fieldPath: cf.path)
                     }
@@ -639,8 +717,26 @@ public struct AerospikeSpec: SystemSpec {
             guard let name, let path, let source else { return nil }
             var volume = Volume(name: name, path: path, source: source)
             volume.attachments = attachments
+            volume.serverMountOptions = serverMountOptions
             return (volume, policy)
         }
+    }
+
+    /// `mountOptions` of a volume's mount: readOnly, subPath, subPathExpr, mountPropagation.
+    static func mountOptions(_ mf: Field) -> JSONObject {
+        var options = JSONObject()
+        _ = mf.object { m -> Bool? in
+            // Written only when true, as the API server stores it.
+            if let r = m["readOnly"], let b = r.bool, b { options["readOnly"] = true }
+            for k in ["subPath", "subPathExpr"] { if let f = m[k], let t = f.nonEmptyString { options[k] = .string(t) } }
+            if let f = m["mountPropagation"], let t = f.nonEmptyString {
+                if ["None", "HostToContainer", "Bidirectional"].contains(t) { options["mountPropagation"] = .string(t) } else {
+                    f.fail("must be None, HostToContainer or Bidirectional (got \(t))")
+                }
+            }
+            return true
+        }
+        return options
     }
 
     /// What cairn does for a strong-consistency namespace, and where it differs from upstream.

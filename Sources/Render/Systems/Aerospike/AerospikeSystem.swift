@@ -33,7 +33,25 @@ package enum AerospikeSystem: ClusterSystem {
         "spec.operations": .unsupported("one-off warm or cold restarts are not run; change the spec to roll the pods"),
         "spec.paused": .unsupported("cairn has no pause; stop cairn, or take the spec file out of the branch, to stop reconciling"),
         "spec.disablePDB": .unsupported("cairn always renders a PodDisruptionBudget"),
-    ]
+        "spec.enableRackIDOverride": .unsupported("rack ids from pod annotations are not read; give the racks in rackConfig"),
+        "spec.podService": .unsupported("per-pod Services are not rendered yet"),
+        "spec.podSpec.effectiveDNSPolicy": .operatorOnly("written by the upstream operator from dnsPolicy; cairn reads dnsPolicy"),
+        "spec.rackConfig.maxIgnorablePods": .operatorOnly("the upstream operator's tolerance of pods that fail in its own operations; "
+                                                          + "cairn restarts one pod at a time and waits for it"),
+        "spec.rackConfig.rollingUpdateBatchSize": .operatorOnly("cairn restarts one pod at a time, the smallest batch"),
+        "spec.rackConfig.scaleDownBatchSize": .operatorOnly("the StatefulSet controller removes pods one at a time"),
+        "spec.rackConfig.racks[].forceBlockFromRoster": .unsupported("racks blocked from the roster are not rendered yet; list their "
+                                                                     + "nodes in rosterNodeBlockList"),
+        "spec.rackConfig.racks[].effectiveAerospikeConfig": effective, "spec.rackConfig.racks[].effectivePodSpec": effective,
+        "spec.rackConfig.racks[].effectiveStorage": effective,
+        "spec.storage.deleteLocalStorageOnPodRecovery": .operatorOnly("cairn never deletes a PersistentVolumeClaim; when a node with "
+                                                                      + "local storage is lost, delete its pod's claims by hand"),
+    ].merging(["filesystemVolumePolicy", "blockVolumePolicy", "volumes[]"].flatMap { policy in
+        ["effectiveCascadeDelete", "effectiveInitMethod", "effectiveWipeMethod"].map { ("spec.storage.\(policy).\($0)", effective) }
+    }) { a, _ in a }
+
+    /// Fields the upstream operator fills in from others; manifests do not set them.
+    static let effective = FieldPolicy.operatorOnly("filled in by the upstream operator from the fields it derives from; cairn reads those")
 
     package static func decode(_ spec: Field, metadata: ClusterMetadata?) -> AerospikeSpec? {
         AerospikeSpec.decode(spec, metadata: metadata)

@@ -71,6 +71,11 @@ enum PostgresRenderer {
             var roleLabels = labels
             roleLabels["spilo-role"] = role
             let annotations = spec.serviceAnnotations.merging(own) { _, specific in specific }
+            if let nodePort = role == "master" ? spec.masterNodePort : spec.replicaNodePort {
+                objects.append(Kube.nodePortService(name, cluster, labels: roleLabels, selector: roleSelector, ports: ports,
+                                                    nodePort: nodePort == 0 ? nil : nodePort, annotations: annotations))
+                continue
+            }
             objects.append(lb
                 ? Kube.loadBalancerService(name, cluster, labels: roleLabels, selector: roleSelector, ports: ports, sourceRanges: ranges,
                                            annotations: annotations)
@@ -104,14 +109,19 @@ enum PostgresRenderer {
         ]
         container.resources = spec.resources
         container.volumeMounts = [Kube.mount("pgdata", "/home/postgres/pgdata")] + (spec.enableShmVolume ? [Kube.mount("dshm", "/dev/shm")] : [])
+        // The spec's own variables after the operator's; one by a name already there (ignoring
+        // case) is dropped, and so are the ones after it by a name the spec took, as upstream.
+        append(spec.env, to: &container.env)
         if let standby = spec.standby {
-            container.env.append(Kube.env("STANDBY_HOST", standby.host))
-            if let port = standby.port { container.env.append(Kube.env("STANDBY_PORT", port)) }
-            if let slot = standby.primarySlotName { container.env.append(Kube.env("STANDBY_PRIMARY_SLOT_NAME", slot)) }
+            append([Kube.env("STANDBY_HOST", standby.host)], to: &container.env)
+            if let port = standby.port { append([Kube.env("STANDBY_PORT", port)], to: &container.env) }
+            if let slot = standby.primarySlotName { append([Kube.env("STANDBY_PRIMARY_SLOT_NAME", slot)], to: &container.env) }
         }
+        container.envFrom = spec.envFrom
+        container.livenessProbe = spec.livenessProbe.map(Kube.userProbe)
         if let tls = spec.tls {
-            container.env += [Kube.env("SSL_CERTIFICATE_FILE", tls.certificateFile), Kube.env("SSL_PRIVATE_KEY_FILE", tls.privateKeyFile)]
-                + (tls.caFile.map { [Kube.env("SSL_CA_FILE", $0)] } ?? [])
+            append([Kube.env("SSL_CERTIFICATE_FILE", tls.certificateFile), Kube.env("SSL_PRIVATE_KEY_FILE", tls.privateKeyFile)]
+                + (tls.caFile.map { [Kube.env("SSL_CA_FILE", $0)] } ?? []), to: &container.env)
             container.volumeMounts.append(Kube.mount("tls", "/tls"))
             if tls.caSecretName != nil { container.volumeMounts.append(Kube.mount("tlsca", "/tlsca")) }
         }
@@ -163,6 +173,9 @@ enum PostgresRenderer {
         pod.securityContext = ["fsGroup": 103]
         pod.tolerations = spec.tolerations
         if let nodeAffinity = spec.nodeAffinity { pod.affinity = ["nodeAffinity": nodeAffinity] }
+        pod.priorityClassName = spec.priorityClassName
+        if let scheduler = spec.schedulerName { pod.schedulerName = scheduler }
+        pod.topologySpreadConstraints = spec.topologySpreadConstraints
 
         var podLabels = selector
         podLabels["app.kubernetes.io/name"] = "postgresql"
@@ -176,8 +189,126 @@ enum PostgresRenderer {
         objects.append(sts.object)
         // A standby replicates its roles and databases from its source, and is read-only.
         if !PostgresRoles.isEmpty(spec), spec.standby == nil { objects += sqlJob(spec, cluster) }
+        if let pooler = spec.pooler {
+            if pooler.master { objects += poolerObjects(spec, pooler, cluster, role: "master") }
+            if pooler.replica { objects += poolerObjects(spec, pooler, cluster, role: "replica") }
+        }
         return objects
     }
+
+    /// Appends variables whose names (ignoring case) are not there yet: the upstream
+    /// operator's `appendEnvVars`.
+    static func append(_ vars: [JSONValue], to env: inout [JSONValue]) {
+        for v in vars {
+            let name = v["name"]?.stringValue?.lowercased() ?? ""
+            if !env.contains(where: { $0["name"]?.stringValue?.lowercased() == name }) { env.append(v) }
+        }
+    }
+
+    /// The pooler's name for a role: `<cluster>-pooler`, `<cluster>-pooler-repl`.
+    static func poolerName(_ cluster: String, role: String) -> String {
+        role == "master" ? "\(cluster)-pooler" : "\(cluster)-pooler-repl"
+    }
+
+    /// The upstream operator's connection pooler for one role: a Deployment of its PgBouncer
+    /// image in front of the role's Service, and a Service of its own. PgBouncer logs in as the
+    /// pooler's role (its credentials Secret) and looks the other roles' password verifiers up
+    /// with `<schema>.user_lookup` (the roles Job makes the role and the function). Upstream
+    /// hands PgBouncer its own password in a Secret `<name>-u` it writes from the password it
+    /// generated; cairn never reads a Secret's value, so the container writes that file from its
+    /// environment before it starts the image's entrypoint.
+    static func poolerObjects(_ spec: PostgresSpec, _ pooler: PostgresSpec.Pooler, _ cluster: ClusterMetadata,
+                              role: String) -> [RenderedObject] {
+        let c = cluster.name
+        let name = poolerName(c, role: role)
+        let selector = ["application": "db-connection-pooler", "cluster-name": c, "connection-pooler": name]
+        var labels = selector
+        labels["team"] = spec.teamId
+        labels["app.kubernetes.io/name"] = "postgresql"
+        labels["app.kubernetes.io/component"] = "pooler"
+        var podLabels = labels
+        podLabels["spilo-role"] = role
+        let secret = PostgresSpec.secretName(user: pooler.user, cluster: c)
+
+        var container = Kube.Container(name: "connection-pooler", image: pooler.image)
+        container.command = ["/bin/sh", "-c", poolerStart]
+        container.env = [
+            Kube.env("PGHOST", role == "master" ? c : "\(c)-repl"),
+            Kube.env("PGPORT", "5432"),
+            Kube.envSecret("PGUSER", secret: secret, key: "username"),
+            Kube.env("PGSCHEMA", pooler.schema),
+            Kube.envSecret("PGPASSWORD", secret: secret, key: "password"),
+            Kube.env("CONNECTION_POOLER_PORT", "5432"),
+            Kube.env("CONNECTION_POOLER_MODE", pooler.mode),
+            Kube.env("CONNECTION_POOLER_DEFAULT_SIZE", String(pooler.defaultPoolSize)),
+            Kube.env("CONNECTION_POOLER_MIN_SIZE", String(pooler.minPoolSize)),
+            Kube.env("CONNECTION_POOLER_RESERVE_SIZE", String(pooler.minPoolSize)),
+            Kube.env("CONNECTION_POOLER_MAX_CLIENT_CONN", "10000"),
+            Kube.env("CONNECTION_POOLER_MAX_DB_CONN", String(pooler.maxDBConnectionsPerInstance)),
+        ]
+        container.ports = [Kube.port("pgbouncer", 5432)]
+        container.resources = pooler.resources
+        container.readinessProbe = Kube.tcpProbe(port: 5432)
+        container.securityContext = ["allowPrivilegeEscalation": false]
+        var pod = Kube.PodSpec(containers: [container])
+        if let tls = spec.tls {
+            pod.containers[0].env += [Kube.env("CONNECTION_POOLER_CLIENT_TLS_CRT", tls.certificateFile),
+                                      Kube.env("CONNECTION_POOLER_CLIENT_TLS_KEY", tls.privateKeyFile)]
+                + (tls.caFile.map { [Kube.env("CONNECTION_POOLER_CLIENT_CA_FILE", $0)] } ?? [])
+            pod.containers[0].volumeMounts = [Kube.mount("tls", "/tls")]
+            pod.volumes = [["name": "tls", "secret": ["secretName": .string(tls.secretName), "defaultMode": 0o640]]]
+            if let ca = tls.caSecretName {
+                pod.containers[0].volumeMounts.append(Kube.mount("tlsca", "/tlsca"))
+                pod.volumes.append(["name": "tlsca", "secret": ["secretName": .string(ca), "defaultMode": 0o640]])
+            }
+        }
+        pod.terminationGracePeriodSeconds = 300
+        // PgBouncer's image user and group, as upstream.
+        pod.securityContext = ["runAsUser": 100, "runAsGroup": 101]
+        pod.tolerations = spec.tolerations
+        if let nodeAffinity = spec.nodeAffinity { pod.affinity = ["nodeAffinity": nodeAffinity] }
+
+        var template: JSONObject = ["labels": .sortedStrings(Array(podLabels))]
+        if !spec.podAnnotations.isEmpty { template["annotations"] = .sortedStrings(Array(spec.podAnnotations)) }
+        let deployment: JSONValue = [
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": Kube.metadata(name, cluster, labels: labels),
+            "spec": [
+                "replicas": .int(pooler.instances),
+                "selector": ["matchLabels": .sortedStrings(Array(selector))],
+                "template": ["metadata": .object(template), "spec": pod.json],
+            ],
+        ]
+        var objects = [RenderedObject(body: deployment, stage: .workloads)]
+
+        let ports = [Kube.servicePort(name.count <= 63 ? name : "postgresql", 5432)]
+        let serviceSelector = ["connection-pooler": name]
+        let own = role == "master" ? spec.masterServiceAnnotations : spec.replicaServiceAnnotations
+        let annotations = spec.serviceAnnotations.merging(own) { _, specific in specific }
+        if let nodePort = role == "master" ? pooler.masterNodePort : pooler.replicaNodePort {
+            objects.append(Kube.nodePortService(name, cluster, labels: selector, selector: serviceSelector, ports: ports,
+                                                nodePort: nodePort == 0 ? nil : nodePort, annotations: annotations))
+        } else if role == "master" ? pooler.masterLoadBalancer : pooler.replicaLoadBalancer {
+            objects.append(Kube.loadBalancerService(name, cluster, labels: selector, selector: serviceSelector, ports: ports,
+                                                    sourceRanges: spec.allowedSourceRanges.isEmpty ? ["127.0.0.1/32"] : spec.allowedSourceRanges,
+                                                    annotations: annotations))
+        } else {
+            objects.append(Kube.clusterIPService(name, cluster, labels: selector, selector: serviceSelector, ports: ports,
+                                                 annotations: annotations))
+        }
+        return objects
+    }
+
+    /// The pooler container's command: PgBouncer's own password into its auth file (upstream
+    /// mounts it from a Secret it writes), double quotes doubled as PgBouncer reads them, then
+    /// the image's entrypoint.
+    static let poolerStart = """
+    set -eu
+    umask 077
+    quoted() { printf '"%s"' "$(printf '%s' "$1" | sed 's/"/""/g')"; }
+    printf '%s %s\\n' "$(quoted "$PGUSER")" "$(quoted "$PGPASSWORD")" > /etc/pgbouncer/userlist.txt
+    exec /bin/sh /entrypoint.sh
+    """
 
     /// The roles and databases inside PostgreSQL: a ConfigMap `<name>-sql` with the script
     /// (`PostgresRoles`), and a Job that runs it against the master with Spilo's psql. A Job's
@@ -187,10 +318,11 @@ enum PostgresRenderer {
     static func sqlJob(_ spec: PostgresSpec, _ cluster: ClusterMetadata) -> [RenderedObject] {
         let c = cluster.name
         let labels = ["app.kubernetes.io/name": "postgresql", "app.kubernetes.io/instance": c, "app.kubernetes.io/component": "sql"]
-        let data = [("roles.sql", PostgresRoles.script(spec, cluster: cluster)), ("verifiers.py", PostgresRoles.verifiers)]
+        var data = [("roles.sql", PostgresRoles.script(spec, cluster: cluster)), ("verifiers.py", PostgresRoles.verifiers)]
+        if let pooler = spec.pooler { data.append(("pooler.sql", PostgresRoles.poolerScript(pooler))) }
 
         var container = Kube.Container(name: "sql", image: spec.dockerImage)
-        container.command = ["/bin/sh", "-c", PostgresRoles.run]
+        container.command = ["/bin/sh", "-c", PostgresRoles.run + (spec.pooler == nil ? "" : PostgresRoles.runPooler)]
         container.env = [
             Kube.env("PGHOST", c), Kube.env("PGPORT", "5432"), Kube.env("PGUSER", "postgres"), Kube.env("PGDATABASE", "postgres"),
             Kube.env("PGCONNECT_TIMEOUT", "10"),

@@ -69,13 +69,58 @@ enum PostgresRoles {
 
     /// Every role the spec asks for, `users` first.
     static func roles(_ spec: PostgresSpec) -> [Role] {
-        userRoles(spec) + spec.preparedDatabases.flatMap(preparedRoles)
+        userRoles(spec) + spec.preparedDatabases.flatMap(preparedRoles) + (spec.pooler.map { [poolerRole($0)] } ?? [])
+    }
+
+    /// The connection pooler's role, as the upstream operator makes it: LOGIN, with a
+    /// credentials Secret.
+    static func poolerRole(_ pooler: PostgresSpec.Pooler) -> Role {
+        Role(name: pooler.user, options: ["LOGIN"], hasSecret: true)
     }
 
     /// Whether the spec asks for anything inside the database at all.
     static func isEmpty(_ spec: PostgresSpec) -> Bool {
-        spec.users.isEmpty && spec.databases.isEmpty && spec.preparedDatabases.isEmpty
+        spec.users.isEmpty && spec.databases.isEmpty && spec.preparedDatabases.isEmpty && spec.pooler == nil
     }
+
+    /// The pooler's lookup function, as the upstream operator installs it in every database:
+    /// PgBouncer, logged in as the pooler's role, asks it for the password verifier of the role
+    /// a client logs in as. (The function reads pg_shadow as its owner, the superuser; only
+    /// the pooler's role may call it.)
+    static func poolerScript(_ pooler: PostgresSpec.Pooler) -> String {
+        let schema = ident(pooler.schema), user = ident(pooler.user)
+        return """
+        -- Written by cairn: the connection pooler's lookup function, run in every database.
+        SET client_min_messages = warning;
+        SET synchronous_commit = 'local';
+        CREATE SCHEMA IF NOT EXISTS \(schema);
+        CREATE OR REPLACE FUNCTION \(schema).user_lookup(in i_username text, out uname text, out phash text)
+        RETURNS record AS $$
+        BEGIN
+            SELECT usename, passwd FROM pg_catalog.pg_shadow
+            WHERE usename = i_username INTO uname, phash;
+            RETURN;
+        END;
+        $$ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+        REVOKE ALL ON FUNCTION \(schema).user_lookup(text) FROM public, \(user);
+        GRANT EXECUTE ON FUNCTION \(schema).user_lookup(text) TO \(user);
+        GRANT USAGE ON SCHEMA \(schema) TO \(user);
+
+        """
+    }
+
+    /// After the script, with a pooler: its lookup function in every database that takes
+    /// connections (names psql's -d could take for something else are skipped, and said).
+    static let runPooler = """
+
+    psql -X -A -t -c "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate AND datname ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]*$' ORDER BY 1" |
+    while IFS= read -r db; do
+      psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f /etc/cairn/sql/pooler.sql || exit 1
+    done
+    skipped=$(psql -X -A -t -c "SELECT count(*) FROM pg_database WHERE datallowconn AND NOT datistemplate AND datname !~ '^[A-Za-z0-9_][A-Za-z0-9_.-]*$'")
+    [ "$skipped" = 0 ] || echo "cairn: $skipped database(s) with names psql cannot take as they are got no pooler lookup function" >&2
+    echo "cairn: the pooler's lookup function is in every database"
+    """
 
     /// The psql variable holding a role's password verifier (set by `verifiers.py`).
     static func passwordVariable(_ role: String) -> String { "password_\(role)" }

@@ -87,6 +87,51 @@ public struct PostgresSpec: SystemSpec {
     /// `standby`: the cluster follows a remote primary (`standby_host`), as Spilo's
     /// `STANDBY_*` variables say.
     public var standby: Standby?
+    /// `env` of Spilo's container, after the operator's own (a variable by one of their names is
+    /// dropped, as upstream drops it), and `envFrom`, as written.
+    public var env: [JSONValue] = []
+    public var envFrom: [JSONValue] = []
+    /// `livenessProbe` of Spilo's container, as written (upstream: none by default).
+    public var livenessProbe: JSONValue?
+    public var priorityClassName: String?
+    public var schedulerName: String?
+    public var topologySpreadConstraints: [JSONValue] = []
+    /// `enableMasterNodePort` / `enableReplicaNodePort`: the Service is a NodePort one, on
+    /// `masterNodePort` / `replicaNodePort` when given (nil: not a NodePort Service; 0: a port
+    /// the API server picks). A NodePort wins over a load balancer, as upstream.
+    public var masterNodePort: Int?
+    public var replicaNodePort: Int?
+    /// The connection pooler (PgBouncer), nil when neither pooler is on.
+    public var pooler: Pooler?
+
+    /// The upstream operator's connection pooler, with its defaults (operator configuration at
+    /// v2.0.1): a Deployment and a Service `<cluster>-pooler` in front of the master and/or
+    /// `<cluster>-pooler-repl` in front of the replicas, its own LOGIN role with a credentials
+    /// Secret, and a lookup function PgBouncer asks for the other roles' password verifiers.
+    public struct Pooler: Sendable, Hashable {
+        public static let defaultImage = "ghcr.io/zalando/postgres-operator/pgbouncer:v2.0.1"
+        public var master: Bool
+        public var replica: Bool
+        public var instances = 2
+        public var mode = "transaction"
+        public var schema = "pooler"
+        public var user = "pooler"
+        public var image = defaultImage
+        public var maxDBConnections = 60
+        public var resources = ResourceRequirements(
+            requests: ["cpu": try! Quantity(parsing: "500m"), "memory": try! Quantity(parsing: "100Mi")],
+            limits: ["cpu": try! Quantity(parsing: "1"), "memory": try! Quantity(parsing: "100Mi")])
+        public var masterLoadBalancer = false
+        public var replicaLoadBalancer = false
+        public var masterNodePort: Int?
+        public var replicaNodePort: Int?
+
+        /// PgBouncer's pool sizes, as the upstream operator derives them from the connections
+        /// each instance may open: default pool half of it, minimum and reserve a quarter.
+        public var maxDBConnectionsPerInstance: Int { maxDBConnections / instances }
+        public var defaultPoolSize: Int { maxDBConnectionsPerInstance / 2 }
+        public var minPoolSize: Int { defaultPoolSize / 2 }
+    }
 
     public struct Standby: Sendable, Hashable {
         public var host: String
@@ -319,14 +364,21 @@ public struct PostgresSpec: SystemSpec {
                     mountPaths.insert("/tlsca")
                 }
             }
-            // The connection pooler is not rendered; turned off, as the upstream examples write
-            // it, it means what it means upstream.
-            for flag in ["enableConnectionPooler", "enableReplicaConnectionPooler", "enableMasterPoolerLoadBalancer",
-                         "enableReplicaPoolerLoadBalancer"] {
-                if let f = s[flag], let on = f.bool, on {
-                    f.fail("not supported by cairn yet: a connection pooler is not rendered yet (false, the default, is accepted)")
-                }
+            let pooler = decodePooler(s, users: users)
+            let env = s["env"].flatMap(decodeEnv) ?? []
+            let envFrom = s["envFrom"].flatMap { $0.list(decodeEnvFrom) } ?? []
+            let livenessProbe = s["livenessProbe"].flatMap(decodeProbe)
+            var priorityClassName: String?
+            if let f = s["podPriorityClassName"], let name = f.nonEmptyString {
+                if Names.isDNS1123Subdomain(name) { priorityClassName = name } else { f.fail("'\(name)' is not a PriorityClass name") }
             }
+            var schedulerName: String?
+            if let f = s["schedulerName"], let name = f.nonEmptyString {
+                if Names.isDNS1123Subdomain(name) { schedulerName = name } else { f.fail("'\(name)' is not a scheduler name") }
+            }
+            let spread = s["topologySpreadConstraints"].flatMap { $0.list { spreadConstraint($0, cluster: metadata?.name) } } ?? []
+            let masterNodePort = nodePort(s, enable: "enableMasterNodePort", port: "masterNodePort")
+            let replicaNodePort = nodePort(s, enable: "enableReplicaNodePort", port: "replicaNodePort")
             let additionalVolumes = s["additionalVolumes"].flatMap { $0.list { v in
                 decodeAdditionalVolume(v, containers: containerNames, names: &volumeNames, paths: &mountPaths)
             } } ?? []
@@ -346,6 +398,20 @@ public struct PostgresSpec: SystemSpec {
             spec.additionalVolumes = additionalVolumes
             spec.tls = tls
             spec.standby = s["standby"].flatMap(decodeStandby)
+            spec.env = env
+            spec.envFrom = envFrom
+            spec.livenessProbe = livenessProbe
+            spec.priorityClassName = priorityClassName
+            spec.schedulerName = schedulerName
+            spec.topologySpreadConstraints = spread
+            spec.masterNodePort = masterNodePort
+            spec.replicaNodePort = replicaNodePort
+            spec.pooler = pooler
+            if pooler != nil, spec.standby != nil, let f = s["enableConnectionPooler"] ?? s["connectionPooler"] ?? s["enableReplicaConnectionPooler"] {
+                f.note("a standby cluster gets no pooler role or lookup function from cairn (as upstream, which skips the lookup "
+                       + "function there): the pooler logs in with the role and function replicated from the source, so its Secret "
+                       + "must hold the source pooler role's password")
+            }
             if spec.standby != nil {
                 for key in ["users", "databases", "preparedDatabases"] {
                     s[key]?.note("a standby cluster replicates its roles and databases from its source: cairn makes none here, as upstream")
@@ -359,6 +425,173 @@ public struct PostgresSpec: SystemSpec {
         }
     }
 
+
+    /// `enable<Role>NodePort` with its `<role>NodePort`: nil when not on, else the port (0: the
+    /// API server picks one).
+    static func nodePort(_ s: ObjectReader, enable: String, port: String) -> Int? {
+        let on = s[enable].flatMap { $0.bool } ?? false
+        let number = s[port].flatMap { $0.int(atLeast: 0, atMost: 65535) }
+        if !on, number != nil, number != 0, let f = s[port] {
+            f.note("\(enable) is not true: the Service is not a NodePort one, and the port is not used (as upstream)")
+        }
+        return on ? (number ?? 0) : nil
+    }
+
+    /// `connectionPooler` and the flags that turn the poolers on, as the upstream operator reads
+    /// them: the master's pooler is on with `enableConnectionPooler: true`, or with a
+    /// `connectionPooler` section and no `enableConnectionPooler`; the replicas' only with
+    /// `enableReplicaConnectionPooler: true`.
+    static func decodePooler(_ s: ObjectReader, users: [User]) -> Pooler? {
+        let enableMaster = s["enableConnectionPooler"].flatMap { $0.bool }
+        let enableReplica = s["enableReplicaConnectionPooler"].flatMap { $0.bool } ?? false
+        let section = s["connectionPooler"]
+        var pooler = Pooler(master: enableMaster ?? (section != nil && section?.isNull == false), replica: enableReplica)
+        pooler.masterLoadBalancer = s["enableMasterPoolerLoadBalancer"].flatMap { $0.bool } ?? false
+        pooler.replicaLoadBalancer = s["enableReplicaPoolerLoadBalancer"].flatMap { $0.bool } ?? false
+        pooler.masterNodePort = nodePort(s, enable: "enableMasterPoolerNodePort", port: "masterPoolerNodePort")
+        pooler.replicaNodePort = nodePort(s, enable: "enableReplicaPoolerNodePort", port: "replicaPoolerNodePort")
+        if let f = section, !f.isNull {
+            _ = f.object { p -> Bool? in
+                if let v = p["numberOfInstances"], let n = v.int(atLeast: 1, atMost: 100) { pooler.instances = n }
+                if let v = p["mode"], let m = v.string {
+                    if m == "session" || m == "transaction" { pooler.mode = m } else { v.fail("must be session or transaction (got \(m))") }
+                }
+                if let v = p["schema"], let name = v.nonEmptyString {
+                    if isRoleName(name) { pooler.schema = name } else { v.fail("'\(name)' is not a valid schema name") }
+                }
+                if let v = p["user"], let name = v.nonEmptyString {
+                    if !isRoleName(name) {
+                        v.fail("'\(name)' is not a valid role name")
+                    } else if systemUsers.contains(name) {
+                        // Upstream falls back to its default user without a word; cairn says so instead.
+                        v.fail("'\(name)' is a role of Spilo's own; the pooler needs a role of its own (the default is pooler)")
+                    } else if users.contains(where: { $0.name == name }) {
+                        v.fail("'\(name)' is also in spec.users; the pooler's role is made by cairn with LOGIN only")
+                    } else {
+                        pooler.user = name
+                    }
+                }
+                if let v = p["dockerImage"], let image = v.nonEmptyString { pooler.image = image }
+                if let v = p["maxDBConnections"], let n = v.int(atLeast: 1, atMost: 100_000) { pooler.maxDBConnections = n }
+                if let v = p["resources"], let r = v.resources {
+                    // Each of cpu and memory not given takes the operator's default, as upstream.
+                    var merged = pooler.resources
+                    for (k, q) in r.requests { merged.requests[k] = q }
+                    for (k, q) in r.limits { merged.limits[k] = q }
+                    for (k, limit) in merged.limits where (merged.requests[k].map { $0 > limit } ?? false) {
+                        if r.limits[k] == nil { merged.limits[k] = merged.requests[k] } else { merged.requests[k] = limit }
+                    }
+                    pooler.resources = merged
+                }
+                return true
+            }
+        }
+        if pooler.master, pooler.maxDBConnectionsPerInstance < 4, let f = section {
+            f.fail("maxDBConnections \(pooler.maxDBConnections) over \(pooler.instances) instances leaves each fewer than 4 connections, "
+                   + "so PgBouncer's pool would be empty (the upstream operator gives each maxDBConnections / numberOfInstances)")
+        }
+        if pooler.user == "pooler", users.contains(where: { $0.name == "pooler" }), pooler.master || pooler.replica {
+            (s["users"] ?? s.field).fail("'pooler' is the connection pooler's role; name the pooler's role in connectionPooler.user, "
+                                         + "or this user otherwise")
+        }
+        return pooler.master || pooler.replica ? pooler : nil
+    }
+
+    /// `env` of Spilo's container: a name and a literal `value` or a `valueFrom` (as written).
+    static func decodeEnv(_ f: Field) -> [JSONValue]? {
+        f.list { item -> JSONValue? in
+            item.object { e -> JSONValue? in
+                let nf = e.required("name")
+                let value = e["value"]?.scalarText
+                let valueFrom = e["valueFrom"]
+                guard let nf, let name = nf.nonEmptyString else { return nil }
+                guard Names.isEnvVarName(name) else { nf.fail("'\(name)' is not a valid environment variable name"); return nil }
+                var o: JSONObject = ["name": .string(name)]
+                if let value { o["value"] = .string(value) }
+                if let vf = valueFrom {
+                    let sources = ["configMapKeyRef", "fieldRef", "fileKeyRef", "resourceFieldRef", "secretKeyRef"]
+                    guard let m = vf.mapping, m.entries.count == 1,
+                          let key = m.entries.first?.key.text, sources.contains(key) else {
+                        vf.fail("needs exactly one of \(sources.joined(separator: ", "))")
+                        return nil
+                    }
+                    if o["value"] != nil { vf.fail("value and valueFrom exclude each other"); return nil }
+                    o["valueFrom"] = vf.json
+                }
+                return .object(o)
+            }
+        }
+    }
+
+    /// An `envFrom` entry: a ConfigMap or Secret (with an optional prefix), as written.
+    static func decodeEnvFrom(_ f: Field) -> JSONValue? {
+        f.object { e -> JSONValue? in
+            var o = JSONObject()
+            if let p = e["prefix"], let prefix = p.string { o["prefix"] = .string(prefix) }
+            var sources = 0
+            for key in ["configMapRef", "secretRef"] {
+                guard let r = e[key] else { continue }
+                sources += 1
+                let ref = r.object { ref -> JSONValue? in
+                    let nf = ref.required("name")
+                    let optional = ref["optional"]?.bool
+                    guard let nf, let name = nf.nonEmptyString else { return nil }
+                    guard Names.isDNS1123Subdomain(name) else { nf.fail("'\(name)' is not an object name"); return nil }
+                    var out: JSONObject = ["name": .string(name)]
+                    if let optional { out["optional"] = .bool(optional) }
+                    return .object(out)
+                }
+                if let ref { o[key] = ref }
+            }
+            if sources != 1 { e.field.fail("needs exactly one of configMapRef and secretRef") ; return nil }
+            return .object(o)
+        }
+    }
+
+    /// A probe, as written (the API server checks its fields), with one handler.
+    static func decodeProbe(_ f: Field) -> JSONValue? {
+        guard let m = f.mapping else { return nil }
+        let handlers = ["exec", "grpc", "httpGet", "tcpSocket"]
+        let given = m.entries.map(\.key.text).filter(handlers.contains)
+        guard given.count == 1 else {
+            f.fail("needs exactly one of \(handlers.joined(separator: ", "))")
+            return nil
+        }
+        return f.json
+    }
+
+    /// A topology spread constraint counts pods by its label selector: one that selects labels
+    /// this cluster's pods do not carry would silently spread nothing, and is refused. Without
+    /// a selector it gets the cluster's (what the upstream operator means to set; its code
+    /// leaves the constraint as written, which counts no pod).
+    static func spreadConstraint(_ f: Field, cluster: String?) -> JSONValue? {
+        guard f.mapping != nil, case .object(var constraint) = f.json else {
+            _ = f.mapping
+            return nil
+        }
+        let own = ["application": "spilo", "cluster-name": cluster ?? "", "app.kubernetes.io/name": "postgresql",
+                   "app.kubernetes.io/instance": cluster ?? ""]
+        guard let selectorNode = f.mapping?["labelSelector"] else {
+            constraint["labelSelector"] = ["matchLabels": .sortedStrings([("application", "spilo"), ("cluster-name", cluster ?? "")])]
+            f.note("has no labelSelector: cairn gives it the cluster's pods (application=spilo, cluster-name=\(cluster ?? ""))")
+            return .object(constraint)
+        }
+        let sf = f.child("labelSelector", selectorNode)
+        guard case .object(let selector)? = constraint["labelSelector"] else { return .object(constraint) }
+        if selector["matchExpressions"] != nil {
+            sf.fail("not supported by cairn yet: matchExpressions here (cairn checks that the selector counts this cluster's pods); "
+                    + "use matchLabels")
+            return nil
+        }
+        let match = (selector["matchLabels"]?.objectValue?.entries ?? []).map { ($0.key, $0.value.stringValue ?? "") }
+        let fits = match.allSatisfy { key, value in own[key] == value || (key == "spilo-role" && ["master", "replica"].contains(value)) }
+        if match.isEmpty || !fits {
+            sf.fail("selects no pod of this cluster: its pods carry application=spilo, cluster-name=\(cluster ?? "<name>"), "
+                    + "app.kubernetes.io/name=postgresql, app.kubernetes.io/instance=\(cluster ?? "<name>") and spilo-role=master|replica")
+            return nil
+        }
+        return .object(constraint)
+    }
 
     /// A sidecar as the upstream operator reads it: its `Sidecar` type has name, image, ports,
     /// env, command and resources, and it drops anything else; cairn refuses anything else
