@@ -6,6 +6,8 @@
 #   Tests/control-plane.sh up [DIR]     start everything in DIR (default: a new temp dir); print DIR
 #   Tests/control-plane.sh env DIR      print `export` lines: KUBECONFIG, KUBEBUILDER_ASSETS, CAIRN_*
 #   Tests/control-plane.sh down DIR     stop every process started in DIR, by its pid
+#   Tests/control-plane.sh restart-apiserver DIR
+#                                       stop DIR's kube-apiserver and start it again on its port
 #
 # Binaries: taken from $KUBEBUILDER_ASSETS when it is set (etcd, kube-apiserver and, if present,
 # kube-controller-manager); otherwise built once from Debian's source package `kubernetes`
@@ -92,6 +94,49 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# Starts kube-apiserver in DIR (ports and token from `up`) and waits until it is ready.
+start_apiserver() {
+    local bin=$1 dir=$2
+    local etcd_port api_port
+    etcd_port=$(cat "$dir/etcd.port"); api_port=$(cat "$dir/apiserver.port")
+    "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" --bind-address 127.0.0.1 \
+        --advertise-address 127.0.0.1 --secure-port "$api_port" --cert-dir "$dir/certs" \
+        --service-account-issuer https://kubernetes.default.svc.cluster.local \
+        --service-account-key-file "$dir/sa.pub" --service-account-signing-key-file "$dir/sa.key" \
+        --token-auth-file "$dir/tokens.csv" --authorization-mode RBAC \
+        --service-cluster-ip-range 10.96.0.0/16 --allow-privileged=true >>"$dir/apiserver.log" 2>&1 &
+    echo $! >"$dir/apiserver.pid"
+
+    local server="https://127.0.0.1:$api_port"
+    local ready=""
+    for _ in $(seq 1 120); do
+        if [ -f "$dir/certs/apiserver.crt" ] &&
+            curl -sf --cacert "$dir/certs/apiserver.crt" -H "Authorization: Bearer $(cat "$dir/admin.token")" "$server/readyz" >/dev/null 2>&1; then
+            ready=yes
+            break
+        fi
+        kill -0 "$(cat "$dir/apiserver.pid")" 2>/dev/null || break
+        sleep 0.5
+    done
+    if [ -z "$ready" ]; then
+        tail -n 20 "$dir/apiserver.log" >&2
+        down "$dir"
+        die "kube-apiserver did not become ready in 60 s"
+    fi
+}
+
+# Stops DIR's kube-apiserver (by its pid) and starts it again on the same port: its watch
+# cache starts afresh, so a watch resumed from before gets 410 Gone.
+restart_apiserver() {
+    local dir=${1:?usage: control-plane.sh restart-apiserver DIR}
+    local pid
+    pid=$(cat "$dir/apiserver.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    start_apiserver "$(build)" "$dir"
+}
+
 up() {
     local bin dir
     bin=$(build)
@@ -117,30 +162,11 @@ up() {
         --initial-cluster "default=http://127.0.0.1:$peer_port" >"$dir/etcd.log" 2>&1 &
     echo $! >"$dir/etcd.pid"
 
-    "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" --bind-address 127.0.0.1 \
-        --advertise-address 127.0.0.1 --secure-port "$api_port" --cert-dir "$dir/certs" \
-        --service-account-issuer https://kubernetes.default.svc.cluster.local \
-        --service-account-key-file "$dir/sa.pub" --service-account-signing-key-file "$dir/sa.key" \
-        --token-auth-file "$dir/tokens.csv" --authorization-mode RBAC \
-        --service-cluster-ip-range 10.96.0.0/16 --allow-privileged=true >"$dir/apiserver.log" 2>&1 &
-    echo $! >"$dir/apiserver.pid"
-
+    echo "$etcd_port" >"$dir/etcd.port"
+    echo "$api_port" >"$dir/apiserver.port"
+    echo "$admin_token" >"$dir/admin.token"
+    start_apiserver "$bin" "$dir"
     local server="https://127.0.0.1:$api_port"
-    local ready=""
-    for _ in $(seq 1 120); do
-        if [ -f "$dir/certs/apiserver.crt" ] &&
-            curl -sf --cacert "$dir/certs/apiserver.crt" -H "Authorization: Bearer $admin_token" "$server/readyz" >/dev/null 2>&1; then
-            ready=yes
-            break
-        fi
-        kill -0 "$(cat "$dir/apiserver.pid")" 2>/dev/null || break
-        sleep 0.5
-    done
-    if [ -z "$ready" ]; then
-        tail -n 20 "$dir/apiserver.log" >&2
-        down "$dir"
-        die "kube-apiserver did not become ready in 60 s"
-    fi
 
     write_kubeconfig "$dir/kubeconfig" "$server" "$dir/certs/apiserver.crt" cairn-admin "$admin_token"
     write_kubeconfig "$dir/kubeconfig-restricted" "$server" "$dir/certs/apiserver.crt" cairn-restricted "$restricted_token"
@@ -206,5 +232,6 @@ build) build ;;
 up) up "${2:-}" ;;
 env) cat "${2:?usage: control-plane.sh env DIR}/env" ;;
 down) down "${2:-}" ;;
-*) sed -n '2,14p' "$0" >&2; exit 2 ;;
+restart-apiserver) restart_apiserver "${2:-}" ;;
+*) sed -n '2,16p' "$0" >&2; exit 2 ;;
 esac

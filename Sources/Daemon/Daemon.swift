@@ -24,6 +24,14 @@ public actor Daemon {
         public var statusDirectory = "status"
         public var author = GitSignature(name: "cairn", email: "cairn@localhost")
         public var maxBackoff: Duration = .seconds(300)
+        /// Read live objects from a LIST + WATCH cache (`LiveCache`), correcting drift as its
+        /// events report it; off: every pass LISTs, and drift waits for the resync.
+        public var watch = true
+        /// How long each watch asks the server to stay open before it is resumed.
+        public var watchTimeoutSeconds = 300
+        /// A drift event schedules its cluster's pass this long after the first change of a
+        /// burst (a `kubectl edit` writes one object, a `kubectl scale` may write several).
+        public var driftDebounce: Duration = .seconds(1)
 
         public init() {}
     }
@@ -54,12 +62,31 @@ public actor Daemon {
     public nonisolated let follower: GitFollower
     private let wakeup = Wakeup()
 
+    /// Clusters a watch event reported drift on, with when it was first seen (`LiveCache`).
+    private let drifted = DriftInbox()
+
     public init(configuration: Configuration, mirror: Mirror, reconciler: Reconciler, log: Logging.Logger, elector: LeaderElector? = nil) {
         self.configuration = configuration
         self.mirror = mirror
-        self.reconciler = reconciler
         self.log = log
         self.elector = elector
+        if configuration.watch {
+            let (inbox, wakeup, debounce, metrics) = (drifted, self.wakeup, configuration.driftDebounce, self.metrics)
+            let cache = LiveCache(client: reconciler.client, watchTimeoutSeconds: configuration.watchTimeoutSeconds) { drift in
+                log.info("drift", ["object": drift.reference, "cluster": drift.cluster, "change": drift.what])
+                metrics.increment(.drift, ["kind": String(drift.reference.prefix { $0 != "/" })])
+                if inbox.add(drift.cluster) {
+                    // The first of a burst: one wake-up once the burst has had its debounce.
+                    Task {
+                        try? await Task.sleep(for: debounce)
+                        wakeup.signal()
+                    }
+                }
+            }
+            self.reconciler = reconciler.reading(from: cache)
+        } else {
+            self.reconciler = reconciler
+        }
         let writer = StatusWriter.Configuration(branch: configuration.statusBranch ?? configuration.branch, directory: configuration.statusDirectory,
                                                 author: configuration.author, sameBranch: configuration.statusBranch == nil)
         statusWriter = StatusWriter(configuration: writer, mirror: mirror, log: log, metrics: metrics,
@@ -107,6 +134,11 @@ public actor Daemon {
                 for (operation, n) in reconciler.client.requestCounts {
                     metrics.set(.kubeRequests, Double(n), ["operation": operation])
                 }
+                if let c = reconciler.cache?.counters {
+                    for (count, n) in [("lists", c.lists), ("relists", c.relists), ("watches", c.watches), ("broken", c.broken), ("events", c.events)] {
+                        metrics.set(.liveCache, Double(n), ["count": count])
+                    }
+                }
                 backoff = configuration.interval
                 metrics.set(.up, 1)
                 await pause(configuration.interval)
@@ -145,14 +177,20 @@ public actor Daemon {
             wasLeader = leads
             if leads { lastSeen = nil; lastResync = ContinuousClock.now - configuration.resync; follower.invalidate() }
         }
-        guard leads else { return }
+        // A standby keeps no watches: a new leader lists afresh on its first pass.
+        guard leads else {
+            if reconciler.cache?.running == true { reconciler.cache?.stop(); _ = drifted.take(before: .now + .seconds(86400)) }
+            return
+        }
         // Nothing fetched yet (the first check is under way, or failing: the follower says why).
         guard let remote = follower.latest else { return }
         let resyncDue = ContinuousClock.now - lastResync >= configuration.resync
         if remote == lastSeen && !resyncDue && lastError == nil {
             // No new commit: only the rollouts cairn drives (one pod per pass) and the failing
             // clusters whose retry is due need passes.
-            let due = followUp.union(retryDue)
+            // Drift: the first event of a burst woke the loop after the debounce; every cluster
+            // drifted so far gets its pass now.
+            let due = followUp.union(retryDue).union(drifted.take(before: .now))
             if !due.isEmpty, let lastApplied { try await reconcile(at: lastApplied, extraScope: due) }
             return
         }
@@ -166,7 +204,9 @@ public actor Daemon {
         // A full pass at start, on resync, after a failure; otherwise only what the commit touched.
         let full = resyncDue || lastApplied == nil || lastError != nil
         ownHead = nil
-        try await reconcile(at: commit, incremental: !full, extraScope: full ? nil : followUp.union(retryDue))
+        // Drift seen so far is corrected by this pass (a full one looks at every cluster).
+        let drift = drifted.take(before: .now)
+        try await reconcile(at: commit, incremental: !full, extraScope: full ? nil : followUp.union(retryDue).union(drift))
         lastSeen = ownHead ?? remote
         if full { lastResync = ContinuousClock.now }
     }
@@ -224,9 +264,16 @@ public actor Daemon {
     func reconcile(at commit: GitOID, incremental: Bool = false, extraScope: Set<String>? = nil) async throws {
         let start = ContinuousClock.now
         let path = configuration.path
-        let read = try await git { mirror throws(GitError) in try mirror.yamlFiles(at: commit, under: path, sizeLimit: SpecFileParser.maximumFileSize) }
-        let state = DesiredState(files: read.files.map { DesiredState.File(path: $0.path, text: $0.text) }, unreadable: read.problems,
+        let state: DesiredState
+        if commit == lastApplied, !incremental, extraScope != nil, let desired {
+            // A pass of some clusters at the commit already read (a rollout's next step, a
+            // retry, drift): the files are what they were.
+            state = desired
+        } else {
+            let read = try await git { mirror throws(GitError) in try mirror.yamlFiles(at: commit, under: path, sizeLimit: SpecFileParser.maximumFileSize) }
+            state = DesiredState(files: read.files.map { DesiredState.File(path: $0.path, text: $0.text) }, unreadable: read.problems,
                                  options: try await reconciler.renderOptions(), previous: desired)
+        }
         let touched = touched(state)
         let changedFiles = desired.map { state.changedFiles(since: $0) }
         // A commit touching a failing cluster starts its backoff afresh.
@@ -422,4 +469,29 @@ extension Duration {
         let (s, atto) = components
         return Double(s) + Double(atto) / 1e18
     }
+}
+
+/// Clusters a watch reported drift on, each with when its burst began: the loop takes those
+/// whose debounce has passed.
+final class DriftInbox: Sendable {
+    private let clusters = Mutex<[String: ContinuousClock.Instant]>([:])
+
+    /// Records drift on a cluster; true when it is the first of a burst (none pending before).
+    func add(_ cluster: String) -> Bool {
+        clusters.withLock { c in
+            let first = c.isEmpty
+            if c[cluster] == nil { c[cluster] = .now }
+            return first
+        }
+    }
+
+    /// Takes the clusters whose drift was first seen up to `instant`.
+    func take(before instant: ContinuousClock.Instant) -> Set<String> {
+        clusters.withLock { c in
+            let due = c.filter { $0.value <= instant }
+            for key in due.keys { c[key] = nil }
+            return Set(due.keys)
+        }
+    }
+
 }

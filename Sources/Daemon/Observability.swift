@@ -75,12 +75,14 @@ public enum MetricFamily: String, CaseIterable, Sendable {
     case statusCommits = "cairn_status_commits_total"
     case statusPushFailures = "cairn_status_push_failures_total"
     case webhooks = "cairn_webhooks_total"
+    case drift = "cairn_drift_events_total"
+    case liveCache = "cairn_live_cache"
 
     public enum Kind: Sendable { case counter, gauge, histogram }
 
     public var kind: Kind {
         switch self {
-        case .errors, .mirrorRepairs, .objects, .clusterFailures, .statusCommits, .statusPushFailures, .webhooks: .counter
+        case .errors, .mirrorRepairs, .objects, .clusterFailures, .statusCommits, .statusPushFailures, .webhooks, .drift: .counter
         case .gitCheckSeconds, .gitFetchSeconds, .reconcileSeconds: .histogram
         default: .gauge
         }
@@ -96,6 +98,8 @@ public enum MetricFamily: String, CaseIterable, Sendable {
         case .clusters: ["phase"]
         case .clusterFailures: ["cluster"]
         case .webhooks: ["host", "result"]
+        case .drift: ["kind"]
+        case .liveCache: ["count"]
         default: []
         }
     }
@@ -119,6 +123,8 @@ public enum MetricFamily: String, CaseIterable, Sendable {
         case .statusCommits: "Status commits pushed."
         case .statusPushFailures: "Status pushes that failed (retried on the status writer's backoff)."
         case .webhooks: "Webhook requests received, by git host and result (push, ignored, unauthorized, forbidden, bad_request, too_large, ...)."
+        case .liveCache: "The live-object cache since start, by count: lists, relists (after 410 Gone), watches (opened), broken (watches that failed and were resumed), events."
+        case .drift: "Watch events that changed a field cairn owns on one of its objects, or deleted one, by kind: each schedules its cluster's pass."
         }
     }
 

@@ -39,6 +39,9 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
         case badRequest = "BadRequest"
         case serverError = "InternalError"
         case unavailable = "ServiceUnavailable"
+        /// 410 Gone: a watch's (or a paged LIST's) resourceVersion is older than the server
+        /// keeps; list afresh.
+        case expired = "Expired"
         /// The connection failed: refused, reset, timed out.
         case transport = "Transport"
         /// The server's certificate was not trusted, or TLS failed.
@@ -99,6 +102,7 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
         case ("TooManyRequests", _), (_, 429): reason = .tooManyRequests
         case ("BadRequest", _), (_, 400), (_, 415): reason = .badRequest
         case ("ServiceUnavailable", _), (_, 503): reason = .unavailable
+        case ("Expired", _), ("Gone", _), (_, 410): reason = .expired
         case (_, 500...599): reason = .serverError
         default: reason = .unexpected
         }

@@ -68,11 +68,20 @@ public struct Reconciler: Sendable {
     public let options: Options
     /// The systems whose objects it lists and prunes.
     package let systems: SystemRegistry
+    /// Where passes read live objects from (`cairn run`): kinds it has live cost no LIST. nil:
+    /// every pass LISTs (`cairn apply`).
+    public let cache: LiveCache?
 
-    package init(client: KubeClient, options: Options = Options(), systems: SystemRegistry = .standard) {
+    package init(client: KubeClient, options: Options = Options(), systems: SystemRegistry = .standard, cache: LiveCache? = nil) {
         self.client = client
         self.options = options
         self.systems = systems
+        self.cache = cache
+    }
+
+    /// The same reconciler reading its live objects from `cache`.
+    public func reading(from cache: LiveCache?) -> Reconciler {
+        Reconciler(client: client, options: options, systems: systems, cache: cache)
     }
 
     /// The render options the server supports (PDB API version from discovery).
@@ -105,6 +114,7 @@ public struct Reconciler: Sendable {
         // A full pass asks discovery afresh: a CustomResourceDefinition (of a Certificate beside
         // a cluster, say) may have been installed or removed since the last.
         if scope == nil { await client.forgetDiscovery() }
+        cache?.setDesired(desired.clusters)
         return try await reconcileAll(clusters, invalid: invalid, specsRead: desired.specsRead, prune: desired.prune, scope: scope)
     }
 
@@ -287,22 +297,48 @@ public struct Reconciler: Sendable {
     public func liveObjects(podDisruptionBudgetAPIVersion: String, desired: [String: RenderedObject]? = nil,
                             clusters: Set<String>? = nil) async throws(KubeError) -> [JSONValue] {
         var selector = "app.kubernetes.io/managed-by=cairn"
+        var names: Set<String>?
         if let clusters {
-            let names = Set(clusters.compactMap { $0.split(separator: "/").last.map(String.init) }).sorted()
-            if names.isEmpty { return [] }
-            if names.count <= 100 { selector += ",cairn.dev/cluster in (\(names.joined(separator: ",")))" }
+            names = Set(clusters.compactMap { $0.split(separator: "/").last.map(String.init) })
+            if names!.isEmpty { return [] }
+            if names!.count <= 100 { selector += ",cairn.dev/cluster in (\(names!.sorted().joined(separator: ",")))" }
         }
         let labelSelector = selector
-        var listKinds = systems.objectKinds + [(podDisruptionBudgetAPIVersion, "PodDisruptionBudget")]
-        // What documents beside a cluster may be: the core kinds, and the optional kinds that
-        // the server serves now (their CustomResourceDefinitions installed).
-        for (kind, accepted) in CompanionObject.kinds.sorted(by: { $0.key < $1.key }) where accepted.apiVersions == ["v1"] {
-            if !listKinds.contains(where: { $0.apiVersion == "v1" && $0.kind == kind }) { listKinds.append(("v1", kind)) }
+        var listKinds = try await managedKinds(podDisruptionBudgetAPIVersion: podDisruptionBudgetAPIVersion)
+        let allNamespaces: [String?] = options.namespaceAllow.map { $0.sorted().map(Optional.some) } ?? [nil]
+        var cached: [JSONValue] = []
+        if let cache {
+            // The cache keeps every kind in every namespace allowed; a kind it does not have live
+            // (not listed yet after all, its watch broken, or not allowed) is listed below as
+            // every pass did before.
+            var targets = listKinds.flatMap { k in allNamespaces.map { LiveCache.Target(apiVersion: k.apiVersion, kind: k.kind, namespace: $0) } }
+            cache.track(targets)
+            await cache.waitUntilListed(targets, timeout: .seconds(600))
+            // Left out as the LISTs below leave them out: a kind cairn may not read (RBAC
+            // narrowed: an optional kind, the Secrets of a namespace not granted).
+            let optional = Set(CompanionObject.optionalKinds.map { "\($0.apiVersion) \($0.kind)" })
+            var ignored = Set<LiveCache.Target>()
+            // Secrets are granted per namespace (deploy/rbac.yaml): where cairn may not watch
+            // them across the cluster, it watches them in each namespace it renders Secrets in.
+            let allSecrets = LiveCache.Target(apiVersion: "v1", kind: "Secret", namespace: nil)
+            if targets.contains(allSecrets), cache.failure(allSecrets)?.reason == .forbidden {
+                ignored.insert(allSecrets)
+                let perNamespace = cache.desiredNamespaces(kind: "Secret").sorted().map { LiveCache.Target(apiVersion: "v1", kind: "Secret", namespace: $0) }
+                targets += perNamespace
+                cache.track(targets)
+                await cache.waitUntilListed(perNamespace, timeout: .seconds(600))
+            }
+            for t in targets where cache.failure(t)?.reason == .forbidden && (optional.contains("\(t.apiVersion) \(t.kind)") || t.kind == "Secret") {
+                ignored.insert(t)
+            }
+            let snapshot = cache.snapshot(targets.filter { !ignored.contains($0) })
+            cached = snapshot.objects
+            if let names { cached = cached.filter { $0["metadata", "labels", "cairn.dev/cluster"]?.stringValue.map(names.contains) ?? false } }
+            let notLive = Set(snapshot.notLive.map { "\($0.apiVersion) \($0.kind)" })
+            listKinds = listKinds.filter { notLive.contains("\($0.apiVersion) \($0.kind)") }
+            if listKinds.isEmpty { return cached }
         }
-        for k in CompanionObject.optionalKinds where try await client.serves(k.apiVersion, kind: k.kind) {
-            if !listKinds.contains(where: { $0.apiVersion == k.apiVersion && $0.kind == k.kind }) { listKinds.append(k) }
-        }
-        var namespaces: [String?] = options.namespaceAllow.map { $0.sorted().map(Optional.some) } ?? [nil]
+        var namespaces = allNamespaces
         if let clusters {
             let scoped = Set(clusters.compactMap { $0.split(separator: "/").first.map(String.init) })
                 .filter { options.namespaceAllow?.contains($0) ?? true }
@@ -363,7 +399,21 @@ public struct Reconciler: Sendable {
             if let error = r.error { throw error }
             live += r.objects
         }
-        return live
+        return cached + live
+    }
+
+    /// The kinds a pass reads: the systems' kinds, PodDisruptionBudgets, and what documents
+    /// beside a cluster may be (the core kinds, and the optional kinds that the server serves
+    /// now: their CustomResourceDefinitions installed).
+    func managedKinds(podDisruptionBudgetAPIVersion: String) async throws(KubeError) -> [(apiVersion: String, kind: String)] {
+        var listKinds = systems.objectKinds + [(podDisruptionBudgetAPIVersion, "PodDisruptionBudget")]
+        for (kind, accepted) in CompanionObject.kinds.sorted(by: { $0.key < $1.key }) where accepted.apiVersions == ["v1"] {
+            if !listKinds.contains(where: { $0.apiVersion == "v1" && $0.kind == kind }) { listKinds.append(("v1", kind)) }
+        }
+        for k in CompanionObject.optionalKinds where try await client.serves(k.apiVersion, kind: k.kind) {
+            if !listKinds.contains(where: { $0.apiVersion == k.apiVersion && $0.kind == k.kind }) { listKinds.append(k) }
+        }
+        return listKinds
     }
 
     /// At most this many namespaces are LISTed one by one for a pass over some clusters (more
@@ -533,6 +583,7 @@ public struct Reconciler: Sendable {
                 if action.kind == .configure, let live {
                     let preview = try await client.apply(body, fieldManager: options.fieldManager, force: true, dryRun: true)
                     if Self.sameContent(preview, live, desired: action.object) {
+                        cache?.confirm(action.object, live: live)
                         return ObjectResult(reference: ref, action: .unchanged, detail: nil, cluster: cluster)
                     }
                     if options.dryRun {

@@ -21,10 +21,13 @@ extension Cairn {
                 or of the API server keep the last good state and are retried with exponential \
                 backoff; nothing is pruned because something could not be read. A cluster whose \
                 objects the server refuses is retried on its own backoff while the others keep \
-                following new commits. SIGTERM or SIGINT \
+                following new commits. Live objects come from one LIST + WATCH per kind (--no-watch: \
+                a LIST per pass): a change to a field cairn owns, or one of its objects deleted, \
+                gets its cluster a pass within about a second, logged as drift with who made it. \
+                SIGTERM or SIGINT \
                 finishes the step under way and exits. Every option also reads an environment \
                 variable: CAIRN_REPO, CAIRN_BRANCH, CAIRN_PATH, CAIRN_INTERVAL, CAIRN_RESYNC, \
-                CAIRN_STATUS_BRANCH, CAIRN_STATUS_SAME_BRANCH=true, CAIRN_NAMESPACE_ALLOW, \
+                CAIRN_STATUS_BRANCH, CAIRN_STATUS_SAME_BRANCH=true, CAIRN_WATCH=false, CAIRN_NAMESPACE_ALLOW, \
                 CAIRN_CREATE_NAMESPACE=false, \
                 CAIRN_METRICS_ADDRESS, CAIRN_LOG_FORMAT, KUBECONFIG, and the git credential \
                 variables of `cairn validate --help`.
@@ -42,6 +45,14 @@ extension Cairn {
 
         @Option(help: ArgumentHelp("Time between full passes that also correct drift (env CAIRN_RESYNC).", valueName: "duration"))
         var resync: String?
+
+        @Flag(inversion: .prefixedNo,
+              help: ArgumentHelp("Keep live objects from LIST + WATCH: passes make no LIST once synced, and drift is corrected within "
+                                 + "seconds (env CAIRN_WATCH=false turns it off: every pass LISTs, and drift waits for --resync)."))
+        var watch = true
+
+        @Option(help: .hidden)
+        var watchTimeout: Int?
 
         @Option(help: "Branch for status commits (env CAIRN_STATUS_BRANCH; default cairn-status).")
         var statusBranch: String?
@@ -104,6 +115,8 @@ extension Cairn {
             configuration.path = git.path
             configuration.interval = try Self.duration(interval ?? env["CAIRN_INTERVAL"] ?? "30s", "--interval")
             configuration.resync = try Self.duration(resync ?? env["CAIRN_RESYNC"] ?? "10m", "--resync")
+            configuration.watch = watch && env["CAIRN_WATCH"] != "false"
+            if let watchTimeout { configuration.watchTimeoutSeconds = max(1, watchTimeout) }
             let sameBranch = statusSameBranch || env["CAIRN_STATUS_SAME_BRANCH"] == "true"
             configuration.statusBranch = sameBranch ? nil : (statusBranch ?? env["CAIRN_STATUS_BRANCH"] ?? "cairn-status")
             if let author = statusAuthor ?? env["CAIRN_STATUS_AUTHOR"] {

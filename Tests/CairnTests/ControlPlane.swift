@@ -48,6 +48,27 @@ final class ControlPlane: Sendable {
         return ControlPlane(directory: dir)
     }
 
+    /// A control plane of the caller's own (one it may restart), stopped with `stop()`.
+    static func startPrivate() throws -> ControlPlane {
+        let script = Repo.root.appendingPathComponent("Tests/control-plane.sh").path
+        let result = try run("/bin/bash", [script, "up"], timeout: 600)
+        let dir = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard result.status == 0, !dir.isEmpty else { throw CommandFailed(description: "control-plane.sh up failed (\(result.status)): \(result.stderr)") }
+        return ControlPlane(directory: dir)
+    }
+
+    /// Stops every process of a private control plane, by its pids.
+    func stop() {
+        _ = try? run("/bin/bash", [Repo.root.appendingPathComponent("Tests/control-plane.sh").path, "down", directory], timeout: 60)
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Stops kube-apiserver and starts it again on its port (a private control plane only).
+    func restartAPIServer() throws {
+        let r = try run("/bin/bash", [Repo.root.appendingPathComponent("Tests/control-plane.sh").path, "restart-apiserver", directory], timeout: 120)
+        guard r.status == 0 else { throw CommandFailed(description: "restart-apiserver failed: \(r.stderr)") }
+    }
+
     func client(concurrency: Int = 8, restricted: Bool = false) throws -> KubeClient {
         try KubeClient(config: KubeConfig.load(path: restricted ? restrictedKubeconfig : kubeconfig), concurrency: concurrency)
     }

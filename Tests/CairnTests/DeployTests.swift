@@ -337,6 +337,15 @@ struct DeployTests {
         #expect(eventually(30) { try kubectl(["-n", ns, "get", "events", "--field-selector", "reason=RolloutStarted", "-o", "name"]).stdout.contains("esdb-cluster") },
                 "no RolloutStarted event: \(log())")
 
+        // Drift: with deploy/'s RBAC the watches work (list and watch granted), and a scaled
+        // StatefulSet is put back without a resync (deploy/config.yaml's is 10 minutes).
+        #expect(try kubectl(["-n", ns, "scale", "statefulset/esdb-cluster", "--replicas=5"]).status == 0)
+        #expect(eventually(30) {
+            try kubectl(["-n", ns, "get", "statefulset", "esdb-cluster", "-o", "jsonpath={.spec.replicas}"]).stdout == "3"
+        }, "the scale was not put back: \(log())")
+        let cached = try Exposition(try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/metrics"]).stdout)
+        #expect((cached.value("cairn_live_cache", ["count": "watches"]) ?? 0) > 0, "\(log())")
+
         // A removed cluster is pruned (its generated Secrets would stay; Atomix has none).
         try origin.commit(["clusters/example-atomixcluster.yaml": nil])
         #expect(eventually(60) {

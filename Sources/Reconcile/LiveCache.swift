@@ -1,0 +1,323 @@
+public import ClusterSpecs
+import Foundation
+public import KubeAPI
+public import Render
+import Synchronization
+
+/// The live objects cairn manages, kept current by one LIST + WATCH per kind (and namespace),
+/// the way client-go's informers work: list at a resourceVersion, watch from it with bookmarks,
+/// resume from the last resourceVersion when a watch ends or its connection drops, list afresh
+/// on 410 Gone, and retry with a bounded backoff while the API server is away.
+///
+/// `cairn run` reads its passes from here (`Reconciler.cache`): once synced, a pass on a new
+/// commit or a resync makes no LIST request. Objects are kept cut down as a pass needs them
+/// (`Reconciler.slim`: the fields cairn renders, other managers' field sets, a StatefulSet's
+/// status), never whole.
+///
+/// Every event on an object cairn renders is compared with what cairn wants of it (the
+/// `Planner`): a change to a field cairn owns, or the object deleted, is drift, handed to
+/// `onDrift` so that the daemon schedules a pass of that cluster. What cairn wrote itself matches
+/// what it wants and is no drift; neither is a change the last pass's server-side dry run found
+/// equal (a default the server adds). Objects of invalid clusters are not rendered, so their
+/// events are never drift.
+///
+/// A kind whose watch is broken is not live: a pass lists that kind itself (and fails if the
+/// server is away) rather than act on a cache that may be stale, and nothing is pruned from a
+/// cache that has not listed yet.
+public final class LiveCache: Sendable {
+    /// What one informer keeps: a kind, in one namespace or all.
+    public struct Target: Hashable, Sendable, CustomStringConvertible {
+        public var apiVersion: String
+        public var kind: String
+        public var namespace: String?
+
+        public init(apiVersion: String, kind: String, namespace: String?) {
+            self.apiVersion = apiVersion
+            self.kind = kind
+            self.namespace = namespace
+        }
+
+        public var description: String { "\(kind) (\(apiVersion)) in " + (namespace ?? "all namespaces") }
+    }
+
+    /// A change to one of cairn's objects that a pass should put back.
+    public struct Drift: Sendable {
+        /// `namespace/name` of the cluster.
+        public var cluster: String
+        /// `Kind/namespace/name`.
+        public var reference: String
+        /// The first differing field and who changed it, or "deleted".
+        public var what: String
+    }
+
+    /// Counts since start, for metrics and tests.
+    public struct Counters: Sendable, Equatable {
+        public var lists = 0
+        /// Lists after a 410 Gone (the watch's resourceVersion expired).
+        public var relists = 0
+        public var watches = 0
+        public var events = 0
+        public var drifts = 0
+        /// Watches that broke (connection dropped, server away) and were resumed.
+        public var broken = 0
+    }
+
+    struct Store {
+        var objects: [String: JSONValue] = [:]
+        var version: String?
+        /// Listed, and its watch not known to be broken.
+        var live = false
+        /// Listed at least once.
+        var listed = false
+        var error: KubeError?
+    }
+
+    struct State {
+        var stores: [Target: Store] = [:]
+        var tasks: [Target: Task<Void, Never>] = [:]
+        var desired: [String: RenderedObject] = [:]
+        /// Per object, a fingerprint of (what cairn wants, the live object) that a pass found the
+        /// same on the server (its dry run): an event leaving the object so is no drift.
+        var confirmed: [String: Int] = [:]
+        var counters = Counters()
+    }
+
+    public let client: KubeClient
+    public let labelSelector: String
+    /// Seconds a watch asks the server to keep it open (it is then resumed).
+    public let watchTimeoutSeconds: Int
+    private let onDrift: @Sendable (Drift) -> Void
+    private let state = Mutex(State())
+
+    public init(client: KubeClient, labelSelector: String = "app.kubernetes.io/managed-by=cairn", watchTimeoutSeconds: Int = 300,
+                onDrift: @escaping @Sendable (Drift) -> Void = { _ in }) {
+        self.client = client
+        self.labelSelector = labelSelector
+        self.watchTimeoutSeconds = max(1, watchTimeoutSeconds)
+        self.onDrift = onDrift
+    }
+
+    public var counters: Counters { state.withLock { $0.counters } }
+
+    /// Keeps exactly these targets: starts an informer for each new one, stops the others.
+    public func track(_ targets: [Target]) {
+        let wanted = Set(targets)
+        let stopped: [Task<Void, Never>] = state.withLock { s in
+            var stopped: [Task<Void, Never>] = []
+            for (t, task) in s.tasks where !wanted.contains(t) {
+                stopped.append(task)
+                s.tasks[t] = nil
+                s.stores[t] = nil
+            }
+            for t in targets where s.tasks[t] == nil {
+                s.stores[t] = Store()
+                s.tasks[t] = Task { [weak self] in await self?.inform(t) }
+            }
+            return stopped
+        }
+        for task in stopped { task.cancel() }
+    }
+
+    /// Stops every informer and forgets what they held (a replica that lost its lease).
+    public func stop() {
+        let tasks = state.withLock { s in
+            let tasks = Array(s.tasks.values)
+            s.tasks = [:]
+            s.stores = [:]
+            s.confirmed = [:]
+            return tasks
+        }
+        for task in tasks { task.cancel() }
+    }
+
+    public var running: Bool { state.withLock { !$0.tasks.isEmpty } }
+
+    /// What cairn wants of every object of the valid clusters: what events are compared with,
+    /// and what new objects are cut down to.
+    public func setDesired(_ clusters: [RenderedCluster]) {
+        var desired: [String: RenderedObject] = [:]
+        desired.reserveCapacity(clusters.reduce(0) { $0 + $1.objects.count })
+        for c in clusters { for o in c.objects { desired[o.reference] = o } }
+        state.withLock { s in
+            s.desired = desired
+            s.confirmed = s.confirmed.filter { desired[$0.key] != nil }
+        }
+    }
+
+    /// Why a target's last LIST or watch failed, while it is not live.
+    public func failure(_ target: Target) -> KubeError? {
+        state.withLock { s in s.stores[target].flatMap { $0.live ? nil : $0.error } }
+    }
+
+    /// The namespaces cairn renders objects of a kind in.
+    public func desiredNamespaces(kind: String) -> Set<String> {
+        state.withLock { s in Set(s.desired.values.filter { $0.kind == kind }.map(\.namespace)) }
+    }
+
+    /// Waits until every target has listed or failed its last attempt, up to `timeout`.
+    public func waitUntilListed(_ targets: [Target], timeout: Duration) async {
+        let end = ContinuousClock.now + timeout
+        while ContinuousClock.now < end, !Task.isCancelled {
+            let pending = state.withLock { s in targets.contains { t in s.stores[t].map { !$0.listed && $0.error == nil } ?? false } }
+            if !pending { return }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// The objects of the live targets, and the targets that are not live (never listed, or
+    /// their watch broken): those a pass lists itself.
+    public func snapshot(_ targets: [Target]) -> (objects: [JSONValue], notLive: [Target]) {
+        state.withLock { s in
+            var objects: [JSONValue] = []
+            var notLive: [Target] = []
+            for t in targets {
+                guard let store = s.stores[t], store.live else { notLive.append(t); continue }
+                objects.append(contentsOf: store.objects.values)
+            }
+            return (objects, notLive)
+        }
+    }
+
+    /// A pass's server-side dry run found `live` the same as `desired` on the server: while the
+    /// object stays so, its events are no drift.
+    func confirm(_ desired: RenderedObject, live: JSONValue) {
+        let print = Self.fingerprint(desired, live)
+        state.withLock { $0.confirmed[desired.reference] = print }
+    }
+
+    static func fingerprint(_ desired: RenderedObject, _ live: JSONValue) -> Int {
+        var hasher = Hasher()
+        hasher.combine(desired.body)
+        var o = live.objectValue ?? JSONObject()
+        o["status"] = nil
+        hasher.combine(JSONValue.object(o))
+        return hasher.finalize()
+    }
+
+    // MARK: - The informer of one target
+
+    private func inform(_ t: Target) async {
+        var failures = 0
+        while !Task.isCancelled {
+            if state.withLock({ $0.stores[t]?.version }) == nil {
+                do {
+                    try await list(t)
+                    failures = 0
+                } catch {
+                    if Task.isCancelled { return }
+                    state.withLock { s in s.stores[t]?.error = error; s.stores[t]?.live = false }
+                    failures += 1
+                    // Not allowed, or not served: asked again rarely (a pass lists what it needs itself).
+                    await Self.pause(failures, longest: [.forbidden, .notFound].contains(error.reason) ? 600 : 30)
+                    continue
+                }
+            }
+            guard let version = state.withLock({ $0.stores[t]?.version }) else { continue }
+            do {
+                state.withLock { $0.counters.watches += 1 }
+                try await client.watch(apiVersion: t.apiVersion, kind: t.kind, namespace: t.namespace, labelSelector: labelSelector,
+                                       resourceVersion: version, timeoutSeconds: watchTimeoutSeconds,
+                                       onOpen: { [weak self] in self?.opened(t) },
+                                       onEvent: { [weak self] event in self?.receive(event, for: t) })
+                failures = 0
+            } catch {
+                if Task.isCancelled || error.reason == .cancelled { return }
+                if error.reason == .expired {
+                    // Too old to resume from: list afresh (and compare, for what changed meanwhile).
+                    state.withLock { s in s.stores[t]?.version = nil; s.counters.relists += 1 }
+                    continue
+                }
+                // Dropped, timed out, server away: not live until a watch is open again; resumed
+                // from the last resourceVersion seen.
+                state.withLock { s in s.stores[t]?.live = false; s.stores[t]?.error = error; s.counters.broken += 1 }
+                failures += 1
+                await Self.pause(failures)
+            }
+        }
+    }
+
+    /// 0.5 s doubled per failure, at most `longest` seconds.
+    private static func pause(_ failures: Int, longest: Double = 30) async {
+        let seconds = min(longest, 0.5 * Double(1 << min(failures - 1, 12)))
+        try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+    }
+
+    private func list(_ t: Target) async throws(KubeError) {
+        let slim: @Sendable (JSONValue) -> JSONValue? = { [weak self] o in
+            let want = self?.state.withLock { $0.desired[Reconciler.key(o)] }
+            return Reconciler.slim(o, desired: want)
+        }
+        let (items, version) = try await client.listVersioned(apiVersion: t.apiVersion, kind: t.kind, namespace: t.namespace,
+                                                              labelSelector: labelSelector, transform: slim)
+        var objects: [String: JSONValue] = [:]
+        objects.reserveCapacity(items.count)
+        for o in items { objects[Reconciler.key(o)] = o }
+        let drifts: [Drift] = state.withLock { s -> [Drift] in
+            guard var store = s.stores[t] else { return [] }
+            var drifts: [Drift] = []
+            // A relist (after a 410): what changed since the last list or event is drift as any
+            // event would have been. The first list is the first pass's business.
+            if store.listed {
+                for (key, old) in store.objects where objects[key] == nil {
+                    if let d = Self.drift(key: key, live: nil, cluster: Reconciler.cluster(old), in: s) { drifts.append(d) }
+                }
+                for (key, new) in objects where store.objects[key] != new {
+                    if let d = Self.drift(key: key, live: new, cluster: Reconciler.cluster(new), in: s) { drifts.append(d) }
+                }
+            }
+            store.objects = objects
+            store.version = version
+            store.listed = true
+            store.live = true
+            store.error = nil
+            s.stores[t] = store
+            s.counters.lists += 1
+            s.counters.drifts += drifts.count
+            return drifts
+        }
+        for d in drifts { onDrift(d) }
+    }
+
+    private func opened(_ t: Target) {
+        state.withLock { s in
+            guard s.stores[t]?.listed == true else { return }
+            s.stores[t]?.live = true
+            s.stores[t]?.error = nil
+        }
+    }
+
+    private func receive(_ event: WatchEvent, for t: Target) {
+        let key = Reconciler.key(event.object)
+        let drift: Drift? = state.withLock { s -> Drift? in
+            guard s.stores[t] != nil else { return nil }
+            if let version = event.resourceVersion { s.stores[t]!.version = version }
+            s.counters.events += 1
+            let drift: Drift?
+            switch event.kind {
+            case .bookmark:
+                return nil
+            case .deleted:
+                s.stores[t]!.objects[key] = nil
+                drift = Self.drift(key: key, live: nil, cluster: Reconciler.cluster(event.object), in: s)
+            case .added, .modified:
+                let slim = Reconciler.slim(event.object, desired: s.desired[key])
+                s.stores[t]!.objects[key] = slim
+                drift = Self.drift(key: key, live: slim, cluster: Reconciler.cluster(slim), in: s)
+            }
+            if drift != nil { s.counters.drifts += 1 }
+            return drift
+        }
+        if let drift { onDrift(drift) }
+    }
+
+    /// Whether an object as it now is (nil: deleted) differs from what cairn wants of it.
+    private static func drift(key: String, live: JSONValue?, cluster: String?, in s: State) -> Drift? {
+        guard let want = s.desired[key], let cluster else { return nil }
+        guard let live else { return Drift(cluster: cluster, reference: key, what: "deleted") }
+        if want.createOnly { return nil }
+        let plan = Planner.plan(want, live: live)
+        guard plan.kind == .configure || plan.kind == .create else { return nil }
+        if s.confirmed[key] == fingerprint(want, live) { return nil }
+        return Drift(cluster: cluster, reference: key, what: plan.reason ?? "changed")
+    }
+}
