@@ -1,5 +1,8 @@
 public import ClusterSpecs
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import ServiceLifecycle
 import Synchronization
 public import Logging
@@ -341,7 +344,23 @@ public actor Daemon {
         // A full pass re-reads the status branch: someone may have deleted or changed it.
         if scope == nil { await statusWriter.forget() }
         await writeStatus(result, commit: commit, specFiles: state.files)
+        // A pass's transient memory (LIST pages, plans, results) is freed by now; give it back
+        // to the system rather than keep the pass's peak as the idle daemon's size.
+        Self.releaseFreedMemory()
     }
+
+    /// glibc's `malloc_trim(0)` (not in Swift's Glibc module; looked up once).
+    static func releaseFreedMemory() {
+        #if canImport(Glibc)
+        typealias Trim = @convention(c) (Int) -> Int32
+        guard let symbol = mallocTrim else { return }
+        _ = unsafeBitCast(symbol, to: Trim.self)(0)
+        #endif
+    }
+
+    #if canImport(Glibc)
+    private nonisolated(unsafe) static let mallocTrim = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim")
+    #endif
 
     // MARK: - Events
 

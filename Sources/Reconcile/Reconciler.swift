@@ -297,11 +297,10 @@ public struct Reconciler: Sendable {
     public func liveObjects(podDisruptionBudgetAPIVersion: String, desired: [String: RenderedObject]? = nil,
                             clusters: Set<String>? = nil) async throws(KubeError) -> [JSONValue] {
         var selector = "app.kubernetes.io/managed-by=cairn"
-        var names: Set<String>?
         if let clusters {
-            names = Set(clusters.compactMap { $0.split(separator: "/").last.map(String.init) })
-            if names!.isEmpty { return [] }
-            if names!.count <= 100 { selector += ",cairn.dev/cluster in (\(names!.sorted().joined(separator: ",")))" }
+            let names = Set(clusters.compactMap { $0.split(separator: "/").last.map(String.init) }).sorted()
+            if names.isEmpty { return [] }
+            if names.count <= 100 { selector += ",cairn.dev/cluster in (\(names.joined(separator: ",")))" }
         }
         let labelSelector = selector
         var listKinds = try await managedKinds(podDisruptionBudgetAPIVersion: podDisruptionBudgetAPIVersion)
@@ -331,9 +330,8 @@ public struct Reconciler: Sendable {
             for t in targets where cache.failure(t)?.reason == .forbidden && (optional.contains("\(t.apiVersion) \(t.kind)") || t.kind == "Secret") {
                 ignored.insert(t)
             }
-            let snapshot = cache.snapshot(targets.filter { !ignored.contains($0) })
+            let snapshot = cache.snapshot(targets.filter { !ignored.contains($0) }, clusters: clusters)
             cached = snapshot.objects
-            if let names { cached = cached.filter { $0["metadata", "labels", "cairn.dev/cluster"]?.stringValue.map(names.contains) ?? false } }
             let notLive = Set(snapshot.notLive.map { "\($0.apiVersion) \($0.kind)" })
             listKinds = listKinds.filter { notLive.contains("\($0.apiVersion) \($0.kind)") }
             if listKinds.isEmpty { return cached }

@@ -4,6 +4,7 @@
 import ClusterSpecs
 import Foundation
 import KubeAPI
+import Render
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -90,6 +91,9 @@ func daemonBenchmark() async throws {
     let idleEnd = (scrape(), processUsage(pid))
     let checks = metric(idleEnd.0, "cairn_git_check_seconds_count") - metric(idleStart.0, "cairn_git_check_seconds_count")
     let kubeRequests = metric(idleEnd.0, "cairn_kube_requests") - metric(idleStart.0, "cairn_kube_requests")
+    let idleLists = metric(idleEnd.0, "cairn_kube_requests{operation=\"list\"}") - metric(idleStart.0, "cairn_kube_requests{operation=\"list\"}")
+    let idleWatches = metric(idleEnd.0, "cairn_kube_requests{operation=\"watch\"}") - metric(idleStart.0, "cairn_kube_requests{operation=\"watch\"}")
+    let watchesOpen = metric(idleEnd.0, "cairn_live_cache{count=\"watches\"}")
     let idleCPU = idleEnd.1.cpu - idleStart.1.cpu
 
     // Push-to-applied: one esdb cluster's configuration, 20 times.
@@ -130,6 +134,31 @@ func daemonBenchmark() async throws {
     }
     let latencies = try await pushToApplied(esdb.prefix(20))
     let pollingAfterPush = afterPush
+
+    // Drift: `kubectl scale` on 20 of cairn's StatefulSets (3 replicas each), one after the
+    // other; seconds from kubectl's return until the StatefulSet is back at 3, with the 10-hour
+    // resync above: only the watch can bring it back.
+    let listsBeforeDrift = metric(scrape(), "cairn_kube_requests{operation=\"list\"}")
+    var driftSeconds: [Double] = []
+    for file in esdb.dropFirst(45).prefix(20) {
+        let name = String(file.dropLast(".yaml".count))
+        let ns = namespaces[Int(name.split(separator: "-")[1])! % namespaces.count]
+        let ref = ObjectReference(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: name)
+        _ = capture(["kubectl", "--kubeconfig", kubeconfig, "-n", ns, "scale", "statefulset/\(name)", "--replicas=5"])
+        let scaled = DispatchTime.now()
+        var back: Double?
+        for _ in 0..<1500 where back == nil {
+            if try await client.get(ref)["spec", "replicas"] == 3 {
+                back = Double(DispatchTime.now().uptimeNanoseconds - scaled.uptimeNanoseconds) / 1e9
+            } else {
+                usleep(20_000)
+            }
+        }
+        driftSeconds.append(back ?? .infinity)
+        usleep(UInt32.random(in: 0...500_000))
+    }
+    driftSeconds.sort()
+    let listsDuringDrift = metric(scrape(), "cairn_kube_requests{operation=\"list\"}") - listsBeforeDrift
 
     // The same with one cluster the API server keeps refusing: a new cluster in a namespace
     // whose ResourceQuota allows no more ConfigMaps (status set here: no quota controller runs).
@@ -202,6 +231,34 @@ func daemonBenchmark() async throws {
                      "-H", "Content-Type: application/json", "--data-binary", "@" + dir + "/push.json", "http://127.0.0.1:\(hookPort)/hooks/github"])
     }
     let webhookAfterPush = afterPush
+    kill(pid, SIGTERM)
+    waitpid(pid, &status, 0)
+
+    // No-op resyncs on the watch cache: cairn run with --resync 3s for 20 s once its first pass
+    // is done; the mean full pass from cairn_reconcile_seconds, beside kubectl diff --server-side
+    // on the same objects (what a resync costs without a cache of the live state).
+    guard let resyncing = spawnDaemon(["--interval", "1s", "--resync", "3s"], log: dir + "/daemon-resync.log") else { print("cannot start cairn run"); return }
+    pid = resyncing
+    guard waitReady() else { print("cairn run (resync) never finished its first pass; see \(dir)/daemon-resync.log"); return }
+    // From the second full pass on: the first pass's LISTs (the cache's sync) are behind us.
+    let full = "cairn_reconcile_seconds_count{scope=\"full\"}", fullSum = "cairn_reconcile_seconds_sum{scope=\"full\"}"
+    for _ in 0..<200 where metric(scrape(), full) < 2 { usleep(100_000) }
+    let resyncStart = (scrape(), processUsage(pid))
+    sleep(20)
+    let resyncEnd = (scrape(), processUsage(pid))
+    let resyncs = metric(resyncEnd.0, full) - metric(resyncStart.0, full)
+    let resyncSeconds = (metric(resyncEnd.0, fullSum) - metric(resyncStart.0, fullSum)) / max(resyncs, 1)
+    let resyncCPU = (resyncEnd.1.cpu - resyncStart.1.cpu) / max(resyncs, 1)
+    let resyncLists = metric(resyncEnd.0, "cairn_kube_requests{operation=\"list\"}") - metric(resyncStart.0, "cairn_kube_requests{operation=\"list\"}")
+    let resyncRSS = resyncEnd.1.rssKB
+    let options = RenderOptions(podDisruptionBudgetAPIVersion: try await client.serves("policy/v1") ? "policy/v1" : "policy/v1beta1")
+    let specs = try files.sorted { $0.key < $1.key }.map { try ClusterSpecLoader.load($0.value, file: $0.key) }
+    let manifests = dir + "/manifests"
+    try FileManager.default.createDirectory(atPath: manifests, withIntermediateDirectories: true)
+    var byNamespace: [String: [JSONValue]] = [:]
+    for o in ClusterRenderer.applyOrder(ClusterRenderer.renderAll(specs, options: options).clusters) { byNamespace[o.namespace, default: []].append(o.body) }
+    for (ns, list) in byNamespace { try YAMLWriter.stream(list).write(toFile: "\(manifests)/\(ns).yaml", atomically: false, encoding: .utf8) }
+    let diff = measure(["kubectl", "--kubeconfig", kubeconfig, "diff", "--server-side", "--field-manager", "cairn", "-f", manifests])
     await client.shutdown()
 
     print("cairn run following a 1,000-cluster repository (10,500 objects), interval \(Int(interval)) s, kube-apiserver 1.20 on loopback, 2 cores")
@@ -221,7 +278,11 @@ func daemonBenchmark() async throws {
                  failingLatencies[failingLatencies.count / 2] / latencies[latencies.count / 2]))
     print(String(format: "the failing cluster meanwhile: %d attempts in %.1f s (%.1f intervals; its backoff doubles from the interval to 300 s)",
                  Int(failuresDuring), failingSeconds, failingSeconds / interval))
-    print(String(format: "idle 20 s: remote-head checks %d, Kubernetes requests %d, CPU %.3f s (%.1f ms per interval)",
-                 Int(checks), Int(kubeRequests), idleCPU, idleCPU * 1000 / max(checks, 1)))
-    print("RSS after the first pass and 25 changes: \(rssBefore / 1024) MB; after 30 more idle intervals: \(rssAfter / 1024) MB")
+    print(String(format: "idle 20 s: remote-head checks %d, Kubernetes requests %d (%d LIST, %d watch; %d watches opened since start), CPU %.3f s (%.1f ms per interval)",
+                 Int(checks), Int(kubeRequests), Int(idleLists), Int(idleWatches), Int(watchesOpen), idleCPU, idleCPU * 1000 / max(checks, 1)))
+    print(String(format: "kubectl scale -> put back (watch, resync 10 h), p50 of %d           %8.2f s (goal <= 2 s); p95 %.2f, min %.2f, max %.2f; LISTs meanwhile: %d",
+                 driftSeconds.count, driftSeconds[driftSeconds.count / 2], p95(driftSeconds), driftSeconds.first!, driftSeconds.last!, Int(listsDuringDrift)))
+    print("RSS after the first pass and 25 changes: \(rssBefore / 1024) MB; after 30 more idle intervals: \(rssAfter / 1024) MB (goal <= 100 MB, flat)")
+    print(String(format: "no-op resync on the watch cache, mean of %d          %8.3f s, CPU %.3f s, %d LISTs; kubectl diff --server-side %.2f s (%.0fx; goal >= 100x); RSS %d MB",
+                 Int(resyncs), resyncSeconds, resyncCPU, Int(resyncLists), diff.seconds, diff.seconds / max(resyncSeconds, 0.001), resyncRSS / 1024))
 }

@@ -12,6 +12,10 @@
 //   swift build -c release && .build/release/cairn-bench daemon
 //                                                        cairn run on 1,000 clusters: push-to-applied, idle cost, RSS
 //   swift run -c release cairn-bench kube                the Kubernetes client beside kubectl (starts a control plane)
+//   swift run -c release cairn-bench generate N DIR NS,NS...
+//                                                        write the reconcile benchmark's N spec files into DIR (profiling)
+import Foundation
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
 case "git": try gitBenchmark()
@@ -24,5 +28,9 @@ case "reconcile":
     let counts = arguments.dropFirst().compactMap { Int($0) }
     try await reconcileBenchmark(counts.isEmpty ? [100, 1000] : counts)
 case "render": try renderBenchmark(Array(arguments.dropFirst()))
+case "generate":
+    let files = try generatedSpecs(count: Int(arguments[1])!, namespaces: arguments[3].split(separator: ",").map(String.init))
+    try FileManager.default.createDirectory(atPath: arguments[2], withIntermediateDirectories: true)
+    for (name, text) in files { try text.write(toFile: arguments[2] + "/" + name, atomically: false, encoding: .utf8) }
 default: try renderBenchmark(arguments)
 }
