@@ -30,8 +30,9 @@ public actor Daemon {
         /// Read live objects from a LIST + WATCH cache (`LiveCache`), correcting drift as its
         /// events report it; off: every pass LISTs, and drift waits for the resync.
         public var watch = true
-        /// How long each watch asks the server to stay open before it is resumed.
-        public var watchTimeoutSeconds = 300
+        /// How long each watch asks the server to stay open before it is resumed: also how
+        /// long (plus 15 s) a connection that died without closing goes unnoticed.
+        public var watchTimeoutSeconds = 60
         /// A drift event schedules its cluster's pass this long after the first change of a
         /// burst (a `kubectl edit` writes one object, a `kubectl scale` may write several).
         public var driftDebounce: Duration = .seconds(1)
@@ -65,14 +66,17 @@ public actor Daemon {
     public nonisolated let follower: GitFollower
     private let wakeup = Wakeup()
 
-    /// Clusters a watch event reported drift on, with when it was first seen (`LiveCache`).
-    private let drifted = DriftInbox()
+    /// Clusters a watch event reported drift on (`LiveCache`).
+    private let drifted: DriftInbox
+    /// When the loop is already to be woken for drift that is not due yet.
+    private var driftWake: ContinuousClock.Instant?
 
     public init(configuration: Configuration, mirror: Mirror, reconciler: Reconciler, log: Logging.Logger, elector: LeaderElector? = nil) {
         self.configuration = configuration
         self.mirror = mirror
         self.log = log
         self.elector = elector
+        drifted = DriftInbox(debounce: configuration.driftDebounce, longest: configuration.maxBackoff)
         if configuration.watch {
             let (inbox, wakeup, debounce, metrics) = (drifted, self.wakeup, configuration.driftDebounce, self.metrics)
             let cache = LiveCache(client: reconciler.client, watchTimeoutSeconds: configuration.watchTimeoutSeconds) { drift in
@@ -134,6 +138,7 @@ public actor Daemon {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 try await step()
+                scheduleDriftWake()
                 for (operation, n) in reconciler.client.requestCounts {
                     metrics.set(.kubeRequests, Double(n), ["operation": operation])
                 }
@@ -160,6 +165,7 @@ public actor Daemon {
                 backoff = min(backoff * 2, configuration.maxBackoff)
             }
         }
+        reconciler.cache?.stop()
         log.info("cairn run stopped", [:])
     }
 
@@ -182,7 +188,7 @@ public actor Daemon {
         }
         // A standby keeps no watches: a new leader lists afresh on its first pass.
         guard leads else {
-            if reconciler.cache?.running == true { reconciler.cache?.stop(); _ = drifted.take(before: .now + .seconds(86400)) }
+            if reconciler.cache?.running == true { reconciler.cache?.stop(); drifted.clear() }
             return
         }
         // Nothing fetched yet (the first check is under way, or failing: the follower says why).
@@ -193,7 +199,7 @@ public actor Daemon {
             // clusters whose retry is due need passes.
             // Drift: the first event of a burst woke the loop after the debounce; every cluster
             // drifted so far gets its pass now.
-            let due = followUp.union(retryDue).union(drifted.take(before: .now))
+            let due = followUp.union(retryDue).union(takeDrift())
             if !due.isEmpty, let lastApplied { try await reconcile(at: lastApplied, extraScope: due) }
             return
         }
@@ -208,10 +214,29 @@ public actor Daemon {
         let full = resyncDue || lastApplied == nil || lastError != nil
         ownHead = nil
         // Drift seen so far is corrected by this pass (a full one looks at every cluster).
-        let drift = drifted.take(before: .now)
+        let drift = takeDrift()
         try await reconcile(at: commit, incremental: !full, extraScope: full ? nil : followUp.union(retryDue).union(drift))
         lastSeen = ownHead ?? remote
         if full { lastResync = ContinuousClock.now }
+    }
+
+    /// The drifted clusters due for a pass; a failing cluster keeps its own retry backoff.
+    private func takeDrift() -> Set<String> {
+        let now = ContinuousClock.now
+        return drifted.take(now: now).filter { failing[$0].map { $0.next <= now } ?? true }
+    }
+
+    /// Wakes the loop when the earliest drift still pending is due (a cluster in a drift
+    /// backoff, or drift that came while a step ran).
+    private func scheduleDriftWake() {
+        guard let due = drifted.nextDue else { return }
+        if let driftWake, driftWake <= due, driftWake > .now { return }
+        driftWake = due
+        let wakeup = self.wakeup
+        Task {
+            try? await Task.sleep(until: due, clock: .continuous)
+            wakeup.signal()
+        }
     }
 
     /// A commit cairn made that touches only its status directory.
@@ -490,27 +515,63 @@ extension Duration {
     }
 }
 
-/// Clusters a watch reported drift on, each with when its burst began: the loop takes those
-/// whose debounce has passed.
+/// Clusters a watch reported drift on, each with when its burst began, and per cluster how
+/// many drift passes it had in a row: a cluster whose drift comes back within a minute of its
+/// last drift pass (a controller or a person fighting cairn over a field) waits twice as long
+/// each time, from the debounce up to `longest`, instead of a pass every second.
 final class DriftInbox: Sendable {
-    private let clusters = Mutex<[String: ContinuousClock.Instant]>([:])
+    private struct State {
+        var pending: [String: ContinuousClock.Instant] = [:]
+        var streak: [String: (count: Int, last: ContinuousClock.Instant)] = [:]
+    }
+
+    private let state = Mutex(State())
+    let debounce: Duration
+    let longest: Duration
+
+    init(debounce: Duration = .seconds(1), longest: Duration = .seconds(300)) {
+        self.debounce = debounce
+        self.longest = longest
+    }
 
     /// Records drift on a cluster; true when it is the first of a burst (none pending before).
     func add(_ cluster: String) -> Bool {
-        clusters.withLock { c in
-            let first = c.isEmpty
-            if c[cluster] == nil { c[cluster] = .now }
+        state.withLock { s in
+            let first = s.pending.isEmpty
+            if s.pending[cluster] == nil { s.pending[cluster] = .now }
             return first
         }
     }
 
-    /// Takes the clusters whose drift was first seen up to `instant`.
-    func take(before instant: ContinuousClock.Instant) -> Set<String> {
-        clusters.withLock { c in
-            let due = c.filter { $0.value <= instant }
-            for key in due.keys { c[key] = nil }
-            return Set(due.keys)
+    private func notBefore(_ cluster: String, _ s: State) -> ContinuousClock.Instant {
+        let seen = s.pending[cluster] ?? .now
+        guard let streak = s.streak[cluster], streak.count > 0 else { return seen }
+        var wait = debounce
+        for _ in 0..<streak.count where wait < longest { wait = wait * 2 }
+        return max(seen, streak.last + min(wait, longest))
+    }
+
+    /// Takes the clusters due at `now` (their backoff included), recording their passes.
+    func take(now: ContinuousClock.Instant = .now) -> Set<String> {
+        state.withLock { s in
+            let due = s.pending.keys.filter { notBefore($0, s) <= now }
+            for cluster in due {
+                s.pending[cluster] = nil
+                let again = s.streak[cluster].map { now - $0.last < .seconds(60) } ?? false
+                s.streak[cluster] = (again ? (s.streak[cluster]?.count ?? 0) + 1 : 0, now)
+            }
+            if s.streak.count > 10_000 { s.streak = s.streak.filter { now - $0.value.last < .seconds(60) } }
+            return Set(due)
         }
     }
 
+    /// When the earliest pending cluster is due; nil with none pending.
+    var nextDue: ContinuousClock.Instant? {
+        state.withLock { s in s.pending.keys.map { notBefore($0, s) }.min() }
+    }
+
+    /// Forgets everything (a standby).
+    func clear() {
+        state.withLock { $0 = State() }
+    }
 }

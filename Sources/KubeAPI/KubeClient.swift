@@ -51,7 +51,7 @@ public final class KubeClient: Sendable {
         // No read timeout: a watch on a quiet kind hears nothing for minutes. Each watch has a
         // deadline of its own instead (`watch(timeoutSeconds:)`).
         watchConfiguration.timeout = .init(connect: .seconds(5), read: nil)
-        watchConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        watchConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 4096)
         watchConfiguration.httpVersion = .http1Only
         watchHTTP = HTTPClient(eventLoopGroupProvider: .singleton, configuration: watchConfiguration)
         limiter = ConcurrencyLimiter(limit: max(1, concurrency))

@@ -81,7 +81,10 @@ public final class LiveCache: Sendable {
     struct Store {
         var objects: [String: Entry] = [:]
         var version: String?
-        /// Listed, and its watch not known to be broken.
+        /// The informer that owns this store (`track` starts a new one for a target it stopped):
+        /// what an informer cancelled meanwhile writes is dropped.
+        var generation = 0
+        /// Listed, and its watch open (since the list).
         var live = false
         /// Listed at least once.
         var listed = false
@@ -96,6 +99,19 @@ public final class LiveCache: Sendable {
         /// same on the server (its dry run): an event leaving the object so is no drift.
         var confirmed: [String: Int] = [:]
         var counters = Counters()
+        var nextGeneration = 0
+
+        /// The store of `t`, when informer `generation` still owns it.
+        func store(_ t: Target, _ generation: Int) -> Store? {
+            stores[t].flatMap { $0.generation == generation ? $0 : nil }
+        }
+
+        /// Changes the store of `t` when informer `generation` still owns it.
+        mutating func update(_ t: Target, _ generation: Int, _ change: (inout Store) -> Void) {
+            guard var store = stores[t], store.generation == generation else { return }
+            change(&store)
+            stores[t] = store
+        }
     }
 
     public let client: KubeClient
@@ -105,7 +121,7 @@ public final class LiveCache: Sendable {
     private let onDrift: @Sendable (Drift) -> Void
     private let state = Mutex(State())
 
-    public init(client: KubeClient, labelSelector: String = "app.kubernetes.io/managed-by=cairn", watchTimeoutSeconds: Int = 300,
+    public init(client: KubeClient, labelSelector: String = "app.kubernetes.io/managed-by=cairn", watchTimeoutSeconds: Int = 60,
                 onDrift: @escaping @Sendable (Drift) -> Void = { _ in }) {
         self.client = client
         self.labelSelector = labelSelector
@@ -126,8 +142,10 @@ public final class LiveCache: Sendable {
                 s.stores[t] = nil
             }
             for t in targets where s.tasks[t] == nil {
-                s.stores[t] = Store()
-                s.tasks[t] = Task { [weak self] in await self?.inform(t) }
+                s.nextGeneration += 1
+                let generation = s.nextGeneration
+                s.stores[t] = Store(generation: generation)
+                s.tasks[t] = Task { [weak self] in await self?.inform(t, generation: generation) }
             }
             return stopped
         }
@@ -170,11 +188,12 @@ public final class LiveCache: Sendable {
         state.withLock { s in Set(s.desired.values.filter { $0.kind == kind }.map(\.namespace)) }
     }
 
-    /// Waits until every target has listed or failed its last attempt, up to `timeout`.
+    /// Waits until every target is live (listed, its watch open) or has failed its last
+    /// attempt, up to `timeout`.
     public func waitUntilListed(_ targets: [Target], timeout: Duration) async {
         let end = ContinuousClock.now + timeout
         while ContinuousClock.now < end, !Task.isCancelled {
-            let pending = state.withLock { s in targets.contains { t in s.stores[t].map { !$0.listed && $0.error == nil } ?? false } }
+            let pending = state.withLock { s in targets.contains { t in s.stores[t].map { !$0.live && $0.error == nil } ?? false } }
             if !pending { return }
             try? await Task.sleep(for: .milliseconds(20))
         }
@@ -182,13 +201,14 @@ public final class LiveCache: Sendable {
 
     /// The objects of the live targets (of the clusters named, `namespace/name`, when given),
     /// and the targets that are not live (never listed, or their watch broken): those a pass
-    /// lists itself.
+    /// lists itself. A kind with any target not live is left out whole (the pass lists the kind).
     public func snapshot(_ targets: [Target], clusters: Set<String>? = nil) -> (objects: [JSONValue], notLive: [Target]) {
         let (entries, notLive) = state.withLock { s in
             var entries: [Entry] = []
-            var notLive: [Target] = []
-            for t in targets {
-                guard let store = s.stores[t], store.live else { notLive.append(t); continue }
+            let notLive = targets.filter { !(s.stores[$0]?.live ?? false) }
+            let kindsNotLive = Set(notLive.map { "\($0.apiVersion) \($0.kind)" })
+            for t in targets where !kindsNotLive.contains("\(t.apiVersion) \(t.kind)") {
+                guard let store = s.stores[t] else { continue }
                 if let clusters {
                     entries += store.objects.values.filter { $0.cluster.map(clusters.contains) ?? false }
                 } else {
@@ -218,40 +238,46 @@ public final class LiveCache: Sendable {
 
     // MARK: - The informer of one target
 
-    private func inform(_ t: Target) async {
+    private func inform(_ t: Target, generation: Int) async {
         var failures = 0
         while !Task.isCancelled {
-            if state.withLock({ $0.stores[t]?.version }) == nil {
+            if state.withLock({ $0.store(t, generation)?.version }) == nil {
                 do {
-                    try await list(t)
+                    try await list(t, generation: generation)
                     failures = 0
                 } catch {
                     if Task.isCancelled { return }
-                    state.withLock { s in s.stores[t]?.error = error; s.stores[t]?.live = false }
+                    state.withLock { s in s.update(t, generation) { $0.error = error; $0.live = false } }
                     failures += 1
                     // Not allowed, or not served: asked again rarely (a pass lists what it needs itself).
                     await Self.pause(failures, longest: [.forbidden, .notFound].contains(error.reason) ? 600 : 30)
                     continue
                 }
             }
-            guard let version = state.withLock({ $0.stores[t]?.version }) else { continue }
+            guard let version = state.withLock({ $0.store(t, generation)?.version }) else { return }
             do {
                 state.withLock { $0.counters.watches += 1 }
                 try await client.watch(apiVersion: t.apiVersion, kind: t.kind, namespace: t.namespace, labelSelector: labelSelector,
                                        resourceVersion: version, timeoutSeconds: watchTimeoutSeconds,
-                                       onOpen: { [weak self] in self?.opened(t) },
-                                       onEvent: { [weak self] event in self?.receive(event, for: t) })
+                                       onOpen: { [weak self] in self?.opened(t, generation: generation) },
+                                       onEvent: { [weak self] event in self?.receive(event, for: t, generation: generation) })
                 failures = 0
             } catch {
                 if Task.isCancelled || error.reason == .cancelled { return }
                 if error.reason == .expired {
                     // Too old to resume from: list afresh (and compare, for what changed meanwhile).
-                    state.withLock { s in s.stores[t]?.version = nil; s.counters.relists += 1 }
+                    state.withLock { s in
+                        s.update(t, generation) { $0.version = nil; $0.live = false }
+                        s.counters.relists += 1
+                    }
                     continue
                 }
                 // Dropped, timed out, server away: not live until a watch is open again; resumed
                 // from the last resourceVersion seen.
-                state.withLock { s in s.stores[t]?.live = false; s.stores[t]?.error = error; s.counters.broken += 1 }
+                state.withLock { s in
+                    s.update(t, generation) { $0.live = false; $0.error = error }
+                    s.counters.broken += 1
+                }
                 failures += 1
                 await Self.pause(failures)
             }
@@ -264,7 +290,7 @@ public final class LiveCache: Sendable {
         try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
     }
 
-    private func list(_ t: Target) async throws(KubeError) {
+    private func list(_ t: Target, generation: Int) async throws(KubeError) {
         let slim: @Sendable (JSONValue) -> JSONValue? = { [weak self] o in
             let want = self?.state.withLock { $0.desired[Reconciler.key(o)] }
             return Reconciler.slim(o, desired: want)
@@ -275,7 +301,7 @@ public final class LiveCache: Sendable {
         objects.reserveCapacity(items.count)
         for o in items { objects[Reconciler.key(o)] = Entry(o) }
         let drifts: [Drift] = state.withLock { s -> [Drift] in
-            guard var store = s.stores[t] else { return [] }
+            guard var store = s.store(t, generation) else { return [] }
             var drifts: [Drift] = []
             // A relist (after a 410): what changed since the last list or event is drift as any
             // event would have been. The first list is the first pass's business.
@@ -290,7 +316,8 @@ public final class LiveCache: Sendable {
             store.objects = objects
             store.version = version
             store.listed = true
-            store.live = true
+            // Live once its watch is open (`opened`): until then a pass lists the kind itself.
+            store.live = false
             store.error = nil
             s.stores[t] = store
             s.counters.lists += 1
@@ -300,18 +327,20 @@ public final class LiveCache: Sendable {
         for d in drifts { onDrift(d) }
     }
 
-    private func opened(_ t: Target) {
+    private func opened(_ t: Target, generation: Int) {
         state.withLock { s in
-            guard s.stores[t]?.listed == true else { return }
-            s.stores[t]?.live = true
-            s.stores[t]?.error = nil
+            s.update(t, generation) { store in
+                guard store.listed else { return }
+                store.live = true
+                store.error = nil
+            }
         }
     }
 
-    private func receive(_ event: WatchEvent, for t: Target) {
+    private func receive(_ event: WatchEvent, for t: Target, generation: Int) {
         let key = Reconciler.key(event.object)
         let drift: Drift? = state.withLock { s -> Drift? in
-            guard s.stores[t] != nil else { return nil }
+            guard s.store(t, generation) != nil else { return nil }
             if let version = event.resourceVersion { s.stores[t]!.version = version }
             s.counters.events += 1
             let drift: Drift?

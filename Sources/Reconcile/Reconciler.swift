@@ -311,22 +311,30 @@ public struct Reconciler: Sendable {
             // (not listed yet after all, its watch broken, or not allowed) is listed below as
             // every pass did before.
             var targets = listKinds.flatMap { k in allNamespaces.map { LiveCache.Target(apiVersion: k.apiVersion, kind: k.kind, namespace: $0) } }
-            cache.track(targets)
-            await cache.waitUntilListed(targets, timeout: .seconds(600))
-            // Left out as the LISTs below leave them out: a kind cairn may not read (RBAC
-            // narrowed: an optional kind, the Secrets of a namespace not granted).
-            let optional = Set(CompanionObject.optionalKinds.map { "\($0.apiVersion) \($0.kind)" })
-            var ignored = Set<LiveCache.Target>()
             // Secrets are granted per namespace (deploy/rbac.yaml): where cairn may not watch
-            // them across the cluster, it watches them in each namespace it renders Secrets in.
+            // them across the cluster (found on the first pass, the cross-cluster informer kept
+            // for its rare retries), it watches them in each namespace it renders Secrets in.
             let allSecrets = LiveCache.Target(apiVersion: "v1", kind: "Secret", namespace: nil)
+            func secretsPerNamespace() -> [LiveCache.Target] {
+                cache.desiredNamespaces(kind: "Secret").sorted().map { LiveCache.Target(apiVersion: "v1", kind: "Secret", namespace: $0) }
+            }
+            var ignored = Set<LiveCache.Target>()
             if targets.contains(allSecrets), cache.failure(allSecrets)?.reason == .forbidden {
                 ignored.insert(allSecrets)
-                let perNamespace = cache.desiredNamespaces(kind: "Secret").sorted().map { LiveCache.Target(apiVersion: "v1", kind: "Secret", namespace: $0) }
+                targets += secretsPerNamespace()
+            }
+            cache.track(targets)
+            await cache.waitUntilListed(targets, timeout: .seconds(600))
+            if targets.contains(allSecrets), !ignored.contains(allSecrets), cache.failure(allSecrets)?.reason == .forbidden {
+                ignored.insert(allSecrets)
+                let perNamespace = secretsPerNamespace()
                 targets += perNamespace
                 cache.track(targets)
                 await cache.waitUntilListed(perNamespace, timeout: .seconds(600))
             }
+            // Left out as the LISTs below leave them out: a kind cairn may not read (RBAC
+            // narrowed: an optional kind, the Secrets of a namespace not granted).
+            let optional = Set(CompanionObject.optionalKinds.map { "\($0.apiVersion) \($0.kind)" })
             for t in targets where cache.failure(t)?.reason == .forbidden && (optional.contains("\(t.apiVersion) \(t.kind)") || t.kind == "Secret") {
                 ignored.insert(t)
             }

@@ -343,8 +343,11 @@ struct DeployTests {
         #expect(eventually(30) {
             try kubectl(["-n", ns, "get", "statefulset", "esdb-cluster", "-o", "jsonpath={.spec.replicas}"]).stdout == "3"
         }, "the scale was not put back: \(log())")
+        // (The StatefulSet's own follow-up pass could put it back too: the drift counter says the
+        // watch saw it.)
         let cached = try Exposition(try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(metricsPort)/metrics"]).stdout)
         #expect((cached.value("cairn_live_cache", ["count": "watches"]) ?? 0) > 0, "\(log())")
+        #expect((cached.value("cairn_drift_events_total", ["kind": "StatefulSet"]) ?? 0) > 0, "the watch did not see the scale: \(log())")
 
         // A removed cluster is pruned (its generated Secrets would stay; Atomix has none).
         try origin.commit(["clusters/example-atomixcluster.yaml": nil])

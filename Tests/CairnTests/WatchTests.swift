@@ -49,7 +49,8 @@ extension DaemonTests {
             try await client.get(ObjectReference(apiVersion: "v1", kind: "ConfigMap", namespace: self.fx.ns, name: name))["metadata", "name"] != nil
         }, "the deleted ConfigMap was not created again")
 
-        // A field cairn does not own (an annotation of someone else's): left alone, no write.
+        // A field cairn does not own (an annotation of someone else's): no drift, no write.
+        let drifts = try exposition().total("cairn_drift_events_total") ?? 0
         let writes = log().components(separatedBy: "object configured").count + log().components(separatedBy: "object created").count
         let annotated = try kubectl(["annotate", "statefulset/es", "example.com/owner=team-a"])
         #expect(annotated.status == 0, "\(annotated.stderr)")
@@ -57,6 +58,7 @@ extension DaemonTests {
         #expect(log().components(separatedBy: "object configured").count + log().components(separatedBy: "object created").count == writes,
                 "an edit of a field cairn does not own caused a write:\n\(log())")
         #expect(try await statefulSet(client, "es")["metadata", "annotations", "example.com/owner"] == "team-a")
+        #expect(try exposition().total("cairn_drift_events_total") ?? 0 == drifts, "the annotation was taken for drift:\n\(log())")
 
         // The corrections were passes on the cache: no LIST since the first pass synced it.
         let after = try exposition().value("cairn_kube_requests", ["operation": "list"]) ?? 0
@@ -137,7 +139,7 @@ struct WatchRestartTests {
         let scaled = try run("/usr/bin/env", ["kubectl", "--kubeconfig", plane.kubeconfig, "-n", ns, "scale", "statefulset/es", "--replicas=4"])
         #expect(scaled.status == 0, "\(scaled.stderr)")
         #expect(await eventually(60) { try await statefulSet("es")["spec", "replicas"] == 1 }, "drift made across the restart was not corrected:\n\(log())")
-        // Nothing was pruned: both clusters' objects are there.
+        // Both clusters' objects are there, nothing pruned.
         #expect(try await client.list(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns).count == 2)
         #expect(!log().contains("object pruned"), "\(log())")
         let metrics = try Exposition(try run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(port)/metrics"]).stdout)
