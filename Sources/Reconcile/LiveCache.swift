@@ -57,7 +57,6 @@ public final class LiveCache: Sendable {
         public var relists = 0
         public var watches = 0
         public var events = 0
-        public var drifts = 0
         /// Watches that broke (connection dropped, server away) and were resumed.
         public var broken = 0
     }
@@ -321,7 +320,6 @@ public final class LiveCache: Sendable {
             store.error = nil
             s.stores[t] = store
             s.counters.lists += 1
-            s.counters.drifts += drifts.count
             return drifts
         }
         for d in drifts { onDrift(d) }
@@ -355,7 +353,6 @@ public final class LiveCache: Sendable {
                 s.stores[t]!.objects[key] = Entry(slim)
                 drift = Self.drift(key: key, live: slim, cluster: Reconciler.cluster(slim), in: s)
             }
-            if drift != nil { s.counters.drifts += 1 }
             return drift
         }
         if let drift { onDrift(drift) }
@@ -363,13 +360,8 @@ public final class LiveCache: Sendable {
 
     /// Whether an object as it now is (nil: deleted) differs from what cairn wants of it.
     private static func drift(key: String, live: JSONValue?, cluster: String?, in s: State) -> Drift? {
-        drift(key: key, live: live, deleted: live == nil, cluster: cluster, in: s)
-    }
-
-    private static func drift(key: String, live: JSONValue?, deleted: Bool, cluster: String?, in s: State) -> Drift? {
         guard let want = s.desired[key], let cluster else { return nil }
-        if deleted { return Drift(cluster: cluster, reference: key, what: "deleted") }
-        guard let live else { return nil }
+        guard let live else { return Drift(cluster: cluster, reference: key, what: "deleted") }
         if want.createOnly { return nil }
         let plan = Planner.plan(want, live: live)
         guard plan.kind == .configure || plan.kind == .create else { return nil }
