@@ -10,13 +10,22 @@ package struct SystemDecoder: Sendable {
     package let decode: @Sendable (Field, ClusterMetadata?) -> (any SystemSpec)?
     /// The upstream CRD's fields cairn does not render, and what it does with each.
     package let policies: [String: FieldPolicy]
+    /// Earlier versions of the upstream CRD whose fields are a subset of `apiVersion`'s: read as
+    /// `apiVersion`, with a note.
+    package let olderAPIVersions: [String]
 
-    package init(apiVersion: String, kind: String, policies: [String: FieldPolicy] = [:],
+    package init(apiVersion: String, kind: String, policies: [String: FieldPolicy] = [:], olderAPIVersions: [String] = [],
                  decode: @escaping @Sendable (Field, ClusterMetadata?) -> (any SystemSpec)?) {
         self.apiVersion = apiVersion
         self.kind = kind
         self.policies = policies
+        self.olderAPIVersions = olderAPIVersions
         self.decode = decode
+    }
+
+    /// Whether a file with this `apiVersion` is read by this decoder.
+    package func reads(_ apiVersion: String) -> Bool {
+        apiVersion == self.apiVersion || olderAPIVersions.contains(apiVersion)
     }
 }
 
@@ -321,8 +330,8 @@ package enum ClusterSpecLoader {
                 o.ignore("metadata"); o.ignore("spec")
                 return nil
             }
-            guard let system = systems.first(where: { $0.apiVersion == av && $0.kind == k }) else {
-                let list = systems.map { "\($0.apiVersion) \($0.kind)" }.joined(separator: ", ")
+            guard let system = systems.first(where: { $0.reads(av) && $0.kind == k }) else {
+                let list = systems.flatMap { s in ([s.apiVersion] + s.olderAPIVersions).map { "\($0) \(s.kind)" } }.joined(separator: ", ")
                 if systems.contains(where: { $0.kind == k }) {
                     apiVersion.fail("\(av) is not a supported apiVersion for kind \(k) (supported: \(list))")
                 } else {
@@ -332,11 +341,14 @@ package enum ClusterSpecLoader {
                 return nil
             }
             top.diagnostics.policies = system.policies
+            if av != system.apiVersion {
+                apiVersion.note("read as \(system.apiVersion), the version that replaced it upstream: its fields are the same")
+            }
             let metadata = o.required("metadata").flatMap { decodeMetadata($0) }
             guard let specField = o.required("spec") else { return nil }
             let decoded = system.decode(specField, metadata)
             guard let metadata, let decoded else { return nil }
-            return ClusterSpec(file: top.diagnostics.file, metadata: metadata, apiVersion: av, kind: k, system: decoded)
+            return ClusterSpec(file: top.diagnostics.file, metadata: metadata, apiVersion: system.apiVersion, kind: k, system: decoded)
         }
     }
 

@@ -46,6 +46,9 @@ package protocol ClusterSystem: Sendable {
     /// `[]`): accepted with a note (an upstream operator's own setting) or refused saying why.
     /// A field neither read nor here is a typo: "unknown field".
     static var fieldPolicies: [String: FieldPolicy] { get }
+
+    /// Earlier versions of the upstream CRD read as `apiVersion` (their fields a subset of its).
+    static var olderAPIVersions: [String] { get }
 }
 
 extension ClusterSystem {
@@ -53,8 +56,10 @@ extension ClusterSystem {
 
     package static var fieldPolicies: [String: FieldPolicy] { [:] }
 
+    package static var olderAPIVersions: [String] { [] }
+
     package static var decoder: SystemDecoder {
-        SystemDecoder(apiVersion: apiVersion, kind: kind, policies: fieldPolicies) { field, metadata in decode(field, metadata: metadata) }
+        SystemDecoder(apiVersion: apiVersion, kind: kind, policies: fieldPolicies, olderAPIVersions: olderAPIVersions) { field, metadata in decode(field, metadata: metadata) }
     }
 
     /// Renders a spec this system decoded.

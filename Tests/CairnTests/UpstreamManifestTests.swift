@@ -207,6 +207,54 @@ struct AerospikeUpstreamFieldTests {
         #expect(specNotes(plainPort).contains { $0.contains("spec.operatorClientCert: accepted, not used by cairn: cairn's Jobs connect to the plain service port") })
     }
 
+    /// The operator's 2.x manifests (`asdb.aerospike.com/v1beta1`, the same fields as v1) are
+    /// read as v1, with a note; older versions are refused with the list cairn reads.
+    @Test func v1beta1ManifestsAreReadAsV1() throws {
+        guard UpstreamSamples.available else { return }
+        let v1 = Repo.read(UpstreamSamples.directory.appendingPathComponent("aerospike/tls_cluster_cr.yaml"))
+        let beta = v1.replacingOccurrences(of: "apiVersion: asdb.aerospike.com/v1\n", with: "apiVersion: asdb.aerospike.com/v1beta1\n")
+        #expect(beta != v1)
+        #expect(specErrors(beta) == [], "\(specErrors(beta))")
+        #expect(specNotes(beta).contains { $0.contains("apiVersion: read as asdb.aerospike.com/v1, the version that replaced it upstream") })
+        #expect(!specNotes(v1).contains { $0.contains("apiVersion:") })
+        #expect(try render(beta) == render(v1))
+        let alpha = v1.replacingOccurrences(of: "apiVersion: asdb.aerospike.com/v1\n", with: "apiVersion: asdb.aerospike.com/v1alpha1\n")
+        #expect(specErrors(alpha).map { $0.contains("asdb.aerospike.com/v1alpha1 is not a supported apiVersion for kind AerospikeCluster "
+                                                     + "(supported: ") && $0.contains("asdb.aerospike.com/v1beta1 AerospikeCluster") } == [true],
+                "\(specErrors(alpha))")
+    }
+
+    /// `operatorClientCert.tlsClientName` joins `tls-authenticate-client` when that is a list of
+    /// names, as upstream's webhook adds it; `any` and `false` are left as they are.
+    @Test func tlsClientNameJoinsAListOfAuthenticatedClients() throws {
+        guard UpstreamSamples.available else { return }
+        let text = Repo.read(UpstreamSamples.directory.appendingPathComponent("aerospike/tls_cluster_cr.yaml"))
+            .replacingOccurrences(of: "  operatorClientCert:\n", with: "  operatorClientCert:\n    tlsClientName: cairn-jobs\n")
+        func network(_ yaml: String) throws -> [AerospikeConfReader.Item] {
+            let conf = try #require(try render(yaml).compactMap { $0.body["data", "aerospike.conf"]?.stringValue }.first)
+            guard case .context(_, let network)? = try AerospikeConfReader.parse(conf).first(where: {
+                if case .context(["network"], _) = $0 { true } else { false }
+            }) else { Issue.record("no network context: \(conf)"); return [] }
+            return network
+        }
+        func authenticated(_ yaml: String) throws -> [[String]] {
+            guard case .context(_, let service)? = try network(yaml).first(where: { if case .context(["service"], _) = $0 { true } else { false } })
+            else { return [] }
+            return service.compactMap { if case .line(key: "tls-authenticate-client", values: let v) = $0 { v } else { nil } }
+        }
+        #expect(specErrors(text) == [], "\(specErrors(text))")
+        #expect(try authenticated(text) == [["any"]])
+        let list = text.replacingOccurrences(of: "tls-authenticate-client: any", with: "tls-authenticate-client: [aerospike-a-0.test-runner]")
+        #expect(try authenticated(list) == [["aerospike-a-0.test-runner"], ["cairn-jobs"]])
+        let already = text.replacingOccurrences(of: "tls-authenticate-client: any", with: "tls-authenticate-client: [cairn-jobs]")
+        #expect(try authenticated(already) == [["cairn-jobs"]])
+        let off = text.replacingOccurrences(of: "tls-authenticate-client: any", with: "tls-authenticate-client: false")
+        #expect(try authenticated(off) == [["false"]])
+        let spaced = text.replacingOccurrences(of: "tlsClientName: cairn-jobs", with: "tlsClientName: 'a b'")
+        #expect(specErrors(spaced).map { $0.contains("spec.operatorClientCert.tlsClientName: 'a b' cannot be a name in aerospike.conf") } == [true],
+                "\(specErrors(spaced))")
+    }
+
     /// Cross-datacenter replication, as the operator's xdr_src sample writes it: `dcs` become
     /// `dc NAME { ... }` contexts after the namespaces, their namespaces `namespace NAME {}`, and
     /// each "host port" a `node-address-port` line.

@@ -247,6 +247,7 @@ public struct AerospikeSpec: SystemSpec {
             /// `operatorClientCert`, read only where a Job of cairn's needs it (a TLS-only service).
             func decodeClientCertificate(_ f: Field) -> ClientCertificate? {
                 f.object { o -> ClientCertificate? in
+                    o.ignore("tlsClientName")  // read below, whether or not a Job uses the certificate
                     guard let source = o["secretCertSource"] else {
                         if !o.has("certPathInOperator") { o.field.fail("secretCertSource is required: the Secret with the CA and the client certificate") }
                         return nil
@@ -344,6 +345,10 @@ public struct AerospikeSpec: SystemSpec {
                                                    enterprise: image?.contains("enterprise") ?? false)
                 config = checked.validate(f)
                 ports = checked.ports
+                if var c = config, let name = tlsClientName(clientCertField) {
+                    c.addClientName(name)
+                    config = c
+                }
                 minReplicationFactor = checked.minReplicationFactor
                 if let config {
                     let names = Set((config["namespaces"]?.arrayValue ?? []).compactMap { $0.objectValue?["name"]?.stringValue })
@@ -757,6 +762,20 @@ public struct AerospikeSpec: SystemSpec {
         !s.isEmpty && s.count <= 63 && s.unicodeScalars.allSatisfy {
             ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._@+-".unicodeScalars.contains($0)
         }
+    }
+
+    /// `operatorClientCert.tlsClientName`: the name in the certificate of the upstream operator's
+    /// client (cairn's Jobs use the same certificate).
+    private static func tlsClientName(_ clientCert: Field?) -> String? {
+        guard let cf = clientCert, case .mapping(let m) = cf.node,
+              let entry = m.entries.first(where: { $0.key.text == "tlsClientName" }) else { return nil }
+        let f = cf.child("tlsClientName", entry.value)
+        guard let name = f.nonEmptyString else { return nil }
+        guard !name.contains(where: { $0.isWhitespace || $0 == "{" || $0 == "}" || $0 == "#" }) else {
+            f.fail("'\(name)' cannot be a name in aerospike.conf (no whitespace, braces or '#')")
+            return nil
+        }
+        return name
     }
 
     /// The roles the server predefines (custom roles are not provisioned yet).
@@ -1272,5 +1291,20 @@ package final class AerospikeConfigCheck {
             }
         }
         return ok
+    }
+}
+
+extension JSONObject {
+    /// As the upstream operator's webhook: `tlsClientName` joins `network.service`'s
+    /// `tls-authenticate-client` when that is a list of names; `any` and `false` (a single
+    /// value) take no names.
+    mutating func addClientName(_ name: String) {
+        guard var network = self["network"]?.objectValue, var service = network["service"]?.objectValue,
+              case .array(var names)? = service["tls-authenticate-client"] else { return }
+        guard !names.contains(.string(name)) else { return }
+        names.append(.string(name))
+        service["tls-authenticate-client"] = .array(names)
+        network["service"] = .object(service)
+        self["network"] = .object(network)
     }
 }

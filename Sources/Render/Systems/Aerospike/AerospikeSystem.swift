@@ -8,12 +8,14 @@ package enum AerospikeSystem: ClusterSystem {
         ("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "StatefulSet"), ("batch/v1", "Job"),
     ]
     package static let rollout = RolloutPolicy.setBySet
+    /// The operator's 2.x served `v1beta1`; 3.0 renamed it `v1` and only added optional fields
+    /// (compared field by field at 2.5.0 and 3.0.0).
+    package static let olderAPIVersions = ["asdb.aerospike.com/v1beta1"]
 
     /// The Aerospike operator's fields cairn does not read (its CRD `asdb.aerospike.com/v1`).
     package static let fieldPolicies: [String: FieldPolicy] = [
         "spec.validationPolicy": .operatorOnly("the upstream operator's own checks of work directories and XDR log files; cairn validates every spec itself"),
         "spec.operatorClientCert.certPathInOperator": .unsupported("cairn's users Job cannot read files of the upstream operator's pod; use secretCertSource"),
-        "spec.operatorClientCert.tlsClientName": .unsupported("the name is not added to tls-authenticate-client; write it there"),
         "spec.operatorClientCert.secretCertSource.caCertsSource": .unsupported("a CA from another Secret is not mounted yet; put caCertsFilename in the secretName Secret"),
         "spec.enableDynamicConfigUpdate": .operatorOnly("the upstream operator applies some changes without a restart; "
                                                         + "cairn rolls the pods one at a time on any configuration change"),
