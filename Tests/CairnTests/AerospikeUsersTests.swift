@@ -31,6 +31,12 @@ struct AerospikeUsersTests {
         user = args[args.index("-U") + 1]
         password = sys.stdin.readline().strip()
         refused = state["users"].get(user, {}).get("password") != password
+    elif "--auth" in args and args[args.index("--auth") + 1] == "PKI":
+        # PKI: asadm needs TLS and a client certificate; the server takes the user its common
+        # name (FAKE_CERT_USER) names, when that user exists.
+        if "--tls-enable" not in args or "--tls-certfile" not in args:
+            sys.stderr.write("ERROR: PKI authentication requires TLS and a client certificate\n"); sys.exit(1)
+        refused = os.environ.get("FAKE_CERT_USER", "") not in state["users"]
     else:
         refused = bool(state["users"])  # a cluster with security asks for a login
     if state.get("down") or refused:
@@ -176,6 +182,81 @@ struct AerospikeUsersTests {
         #expect(lines.suffix(3) == ["cairn: grant admin read", "cairn: set the password of admin", "cairn: 3 users provisioned"], "\(lines)")
         // No password reaches the log.
         for secret in passwords.values { #expect(!(result.stdout + result.stderr).contains(secret)) }
+    }
+
+    /// The operator's TLS sample with admin and a second user on PKI (authMode PKIOnly).
+    static func pkiSpec() throws -> String {
+        let text = Repo.read(UpstreamSamples.directory.appendingPathComponent("aerospike/tls_cluster_cr.yaml"))
+        let users = """
+                  - name: admin
+                    authMode: PKIOnly
+                    roles: [sys-admin, user-admin]
+                  - name: reporter
+                    authMode: PKIOnly
+                    roles: [read]
+                  - name: app
+                    secretName: app-secret
+                    roles: [read-write]
+            """
+        let old = "      - name: admin\n        secretName: auth-secret\n        roles:\n          - sys-admin\n          - user-admin\n"
+        #expect(text.contains(old))
+        return text.replacingOccurrences(of: old, with: users + "\n")
+    }
+
+    /// PKIOnly users: admin logs in with the client certificate (on a new cluster with the
+    /// default password), over TLS; PKI users get a password nobody knows, a new one each run.
+    @Test(.enabled(if: UpstreamSamples.available)) func pkiUsersLogInWithTheirCertificateOnly() throws {
+        let yaml = try Self.pkiSpec()
+        #expect(specErrors(yaml) == [], "\(specErrors(yaml))")
+        #expect(specNotes(yaml).contains { $0.contains("PKIOnly users log in with their certificate only") })
+        let job = try #require(try render(yaml).first { $0.kind == "Job" && $0.name.contains("-users-") })
+        let env = job.body["spec", "template", "spec", "containers"]?.arrayValue?.first?["env"]?.arrayValue ?? []
+        #expect(env.contains { $0["name"] == "CAIRN_ADMIN_PKI" && $0["value"] == "1" })
+        #expect(!env.contains { $0["name"] == "CAIRN_PASSWORD_ADMIN" })
+        #expect(env.contains { $0["name"] == "AEROSPIKE_TLS_CERTFILE" }, "over TLS, with the client certificate")
+
+        // A new cluster: the certificate's user does not exist yet; the default password works.
+        let server = try Server(users: ["admin": ("admin", ["sys-admin", "user-admin"])])
+        let first = try server.runJob(yaml, passwords: ["app-secret": "app-pw"], extraEnvironment: ["FAKE_CERT_USER=nobody"])
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        #expect(first.stdout.contains("logged in with the default password"), "\(first.stdout)")
+        var users = server.users
+        let adminPassword = try #require(users["admin"]?.password)
+        #expect(adminPassword != "admin" && adminPassword.count == 48, "the default is replaced by a made-up one: \(adminPassword)")
+        #expect(users["reporter"]?.roles == ["read"] && users["reporter"]?.password.count == 48)
+        #expect(users["app"]?.password == "app-pw")
+        for made in [adminPassword, users["reporter"]?.password ?? ""] { #expect(!(first.stdout + first.stderr).contains(made)) }
+
+        // Later runs log in with the certificate (its common name: admin), and make up new ones.
+        let again = try server.runJob(yaml, passwords: ["app-secret": "app-pw"], extraEnvironment: ["FAKE_CERT_USER=admin"])
+        #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+        #expect(again.stdout.contains("logged in with the client certificate"), "\(again.stdout)")
+        users = server.users
+        #expect(users["admin"]?.password != adminPassword && users["admin"]?.password.count == 48)
+
+        // A certificate of nobody the server knows, and admin's password unknown: no login, said so.
+        let stranger = try server.runJob(yaml, passwords: ["app-secret": "app-pw"], tries: 2, extraEnvironment: ["FAKE_CERT_USER=nobody"])
+        #expect(stranger.status == 1)
+        #expect(stranger.stderr.contains("could not log in to aerocluster:4333 as admin, with the client certificate nor the default password"),
+                "\(stranger.stderr)")
+    }
+
+    /// PKI needs the service over mutual TLS, as upstream checks; the Federal Edition takes
+    /// PKI users only; a PKI user has no Secret.
+    @Test func pkiIsCheckedAsUpstreamChecksIt() throws {
+        let plain = Self.spec("      - {name: admin, authMode: PKIOnly, roles: [sys-admin, user-admin]}")
+        #expect(specErrors(plain).contains { $0.contains("user admin logs in with a certificate (authMode PKIOnly): the service needs TLS") },
+                "\(specErrors(plain))")
+        #expect(!specErrors(plain).contains { $0.contains("needs the user admin") }, "the PKI admin is the admin user: \(specErrors(plain))")
+        let secret = Self.spec("      - {name: admin, authMode: PKIOnly, secretName: s, roles: [sys-admin, user-admin]}")
+        #expect(specErrors(secret).contains { $0.contains("secretName: a PKIOnly user has no password: remove secretName") }, "\(specErrors(secret))")
+        guard UpstreamSamples.available else { return }
+        let off = try Self.pkiSpec().replacingOccurrences(of: "tls-authenticate-client: any", with: "tls-authenticate-client: false")
+        #expect(specErrors(off).map { $0.contains("the servers must ask clients for one (tls-authenticate-client any, or a list of names), not false") }
+                == [true], "\(specErrors(off))")
+        let federal = try Self.pkiSpec().replacingOccurrences(of: "aerospike-server-enterprise:", with: "aerospike-server-federal:")
+        #expect(specErrors(federal).map { $0.contains("users[2]: the Federal Edition has no password logins: every user needs authMode PKIOnly") }
+                == [true], "\(specErrors(federal))")
     }
 
     @Test func anExistingClusterIsBroughtToTheSpecWithoutDroppingUsers() throws {

@@ -490,23 +490,6 @@ struct AerospikeUpstreamFieldTests {
         #expect(specErrors(colon).contains { $0.contains("'/dev/nvme0n1:/dev/sdf' is not the path of a Block volume") }, "the invented a:b spelling is gone")
     }
 
-    /// Bug: a PKIOnly user (no password Secret) with the admin roles also got "needs an admin
-    /// user". Now only the real reason: PKI needs TLS, not rendered yet.
-    @Test func aPKIOnlyUserGetsOneErrorThatSaysWhy() {
-        let yaml = ValidationTests.aerospike("""
-              aerospikeAccessControl:
-                users: [{name: admin, authMode: PKIOnly, roles: [sys-admin, user-admin]}]
-              aerospikeConfig:
-                security: {}
-            \(ValidationTests.network)
-                namespaces: [{name: t, storage-engine: {type: memory, data-size: 1G}}]
-            """)
-        let errors = specErrors(yaml)
-        #expect(errors.filter { $0.contains("authMode: not supported by cairn yet: PKI authentication needs TLS") }.count == 1, "\(errors)")
-        #expect(!errors.contains { $0.contains("needs an admin user") }, "\(errors)")
-        #expect(errors.count == 1, "\(errors)")
-    }
-
     @Test func theServerContainerTakesAerospikeContainersResourcesAndSecurityContext() throws {
         let podSpec = """
               podSpec:

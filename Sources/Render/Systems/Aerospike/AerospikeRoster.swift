@@ -62,13 +62,9 @@ enum AerospikeRoster {
     # Logs in again, once, when admin's password changed under way (the users Job, running beside
     # this one on a new cluster, replaces the default): the Secret's password, else the default.
     relogin() {
-        previous=$login
-        for candidate in "$CAIRN_PASSWORD_ADMIN" admin; do
-            login=$candidate
-            table=$(user_table)
-            if [ -n "$(row admin)" ]; then return 0; fi
-        done
-        login=$previous
+        previous=$login previous_pki=$login_pki
+        try_login && return 0
+        login=$previous login_pki=$previous_pki
     }
 
     while read -r ns expected; do

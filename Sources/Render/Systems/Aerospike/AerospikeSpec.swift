@@ -38,9 +38,18 @@ public struct AerospikeSpec: SystemSpec {
 
     public struct User: Sendable, Hashable {
         public var name: String
+        /// The Secret with the password (key `password`); empty for a PKI user.
         public var secretName: String
         public var roles: [String]
+        /// `authMode: PKIOnly`: the user logs in with a client certificate that names it.
+        public var pki = false
     }
+
+    /// `admin` logs in with a certificate: cairn's Jobs connect over TLS and present
+    /// operatorClientCert's (whose common name must be admin).
+    public var adminIsPKI: Bool { users.contains { $0.name == "admin" && $0.pki } }
+    /// cairn's Jobs connect over TLS: the service has no plain port, or admin needs a certificate.
+    public var jobsOverTLS: Bool { ports.service == nil || adminIsPKI }
 
     /// The ports the servers listen on: each of service, fabric and heartbeat plain (`port`,
     /// by default when no `tls-port` is given), over TLS (`tls-port` with its `tls-name`), or both.
@@ -200,8 +209,9 @@ public struct AerospikeSpec: SystemSpec {
             var accessControlField: Field?
             if let f = s["aerospikeAccessControl"] {
                 accessControlField = f
-                users = decodeAccessControl(f) ?? []
+                users = decodeAccessControl(f, federal: image?.contains("aerospike-server-federal") ?? false) ?? []
                 f.note(Self.accessControlNote)
+                if users.contains(where: \.pki) { f.note(Self.pkiNote) }
             }
             var multiPodPerHost = false
             var hostNetwork = false
@@ -342,7 +352,7 @@ public struct AerospikeSpec: SystemSpec {
             var minReplicationFactor: Int?
             if let f = s.required("aerospikeConfig") {
                 let checked = AerospikeConfigCheck(size: size, version: version, volumes: volumes,
-                                                   enterprise: image?.contains("enterprise") ?? false)
+                                                   enterprise: image.map { $0.contains("enterprise") || $0.contains("aerospike-server-federal") } ?? false)
                 config = checked.validate(f)
                 ports = checked.ports
                 if var c = config, let name = tlsClientName(clientCertField) {
@@ -362,12 +372,25 @@ public struct AerospikeSpec: SystemSpec {
                     // the field is not used, and not read further.
                     let strongConsistency = (config["namespaces"]?.arrayValue ?? []).contains { $0["strong-consistency"] == .bool(true) }
                     let jobs = !users.isEmpty || strongConsistency
-                    if let cf = clientCertField, !jobs || ports.service != nil {
+                    let adminIsPKI = users.contains { $0.name == "admin" && $0.pki }
+                    let overTLS = ports.service == nil || adminIsPKI
+                    if let cf = clientCertField, !jobs || !overTLS {
                         cf.note("accepted, not used by cairn: " + (!jobs
                             ? "cairn connects to the cluster only to provision users or set rosters, and there are none"
                             : "cairn's Jobs connect to the plain service port"))
                     }
-                    if jobs, ports.service == nil {
+                    // As upstream: PKI needs the service over mutual TLS.
+                    if let pkiUser = users.first(where: \.pki), let ac = accessControlField {
+                        let authenticate = config["network"]?["service"]?["tls-authenticate-client"]
+                        if ports.serviceTLS == nil {
+                            ac.fail("user \(pkiUser.name) logs in with a certificate (authMode PKIOnly): the service needs TLS "
+                                    + "(network.service tls-port and tls-name)")
+                        } else if authenticate.map(AerospikeConfWriter.token) == "false" {
+                            ac.fail("user \(pkiUser.name) logs in with a certificate (authMode PKIOnly): the servers must ask clients for "
+                                    + "one (tls-authenticate-client any, or a list of names), not false")
+                        }
+                    }
+                    if jobs, overTLS, ports.serviceTLS != nil {
                         clientCertificate = clientCertField.flatMap(decodeClientCertificate)
                         let authenticate = config["network"]?["service"]?["tls-authenticate-client"].map(AerospikeConfWriter.token) ?? "any"
                         if clientCertField == nil {
@@ -756,6 +779,12 @@ public struct AerospikeSpec: SystemSpec {
         + "(drop it with asadm: manage acl delete user NAME), and a password changed in its Secret is set the next time the Job runs; "
         + "the Job logs in with admin's Secret, so change admin's own password with asadm first, then in its Secret"
 
+    static let pkiNote = "PKIOnly users log in with their certificate only: the Job creates them with a random password that is "
+        + "never stored or shown, and sets a new one each run (asadm cannot create a user without a password; the upstream "
+        + "operator's client asks servers 8.1 and later to turn password logins off for them); with admin PKIOnly the Job logs "
+        + "in with operatorClientCert's certificate, whose common name must be admin (on a new cluster, Enterprise Edition, "
+        + "with the default password admin, which it then replaces)"
+
     /// Names the Job passes to asadm's command line (shlex-tokenised there): upstream forbids
     /// only `;` and `:`, cairn also keeps out quotes, whitespace and shell characters.
     static func isProvisionableUserName(_ s: String) -> Bool {
@@ -784,7 +813,7 @@ public struct AerospikeSpec: SystemSpec {
         "udf-admin", "masking-admin", "read-masked", "write-masked",
     ]
 
-    private static func decodeAccessControl(_ f: Field) -> [User]? {
+    private static func decodeAccessControl(_ f: Field, federal: Bool) -> [User]? {
         f.object { ac -> [User]? in
             guard let uf = ac.required("users"), let users = uf.list({ u -> User? in
                 u.object { o -> User? in
@@ -799,18 +828,18 @@ public struct AerospikeSpec: SystemSpec {
                     var authMode = "Internal"
                     if let af = o["authMode"], let a = af.string {
                         switch a {
-                        case "Internal": break
-                        case "PKIOnly":
-                            authMode = a
-                            af.fail("not supported by cairn yet: PKI authentication needs TLS, which is not rendered yet")
+                        case "Internal", "PKIOnly": authMode = a
                         default: af.fail("must be Internal or PKIOnly (got \(a))")
                         }
+                    }
+                    if federal, authMode != "PKIOnly" {
+                        (o["authMode"] ?? o.field).fail("the Federal Edition has no password logins: every user needs authMode PKIOnly")
                     }
                     var secret: String?
                     if authMode == "Internal", let sf = o.required("secretName"), let s = sf.string {
                         if Names.isDNS1123Subdomain(s) { secret = s } else { sf.fail("'\(s)' is not a valid Secret name") }
-                    } else if authMode == "PKIOnly" {
-                        o.ignore("secretName")
+                    } else if authMode == "PKIOnly", let sf = o["secretName"] {
+                        sf.fail("a PKIOnly user has no password: remove secretName (as upstream)")
                     }
                     let roles = o.required("roles").flatMap { r in
                         r.list { rf -> String? in
@@ -826,7 +855,7 @@ public struct AerospikeSpec: SystemSpec {
                     if let rf = o["roles"], Set(roles).count != roles.count { rf.fail("lists a role twice") }
                     guard let name else { return nil }
                     // A PKI user has no password Secret; it still counts as the admin user.
-                    return User(name: name, secretName: secret ?? "", roles: roles)
+                    return User(name: name, secretName: secret ?? "", roles: roles, pki: authMode == "PKIOnly")
                 }
             }) else { return nil }
             var seen: Set<String> = []

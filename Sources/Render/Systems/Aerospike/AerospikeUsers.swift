@@ -14,7 +14,10 @@ enum AerospikeUsers {
         guard !spec.users.isEmpty else { return [] }
         let users = ordered(spec.users)
         var (container, extraVolumes) = asadmContainer("users", spec, cluster)
-        container.env += users.enumerated().map { i, user in Kube.envSecret("CAIRN_PASSWORD_\(i)", secret: user.secretName, key: "password") }
+        // A PKI user has no Secret: the script makes its password up.
+        container.env += users.enumerated().map { i, user in
+            user.pki ? Kube.env("CAIRN_PKI_\(i)", "1") : Kube.envSecret("CAIRN_PASSWORD_\(i)", secret: user.secretName, key: "password")
+        }
         // Each pod tries to log in for up to 5 minutes (the servers may still be starting);
         // then the Job controller starts another after 10 s, 20 s, ...
         return Kube.scriptJob(prefix: "\(cluster.name.prefix(46))-users-", cluster, labels: labels("users", cluster),
@@ -33,7 +36,8 @@ enum AerospikeUsers {
         var container = Kube.Container(name: name, image: spec.image)
         container.command = ["/bin/sh", "\(directory)/\(name).sh"]
         container.env = [
-            Kube.env("AEROSPIKE_HOST", cluster.name), Kube.env("AEROSPIKE_PORT", String(spec.ports.client)),
+            Kube.env("AEROSPIKE_HOST", cluster.name),
+            Kube.env("AEROSPIKE_PORT", String(spec.jobsOverTLS ? spec.ports.serviceTLS ?? spec.ports.client : spec.ports.client)),
             // asadm keeps its settings under $HOME (and, before 4.1, exits 0 without a word when
             // it cannot write them there).
             Kube.env("HOME", "/tmp"),
@@ -42,7 +46,7 @@ enum AerospikeUsers {
         container.volumeMounts = [Kube.mount(name, directory, readOnly: true)]
         // No plain service port: asadm connects over TLS, checks the servers' certificates
         // against the service's tls-name and the CA, and presents the client certificate.
-        if spec.ports.service == nil, let tlsName = spec.ports.serviceTLSName, let cert = spec.clientCertificate {
+        if spec.jobsOverTLS, let tlsName = spec.ports.serviceTLSName, let cert = spec.clientCertificate {
             container.env += [Kube.env("AEROSPIKE_TLS_NAME", tlsName), Kube.env("AEROSPIKE_TLS_CAFILE", "\(tlsDirectory)/\(cert.caFile)")]
             if let certFile = cert.certFile, let keyFile = cert.keyFile {
                 container.env += [Kube.env("AEROSPIKE_TLS_CERTFILE", "\(tlsDirectory)/\(certFile)"),
@@ -51,7 +55,9 @@ enum AerospikeUsers {
             extraVolumes.append(Kube.secretVolume("tls", secret: cert.secretName))
             container.volumeMounts.append(Kube.mount("tls", tlsDirectory, readOnly: true))
         }
-        if let admin = spec.users.first(where: { $0.name == "admin" }) {
+        if let admin = spec.users.first(where: { $0.name == "admin" }), admin.pki {
+            container.env.append(Kube.env("CAIRN_ADMIN_PKI", "1"))
+        } else if let admin = spec.users.first(where: { $0.name == "admin" }) {
             container.env.append(Kube.envSecret("CAIRN_PASSWORD_ADMIN", secret: admin.secretName, key: "password"))
         } else {
             container.env.append(Kube.env("CAIRN_NO_SECURITY", "1"))
@@ -86,6 +92,7 @@ enum AerospikeUsers {
     tries=${CAIRN_TRIES:-60}
     pause=${CAIRN_PAUSE:-5}
     login=""
+    login_pki=0
 
     # asadm as admin with the password $login (read by -P from standard input).
     as_admin() {
@@ -97,6 +104,8 @@ enum AerospikeUsers {
         fi
         if [ -n "${CAIRN_NO_SECURITY:-}" ]; then
             asadm "$@"
+        elif [ "$login_pki" = 1 ]; then
+            asadm "$@" --auth PKI
         else
             printf '%s\n' "$login" | asadm "$@" -U admin -P
         fi
@@ -155,24 +164,43 @@ enum AerospikeUsers {
         done
     }
 
-    # Logs in as admin (sets $login and $table), trying for a while: the servers may be starting.
+    # One try of each way admin may log in (sets $login or $login_pki, and $table); fails when
+    # none worked. A PKI admin logs in with the client certificate, or on a new cluster with
+    # the default password; any other admin with its Secret's password, else the default.
+    try_login() {
+        if [ -n "${CAIRN_ADMIN_PKI:-}" ]; then
+            login_pki=1
+            table=$(user_table)
+            if [ -n "$(row admin)" ]; then return 0; fi
+            login_pki=0
+        fi
+        for candidate in ${CAIRN_PASSWORD_ADMIN:+"$CAIRN_PASSWORD_ADMIN"} admin; do
+            login=$candidate
+            table=$(user_table)
+            if [ -n "$(row admin)" ]; then return 0; fi
+            login=""
+        done
+        return 1
+    }
+
+    # Logs in as admin, trying for a while: the servers may be starting.
     log_in() {
         n=0
         while [ $n -lt "$tries" ]; do
-            for candidate in "$CAIRN_PASSWORD_ADMIN" admin; do
-                login=$candidate
-                table=$(user_table)
-                if [ -n "$(row admin)" ]; then break 2; fi
-                login=""
-            done
+            try_login && break
             n=$((n + 1))
             [ $n -lt "$tries" ] && sleep "$pause"
         done
-        if [ -z "$login" ]; then
-            echo "cairn: could not log in to $AEROSPIKE_HOST:$AEROSPIKE_PORT as admin, with its Secret's password nor the default one, after $tries tries" >&2
+        if [ -z "$login" ] && [ "$login_pki" = 0 ]; then
+            if [ -n "${CAIRN_ADMIN_PKI:-}" ]; then
+                echo "cairn: could not log in to $AEROSPIKE_HOST:$AEROSPIKE_PORT as admin, with the client certificate nor the default password, after $tries tries" >&2
+            else
+                echo "cairn: could not log in to $AEROSPIKE_HOST:$AEROSPIKE_PORT as admin, with its Secret's password nor the default one, after $tries tries" >&2
+            fi
             exit 1
         fi
-        if [ "$login" = admin ] && [ "$CAIRN_PASSWORD_ADMIN" != admin ]; then echo "cairn: logged in with the default password: a new cluster"; fi
+        if [ "$login" = admin ] && [ "${CAIRN_PASSWORD_ADMIN:-}" != admin ]; then echo "cairn: logged in with the default password: a new cluster"; fi
+        if [ "$login_pki" = 1 ]; then echo "cairn: logged in with the client certificate"; fi
     }
     """#
 
@@ -185,10 +213,17 @@ enum AerospikeUsers {
     # Every password first, so that nothing is changed when one cannot be used: asadm reads a
     # password stripped (-P), splits commands at ';', takes a backslash as an escape even
     # between single quotes, and reads its keywords as keywords.
+    # A PKI user's password: random, never stored or shown (only its certificate logs it in).
+    made_up() {
+        od -An -N24 -tx1 /dev/urandom | tr -d ' \n'
+    }
+
     i=0
     while read -r name roles; do
-        eval "password=\${CAIRN_PASSWORD_$i}"
+        eval "pki=\${CAIRN_PKI_$i:-}"
+        eval "password=\${CAIRN_PASSWORD_$i:-}"
         i=$((i + 1))
+        [ -n "$pki" ] && continue
         case "$password" in
             *';'*|*'\'*|*"$nl"*|' '*|*' '|"$tab"*|*"$tab"|''|password|roles|role)
                 echo "cairn: the password of $name cannot be given to asadm: it is empty, a keyword of asadm's, holds ';', a backslash or a line break, or starts or ends with whitespace; change it in its Secret" >&2
@@ -200,8 +235,14 @@ enum AerospikeUsers {
 
     i=0
     while read -r name roles; do
-        eval "password=\${CAIRN_PASSWORD_$i}"
+        eval "pki=\${CAIRN_PKI_$i:-}"
+        eval "password=\${CAIRN_PASSWORD_$i:-}"
         i=$((i + 1))
+        [ -n "$pki" ] && password=$(made_up)
+        if [ -z "$password" ]; then
+            echo "cairn: could not make up a password for $name (od, /dev/urandom)" >&2
+            exit 1
+        fi
         line=$(row "$name")
         if [ -z "$line" ]; then
             command="manage acl create user $name password $(quoted "$password")"
@@ -216,7 +257,7 @@ enum AerospikeUsers {
             # The password last: admin's ends the login's.
             manage "set the password of $name" "manage acl set-password user $name password $(quoted "$password")" "$password"
         fi
-        [ "$name" = admin ] && login=$password
+        [ "$name" = admin ] && [ "$login_pki" = 0 ] && login=$password
     done < "$users_file"
     echo "cairn: $i users provisioned"
 
