@@ -331,9 +331,10 @@ package enum ClusterSpecLoader {
                 return nil
             }
             guard let system = systems.first(where: { $0.reads(av) && $0.kind == k }) else {
-                let list = systems.flatMap { s in ([s.apiVersion] + s.olderAPIVersions).map { "\($0) \(s.kind)" } }.joined(separator: ", ")
+                let list = systems.map { "\($0.apiVersion) \($0.kind)" }.joined(separator: ", ")
                 if systems.contains(where: { $0.kind == k }) {
-                    apiVersion.fail("\(av) is not a supported apiVersion for kind \(k) (supported: \(list))")
+                    let versions = systems.flatMap { s in ([s.apiVersion] + s.olderAPIVersions).map { "\($0) \(s.kind)" } }.joined(separator: ", ")
+                    apiVersion.fail("\(av) is not a supported apiVersion for kind \(k) (supported: \(versions))")
                 } else {
                     kind.fail("\(av) \(k) is not a cluster spec cairn knows (supported: \(list))")
                 }

@@ -473,6 +473,11 @@ actor DiscoveryCache {
         versions = nil
     }
 
+    /// For a kind of a group outside Kubernetes' own: where it comes from.
+    static func crdHint(_ apiVersion: String, _ kind: String) -> String {
+        apiVersion.contains(".") && !apiVersion.contains(".k8s.io/") ? ": install the CustomResourceDefinition of \(kind) first" : ""
+    }
+
     func resource(apiVersion: String, kind: String, client: KubeClient) async throws(KubeError) -> Resource {
         if let r = resources[apiVersion]?[kind] { return r }
         let list: JSONValue
@@ -481,8 +486,7 @@ actor DiscoveryCache {
         } catch {
             guard error.reason == .notFound else { throw error }
             throw KubeError(reason: .notFound, operation: "discover", object: "\(apiVersion) \(kind)",
-                            message: "the server does not serve \(apiVersion) at all"
-                                + (apiVersion.contains(".") && !apiVersion.contains(".k8s.io/") ? ": install the CustomResourceDefinition of \(kind) first" : ""))
+                            message: "the server does not serve \(apiVersion) at all" + Self.crdHint(apiVersion, kind))
         }
         var kinds: [String: Resource] = [:]
         for r in list["resources"]?.arrayValue ?? [] {
@@ -492,7 +496,7 @@ actor DiscoveryCache {
         resources[apiVersion] = kinds
         guard let r = kinds[kind] else {
             throw KubeError(reason: .notFound, operation: "discover", object: "\(apiVersion) \(kind)",
-                            message: "the server does not serve \(kind) in \(apiVersion)")
+                            message: "the server does not serve \(kind) in \(apiVersion)" + Self.crdHint(apiVersion, kind))
         }
         return r
     }

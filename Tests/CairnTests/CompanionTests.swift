@@ -18,15 +18,22 @@ struct CompanionTests {
     }
 
     /// The Prometheus operator's ServiceMonitor as a CustomResourceDefinition that keeps any
-    /// field: the test control plane has no Prometheus operator. (cert-manager's Certificate is
-    /// left unregistered on purpose.)
+    /// field: the test control plane has no Prometheus operator. (PodMonitor is left
+    /// unregistered on purpose.)
     static func registerServiceMonitor(_ client: KubeClient) async throws {
+        try await registerCRD(client, group: "monitoring.coreos.com", kind: "ServiceMonitor")
+    }
+
+    /// A namespaced CustomResourceDefinition `group/v1` of `kind` that keeps any field, waited
+    /// for until its resource answers.
+    static func registerCRD(_ client: KubeClient, group: String, kind: String) async throws {
+        let plural = kind.lowercased() + "s"
         let crd: JSONValue = [
             "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": ["name": "servicemonitors.monitoring.coreos.com"],
+            "metadata": ["name": .string("\(plural).\(group)")],
             "spec": [
-                "group": "monitoring.coreos.com", "scope": "Namespaced",
-                "names": ["plural": "servicemonitors", "singular": "servicemonitor", "kind": "ServiceMonitor", "listKind": "ServiceMonitorList"],
+                "group": .string(group), "scope": "Namespaced",
+                "names": ["plural": .string(plural), "singular": .string(kind.lowercased()), "kind": .string(kind), "listKind": .string(kind + "List")],
                 "versions": [["name": "v1", "served": true, "storage": true,
                               "schema": ["openAPIV3Schema": ["type": "object", "x-kubernetes-preserve-unknown-fields": true]]]],
             ],
@@ -34,13 +41,13 @@ struct CompanionTests {
         _ = try await client.apply(crd, fieldManager: "cairn-test")
         for _ in 0..<100 {
             await client.forgetDiscovery()
-            if try await client.serves("monitoring.coreos.com/v1") {
+            if try await client.serves("\(group)/v1") {
                 // Served in discovery; wait until the resource itself answers too.
-                if (try? await client.list(apiVersion: "monitoring.coreos.com/v1", kind: "ServiceMonitor", namespace: "default")) != nil { return }
+                if (try? await client.list(apiVersion: "\(group)/v1", kind: kind, namespace: "default")) != nil { return }
             }
             try await Task.sleep(nanoseconds: 100_000_000)
         }
-        throw CommandFailed(description: "the ServiceMonitor CustomResourceDefinition never became established")
+        throw CommandFailed(description: "the \(kind) CustomResourceDefinition never became established")
     }
 
     func write(_ files: [String: String?]) throws {
@@ -90,11 +97,13 @@ struct CompanionTests {
         try await Self.registerServiceMonitor(client)
         try write([
             "a.yaml": withMonitor(true),
+            // A TLS Secret without its certificate: the API server refuses it, before b's database.
             "b.yaml": """
-                apiVersion: cert-manager.io/v1
-                kind: Certificate
+                apiVersion: v1
+                kind: Secret
                 metadata: {name: b-tls}
-                spec: {secretName: b-tls, dnsNames: [b.example], issuerRef: {name: letsencrypt, kind: Issuer}}
+                type: kubernetes.io/tls
+                stringData: {ca.crt: not-a-certificate}
                 ---
 
                 """ + IsolationTests.esdb("b", namespace: ns),
@@ -110,18 +119,20 @@ struct CompanionTests {
                 """ + IsolationTests.esdb("d", namespace: ns),
         ])
         let (first, json) = try apply()
-        #expect(first.status == 1, "b's Certificate cannot be applied: \(first.stderr)")
+        #expect(first.status == 1, "b's Secret cannot be applied: \(first.stderr)")
         let a = IsolationTests.actions(IsolationTests.cluster(json, "\(ns)/a"))
         for object in ["Secret/\(ns)/a-passwords", "Service/\(ns)/a-metrics", "ServiceMonitor/\(ns)/a-monitor", "StatefulSet/\(ns)/a"] {
             #expect(a[object] == "created", "\(object): \(a) \(first.stderr.suffix(1500)) \(first.stdout.prefix(1500))")
         }
         let b = try #require(IsolationTests.cluster(json, "\(ns)/b"))
-        #expect(IsolationTests.actions(b)["Certificate/\(ns)/b-tls"] == "failed", "\(b)")
-        #expect(b.canonicalJSON().contains("install the CustomResourceDefinition of Certificate first"), "\(b.canonicalJSON())")
-        #expect(IsolationTests.actions(b)["StatefulSet/\(ns)/b"] == nil, "b stopped at its Certificate")
+        #expect(IsolationTests.actions(b)["Secret/\(ns)/b-tls"] == "failed", "\(b)")
+        #expect(b.canonicalJSON().contains("tls.crt"), "the API server's reason: \(b.canonicalJSON())")
+        #expect(IsolationTests.actions(b)["StatefulSet/\(ns)/b"] == nil, "b stopped at its Secret")
         #expect(IsolationTests.actions(IsolationTests.cluster(json, "\(ns)/c"))["StatefulSet/\(ns)/c"] == "created")
         let d = IsolationTests.actions(IsolationTests.cluster(json, "\(ns)/d"))
         #expect(d["StatefulSet/\(ns)/d"] == "created" && d["PodMonitor/\(ns)/d-monitor"] == "failed", "\(d)")
+        let dCluster = IsolationTests.cluster(json, "\(ns)/d")?.canonicalJSON() ?? ""
+        #expect(dCluster.contains("install the CustomResourceDefinition of PodMonitor first"), "\(dCluster)")
         // No Secret value in what apply prints.
         #expect(!first.stdout.contains("not-a-real-password") && !first.stderr.contains("not-a-real-password"))
 

@@ -46,7 +46,8 @@ struct UpstreamManifestTests {
             "kurrentdb/v1.5.0-database-deployment.md-block03-L153.yaml", "aerospike/sc_mode_cluster_cr.yaml",
             "atomix/README.md-block01-L38.yaml",
             "kurrentdb/v1.0.0-database-deployment.md-block01-L37.yaml", "kurrentdb/v1.5.0-database-deployment.md-block01-L55.yaml",
-            "kurrentdb/v1.5.0-database-deployment.md-block09-L624.yaml",
+            "kurrentdb/v1.5.0-database-deployment.md-block09-L624.yaml", "kurrentdb/v1.5.0-database-deployment.md-block05-L335.yaml",
+            "kurrentdb/v1.5.0-database-deployment.md-block07-L517.yaml",
             "zalando-postgres/docs-user.md-block01-L11.yaml", "zalando-postgres/minimal-postgres-manifest.yaml",
             "zalando-postgres/minimal-master-replica-svcmonitor.yaml", "zalando-postgres/complete-postgres-manifest.yaml",
             "zalando-postgres/standby-manifest.yaml",
@@ -645,12 +646,24 @@ struct AdvertisedNameTests {
         #expect(without["EVENTSTORE_ADVERTISE_HOST_TO_CLIENT_AS"] == nil, "no domain, nothing advertised to clients beyond the cluster names")
     }
 
-    @Test func badTemplatesAndSplitDNSAreRefused() {
+    /// SplitDNS: nodes advertise and dial FQDNs, as upstream; the note says what differs (no
+    /// in-pod resolver, so the FQDNs' own addresses carry the traffic). Not for clients.
+    @Test func splitDNSAdvertisesTheFQDNsWithANote() throws {
+        let yaml = Self.spec("{domain: kurrent.test, internodeTrafficStrategy: SplitDNS}")
+        #expect(specErrors(yaml) == [])
+        #expect(specNotes(yaml).contains { $0.contains("spec.network.internodeTrafficStrategy: rendered as FQDN: nodes advertise and dial each other's FQDNs") })
+        let env = try env(yaml)
+        #expect(env["EVENTSTORE_NODE_HOST_ADVERTISE_AS"] == "$(POD_NAME).es.kurrent.test")
+        #expect(env["EVENTSTORE_REPLICATION_HOST_ADVERTISE_AS"] == "$(POD_NAME).es.kurrent.test")
+        #expect(specErrors(Self.spec("{domain: kurrent.test, clientTrafficStrategy: SplitDNS}")).first?
+            .contains("clientTrafficStrategy: must be FQDN or ServiceName (got SplitDNS)") == true)
+        #expect(specErrors(Self.spec("{internodeTrafficStrategy: SplitDNS}")).first?.contains("an FQDN traffic strategy needs network.domain") == true)
+    }
+
+    @Test func badTemplatesAreRefused() {
         #expect(specErrors(Self.spec("{domain: kurrent.test, fqdnTemplate: 'node.{domain}'}")).first?.contains("must contain {podName}") == true)
         #expect(specErrors(Self.spec("{domain: kurrent.test, fqdnTemplate: '{podName}.{zone}.{domain}'}")).first?.contains("is not a host name template") == true)
         #expect(specErrors(Self.spec("{domain: 'not a domain'}")).first?.contains("is not a DNS domain") == true)
-        #expect(specErrors(Self.spec("{domain: kurrent.test, internodeTrafficStrategy: SplitDNS}")).first?
-            .contains("internodeTrafficStrategy: not supported by cairn yet: SplitDNS") == true)
         let managed = Self.spec("{domain: kurrent.test}") + "\n  configuration: {AdvertiseHostToClientAs: x.example}"
         #expect(specErrors(managed).count == 1, "\(specErrors(managed))")
     }
@@ -714,7 +727,7 @@ struct MultiDocumentTests {
             """
         let errors = specErrors(yaml)
         #expect(errors.count == 3, "\(errors)")
-        #expect(errors.contains { $0.hasPrefix("t.yaml:10:13: spec.replicas: must be 1, 3 or 5 (got 2)") }, "the cluster's own error: \(errors)")
+        #expect(errors.contains { $0.hasPrefix("t.yaml:10:13: spec.replicas: must be 1, 3 or 5, or 0 for standalone read-only replicas (got 2)") }, "the cluster's own error: \(errors)")
         #expect(errors.contains { $0.hasPrefix("t.yaml:14:1: a second cluster (KurrentDB es2) in this file") }, "\(errors)")
         #expect(errors.contains("t.yaml:20:7: kind: not supported by cairn yet: a Deployment beside the cluster; cairn applies Certificate, ConfigMap, "
                                 + "PodMonitor, Secret, Service, ServiceAccount, ServiceMonitor and Namespace documents with it "
@@ -1048,8 +1061,10 @@ struct UpstreamSampleApplyTests {
     @Test func everyAcceptedSampleIsTakenByTheAPIServerAndASecondPassChangesNothing() async throws {
         let client = try plane.client()
         defer { Task { await client.shutdown() } }
-        // minimal-master-replica-svcmonitor.yaml has ServiceMonitors beside its cluster.
+        // minimal-master-replica-svcmonitor.yaml has ServiceMonitors beside its cluster, the
+        // KurrentDB TLS example a cert-manager Certificate.
         try await CompanionTests.registerServiceMonitor(client)
+        try await CompanionTests.registerCRD(client, group: "cert-manager.io", kind: "Certificate")
         let accepted = UpstreamManifestTests.samples.filter { UpstreamManifestTests.errors($0).isEmpty }
         #expect(accepted.count >= 14)
         var namespaces: [String] = []
@@ -1155,9 +1170,60 @@ struct KurrentNodesTests {
         #expect(try !render(Self.spec("  readOnlyReplicas: {replicas: 0}")).contains { $0.name == "kdb-replica" })
         #expect(specErrors(Self.spec("  readOnlyReplicas: {replicas: 2}", replicas: 1)).map {
             $0.contains("spec.readOnlyReplicas: needs a cluster (replicas 3 or 5)") } == [true])
-        #expect(specErrors(Self.spec("  readOnlyReplicas: {replicas: 1, resources: {}}")).map {
-            $0.contains("spec.readOnlyReplicas.resources: not supported by cairn yet: read-only replicas take the cluster's resources") } == [true])
+        #expect(specErrors(Self.spec("  readOnlyReplicas: {replicas: 1, configuration: {}}")).map {
+            $0.contains("spec.readOnlyReplicas.configuration: not supported by cairn yet: read-only replicas take the cluster's configuration") } == [true])
         #expect(specErrors(Self.spec("  configuration: {ReadOnlyReplica: true}")).map { $0.contains("ReadOnlyReplica is managed by cairn") } == [true])
+    }
+
+    /// `readOnlyReplicas` and `archiver` may give their own resources, storage and constraints
+    /// (the v1.1.0 documentation's example); the rest take the cluster's, as upstream.
+    @Test func readOnlyReplicasTakeTheirOwnResourcesStorageAndConstraints() throws {
+        let yaml = Self.spec("""
+              resources: {requests: {cpu: 500m}}
+              readOnlyReplicas:
+                replicas: 2
+                resources: {requests: {cpu: 1000m, memory: 1Gi}}
+                storage: {resources: {requests: {storage: 5Gi}}, storageClassName: fast}
+                constraints: {nodeSelector: {pool: replicas}}
+            """)
+        #expect(specErrors(yaml) == [], "\(specErrors(yaml))")
+        let objects = try render(yaml)
+        let replica = try #require(object(objects, "StatefulSet", "kdb-replica"))
+        #expect(replica.body["spec", "template", "spec", "containers"]?.arrayValue?.first?["resources"] == ["requests": ["cpu": "1", "memory": "1Gi"]])
+        #expect(replica.body["spec", "template", "spec", "nodeSelector"] == ["pool": "replicas"])
+        let claim = replica.body["spec", "volumeClaimTemplates"]?.arrayValue?.first
+        #expect(claim?["spec", "resources", "requests", "storage"] == "5Gi" && claim?["spec", "storageClassName"] == "fast", "\(String(describing: claim))")
+        let main = try #require(object(objects, "StatefulSet", "kdb"))
+        #expect(main.body["spec", "template", "spec", "containers"]?.arrayValue?.first?["resources"] == ["requests": ["cpu": "500m"]])
+        #expect(main.body["spec", "template", "spec", "nodeSelector"] == nil)
+        #expect(main.body["spec", "volumeClaimTemplates"]?.arrayValue?.first?["spec", "resources", "requests", "storage"] == "1Gi")
+    }
+
+    /// Standalone read-only replicas (the v1.5.0 documentation): `replicas: 0` and the quorum's
+    /// nodes in `quorumNodes`; the replicas join them, and no node of the cluster is rendered.
+    @Test func standaloneReadOnlyReplicasJoinTheQuorumNodes() throws {
+        let yaml = Self.spec("""
+              quorumNodes: [kdb-0-qn.kurrent.test:2113, kdb-1-qn.kurrent.test:2113, kdb-2-qn.kurrent.test:2113]
+              readOnlyReplicas: {replicas: 2}
+            """, replicas: 0)
+        #expect(specErrors(yaml) == [], "\(specErrors(yaml))")
+        let objects = try render(yaml)
+        #expect(object(objects, "StatefulSet", "kdb") == nil && object(objects, "ConfigMap", "kdb-config") == nil)
+        #expect(object(objects, "StatefulSet", "kdb-replica")?.body["spec", "replicas"] == 2)
+        let conf = try Self.conf(objects, "kdb-replica")
+        #expect(conf.contains("ClusterSize: 3\n") && conf.contains("ReadOnlyReplica: true\n"), "\(conf)")
+        #expect(conf.contains("GossipSeed:\n- kdb-0-qn.kurrent.test:2113\n- kdb-1-qn.kurrent.test:2113\n- kdb-2-qn.kurrent.test:2113\n"), "\(conf)")
+        // Refused, with reasons.
+        #expect(specErrors(Self.spec("  readOnlyReplicas: {replicas: 2}", replicas: 0)).map {
+            $0.contains("spec.replicas: 0 is for standalone read-only replicas: give quorumNodes") } == [true])
+        #expect(specErrors(Self.spec("  quorumNodes: [a.example:2113]", replicas: 3)).map {
+            $0.contains("spec.quorumNodes: is for replicas: 0") } == [true])
+        #expect(specErrors(Self.spec("  quorumNodes: [a.example:2113, b.example:2113]\n  readOnlyReplicas: {replicas: 1}", replicas: 0)).map {
+            $0.contains("spec.quorumNodes: lists 2 nodes: a cluster has 1, 3 or 5") } == [true])
+        #expect(specErrors(Self.spec("  quorumNodes: [a.example]\n  readOnlyReplicas: {replicas: 1}", replicas: 0)).map {
+            $0.contains("spec.quorumNodes[0]: 'a.example' is not host:port") } == [true])
+        #expect(specErrors(Self.spec("", replicas: 2)).map { $0.contains("spec.replicas: must be 1, 3 or 5, or 0 for standalone read-only replicas (got 2)") }
+                == [true])
     }
 
     @Test func theArchiverNeedsTheArchiveTheLicenseAndACluster() {

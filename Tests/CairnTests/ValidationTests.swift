@@ -198,7 +198,7 @@ struct ValidationTests {
 
     @Test func eventStoreReplicasAreOneThreeOrFive() {
         #expect(specErrors(Self.esdbHead + "  replicas: 2\n  image: eventstore/eventstore:23.10.2\n") == [
-            "t.yaml:6:13: spec.replicas: must be 1, 3 or 5 (got 2); an EventStoreDB cluster needs an odd number of nodes for quorum",
+            "t.yaml:6:13: spec.replicas: must be 1, 3 or 5, or 0 for standalone read-only replicas (got 2); an EventStoreDB cluster needs an odd number of nodes for quorum",
         ])
     }
 

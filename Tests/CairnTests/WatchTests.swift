@@ -32,10 +32,9 @@ extension DaemonTests {
         // kubectl scale: spec.replicas is cairn's (1); put back, and the log says who.
         let scaled = try kubectl(["scale", "statefulset/es", "--replicas=3"])
         #expect(scaled.status == 0, "\(scaled.stderr)")
-        let start = Date()
-        #expect(await eventually(15) { try await self.statefulSet(client, "es")["spec", "replicas"] == 1 }, "the scale was not put back")
-        let seconds = Date().timeIntervalSince(start)
-        #expect(seconds < 10, "took \(seconds) s")
+        // Within the bound, with a resync of an hour: the watch brought it (how fast is measured
+        // by cairn-bench daemon, not asserted here).
+        #expect(await eventually(30) { try await self.statefulSet(client, "es")["spec", "replicas"] == 1 }, "the scale was not put back")
         #expect(await eventually(5) { self.log().contains("object configured") && self.log().contains("spec.replicas: 3 -> 1") },
                 "the correction does not name the field and the manager:\n\(log())")
         #expect(log().contains("info drift change=\"spec.replicas: 3 -> 1\""), "\(log())")

@@ -28,7 +28,21 @@ enum EventStoreRenderer {
             }
             if count > 0 { objects += render(spec, cluster, type: type, replicas: count, options: options) }
         }
+        if let users = spec.users, !users.custom.isEmpty, spec.replicas > 0 {
+            objects += EventStoreUsers.job(spec, users, cluster)
+        }
         return objects
+    }
+
+    /// A node kind's own resources, storage and constraints, else the cluster's.
+    static func settings(_ spec: EventStoreSpec, _ type: NodeType)
+        -> (resources: ResourceRequirements, storage: EventStoreSpec.Storage, constraints: PodConstraints) {
+        let own = switch type {
+        case .cluster: EventStoreSpec.NodeSettings()
+        case .replica: spec.replicaSettings
+        case .archiver: spec.archiverSettings
+        }
+        return (own.resources ?? spec.resources, own.storage ?? spec.storage, own.constraints ?? spec.constraints)
     }
 
     private static func render(_ spec: EventStoreSpec, _ cluster: ClusterMetadata, type: NodeType, replicas: Int,
@@ -39,6 +53,7 @@ enum EventStoreRenderer {
         var labels = selector
         if type != .cluster { labels["app.kubernetes.io/component"] = String(type.rawValue.dropFirst()) }
         let d = spec.dialect
+        let (resources, storage, constraints) = settings(spec, type)
         let domain = "\(name).\(cluster.namespace).svc.cluster.local"
         var config = configuration(spec, cluster)
         if type != .cluster { config["ReadOnlyReplica"] = true }
@@ -80,13 +95,18 @@ enum EventStoreRenderer {
         if let license = spec.licenseSecret {
             env.append(Kube.envSecret(prefix + "LICENSING__LICENSE_KEY", secret: license.name, key: license.key))
         }
+        // Environment-only options: the initial passwords, from their Secrets.
+        if let users = spec.users {
+            env.append(Kube.envSecret(prefix + "DEFAULT_ADMIN_PASSWORD", secret: users.adminPassword.name, key: users.adminPassword.key))
+            env.append(Kube.envSecret(prefix + "DEFAULT_OPS_PASSWORD", secret: users.opsPassword.name, key: users.opsPassword.key))
+        }
 
         let configDir = d == .kurrent25 ? "/etc/kurrentdb" : "/etc/eventstore"
         let configFile = d == .kurrent25 ? "kurrentdb.conf" : "eventstore.conf"
         var container = Kube.Container(name: "eventstore", image: spec.image)
         container.ports = containerPorts
         container.env = env
-        container.resources = spec.resources
+        container.resources = resources
         container.volumeMounts = [Kube.mount("data", dataRoot(d)), Kube.mount("config", configDir, readOnly: true)]
         let scheme = spec.security == nil ? "HTTP" : "HTTPS"
         container.livenessProbe = Kube.httpProbe(path: "/health/live", port: httpPort, scheme: scheme, initialDelay: 30, period: 10, timeout: 5,
@@ -105,17 +125,17 @@ enum EventStoreRenderer {
         }
         pod.securityContext = ["fsGroup": 1000]
         pod.serviceAccountName = spec.serviceAccountName
-        pod.nodeSelector = spec.constraints.nodeSelector
-        pod.tolerations = spec.constraints.tolerations
-        pod.topologySpreadConstraints = spec.constraints.topologySpreadConstraints
-        pod.affinity = spec.constraints.affinity ?? softAntiAffinity(selector)
+        pod.nodeSelector = constraints.nodeSelector
+        pod.tolerations = constraints.tolerations
+        pod.topologySpreadConstraints = constraints.topologySpreadConstraints
+        pod.affinity = constraints.affinity ?? softAntiAffinity(selector)
 
         var sts = Kube.StatefulSet(name: name, cluster: cluster, labels: labels, selector: selector, podLabels: labels,
                                    replicas: replicas, serviceName: name, pod: pod)
         sts.podManagementPolicy = "Parallel"
         sts.volumeClaimTemplates = [Kube.volumeClaimTemplate(
-            "data", size: spec.storage.size, storageClass: spec.storage.storageClassName,
-            accessModes: spec.storage.accessModes, volumeMode: spec.storage.volumeMode, labels: selector)]
+            "data", size: storage.size, storageClass: storage.storageClassName,
+            accessModes: storage.accessModes, volumeMode: storage.volumeMode, labels: selector)]
 
         var objects = [configMap, service, pdb, sts.object]
         if spec.loadBalancer.enabled {
@@ -158,9 +178,13 @@ enum EventStoreRenderer {
             c["EnableExternalTcp"] = true
         }
         c["EnableAtomPubOverHTTP"] = true
-        c["ClusterSize"] = .int(spec.replicas)
+        // (Key order is part of the config hash: unchanged for clusters rendered before.)
+        // Standalone read-only replicas (replicas 0) join the quorum nodes of a cluster elsewhere.
+        c["ClusterSize"] = .int(spec.replicas == 0 ? spec.quorumNodes.count : spec.replicas)
         c["DiscoverViaDns"] = false
-        if spec.replicas > 1 {
+        if spec.replicas == 0 {
+            c["GossipSeed"] = .array(spec.quorumNodes.map { .string($0) })
+        } else if spec.replicas > 1 {
             let domain = "\(cluster.name).\(cluster.namespace).svc.cluster.local"
             c["GossipSeed"] = .array((0..<spec.replicas).map { .string("\(cluster.name)-\($0).\(domain):\(httpPort)") })
         }

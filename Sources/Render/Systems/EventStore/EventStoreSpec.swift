@@ -60,6 +60,34 @@ public struct EventStoreSpec: SystemSpec {
     /// `readOnlyReplicas.replicas`: read-only replica nodes beside the cluster, in a
     /// StatefulSet `<name>-replica`.
     public var readOnlyReplicas = 0
+    /// `quorumNodes`: with `replicas: 0`, the nodes (host:port) of a cluster elsewhere that
+    /// the read-only replicas join (standalone read-only replicas).
+    public var quorumNodes: [String] = []
+
+    /// What `readOnlyReplicas` and `archiver` may give for their own nodes; each defaults to
+    /// the cluster's, as upstream.
+    public struct NodeSettings: Sendable, Hashable {
+        public var resources: ResourceRequirements?
+        public var storage: Storage?
+        public var constraints: PodConstraints?
+    }
+    public var replicaSettings = NodeSettings()
+    public var archiverSettings = NodeSettings()
+
+    /// `users`: the initial passwords of admin and ops (environment-only options, taken at the
+    /// database's creation) and custom users, created by a Job once the cluster answers.
+    public struct Users: Sendable, Hashable {
+        public var adminPassword: SecretKey
+        public var opsPassword: SecretKey
+        public struct Custom: Sendable, Hashable {
+            public var loginName: String
+            public var fullName: String
+            public var password: SecretKey
+            public var groups: [String]
+        }
+        public var custom: [Custom]
+    }
+    public var users: Users?
     /// `archiver.enabled`: one archiver node (a read-only replica that uploads chunks to the
     /// archive), in a StatefulSet `<name>-archiver`.
     public var archiver = false
@@ -102,8 +130,8 @@ public struct EventStoreSpec: SystemSpec {
         field.object { s -> EventStoreSpec? in
             var replicas: Int?
             if let f = s.required("replicas"), let r = f.int {
-                if [1, 3, 5].contains(r) { replicas = r } else {
-                    f.fail("must be 1, 3 or 5 (got \(r)); an EventStoreDB cluster needs an odd number of nodes for quorum")
+                if [1, 3, 5].contains(r) { replicas = r } else if r != 0 {
+                    f.fail("must be 1, 3 or 5, or 0 for standalone read-only replicas (got \(r)); an EventStoreDB cluster needs an odd number of nodes for quorum")
                 }
             }
             var image: String?
@@ -146,8 +174,11 @@ public struct EventStoreSpec: SystemSpec {
                     }
                     for (key, allowed) in [("clientTrafficStrategy", ["FQDN", "ServiceName"]), ("internodeTrafficStrategy", ["ServiceName", "FQDN"])] {
                         guard let f = net[key], let v = f.string else { continue }
-                        if v == "SplitDNS" {
-                            f.fail("not supported by cairn yet: SplitDNS needs a DNS resolver beside each node, which is not rendered yet")
+                        if v == "SplitDNS", key == "internodeTrafficStrategy" {
+                            // Nodes advertise and dial FQDNs, as upstream; what differs is the
+                            // path, said in the note.
+                            advertised.internodeStrategy = "FQDN"
+                            f.note(splitDNSNote)
                         } else if !allowed.contains(v) {
                             f.fail("must be \(allowed.joined(separator: " or ")) (got \(v))")
                         } else if key == "clientTrafficStrategy" { advertised.clientStrategy = v } else { advertised.internodeStrategy = v }
@@ -232,23 +263,59 @@ public struct EventStoreSpec: SystemSpec {
                     }
                 }
             }
+            /// The fields `readOnlyReplicas` and `archiver` share with the cluster.
+            func nodeSettings(_ o: ObjectReader, suffix: String) -> NodeSettings {
+                var out = NodeSettings()
+                out.resources = o["resources"].flatMap { $0.resources }
+                out.storage = o["storage"].flatMap(decodeStorage)
+                out.constraints = o["constraints"].flatMap { decodeConstraints($0, cluster: metadata.map { $0.name + suffix }) }
+                return out
+            }
+            var quorumNodes: [String] = []
+            let quorumField = s["quorumNodes"]
+            if let f = quorumField, case .sequence(let items) = f.node, let nodes = f.list({ nf -> String? in
+                guard let n = nf.nonEmptyString else { return nil }
+                guard isHostPort(n) else { nf.fail("'\(n)' is not host:port (e.g. mydb-0.example.com:2113)"); return nil }
+                return n
+            }) {
+                quorumNodes = nodes
+                if ![1, 3, 5].contains(items.items.count) {
+                    f.fail("lists \(items.items.count) nodes: a cluster has 1, 3 or 5, and the read-only replicas take their number as ClusterSize")
+                }
+                if let replicas, replicas > 0 {
+                    f.fail("is for replicas: 0 (read-only replicas that join a cluster elsewhere); this spec runs its own \(replicas) nodes")
+                }
+            }
             var readOnlyReplicas = 0
+            var replicaSettings = NodeSettings()
             if let f = s["readOnlyReplicas"] {
                 _ = f.object { o -> Bool? in
                     if let rf = o["replicas"], let n = rf.int(atLeast: 0, atMost: 16) { readOnlyReplicas = n }
+                    replicaSettings = nodeSettings(o, suffix: "-replica")
                     return true
                 }
                 if readOnlyReplicas > 0, let version, version < ImageVersion([21, 2]) {
                     f.fail("read-only replicas came with EventStoreDB 21.2; this image's server (\(version)) has none")
                 }
-                if readOnlyReplicas > 0, let replicas, replicas < 3 {
+                if readOnlyReplicas > 0, let replicas, replicas > 0, replicas < 3 {
                     f.fail("needs a cluster (replicas 3 or 5): read-only replicas join a cluster's gossip")
                 }
             }
+            // Standalone read-only replicas: no nodes of its own, the replicas join quorumNodes.
+            if let rf = s["replicas"], replicas == nil, case .scalar(let zero) = rf.node, zero.text == "0" {
+                if quorumField == nil || readOnlyReplicas == 0 {
+                    rf.fail("0 is for standalone read-only replicas: give quorumNodes (the cluster's nodes, host:port) "
+                            + "and readOnlyReplicas.replicas")
+                } else {
+                    replicas = 0
+                }
+            }
             var archiver = false
+            var archiverSettings = NodeSettings()
             if let f = s["archiver"] {
                 _ = f.object { o -> Bool? in
                     if let ef = o["enabled"], let b = ef.bool { archiver = b }
+                    archiverSettings = nodeSettings(o, suffix: "-archiver")
                     return true
                 }
                 if archiver {
@@ -260,6 +327,59 @@ public struct EventStoreSpec: SystemSpec {
                     }
                     if licenseSecret == nil { f.fail("needs licenseSecret: archiving is a licensed feature") }
                     if let replicas, replicas < 3 { f.fail("needs a cluster (replicas 3 or 5): the archiver is one more node of a cluster") }
+                }
+            }
+            var users: Users?
+            if let f = s["users"] {
+                users = f.object { o -> Users? in
+                    let admin = o.required("adminPasswordSecret").flatMap(secretKey)
+                    let ops = o.required("opsPasswordSecret").flatMap(secretKey)
+                    var seen: Set<String> = []
+                    let custom = o["customUsers"].flatMap { cf in
+                        cf.list { uf -> Users.Custom? in
+                            uf.object { u -> Users.Custom? in
+                                let login = u.required("loginName").flatMap { lf -> String? in
+                                    guard let n = lf.nonEmptyString else { return nil }
+                                    guard isUserText(n, maximum: 128) else {
+                                        lf.fail("'\(n)' cannot be a login name cairn sends (at most 128 characters, no control characters)")
+                                        return nil
+                                    }
+                                    guard !["admin", "ops"].contains(n) else {
+                                        lf.fail("\(n) is a built-in user: its password is \(n)PasswordSecret's")
+                                        return nil
+                                    }
+                                    guard seen.insert(n).inserted else { lf.fail("user \(n) is listed twice"); return nil }
+                                    return n
+                                }
+                                let full = u.required("fullName").flatMap { ff -> String? in
+                                    guard let n = ff.nonEmptyString else { return nil }
+                                    guard isUserText(n, maximum: 256) else { ff.fail("at most 256 characters, no control characters"); return nil }
+                                    return n
+                                }
+                                let password = u.required("passwordSecret").flatMap(secretKey)
+                                let groups = u["groups"].flatMap { gf in
+                                    gf.list { g -> String? in
+                                        guard let n = g.nonEmptyString else { return nil }
+                                        guard isUserText(n, maximum: 128) else { g.fail("at most 128 characters, no control characters"); return nil }
+                                        return n
+                                    }
+                                } ?? []
+                                guard let login, let full, let password else { return nil }
+                                return Users.Custom(loginName: login, fullName: full, password: password, groups: groups)
+                            }
+                        }
+                    } ?? []
+                    guard let admin, let ops else { return nil }
+                    return Users(adminPassword: admin, opsPassword: ops, custom: custom)
+                }
+                if security == nil {
+                    f.fail("needs security: without TLS the server runs with authentication off (Insecure) and refuses to start "
+                           + "with the initial passwords")
+                }
+                f.note(usersNote)
+                if users?.custom.isEmpty == false, replicas == 0 {
+                    f.note("customUsers are not created by standalone read-only replicas: they take the users of the cluster they join; "
+                           + "create them there")
                 }
             }
             if let metadata, case let name = metadata.name {
@@ -282,8 +402,34 @@ public struct EventStoreSpec: SystemSpec {
             spec.security = security
             spec.readOnlyReplicas = readOnlyReplicas
             spec.archiver = archiver
+            spec.quorumNodes = quorumNodes
+            spec.replicaSettings = replicaSettings
+            spec.archiverSettings = archiverSettings
+            spec.users = users
             return spec
         }
+    }
+
+    static let splitDNSNote = "rendered as FQDN: nodes advertise and dial each other's FQDNs, as upstream, but cairn adds no DNS "
+        + "resolver to the pods (upstream's sidecar, of its own image, answers a node's FQDN with its pod address), so traffic "
+        + "between nodes goes through the addresses the FQDNs resolve to (the nodes' load balancers): let the cluster's own "
+        + "egress addresses through loadBalancer.allowedIps, or resolve the FQDNs to the pods in the cluster's DNS "
+        + "(a CoreDNS rewrite rule)"
+
+    static let usersNote = "the admin and ops passwords are the server's initial ones (DefaultAdminPassword, DefaultOpsPassword, "
+        + "from their Secrets): they act when the database is created, and changing them later changes nothing, as upstream; "
+        + "custom users are created by a Job once the cluster answers, and an existing user is left as it is (cairn never "
+        + "updates or deletes one, as upstream)"
+
+    /// Text cairn sends in a user's JSON: no control characters (they cannot be typed at a login).
+    static func isUserText(_ s: String, maximum: Int) -> Bool {
+        s.count <= maximum && !s.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    }
+
+    /// `host:port`, as quorumNodes and gossip seeds are written.
+    static func isHostPort(_ s: String) -> Bool {
+        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else { return false }
+        return Names.isDNS1123Subdomain(String(s[..<colon]).lowercased())
     }
 
     /// What an option name may be: PascalCase ASCII letters and digits, at most 128 of them

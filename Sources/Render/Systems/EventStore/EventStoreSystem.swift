@@ -4,22 +4,16 @@ public import ClusterSpecs
 package enum EventStoreSystem: ClusterSystem {
     package static let apiVersion = EventStoreSpec.apiVersion
     package static let kind = EventStoreSpec.kind
-    package static let objectKinds: [(apiVersion: String, kind: String)] = [("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "StatefulSet")]
+    package static let objectKinds: [(apiVersion: String, kind: String)] = [
+        ("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "StatefulSet"), ("batch/v1", "Job"),
+    ]
     package static let rollout = RolloutPolicy.controller
 
     /// The KurrentDB operator's fields cairn does not read (its CRD `kubernetes.kurrent.io/v1`).
     package static let fieldPolicies: [String: FieldPolicy] = [
-        "spec.readOnlyReplicas.resources": .unsupported("read-only replicas take the cluster's resources"),
-        "spec.readOnlyReplicas.storage": .unsupported("read-only replicas take the cluster's storage"),
         "spec.readOnlyReplicas.configuration": .unsupported("read-only replicas take the cluster's configuration"),
-        "spec.readOnlyReplicas.constraints": .unsupported("read-only replicas take the cluster's constraints"),
-        "spec.archiver.resources": .unsupported("the archiver takes the cluster's resources"),
-        "spec.archiver.storage": .unsupported("the archiver takes the cluster's storage"),
         "spec.archiver.configuration": .unsupported("the archiver takes the cluster's configuration"),
-        "spec.archiver.constraints": .unsupported("the archiver takes the cluster's constraints"),
         "spec.sourceImage": .unsupported("the image is given by spec.image alone"),
-        "spec.quorumNodes": .unsupported("quorum nodes beside read-only replicas are not rendered yet; use replicas"),
-        "spec.users": .unsupported("users are not provisioned yet"),
         "spec.sourceBackup": .unsupported("restoring from a backup is not rendered yet"),
         "spec.extraMetadata": .unsupported("extra labels and annotations per object are not rendered yet; metadata.labels go on every object"),
     ]
