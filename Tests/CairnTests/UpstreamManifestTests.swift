@@ -44,7 +44,7 @@ struct UpstreamManifestTests {
             "aerospike/shadow_device_cluster_cr.yaml", "aerospike/podspec_cr.yaml", "aerospike/xdr_src_cluster_cr.yaml",
             "aerospike/tls_cluster_cr.yaml", "aerospike/host_network_cluster_cr.yaml",
             "kurrentdb/v1.5.0-database-deployment.md-block03-L153.yaml", "aerospike/sc_mode_cluster_cr.yaml",
-            "atomix/README.md-block01-L38.yaml",
+            "atomix/README.md-block01-L38.yaml", "atomix/atomixcluster_cr.yaml",
             "kurrentdb/v1.0.0-database-deployment.md-block01-L37.yaml", "kurrentdb/v1.5.0-database-deployment.md-block01-L55.yaml",
             "kurrentdb/v1.5.0-database-deployment.md-block09-L624.yaml", "kurrentdb/v1.5.0-database-deployment.md-block05-L335.yaml",
             "kurrentdb/v1.5.0-database-deployment.md-block07-L517.yaml",
@@ -666,6 +666,36 @@ struct AdvertisedNameTests {
         #expect(specErrors(Self.spec("{domain: 'not a domain'}")).first?.contains("is not a DNS domain") == true)
         let managed = Self.spec("{domain: kurrent.test}") + "\n  configuration: {AdvertiseHostToClientAs: x.example}"
         #expect(specErrors(managed).count == 1, "\(specErrors(managed))")
+    }
+}
+
+/// The Atomix operator's older shape (its deploy/crds sample): an AtomixCluster is its
+/// management group (`size`, `storage`, `env`, `resources` under `spec`); `version: latest`.
+@Suite("Atomix upstream shapes")
+struct AtomixUpstreamShapeTests {
+    static func spec(_ body: String) -> String {
+        "apiVersion: agent.atomix.io/v1alpha1\nkind: AtomixCluster\nmetadata: {name: ax, namespace: db}\nspec:\n" + body
+    }
+
+    @Test func theOlderShapeIsTheManagementGroup() throws {
+        let older = try render(Self.spec("  version: 3.1.0\n  size: 3\n  storage: {className: fast-disks, size: 2Gi}\n"))
+        let newer = try render(Self.spec("  version: 3.1.0\n  managementGroup: {size: 3, storage: {className: fast-disks, size: 2Gi}}\n"))
+        #expect(older == newer)
+        let set = try #require(older.first { $0.kind == "StatefulSet" })
+        #expect(set.body["spec", "replicas"] == 3)
+        #expect(set.body["spec", "volumeClaimTemplates"]?.arrayValue?.first?["spec", "storageClassName"] == "fast-disks")
+        let both = specErrors(Self.spec("  size: 3\n  managementGroup: {size: 1}\n"))
+        #expect(both.map { $0.contains("spec.size: is the management group's in the operator's older shape; give it in managementGroup") } == [true],
+                "\(both)")
+    }
+
+    @Test func latestIsRenderedFor31WithANote() throws {
+        let yaml = Self.spec("  version: latest\n")
+        #expect(specErrors(yaml) == [])
+        #expect(specNotes(yaml).contains { $0.contains("spec.version: latest names no version") && $0.contains("pin a 3.1 version") })
+        #expect(try render(yaml).first { $0.kind == "StatefulSet" }?.body["spec", "template", "spec", "containers"]?.arrayValue?.first?["image"]
+                == "atomix/atomix:latest")
+        #expect(specErrors(Self.spec("  version: 4.0.0\n")).map { $0.contains("'4.0.0' is not supported") } == [true])
     }
 }
 

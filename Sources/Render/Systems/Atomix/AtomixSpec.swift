@@ -102,27 +102,39 @@ public struct AtomixSpec: SystemSpec {
                 let parts = v.split(separator: ".")
                 if parts.count == 3, parts.allSatisfy({ Int($0) != nil }), parts[0] == "3", parts[1] == "1" {
                     version = v
+                } else if v == "latest" {
+                    // The operator's own example; it renders one configuration for every version.
+                    version = v
+                    f.note("latest names no version: the image atomix/atomix:latest gets atomix.conf for Atomix 3.1, as the upstream "
+                           + "operator writes it for any version; a server of another version may refuse its keys, and a new image "
+                           + "under the tag restarts no pod: pin a 3.1 version (e.g. 3.1.0, the operator's default)")
                 } else {
                     f.fail("cairn renders atomix.conf for Atomix 3.1 (e.g. 3.1.0); '\(v)' is not supported "
                            + "(Atomix refuses configuration keys it does not know)")
                 }
             }
+            /// The management group's fields, from `managementGroup` or (the operator's older
+            /// shape, where an AtomixCluster is its management group and partition groups are
+            /// resources of their own) from `spec` itself.
+            func managementGroup(_ m: ObjectReader) -> ManagementGroup {
+                var size = 1
+                if let sf = m["size"], let n = sf.int(atLeast: 1, atMost: Limits.raftMembers) {
+                    if n % 2 == 0 {
+                        sf.fail("must be odd (got \(n)); the management group is a Raft group and needs a majority")
+                    } else { size = n }
+                }
+                let env = m["env"].flatMap { $0.env } ?? []
+                let resources = m["resources"].flatMap { $0.resources } ?? ResourceRequirements()
+                let storage = m["storage"].flatMap(decodeStorage) ?? .default
+                return ManagementGroup(size: size, env: env, resources: resources, storage: storage)
+            }
+            let topLevel = ["size", "env", "resources", "storage"].filter { s.has($0) }
             let management: ManagementGroup? = {
-                guard let f = s["managementGroup"] else {
-                    return ManagementGroup(size: 1, env: [], resources: ResourceRequirements(), storage: .default)
+                guard let f = s["managementGroup"] else { return managementGroup(s) }
+                for key in topLevel {
+                    s[key]?.fail("is the management group's in the operator's older shape; give it in managementGroup, beside the rest")
                 }
-                return f.object { m -> ManagementGroup? in
-                    var size = 1
-                    if let sf = m["size"], let n = sf.int(atLeast: 1, atMost: Limits.raftMembers) {
-                        if n % 2 == 0 {
-                            sf.fail("must be odd (got \(n)); the management group is a Raft group and needs a majority")
-                        } else { size = n }
-                    }
-                    let env = m["env"].flatMap { $0.env } ?? []
-                    let resources = m["resources"].flatMap { $0.resources } ?? ResourceRequirements()
-                    let storage = m["storage"].flatMap(decodeStorage) ?? .default
-                    return ManagementGroup(size: size, env: env, resources: resources, storage: storage)
-                }
+                return f.object(managementGroup)
             }()
             var groups: [PartitionGroup] = []
             if let f = s["partitionGroups"], let list = f.list({ decodeGroup($0, cluster: metadata?.name) }) {

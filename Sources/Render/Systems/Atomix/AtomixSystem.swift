@@ -7,12 +7,6 @@ package enum AtomixSystem: ClusterSystem {
     package static let objectKinds: [(apiVersion: String, kind: String)] = [("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "StatefulSet")]
     package static let rollout = RolloutPolicy.controller
 
-    /// The Atomix operator's fields cairn does not read: its older examples' cluster-wide ones.
-    package static let fieldPolicies: [String: FieldPolicy] = [
-        "spec.size": .unsupported("a cluster-wide size is not rendered; give managementGroup.size and each partition group's size"),
-        "spec.storage": .unsupported("cluster-wide storage is not rendered; give each group's storage"),
-    ]
-
     package static func decode(_ spec: Field, metadata: ClusterMetadata?) -> AtomixSpec? {
         AtomixSpec.decode(spec, metadata: metadata)
     }
