@@ -98,7 +98,9 @@ package struct SystemRegistry: Sendable {
     /// this text, checked by a test so that it cannot drift from the code).
     package var fieldPolicyTables: String {
         systems.map { system in
-            var out = "#### \(system.kind) (`\(system.apiVersion)`)\n\n| field | cairn | why |\n|---|---|---|\n"
+            var out = "#### \(system.kind) (`\(system.apiVersion)`)\n\n"
+            guard !system.fieldPolicies.isEmpty else { return out + "Every field of the upstream CRD is rendered.\n" }
+            out += "| field | cairn | why |\n|---|---|---|\n"
             for (path, policy) in system.fieldPolicies.sorted(by: { $0.key < $1.key }) {
                 switch policy {
                 case .operatorOnly(let why): out += "| `\(path)` | accepted, not used | \(why) |\n"

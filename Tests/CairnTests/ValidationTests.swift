@@ -586,11 +586,29 @@ struct ValidationTests {
     @Test func postgresVersionAndImage() {
         let yaml = "apiVersion: acid.zalan.do/v1\nkind: postgresql\nmetadata: {name: pg}\nspec:\n  teamId: acid\n  numberOfInstances: 1\n  volume: {size: 1Gi}\n  postgresql: {version: \"9.6\"}\n"
         #expect(specErrors(yaml) == ["t.yaml:8:25: spec.postgresql.version: must be a PostgreSQL major version from 10 to 18 (got 9.6)"])
-        let old = yaml.replacingOccurrences(of: "9.6", with: "11")
+        let old = yaml.replacingOccurrences(of: "9.6", with: "10")
         // The error points at the version's value, as for any other refused version.
-        #expect(specErrors(old).first?.hasPrefix("t.yaml:8:25: spec.postgresql.version: PostgreSQL 11 is not in the default image") == true,
+        #expect(specErrors(old).first?.hasPrefix("t.yaml:8:25: spec.postgresql.version: PostgreSQL 10 is not in the default image") == true,
                 "\(specErrors(old))")
         #expect(specErrors(old + "  dockerImage: ghcr.io/zalando/spilo-15:3.0-p1\n") == [])
+    }
+
+    /// PostgreSQL 11 and 12 (the operator's own older manifests): the upstream operator's default
+    /// image of its last release that allowed them, with a note; dockerImage still wins.
+    @Test func postgres11And12GetTheUpstreamOperatorsFormerDefault() throws {
+        for (version, image) in [("11", "ghcr.io/zalando/spilo-16:3.2-p3"), ("12", "ghcr.io/zalando/spilo-16:3.3-p1")] {
+            let yaml = Self.postgres("").replacingOccurrences(of: "  postgresql: {version: \"16\"}\n", with: "  postgresql: {version: \"\(version)\"}\n")
+            #expect(yaml.contains("version: \"\(version)\""))
+            #expect(specErrors(yaml) == [])
+            #expect(specNotes(yaml).contains { $0.contains("spec.postgresql.version: PostgreSQL \(version) left the upstream operator's default image; "
+                                                           + "cairn runs it on \(image)") }, "\(specNotes(yaml))")
+            let set = try #require(try render(yaml).first { $0.kind == "StatefulSet" })
+            #expect(set.body["spec", "template", "spec", "containers"]?.arrayValue?.first?["image"]?.stringValue == image)
+            let own = yaml + "  dockerImage: example.com/spilo:1\n"
+            #expect(try render(own).first { $0.kind == "StatefulSet" }?.body["spec", "template", "spec", "containers"]?.arrayValue?.first?["image"]
+                    == "example.com/spilo:1")
+            #expect(!specNotes(own).contains { $0.contains("left the upstream operator's default image") })
+        }
     }
 
     /// PostgreSQL 18, the upstream operator's newest: accepted, with the upstream operator's own

@@ -14,9 +14,15 @@ public struct PostgresSpec: SystemSpec {
     /// cairn restarts no pod.
     public static let defaultImage18 = "ghcr.io/zalando/spilo-18:4.1-p2"
 
+    /// Versions the current default no longer carries: the upstream operator's default image of
+    /// its last release whose CRD still allowed the version (v1.12.0: 11-16 on spilo-16:3.2-p3;
+    /// v1.13.0: 12-16 on spilo-16:3.3-p1).
+    public static let formerDefaultImages = [11: "ghcr.io/zalando/spilo-16:3.2-p3", 12: "ghcr.io/zalando/spilo-16:3.3-p1"]
+
     /// The default image of a major version, nil when no default carries it.
     public static func defaultImage(for version: Int) -> String? {
         if version == 18 { return defaultImage18 }
+        if let former = formerDefaultImages[version] { return former }
         return defaultImageVersions.contains(version) ? defaultImage : nil
     }
 
@@ -333,8 +339,12 @@ public struct PostgresSpec: SystemSpec {
             if let f = imageField, let i = f.nonEmptyString { image = i }
             if imageField == nil, let v = version, defaultImage(for: v) == nil, let vf = versionField {
                 vf.fail("PostgreSQL \(v) is not in the default image \(defaultImage) "
-                        + "(it carries \(defaultImageVersions.lowerBound)-\(defaultImageVersions.upperBound); 18 gets \(defaultImage18)); "
-                        + "set dockerImage to a Spilo image that has it")
+                        + "(it carries \(defaultImageVersions.lowerBound)-\(defaultImageVersions.upperBound); 18 gets \(defaultImage18), "
+                        + "11 and 12 the upstream operator's former defaults); set dockerImage to a Spilo image that has it")
+            }
+            if imageField == nil, let v = version, let former = formerDefaultImages[v], let vf = versionField {
+                vf.note("PostgreSQL \(v) left the upstream operator's default image; cairn runs it on \(former), the default of the last "
+                        + "operator release that allowed \(v); PostgreSQL \(v) is past its end of life: plan a major upgrade")
             }
             let podAnnotations = s["podAnnotations"].flatMap { $0.annotationMap } ?? [:]
             if let metadata, case let name = metadata.name, name.count > 53 {
