@@ -1256,6 +1256,15 @@ struct KurrentNodesTests {
                 == [true])
     }
 
+    /// The v1.1.0 documentation's scheduling fields beside `constraints` are not upstream fields
+    /// (its API server drops them): said so, with where they go, not "unknown field".
+    @Test func schedulingFieldsOutsideConstraintsSayWhereTheyGo() {
+        let errors = specErrors(Self.spec("  nodeSelector: {machine-size: large}"))
+        #expect(errors.map { $0.contains("spec.nodeSelector: is not supported by cairn: not a field of the upstream CRD either")
+            && $0.contains("write it as spec.constraints.nodeSelector") } == [true], "\(errors)")
+        #expect(specErrors(Self.spec("  constraints: {nodeSelector: {machine-size: large}}")) == [])
+    }
+
     @Test func theArchiverNeedsTheArchiveTheLicenseAndACluster() {
         let errors = specErrors(Self.spec("  archiver: {enabled: true}", replicas: 1))
         #expect(errors.count == 3, "\(errors)")

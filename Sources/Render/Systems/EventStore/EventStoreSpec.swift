@@ -126,8 +126,14 @@ public struct EventStoreSpec: SystemSpec {
         "ClusterDns", "AdvertiseHostToClientAs", "ReadOnlyReplica", "Archiver",
     ]
 
+    /// Scheduling fields some upstream documentation puts beside `constraints` (its v1.1.0 page):
+    /// not fields of the upstream CRD either, which has them under `constraints`.
+    static let misplaced = Dictionary(uniqueKeysWithValues: ["nodeSelector", "affinity", "tolerations", "topologySpreadConstraints"].map {
+        ($0, "not a field of the upstream CRD either (its API server drops it unread): write it as spec.constraints.\($0)")
+    })
+
     static func decode(_ field: Field, metadata: ClusterMetadata?) -> EventStoreSpec? {
-        field.object { s -> EventStoreSpec? in
+        field.object(unsupported: misplaced) { s -> EventStoreSpec? in
             var replicas: Int?
             if let f = s.required("replicas"), let r = f.int {
                 if [1, 3, 5].contains(r) { replicas = r } else if r != 0 {
