@@ -333,7 +333,7 @@ package enum ClusterSpecLoader {
             guard let system = systems.first(where: { $0.reads(av) && $0.kind == k }) else {
                 let list = systems.map { "\($0.apiVersion) \($0.kind)" }.joined(separator: ", ")
                 if systems.contains(where: { $0.kind == k }) {
-                    let versions = systems.flatMap { s in ([s.apiVersion] + s.olderAPIVersions).map { "\($0) \(s.kind)" } }.joined(separator: ", ")
+                    let versions = systems.filter { $0.kind == k }.flatMap { s in [s.apiVersion] + s.olderAPIVersions }.joined(separator: ", ")
                     apiVersion.fail("\(av) is not a supported apiVersion for kind \(k) (supported: \(versions))")
                 } else {
                     kind.fail("\(av) \(k) is not a cluster spec cairn knows (supported: \(list))")
@@ -343,7 +343,7 @@ package enum ClusterSpecLoader {
             }
             top.diagnostics.policies = system.policies
             if av != system.apiVersion {
-                apiVersion.note("read as \(system.apiVersion), the version that replaced it upstream: its fields are the same")
+                apiVersion.note("read as \(system.apiVersion), the version that replaced it upstream (which only added optional fields)")
             }
             let metadata = o.required("metadata").flatMap { decodeMetadata($0) }
             guard let specField = o.required("spec") else { return nil }

@@ -157,6 +157,11 @@ package struct Field {
         return result
     }
 
+    /// The number of items of a list (0 for anything else).
+    package var sequenceCount: Int {
+        if case .sequence(let s) = node { s.items.count } else { 0 }
+    }
+
     /// A list; `item` is called for each element with its indexed path.
     package func list<T>(_ item: (Field) -> T?) -> [T]? {
         fieldList(item)?.map(\.value)

@@ -254,6 +254,9 @@ struct AerospikeUsersTests {
         let off = try Self.pkiSpec().replacingOccurrences(of: "tls-authenticate-client: any", with: "tls-authenticate-client: false")
         #expect(specErrors(off).map { $0.contains("the servers must ask clients for one (tls-authenticate-client any, or a list of names), not false") }
                 == [true], "\(specErrors(off))")
+        let old = try Self.pkiSpec().replacingOccurrences(of: "aerospike-server-enterprise:8.1.2.0", with: "aerospike-server-enterprise:8.0.0.1")
+        #expect(specErrors(old).map { $0.contains("PKIOnly users need Aerospike Enterprise 8.1 or later (found 8.0.0.1)") } == [true],
+                "\(specErrors(old))")
         let federal = try Self.pkiSpec().replacingOccurrences(of: "aerospike-server-enterprise:", with: "aerospike-server-federal:")
         #expect(specErrors(federal).map { $0.contains("users[2]: the Federal Edition has no password logins: every user needs authMode PKIOnly") }
                 == [true], "\(specErrors(federal))")

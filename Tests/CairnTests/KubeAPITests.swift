@@ -169,6 +169,24 @@ struct KubeClientTests {
         #expect(try await client.list(apiVersion: "v1", kind: "ConfigMap", namespace: ns, labelSelector: "app.kubernetes.io/managed-by=other").isEmpty)
     }
 
+    /// A kind the server does not serve says where it comes from: its group not served at all,
+    /// or served without the kind (another CustomResourceDefinition of the group installed).
+    @Test func anUnservedKindSaysToInstallItsDefinition() async throws {
+        let client = try ControlPlane.shared().client()
+        defer { Task { await client.shutdown() } }
+        for (apiVersion, expected) in [("nothing.cairn.dev/v1", "the server does not serve nothing.cairn.dev/v1 at all: install the CustomResourceDefinition of Thing first"),
+                                       ("apps/v1", "the server does not serve Thing in apps/v1")] {
+            do {
+                _ = try await client.list(apiVersion: apiVersion, kind: "Thing", namespace: "default")
+                Issue.record("\(apiVersion) Thing was listed")
+            } catch {
+                #expect(error.reason == .notFound)
+                #expect(error.description.contains(expected), "\(error.description)")
+                #expect(apiVersion.contains(".") || !error.description.contains("CustomResourceDefinition"), "no hint for Kubernetes' own groups")
+            }
+        }
+    }
+
     @Test func anInvalidObjectNamesItsFields() async throws {
         let client = try ControlPlane.shared().client()
         defer { Task { await client.shutdown() } }

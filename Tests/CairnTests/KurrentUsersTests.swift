@@ -14,7 +14,7 @@ import Testing
 struct KurrentUsersTests {
     static let fakeAPI = #"""
     import base64, http.server, json, ssl, sys
-    port, cert, key, state_path, admin_password, starting = sys.argv[1:7]
+    port, cert, key, state_path, admin_password, starting, starting_code = sys.argv[1:8]
     starting = [int(starting)]
     class API(http.server.BaseHTTPRequestHandler):
         def answer(self, code, body=b""):
@@ -23,7 +23,7 @@ struct KurrentUsersTests {
             body = self.rfile.read(int(self.headers["Content-Length"]))
             if starting[0] > 0:
                 starting[0] -= 1
-                return self.answer(503, b"not ready")
+                return self.answer(int(starting_code), b"not ready")
             if self.path != "/users/" or self.headers.get("Content-Type") != "application/json":
                 return self.answer(404)
             if self.headers.get("Authorization") != "Basic " + base64.b64encode(("admin:" + admin_password).encode()).decode():
@@ -72,7 +72,8 @@ struct KurrentUsersTests {
         let port = freePort()
         private var server: ServerProcess?
 
-        init(adminPassword: String, starting: Int = 0) throws {
+        /// The first `starting` requests are answered `startingCode`: a cluster still starting.
+        init(adminPassword: String, starting: Int = 0, startingCode: Int = 503) throws {
             try FileManager.default.createDirectory(atPath: dir.file("ca"), withIntermediateDirectories: true)
             let r = try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=kdb-0.kurrent.test",
                                                  "-addext", "subjectAltName=DNS:kdb-0.kurrent.test",
@@ -82,7 +83,7 @@ struct KurrentUsersTests {
             try KurrentUsersTests.fakeAPI.write(toFile: dir.file("api.py"), atomically: true, encoding: .utf8)
             server = try ServerProcess("kurrent-api", "/usr/bin/python3",
                                        [dir.file("api.py"), "\(port)", dir.file("ca/ca.crt"), dir.file("key.pem"), dir.file("state.json"),
-                                        adminPassword, "\(starting)"], log: dir.file("api.log"))
+                                        adminPassword, "\(starting)", "\(startingCode)"], log: dir.file("api.log"))
             for _ in 0..<100 {
                 if try run("/usr/bin/curl", ["-sk", "-o", "/dev/null", "https://127.0.0.1:\(port)/"]).status == 0 { return }
                 usleep(50_000)
@@ -110,7 +111,8 @@ struct KurrentUsersTests {
                 try #require(text.stringValue).write(toFile: dir.file(file), atomically: true, encoding: .utf8)
             }
             let container = try #require(job.body["spec", "template", "spec", "containers"]?.arrayValue?.first)
-            var environment = ["PATH=/usr/bin:/bin", "CAIRN_USERS=\(dir.file("users"))", "CAIRN_TRIES=\(tries)", "CAIRN_PAUSE=0"]
+            var environment = ["PATH=/usr/bin:/bin", "CAIRN_USERS=\(dir.file("users"))", "CAIRN_LOGINS=\(dir.file("logins"))",
+                               "CAIRN_TRIES=\(tries)", "CAIRN_PAUSE=0"]
             for env in container["env"]?.arrayValue ?? [] {
                 guard let key = env["name"]?.stringValue else { continue }
                 if key == "KURRENTDB_CONNECT_TO" {
@@ -163,7 +165,8 @@ struct KurrentUsersTests {
                                                                    "password": "app's \"pw\""]).canonicalJSON())
         #expect(users["o'brien"]?.canonicalJSON() == JSONValue.object(["loginName": "o'brien", "fullName": "Quote \"Q\" Back\\slash", "groups": [],
                                                                        "password": "b\\ck"]).canonicalJSON())
-        for secret in Self.secrets.values { #expect(!(first.stdout + first.stderr).contains(secret)) }
+        for (key, secret) in Self.secrets where key != "passwords/ops" { #expect(!(first.stdout + first.stderr).contains(secret)) }
+        #expect(first.stdout.contains("cairn: created user o'brien\n"), "the login as it is: \(first.stdout)")
 
         // Again: both exist, nothing is changed (as upstream, users are never updated).
         let again = try api.runJob(Self.yaml, secrets: Self.secrets.merging(["passwords/app": "new"]) { $1 })
@@ -172,11 +175,33 @@ struct KurrentUsersTests {
         #expect(api.users["app"]?["password"] == "app's \"pw\"")
     }
 
+    /// A new database answers 401 until it has made its admin: tried again, not a failure.
+    @Test func anUnauthorizedStartIsTriedAgain() throws {
+        let api = try API(adminPassword: Self.secrets["passwords/admin"]!, starting: 3, startingCode: 401)
+        let r = try api.runJob(Self.yaml, secrets: Self.secrets)
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(api.users.count == 2)
+    }
+
+    /// The Job's pod is not one of the nodes: it counts in no PodDisruptionBudget and joins no
+    /// Service of theirs.
+    @Test func theJobsPodIsNoneOfTheNodes() throws {
+        let objects = try render(Self.yaml + "\n  readOnlyReplicas: {replicas: 1}")
+        let job = try #require(objects.first { $0.kind == "Job" })
+        let labels = job.body["spec", "template", "metadata", "labels"]?.objectValue ?? JSONObject()
+        for o in objects where o.kind == "Service" || o.kind == "PodDisruptionBudget" {
+            let selector = (o.kind == "Service" ? o.body["spec", "selector"] : o.body["spec", "selector", "matchLabels"])?.objectValue ?? JSONObject()
+            #expect(!selector.isEmpty)
+            #expect(!selector.entries.allSatisfy { labels[$0.key] == $0.value }, "\(o.kind) \(o.name) selects the Job's pod")
+        }
+    }
+
     @Test func aWrongAdminPasswordOrABadSecretStopsTheJobSayingWhy() throws {
         let api = try API(adminPassword: "the database's own")
         let wrong = try api.runJob(Self.yaml, secrets: Self.secrets)
         #expect(wrong.status == 1)
-        #expect(wrong.stderr.contains("the cluster refused admin's password: the initial passwords act when the database is created only"), "\(wrong.stderr)")
+        #expect(wrong.stderr.contains("the cluster refused admin's password after 5 tries: the initial passwords act when the database is created only"),
+                "\(wrong.stderr)")
         #expect(api.users.isEmpty)
         let control = try api.runJob(Self.yaml, secrets: Self.secrets.merging(["other/pw": "two\nlines"]) { $1 })
         #expect(control.status == 1)

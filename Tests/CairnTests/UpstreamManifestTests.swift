@@ -205,13 +205,12 @@ struct AerospikeUpstreamFieldTests {
         // accepted with a note, as it always was.
         let plainPort = inOperator.replacingOccurrences(of: "        tls-port: 4333", with: "        tls-port: 4333\n        port: 3000")
         #expect(specErrors(plainPort) == [], "\(specErrors(plainPort))")
-        #expect(specNotes(plainPort).contains { $0.contains("spec.operatorClientCert: accepted, not used by cairn: cairn's Jobs connect to the plain service port") })
+        #expect(specNotes(plainPort).contains { $0.contains("spec.operatorClientCert: its certificate is not used by cairn: cairn's Jobs connect to the plain service port") })
     }
 
     /// The operator's 2.x manifests (`asdb.aerospike.com/v1beta1`, the same fields as v1) are
     /// read as v1, with a note; older versions are refused with the list cairn reads.
-    @Test func v1beta1ManifestsAreReadAsV1() throws {
-        guard UpstreamSamples.available else { return }
+    @Test(.enabled(if: UpstreamSamples.available)) func v1beta1ManifestsAreReadAsV1() throws {
         let v1 = Repo.read(UpstreamSamples.directory.appendingPathComponent("aerospike/tls_cluster_cr.yaml"))
         let beta = v1.replacingOccurrences(of: "apiVersion: asdb.aerospike.com/v1\n", with: "apiVersion: asdb.aerospike.com/v1beta1\n")
         #expect(beta != v1)
@@ -221,14 +220,13 @@ struct AerospikeUpstreamFieldTests {
         #expect(try render(beta) == render(v1))
         let alpha = v1.replacingOccurrences(of: "apiVersion: asdb.aerospike.com/v1\n", with: "apiVersion: asdb.aerospike.com/v1alpha1\n")
         #expect(specErrors(alpha).map { $0.contains("asdb.aerospike.com/v1alpha1 is not a supported apiVersion for kind AerospikeCluster "
-                                                     + "(supported: ") && $0.contains("asdb.aerospike.com/v1beta1 AerospikeCluster") } == [true],
+                                                     + "(supported: asdb.aerospike.com/v1, asdb.aerospike.com/v1beta1)") } == [true],
                 "\(specErrors(alpha))")
     }
 
     /// `operatorClientCert.tlsClientName` joins `tls-authenticate-client` when that is a list of
     /// names, as upstream's webhook adds it; `any` and `false` are left as they are.
-    @Test func tlsClientNameJoinsAListOfAuthenticatedClients() throws {
-        guard UpstreamSamples.available else { return }
+    @Test(.enabled(if: UpstreamSamples.available)) func tlsClientNameJoinsAListOfAuthenticatedClients() throws {
         let text = Repo.read(UpstreamSamples.directory.appendingPathComponent("aerospike/tls_cluster_cr.yaml"))
             .replacingOccurrences(of: "  operatorClientCert:\n", with: "  operatorClientCert:\n    tlsClientName: cairn-jobs\n")
         func network(_ yaml: String) throws -> [AerospikeConfReader.Item] {
@@ -526,7 +524,7 @@ struct FieldNoteTests {
         #expect(r.stdout == "1 cluster valid\n")
         let notes = r.stderr.split(separator: "\n").map(String.init)
         #expect(notes.count == 2, "\(notes)")
-        #expect(notes.contains { $0.hasPrefix("note: \(dir.file("aero.yaml")):") && $0.contains("spec.operatorClientCert: accepted, not used by cairn: "
+        #expect(notes.contains { $0.hasPrefix("note: \(dir.file("aero.yaml")):") && $0.contains("spec.operatorClientCert: its certificate is not used by cairn: "
             + "cairn connects to the cluster only to provision users or set rosters, and there are none") }, "\(notes)")
         #expect(notes.contains { $0.contains("spec.storage.filesystemVolumePolicy.cascadeDelete: cairn never deletes a PersistentVolumeClaim") })
     }
@@ -711,6 +709,28 @@ struct FieldPolicyTableTests {
         let start = try #require(readme.range(of: "<!-- cairn fields -->\n"))
         let end = try #require(readme.range(of: "<!-- end cairn fields -->"))
         #expect(String(readme[start.upperBound..<end.lowerBound]) == r.stdout, "README's tables differ from `cairn fields`: paste its output")
+    }
+
+    /// The README's migration example is what `cairn validate` says of one upstream manifest of
+    /// each operator, copied into clusters/ unchanged.
+    @Test(.enabled(if: UpstreamSamples.available)) func theReadmeMigrationExampleIsTrue() throws {
+        let dir = TemporaryDirectory("cairn-migration")
+        try FileManager.default.createDirectory(atPath: dir.file("clusters"), withIntermediateDirectories: true)
+        let files = [("aerospike/all_flash_cluster_cr.yaml", "all_flash_cluster_cr.yaml"), ("atomix/README.md-block01-L38.yaml", "atomix.yaml"),
+                     ("kurrentdb/v1.5.0-database-deployment.md-block01-L55.yaml", "kurrentdb.yaml"),
+                     ("zalando-postgres/minimal-postgres-manifest.yaml", "minimal-postgres-manifest.yaml")]
+        var out = "```console\n"
+        for (sample, name) in files {
+            try FileManager.default.copyItem(atPath: UpstreamSamples.directory.appendingPathComponent(sample).path, toPath: dir.file("clusters/\(name)"))
+            let r = try run("/bin/sh", ["-c", "cd \"$1\" && \"$2\" validate \"clusters/$3\" 2>&1", "sh", dir.path, CLITests.binary, name])
+            #expect(r.status == 0, "\(name): \(r.stdout)")
+            out += "$ cairn validate clusters/\(name)\n" + r.stdout
+        }
+        out += "```\n"
+        let readme = Repo.read(Repo.root.appendingPathComponent("README.md"))
+        let start = try #require(readme.range(of: "<!-- migration example -->\n"))
+        let end = try #require(readme.range(of: "<!-- end migration example -->"))
+        #expect(String(readme[start.upperBound..<end.lowerBound]) == out, "README's migration example differs from cairn validate's output:\n\(out)")
     }
 
     /// Every policy names a field of the system's spec (`spec.`), once, with a reason.
@@ -1254,6 +1274,13 @@ struct KurrentNodesTests {
             $0.contains("spec.quorumNodes[0]: 'a.example' is not host:port") } == [true])
         #expect(specErrors(Self.spec("", replicas: 2)).map { $0.contains("spec.replicas: must be 1, 3 or 5, or 0 for standalone read-only replicas (got 2)") }
                 == [true])
+        let scalar = specErrors(Self.spec("  quorumNodes: a.example:2113\n  readOnlyReplicas: {replicas: 1}", replicas: 0))
+        #expect(scalar.contains { $0.contains("spec.quorumNodes: must be a list") }, "\(scalar)")
+        #expect(scalar.contains { $0.contains("spec.replicas: 0 is for standalone read-only replicas") }, "\(scalar)")
+        let empty = specErrors(Self.spec("  quorumNodes: []\n  readOnlyReplicas: {replicas: 1}", replicas: 0))
+        #expect(empty.contains { $0.contains("spec.quorumNodes: lists 0 nodes") } && empty.contains { $0.contains("spec.replicas: 0 is for") },
+                "\(empty)")
+        #expect(!EventStoreSpec.isHostPort("a.example:+2113") && !EventStoreSpec.isHostPort("a.example:0") && EventStoreSpec.isHostPort("a.example:2113"))
     }
 
     /// The v1.1.0 documentation's scheduling fields beside `constraints` are not upstream fields

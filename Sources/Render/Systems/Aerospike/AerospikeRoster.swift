@@ -60,7 +60,8 @@ enum AerospikeRoster {
     }
 
     # Logs in again, once, when admin's password changed under way (the users Job, running beside
-    # this one on a new cluster, replaces the default): the Secret's password, else the default.
+    # this one on a new cluster, replaces the default): as log_in does (the certificate for a PKI
+    # admin, the Secret's password, else the default).
     relogin() {
         previous=$login previous_pki=$login_pki
         try_login && return 0

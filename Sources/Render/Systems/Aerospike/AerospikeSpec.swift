@@ -47,9 +47,19 @@ public struct AerospikeSpec: SystemSpec {
 
     /// `admin` logs in with a certificate: cairn's Jobs connect over TLS and present
     /// operatorClientCert's (whose common name must be admin).
-    public var adminIsPKI: Bool { users.contains { $0.name == "admin" && $0.pki } }
+    public var adminIsPKI: Bool { Self.adminIsPKI(users) }
     /// cairn's Jobs connect over TLS: the service has no plain port, or admin needs a certificate.
-    public var jobsOverTLS: Bool { ports.service == nil || adminIsPKI }
+    public var jobsOverTLS: Bool { Self.jobsOverTLS(users, ports) }
+
+    static func adminIsPKI(_ users: [User]) -> Bool { users.contains { $0.name == "admin" && $0.pki } }
+    static func jobsOverTLS(_ users: [User], _ ports: Ports) -> Bool { ports.service == nil || adminIsPKI(users) }
+
+    /// The upstream operator's editions: Enterprise, and the Federal Edition (Enterprise with
+    /// FIPS, PKI logins only).
+    static func isFederal(_ image: String) -> Bool { image.lowercased().contains("federal") }
+    static func isEnterprise(_ image: String) -> Bool { image.lowercased().contains("enterprise") || isFederal(image) }
+    /// As upstream: PKIOnly users on the Enterprise Edition need server 8.1 (password logins off).
+    static let pkiOnlySince = ImageVersion([8, 1])
 
     /// The ports the servers listen on: each of service, fabric and heartbeat plain (`port`,
     /// by default when no `tls-port` is given), over TLS (`tls-port` with its `tls-name`), or both.
@@ -209,9 +219,14 @@ public struct AerospikeSpec: SystemSpec {
             var accessControlField: Field?
             if let f = s["aerospikeAccessControl"] {
                 accessControlField = f
-                users = decodeAccessControl(f, federal: image?.contains("aerospike-server-federal") ?? false) ?? []
+                users = decodeAccessControl(f, federal: image.map(isFederal) ?? false) ?? []
                 f.note(Self.accessControlNote)
-                if users.contains(where: \.pki) { f.note(Self.pkiNote) }
+                if users.contains(where: \.pki) {
+                    f.note(Self.pkiNote)
+                    if let image, !isFederal(image), let version, version < pkiOnlySince {
+                        f.fail("PKIOnly users need Aerospike Enterprise \(pkiOnlySince) or later (found \(version)), as upstream checks")
+                    }
+                }
             }
             var multiPodPerHost = false
             var hostNetwork = false
@@ -352,7 +367,7 @@ public struct AerospikeSpec: SystemSpec {
             var minReplicationFactor: Int?
             if let f = s.required("aerospikeConfig") {
                 let checked = AerospikeConfigCheck(size: size, version: version, volumes: volumes,
-                                                   enterprise: image.map { $0.contains("enterprise") || $0.contains("aerospike-server-federal") } ?? false)
+                                                   enterprise: image.map(isEnterprise) ?? false)
                 config = checked.validate(f)
                 ports = checked.ports
                 if var c = config, let name = tlsClientName(clientCertField) {
@@ -372,10 +387,9 @@ public struct AerospikeSpec: SystemSpec {
                     // the field is not used, and not read further.
                     let strongConsistency = (config["namespaces"]?.arrayValue ?? []).contains { $0["strong-consistency"] == .bool(true) }
                     let jobs = !users.isEmpty || strongConsistency
-                    let adminIsPKI = users.contains { $0.name == "admin" && $0.pki }
-                    let overTLS = ports.service == nil || adminIsPKI
+                    let overTLS = Self.jobsOverTLS(users, ports)
                     if let cf = clientCertField, !jobs || !overTLS {
-                        cf.note("accepted, not used by cairn: " + (!jobs
+                        cf.note("its certificate is not used by cairn: " + (!jobs
                             ? "cairn connects to the cluster only to provision users or set rosters, and there are none"
                             : "cairn's Jobs connect to the plain service port"))
                     }
@@ -394,7 +408,8 @@ public struct AerospikeSpec: SystemSpec {
                         clientCertificate = clientCertField.flatMap(decodeClientCertificate)
                         let authenticate = config["network"]?["service"]?["tls-authenticate-client"].map(AerospikeConfWriter.token) ?? "any"
                         if clientCertField == nil {
-                            (accessControlField ?? f).fail("cairn's Jobs (users, rosters) connect over TLS (the service has no plain port): "
+                            (accessControlField ?? f).fail("cairn's Jobs (users, rosters) connect over TLS (the service has no plain port, "
+                                + "or admin logs in with a certificate): "
                                 + "give operatorClientCert.secretCertSource with the CA (caCertsFilename) and the client certificate and key")
                         } else if let cert = clientCertificate, cert.certFile == nil, authenticate != "false", let cf = clientCertField {
                             cf.fail("the servers ask clients for a certificate (tls-authenticate-client \(authenticate)): give clientCertFilename "

@@ -55,7 +55,7 @@ enum AerospikeUsers {
             extraVolumes.append(Kube.secretVolume("tls", secret: cert.secretName))
             container.volumeMounts.append(Kube.mount("tls", tlsDirectory, readOnly: true))
         }
-        if let admin = spec.users.first(where: { $0.name == "admin" }), admin.pki {
+        if spec.adminIsPKI {
             container.env.append(Kube.env("CAIRN_ADMIN_PKI", "1"))
         } else if let admin = spec.users.first(where: { $0.name == "admin" }) {
             container.env.append(Kube.envSecret("CAIRN_PASSWORD_ADMIN", secret: admin.secretName, key: "password"))
@@ -102,10 +102,11 @@ enum AerospikeUsers {
         else
             set -- -h "$AEROSPIKE_HOST" -p "$AEROSPIKE_PORT" "$@"
         fi
+        # Standard input is never the caller's (a loop's file): asadm reads only a password.
         if [ -n "${CAIRN_NO_SECURITY:-}" ]; then
-            asadm "$@"
+            asadm "$@" </dev/null
         elif [ "$login_pki" = 1 ]; then
-            asadm "$@" --auth PKI
+            asadm "$@" --auth PKI </dev/null
         else
             printf '%s\n' "$login" | asadm "$@" -U admin -P
         fi

@@ -118,9 +118,9 @@ enum EventStoreRenderer {
         if let security = spec.security {
             pod.volumes.append(Kube.secretVolume("certificate", secret: security.certificateSecret))
             pod.containers[0].volumeMounts.append(Kube.mount("certificate", certificateDirectory, readOnly: true))
-            if let ca = security.caSecret {
-                pod.volumes.append(Kube.secretVolume("ca", secret: ca, items: security.caKey.map { [(key: $0, path: $0)] } ?? []))
-                pod.containers[0].volumeMounts.append(Kube.mount("ca", caDirectory, readOnly: true))
+            if let (volume, mount) = caVolume(security) {
+                pod.volumes.append(volume)
+                pod.containers[0].volumeMounts.append(mount)
             }
         }
         pod.securityContext = ["fsGroup": 1000]
@@ -152,6 +152,14 @@ enum EventStoreRenderer {
             }
         }
         return objects
+    }
+
+    /// The CA Secret's volume and its mount at `caDirectory` (one key, or every key for a
+    /// rotation); nil when the image's public CAs are trusted.
+    static func caVolume(_ security: EventStoreSpec.Security) -> (volume: JSONValue, mount: JSONValue)? {
+        guard let ca = security.caSecret else { return nil }
+        return (Kube.secretVolume("ca", secret: ca, items: security.caKey.map { [(key: $0, path: $0)] } ?? []),
+                Kube.mount("ca", caDirectory, readOnly: true))
     }
 
     static func dataRoot(_ d: EventStoreDialect) -> String {

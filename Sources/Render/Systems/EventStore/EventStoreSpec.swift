@@ -278,15 +278,18 @@ public struct EventStoreSpec: SystemSpec {
                 return out
             }
             var quorumNodes: [String] = []
-            let quorumField = s["quorumNodes"]
-            if let f = quorumField, case .sequence(let items) = f.node, let nodes = f.list({ nf -> String? in
+            // Listed (with its own errors said at it), even where an item is refused.
+            var quorumListed = false
+            if let f = s["quorumNodes"], let nodes = f.list({ nf -> String? in
                 guard let n = nf.nonEmptyString else { return nil }
                 guard isHostPort(n) else { nf.fail("'\(n)' is not host:port (e.g. mydb-0.example.com:2113)"); return nil }
                 return n
             }) {
                 quorumNodes = nodes
-                if ![1, 3, 5].contains(items.items.count) {
-                    f.fail("lists \(items.items.count) nodes: a cluster has 1, 3 or 5, and the read-only replicas take their number as ClusterSize")
+                let count = f.sequenceCount
+                quorumListed = count > 0
+                if ![1, 3, 5].contains(count) {
+                    f.fail("lists \(count) nodes: a cluster has 1, 3 or 5, and the read-only replicas take their number as ClusterSize")
                 }
                 if let replicas, replicas > 0 {
                     f.fail("is for replicas: 0 (read-only replicas that join a cluster elsewhere); this spec runs its own \(replicas) nodes")
@@ -309,7 +312,7 @@ public struct EventStoreSpec: SystemSpec {
             }
             // Standalone read-only replicas: no nodes of its own, the replicas join quorumNodes.
             if let rf = s["replicas"], replicas == nil, case .scalar(let zero) = rf.node, zero.text == "0" {
-                if quorumField == nil || readOnlyReplicas == 0 {
+                if !quorumListed || readOnlyReplicas == 0 {
                     rf.fail("0 is for standalone read-only replicas: give quorumNodes (the cluster's nodes, host:port) "
                             + "and readOnlyReplicas.replicas")
                 } else {
@@ -434,7 +437,10 @@ public struct EventStoreSpec: SystemSpec {
 
     /// `host:port`, as quorumNodes and gossip seeds are written.
     static func isHostPort(_ s: String) -> Bool {
-        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else { return false }
+        guard let colon = s.lastIndex(of: ":") else { return false }
+        let digits = s[s.index(after: colon)...]
+        guard !digits.isEmpty, digits.count <= 5, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(digits),
+              (1...65535).contains(port) else { return false }
         return Names.isDNS1123Subdomain(String(s[..<colon]).lowercased())
     }
 

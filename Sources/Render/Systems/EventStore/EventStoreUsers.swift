@@ -26,17 +26,21 @@ enum EventStoreUsers {
         }
         container.volumeMounts = [Kube.mount("users", directory, readOnly: true)]
         var extraVolumes: [JSONValue] = []
-        if let security = spec.security, let ca = security.caSecret {
-            extraVolumes.append(Kube.secretVolume("ca", secret: ca, items: security.caKey.map { [(key: $0, path: $0)] } ?? []))
-            container.volumeMounts.append(Kube.mount("ca", EventStoreRenderer.caDirectory, readOnly: true))
+        if let security = spec.security, let (volume, mount) = EventStoreRenderer.caVolume(security) {
+            extraVolumes.append(volume)
+            container.volumeMounts.append(mount)
             container.env.append(Kube.env("KURRENTDB_CA_DIR", EventStoreRenderer.caDirectory))
         }
         container.resources = ResourceRequirements(requests: ["cpu": try! Quantity(parsing: "10m"), "memory": try! Quantity(parsing: "32Mi")],
                                                    limits: ["memory": try! Quantity(parsing: "128Mi")])
         container.securityContext = ["allowPrivilegeEscalation": false]
-        let labels = ["app.kubernetes.io/name": "kurrentdb", "app.kubernetes.io/instance": cluster.name, "app.kubernetes.io/component": "users"]
+        // Not the nodes' labels: the Job's pod must not count in their PodDisruptionBudget or
+        // join their Service.
+        let labels = ["app.kubernetes.io/name": "kurrentdb", "app.kubernetes.io/instance": "\(cluster.name)-users",
+                      "app.kubernetes.io/component": "users"]
         return Kube.scriptJob(prefix: "\(cluster.name.prefix(46))-users-", cluster, labels: labels,
-                              files: [("users", usersFile(users.custom)), ("users.sh", script)], volume: "users",
+                              files: [("users", usersFile(users.custom)), ("logins", users.custom.map { $0.loginName + "\n" }.joined()),
+                                      ("users.sh", script)], volume: "users",
                               container: container, extraVolumes: extraVolumes, backoffLimit: 6)
     }
 
@@ -58,6 +62,7 @@ enum EventStoreUsers {
     tries=${CAIRN_TRIES:-60}
     pause=${CAIRN_PAUSE:-5}
     users_file=${CAIRN_USERS:-/etc/cairn/kurrentdb/users}
+    logins_file=${CAIRN_LOGINS:-/etc/cairn/kurrentdb/logins}
     umask 077
     tmp=$(mktemp -d) || exit 1
     trap 'rm -rf "$tmp"' EXIT
@@ -95,23 +100,26 @@ enum EventStoreUsers {
         eval "password=\${CAIRN_PASSWORD_$i}"
         i=$((i + 1))
         printf '%s,"password":"%s"}' "$user" "$(escaped "$password")" > "$tmp/body"
-        login=$(printf '%s' "$user" | sed 's/.*"loginName":"\(\([^"\\]\|\\.\)*\)".*/\1/')
+        login=$(sed -n "${i}p" "$logins_file")
         n=0
         while :; do
             status=$(post)
             case "$status" in
                 201) echo "cairn: created user $login"; created=$((created + 1)); break;;
                 409) echo "cairn: user $login exists; left as it is"; break;;
-                401)
-                    echo "cairn: the cluster refused admin's password: the initial passwords act when the database is created only; put admin's current password in its Secret" >&2
-                    exit 1;;
                 400|403)
                     echo "cairn: creating user $login: HTTP $status: $(head -c 500 "$tmp/answer")" >&2
                     exit 1;;
             esac
+            # Anything else is tried again: no answer, a server starting (503), or 401 while a
+            # new database has not yet made its admin.
             n=$((n + 1))
             if [ $n -ge "$tries" ]; then
-                echo "cairn: $KURRENTDB_URL (at $KURRENTDB_CONNECT_TO) did not take user $login after $tries tries: HTTP $status $(head -c 300 "$tmp/error")" >&2
+                if [ "$status" = 401 ]; then
+                    echo "cairn: the cluster refused admin's password after $tries tries: the initial passwords act when the database is created only; put admin's current password in its Secret" >&2
+                else
+                    echo "cairn: $KURRENTDB_URL (at $KURRENTDB_CONNECT_TO) did not take user $login after $tries tries: HTTP $status $(head -c 300 "$tmp/error")" >&2
+                fi
                 exit 1
             fi
             sleep "$pause"
