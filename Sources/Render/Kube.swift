@@ -326,7 +326,7 @@ enum Kube {
 
     static func loadBalancerService(_ name: String, _ cluster: ClusterMetadata, labels: [String: String],
                                     selector: [String: String], ports: [JSONValue], sourceRanges: [String],
-                                    annotations: [String: String] = [:]) -> RenderedObject {
+                                    className: String? = nil, annotations: [String: String] = [:]) -> RenderedObject {
         var spec: JSONObject = [
             "type": "LoadBalancer",
             "selector": .sortedStrings(Array(selector)),
@@ -335,6 +335,7 @@ enum Kube {
             "externalTrafficPolicy": "Cluster",
         ]
         if !sourceRanges.isEmpty { spec["loadBalancerSourceRanges"] = .array(sourceRanges.map { .string($0) }) }
+        if let className { spec["loadBalancerClass"] = .string(className) }
         let body: JSONValue = [
             "apiVersion": "v1",
             "kind": "Service",

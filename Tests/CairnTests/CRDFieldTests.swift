@@ -7,7 +7,8 @@ import Testing
 ///
 /// `CRDFields/upstream-crd-fields.json` lists the CRDs' `spec` fields (six levels deep, list
 /// items as `[]`) with a placeholder of their type, generated from the CRDs its `source` names;
-/// regenerate it when moving to a new upstream release. Each field is set, alone, in a real
+/// regenerate it when moving to a new upstream release (KurrentDB's is written from the
+/// operator's API reference page, which is all it publishes). Each field is set, alone, in a real
 /// upstream manifest (read from `../shared/upstream-samples/`) and the file validated.
 @Suite("Upstream CRD fields", .enabled(if: UpstreamSamples.available))
 struct CRDFieldTests {
@@ -52,9 +53,10 @@ struct CRDFieldTests {
 
     @Test func everyFieldOfTheUpstreamCRDsIsKnown() throws {
         let systems = try Self.systems()
-        #expect(systems.map(\.name).sorted() == ["aerospike", "zalando-postgres"])
+        #expect(systems.map(\.name).sorted() == ["aerospike", "kurrentdb", "zalando-postgres"])
         for system in systems {
-            #expect(system.fields.count > 200, "\(system.name): \(system.fields.count) fields")
+            // KurrentDB's from the operator's API reference (it publishes no CRD), to the depth it documents.
+            #expect(system.fields.count > (system.name == "kurrentdb" ? 100 : 200), "\(system.name): \(system.fields.count) fields")
             let baseText = Repo.read(UpstreamSamples.directory.appendingPathComponent(system.base))
             #expect(specErrors(baseText, file: system.base).isEmpty, "\(system.base) must validate as it is")
             let base = Field.toJSON(try SpecFileParser.parse(baseText, file: system.base))

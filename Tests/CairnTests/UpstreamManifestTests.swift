@@ -1283,6 +1283,50 @@ struct KurrentNodesTests {
         #expect(!EventStoreSpec.isHostPort("a.example:+2113") && !EventStoreSpec.isHostPort("a.example:0") && EventStoreSpec.isHostPort("a.example:2113"))
     }
 
+    /// The rest of the v1.5.0 reference: environmentSecret, telemetryOptOut, the restart keys,
+    /// loadBalancerClass, and the ports (the defaults only).
+    @Test func theOperatorsOtherFieldsAreRenderedOrSaidWhy() throws {
+        let yaml = Self.spec("""
+              environmentSecret: kdb-env
+              telemetryOptOut: true
+              rollingRestartKey: "2026-12-03"
+              configReloadKey: r1
+              network:
+                domain: kurrent.test
+                loadBalancer: {enabled: true, loadBalancerClass: service.k8s.aws/nlb}
+                nodePort: 2113
+                replicationPort: 1112
+            """)
+        #expect(specErrors(yaml) == [], "\(specErrors(yaml))")
+        let notes = specNotes(yaml)
+        #expect(notes.contains { $0.contains("spec.environmentSecret: every node gets the Secret's keys") })
+        #expect(notes.contains { $0.contains("spec.configReloadKey: cairn has no configuration reload") })
+        let objects = try render(yaml)
+        let set = try #require(object(objects, "StatefulSet", "kdb"))
+        let container = try Self.container(objects, "kdb")
+        #expect(container["envFrom"] == [["secretRef": ["name": "kdb-env"]]])
+        #expect(container["env"]?.arrayValue?.contains { $0["name"] == "KURRENTDB_TELEMETRY_OPTOUT" && $0["value"] == "true" } == true)
+        let annotations = set.body["spec", "template", "metadata", "annotations"]
+        #expect(annotations?["cairn.dev/rolling-restart-key"] == "2026-12-03" && annotations?["cairn.dev/config-reload-key"] == "r1", "\(String(describing: annotations))")
+        // A new key is a new pod template: the nodes restart one at a time.
+        let again = try render(yaml.replacingOccurrences(of: "2026-12-03", with: "2026-12-04"))
+        #expect(object(again, "StatefulSet", "kdb")?.body["spec", "template"] != set.body["spec", "template"])
+        let lbs = objects.filter { $0.kind == "Service" && $0.body["spec", "type"] == "LoadBalancer" }
+        #expect(lbs.count == 3 && lbs.allSatisfy { $0.body["spec", "loadBalancerClass"] == "service.k8s.aws/nlb" })
+        // Without them, nothing of theirs is rendered.
+        let plain = try render(Self.spec(""))
+        #expect(try Self.container(plain, "kdb")["envFrom"] == nil)
+        #expect(object(plain, "StatefulSet", "kdb")?.body["spec", "template", "metadata", "annotations"]?["cairn.dev/rolling-restart-key"] == nil)
+        // Refused, with reasons.
+        #expect(specErrors(Self.spec("  network: {nodePort: 8080}")).map { $0.contains("spec.network.nodePort: not supported by cairn yet: "
+                                                                                     + "the nodes listen on the default ports (nodePort 2113)") } == [true])
+        #expect(specErrors(Self.spec("  network: {splitDNSExtraRules: [{host: a, result: b}]}")).map {
+            $0.contains("spec.network.splitDNSExtraRules: not supported by cairn yet") } == [true])
+        let old = Self.spec("  telemetryOptOut: true", image: "eventstore/eventstore:23.6.0-jammy")
+        #expect(specNotes(old).contains { $0.contains("spec.telemetryOptOut: accepted, not used by cairn: this image's server (23.6.0) has no telemetry") })
+        #expect(try !(Self.container(render(old), "kdb")["env"]?.canonicalJSON() ?? "").contains("TELEMETRY"))
+    }
+
     /// The v1.1.0 documentation's scheduling fields beside `constraints` are not upstream fields
     /// (its API server drops them): said so, with where they go, not "unknown field".
     @Test func schedulingFieldsOutsideConstraintsSayWhereTheyGo() {

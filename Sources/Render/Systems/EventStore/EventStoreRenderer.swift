@@ -95,6 +95,9 @@ enum EventStoreRenderer {
         if let license = spec.licenseSecret {
             env.append(Kube.envSecret(prefix + "LICENSING__LICENSE_KEY", secret: license.name, key: license.key))
         }
+        if spec.telemetryOptOut, let version = ImageVersion(image: spec.image), version >= EventStoreSpec.telemetrySince {
+            env.append(Kube.env(prefix + "TELEMETRY_OPTOUT", "true"))
+        }
         // Environment-only options: the initial passwords, from their Secrets.
         if let users = spec.users {
             env.append(Kube.envSecret(prefix + "DEFAULT_ADMIN_PASSWORD", secret: users.adminPassword.name, key: users.adminPassword.key))
@@ -106,6 +109,7 @@ enum EventStoreRenderer {
         var container = Kube.Container(name: "eventstore", image: spec.image)
         container.ports = containerPorts
         container.env = env
+        if let secret = spec.environmentSecret { container.envFrom = [["secretRef": ["name": .string(secret)]]] }
         container.resources = resources
         container.volumeMounts = [Kube.mount("data", dataRoot(d)), Kube.mount("config", configDir, readOnly: true)]
         let scheme = spec.security == nil ? "HTTP" : "HTTPS"
@@ -133,6 +137,7 @@ enum EventStoreRenderer {
         var sts = Kube.StatefulSet(name: name, cluster: cluster, labels: labels, selector: selector, podLabels: labels,
                                    replicas: replicas, serviceName: name, pod: pod)
         sts.podManagementPolicy = "Parallel"
+        sts.podAnnotations = spec.restartKeys
         sts.volumeClaimTemplates = [Kube.volumeClaimTemplate(
             "data", size: storage.size, storageClass: storage.storageClassName,
             accessModes: storage.accessModes, volumeMode: storage.volumeMode, labels: selector)]
@@ -148,6 +153,7 @@ enum EventStoreRenderer {
                 let host = spec.advertised.fqdn(podName: "\(name)-\(i)", cluster: cluster, nodeTypeSuffix: type.rawValue)
                 objects.append(Kube.loadBalancerService("\(name)-\(i)-lb", cluster, labels: labels, selector: podSelector,
                                                         ports: lbPorts, sourceRanges: spec.loadBalancer.allowedIps,
+                                                        className: spec.loadBalancer.className,
                                                         annotations: host.map { ["external-dns.alpha.kubernetes.io/hostname": $0] } ?? [:]))
             }
         }

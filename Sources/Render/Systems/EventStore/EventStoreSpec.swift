@@ -17,7 +17,18 @@ public struct EventStoreSpec: SystemSpec {
     public struct LoadBalancer: Sendable, Hashable {
         public var enabled: Bool
         public var allowedIps: [String]
+        /// `loadBalancerClass`: the Services' `spec.loadBalancerClass`.
+        public var className: String?
     }
+
+    /// `environmentSecret`: a Secret whose keys every node gets as environment variables.
+    public var environmentSecret: String?
+    /// `telemetryOptOut`: the environment-only TelemetryOptout (23.10 and later).
+    public var telemetryOptOut = false
+    /// `rollingRestartKey`, `configReloadKey`, `fullRestartKey`: values with no meaning but
+    /// their change, put on the pod template (annotation name to value), so that a change
+    /// restarts the nodes one at a time.
+    public var restartKeys: [String: String] = [:]
 
     public var replicas: Int
     public var image: String
@@ -158,7 +169,7 @@ public struct EventStoreSpec: SystemSpec {
             }
             let storage = s.required("storage").flatMap(decodeStorage)
             let resources = s["resources"].flatMap { $0.resources } ?? ResourceRequirements()
-            var loadBalancer = LoadBalancer(enabled: false, allowedIps: [])
+            var loadBalancer = LoadBalancer(enabled: false, allowedIps: [], className: nil)
             var advertised = Advertised()
             if let n = s["network"] {
                 n.object { net -> Bool? in
@@ -193,9 +204,21 @@ public struct EventStoreSpec: SystemSpec {
                        net["clientTrafficStrategy"] != nil || net["internodeTrafficStrategy"] != nil {
                         net.field.fail("an FQDN traffic strategy needs network.domain")
                     }
+                    // The ports the nodes listen on: upstream's defaults only, for now.
+                    for (key, port) in [("nodePort", EventStoreRenderer.httpPort), ("replicationPort", EventStoreRenderer.replicationPort),
+                                        ("nodeTcpPort", EventStoreRenderer.externalTcpPort)] {
+                        if let f = net[key], let p = f.int, p != port {
+                            f.fail("not supported by cairn yet: the nodes listen on the default ports (\(key) \(port)); other ports are not rendered yet")
+                        }
+                    }
                     guard let lb = net["loadBalancer"] else { return true }
                     return lb.object { l -> Bool? in
                         if let e = l["enabled"], let b = e.bool { loadBalancer.enabled = b }
+                        if let cf = l["loadBalancerClass"], let c = cf.nonEmptyString {
+                            loadBalancer.className = c
+                            cf.note("the load balancers' spec.loadBalancerClass (Kubernetes 1.24 and later); it cannot be changed on a "
+                                    + "Service: to change it, delete the load balancer Services and let cairn create them again, as upstream")
+                        }
                         if let a = l["allowedIps"], let ips = a.list({ ip -> String? in
                             guard let v = ip.string else { return nil }
                             if !CIDR.isValid(v) { ip.fail("'\(v)' is not an IP range in CIDR notation (e.g. 10.0.0.0/8)"); return nil }
@@ -213,6 +236,32 @@ public struct EventStoreSpec: SystemSpec {
                 for (k, v) in entries { configuration[k] = v }
             }
             let constraints = s["constraints"].flatMap { decodeConstraints($0, cluster: metadata?.name) } ?? PodConstraints()
+            var environmentSecret: String?
+            if let f = s["environmentSecret"], let n = f.secretName {
+                environmentSecret = n
+                f.note("every node gets the Secret's keys as environment variables; cairn never reads Secret values, so a change to "
+                       + "them restarts no node (upstream restarts them): change rollingRestartKey to restart the nodes")
+            }
+            var telemetryOptOut = false
+            if let f = s["telemetryOptOut"], let b = f.bool {
+                telemetryOptOut = b
+                if b, let version, version < telemetrySince {
+                    f.note("accepted, not used by cairn: this image's server (\(version)) has no telemetry (it came with 23.10)")
+                }
+            }
+            var restartKeys: [String: String] = [:]
+            for (key, annotation) in [("rollingRestartKey", "rolling-restart-key"), ("configReloadKey", "config-reload-key"),
+                                      ("fullRestartKey", "full-restart-key")] {
+                guard let f = s[key], let v = f.scalarText else { continue }
+                guard v.count <= 253 else { f.fail("at most 253 characters"); continue }
+                restartKeys["cairn.dev/\(annotation)"] = v
+                if key == "configReloadKey" {
+                    f.note("cairn has no configuration reload: a change restarts the nodes one at a time (upstream reloads them in place)")
+                } else if key == "fullRestartKey" {
+                    f.note("a change restarts the nodes one at a time, as rollingRestartKey does: cairn never stops every node at once "
+                           + "(upstream restarts them all together)")
+                }
+            }
             var serviceAccountName: String?
             if let f = s["serviceAccountName"], let n = f.nonEmptyString {
                 if Names.isDNS1123Subdomain(n) { serviceAccountName = n } else { f.fail("'\(n)' is not a ServiceAccount name") }
@@ -412,12 +461,18 @@ public struct EventStoreSpec: SystemSpec {
             spec.readOnlyReplicas = readOnlyReplicas
             spec.archiver = archiver
             spec.quorumNodes = quorumNodes
+            spec.environmentSecret = environmentSecret
+            spec.telemetryOptOut = telemetryOptOut
+            spec.restartKeys = restartKeys
             spec.replicaSettings = replicaSettings
             spec.archiverSettings = archiverSettings
             spec.users = users
             return spec
         }
     }
+
+    /// The first server version with telemetry (and its opt-out).
+    static let telemetrySince = ImageVersion([23, 10])
 
     static let splitDNSNote = "rendered as FQDN: nodes advertise and dial each other's FQDNs, as upstream, but cairn adds no DNS "
         + "resolver to the pods (upstream's sidecar, of its own image, answers a node's FQDN with its pod address), so traffic "

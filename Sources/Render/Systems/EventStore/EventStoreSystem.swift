@@ -14,6 +14,8 @@ package enum EventStoreSystem: ClusterSystem {
         "spec.readOnlyReplicas.configuration": .unsupported("read-only replicas take the cluster's configuration"),
         "spec.archiver.configuration": .unsupported("the archiver takes the cluster's configuration"),
         "spec.sourceImage": .unsupported("the image is given by spec.image alone"),
+        "spec.network.splitDNSExtraRules": .unsupported("cairn renders no SplitDNS resolver (see internodeTrafficStrategy's note), so it has "
+                                                        + "no rules to add; rewrite names in the cluster's DNS"),
         "spec.sourceBackup": .unsupported("restoring from a backup is not rendered yet"),
         "spec.extraMetadata": .unsupported("extra labels and annotations per object are not rendered yet; metadata.labels go on every object"),
     ]
