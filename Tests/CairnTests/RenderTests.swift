@@ -1,5 +1,6 @@
 import ClusterSpecs
 import Foundation
+import JSON
 import Render
 import Testing
 
@@ -18,6 +19,31 @@ struct RenderTests {
         }
         let expected = try String(contentsOf: golden, encoding: .utf8)
         #expect(actual == expected, "rendered output of clusters/\(file) differs from Tests/CairnTests/Golden/\(file)")
+    }
+
+    /// Golden files of every upstream sample (`../shared/upstream-samples/`, read from there):
+    /// what a team moving off an operator gets from the manifest it has. Secret values beside a
+    /// cluster are masked here, as in every output of cairn's.
+    @Test(.enabled(if: UpstreamSamples.available), arguments: UpstreamSamples.available ? UpstreamManifestTests.samples : [])
+    func upstreamSampleGoldenOutput(sample: String) throws {
+        let spec = try loadSpec(Repo.read(UpstreamSamples.directory.appendingPathComponent(sample)), file: sample)
+        let bodies = ClusterRenderer.render(spec).objects.map { object -> JSONValue in
+            guard object.kind == "Secret", var body = object.body.objectValue else { return object.body }
+            for key in ["data", "stringData"] {
+                if let values = body[key]?.objectValue {
+                    body[key] = .object(JSONObject(values.entries.map { (key: $0.key, value: "***") }))
+                }
+            }
+            return .object(body)
+        }
+        let actual = YAMLWriter.stream(bodies)
+        let golden = Repo.golden.appendingPathComponent("upstream").appendingPathComponent(sample)
+        if ProcessInfo.processInfo.environment["CAIRN_UPDATE_GOLDEN"] == "1" {
+            try FileManager.default.createDirectory(at: golden.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try actual.write(to: golden, atomically: true, encoding: .utf8)
+        }
+        let expected = try String(contentsOf: golden, encoding: .utf8)
+        #expect(actual == expected, "rendered output of \(sample) differs from Tests/CairnTests/Golden/upstream/\(sample)")
     }
 
     @Test func everySystemRendersWhatItNeeds() throws {
