@@ -23,6 +23,46 @@ struct ConfigFormatTests {
         #expect(try sameJSON(result.stdout, JSONValue.array(objects).canonicalJSON()))
     }
 
+    /// Every upstream sample's rendered output, read by the real readers: the whole stream by
+    /// PyYAML (as the same objects), eventstore.conf by PyYAML (as KurrentDB's YAML reader takes
+    /// it), atomix.conf by pyhocon (after the properties its init script writes), Spilo's
+    /// configuration as JSON (Spilo reads it as YAML, of which JSON is a subset), and
+    /// aerospike.conf by cairn's reader of the server's grammar (the server cannot run here).
+    @Test(.enabled(if: UpstreamSamples.available), arguments: UpstreamSamples.available ? UpstreamManifestTests.samples : [])
+    func upstreamSamplesReadWithTheRealReaders(sample: String) throws {
+        let spec = try loadSpec(Repo.read(UpstreamSamples.directory.appendingPathComponent(sample)), file: sample)
+        let objects = ClusterRenderer.render(spec).objects
+        let bodies = objects.map(\.body)
+        let data = objects.filter { $0.kind == "ConfigMap" }.flatMap { ($0.body["data"]?.objectValue?.entries ?? []) }
+        func files(_ key: String) -> [JSONValue] { data.filter { $0.key == key }.map(\.value) }
+        let input: JSONValue = ["stream": .string(YAMLWriter.stream(bodies)), "eventstore": .array(files("eventstore.conf")),
+                                "atomix": .array(files("atomix.conf")), "spilo": .array(files("SPILO_CONFIGURATION"))]
+        let script = """
+            import sys, yaml, json
+            from pyhocon import ConfigFactory
+            d = json.loads(sys.stdin.read())
+            out = {"stream": [x for x in yaml.safe_load_all(d["stream"]) if x is not None]}
+            out["eventstore"] = [sorted(yaml.safe_load(c)) for c in d["eventstore"]]
+            out["atomix"] = [sorted(ConfigFactory.parse_string('atomix.node.id = "n-0"\\natomix.node.address = "n:5679"\\n' + c))
+                             for c in d["atomix"]]
+            out["spilo"] = [sorted(json.loads(c)) for c in d["spilo"]]
+            print(json.dumps(out, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+            """
+        let result = try python(script, input: input.canonicalJSON())
+        #expect(result.status == 0, "\(sample): \(result.stderr)")
+        let parsed = try JSONValue.parse(Array(result.stdout.utf8))
+        #expect(try sameJSON(parsed["stream"]?.canonicalJSON() ?? "", JSONValue.array(bodies).canonicalJSON()), "\(sample)")
+        for keys in parsed["eventstore"]?.arrayValue ?? [] { #expect(keys.arrayValue?.contains("ClusterSize") == true, "\(sample): \(keys)") }
+        for keys in parsed["atomix"]?.arrayValue ?? [] { #expect(keys.arrayValue?.contains("cluster") == true, "\(sample): \(keys)") }
+        for keys in parsed["spilo"]?.arrayValue ?? [] { #expect(keys.arrayValue?.contains("bootstrap") == true, "\(sample): \(keys)") }
+        let system = sample.split(separator: "/").first.map(String.init) ?? ""
+        let expected = ["kurrentdb": "eventstore", "atomix": "atomix", "zalando-postgres": "spilo"][system]
+        if let expected { #expect(parsed[expected]?.arrayValue?.isEmpty == false, "\(sample): no \(expected) configuration read") }
+        let confs = files("aerospike.conf").compactMap(\.stringValue)
+        #expect(system != "aerospike" || !confs.isEmpty, "\(sample)")
+        for conf in confs { #expect(throws: Never.self, "\(sample)") { try AerospikeConfReader.parse(conf) } }
+    }
+
     /// Compares two JSON texts as data (Python and cairn escape non-ASCII differently).
     func sameJSON(_ a: String, _ b: String) throws -> Bool {
         let x = try JSONSerialization.jsonObject(with: Data(a.utf8)) as? NSObject
