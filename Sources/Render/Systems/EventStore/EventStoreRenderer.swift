@@ -95,7 +95,7 @@ enum EventStoreRenderer {
         if let license = spec.licenseSecret {
             env.append(Kube.envSecret(prefix + "LICENSING__LICENSE_KEY", secret: license.name, key: license.key))
         }
-        if spec.telemetryOptOut, let version = ImageVersion(image: spec.image), version >= EventStoreSpec.telemetrySince {
+        if spec.telemetryOptOut {
             env.append(Kube.env(prefix + "TELEMETRY_OPTOUT", "true"))
         }
         // Environment-only options: the initial passwords, from their Secrets.

@@ -23,7 +23,8 @@ public struct EventStoreSpec: SystemSpec {
 
     /// `environmentSecret`: a Secret whose keys every node gets as environment variables.
     public var environmentSecret: String?
-    /// `telemetryOptOut`: the environment-only TelemetryOptout (23.10 and later).
+    /// `telemetryOptOut`, for a server that has telemetry (23.10 and later): the environment-only
+    /// TelemetryOptout.
     public var telemetryOptOut = false
     /// `rollingRestartKey`, `configReloadKey`, `fullRestartKey`: values with no meaning but
     /// their change, put on the pod template (annotation name to value), so that a change
@@ -244,7 +245,8 @@ public struct EventStoreSpec: SystemSpec {
             }
             var telemetryOptOut = false
             if let f = s["telemetryOptOut"], let b = f.bool {
-                telemetryOptOut = b
+                // Only a server with telemetry has the option to turn it off.
+                telemetryOptOut = b && (version.map { $0 >= telemetrySince } ?? false)
                 if b, let version, version < telemetrySince {
                     f.note("accepted, not used by cairn: this image's server (\(version)) has no telemetry (it came with 23.10)")
                 }
