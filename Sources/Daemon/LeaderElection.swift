@@ -67,21 +67,10 @@ public final class LeaderElector: Service {
         leaderUntil.withLock { until in until.map { ContinuousClock.now < $0 } ?? false }
     }
 
-    static func microTime(_ date: Date) -> String {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
-        return f.string(from: date)
-    }
+    /// A Kubernetes MicroTime: `2026-12-03T13:50:00.123456Z`.
+    static func microTime(_ date: Date) -> String { UTCTime.string(date, fraction: 6) }
 
-    static func parseTime(_ s: String) -> Date? {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = f.date(from: s) { return d }
-        f.formatOptions = [.withInternetDateTime]
-        return f.date(from: s)
-    }
+    static func parseTime(_ s: String) -> Date? { UTCTime.parse(s) }
 
     /// One attempt to acquire or renew; returns whether this process leads now.
     @discardableResult

@@ -71,7 +71,7 @@ public struct Mirror: Sendable {
         if let caFile = credentials.caFile {
             try LibGit2.check(cairn_git_set_ssl_cert_locations(caFile, nil), "git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS)", context: caFile)
         }
-        let digest = SHA256.hash(data: Data(url.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+        let digest = SHA256.hash(data: Data(url.utf8)).prefix(8).map { String($0 >> 4, radix: 16) + String($0 & 15, radix: 16) }.joined()
         let readable = Redact.url(url).split(whereSeparator: { !$0.isLetter && !$0.isNumber }).suffix(3).joined(separator: "-")
         let path = cacheDirectory + "/" + (readable.isEmpty ? "repo" : String(readable.prefix(60))) + "-" + digest + ".git"
         if FileManager.default.fileExists(atPath: path + "/HEAD") {

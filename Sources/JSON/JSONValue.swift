@@ -131,6 +131,13 @@ extension JSONValue {
         return out
     }
 
+    /// Compact JSON in the object's own key order (no whitespace).
+    public func compactJSON() -> String {
+        var out = ""
+        writeJSON(into: &out, sortKeys: false, indent: nil, level: 0)
+        return out
+    }
+
     /// Indented JSON in the object's own key order.
     public func prettyJSON() -> String {
         var out = ""

@@ -116,25 +116,26 @@ public struct ChangePlan: Sendable {
                                             blocked: nil, diff: unifiedDiff(nil, o.body)))
                 continue
             }
-            guard old.body != o.body else { continue }
-            let planned = Planner.plan(o, live: old.body)
+            guard old.json != o.json else { continue }
+            let (oldBody, body) = (old.body, o.body)
+            let planned = Planner.plan(o, live: oldBody)
             switch planned.kind {
             case .unchanged, .create:
                 if o.createOnly {
                     objects.append(ObjectChange(reference: o.reference, kind: o.kind, action: .changed,
                                                 reason: "generated credentials are created once and never overwritten: "
                                                     + "this change is not applied to the live Secret",
-                                                blocked: nil, diff: unifiedDiff(old.body, o.body)))
+                                                blocked: nil, diff: unifiedDiff(oldBody, body)))
                 }
             case .configure:
                 // The first difference of a Secret would show its values: name the field only.
                 let reason = o.kind == "Secret"
                     ? planned.reason.map { String($0.prefix { $0 != ":" }) + ": (a Secret's values are not shown)" } : planned.reason
                 objects.append(ObjectChange(reference: o.reference, kind: o.kind, action: .changed, reason: reason,
-                                            blocked: nil, diff: unifiedDiff(old.body, o.body)))
+                                            blocked: nil, diff: unifiedDiff(oldBody, body)))
             case .blocked:
                 objects.append(ObjectChange(reference: o.reference, kind: o.kind, action: .changed, reason: nil,
-                                            blocked: planned.reason, diff: unifiedDiff(old.body, o.body)))
+                                            blocked: planned.reason, diff: unifiedDiff(oldBody, body)))
             }
         }
         for o in base?.objects ?? [] where headObjects[o.reference] == nil {

@@ -228,7 +228,7 @@ public final class LiveCache: Sendable {
 
     static func fingerprint(_ desired: RenderedObject, _ live: JSONValue) -> Int {
         var hasher = Hasher()
-        hasher.combine(desired.body)
+        hasher.combine(desired.json)
         var o = live.objectValue ?? JSONObject()
         o["status"] = nil
         hasher.combine(JSONValue.object(o))

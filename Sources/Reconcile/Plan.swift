@@ -42,14 +42,15 @@ public enum Planner {
         guard let live else { return PlannedAction(kind: .create, object: desired, reason: nil) }
         // Generated Secrets are created once and never overwritten.
         if desired.createOnly { return PlannedAction(kind: .unchanged, object: desired, reason: nil) }
+        let body = desired.body
         for path in immutable[desired.kind] ?? [] {
-            guard let want = value(desired.body, path) else { continue }
+            guard let want = value(body, path) else { continue }
             if let (difference, _) = firstDifference(want: want, have: value(live, path), path: path.map(PathStep.key)) {
                 return PlannedAction(kind: .blocked, object: desired, reason: "\(difference); \(path.joined(separator: ".")) is immutable: "
                     + advice(desired.kind, path))
             }
         }
-        var want = desired.body
+        var want = body
         // Identity is the address, not a difference.
         if var o = want.objectValue, var m = o["metadata"]?.objectValue {
             m["name"] = nil

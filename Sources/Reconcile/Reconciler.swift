@@ -451,11 +451,12 @@ public struct Reconciler: Sendable {
                     side.append(RenderedObject(body: Self.trimmed(o), stage: .services, createOnly: createOnly))
                     continue
                 }
-                var projected = Planner.project(o, onto: want.body)
-                if projected != want.body, !want.createOnly, Planner.plan(want, live: o).kind == .configure {
+                let wantBody = want.body
+                var projected = Planner.project(o, onto: wantBody)
+                if projected != wantBody, !want.createOnly, Planner.plan(want, live: o).kind == .configure {
                     // Unsure locally (defaulting, normalisation): the server decides.
-                    let preview = try await client.apply(want.body, fieldManager: options.fieldManager, force: true, dryRun: true)
-                    if Self.sameContent(preview, o) { projected = want.body }
+                    let preview = try await client.apply(wantBody, fieldManager: options.fieldManager, force: true, dryRun: true)
+                    if Self.sameContent(preview, o) { projected = wantBody }
                 }
                 side.append(RenderedObject(body: projected, stage: want.stage, createOnly: want.createOnly))
             }

