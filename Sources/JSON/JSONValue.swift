@@ -201,28 +201,53 @@ extension JSONValue {
 
     private static func writeQuoted(_ s: String, yaml: Bool, into out: inout String) {
         out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                // Also the characters YAML readers treat as line breaks or byte-order marks, so that
-                // the same escaping serves YAML double-quoted scalars.
-                if scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x85 || scalar.value == 0xFEFF
-                    || (0x2028...0x2029).contains(scalar.value)
-                    || (yaml && ((0x80...0x9F).contains(scalar.value) || scalar.value == 0xFFFE || scalar.value == 0xFFFF))
-                {
-                    out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
-                        + String(scalar.value, radix: 16)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
+        // Runs of characters that need no escape are appended whole (names, labels and most of a
+        // configuration file's text), not scalar by scalar.
+        let utf8 = s.utf8
+        var run = utf8.startIndex
+        var i = utf8.startIndex
+        while i != utf8.endIndex {
+            let byte = utf8[i]
+            if byte >= 0x20, byte < 0x7F, byte != 0x22, byte != 0x5C {
+                i = utf8.index(after: i)
+                continue
             }
+            // A byte that starts a scalar: an ASCII one, or the first of a multi-byte one.
+            let scalar = s.unicodeScalars[i]
+            let next = s.unicodeScalars.index(after: i)
+            guard let escaped = escape(scalar, yaml: yaml) else {
+                i = next
+                continue
+            }
+            // Through the UTF-8 view: a String range would round to Character boundaries, and an
+            // escaped quote followed by a combining mark is one Character.
+            out += Substring(utf8[run..<i])
+            out += escaped
+            i = next
+            run = i
         }
+        out += Substring(utf8[run..<i])
         out += "\""
+    }
+
+    /// How a scalar is written inside double quotes, or nil when it is written as it is.
+    private static func escape(_ scalar: Unicode.Scalar, yaml: Bool) -> String? {
+        switch scalar {
+        case "\"": return "\\\""
+        case "\\": return "\\\\"
+        case "\n": return "\\n"
+        case "\r": return "\\r"
+        case "\t": return "\\t"
+        default:
+            // Also the characters YAML readers treat as line breaks or byte-order marks, so that
+            // the same escaping serves YAML double-quoted scalars.
+            guard scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x85 || scalar.value == 0xFEFF
+                || (0x2028...0x2029).contains(scalar.value)
+                || (yaml && ((0x80...0x9F).contains(scalar.value) || scalar.value == 0xFFFE || scalar.value == 0xFFFF))
+            else { return nil }
+            let hex = String(scalar.value, radix: 16)
+            return "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        }
     }
 }
 

@@ -235,8 +235,9 @@ public final class KubeClient: Sendable {
 
     /// Forgets what discovery learnt: the next request asks again (a full pass does, so that a
     /// CustomResourceDefinition installed meanwhile is seen).
-    public func forgetDiscovery() async {
-        await discovery.forget()
+    /// - Parameter age: keep what was learnt less than this long ago.
+    public func forgetDiscovery(olderThan age: Duration = .zero) async {
+        await discovery.forget(olderThan: age)
     }
 
     // MARK: - Paths
@@ -467,10 +468,25 @@ actor DiscoveryCache {
 
     private var resources: [String: [String: Resource]] = [:]  // groupVersion -> kind -> resource
     private var versions: Set<String>?
+    /// When what is cached was first asked for (since the last `forget`).
+    private var since: ContinuousClock.Instant?
+    /// Requests under way, shared by every caller asking meanwhile: a pass of 1,000 clusters asks
+    /// for the same few group versions hundreds of times at once, and sent one GET each.
+    private var pendingGroups: [String: Task<Result<JSONValue, KubeError>, Never>] = [:]
+    private var pendingVersions: Task<Result<Set<String>, KubeError>, Never>?
+    /// Bumped by `forget`: an answer to a request sent before is not kept.
+    private var generation = 0
 
-    func forget() {
+    /// Forgets what was learnt, unless it was all learnt less than `age` ago (a one-shot
+    /// `cairn apply` asks discovery for its render options and starts its full pass right after).
+    func forget(olderThan age: Duration = .zero) {
+        if let since, ContinuousClock.now - since < age { return }
         resources = [:]
         versions = nil
+        since = nil
+        pendingGroups = [:]
+        pendingVersions = nil
+        generation += 1
     }
 
     /// For a kind of a group outside Kubernetes' own: where it comes from.
@@ -480,20 +496,38 @@ actor DiscoveryCache {
 
     func resource(apiVersion: String, kind: String, client: KubeClient) async throws(KubeError) -> Resource {
         if let r = resources[apiVersion]?[kind] { return r }
-        let list: JSONValue
-        do {
-            list = try await client.send(.GET, client.groupPath(apiVersion), operation: "discover", object: apiVersion)
-        } catch {
-            guard error.reason == .notFound else { throw error }
-            throw KubeError(reason: .notFound, operation: "discover", object: "\(apiVersion) \(kind)",
-                            message: "the server does not serve \(apiVersion) at all" + Self.crdHint(apiVersion, kind))
+        let kinds: [String: Resource]
+        if let known = resources[apiVersion] {
+            kinds = known
+        } else {
+            since = since ?? .now
+            let task = pendingGroups[apiVersion] ?? Task {
+                do throws(KubeError) {
+                    return .success(try await client.send(.GET, client.groupPath(apiVersion), operation: "discover", object: apiVersion))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            let asked = generation
+            pendingGroups[apiVersion] = task
+            let answer = await task.value
+            if asked == generation { pendingGroups[apiVersion] = nil }
+            let list: JSONValue
+            switch answer {
+            case .success(let value): list = value
+            case .failure(let error):
+                guard error.reason == .notFound else { throw error }
+                throw KubeError(reason: .notFound, operation: "discover", object: "\(apiVersion) \(kind)",
+                                message: "the server does not serve \(apiVersion) at all" + Self.crdHint(apiVersion, kind))
+            }
+            var read: [String: Resource] = [:]
+            for r in list["resources"]?.arrayValue ?? [] {
+                guard let name = r["name"]?.stringValue, !name.contains("/"), let k = r["kind"]?.stringValue else { continue }
+                read[k] = Resource(plural: name, namespaced: r["namespaced"] == .bool(true))
+            }
+            if asked == generation { resources[apiVersion] = read }
+            kinds = read
         }
-        var kinds: [String: Resource] = [:]
-        for r in list["resources"]?.arrayValue ?? [] {
-            guard let name = r["name"]?.stringValue, !name.contains("/"), let k = r["kind"]?.stringValue else { continue }
-            kinds[k] = Resource(plural: name, namespaced: r["namespaced"] == .bool(true))
-        }
-        resources[apiVersion] = kinds
         guard let r = kinds[kind] else {
             throw KubeError(reason: .notFound, operation: "discover", object: "\(apiVersion) \(kind)",
                             message: "the server does not serve \(kind) in \(apiVersion)" + Self.crdHint(apiVersion, kind))
@@ -503,15 +537,32 @@ actor DiscoveryCache {
 
     func groupVersions(client: KubeClient) async throws(KubeError) -> Set<String> {
         if let versions { return versions }
-        var out: Set<String> = []
-        let core = try await client.send(.GET, "/api", operation: "discover", object: "core API")
-        for v in core["versions"]?.arrayValue ?? [] { if let s = v.stringValue { out.insert(s) } }
-        let groups = try await client.send(.GET, "/apis", operation: "discover", object: "API groups")
-        for g in groups["groups"]?.arrayValue ?? [] {
-            for v in g["versions"]?.arrayValue ?? [] { if let s = v["groupVersion"]?.stringValue { out.insert(s) } }
+        since = since ?? .now
+        let task = pendingVersions ?? Task {
+            do throws(KubeError) {
+                var out: Set<String> = []
+                let core = try await client.send(.GET, "/api", operation: "discover", object: "core API")
+                for v in core["versions"]?.arrayValue ?? [] { if let s = v.stringValue { out.insert(s) } }
+                let groups = try await client.send(.GET, "/apis", operation: "discover", object: "API groups")
+                for g in groups["groups"]?.arrayValue ?? [] {
+                    for v in g["versions"]?.arrayValue ?? [] { if let s = v["groupVersion"]?.stringValue { out.insert(s) } }
+                }
+                return .success(out)
+            } catch {
+                return .failure(error)
+            }
         }
-        versions = out
-        return out
+        let asked = generation
+        pendingVersions = task
+        let answer = await task.value
+        if asked == generation { pendingVersions = nil }
+        switch answer {
+        case .success(let out):
+            if asked == generation { versions = out }
+            return out
+        case .failure(let error):
+            throw error
+        }
     }
 }
 

@@ -112,8 +112,9 @@ public struct Reconciler: Sendable {
             invalid = invalid.filter { scope.contains($0.key) }
         }
         // A full pass asks discovery afresh: a CustomResourceDefinition (of a Certificate beside
-        // a cluster, say) may have been installed or removed since the last.
-        if scope == nil { await client.forgetDiscovery() }
+        // a cluster, say) may have been installed or removed since the last. What this pass
+        // learnt a moment ago for its render options (`renderOptions`) is fresh enough.
+        if scope == nil { await client.forgetDiscovery(olderThan: .seconds(10)) }
         cache?.setDesired(desired.clusters)
         return try await reconcileAll(clusters, invalid: invalid, specsRead: desired.specsRead, prune: desired.prune, scope: scope)
     }

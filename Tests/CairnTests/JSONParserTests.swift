@@ -20,6 +20,21 @@ struct JSONParserTests {
         #expect(try parse(#""ünïcödé""#) == "ünïcödé")
     }
 
+    /// The writer appends runs that need no escape whole: what it writes reads back the same,
+    /// also where an escaped character and a combining mark make one Character.
+    @Test func writtenStringsReadBackTheSame() throws {
+        let strings = ["", "plain", "\"\u{301}x", "\\\u{308}", "a\r\nb", "\r\n", "tab\there", "\u{1}\u{1F}\u{7F}",
+                       "café 😀 \u{85}\u{2028}\u{2029}\u{FEFF}", "e\u{301}\"", "line one\nline \"two\"\n", "\u{9F}\u{FFFE}"]
+        for s in strings {
+            let value = JSONValue.object(JSONObject([(key: s, value: .string(s))]))
+            for text in [value.compactJSON(), value.canonicalJSON(), value.prettyJSON()] {
+                #expect(try parse(text) == value, "\(text.debugDescription)")
+                #expect(!text.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" }, "\(text.debugDescription)")
+            }
+        }
+        #expect(JSONValue.string("a\"\u{301}\\\n").compactJSON() == #""a\"\#u{301}\\\n""#)
+    }
+
     @Test func aDuplicateKeyKeepsTheLastValueAtTheFirstPlace() throws {
         let small = try parse(#"{"a": 1, "b": 2, "a": 3}"#)
         #expect(small.objectValue?.keys == ["a", "b"])
