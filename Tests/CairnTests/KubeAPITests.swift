@@ -187,6 +187,30 @@ struct KubeClientTests {
         }
     }
 
+    /// A pass of many clusters asks discovery for the same few group versions all at once: one
+    /// request each, shared by every caller; `forget(olderThan:)` keeps what is fresh.
+    @Test func concurrentCallersShareOneDiscoveryRequest() async throws {
+        let client = try ControlPlane.shared().client(concurrency: 16)
+        defer { Task { await client.shutdown() } }
+        let kinds = [("apps/v1", "StatefulSet"), ("v1", "ConfigMap"), ("v1", "Service"), ("nothing.cairn.dev/v1", "Thing")]
+        let served = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for i in 0..<200 {
+                let (apiVersion, kind) = kinds[i % kinds.count]
+                group.addTask { try await client.serves(apiVersion, kind: kind) }
+            }
+            return try await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+        }
+        #expect(served == 150)
+        // /api and /apis once, then apps/v1 and v1 once each (an unserved group is not asked for).
+        #expect(client.requestCounts["discover"] == 4, "\(client.requestCounts)")
+        await client.forgetDiscovery(olderThan: .seconds(60))
+        #expect(try await client.serves("apps/v1", kind: "StatefulSet"))
+        #expect(client.requestCounts["discover"] == 4, "fresh discovery is kept")
+        await client.forgetDiscovery()
+        #expect(try await client.serves("apps/v1", kind: "StatefulSet"))
+        #expect(client.requestCounts["discover"] == 7, "\(client.requestCounts)")
+    }
+
     @Test func anInvalidObjectNamesItsFields() async throws {
         let client = try ControlPlane.shared().client()
         defer { Task { await client.shutdown() } }
