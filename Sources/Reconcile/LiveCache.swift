@@ -65,16 +65,57 @@ public final class LiveCache: Sendable {
     /// and its slim form as compact JSON, parsed again when a pass reads it. A tree of
     /// `JSONValue`s takes about four times the bytes of its text: at 10,500 objects, 50 MB
     /// against 13.
+    ///
+    /// The top-level fields equal to what cairn wants of the object (`spec`, `data`: most of
+    /// it, for an object in sync) are not kept twice: they are left out and taken from the
+    /// desired object when the entry is read. `setDesired` keeps that true when what cairn wants
+    /// changes (it writes such entries out whole first).
     struct Entry: Equatable {
         var cluster: String?
-        var json: [UInt8]
+        /// Canonical JSON of the slim object without the fields `same` names.
+        private(set) var json: [UInt8]
+        /// Bit i: the desired object's i-th top-level field, equal here, left out.
+        private(set) var same: UInt64 = 0
+        /// The desired object's JSON the fields were left out against, by its hash.
+        private var desired = 0
 
-        init(_ slim: JSONValue) {
+        /// - Parameter want: what cairn wants of the object (nil: kept whole).
+        init(_ slim: JSONValue, want: RenderedObject?) {
             cluster = Reconciler.cluster(slim)
-            json = Array(slim.canonicalJSON().utf8)
+            guard let want, var object = slim.objectValue, let wanted = want.body.objectValue else {
+                json = Array(slim.canonicalJSON().utf8)
+                return
+            }
+            for (i, field) in wanted.entries.enumerated() where i < 64 && !Self.identity.contains(field.key) {
+                if object[field.key] == field.value {
+                    object[field.key] = nil
+                    same |= 1 << UInt64(i)
+                }
+            }
+            json = Array(JSONValue.object(object).canonicalJSON().utf8)
+            if same != 0 { desired = want.json.hashValue }
         }
 
-        var value: JSONValue? { try? JSONValue.parse(json) }
+        static let identity: Set<String> = ["apiVersion", "kind", "metadata"]
+
+        /// Whether the entry can be read with `want` (it left nothing out, or left it out
+        /// against that object).
+        func readable(with want: RenderedObject?) -> Bool {
+            same == 0 || want.map { $0.json.hashValue == desired } ?? false
+        }
+
+        /// The slim object, as its canonical JSON reads (keys sorted at every level); nil when
+        /// fields were left out against another desired object than `want` (never, while
+        /// `setDesired` keeps entries in step).
+        func value(want: RenderedObject?) -> JSONValue? {
+            guard let read = try? JSONValue.parse(json) else { return nil }
+            guard same != 0 else { return read }
+            guard readable(with: want), var object = read.objectValue, let wanted = want?.body.objectValue else { return nil }
+            for (i, field) in wanted.entries.enumerated() where i < 64 && same & (1 << UInt64(i)) != 0 {
+                object[field.key] = field.value.sortedKeys()
+            }
+            return .object(object.sortedByKey())
+        }
     }
 
     struct Store {
@@ -172,6 +213,17 @@ public final class LiveCache: Sendable {
         desired.reserveCapacity(clusters.reduce(0) { $0 + $1.objects.count })
         for c in clusters { for o in c.objects { desired[o.reference] = o } }
         state.withLock { s in
+            // Entries that left fields out against what changes now are written out whole (and
+            // left out again against the new object): only the objects that changed.
+            var rewritten: [(Target, String, Entry)] = []
+            for (t, store) in s.stores {
+                for (key, entry) in store.objects where entry.same != 0 {
+                    let (old, new) = (s.desired[key], desired[key])
+                    guard old?.json != new?.json, let value = entry.value(want: old) else { continue }
+                    rewritten.append((t, key, Entry(value, want: new)))
+                }
+            }
+            for (t, key, entry) in rewritten { s.stores[t]?.objects[key] = entry }
             s.desired = desired
             s.confirmed = s.confirmed.filter { desired[$0.key] != nil }
         }
@@ -203,20 +255,32 @@ public final class LiveCache: Sendable {
     /// lists itself. A kind with any target not live is left out whole (the pass lists the kind).
     public func snapshot(_ targets: [Target], clusters: Set<String>? = nil) -> (objects: [JSONValue], notLive: [Target]) {
         let (entries, notLive) = state.withLock { s in
-            var entries: [Entry] = []
+            var entries: [(target: Target, entry: Entry, want: RenderedObject?)] = []
             let notLive = targets.filter { !(s.stores[$0]?.live ?? false) }
             let kindsNotLive = Set(notLive.map { "\($0.apiVersion) \($0.kind)" })
             for t in targets where !kindsNotLive.contains("\(t.apiVersion) \(t.kind)") {
                 guard let store = s.stores[t] else { continue }
-                if let clusters {
-                    entries += store.objects.values.filter { $0.cluster.map(clusters.contains) ?? false }
-                } else {
-                    entries += store.objects.values
+                for (key, entry) in store.objects where clusters == nil || entry.cluster.map(clusters!.contains) ?? false {
+                    entries.append((t, entry, entry.same == 0 ? nil : s.desired[key]))
                 }
             }
             return (entries, notLive)
         }
-        return (entries.compactMap(\.value), notLive)
+        var objects: [JSONValue] = []
+        objects.reserveCapacity(entries.count)
+        var unreadable: [Target] = []
+        for (t, entry, want) in entries {
+            if let value = entry.value(want: want) { objects.append(value) } else { unreadable.append(t) }
+        }
+        guard unreadable.isEmpty else {
+            // Never, while `setDesired` keeps entries in step; should it happen, the pass lists
+            // these kinds itself rather than see their objects missing.
+            assertionFailure("live cache entries unreadable: \(unreadable)")
+            let kinds = Set(unreadable.map { "\($0.apiVersion) \($0.kind)" })
+            return (objects.filter { !kinds.contains("\($0["apiVersion"]?.stringValue ?? "") \($0["kind"]?.stringValue ?? "")") },
+                    notLive + targets.filter { kinds.contains("\($0.apiVersion) \($0.kind)") && !notLive.contains($0) })
+        }
+        return (objects, notLive)
     }
 
     /// A pass's server-side dry run found `live` the same as `desired` on the server: while the
@@ -296,11 +360,20 @@ public final class LiveCache: Sendable {
         }
         let (items, version) = try await client.listVersioned(apiVersion: t.apiVersion, kind: t.kind, namespace: t.namespace,
                                                               labelSelector: labelSelector, transform: slim)
+        // Fields are left out against what cairn wants now; should that change before the
+        // entries are stored (a pass's `setDesired`), they are made again against the new.
+        let wants = state.withLock { $0.desired }
         var objects: [String: Entry] = [:]
         objects.reserveCapacity(items.count)
-        for o in items { objects[Reconciler.key(o)] = Entry(o) }
+        for o in items {
+            let key = Reconciler.key(o)
+            objects[key] = Entry(o, want: wants[key])
+        }
         let drifts: [Drift] = state.withLock { s -> [Drift] in
             guard var store = s.store(t, generation) else { return [] }
+            for (key, entry) in objects where !entry.readable(with: s.desired[key]) {
+                if let value = entry.value(want: wants[key]) { objects[key] = Entry(value, want: s.desired[key]) }
+            }
             var drifts: [Drift] = []
             // A relist (after a 410): what changed since the last list or event is drift as any
             // event would have been. The first list is the first pass's business.
@@ -309,7 +382,7 @@ public final class LiveCache: Sendable {
                     if let d = Self.drift(key: key, live: nil, cluster: old.cluster, in: s) { drifts.append(d) }
                 }
                 for (key, new) in objects where store.objects[key] != new {
-                    if let d = Self.drift(key: key, live: new.value, cluster: new.cluster, in: s) { drifts.append(d) }
+                    if let d = Self.drift(key: key, live: new.value(want: s.desired[key]), cluster: new.cluster, in: s) { drifts.append(d) }
                 }
             }
             store.objects = objects
@@ -350,7 +423,7 @@ public final class LiveCache: Sendable {
                 drift = Self.drift(key: key, live: nil, cluster: Reconciler.cluster(event.object), in: s)
             case .added, .modified:
                 let slim = Reconciler.slim(event.object, desired: s.desired[key])
-                s.stores[t]!.objects[key] = Entry(slim)
+                s.stores[t]!.objects[key] = Entry(slim, want: s.desired[key])
                 drift = Self.drift(key: key, live: slim, cluster: Reconciler.cluster(slim), in: s)
             }
             return drift

@@ -98,9 +98,9 @@ struct KubeOptions: ParsableArguments {
     var requestTimeout: Int?
 
     /// A client for the kubeconfig, with the request timeout asked for.
-    func client(_ config: KubeConfig) throws -> KubeClient {
+    func client(_ config: KubeConfig, idleConnectionSeconds: Int64 = 60) throws -> KubeClient {
         let seconds = requestTimeout ?? ProcessInfo.processInfo.environment["CAIRN_REQUEST_TIMEOUT"].flatMap(Int.init) ?? 30
-        return try KubeClient(config: config, requestTimeout: .seconds(Int64(max(1, seconds))))
+        return try KubeClient(config: config, requestTimeout: .seconds(Int64(max(1, seconds))), idleConnections: .seconds(idleConnectionSeconds))
     }
 
     var allowedNamespaces: Set<String>? {

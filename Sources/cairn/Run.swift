@@ -109,6 +109,7 @@ extension Cairn {
         }
 
         func run() async throws {
+            Daemon.tuneAllocator()
             let env = Self.environment
             var configuration = Daemon.Configuration()
             configuration.branch = branch ?? env["CAIRN_BRANCH"] ?? "main"
@@ -150,7 +151,9 @@ extension Cairn {
                 log.error("cannot load the Kubernetes configuration", ["error": "\(error)"])
                 throw ExitCode(1)
             }
-            let client = try kube.client(config)
+            // Idle between passes: connections (and the buffers a LIST grew in them) are closed
+            // after 5 s rather than kept for the next pass.
+            let client = try kube.client(config, idleConnectionSeconds: 5)
             var options = Reconciler.Options()
             options.namespaceAllow = kube.allowedNamespaces
             options.createNamespace = namespaces.enabled
