@@ -338,7 +338,8 @@ public actor Daemon {
 
         // The fleet's phases, and the clusters to retry on their own backoff.
         if scope == nil { phases = [:] }
-        for id in scope ?? [] where state.files[id] == nil { phases[id] = nil; failing[id] = nil }
+        let named = state.files  // computed: once, not once per cluster in scope
+        for id in scope ?? [] where named[id] == nil { phases[id] = nil; failing[id] = nil }
         let now = ContinuousClock.now
         for c in result.clusters {
             phases[c.cluster] = c.phase
@@ -368,7 +369,7 @@ public actor Daemon {
         guard leading else { return }
         // A full pass re-reads the status branch: someone may have deleted or changed it.
         if scope == nil { await statusWriter.forget() }
-        await writeStatus(result, commit: commit, specFiles: state.files)
+        await writeStatus(result, commit: commit, specFiles: named)
         // A pass's transient memory (LIST pages, plans, results) is freed by now; give it back
         // to the system rather than keep the pass's peak as the idle daemon's size.
         Self.releaseFreedMemory()

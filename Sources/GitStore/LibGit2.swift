@@ -167,10 +167,18 @@ final class Remote {
         return Remote(out!)
     }
 
-    /// An in-memory remote of a repository, with no configuration written.
+    /// An in-memory remote of a repository, with no configuration written. The URL is used as
+    /// given, as the remote-head check's detached remote uses it: `url.<base>.insteadOf` rules
+    /// are not applied. (Applying them, libgit2 1.5 matched every configuration key against a
+    /// PCRE2 pattern and kept about 1.3 MB per remote made: 26 MB after 20 fetches.)
     static func anonymous(_ repo: Repository, _ url: String) throws(GitError) -> Remote {
+        var options = git_remote_create_options()
+        try LibGit2.check(git_remote_create_options_init(&options, UInt32(GIT_REMOTE_CREATE_OPTIONS_VERSION)),
+                          "git_remote_create_options_init", context: Redact.url(url))
+        options.repository = repo.pointer
+        options.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF.rawValue
         var out: OpaquePointer?
-        try LibGit2.check(git_remote_create_anonymous(&out, repo.pointer, url), "git_remote_create_anonymous", context: Redact.url(url))
+        try LibGit2.check(git_remote_create_with_opts(&out, url, &options), "git_remote_create_with_opts", context: Redact.url(url))
         return Remote(out!)
     }
 }

@@ -59,14 +59,10 @@ public struct JSONObject: Sendable, Hashable, ExpressibleByDictionaryLiteral {
         }
     }
 
-    /// Appends without looking for the key: for a parser that settles duplicates itself.
-    mutating func appendUnchecked(_ key: String, _ value: JSONValue) {
+    /// Appends without looking for the key: for a caller that knows it is not there (a parser
+    /// settles duplicates itself).
+    public mutating func appendUnchecked(_ key: String, _ value: JSONValue) {
         entries.append((key: key, value: value))
-    }
-
-    /// The same object with keys in sorted order at every level, as its canonical JSON reads.
-    public func sortedKeysRecursively() -> JSONObject {
-        JSONObject(entries.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value.sortedKeys()) })
     }
 
     /// The same object with keys in sorted order (not recursive).
@@ -126,18 +122,6 @@ extension JSONValue {
 }
 
 // MARK: - JSON text
-
-extension JSONValue {
-    /// The same value with object keys sorted at every level: what parsing its canonical JSON
-    /// gives, without writing and reading it.
-    public func sortedKeys() -> JSONValue {
-        switch self {
-        case .object(let o): return .object(o.sortedKeysRecursively())
-        case .array(let items): return .array(items.map { $0.sortedKeys() })
-        default: return self
-        }
-    }
-}
 
 extension JSONValue {
     /// Compact JSON with object keys sorted recursively: the canonical encoding hashed for

@@ -104,17 +104,17 @@ public final class LiveCache: Sendable {
             same == 0 || want.map { $0.json.hashValue == desired } ?? false
         }
 
-        /// The slim object, as its canonical JSON reads (keys sorted at every level); nil when
-        /// fields were left out against another desired object than `want` (never, while
-        /// `setDesired` keeps entries in step).
+        /// The slim object (its fields in no particular order: readers look fields up by key);
+        /// nil when fields were left out against another desired object than `want` (never,
+        /// while `setDesired` keeps entries in step).
         func value(want: RenderedObject?) -> JSONValue? {
             guard let read = try? JSONValue.parse(json) else { return nil }
             guard same != 0 else { return read }
             guard readable(with: want), var object = read.objectValue, let wanted = want?.body.objectValue else { return nil }
             for (i, field) in wanted.entries.enumerated() where i < 64 && same & (1 << UInt64(i)) != 0 {
-                object[field.key] = field.value.sortedKeys()
+                object.appendUnchecked(field.key, field.value)
             }
-            return .object(object.sortedByKey())
+            return .object(object)
         }
     }
 
@@ -290,12 +290,14 @@ public final class LiveCache: Sendable {
         state.withLock { $0.confirmed[desired.reference] = print }
     }
 
+    /// Of the live object in canonical form: the same whether it came from an event or from the
+    /// cache, whatever the order of its fields.
     static func fingerprint(_ desired: RenderedObject, _ live: JSONValue) -> Int {
         var hasher = Hasher()
         hasher.combine(desired.json)
         var o = live.objectValue ?? JSONObject()
         o["status"] = nil
-        hasher.combine(JSONValue.object(o))
+        hasher.combine(JSONValue.object(o).canonicalJSON())
         return hasher.finalize()
     }
 

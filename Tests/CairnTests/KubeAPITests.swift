@@ -203,7 +203,7 @@ struct KubeClientTests {
         #expect(served == 150)
         // /api and /apis once, then apps/v1 and v1 once each (an unserved group is not asked for).
         #expect(client.requestCounts["discover"] == 4, "\(client.requestCounts)")
-        await client.forgetDiscovery(olderThan: .seconds(60))
+        await client.forgetDiscovery(olderThan: .seconds(3600))
         #expect(try await client.serves("apps/v1", kind: "StatefulSet"))
         #expect(client.requestCounts["discover"] == 4, "fresh discovery is kept")
         await client.forgetDiscovery()
