@@ -389,7 +389,7 @@ public actor Daemon {
     /// responses, their buffers) mapped and unmapped on their own instead of from the heap, at a
     /// fixed threshold (glibc raises it to the largest block freed, up to 32 MB, which puts every
     /// later LIST page in the heap). Measured at 1,000 clusters: about 4 MB less RSS. Call once,
-    /// before threads start.
+    /// early: the arena limit holds for arenas made afterwards.
     public static func tuneAllocator() {
         #if canImport(Glibc)
         typealias Option = @convention(c) (Int32, Int32) -> Int32

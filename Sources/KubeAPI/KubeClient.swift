@@ -513,7 +513,7 @@ actor DiscoveryCache {
             }
             let asked = generation
             pendingGroups[apiVersion] = task
-            let answer = await task.value
+            let answer = await Self.wait(for: task)
             if asked == generation { pendingGroups[apiVersion] = nil }
             let list: JSONValue
             switch answer {
@@ -538,6 +538,13 @@ actor DiscoveryCache {
         return r
     }
 
+    /// The shared request's answer. A caller cancelled meanwhile (shutdown, an informer
+    /// stopped) cancels the request rather than wait out its retries; the other callers then
+    /// get the cancellation too, and ask again on their next pass.
+    private static func wait<T: Sendable>(for task: Task<Result<T, KubeError>, Never>) async -> Result<T, KubeError> {
+        await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
+    }
+
     func groupVersions(client: KubeClient) async throws(KubeError) -> Set<String> {
         if let versions { return versions }
         since = since ?? .now
@@ -557,7 +564,7 @@ actor DiscoveryCache {
         }
         let asked = generation
         pendingVersions = task
-        let answer = await task.value
+        let answer = await Self.wait(for: task)
         if asked == generation { pendingVersions = nil }
         switch answer {
         case .success(let out):

@@ -67,7 +67,7 @@ actor TokenSource {
         guard let token = credential["status", "token"]?.stringValue, !token.isEmpty else {
             throw Failure(description: "the credential plugin \(exec.command) printed no status.token")
         }
-        let expiry = credential["status", "expirationTimestamp"]?.stringValue.flatMap { ISO8601DateFormatter().date(from: $0) }
+        let expiry = credential["status", "expirationTimestamp"]?.stringValue.flatMap(UTCTime.parse)
         return (token, expiry)
     }
 }
