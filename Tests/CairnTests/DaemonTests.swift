@@ -346,11 +346,11 @@ final class DaemonTests {
         try origin.commit(["clusters/pg.yaml": spec])
         let first = try start(log: "r1.log")
         defer { first.stop() }
-        #expect(await eventually(60) { let p = try await self.podsOnNewRevision(client); return p.total == 3 && p.ready }, "the cluster never came up")
+        #expect(await eventually(150) { let p = try await self.podsOnNewRevision(client); return p.total == 3 && p.ready }, "the cluster never came up")
         let old = try #require(try await statefulSet(client, "pg")["status", "updateRevision"]?.stringValue)
 
         try origin.commit(["clusters/pg.yaml": spec.replacingOccurrences(of: "postgresql: {version: \"16\"}", with: "postgresql: {version: \"16\", parameters: {max_connections: \"200\"}}")])
-        #expect(await eventually(60) { try await self.podsOnNewRevision(client, old: old).updated >= 1 }, "no pod was restarted")
+        #expect(await eventually(120) { try await self.podsOnNewRevision(client, old: old).updated >= 1 }, "no pod was restarted")
         kill(first.pid, SIGTERM)
         #expect(await eventually(20) { !first.isRunning }, "cairn run did not stop on SIGTERM")
         let stopped = try await podsOnNewRevision(client, old: old)
