@@ -78,6 +78,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // KurrentDB SplitDNS's in-pod resolver (`cairn dns-proxy`): POSIX sockets, no dependency.
+        .target(name: "DNSProxy", swiftSettings: strict),
         // Plan (desired vs live); the reconcile engine grows here.
         .target(
             name: "Reconcile",
@@ -104,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "cairn",
             dependencies: [
-                "ClusterSpecs", "Render", "GitStore", "KubeAPI", "Reconcile", "Daemon",
+                "ClusterSpecs", "Render", "GitStore", "KubeAPI", "Reconcile", "Daemon", "DNSProxy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -125,7 +127,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnTests",
-            dependencies: ["ClusterSpecs", "Render", "GitStore", "KubeAPI", "Reconcile", "Daemon", "cairn"],
+            dependencies: ["ClusterSpecs", "Render", "GitStore", "KubeAPI", "Reconcile", "Daemon", "DNSProxy", "cairn"],
             exclude: ["Golden", "CRDFields"],
             swiftSettings: strict
         ),

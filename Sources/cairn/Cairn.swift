@@ -16,7 +16,7 @@ struct Cairn: AsyncParsableCommand {
             renders the Services, ConfigMaps, StatefulSets, PodDisruptionBudgets and load balancers \
             the cluster needs.
             """,
-        subcommands: [Validate.self, Render.self, Apply.self, Plan.self, Run.self, Fields.self]
+        subcommands: [Validate.self, Render.self, Apply.self, Plan.self, Run.self, Fields.self, DNSProxyCommand.self]
     )
 }
 
