@@ -50,7 +50,7 @@ let package = Package(
         // Pure renderers: spec -> ordered Kubernetes objects, config serialisers, config hash.
         .target(
             name: "Render",
-            dependencies: ["ClusterSpecs", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["ClusterSpecs", "DNSProxy", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         // libgit2 from Debian's libgit2-dev, wrapped as a system library.

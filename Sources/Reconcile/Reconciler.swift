@@ -49,6 +49,10 @@ public struct Reconciler: Sendable {
         public var fieldManager = "cairn"
         /// Create a cluster's namespace when it does not exist (labelled as cairn's; never deleted).
         public var createNamespace = true
+        /// cairn's own image (KurrentDB SplitDNS's resolver runs from it); nil: not known.
+        public var cairnImage: String?
+        /// The cluster DNS (`address:port`); nil: the Service kube-system/kube-dns's address.
+        public var clusterDNS: String?
 
         public init() {}
     }
@@ -84,9 +88,28 @@ public struct Reconciler: Sendable {
         Reconciler(client: client, options: options, systems: systems, cache: cache)
     }
 
-    /// The render options the server supports (PDB API version from discovery).
+    /// The render options the server supports (PDB API version from discovery), cairn's image,
+    /// and the cluster DNS (given, or the Service kube-system/kube-dns's address).
     public func renderOptions() async throws(KubeError) -> RenderOptions {
-        RenderOptions(podDisruptionBudgetAPIVersion: try await client.serves("policy/v1") ? "policy/v1" : "policy/v1beta1")
+        var dns = options.clusterDNS
+        if dns == nil { dns = try await clusterDNS() }
+        return RenderOptions(podDisruptionBudgetAPIVersion: try await client.serves("policy/v1") ? "policy/v1" : "policy/v1beta1",
+                             cairnImage: options.cairnImage, clusterDNS: dns)
+    }
+
+    /// The cluster DNS Service's address (`kube-dns` in kube-system, the name CoreDNS keeps
+    /// too), port 53; nil when there is none or cairn may not read it (a clear error for the
+    /// clusters that need it, none for the others).
+    func clusterDNS() async throws(KubeError) -> String? {
+        let ref = ObjectReference(apiVersion: "v1", kind: "Service", namespace: "kube-system", name: "kube-dns")
+        let service: JSONValue
+        do {
+            service = try await client.get(ref)
+        } catch let error where error.reason == .notFound || error.reason == .forbidden {
+            return nil
+        }
+        guard let ip = service["spec", "clusterIP"]?.stringValue, !ip.isEmpty, ip != "None" else { return nil }
+        return ip.contains(":") ? "[\(ip)]:53" : "\(ip):53"
     }
 
     /// Reconciles once.

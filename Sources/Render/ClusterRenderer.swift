@@ -7,9 +7,12 @@ public struct RenderedCluster: Sendable, Hashable {
     /// The system it is: its rollout policy, its scale rules.
     package let system: any ClusterSystem.Type
     public let objects: [RenderedObject]
+    /// What keeps the valid spec from being rendered here (something cairn's environment must
+    /// give, e.g. its own image): the cluster is not applied, and these say what to set.
+    public var problems: [SpecError] = []
 
     public static func == (a: RenderedCluster, b: RenderedCluster) -> Bool {
-        a.spec == b.spec && a.objects == b.objects && ObjectIdentifier(a.system) == ObjectIdentifier(b.system)
+        a.spec == b.spec && a.objects == b.objects && a.problems == b.problems && ObjectIdentifier(a.system) == ObjectIdentifier(b.system)
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -32,7 +35,11 @@ public enum ClusterRenderer {
         // The documents beside the cluster read no configuration of its pods: they are added
         // after the hashes are stamped.
         let companions = spec.companions.map { companion($0, spec.metadata) }
-        return RenderedCluster(spec: spec, system: system, objects: stagedOrder(stampConfigHashes(objects) + companions))
+        var rendered = RenderedCluster(spec: spec, system: system, objects: stagedOrder(stampConfigHashes(objects) + companions))
+        rendered.problems = system.renderProblems(any: spec.system, options: options).map {
+            SpecError(file: spec.file, location: $0.location, path: $0.path, message: $0.message)
+        }
+        return rendered
     }
 
     /// A document beside the cluster, as written, with cairn's inventory labels added (so that it

@@ -49,6 +49,10 @@ package protocol ClusterSystem: Sendable {
 
     /// Earlier versions of the upstream CRD read as `apiVersion` (their fields a subset of its).
     static var olderAPIVersions: [String] { get }
+
+    /// What keeps a valid spec from being rendered with these options (a setting of cairn's
+    /// environment it needs, e.g. cairn's own image): the cluster is then not applied.
+    static func renderProblems(_ spec: Spec, options: RenderOptions) -> [(location: Location, path: String, message: String)]
 }
 
 extension ClusterSystem {
@@ -57,6 +61,13 @@ extension ClusterSystem {
     package static var fieldPolicies: [String: FieldPolicy] { [:] }
 
     package static var olderAPIVersions: [String] { [] }
+
+    package static func renderProblems(_ spec: Spec, options: RenderOptions) -> [(location: Location, path: String, message: String)] { [] }
+
+    static func renderProblems(any spec: any SystemSpec, options: RenderOptions) -> [(location: Location, path: String, message: String)] {
+        guard let own = spec as? Spec else { return [] }
+        return renderProblems(own, options: options)
+    }
 
     package static var decoder: SystemDecoder {
         SystemDecoder(apiVersion: apiVersion, kind: kind, policies: fieldPolicies, olderAPIVersions: olderAPIVersions) { field, metadata in decode(field, metadata: metadata) }

@@ -135,7 +135,17 @@ public struct DesiredState: Sendable {
         for e in collisions.errors {
             if let id = entries[e.file]?.identity, invalid[id] == nil { invalid[id] = e.description }
         }
-        self.clusters = candidates.filter { !collisions.identities.contains($0.spec.identity) }
+        // A valid spec this environment cannot render (cairn's image not known, say): its
+        // cluster is left as it is, like an invalid one.
+        var unrenderable = Set<String>()
+        for c in candidates where !c.problems.isEmpty && !collisions.identities.contains(c.spec.identity) {
+            errors += c.problems
+            unrenderable.insert(c.spec.identity)
+            if invalid[c.spec.identity] == nil {
+                invalid[c.spec.identity] = "the cluster cannot be rendered here, its live objects are left as they are: " + c.problems[0].description
+            }
+        }
+        self.clusters = candidates.filter { !collisions.identities.contains($0.spec.identity) && !unrenderable.contains($0.spec.identity) }
         self.invalid = invalid
         self.errors = errors.sorted()
     }

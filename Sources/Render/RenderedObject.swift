@@ -63,9 +63,23 @@ public struct RenderOptions: Sendable, Hashable {
     /// Chosen from discovery when a cluster is at hand.
     public var podDisruptionBudgetAPIVersion: String
 
-    public init(podDisruptionBudgetAPIVersion: String = "policy/v1") {
+    /// cairn's own image, for the containers that run cairn beside a database (KurrentDB
+    /// SplitDNS's resolver): `CAIRN_IMAGE` or `--dns-proxy-image`; nil when not known here.
+    public var cairnImage: String?
+    /// The cluster DNS (`address:port`) SplitDNS's resolver passes other names to: the
+    /// Service kube-system/kube-dns when a cluster is at hand, or `--cluster-dns`; nil when
+    /// not known here.
+    public var clusterDNS: String?
+
+    public init(podDisruptionBudgetAPIVersion: String = "policy/v1", cairnImage: String? = nil, clusterDNS: String? = nil) {
         self.podDisruptionBudgetAPIVersion = podDisruptionBudgetAPIVersion
+        self.cairnImage = cairnImage
+        self.clusterDNS = clusterDNS
     }
+
+    /// For checking specs without rendering them for a cluster (`cairn validate`): what the
+    /// environment gives is known, as placeholders.
+    public static let checkOnly = RenderOptions(cairnImage: "cairn", clusterDNS: "0.0.0.0:53")
 }
 
 /// The annotation on every pod template that changes whenever the configuration its pods read

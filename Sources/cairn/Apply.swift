@@ -33,6 +33,9 @@ extension Cairn {
 
         @OptionGroup var namespaces: NamespaceCreation
 
+        @OptionGroup(title: "What the environment gives")
+        var environment: EnvironmentOptions
+
         @Flag(help: "Ask the server what would change (server-side dry run); change nothing.")
         var dryRun = false
 
@@ -55,6 +58,7 @@ extension Cairn {
             options.allowPruneAll = allowPruneAll
             options.namespaceAllow = kube.allowedNamespaces
             options.createNamespace = namespaces.enabled
+            environment.apply(to: &options)
             let reconciler = Reconciler(client: client, options: options)
             let result: Reconciler.Result
             let state: DesiredState

@@ -1,8 +1,10 @@
 import ArgumentParser
 import ClusterSpecs
+import DNSProxy
 import Foundation
 import GitStore
 import KubeAPI
+import Reconcile
 import Render
 
 @main
@@ -129,6 +131,46 @@ struct NamespaceCreation: ParsableArguments {
     }
 }
 
+/// What cairn renders that its environment gives: its own image (KurrentDB SplitDNS's
+/// resolver runs from it) and the cluster DNS address.
+struct EnvironmentOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "cairn's own image, for the containers cairn runs beside a database (KurrentDB SplitDNS's resolver). [env: CAIRN_IMAGE]",
+        valueName: "image"))
+    var dnsProxyImage: String?
+
+    @Option(help: ArgumentHelp(
+        "The cluster DNS (address or address:port) SplitDNS's resolver passes other names to (default: the Service kube-system/kube-dns).",
+        valueName: "address"))
+    var clusterDNS: String?
+
+    func validate() throws {
+        if let clusterDNS {
+            do { _ = try SocketAddress(clusterDNS) } catch { throw ValidationError("--cluster-dns: \(error)") }
+        }
+    }
+
+    var image: String? {
+        dnsProxyImage ?? ProcessInfo.processInfo.environment["CAIRN_IMAGE"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// `--cluster-dns` as `address:port`.
+    var clusterDNSAddress: String? {
+        clusterDNS.flatMap { try? SocketAddress($0).description }
+    }
+
+    /// Without a cluster: what is not given is a placeholder (the output is a preview).
+    func offline(podDisruptionBudgetAPIVersion: String = "policy/v1") -> RenderOptions {
+        RenderOptions(podDisruptionBudgetAPIVersion: podDisruptionBudgetAPIVersion, cairnImage: image ?? "CAIRN_IMAGE",
+                      clusterDNS: clusterDNSAddress ?? "CLUSTER_DNS")
+    }
+
+    func apply(to options: inout Reconciler.Options) {
+        options.cairnImage = image
+        options.clusterDNS = clusterDNSAddress
+    }
+}
+
 /// `--namespace-allow a, b` as a set.
 func commaList(_ text: String) -> Set<String> {
     Set(text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
@@ -166,7 +208,7 @@ extension Cairn {
         @OptionGroup var input: SpecInput
 
         func run() throws {
-            let state = try input.desired()
+            let state = try input.desired(options: .checkOnly)
             if state.failed { throw ExitCode(1) }
             let noun = state.clusters.count == 1 ? "cluster" : "clusters"
             print("\(state.clusters.count) \(noun) valid")
@@ -197,6 +239,9 @@ extension Cairn {
             valueName: "version"))
         var pdbApiVersion: String = "policy/v1"
 
+        @OptionGroup(title: "What the environment gives (placeholders when not given)")
+        var environment: EnvironmentOptions
+
         func validate() throws {
             guard ["policy/v1", "policy/v1beta1"].contains(pdbApiVersion) else {
                 throw ValidationError("--pdb-api-version must be policy/v1 or policy/v1beta1 (got \(pdbApiVersion)).")
@@ -204,7 +249,7 @@ extension Cairn {
         }
 
         func run() throws {
-            let state = try input.desired(options: RenderOptions(podDisruptionBudgetAPIVersion: pdbApiVersion))
+            let state = try input.desired(options: environment.offline(podDisruptionBudgetAPIVersion: pdbApiVersion))
             if state.failed { throw ExitCode(1) }
             let objects = ClusterRenderer.applyOrder(state.clusters).map(\.body)
             let text: String

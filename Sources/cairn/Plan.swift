@@ -42,6 +42,9 @@ extension Cairn {
         @OptionGroup(title: "Kubernetes (with --live)")
         var kube: KubeOptions
 
+        @OptionGroup(title: "What the environment gives (with --base: placeholders when not given)")
+        var environment: EnvironmentOptions
+
         func validate() throws {
             if git.repo == nil { throw ValidationError("Name the repository with --repo (a path or URL).") }
             if base == nil && !live { throw ValidationError("Give --base REV (the revision the change starts from), or --live.") }
@@ -60,7 +63,8 @@ extension Cairn {
                 if let base {
                     let baseCommit = try mirror.resolve(base)
                     let before = try git.specFiles(in: mirror, at: baseCommit)
-                    plan = Self.compare(base: before.files, head: after.files, problems: after.problems.map { "\($0.path): \($0.reason)" })
+                    plan = Self.compare(base: before.files, head: after.files, problems: after.problems.map { "\($0.path): \($0.reason)" },
+                                       options: environment.offline())
                     header = PlanReport.Header(base: "\(base) (\(String(baseCommit.description.prefix(7))))", head: headLabel, path: git.path)
                 } else {
                     plan = try await liveComparison(head: after.files, problems: after.problems.map { "\($0.path): \($0.reason)" })
@@ -91,6 +95,7 @@ extension Cairn {
             let client = try kube.client(config)
             var options = Reconciler.Options()
             options.namespaceAllow = kube.allowedNamespaces
+            environment.apply(to: &options)
             let reconciler = Reconciler(client: client, options: options)
             do {
                 let state = DesiredState(files: head.map { DesiredState.File(path: $0.path, text: $0.text) }, options: try await reconciler.renderOptions())
@@ -111,7 +116,8 @@ extension Cairn {
         /// the head built on the base (only the files that differ are read again), so the plan
         /// refuses what `apply` at the head would refuse: a new file naming an existing cluster,
         /// or rendering an object another cluster has.
-        static func compare(base: [(path: String, text: String)], head: [(path: String, text: String)], problems: [String]) -> ChangePlan {
+        static func compare(base: [(path: String, text: String)], head: [(path: String, text: String)], problems: [String],
+                            options: RenderOptions = .checkOnly) -> ChangePlan {
             // Only the namespaces the change touches are read whole: duplicates and collisions
             // never cross a namespace.
             let baseText = Dictionary(base.map { ($0.path, $0.text) }, uniquingKeysWith: { a, _ in a })
@@ -123,8 +129,9 @@ extension Cairn {
                     namespaces.insert(String(id[..<id.firstIndex(of: "/")!]))
                 }
             }
-            let before = DesiredState(files: base.map { DesiredState.File(path: $0.path, text: $0.text) }, namespaces: namespaces)
-            let after = DesiredState(files: head.map { DesiredState.File(path: $0.path, text: $0.text) }, previous: before, namespaces: namespaces)
+            let before = DesiredState(files: base.map { DesiredState.File(path: $0.path, text: $0.text) }, options: options, namespaces: namespaces)
+            let after = DesiredState(files: head.map { DesiredState.File(path: $0.path, text: $0.text) }, options: options, previous: before,
+                                     namespaces: namespaces)
             let touched = after.changedClusters(since: before)
             let changedFiles = after.changedFiles(since: before)
             // The head's problems that the change brings: in the files it changed, and on the

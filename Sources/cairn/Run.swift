@@ -65,6 +65,9 @@ extension Cairn {
 
         @OptionGroup var namespaces: NamespaceCreation
 
+        @OptionGroup(title: "What the environment gives")
+        var environment: EnvironmentOptions
+
         @Option(help: ArgumentHelp("Where /metrics, /healthz and /readyz listen (env CAIRN_METRICS_ADDRESS; default 127.0.0.1:9090).", valueName: "host:port"))
         var metricsAddress: String?
 
@@ -157,6 +160,7 @@ extension Cairn {
             var options = Reconciler.Options()
             options.namespaceAllow = kube.allowedNamespaces
             options.createNamespace = namespaces.enabled
+            environment.apply(to: &options)
             let hookAddress = webhookAddress ?? env["CAIRN_WEBHOOK_ADDRESS"]
             var advertised = webhookAdvertiseURL ?? env["CAIRN_WEBHOOK_ADVERTISE_URL"]
             if let hookAddress, advertised == nil, let colon = hookAddress.lastIndex(of: ":") {

@@ -1,5 +1,8 @@
+import ClusterSpecs
 import DNSProxy
 import Foundation
+import KubeAPI
+import Render
 import Testing
 
 /// `cairn dns-proxy` (KurrentDB SplitDNS's resolver): its rules and message handling, then the
@@ -93,6 +96,55 @@ struct DNSProxyTests {
         #expect(truncated.isTruncated && truncated.answers.isEmpty)
     }
 
+    /// The resolver as cairn renders it for a SplitDNS cluster (its arguments, only the listen
+    /// address moved off port 53): a node's FQDN is answered with the address the cluster DNS
+    /// gives its pod, a read-only replica's too, and any other name is passed on.
+    @Test(.timeLimit(.minutes(2))) func theRenderedResolverAnswersTheNodesFQDNsWithTheirPods() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-dns-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (upstreamPort, proxyPort) = (freePort(), freePort())
+        let user = String(cString: getpwuid(geteuid()).pointee.pw_name)
+        let dnsmasq = try ServerProcess("dnsmasq", "/usr/sbin/dnsmasq", [
+            "--no-daemon", "--port=\(upstreamPort)", "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+            "--user=\(user)", "--pid-file=", "--host-record=kdb-2.kdb.events.svc.cluster.local,10.244.1.12",
+            "--host-record=kdb-replica-0.kdb-replica.events.svc.cluster.local,10.244.2.20",
+            "--host-record=kdb-0.kdb.events.svc.cluster.local,10.244.1.10", "--host-record=kdb-0.kdb.example.com,203.0.113.10",
+            "--host-record=www.example.com,203.0.113.80",
+        ], log: dir.appendingPathComponent("dnsmasq.log").path)
+        defer { dnsmasq.stop() }
+        let spec = try loadSpec("""
+            apiVersion: kubernetes.kurrent.io/v1
+            kind: KurrentDB
+            metadata: {name: kdb, namespace: events}
+            spec:
+              replicas: 3
+              image: docker.kurrent.io/kurrent-latest/kurrentdb:25.0.0
+              storage: {resources: {requests: {storage: 1Gi}}}
+              readOnlyReplicas: {replicas: 1}
+              network: {domain: example.com, internodeTrafficStrategy: SplitDNS}
+            """)
+        let options = RenderOptions(cairnImage: "cairn", clusterDNS: "127.0.0.1:\(upstreamPort)")
+        let set = try #require(ClusterRenderer.render(spec, options: options).objects.first { $0.kind == "StatefulSet" && $0.name == "kdb" })
+        let container = try #require(set.body["spec", "template", "spec", "containers"]?.arrayValue?.first { $0["name"] == "splitdns" })
+        var arguments = (container["command"]?.arrayValue ?? []).dropFirst().compactMap(\.stringValue)
+            + (container["args"]?.arrayValue ?? []).compactMap(\.stringValue)
+        let listen = try #require(arguments.firstIndex(of: "127.0.0.1:53"))
+        arguments[listen] = "127.0.0.1:\(proxyPort)"
+        let proxy = try ServerProcess("cairn dns-proxy", CLITests.binary, arguments, log: dir.appendingPathComponent("proxy.log").path)
+        defer { proxy.stop() }
+        #expect(waitForPort(upstreamPort) && waitForPort(proxyPort))
+
+        func address(_ name: String) throws -> String {
+            try run("/usr/bin/dig", ["@127.0.0.1", "-p", "\(proxyPort)", name, "A", "+short", "+tries=2", "+time=2"], timeout: 30).stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(try address("kdb-2.kdb.example.com") == "10.244.1.12", "a node's FQDN: its pod's address")
+        #expect(try address("kdb-replica-0.kdb-replica.example.com") == "10.244.2.20", "a read-only replica's FQDN")
+        #expect(try address("kdb-0.kdb.example.com") == "10.244.1.10", "its pod's address, not the FQDN's public one")
+        #expect(try address("www.example.com") == "203.0.113.80", "any other name: passed on")
+    }
+
     /// The binary between dig and dnsmasq (the cluster DNS's stand-in), over UDP and TCP.
     @Test(.timeLimit(.minutes(2))) func theBinaryAnswersTheNodesAndPassesTheRestOn() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-dns-\(UUID().uuidString)")
@@ -135,5 +187,70 @@ struct DNSProxyTests {
         // A port already taken is an error at start, not a silent proxy.
         let taken = try run(CLITests.binary, ["dns-proxy", "--listen", "127.0.0.1:\(upstreamPort)", "--upstream", "127.0.0.1:\(upstreamPort)"])
         #expect(taken.status == 1 && taken.stderr.contains("bind 127.0.0.1:\(upstreamPort)"), "\(taken.stderr)")
+    }
+}
+
+/// `cairn apply` of a SplitDNS cluster against the real API server: the cluster DNS comes from
+/// the Service kube-system/kube-dns, cairn's image from the environment, and a cluster whose
+/// resolver cannot be rendered is its own error while the others are applied.
+@Suite("SplitDNS applied", .enabled(if: !ControlPlane.skip))
+struct SplitDNSApplyTests {
+    let plane: ControlPlane
+    let dir = TemporaryDirectory("cairn-splitdns")
+    let tag = UInt32.random(in: 0...UInt32.max)
+
+    init() throws {
+        plane = try ControlPlane.shared()
+    }
+
+    static func spec(_ name: String, _ namespace: String, _ network: String) -> String {
+        """
+        apiVersion: kubernetes.kurrent.io/v1
+        kind: KurrentDB
+        metadata: {name: \(name), namespace: \(namespace)}
+        spec:
+          replicas: 1
+          image: docker.kurrent.io/kurrent-latest/kurrentdb:25.0.0
+          storage: {resources: {requests: {storage: 1Gi}}}
+          network: \(network)
+        """
+    }
+
+    @Test func applyFindsTheClusterDNSAndNeedsCairnsImage() async throws {
+        let client = try plane.client()
+        defer { Task { await client.shutdown() } }
+        // This control plane runs no DNS: the Service a cluster's DNS has (CoreDNS keeps the name
+        // kube-dns) is made here, its address allocated by the API server.
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Service", "metadata": ["name": "kube-dns", "namespace": "kube-system"],
+                                    "spec": ["selector": ["k8s-app": "kube-dns"], "ports": [["name": "dns", "port": 53, "protocol": "UDP"]]]],
+                                   fieldManager: "cairn-test")
+        let ip = try #require(try await client.get(ObjectReference(apiVersion: "v1", kind: "Service", namespace: "kube-system", name: "kube-dns"))["spec", "clusterIP"]?.stringValue)
+        let ns = "splitdns-\(tag)"
+        try Self.spec("split", ns, "{domain: kurrent.test, internodeTrafficStrategy: SplitDNS}").write(toFile: dir.file("split.yaml"), atomically: true, encoding: .utf8)
+        try Self.spec("plain", ns, "{domain: kurrent.test}").write(toFile: dir.file("plain.yaml"), atomically: true, encoding: .utf8)
+        let arguments = ["apply", dir.path, "--kubeconfig", plane.kubeconfig, "--namespace-allow", ns]
+        func statefulSet(_ name: String) async throws -> JSONValue? {
+            do {
+                return try await client.get(ObjectReference(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: name))
+            } catch let e as KubeError where e.reason == .notFound { return nil }
+        }
+
+        // cairn's image not known: that cluster is an error saying what to set; the other goes on.
+        let without = try run(CLITests.binary, arguments, timeout: 120)
+        #expect(without.status != 0)
+        #expect(without.stderr.contains("split.yaml:8:") && without.stderr.contains("set CAIRN_IMAGE (deploy/deployment.yaml sets it) or --dns-proxy-image"),
+                "\(without.stderr)")
+        #expect(!without.stderr.contains("--cluster-dns"), "the cluster DNS was found: \(without.stderr)")
+        #expect(try await statefulSet("plain") != nil)
+        #expect(try await statefulSet("split") == nil)
+
+        let with = try run(CLITests.binary, arguments + ["--dns-proxy-image", "registry.test/cairn:1.0"], timeout: 120)
+        #expect(with.status == 0, "\(with.stdout)\(with.stderr)")
+        let pod = try #require(try await statefulSet("split")?["spec", "template", "spec"])
+        #expect(pod["dnsPolicy"] == "None" && pod["dnsConfig", "nameservers"] == ["127.0.0.1"])
+        #expect(pod["securityContext", "sysctls"] == [["name": "net.ipv4.ip_unprivileged_port_start", "value": "0"]])
+        let proxy = try #require(pod["containers"]?.arrayValue?.first { $0["name"] == "splitdns" })
+        #expect(proxy["image"] == "registry.test/cairn:1.0")
+        #expect(proxy["args"]?.arrayValue?.contains(.string("\(ip):53")) == true, "\(proxy)")
     }
 }

@@ -43,6 +43,9 @@ struct DeployTests {
             try kubectl(["-n", "cairn-system", "get", object, "-o", "jsonpath={\(path)}"]).stdout
         }
         #expect(try get("deployment/cairn", ".spec.replicas") == "2")
+        // SplitDNS's resolver runs from cairn's own image: the env names the container's image.
+        #expect(try get("deployment/cairn", ".spec.template.spec.containers[0].env[?(@.name==\"CAIRN_IMAGE\")].value")
+                == (try get("deployment/cairn", ".spec.template.spec.containers[0].image")))
         #expect(try get("deployment/cairn", ".spec.strategy.rollingUpdate.maxUnavailable") == "0")
         #expect(try get("deployment/cairn", ".spec.template.spec.containers[0].env[?(@.name==\"POD_IP\")].valueFrom.fieldRef.fieldPath") == "status.podIP")
         #expect(try get("poddisruptionbudget/cairn", ".spec.minAvailable") == "1")
@@ -60,12 +63,14 @@ struct DeployTests {
             ["update", "leases.coordination.k8s.io", "-n", "cairn-system"], ["create", "events", "-n", "databases"],
             ["create", "namespaces"], ["get", "namespaces"], ["create", "jobs.batch", "-n", "databases"], ["delete", "jobs.batch", "-n", "databases"],
             ["list", "deployments.apps", "-n", "databases"], ["create", "deployments.apps", "-n", "databases"],
+            ["get", "services/kube-dns", "-n", "kube-system"],
         ]
         let refused: [[String]] = [
             ["delete", "persistentvolumeclaims", "-n", "databases"], ["get", "persistentvolumeclaims", "-n", "databases"],
             ["list", "secrets", "-n", "kube-system"], ["get", "secrets", "-n", "databases"], ["delete", "secrets", "-n", "databases"],
             ["update", "secrets", "-n", "databases"], ["create", "clusterroles.rbac.authorization.k8s.io"],
             ["bind", "clusterroles.rbac.authorization.k8s.io"], ["update", "leases.coordination.k8s.io", "-n", "default"],
+            ["get", "services/other", "-n", "kube-system"],
             ["delete", "namespaces"], ["update", "namespaces"], ["patch", "namespaces"], ["update", "deployments.apps", "-n", "databases"], ["update", "statefulsets.apps", "-n", "databases"],
         ]
         for a in allowed { #expect(try can(a), "cairn needs: \(a.joined(separator: " "))") }

@@ -27,7 +27,9 @@ struct RenderTests {
     @Test(.enabled(if: UpstreamSamples.available), arguments: UpstreamSamples.available ? UpstreamManifestTests.samples : [])
     func upstreamSampleGoldenOutput(sample: String) throws {
         let spec = try loadSpec(Repo.read(UpstreamSamples.directory.appendingPathComponent(sample)), file: sample)
-        let bodies = ClusterRenderer.render(spec).objects.map { object -> JSONValue in
+        // With cairn's image and the cluster DNS known, as in a cluster (SplitDNS's resolver).
+        let options = RenderOptions(cairnImage: "registry.example.com/cairn:1.0", clusterDNS: "10.96.0.10:53")
+        let bodies = ClusterRenderer.render(spec, options: options).objects.map { object -> JSONValue in
             guard object.kind == "Secret", var body = object.body.objectValue else { return object.body }
             for key in ["data", "stringData"] {
                 if let values = body[key]?.objectValue {

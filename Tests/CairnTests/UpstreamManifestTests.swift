@@ -644,18 +644,94 @@ struct AdvertisedNameTests {
         #expect(without["EVENTSTORE_ADVERTISE_HOST_TO_CLIENT_AS"] == nil, "no domain, nothing advertised to clients beyond the cluster names")
     }
 
-    /// SplitDNS: nodes advertise and dial FQDNs, as upstream; the note says what differs (no
-    /// in-pod resolver, so the FQDNs' own addresses carry the traffic). Not for clients.
-    @Test func splitDNSAdvertisesTheFQDNsWithANote() throws {
+    static let environment = RenderOptions(cairnImage: "registry.test/cairn:1.0", clusterDNS: "10.96.0.10:53")
+
+    /// The pod template of a StatefulSet rendered with `environment`.
+    static func pod(_ yaml: String, _ set: String = "es") throws -> JSONValue {
+        let objects = ClusterRenderer.render(try loadSpec(yaml), options: environment).objects
+        return try #require(object(objects, "StatefulSet", set)?.body["spec", "template", "spec"])
+    }
+
+    /// SplitDNS: nodes advertise and dial FQDNs, as upstream, and cairn's resolver beside each
+    /// node answers them with the pods' addresses (upstream's sidecar). Not for clients.
+    @Test func splitDNSAdvertisesTheFQDNsAndAResolverAnswersThem() throws {
         let yaml = Self.spec("{domain: kurrent.test, internodeTrafficStrategy: SplitDNS}")
         #expect(specErrors(yaml) == [])
-        #expect(specNotes(yaml).contains { $0.contains("spec.network.internodeTrafficStrategy: rendered as FQDN: nodes advertise and dial each other's FQDNs") })
+        #expect(specNotes(yaml).contains { $0.contains("spec.network.internodeTrafficStrategy: nodes advertise and dial each other's FQDNs, as upstream, and each pod gets cairn's resolver") })
         let env = try env(yaml)
         #expect(env["EVENTSTORE_NODE_HOST_ADVERTISE_AS"] == "$(POD_NAME).es.kurrent.test")
         #expect(env["EVENTSTORE_REPLICATION_HOST_ADVERTISE_AS"] == "$(POD_NAME).es.kurrent.test")
+
+        let pod = try Self.pod(yaml)
+        #expect(pod["dnsPolicy"] == "None")
+        #expect(pod["dnsConfig"] == ["nameservers": ["127.0.0.1"], "searches": ["db.svc.cluster.local", "svc.cluster.local", "cluster.local"],
+                                     "options": [["name": "ndots", "value": "5"]]])
+        #expect(pod["securityContext", "sysctls"] == [["name": "net.ipv4.ip_unprivileged_port_start", "value": "0"]])
+        let containers = pod["containers"]?.arrayValue ?? []
+        #expect(containers.map { $0["name"]?.stringValue } == ["eventstore", "splitdns"])
+        let proxy = containers[1]
+        #expect(proxy["image"] == "registry.test/cairn:1.0")
+        #expect(proxy["command"] == ["/usr/local/bin/cairn", "dns-proxy"])
+        #expect(proxy["args"] == ["--listen", "127.0.0.1:53", "--upstream", "10.96.0.10:53",
+                                  "--map", "es-{n}.es.kurrent.test=es-{n}.es.db.svc.cluster.local"])
+        #expect(proxy["securityContext", "runAsNonRoot"] == true && proxy["securityContext", "capabilities", "drop"] == ["ALL"])
+
+        // Every kind of node the cluster has, under its template; the user's rules first.
+        let more = Self.spec("{domain: kurrent.test, internodeTrafficStrategy: SplitDNS, fqdnTemplate: '{podName}-{namespace}.{domain}', "
+                             + "splitDNSExtraRules: [{host: Old.Kurrent.Test, result: 10.1.2.3}, {host: gw.kurrent.test, result: gateway.infra.svc.cluster.local}]}")
+            + "\n  readOnlyReplicas: {replicas: 2}"
+        #expect(specErrors(more) == [])
+        let args = try Self.pod(more, "es-replica")["containers"]?.arrayValue?[1]["args"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(args.split(separator: "--map").dropFirst().map { $0.first } == [
+            "Old.Kurrent.Test=10.1.2.3", "gw.kurrent.test=gateway.infra.svc.cluster.local",
+            "es-{n}-db.kurrent.test=es-{n}.es.db.svc.cluster.local", "es-replica-{n}-db.kurrent.test=es-replica-{n}.es-replica.db.svc.cluster.local",
+        ])
+
+        // Without SplitDNS, nothing of it.
+        let fqdn = try Self.pod(Self.spec("{domain: kurrent.test, internodeTrafficStrategy: FQDN}"))
+        #expect(fqdn["dnsPolicy"] == "ClusterFirst" && fqdn["dnsConfig"] == nil && fqdn["containers"]?.arrayValue?.count == 1)
+
         #expect(specErrors(Self.spec("{domain: kurrent.test, clientTrafficStrategy: SplitDNS}")).first?
             .contains("clientTrafficStrategy: must be FQDN or ServiceName (got SplitDNS)") == true)
         #expect(specErrors(Self.spec("{internodeTrafficStrategy: SplitDNS}")).first?.contains("an FQDN traffic strategy needs network.domain") == true)
+    }
+
+    @Test func splitDNSExtraRulesAreCheckedAndNeedSplitDNS() {
+        let base = "{domain: kurrent.test, internodeTrafficStrategy: SplitDNS, splitDNSExtraRules: "
+        #expect(specErrors(Self.spec(base + "[{host: 'a.test', result: 'b.test', regex: false}]}")) == [])
+        #expect(specErrors(Self.spec(base + "[{host: '(.*)[.]test', result: '${1}.svc', regex: true}]}")).map {
+            $0.contains("spec.network.splitDNSExtraRules[0].regex: not supported by cairn yet: regular-expression rules") } == [true])
+        #expect(specErrors(Self.spec(base + "[{host: 'a..test', result: 'b.test'}]}")).map { $0.contains("'a..test' is not a host name") } == [true])
+        #expect(specErrors(Self.spec(base + "[{host: 'a.test', result: '-b'}]}")).map { $0.contains("neither an address nor a host name") } == [true])
+        #expect(specErrors(Self.spec(base + "[{result: 'b.test'}]}")).map { $0.contains("spec.network.splitDNSExtraRules[0].host: is required") } == [true])
+        let ignored = Self.spec("{domain: kurrent.test, splitDNSExtraRules: [{host: a.test, result: 10.0.0.1}]}")
+        #expect(specErrors(ignored) == [])
+        #expect(specNotes(ignored).contains { $0.contains("splitDNSExtraRules: ignored: the rules act with internodeTrafficStrategy SplitDNS only") })
+        #expect(specErrors(Self.spec("{domain: kurrent.test, internodeTrafficStrategy: SplitDNS, fqdnTemplate: '{podName}.{podName}.{domain}'}")).map {
+            $0.contains("SplitDNS needs {podName} once") } == [true])
+    }
+
+    /// Where cairn's image or the cluster DNS is not known, a SplitDNS cluster is not applied
+    /// (its live objects are left as they are) and the error says what to set; the other
+    /// clusters go on.
+    @Test func splitDNSWithoutCairnsImageIsThatClustersErrorOnly() throws {
+        let split = Self.spec("{domain: kurrent.test, internodeTrafficStrategy: SplitDNS}")
+        let other = Self.spec("{domain: kurrent.test}").replacingOccurrences(of: "name: es,", with: "name: other,")
+        let files = [DesiredState.File(path: "es.yaml", text: split), DesiredState.File(path: "other.yaml", text: other)]
+        let unknown = DesiredState(files: files, options: RenderOptions())
+        #expect(unknown.clusters.map(\.spec.identity) == ["db/other"])
+        #expect(unknown.invalid["db/es"]?.contains("cannot be rendered here, its live objects are left as they are") == true)
+        let lines = split.split(separator: "\n", omittingEmptySubsequences: false)
+        let row = try #require(lines.firstIndex { $0.contains("network:") })
+        let line = row + 1
+        let column = try #require(lines[row].range(of: "SplitDNS")).lowerBound.utf16Offset(in: lines[row]) + 1
+        #expect(unknown.errors.map(\.description) == [
+            "es.yaml:\(line):\(column): spec.network.internodeTrafficStrategy: SplitDNS passes every other name to the cluster DNS, whose address is not known here (cairn reads it from the Service kube-system/kube-dns): give it with --cluster-dns",
+            "es.yaml:\(line):\(column): spec.network.internodeTrafficStrategy: SplitDNS runs cairn's resolver (cairn dns-proxy) beside each node from cairn's own image, which is not known here: set CAIRN_IMAGE (deploy/deployment.yaml sets it) or --dns-proxy-image",
+        ])
+        let known = DesiredState(files: files, options: Self.environment)
+        #expect(known.errors == [] && known.clusters.count == 2)
+        #expect(DesiredState(files: files, options: .checkOnly).errors == [], "cairn validate checks the spec only")
     }
 
     @Test func badTemplatesAreRefused() {
@@ -1127,8 +1203,10 @@ struct UpstreamSampleApplyTests {
             try text.write(toFile: dir.file("\(i).yaml"), atomically: true, encoding: .utf8)
             _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], fieldManager: "cairn-test")
         }
+        // The SplitDNS samples' resolver: cairn's image and the cluster DNS (this control plane
+        // has no DNS Service) are given.
         let arguments = ["apply", dir.path, "--kubeconfig", plane.kubeconfig, "--namespace-allow", namespaces.joined(separator: ","),
-                         "--output", "json"]
+                         "--output", "json", "--dns-proxy-image", "registry.test/cairn:test", "--cluster-dns", "10.96.0.10"]
         let first = try run(CLITests.binary, arguments, timeout: 300)
         #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
         let created = try JSONValue.parse(Array(first.stdout.utf8))
@@ -1320,8 +1398,6 @@ struct KurrentNodesTests {
         // Refused, with reasons.
         #expect(specErrors(Self.spec("  network: {nodePort: 8080}")).map { $0.contains("spec.network.nodePort: not supported by cairn yet: "
                                                                                      + "the nodes listen on the default ports (nodePort 2113)") } == [true])
-        #expect(specErrors(Self.spec("  network: {splitDNSExtraRules: [{host: a, result: b}]}")).map {
-            $0.contains("spec.network.splitDNSExtraRules: not supported by cairn yet") } == [true])
         let old = Self.spec("  telemetryOptOut: true", image: "eventstore/eventstore:23.6.0-jammy")
         #expect(specNotes(old).contains { $0.contains("spec.telemetryOptOut: accepted, not used by cairn: this image's server (23.6.0) has no telemetry") })
         #expect(try !(Self.container(render(old), "kdb")["env"]?.canonicalJSON() ?? "").contains("TELEMETRY"))

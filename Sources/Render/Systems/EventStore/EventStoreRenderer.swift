@@ -128,6 +128,9 @@ enum EventStoreRenderer {
             }
         }
         pod.securityContext = ["fsGroup": 1000]
+        if spec.splitDNS != nil, let image = options.cairnImage, let upstream = options.clusterDNS {
+            addSplitDNS(&pod, spec, cluster, image: image, upstream: upstream)
+        }
         pod.serviceAccountName = spec.serviceAccountName
         pod.nodeSelector = constraints.nodeSelector
         pod.tolerations = constraints.tolerations
@@ -158,6 +161,48 @@ enum EventStoreRenderer {
             }
         }
         return objects
+    }
+
+    /// SplitDNS: cairn's resolver beside the node (`cairn dns-proxy` on 127.0.0.1:53), the pod's
+    /// only nameserver, with the search path and ndots of Kubernetes' ClusterFirst.
+    static func addSplitDNS(_ pod: inout Kube.PodSpec, _ spec: EventStoreSpec, _ cluster: ClusterMetadata, image: String, upstream: String) {
+        pod.dnsPolicy = "None"
+        let searches = ["\(cluster.namespace).svc.cluster.local", "svc.cluster.local", "cluster.local"]
+        pod.dnsConfig = [
+            "nameservers": ["127.0.0.1"],
+            "searches": .array(searches.map { .string($0) }),
+            "options": [["name": "ndots", "value": "5"]],
+        ]
+        // Port 53 without root or a capability (a safe, per-pod sysctl from Kubernetes 1.22).
+        pod.securityContext["sysctls"] = [["name": "net.ipv4.ip_unprivileged_port_start", "value": "0"]]
+        var proxy = Kube.Container(name: "splitdns", image: image)
+        proxy.command = ["/usr/local/bin/cairn", "dns-proxy"]
+        proxy.args = ["--listen", "127.0.0.1:53", "--upstream", upstream] + splitDNSRules(spec, cluster).flatMap { ["--map", $0] }
+        // Measured: about 30 MB resident (debug build, 50 queries in flight).
+        proxy.resources = ResourceRequirements(requests: ["cpu": try! Quantity(parsing: "10m"), "memory": try! Quantity(parsing: "32Mi")],
+                                               limits: ["memory": try! Quantity(parsing: "64Mi")])
+        proxy.securityContext = [
+            "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true, "capabilities": ["drop": ["ALL"]],
+        ]
+        pod.containers.append(proxy)
+    }
+
+    /// The resolver's rules: the user's `splitDNSExtraRules` first, then, for each kind of node
+    /// the cluster has, its FQDNs (`{n}`: the pod's ordinal) to its pods' cluster DNS names.
+    static func splitDNSRules(_ spec: EventStoreSpec, _ cluster: ClusterMetadata) -> [String] {
+        var rules = (spec.splitDNS?.extraRules ?? []).map { "\($0.host)=\($0.result)" }
+        for type in NodeType.allCases {
+            let count = switch type {
+            case .cluster: spec.replicas
+            case .replica: spec.readOnlyReplicas
+            case .archiver: spec.archiver ? 1 : 0
+            }
+            let set = cluster.name + type.rawValue
+            guard count > 0, let fqdn = spec.advertised.fqdn(podName: "\(set)-{n}", cluster: cluster, nodeTypeSuffix: type.rawValue) else { continue }
+            rules.append("\(fqdn)=\(set)-{n}.\(set).\(cluster.namespace).svc.cluster.local")
+        }
+        return rules
     }
 
     /// The CA Secret's volume and its mount at `caDirectory` (one key, or every key for a

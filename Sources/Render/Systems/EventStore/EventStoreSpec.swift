@@ -1,4 +1,5 @@
 public import ClusterSpecs
+import DNSProxy
 import Foundation
 
 /// An EventStoreDB / KurrentDB cluster in the KurrentDB operator's shape
@@ -44,6 +45,21 @@ public struct EventStoreSpec: SystemSpec {
     /// `network.domain` and `network.fqdnTemplate`: the host names nodes advertise, as the
     /// upstream operator derives them.
     public var advertised = Advertised()
+    /// `internodeTrafficStrategy: SplitDNS`: nodes dial each other's FQDNs (advertised as with
+    /// FQDN), which a resolver in each pod (`cairn dns-proxy`) answers with the pods' addresses.
+    public struct SplitDNS: Sendable, Hashable {
+        /// Where `internodeTrafficStrategy` is, for the errors of rendering it.
+        public var location: Location
+        public var path: String
+        /// `splitDNSExtraRules` (not regex): a host answered with an address, or looked up as
+        /// another host.
+        public struct Rule: Sendable, Hashable {
+            public var host: String
+            public var result: String
+        }
+        public var extraRules: [Rule] = []
+    }
+    public var splitDNS: SplitDNS?
     /// The pods' ServiceAccount (the namespace's `default` when nil), e.g. one beside the
     /// cluster in its file, annotated for a cloud role.
     public var serviceAccountName: String?
@@ -172,6 +188,7 @@ public struct EventStoreSpec: SystemSpec {
             let resources = s["resources"].flatMap { $0.resources } ?? ResourceRequirements()
             var loadBalancer = LoadBalancer(enabled: false, allowedIps: [], className: nil)
             var advertised = Advertised()
+            var splitDNS: SplitDNS?
             if let n = s["network"] {
                 n.object { net -> Bool? in
                     if let f = net["domain"], let d = f.nonEmptyString {
@@ -193,13 +210,46 @@ public struct EventStoreSpec: SystemSpec {
                     for (key, allowed) in [("clientTrafficStrategy", ["FQDN", "ServiceName"]), ("internodeTrafficStrategy", ["ServiceName", "FQDN"])] {
                         guard let f = net[key], let v = f.string else { continue }
                         if v == "SplitDNS", key == "internodeTrafficStrategy" {
-                            // Nodes advertise and dial FQDNs, as upstream; what differs is the
-                            // path, said in the note.
+                            // Nodes advertise and dial FQDNs, as upstream; a resolver in each
+                            // pod answers them with the pods' addresses.
                             advertised.internodeStrategy = "FQDN"
+                            splitDNS = SplitDNS(location: f.location, path: f.path)
                             f.note(splitDNSNote)
                         } else if !allowed.contains(v) {
                             f.fail("must be \(allowed.joined(separator: " or ")) (got \(v))")
                         } else if key == "clientTrafficStrategy" { advertised.clientStrategy = v } else { advertised.internodeStrategy = v }
+                    }
+                    if splitDNS != nil, advertised.fqdnTemplate.ranges(of: "{podName}").count > 1 {
+                        net["fqdnTemplate"]?.fail("SplitDNS needs {podName} once: its resolver maps each node's FQDN to its pod")
+                    }
+                    if let f = net["splitDNSExtraRules"], let rules = f.list({ rf -> SplitDNS.Rule? in
+                        rf.object { r -> SplitDNS.Rule? in
+                            let host = r.required("host")?.nonEmptyString
+                            let result = r.required("result")?.nonEmptyString
+                            if let re = r["regex"], re.bool == true {
+                                re.fail("not supported by cairn yet: regular-expression rules (Go's regexp syntax and expansion) are not "
+                                        + "rendered; write one rule per host")
+                                return nil
+                            }
+                            guard let host, let result else { return nil }
+                            guard !host.contains("{"), !result.contains("{") else {
+                                r.field.fail("'\(host)' -> '\(result)': a host name and a host name or IP address")
+                                return nil
+                            }
+                            do {
+                                _ = try DNSRule(from: host, to: result)
+                            } catch {
+                                r.field.fail("\(error)")
+                                return nil
+                            }
+                            return SplitDNS.Rule(host: host, result: result)
+                        }
+                    }) {
+                        if splitDNS == nil {
+                            if !rules.isEmpty { f.note("ignored: the rules act with internodeTrafficStrategy SplitDNS only, as upstream") }
+                        } else {
+                            splitDNS?.extraRules = rules
+                        }
                     }
                     if advertised.domain == nil, advertised.clientStrategy == "FQDN" || advertised.internodeStrategy == "FQDN",
                        net["clientTrafficStrategy"] != nil || net["internodeTrafficStrategy"] != nil {
@@ -457,6 +507,7 @@ public struct EventStoreSpec: SystemSpec {
                                       resources: resources, loadBalancer: loadBalancer,
                                       configuration: configuration, constraints: constraints)
             spec.advertised = advertised
+            spec.splitDNS = splitDNS
             spec.serviceAccountName = serviceAccountName
             spec.licenseSecret = licenseSecret
             spec.security = security
@@ -476,11 +527,11 @@ public struct EventStoreSpec: SystemSpec {
     /// The first server version with telemetry (and its opt-out).
     static let telemetrySince = ImageVersion([23, 10])
 
-    static let splitDNSNote = "rendered as FQDN: nodes advertise and dial each other's FQDNs, as upstream, but cairn adds no DNS "
-        + "resolver to the pods (upstream's sidecar, of its own image, answers a node's FQDN with its pod address), so traffic "
-        + "between nodes goes through the addresses the FQDNs resolve to (the nodes' load balancers): let the cluster's own "
-        + "egress addresses through loadBalancer.allowedIps, or resolve the FQDNs to the pods in the cluster's DNS "
-        + "(a CoreDNS rewrite rule)"
+    static let splitDNSNote = "nodes advertise and dial each other's FQDNs, as upstream, and each pod gets cairn's resolver beside "
+        + "the node, as upstream's sidecar (a container splitdns running `cairn dns-proxy` from cairn's own image): the pod's DNS "
+        + "goes to it (dnsPolicy None, with the cluster's search path), it answers the nodes' FQDNs with their pods' addresses "
+        + "and passes every other name to the cluster DNS; the pods set the sysctl net.ipv4.ip_unprivileged_port_start=0 so that "
+        + "it serves port 53 without root (a safe sysctl from Kubernetes 1.22)"
 
     static let usersNote = "the admin and ops passwords are the server's initial ones (DefaultAdminPassword, DefaultOpsPassword, "
         + "from their Secrets): they act when the database is created, and changing them later changes nothing, as upstream; "

@@ -14,8 +14,6 @@ package enum EventStoreSystem: ClusterSystem {
         "spec.readOnlyReplicas.configuration": .unsupported("read-only replicas take the cluster's configuration"),
         "spec.archiver.configuration": .unsupported("the archiver takes the cluster's configuration"),
         "spec.sourceImage": .unsupported("the image is given by spec.image alone"),
-        "spec.network.splitDNSExtraRules": .unsupported("cairn renders no SplitDNS resolver (see internodeTrafficStrategy's note), so it has "
-                                                        + "no rules to add; rewrite names in the cluster's DNS"),
         "spec.sourceBackup": .unsupported("restoring from a backup is not rendered yet"),
         "spec.extraMetadata": .unsupported("extra labels and annotations per object are not rendered yet; metadata.labels go on every object"),
     ]
@@ -26,6 +24,20 @@ package enum EventStoreSystem: ClusterSystem {
 
     package static func render(_ spec: EventStoreSpec, _ metadata: ClusterMetadata, options: RenderOptions) -> [RenderedObject] {
         EventStoreRenderer.render(spec, metadata, options: options)
+    }
+
+    package static func renderProblems(_ spec: EventStoreSpec, options: RenderOptions) -> [(location: Location, path: String, message: String)] {
+        guard let split = spec.splitDNS else { return [] }
+        var problems: [(location: Location, path: String, message: String)] = []
+        if options.cairnImage == nil {
+            problems.append((split.location, split.path, "SplitDNS runs cairn's resolver (cairn dns-proxy) beside each node from cairn's own image, "
+                             + "which is not known here: set CAIRN_IMAGE (deploy/deployment.yaml sets it) or --dns-proxy-image"))
+        }
+        if options.clusterDNS == nil {
+            problems.append((split.location, split.path, "SplitDNS passes every other name to the cluster DNS, whose address is not known here "
+                             + "(cairn reads it from the Service kube-system/kube-dns): give it with --cluster-dns"))
+        }
+        return problems
     }
 
     package static func scaleWarning(statefulSet: String, from: Int, to: Int) -> String? {
