@@ -112,7 +112,7 @@ public final class DNSProxyServer: Sendable {
             let clientLength = fromLength
             DispatchQueue.global().async { [self] in
                 defer { inFlight.signal() }
-                guard let reply = rewriter.reply(to: query, limit: 512, exchange: exchangeUDP) else { return }
+                guard let reply = rewriter.reply(to: query, limit: 512, exchange: { try exchangeUDP($0, whole: $1) }) else { return }
                 var to = client
                 _ = withUnsafeMutablePointer(to: &to) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, reply, reply.count, 0, $0, clientLength) }
@@ -132,16 +132,16 @@ public final class DNSProxyServer: Sendable {
                 // A client may send several queries on one connection; each is answered in turn.
                 for _ in 0..<100 {
                     guard let query = Self.readFramed(connection),
-                          let reply = rewriter.reply(to: query, exchange: exchangeTCP),
+                          let reply = rewriter.reply(to: query, exchange: { try exchangeTCP($0, whole: $1) }),
                           Self.writeFramed(connection, reply) else { return }
                 }
             }
         }
     }
 
-    /// One exchange with the upstream over UDP (tried twice), then over TCP when the answer is
-    /// truncated.
-    func exchangeUDP(_ query: [UInt8]) throws -> [UInt8] {
+    /// One exchange with the upstream over UDP (tried twice), then, when the answer is needed
+    /// whole and came truncated, over TCP.
+    func exchangeUDP(_ query: [UInt8], whole: Bool) throws -> [UInt8] {
         for _ in 0..<2 {
             let fd = socket(upstream.family, Int32(SOCK_DGRAM.rawValue), 0)
             guard fd >= 0 else { throw Failed(description: "socket: \(Self.error())") }
@@ -154,7 +154,7 @@ public final class DNSProxyServer: Sendable {
                 let n = recv(fd, &buffer, buffer.count, 0)
                 guard n >= 12 else { break }
                 guard buffer[0] == query[0], buffer[1] == query[1] else { continue }
-                if buffer[2] & 0x02 != 0 { return try exchangeTCP(query) }
+                if whole, buffer[2] & 0x02 != 0 { return try exchangeTCP(query, whole: true) }
                 return Array(buffer[0..<n])
             }
         }
@@ -162,7 +162,7 @@ public final class DNSProxyServer: Sendable {
     }
 
     /// One exchange with the upstream over TCP.
-    func exchangeTCP(_ query: [UInt8]) throws -> [UInt8] {
+    func exchangeTCP(_ query: [UInt8], whole: Bool) throws -> [UInt8] {
         let fd = socket(upstream.family, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failed(description: "socket: \(Self.error())") }
         defer { close(fd) }

@@ -117,9 +117,14 @@ public struct DNSRewriter: Sendable {
     /// (dropped, as a server drops garbage). A reply made here that is longer than `limit`
     /// (512 bytes over UDP) goes without its answers and with TC set, so the client asks again
     /// over TCP.
-    public func reply(to query: [UInt8], limit: Int = .max, exchange: ([UInt8]) throws -> [UInt8]) -> [UInt8]? {
-        guard var reply = made(query, exchange: exchange) else { return nil }
-        if reply.count > limit, var m = try? DNSMessage(parsing: reply) {
+    ///
+    /// `exchange(query, whole)` asks the upstream; `whole` is false for a query passed on as it
+    /// is (its reply goes back as it is, truncated or not: the client asked with its own size
+    /// and asks again over TCP), true for a rule's lookup (the answer is needed whole).
+    public func reply(to query: [UInt8], limit: Int = .max, exchange: ([UInt8], Bool) throws -> [UInt8]) -> [UInt8]? {
+        guard let (made, passedOn) = made(query, exchange: exchange) else { return nil }
+        var reply = made
+        if !passedOn, reply.count > limit, var m = try? DNSMessage(parsing: reply) {
             m.answers = []
             m.flags |= DNSMessage.flagTruncated
             reply = m.encoded()
@@ -127,12 +132,13 @@ public struct DNSRewriter: Sendable {
         return reply
     }
 
-    private func made(_ query: [UInt8], exchange: ([UInt8]) throws -> [UInt8]) -> [UInt8]? {
+    private func made(_ query: [UInt8], exchange: ([UInt8], Bool) throws -> [UInt8]) -> (reply: [UInt8], passedOn: Bool)? {
         guard let message = try? DNSMessage(parsing: query) else { return nil }
         guard message.flags & DNSMessage.flagResponse == 0 else { return nil }
         guard message.opcode == 0, message.questions.count == 1, let question = message.questions.first,
               let result = rules.lazy.compactMap({ $0.match(question.name) }).first else {
-            return (try? exchange(query)) ?? failure(message)
+            guard let passed = try? exchange(query, false) else { return (failure(message), false) }
+            return (passed, true)
         }
         var reply = DNSMessage(id: message.id, flags: DNSMessage.flagResponse | (message.flags & DNSMessage.flagRecursionDesired)
                                    | DNSMessage.flagRecursionAvailable, questions: [question])
@@ -142,18 +148,18 @@ public struct DNSRewriter: Sendable {
             if question.type == DNSMessage.typeA || wantsAny {
                 reply.answers = [.init(name: question.name, type: DNSMessage.typeA, ttl: addressTTL, data: a)]
             }
-            return reply.encoded()
+            return (reply.encoded(), false)
         case .ipv6(let a):
             if question.type == DNSMessage.typeAAAA || wantsAny {
                 reply.answers = [.init(name: question.name, type: DNSMessage.typeAAAA, ttl: addressTTL, data: a)]
             }
-            return reply.encoded()
+            return (reply.encoded(), false)
         case .name(let target):
             let forwarded = DNSMessage(id: message.id, flags: DNSMessage.flagRecursionDesired,
                                        questions: [.init(name: target, type: question.type, class: question.class)])
-            guard let bytes = try? exchange(forwarded.encoded()), let answer = try? DNSMessage(parsing: bytes),
+            guard let bytes = try? exchange(forwarded.encoded(), true), let answer = try? DNSMessage(parsing: bytes),
                   answer.id == message.id else {
-                return failure(message)
+                return (failure(message), false)
             }
             reply.flags |= answer.responseCode
             // Only the records that carry no name in their data (besides a CNAME's, read
@@ -164,7 +170,7 @@ public struct DNSRewriter: Sendable {
                 if r.name.lowercased() == target { r.name = question.name }
                 return r
             }
-            return reply.encoded()
+            return (reply.encoded(), false)
         }
     }
 

@@ -56,7 +56,9 @@ struct DNSProxyTests {
         let query = DNSMessage(id: 7, flags: DNSMessage.flagRecursionDesired,
                                questions: [.init(name: "Esdb-1.esdb.kurrent.test", type: DNSMessage.typeA)]).encoded()
         var asked: [DNSMessage] = []
-        let reply = try #require(rewriter.reply(to: query) { bytes in
+        var wholes: [Bool] = []
+        let reply = try #require(rewriter.reply(to: query) { bytes, whole in
+            wholes.append(whole)
             let q = try DNSMessage(parsing: bytes)
             asked.append(q)
             var r = DNSMessage(id: q.id, flags: DNSMessage.flagResponse | DNSMessage.flagRecursionAvailable, questions: q.questions)
@@ -64,6 +66,7 @@ struct DNSProxyTests {
             return r.encoded()
         })
         #expect(asked.map(\.questions) == [[.init(name: "esdb-1.esdb.db.svc.cluster.local", type: DNSMessage.typeA)]])
+        #expect(wholes == [true], "a rule's lookup is needed whole")
         let m = try DNSMessage(parsing: reply)
         #expect(m.id == 7 && m.flags & DNSMessage.flagResponse != 0 && m.responseCode == 0)
         #expect(m.questions == [.init(name: "Esdb-1.esdb.kurrent.test", type: DNSMessage.typeA)], "the question is echoed as asked")
@@ -73,21 +76,25 @@ struct DNSProxyTests {
         let other = DNSMessage(id: 8, flags: DNSMessage.flagRecursionDesired, questions: [.init(name: "example.org", type: DNSMessage.typeA)]).encoded()
         let canned: [UInt8] = other.prefix(2) + [0x81, 0x83] + other.dropFirst(4)
         var passedOn: [[UInt8]] = []
-        #expect(rewriter.reply(to: other) { bytes in passedOn.append(bytes); return canned } == canned)
+        #expect(rewriter.reply(to: other) { bytes, whole in passedOn.append(bytes); wholes.append(whole); return canned } == canned)
+        #expect(wholes == [true, false], "a query passed on is answered as the upstream answers it")
+        // ... even when over the UDP limit, truncated or not: the client asked with its own size.
+        let long = canned + [UInt8](repeating: 0, count: 600)
+        #expect(rewriter.reply(to: other, limit: 512) { _, _ in long } == long)
         #expect(passedOn == [other])
 
         // No upstream: SERVFAIL, the question echoed; garbage and replies are dropped.
-        let failed = try DNSMessage(parsing: try #require(rewriter.reply(to: query) { _ in throw CommandFailed(description: "down") }))
+        let failed = try DNSMessage(parsing: try #require(rewriter.reply(to: query) { _, _ in throw CommandFailed(description: "down") }))
         #expect(failed.responseCode == DNSMessage.rcodeServerFailure && failed.id == 7 && failed.questions.count == 1)
         var asks = 0
-        #expect(rewriter.reply(to: [1, 2, 3]) { _ in asks += 1; return [] } == nil)
-        #expect(rewriter.reply(to: canned) { _ in asks += 1; return [] } == nil)
+        #expect(rewriter.reply(to: [1, 2, 3]) { _, _ in asks += 1; return [] } == nil)
+        #expect(rewriter.reply(to: canned) { _, _ in asks += 1; return [] } == nil)
         #expect(asks == 0)
 
         // A reply made here over the UDP limit goes without answers and with TC set.
         let big = DNSRewriter(rules: [try DNSRule(parsing: "many.test=many.upstream.test")])
         let manyQuery = DNSMessage(id: 9, flags: 0, questions: [.init(name: "many.test", type: DNSMessage.typeTXT)]).encoded()
-        let truncated = try DNSMessage(parsing: try #require(big.reply(to: manyQuery, limit: 512) { bytes in
+        let truncated = try DNSMessage(parsing: try #require(big.reply(to: manyQuery, limit: 512) { bytes, _ in
             let q = try DNSMessage(parsing: bytes)
             var r = DNSMessage(id: q.id, flags: DNSMessage.flagResponse, questions: q.questions)
             r.answers = (0..<20).map { _ in .init(name: "many.upstream.test", type: DNSMessage.typeTXT, ttl: 5, data: [40] + [UInt8](repeating: 0x61, count: 40)) }
@@ -252,5 +259,52 @@ struct SplitDNSApplyTests {
         let proxy = try #require(pod["containers"]?.arrayValue?.first { $0["name"] == "splitdns" })
         #expect(proxy["image"] == "registry.test/cairn:1.0")
         #expect(proxy["args"]?.arrayValue?.contains(.string("\(ip):53")) == true, "\(proxy)")
+    }
+}
+
+/// The resolver as the pod runs it: `cairn dns-proxy` from the image Tests/image.sh built
+/// (deploy/Containerfile: no shell, the libraries `ldd` found), as user 65532, between dig and
+/// dnsmasq. On a port above 1023: `buildah run` shares this machine's network, where the pod's
+/// sysctl is not set.
+@Suite("SplitDNS resolver in cairn's image")
+struct SplitDNSImageTests {
+    @Test(.timeLimit(.minutes(3))) func theImagesResolverAnswersAsTheSidecar() throws {
+        let found = try run("/bin/bash", [Repo.root.path + "/Tests/image.sh", "ref"])
+        guard found.status == 0 else {
+            if ProcessInfo.processInfo.environment["CI"] != nil {
+                Issue.record("no cairn image: .ci/run builds it with Tests/image.sh build before the tests")
+            }
+            return
+        }
+        let image = found.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let logs = TemporaryDirectory("cairn-image-dns")
+        let (upstreamPort, proxyPort) = (freePort(), freePort())
+        let user = String(cString: getpwuid(geteuid()).pointee.pw_name)
+        let dnsmasq = try ServerProcess("dnsmasq", "/usr/sbin/dnsmasq", [
+            "--no-daemon", "--port=\(upstreamPort)", "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+            "--user=\(user)", "--pid-file=", "--host-record=kdb-1.kdb.events.svc.cluster.local,10.244.3.11",
+            "--host-record=elsewhere.test,192.0.2.9",
+        ], log: logs.file("dnsmasq.log"))
+        defer { dnsmasq.stop() }
+        let buildah = ["/usr/bin/buildah", "--storage-driver", "vfs"]
+        let created = try run(buildah[0], Array(buildah.dropFirst()) + ["from", "--pull=never", image])
+        try #require(created.status == 0, "\(created.stderr)")
+        let container = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { _ = try? run(buildah[0], Array(buildah.dropFirst()) + ["rm", container]) }
+        let proxy = try ServerProcess("cairn dns-proxy in its image", buildah[0], Array(buildah.dropFirst()) + [
+            "run", "--isolation", "chroot", "--user", "65532:65532", container, "--",
+            "/usr/local/bin/cairn", "dns-proxy", "--listen", "127.0.0.1:\(proxyPort)", "--upstream", "127.0.0.1:\(upstreamPort)",
+            "--map", "kdb-{n}.kdb.example.com=kdb-{n}.kdb.events.svc.cluster.local",
+        ], log: logs.file("proxy.log"))
+        defer { proxy.stop() }
+        let log = { (try? String(contentsOfFile: logs.file("proxy.log"), encoding: .utf8)) ?? "" }
+        #expect(waitForPort(upstreamPort) && waitForPort(proxyPort, seconds: 60), "\(log())")
+        func address(_ name: String, _ extra: [String] = []) throws -> String {
+            try run("/usr/bin/dig", ["@127.0.0.1", "-p", "\(proxyPort)", name, "A", "+short", "+tries=2", "+time=2"] + extra, timeout: 30).stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(try address("kdb-1.kdb.example.com") == "10.244.3.11", "\(log())")
+        #expect(try address("kdb-1.kdb.example.com", ["+tcp"]) == "10.244.3.11", "\(log())")
+        #expect(try address("elsewhere.test") == "192.0.2.9", "\(log())")
     }
 }
