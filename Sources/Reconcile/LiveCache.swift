@@ -79,10 +79,12 @@ public final class LiveCache: Sendable {
         /// The desired object's JSON the fields were left out against, by its hash.
         private var desired = 0
 
-        /// - Parameter want: what cairn wants of the object (nil: kept whole).
-        init(_ slim: JSONValue, want: RenderedObject?) {
+        /// - Parameters:
+        ///   - want: what cairn wants of the object (nil: kept whole).
+        ///   - wanted: its body, when the caller parsed it already.
+        init(_ slim: JSONValue, want: RenderedObject?, wanted parsed: JSONObject? = nil) {
             cluster = Reconciler.cluster(slim)
-            guard let want, var object = slim.objectValue, let wanted = want.body.objectValue else {
+            guard let want, var object = slim.objectValue, let wanted = parsed ?? want.body.objectValue else {
                 json = Array(slim.canonicalJSON().utf8)
                 return
             }
@@ -107,10 +109,10 @@ public final class LiveCache: Sendable {
         /// The slim object (its fields in no particular order: readers look fields up by key);
         /// nil when fields were left out against another desired object than `want` (never,
         /// while `setDesired` keeps entries in step).
-        func value(want: RenderedObject?) -> JSONValue? {
+        func value(want: RenderedObject?, wanted parsed: JSONObject? = nil) -> JSONValue? {
             guard let read = try? JSONValue.parse(json) else { return nil }
             guard same != 0 else { return read }
-            guard readable(with: want), var object = read.objectValue, let wanted = want?.body.objectValue else { return nil }
+            guard readable(with: want), var object = read.objectValue, let wanted = parsed ?? want?.body.objectValue else { return nil }
             for (i, field) in wanted.entries.enumerated() where i < 64 && same & (1 << UInt64(i)) != 0 {
                 object.appendUnchecked(field.key, field.value)
             }
@@ -135,6 +137,8 @@ public final class LiveCache: Sendable {
         var stores: [Target: Store] = [:]
         var tasks: [Target: Task<Void, Never>] = [:]
         var desired: [String: RenderedObject] = [:]
+        /// Counts the changes of `desired`.
+        var desiredGeneration = 0
         /// Per object, a fingerprint of (what cairn wants, the live object) that a pass found the
         /// same on the server (its dry run): an event leaving the object so is no drift.
         var confirmed: [String: Int] = [:]
@@ -212,19 +216,41 @@ public final class LiveCache: Sendable {
         var desired: [String: RenderedObject] = [:]
         desired.reserveCapacity(clusters.reduce(0) { $0 + $1.objects.count })
         for c in clusters { for o in c.objects { desired[o.reference] = o } }
-        state.withLock { s in
-            // Entries that left fields out against what changes now are written out whole (and
-            // left out again against the new object): only the objects that changed.
-            var rewritten: [(Target, String, Entry)] = []
+        // Entries that left fields out against an object that changes now are written out whole
+        // and left out again against the new one: gathered under the lock, made again outside it
+        // (a change touching every object parses each twice; watches wait for none of it), then
+        // put back where no event replaced them meanwhile.
+        let (generation, old, gathered) = state.withLock { s in
+            var gathered: [(target: Target, key: String, entry: Entry)] = []
             for (t, store) in s.stores {
-                for (key, entry) in store.objects where entry.same != 0 {
-                    let (old, new) = (s.desired[key], desired[key])
-                    guard old?.json != new?.json, let value = entry.value(want: old) else { continue }
-                    rewritten.append((t, key, Entry(value, want: new)))
+                for (key, entry) in store.objects where entry.same != 0 && s.desired[key]?.json != desired[key]?.json {
+                    gathered.append((t, key, entry))
                 }
             }
-            for (t, key, entry) in rewritten { s.stores[t]?.objects[key] = entry }
+            return (s.desiredGeneration, s.desired, gathered)
+        }
+        let changed = Set(desired.keys.filter { old[$0]?.json != desired[$0]?.json } + old.keys.filter { desired[$0] == nil })
+        let made = gathered.map { g in (g.target, g.key, g.entry, g.entry.value(want: old[g.key]).map { Entry($0, want: desired[g.key]) }) }
+        state.withLock { s in
+            var settled = Set<String>()
+            if s.desiredGeneration == generation {
+                for (t, key, before, after) in made where s.stores[t]?.objects[key] == before {
+                    if let after {
+                        s.stores[t]!.objects[key] = after
+                        settled.insert(key)
+                    }
+                }
+            }
+            // What events or lists stored meanwhile (against the desired objects of then), and
+            // anything not settled above: made again here.
+            for (t, store) in s.stores {
+                for (key, entry) in store.objects where entry.same != 0 && !settled.contains(key)
+                    && (changed.contains(key) || s.desiredGeneration != generation) && !entry.readable(with: desired[key]) {
+                    if let value = entry.value(want: s.desired[key]) { s.stores[t]!.objects[key] = Entry(value, want: desired[key]) }
+                }
+            }
             s.desired = desired
+            s.desiredGeneration += 1
             s.confirmed = s.confirmed.filter { desired[$0.key] != nil }
         }
     }
@@ -412,35 +438,60 @@ public final class LiveCache: Sendable {
 
     private func receive(_ event: WatchEvent, for t: Target, generation: Int) {
         let key = Reconciler.key(event.object)
+        // What cairn wants of the object is read under the lock; the work (the slim form, the
+        // entry, the comparison) is done outside it, with the desired body parsed once.
+        guard let want = state.withLock({ s -> RenderedObject?? in s.store(t, generation) == nil ? nil : .some(s.desired[key]) }) else { return }
+        var made: (entry: Entry, assessed: Assessed?)?
+        if event.kind == .added || event.kind == .modified {
+            let body = want?.body
+            let slim = Reconciler.slim(event.object, desired: want, wanted: body?.objectValue)
+            made = (Entry(slim, want: want, wanted: body?.objectValue),
+                    Self.assess(key: key, live: slim, cluster: Reconciler.cluster(slim), want: want, body: body))
+        }
         let drift: Drift? = state.withLock { s -> Drift? in
             guard s.store(t, generation) != nil else { return nil }
             if let version = event.resourceVersion { s.stores[t]!.version = version }
             s.counters.events += 1
-            let drift: Drift?
             switch event.kind {
             case .bookmark:
                 return nil
             case .deleted:
                 s.stores[t]!.objects[key] = nil
-                drift = Self.drift(key: key, live: nil, cluster: Reconciler.cluster(event.object), in: s)
+                return Self.drift(key: key, live: nil, cluster: Reconciler.cluster(event.object), in: s)
             case .added, .modified:
-                let slim = Reconciler.slim(event.object, desired: s.desired[key])
-                s.stores[t]!.objects[key] = Entry(slim, want: s.desired[key])
-                drift = Self.drift(key: key, live: slim, cluster: Reconciler.cluster(slim), in: s)
+                guard let made, s.desired[key]?.json == want?.json else {
+                    // What cairn wants changed meanwhile (a pass's setDesired): made here against it.
+                    let slim = Reconciler.slim(event.object, desired: s.desired[key])
+                    s.stores[t]!.objects[key] = Entry(slim, want: s.desired[key])
+                    return Self.drift(key: key, live: slim, cluster: Reconciler.cluster(slim), in: s)
+                }
+                s.stores[t]!.objects[key] = made.entry
+                return made.assessed.flatMap { s.confirmed[key] == $0.fingerprint ? nil : $0.drift }
             }
-            return drift
         }
         if let drift { onDrift(drift) }
+    }
+
+    /// A difference from what cairn wants, and the fingerprint that makes it no drift when a
+    /// pass confirmed it.
+    struct Assessed {
+        var drift: Drift
+        var fingerprint: Int
+    }
+
+    /// Whether a live object differs from what cairn wants of it (`body`: `want`'s, parsed).
+    private static func assess(key: String, live: JSONValue, cluster: String?, want: RenderedObject?, body: JSONValue?) -> Assessed? {
+        guard let want, let cluster, !want.createOnly else { return nil }
+        let plan = Planner.plan(want, live: live, body: body)
+        guard plan.kind == .configure || plan.kind == .create else { return nil }
+        return Assessed(drift: Drift(cluster: cluster, reference: key, what: plan.reason ?? "changed"), fingerprint: fingerprint(want, live))
     }
 
     /// Whether an object as it now is (nil: deleted) differs from what cairn wants of it.
     private static func drift(key: String, live: JSONValue?, cluster: String?, in s: State) -> Drift? {
         guard let want = s.desired[key], let cluster else { return nil }
         guard let live else { return Drift(cluster: cluster, reference: key, what: "deleted") }
-        if want.createOnly { return nil }
-        let plan = Planner.plan(want, live: live)
-        guard plan.kind == .configure || plan.kind == .create else { return nil }
-        if s.confirmed[key] == fingerprint(want, live) { return nil }
-        return Drift(cluster: cluster, reference: key, what: plan.reason ?? "changed")
+        guard let assessed = assess(key: key, live: live, cluster: cluster, want: want, body: nil) else { return nil }
+        return s.confirmed[key] == assessed.fingerprint ? nil : assessed.drift
     }
 }

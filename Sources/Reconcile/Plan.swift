@@ -38,11 +38,12 @@ public enum Planner {
     ]
 
     /// Plans one object against its live version (nil when the server does not have it).
-    public static func plan(_ desired: RenderedObject, live: JSONValue?) -> PlannedAction {
+    /// - Parameter parsed: `desired.body`, when the caller parsed it already.
+    public static func plan(_ desired: RenderedObject, live: JSONValue?, body parsed: JSONValue? = nil) -> PlannedAction {
         guard let live else { return PlannedAction(kind: .create, object: desired, reason: nil) }
         // Generated Secrets are created once and never overwritten.
         if desired.createOnly { return PlannedAction(kind: .unchanged, object: desired, reason: nil) }
-        let body = desired.body
+        let body = parsed ?? desired.body
         for path in immutable[desired.kind] ?? [] {
             guard let want = value(body, path) else { continue }
             if let (difference, _) = firstDifference(want: want, have: value(live, path), path: path.map(PathStep.key)) {

@@ -650,7 +650,7 @@ public struct Reconciler: Sendable {
     /// other than cairn (to name who drifted), the fields cairn renders (projected: server
     /// defaults dropped) and a StatefulSet's status. Orphans keep only their metadata, which
     /// is all pruning needs.
-    static func slim(_ o: JSONValue, desired: RenderedObject?) -> JSONValue {
+    static func slim(_ o: JSONValue, desired: RenderedObject?, wanted: JSONObject? = nil) -> JSONValue {
         guard let obj = o.objectValue, let m = obj["metadata"]?.objectValue else { return o }
         var meta = JSONObject()
         for key in ["name", "namespace", "uid", "generation", "labels", "annotations", "deletionTimestamp"] {
@@ -662,7 +662,7 @@ public struct Reconciler: Sendable {
             })
         }
         var out: JSONObject = ["apiVersion": obj["apiVersion"] ?? .null, "kind": obj["kind"] ?? .null, "metadata": .object(meta)]
-        if let want = desired?.body.objectValue {
+        if let want = wanted ?? desired?.body.objectValue {
             for (key, value) in want.entries where !["apiVersion", "kind", "metadata"].contains(key) {
                 if let have = obj[key] { out[key] = Planner.project(have, onto: value) }
             }

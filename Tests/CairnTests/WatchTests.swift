@@ -199,6 +199,48 @@ struct WatchRestartTests {
     }
 }
 
+extension WatchRestartTests {
+    /// What cairn wants of a cached object changes (a new commit), then goes (its cluster
+    /// removed), then comes back: the cache reads back the object as the server has it each time
+    /// (its entries left fields out against what cairn wanted and are made again).
+    @Test func theCacheReadsTheSameObjectWhateverCairnWantsOfIt() async throws {
+        let client = try ControlPlane.shared().client()
+        defer { Task { await client.shutdown() } }
+        let ns = "wants-\(UInt32.random(in: 0...UInt32.max))"
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], fieldManager: "cairn-test")
+        func rendered(_ projections: String) throws -> RenderedCluster {
+            let spec = try ClusterSpecLoader.load("""
+                apiVersion: kubernetes.kurrent.io/v1
+                kind: KurrentDB
+                metadata: {name: es, namespace: \(ns)}
+                spec: {replicas: 1, image: "eventstore/eventstore:23.10.2-bookworm-slim", storage: {resources: {requests: {storage: 1Gi}}},
+                       configuration: {RunProjections: \(projections)}}
+                """, file: "es.yaml")
+            return ClusterRenderer.render(spec, options: RenderOptions(podDisruptionBudgetAPIVersion: "policy/v1beta1"))
+        }
+        let first = try rendered("System")
+        let configMap = try #require(first.objects.first { $0.kind == "ConfigMap" })
+        let cache = LiveCache(client: client, watchTimeoutSeconds: 30)
+        defer { cache.stop() }
+        cache.setDesired([first])
+        let target = LiveCache.Target(apiVersion: "v1", kind: "ConfigMap", namespace: ns)
+        cache.track([target])
+        await cache.waitUntilListed([target], timeout: .seconds(30))
+        _ = try await client.apply(configMap.body, fieldManager: "cairn")
+        for _ in 0..<100 where cache.snapshot([target]).objects.isEmpty { try await Task.sleep(nanoseconds: 100_000_000) }
+        let seen = try #require(cache.snapshot([target]).objects.first)
+        #expect(seen["data"] == configMap.body["data"], "in sync: \(seen)")
+        let other = try rendered("All")
+        #expect(other.objects.first { $0.kind == "ConfigMap" }?.body["data"] != configMap.body["data"], "the test changes nothing")
+        for desired in [[other], [], [first], [other]] {
+            cache.setDesired(desired)
+            let read = cache.snapshot([target])
+            #expect(read.notLive.isEmpty && read.objects.count == 1)
+            #expect(read.objects.first?.canonicalJSON() == seen.canonicalJSON(), "\(desired.count) clusters wanted: \(read.objects)")
+        }
+    }
+}
+
 final class DriftLog: Sendable {
     private let drifts = Mutex<[LiveCache.Drift]>([])
     func add(_ d: LiveCache.Drift) { drifts.withLock { $0.append(d) } }
