@@ -122,7 +122,7 @@ let package = Package(
         // libFuzzer targets (Tests/fuzz.sh builds them with -sanitize=fuzzer -D FUZZING).
         .executableTarget(
             name: "cairn-fuzz",
-            dependencies: ["ClusterSpecs", "Render", "KubeAPI"],
+            dependencies: ["ClusterSpecs", "Render", "KubeAPI", "DNSProxy"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# libFuzzer over what cairn reads from others (spec files, JSON, kubeconfigs) and its config writers
-# (eventstore.conf, atomix.conf, aerospike.conf).
+# libFuzzer over what cairn reads from others (spec files, JSON, kubeconfigs, DNS messages: SplitDNS's
+# resolver) and its config writers (eventstore.conf, atomix.conf, aerospike.conf).
 #   Tests/fuzz.sh [SECONDS]     build Sources/cairn-fuzz with -sanitize=fuzzer,address and run
 #                               each target for SECONDS (default 60; CI runs 60)
 # A crash, a leak or an input slower than 10 s fails the run; the input is left in
@@ -16,13 +16,16 @@ swift build --scratch-path .build-fuzz --product cairn-fuzz \
 bin=$(swift build --scratch-path .build-fuzz --show-bin-path)/cairn-fuzz
 [ -x "$bin" ] || { echo "fuzz: the build made no $bin"; exit 1; }
 work=.build-fuzz/corpus
-mkdir -p "$work/spec" "$work/json" "$work/conf" "$work/kubeconfig" "$work/hocon" "$work/aerospike" .build-fuzz/crashes
+mkdir -p "$work/spec" "$work/json" "$work/conf" "$work/kubeconfig" "$work/hocon" "$work/aerospike" "$work/dns" .build-fuzz/crashes
 cp clusters/*.yaml "$work/spec/"
 cp Tests/CairnTests/Golden/plan/*.json "$work/json/"
 printf '{"a": 1, "b": [true, null, -2.5e3], "c": "\\u00e9\\ud83d\\ude00"}' > "$work/json/seed.json"
 printf '{"Db": "/data", "ExtIp": "0.0.0.0", "GossipSeed": ["a:1", "b:2"], "Multi": "x\\ny\\n", "Word": "yes"}' > "$work/conf/seed.json"
 printf '{"cluster": {"node": {"id": "${x}", "address": "a:5679"}, "discovery": {"type": "dns", "service": "s.ns"}}, "groups": [1, 2.5, true, "a\\"b"], "k.e y": {"#": "}{"}}' > "$work/hocon/seed.json"
 printf '{"service": {"proto-fd-max": 15000, "feature-key-file": "/etc/k"}, "network": {"service": {"port": 3000, "address": "any"}}, "namespaces": [{"name": "test", "replication-factor": 2, "storage-engine": {"type": "memory"}}], "security": {"ldap": {"user-dn-pattern": "uid=${un},ou=People"}}}' > "$work/aerospike/seed.json"
+# A query for a node's FQDN, and an answer with a compressed name and a CNAME.
+printf '\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x05kdb-1\x03kdb\x07example\x03com\x00\x00\x01\x00\x01' > "$work/dns/query"
+printf '\x12\x34\x81\x80\x00\x01\x00\x02\x00\x00\x00\x00\x01a\x04test\x00\x00\x01\x00\x01\xc0\x0c\x00\x05\x00\x01\x00\x00\x00\x3c\x00\x04\x01b\xc0\x0e\x01b\xc0\x0e\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x07' > "$work/dns/reply"
 cat > "$work/kubeconfig/seed.yaml" <<'KUBECONFIG'
 apiVersion: v1
 kind: Config
@@ -32,7 +35,7 @@ contexts: [{name: x, context: {cluster: c, user: u, namespace: db}}, {name: y, c
 current-context: x
 KUBECONFIG
 status=0
-for target in ${CAIRN_FUZZ_TARGETS:-spec json conf kubeconfig hocon aerospike}; do
+for target in ${CAIRN_FUZZ_TARGETS:-spec json conf kubeconfig hocon aerospike dns}; do
     echo "fuzz: $target for ${seconds}s"
     if ! CAIRN_FUZZ_TARGET=$target "$bin" "$work/$target" -max_total_time="$seconds" -seed="$seed" -timeout=10 -rss_limit_mb=2048 \
         -max_len=65536 -artifact_prefix=.build-fuzz/crashes/$target- -print_final_stats=1 >".build-fuzz/$target.log" 2>&1; then

@@ -167,12 +167,14 @@ public struct DNSMessage: Sendable, Hashable {
         }
 
         /// A name, following compression pointers: each must point backwards, so a loop cannot
-        /// go on; at most 255 bytes of name.
+        /// go on, and at most 32 of them (a chain of pointers costs no name length); at most
+        /// 255 bytes of name.
         mutating func name() throws(MalformedMessage) -> String {
             var labels: [[UInt8]] = []
             var length = 1
             var at = offset
             var jumped = false
+            var jumps = 0
             while true {
                 guard at < bytes.count else { throw MalformedMessage(description: "a name runs past the message") }
                 let b = bytes[at]
@@ -183,6 +185,8 @@ public struct DNSMessage: Sendable, Hashable {
                     guard at + 1 < bytes.count else { throw MalformedMessage(description: "a name's pointer runs past the message") }
                     let target = Int(b & 0x3F) << 8 | Int(bytes[at + 1])
                     guard target < at else { throw MalformedMessage(description: "a name's pointer does not point backwards") }
+                    jumps += 1
+                    guard jumps <= 32 else { throw MalformedMessage(description: "a name follows more than 32 pointers") }
                     if !jumped { offset = at + 2 }
                     jumped = true
                     at = target

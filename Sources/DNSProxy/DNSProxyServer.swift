@@ -78,7 +78,7 @@ public final class DNSProxyServer: Sendable {
     public func run() throws(Failed) -> Never {
         let udp = try bound(Int32(SOCK_DGRAM.rawValue))
         let tcp = try bound(Int32(SOCK_STREAM.rawValue))
-        guard Glibc.listen(tcp, 64) == 0 else { throw Failed(description: "listen on \(listen) (TCP): \(Self.error())") }
+        guard Self.listenOn(tcp) == 0 else { throw Failed(description: "listen on \(listen) (TCP): \(Self.error())") }
         DispatchQueue(label: "dns-proxy.accept").async { [self] in acceptLoop(tcp) }
         udpLoop(udp)
     }
@@ -87,8 +87,12 @@ public final class DNSProxyServer: Sendable {
         let kind = type == Int32(SOCK_DGRAM.rawValue) ? "UDP" : "TCP"
         let fd = socket(listen.family, type, 0)
         guard fd >= 0 else { throw Failed(description: "socket (\(kind)): \(Self.error())") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        // TCP only: a restarted proxy binds again at once; on UDP it would let another socket
+        // share the port.
+        if kind == "TCP" {
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
         guard listen.withPointer({ bind(fd, $0, $1) }) == 0 else {
             let e = Self.error()
             close(fd)
@@ -197,6 +201,7 @@ public final class DNSProxyServer: Sendable {
     }
 
     static func writeFramed(_ fd: Int32, _ message: [UInt8]) -> Bool {
+        guard message.count <= 65535 else { return false }
         let framed = [UInt8(message.count >> 8), UInt8(message.count & 0xFF)] + message
         var sent = 0
         while sent < framed.count {
@@ -208,4 +213,12 @@ public final class DNSProxyServer: Sendable {
     }
 
     static func error() -> String { String(cString: strerror(errno)) }
+
+    private static func listenOn(_ fd: Int32) -> Int32 {
+        #if canImport(Glibc)
+        Glibc.listen(fd, 64)
+        #else
+        Darwin.listen(fd, 64)
+        #endif
+    }
 }

@@ -124,7 +124,9 @@ public struct DNSRewriter: Sendable {
     public func reply(to query: [UInt8], limit: Int = .max, exchange: ([UInt8], Bool) throws -> [UInt8]) -> [UInt8]? {
         guard let (made, passedOn) = made(query, exchange: exchange) else { return nil }
         var reply = made
-        if !passedOn, reply.count > limit, var m = try? DNSMessage(parsing: reply) {
+        // A reply made here can outgrow the upstream's (names written uncompressed): never
+        // past what a TCP frame holds either.
+        if !passedOn, reply.count > min(limit, 65535), var m = try? DNSMessage(parsing: reply) {
             m.answers = []
             m.flags |= DNSMessage.flagTruncated
             reply = m.encoded()
@@ -176,7 +178,7 @@ public struct DNSRewriter: Sendable {
 
     /// SERVFAIL for `message`, its question echoed.
     func failure(_ message: DNSMessage) -> [UInt8] {
-        DNSMessage(id: message.id, flags: DNSMessage.flagResponse | (message.flags & DNSMessage.flagRecursionDesired)
+        DNSMessage(id: message.id, flags: DNSMessage.flagResponse | (message.flags & (DNSMessage.flagRecursionDesired | 0x7800))
                        | DNSMessage.flagRecursionAvailable | DNSMessage.rcodeServerFailure,
                    questions: message.questions).encoded()
     }

@@ -92,22 +92,17 @@ public struct Reconciler: Sendable {
     /// and the cluster DNS (given, or the Service kube-system/kube-dns's address).
     public func renderOptions() async throws(KubeError) -> RenderOptions {
         var dns = options.clusterDNS
-        if dns == nil { dns = try await clusterDNS() }
+        if dns == nil { dns = await clusterDNS() }
         return RenderOptions(podDisruptionBudgetAPIVersion: try await client.serves("policy/v1") ? "policy/v1" : "policy/v1beta1",
                              cairnImage: options.cairnImage, clusterDNS: dns)
     }
 
     /// The cluster DNS Service's address (`kube-dns` in kube-system, the name CoreDNS keeps
-    /// too), port 53; nil when there is none or cairn may not read it (a clear error for the
-    /// clusters that need it, none for the others).
-    func clusterDNS() async throws(KubeError) -> String? {
+    /// too), port 53; nil when there is none, cairn may not read it or the read failed: an
+    /// error for the clusters that need it (KurrentDB SplitDNS), never for the others.
+    func clusterDNS() async -> String? {
         let ref = ObjectReference(apiVersion: "v1", kind: "Service", namespace: "kube-system", name: "kube-dns")
-        let service: JSONValue
-        do {
-            service = try await client.get(ref)
-        } catch let error where error.reason == .notFound || error.reason == .forbidden {
-            return nil
-        }
+        guard let service = try? await client.get(ref) else { return nil }
         guard let ip = service["spec", "clusterIP"]?.stringValue, !ip.isEmpty, ip != "None" else { return nil }
         return ip.contains(":") ? "[\(ip)]:53" : "\(ip):53"
     }

@@ -36,7 +36,7 @@ public enum ClusterRenderer {
         // after the hashes are stamped.
         let companions = spec.companions.map { companion($0, spec.metadata) }
         var rendered = RenderedCluster(spec: spec, system: system, objects: stagedOrder(stampConfigHashes(objects) + companions))
-        rendered.problems = system.renderProblems(any: spec.system, options: options).map {
+        rendered.problems = system.renderProblems(any: spec.system, spec.metadata, options: options).map {
             SpecError(file: spec.file, location: $0.location, path: $0.path, message: $0.message)
         }
         return rendered

@@ -52,7 +52,7 @@ package protocol ClusterSystem: Sendable {
 
     /// What keeps a valid spec from being rendered with these options (a setting of cairn's
     /// environment it needs, e.g. cairn's own image): the cluster is then not applied.
-    static func renderProblems(_ spec: Spec, options: RenderOptions) -> [(location: Location, path: String, message: String)]
+    static func renderProblems(_ spec: Spec, _ metadata: ClusterMetadata, options: RenderOptions) -> [(location: Location, path: String, message: String)]
 }
 
 extension ClusterSystem {
@@ -62,11 +62,13 @@ extension ClusterSystem {
 
     package static var olderAPIVersions: [String] { [] }
 
-    package static func renderProblems(_ spec: Spec, options: RenderOptions) -> [(location: Location, path: String, message: String)] { [] }
+    package static func renderProblems(_ spec: Spec, _ metadata: ClusterMetadata, options: RenderOptions)
+        -> [(location: Location, path: String, message: String)] { [] }
 
-    static func renderProblems(any spec: any SystemSpec, options: RenderOptions) -> [(location: Location, path: String, message: String)] {
+    static func renderProblems(any spec: any SystemSpec, _ metadata: ClusterMetadata, options: RenderOptions)
+        -> [(location: Location, path: String, message: String)] {
         guard let own = spec as? Spec else { return [] }
-        return renderProblems(own, options: options)
+        return renderProblems(own, metadata, options: options)
     }
 
     package static var decoder: SystemDecoder {

@@ -3,8 +3,10 @@
 // it writes must read back as what it was given), and the atomix.conf (HOCON) and aerospike.conf
 // writers (read back by their readers, which ConfigFormatTests check against pyhocon and the
 // server's rules). Built by `Tests/fuzz.sh` with `-sanitize=fuzzer,address -D FUZZING`; the
-// target is chosen with CAIRN_FUZZ_TARGET (spec, json, conf, kubeconfig, hocon, aerospike). A normal build makes a stub that says how to build it.
+// target is chosen with CAIRN_FUZZ_TARGET (spec, json, conf, kubeconfig, hocon, aerospike, dns). A normal build makes a stub that says how
+// to build it.
 import ClusterSpecs
+import DNSProxy
 import Foundation
 import KubeAPI
 import Render
@@ -27,6 +29,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     case .kubeconfig: FuzzTarget.kubeconfig(bytes)
     case .hocon: FuzzTarget.hocon(bytes)
     case .aerospike: FuzzTarget.aerospike(bytes)
+    case .dns: FuzzTarget.dns(bytes)
     }
     return 0
 }
@@ -49,7 +52,7 @@ struct FuzzStub {
 #endif
 
 enum FuzzTarget: String {
-    case spec, json, conf, kubeconfig, hocon, aerospike
+    case spec, json, conf, kubeconfig, hocon, aerospike, dns
 
     static let current = FuzzTarget(rawValue: ProcessInfo.processInfo.environment["CAIRN_FUZZ_TARGET"] ?? "spec") ?? .spec
 
@@ -228,5 +231,33 @@ enum FuzzTarget: String {
         walk(items)
         precondition(readLines.sorted() == lines.sorted(), "aerospike.conf lines read back differently:\n\(text)")
         precondition(readContexts == contexts, "aerospike.conf has \(readContexts) contexts, \(contexts) written:\n\(text)")
+    }
+
+    static let dnsRewriter = DNSRewriter(rules: [
+        try! DNSRule(parsing: "kdb-{n}.kdb.example.com=kdb-{n}.kdb.events.svc.cluster.local"),
+        try! DNSRule(parsing: "fixed.example.com=10.0.0.1"), try! DNSRule(parsing: "v6.example.com=fd00::1"),
+    ])
+
+    /// Any bytes as a DNS message from the pod (a query) and as the upstream's answer (its id
+    /// made the query's): SplitDNS's resolver must never crash, and what it makes itself must
+    /// read back and fit a TCP frame (512 bytes for UDP).
+    static func dns(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let input = Array(bytes)
+        if let m = try? DNSMessage(parsing: input) {
+            precondition((try? DNSMessage(parsing: m.encoded())) != nil, "a message read does not read back once written")
+        }
+        for limit in [512, Int.max] {
+            let reply = dnsRewriter.reply(to: input, limit: limit) { query, _ in
+                var answer = input
+                if answer.count >= 2, query.count >= 2 { answer[0] = query[0]; answer[1] = query[1] }
+                return answer
+            }
+            guard let reply else { continue }
+            let passedOn = reply.count >= 2 && Array(reply.dropFirst(2)) == Array(input.dropFirst(2))
+            if !passedOn {
+                precondition(reply.count <= min(limit, 65535), "a reply made here is \(reply.count) bytes (limit \(limit))")
+                precondition((try? DNSMessage(parsing: reply)) != nil, "a reply made here does not read back")
+            }
+        }
     }
 }

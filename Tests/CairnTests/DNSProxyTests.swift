@@ -48,6 +48,29 @@ struct DNSProxyTests {
         loop += [0xC0, 12, 0, 1, 0, 1]  // the question's name points at itself
         #expect(throws: DNSMessage.MalformedMessage.self) { try DNSMessage(parsing: loop) }
         #expect(throws: DNSMessage.MalformedMessage.self) { try DNSMessage(parsing: Array(reply.prefix(20))) }
+        // A label, then a pointer back to it: a loop through a label.
+        var labelLoop: [UInt8] = [0, 1, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+        labelLoop += [1, 0x61, 0xC0, 12, 0, 1, 0, 1]
+        #expect(throws: DNSMessage.MalformedMessage.self) { try DNSMessage(parsing: labelLoop) }
+        // A long chain of pointers, each to the one before: refused after 32 (no name length to
+        // stop it, and questions can point into it by the thousand).
+        // The chain sits in a first record's data (never read as names); the second record's
+        // name points at its end.
+        var chain: [UInt8] = [0, 1, 0x81, 0x80, 0, 0, 0, 2, 0, 0, 0, 0]
+        chain += [0, 0, 16, 0, 1, 0, 0, 0, 5, 0x01, 0x90]  // root name at 12, TXT, 400 bytes of data from 23
+        for i in 0..<200 {
+            let target = i == 0 ? 12 : 23 + 2 * (i - 1)
+            chain += [0xC0 | UInt8(target >> 8), UInt8(target & 0xFF)]
+        }
+        chain += [0xC0 | UInt8((23 + 2 * 199) >> 8), UInt8((23 + 2 * 199) & 0xFF), 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 0, 0, 1]
+        #expect(chain.count == 423 + 16)
+        #expect(throws: DNSMessage.MalformedMessage.self) { try DNSMessage(parsing: chain) }
+        // The same with a chain of 20: read.
+        var short: [UInt8] = [0, 1, 0x81, 0x80, 0, 0, 0, 2, 0, 0, 0, 0]
+        short += [0, 0, 16, 0, 1, 0, 0, 0, 5, 0, 40]
+        for i in 0..<20 { let target = i == 0 ? 12 : 23 + 2 * (i - 1); short += [0xC0 | UInt8(target >> 8), UInt8(target & 0xFF)] }
+        short += [0xC0, UInt8(23 + 2 * 19), 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 0, 0, 1]
+        #expect(try DNSMessage(parsing: short).answers.map(\.data.count) == [40, 4])
         #expect(throws: DNSMessage.MalformedMessage.self) { try DNSMessage.encode(name: String(repeating: "a", count: 64) + ".test") }
     }
 
@@ -101,6 +124,16 @@ struct DNSProxyTests {
             return r.encoded()
         }))
         #expect(truncated.isTruncated && truncated.answers.isEmpty)
+        // Over TCP no limit is given, but a reply made here never outgrows a TCP frame: the
+        // upstream's 60 KB of compressed answers come back longer written out, so truncated.
+        let huge = try DNSMessage(parsing: try #require(big.reply(to: manyQuery) { bytes, _ in
+            let q = try DNSMessage(parsing: bytes)
+            var r: [UInt8] = Array(bytes.prefix(2)) + [0x81, 0x80, 0, 1, 0x0B, 0xB8, 0, 0, 0, 0] + Array(bytes.dropFirst(12))
+            for _ in 0..<3000 { r += [0xC0, 12, 0, 16, 0, 1, 0, 0, 0, 5, 0, 4, 3, 0x61, 0x62, 0x63] }  // 3,000 TXT records by pointer
+            #expect(q.questions.count == 1)
+            return r
+        }))
+        #expect(huge.isTruncated && huge.answers.isEmpty)
     }
 
     /// The resolver as cairn renders it for a SplitDNS cluster (its arguments, only the listen
@@ -163,6 +196,8 @@ struct DNSProxyTests {
             "--no-daemon", "--port=\(upstreamPort)", "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
             "--user=\(user)", "--pid-file=", "--host-record=esdb-0.esdb.db.svc.cluster.local,10.244.0.10",
             "--host-record=esdb-1.esdb.db.svc.cluster.local,10.244.0.11", "--address=/elsewhere.test/192.0.2.7",
+            // Authoritative for the cluster domain, as the cluster DNS is: NXDOMAIN for a pod it has not.
+            "--local=/cluster.local/",
         ], log: dir.appendingPathComponent("dnsmasq.log").path)
         defer { dnsmasq.stop() }
         let proxy = try ServerProcess("cairn dns-proxy", CLITests.binary, [
@@ -185,10 +220,10 @@ struct DNSProxyTests {
             let address = try dig("legacy.kurrent.test", tcp: tcp)
             #expect(address.range(of: #"legacy\.kurrent\.test\.\s+30\s+IN\s+A\s+10\.9\.9\.9"#, options: .regularExpression) != nil, "\(address)")
         }
-        // The upstream's answer for a pod it does not know (dnsmasq refuses names it has no
-        // record of) comes back under the name asked, with no address.
+        // The upstream's answer for a pod it does not know comes back as it said it (NXDOMAIN),
+        // under the name asked, with no address.
         let missing = try dig("esdb-7.esdb.kurrent.test")
-        #expect(!missing.contains("status: NOERROR") && !missing.contains("IN\tA"), "\(missing)")
+        #expect(missing.contains("status: NXDOMAIN") && !missing.contains("IN\tA"), "\(missing)")
         #expect(proxy.isRunning)
 
         // A port already taken is an error at start, not a silent proxy.
@@ -259,6 +294,17 @@ struct SplitDNSApplyTests {
         let proxy = try #require(pod["containers"]?.arrayValue?.first { $0["name"] == "splitdns" })
         #expect(proxy["image"] == "registry.test/cairn:1.0")
         #expect(proxy["args"]?.arrayValue?.contains(.string("\(ip):53")) == true, "\(proxy)")
+
+        // cairn's image no longer known (a daemon started without it): the cluster's objects are
+        // left as they are, nothing of it pruned or changed, and the error says what to set.
+        let before = try #require(try await statefulSet("split"))
+        let again = try run(CLITests.binary, arguments + ["-o", "json"], timeout: 120)
+        #expect(again.status != 0 && again.stderr.contains("--dns-proxy-image"), "\(again.stderr)")
+        let result = try JSONValue.parse(Array(again.stdout.utf8))
+        #expect(result["summary", "pruned"] == 0 && result["summary", "configured"] == 0 && result["summary", "failed"] == 0, "\(again.stdout)")
+        let after = try #require(try await statefulSet("split"))
+        #expect(after["metadata", "resourceVersion"] == before["metadata", "resourceVersion"], "the StatefulSet was written")
+        #expect(try await client.list(apiVersion: "v1", kind: "ConfigMap", namespace: ns, labelSelector: "cairn.dev/cluster=split").count == 1)
     }
 }
 

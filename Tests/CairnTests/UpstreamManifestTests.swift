@@ -726,11 +726,23 @@ struct AdvertisedNameTests {
         let line = row + 1
         let column = try #require(lines[row].range(of: "SplitDNS")).lowerBound.utf16Offset(in: lines[row]) + 1
         #expect(unknown.errors.map(\.description) == [
-            "es.yaml:\(line):\(column): spec.network.internodeTrafficStrategy: SplitDNS passes every other name to the cluster DNS, whose address is not known here (cairn reads it from the Service kube-system/kube-dns): give it with --cluster-dns",
+            "es.yaml:\(line):\(column): spec.network.internodeTrafficStrategy: SplitDNS passes every other name to the cluster DNS, whose address is not known here (cairn reads it from the Service kube-system/kube-dns, which deploy/rbac.yaml's Role cairn-cluster-dns lets it read): give it with --cluster-dns",
             "es.yaml:\(line):\(column): spec.network.internodeTrafficStrategy: SplitDNS runs cairn's resolver (cairn dns-proxy) beside each node from cairn's own image, which is not known here: set CAIRN_IMAGE (deploy/deployment.yaml sets it) or --dns-proxy-image",
         ])
         let known = DesiredState(files: files, options: Self.environment)
         #expect(known.errors == [] && known.clusters.count == 2)
+
+        // A node name the resolver cannot take (a label over 63 bytes once the cluster's name is
+        // in): that cluster's error, also where the environment is known, and in cairn validate.
+        let long = Self.spec("{domain: kurrent.test, internodeTrafficStrategy: SplitDNS, fqdnTemplate: '{podName}-{name}.{domain}'}")
+            .replacingOccurrences(of: "name: es,", with: "name: \(String(repeating: "e", count: 40)),")
+        #expect(specErrors(long) == [])
+        for options in [Self.environment, RenderOptions.checkOnly] {
+            let state = DesiredState(files: [DesiredState.File(path: "long.yaml", text: long)], options: options)
+            #expect(state.clusters.isEmpty)
+            #expect(state.errors.map(\.description).contains { $0.contains("spec.network.internodeTrafficStrategy: SplitDNS's resolver cannot take the rule")
+                && $0.contains("has an empty label or one over 63 bytes") || $0.contains("is not a host name") }, "\(state.errors)")
+        }
         #expect(DesiredState(files: files, options: .checkOnly).errors == [], "cairn validate checks the spec only")
     }
 

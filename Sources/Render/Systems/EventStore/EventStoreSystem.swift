@@ -1,4 +1,5 @@
 public import ClusterSpecs
+import DNSProxy
 
 /// EventStoreDB / KurrentDB, in the KurrentDB operator's `KurrentDB` shape.
 package enum EventStoreSystem: ClusterSystem {
@@ -26,16 +27,28 @@ package enum EventStoreSystem: ClusterSystem {
         EventStoreRenderer.render(spec, metadata, options: options)
     }
 
-    package static func renderProblems(_ spec: EventStoreSpec, options: RenderOptions) -> [(location: Location, path: String, message: String)] {
+    package static func renderProblems(_ spec: EventStoreSpec, _ metadata: ClusterMetadata, options: RenderOptions)
+        -> [(location: Location, path: String, message: String)] {
         guard let split = spec.splitDNS else { return [] }
         var problems: [(location: Location, path: String, message: String)] = []
+        // The nodes' names as the resolver takes them (the template checked with placeholders
+        // when read; here with the cluster's own name, namespace, domain and highest ordinal).
+        let highest = String(max(spec.replicas, spec.readOnlyReplicas, 1) - 1)
+        for rule in EventStoreRenderer.splitDNSRules(spec, metadata) {
+            do {
+                _ = try DNSRule(parsing: rule.replacing("{n}", with: highest))
+            } catch {
+                problems.append((split.location, split.path, "SplitDNS's resolver cannot take the rule \(rule): \(error)"))
+            }
+        }
         if options.cairnImage == nil {
             problems.append((split.location, split.path, "SplitDNS runs cairn's resolver (cairn dns-proxy) beside each node from cairn's own image, "
                              + "which is not known here: set CAIRN_IMAGE (deploy/deployment.yaml sets it) or --dns-proxy-image"))
         }
         if options.clusterDNS == nil {
             problems.append((split.location, split.path, "SplitDNS passes every other name to the cluster DNS, whose address is not known here "
-                             + "(cairn reads it from the Service kube-system/kube-dns): give it with --cluster-dns"))
+                             + "(cairn reads it from the Service kube-system/kube-dns, which deploy/rbac.yaml's Role cairn-cluster-dns "
+                             + "lets it read): give it with --cluster-dns"))
         }
         return problems
     }
