@@ -95,7 +95,7 @@ public final class LiveCache: Sendable {
                 }
             }
             json = Array(JSONValue.object(object).canonicalJSON().utf8)
-            if same != 0 { desired = want.json.hashValue }
+            if same != 0 { desired = want.jsonHash }
         }
 
         static let identity: Set<String> = ["apiVersion", "kind", "metadata"]
@@ -103,7 +103,7 @@ public final class LiveCache: Sendable {
         /// Whether the entry can be read with `want` (it left nothing out, or left it out
         /// against that object).
         func readable(with want: RenderedObject?) -> Bool {
-            same == 0 || want.map { $0.json.hashValue == desired } ?? false
+            same == 0 || want.map { $0.jsonHash == desired } ?? false
         }
 
         /// The slim object (its fields in no particular order: readers look fields up by key);

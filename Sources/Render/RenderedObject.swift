@@ -28,7 +28,11 @@ public struct RenderedObject: Sendable, Hashable {
     /// Created when missing and never updated afterwards (generated Secrets).
     public let createOnly: Bool
     /// The whole object as compact JSON, in its own key order.
-    public private(set) var json: [UInt8]
+    public private(set) var json: [UInt8] {
+        didSet { jsonHash = json.hashValue }
+    }
+    /// `json.hashValue`, kept: the live cache checks its entries against it on every read.
+    public private(set) var jsonHash: Int
 
     /// The whole object, in the form the API server stores it.
     public var body: JSONValue {
@@ -45,6 +49,7 @@ public struct RenderedObject: Sendable, Hashable {
 
     public init(body: JSONValue, stage: ApplyStage, createOnly: Bool = false) {
         self.json = Array(body.compactJSON().utf8)
+        self.jsonHash = json.hashValue
         self.apiVersion = body["apiVersion"]?.stringValue ?? ""
         self.kind = body["kind"]?.stringValue ?? ""
         self.namespace = body["metadata", "namespace"]?.stringValue ?? ""

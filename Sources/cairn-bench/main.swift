@@ -9,8 +9,9 @@
 //   swift run cairn-bench json-suite DIR                JSONTestSuite's test_parsing/ cases: y_ parse, n_ refused
 //   swift build -c release && .build/release/cairn-bench plan
 //                                                        cairn plan on a 1,000-cluster repository, one file changed
-//   swift build -c release && .build/release/cairn-bench daemon
-//                                                        cairn run on 1,000 clusters: push-to-applied, idle cost, RSS
+//   swift build -c release && .build/release/cairn-bench daemon [N]
+//                                                        cairn run on N clusters (default 1000): push-to-applied, idle cost,
+//                                                        drift (kubectl scale and edit), RSS
 //                                                        (--memory: only the RSS after the first pass and 20 idle s)
 //   swift run -c release cairn-bench kube                the Kubernetes client beside kubectl (starts a control plane)
 //   swift run -c release cairn-bench generate N DIR NS,NS...
@@ -24,7 +25,8 @@ case "kube": try await kubeBenchmark()
 case "plan": try planBenchmark()
 case "json": try jsonBenchmark(arguments[1])
 case "json-suite": try jsonSuite(arguments[1])
-case "daemon": try await daemonBenchmark(memoryOnly: arguments.dropFirst().contains("--memory"))
+case "daemon": try await daemonBenchmark(count: arguments.dropFirst().compactMap { Int($0) }.first ?? 1000,
+                                         memoryOnly: arguments.dropFirst().contains("--memory"))
 case "reconcile":
     let counts = arguments.dropFirst().compactMap { Int($0) }
     try await reconcileBenchmark(counts.isEmpty ? [100, 1000] : counts)
