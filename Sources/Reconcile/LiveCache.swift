@@ -139,6 +139,8 @@ public final class LiveCache: Sendable {
         var desired: [String: RenderedObject] = [:]
         /// Counts the changes of `desired`.
         var desiredGeneration = 0
+        /// The `DesiredState.revision` it was set from, when given.
+        var desiredRevision: UInt64?
         /// Per object, a fingerprint of (what cairn wants, the live object) that a pass found the
         /// same on the server (its dry run): an event leaving the object so is no drift.
         var confirmed: [String: Int] = [:]
@@ -212,7 +214,11 @@ public final class LiveCache: Sendable {
 
     /// What cairn wants of every object of the valid clusters: what events are compared with,
     /// and what new objects are cut down to.
-    public func setDesired(_ clusters: [RenderedCluster]) {
+    ///
+    /// - Parameter revision: `DesiredState.revision` of the clusters: the same as last time,
+    ///   nothing is done (a resync at the same commit).
+    public func setDesired(_ clusters: [RenderedCluster], revision: UInt64? = nil) {
+        if let revision, state.withLock({ $0.desiredRevision == revision }) { return }
         var desired: [String: RenderedObject] = [:]
         desired.reserveCapacity(clusters.reduce(0) { $0 + $1.objects.count })
         for c in clusters { for o in c.objects { desired[o.reference] = o } }
@@ -251,6 +257,7 @@ public final class LiveCache: Sendable {
             }
             s.desired = desired
             s.desiredGeneration += 1
+            s.desiredRevision = revision
             s.confirmed = s.confirmed.filter { desired[$0.key] != nil }
         }
     }

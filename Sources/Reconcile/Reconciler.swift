@@ -133,7 +133,7 @@ public struct Reconciler: Sendable {
         // a cluster, say) may have been installed or removed since the last. What this pass
         // learnt a moment ago for its render options (`renderOptions`) is fresh enough.
         if scope == nil { await client.forgetDiscovery(olderThan: .seconds(10)) }
-        cache?.setDesired(desired.clusters)
+        cache?.setDesired(desired.clusters, revision: desired.revision)
         return try await reconcileAll(clusters, invalid: invalid, specsRead: desired.specsRead, prune: desired.prune, scope: scope)
     }
 

@@ -58,6 +58,9 @@ public struct DesiredState: Sendable {
     public var notes: [SpecError] { clusters.flatMap(\.spec.notes).sorted() }
     /// How many files this state read and rendered anew (the rest came from `previous`).
     public let filesRendered: Int
+    /// The same as `previous`'s when this state was made of its files unchanged (so its
+    /// clusters are the same): what the live cache need not take again. Otherwise new.
+    public let revision: UInt64
 
     /// - Parameters:
     ///   - files: Every spec file of the source, in order.
@@ -98,6 +101,12 @@ public struct DesiredState: Sendable {
         self.entries = entries
         self.paths = paths
         self.filesRendered = rendered
+        if let previous, toRead.isEmpty, paths == previous.paths, self.unreadable == previous.unreadable,
+           unreadableIdentities == previous.unreadableIdentities {
+            revision = previous.revision
+        } else {
+            revision = UInt64.random(in: 1...UInt64.max)
+        }
 
         var invalid: [String: String] = [:]
         var errors: [SpecError] = []

@@ -54,3 +54,28 @@ import Testing
         #expect(try canonical(again.value(want: changed)) == canonical(inSync))
     }
 }
+
+/// A state made of its previous state's files unchanged keeps its revision (the live cache then
+/// skips taking the same clusters again); any change makes a new one.
+@Suite struct DesiredStateRevisionTests {
+    static let file = DesiredState.File(path: "es.yaml", text: """
+        apiVersion: kubernetes.kurrent.io/v1
+        kind: KurrentDB
+        metadata: {name: es, namespace: db}
+        spec: {replicas: 1, image: "eventstore/eventstore:23.10.2-bookworm-slim", storage: {resources: {requests: {storage: 1Gi}}}}
+        """)
+
+    @Test func unchangedFilesKeepTheRevision() {
+        let first = DesiredState(files: [Self.file])
+        let again = DesiredState(files: [Self.file], previous: first)
+        #expect(again.revision == first.revision && again.filesRendered == 0)
+        #expect(DesiredState(files: [Self.file]).revision != first.revision, "without a previous state: new")
+        let changed = DesiredState.File(path: "es.yaml", text: Self.file.text.replacingOccurrences(of: "replicas: 1", with: "replicas: 3"))
+        #expect(DesiredState(files: [changed], previous: first).revision != first.revision)
+        let more = DesiredState(files: [Self.file, DesiredState.File(path: "other.yaml", text: "{}")], previous: first)
+        #expect(more.revision != first.revision)
+        #expect(DesiredState(files: [Self.file], unreadable: [("big.yaml", "too large")], previous: first).revision != first.revision)
+        #expect(DesiredState(files: [Self.file], options: RenderOptions(podDisruptionBudgetAPIVersion: "policy/v1beta1"), previous: first).revision
+                != first.revision, "other render options: rendered again")
+    }
+}
