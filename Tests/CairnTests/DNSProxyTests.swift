@@ -9,6 +9,16 @@ import Testing
 /// real binary between `dig` and `dnsmasq` standing in for the cluster DNS.
 @Suite("SplitDNS proxy")
 struct DNSProxyTests {
+    /// dnsmasq on 127.0.0.1:`port` as the cluster DNS's stand-in, answering only from `options`
+    /// (`--host-record=...`); stopped by its pid.
+    static func dnsmasq(port: Int, log: String, _ options: [String]) throws -> ServerProcess {
+        let user = String(cString: getpwuid(geteuid()).pointee.pw_name)
+        return try ServerProcess("dnsmasq", "/usr/sbin/dnsmasq", [
+            "--no-daemon", "--port=\(port)", "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+            "--user=\(user)", "--pid-file=",
+        ] + options, log: log)
+    }
+
     @Test func rulesMatchOrdinalsOnly() throws {
         let rule = try DNSRule(parsing: "esdb-{n}.esdb.kurrent.test=esdb-{n}.esdb.db.svc.cluster.local")
         #expect(rule.match("esdb-0.esdb.kurrent.test") == .name("esdb-0.esdb.db.svc.cluster.local"))
@@ -144,14 +154,12 @@ struct DNSProxyTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let (upstreamPort, proxyPort) = (freePort(), freePort())
-        let user = String(cString: getpwuid(geteuid()).pointee.pw_name)
-        let dnsmasq = try ServerProcess("dnsmasq", "/usr/sbin/dnsmasq", [
-            "--no-daemon", "--port=\(upstreamPort)", "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-            "--user=\(user)", "--pid-file=", "--host-record=kdb-2.kdb.events.svc.cluster.local,10.244.1.12",
+        let dnsmasq = try DNSProxyTests.dnsmasq(port: upstreamPort, log: dir.appendingPathComponent("dnsmasq.log").path, [
+            "--host-record=kdb-2.kdb.events.svc.cluster.local,10.244.1.12",
             "--host-record=kdb-replica-0.kdb-replica.events.svc.cluster.local,10.244.2.20",
             "--host-record=kdb-0.kdb.events.svc.cluster.local,10.244.1.10", "--host-record=kdb-0.kdb.example.com,203.0.113.10",
-            "--host-record=www.example.com,203.0.113.80",
-        ], log: dir.appendingPathComponent("dnsmasq.log").path)
+            "--host-record=www.example.com,203.0.113.80"
+        ])
         defer { dnsmasq.stop() }
         let spec = try loadSpec("""
             apiVersion: kubernetes.kurrent.io/v1
@@ -191,14 +199,12 @@ struct DNSProxyTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let (upstreamPort, proxyPort) = (freePort(), freePort())
-        let user = String(cString: getpwuid(geteuid()).pointee.pw_name)
-        let dnsmasq = try ServerProcess("dnsmasq", "/usr/sbin/dnsmasq", [
-            "--no-daemon", "--port=\(upstreamPort)", "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-            "--user=\(user)", "--pid-file=", "--host-record=esdb-0.esdb.db.svc.cluster.local,10.244.0.10",
+        let dnsmasq = try DNSProxyTests.dnsmasq(port: upstreamPort, log: dir.appendingPathComponent("dnsmasq.log").path, [
+            "--host-record=esdb-0.esdb.db.svc.cluster.local,10.244.0.10",
             "--host-record=esdb-1.esdb.db.svc.cluster.local,10.244.0.11", "--address=/elsewhere.test/192.0.2.7",
             // Authoritative for the cluster domain, as the cluster DNS is: NXDOMAIN for a pod it has not.
-            "--local=/cluster.local/",
-        ], log: dir.appendingPathComponent("dnsmasq.log").path)
+            "--local=/cluster.local/"
+        ])
         defer { dnsmasq.stop() }
         let proxy = try ServerProcess("cairn dns-proxy", CLITests.binary, [
             "dns-proxy", "--listen", "127.0.0.1:\(proxyPort)", "--upstream", "127.0.0.1:\(upstreamPort)",
@@ -316,22 +322,13 @@ struct SplitDNSApplyTests {
 @Suite("SplitDNS resolver in cairn's image")
 struct SplitDNSImageTests {
     @Test(.timeLimit(.minutes(3))) func theImagesResolverAnswersAsTheSidecar() throws {
-        let found = try run("/bin/bash", [Repo.root.path + "/Tests/image.sh", "ref"])
-        guard found.status == 0 else {
-            if ProcessInfo.processInfo.environment["CI"] != nil {
-                Issue.record("no cairn image: .ci/run builds it with Tests/image.sh build before the tests")
-            }
-            return
-        }
-        let image = found.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let image = try DeployTests.builtImage() else { return }
         let logs = TemporaryDirectory("cairn-image-dns")
         let (upstreamPort, proxyPort) = (freePort(), freePort())
-        let user = String(cString: getpwuid(geteuid()).pointee.pw_name)
-        let dnsmasq = try ServerProcess("dnsmasq", "/usr/sbin/dnsmasq", [
-            "--no-daemon", "--port=\(upstreamPort)", "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-            "--user=\(user)", "--pid-file=", "--host-record=kdb-1.kdb.events.svc.cluster.local,10.244.3.11",
-            "--host-record=elsewhere.test,192.0.2.9",
-        ], log: logs.file("dnsmasq.log"))
+        let dnsmasq = try DNSProxyTests.dnsmasq(port: upstreamPort, log: logs.file("dnsmasq.log"), [
+            "--host-record=kdb-1.kdb.events.svc.cluster.local,10.244.3.11",
+            "--host-record=elsewhere.test,192.0.2.9"
+        ])
         defer { dnsmasq.stop() }
         let buildah = ["/usr/bin/buildah", "--storage-driver", "vfs"]
         let created = try run(buildah[0], Array(buildah.dropFirst()) + ["from", "--pull=never", image])
