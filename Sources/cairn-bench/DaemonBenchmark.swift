@@ -148,6 +148,15 @@ func daemonBenchmark(count: Int = 1000, memoryOnly: Bool = false) async throws {
     // other; seconds from kubectl's return until the StatefulSet is back at 3, with the 10-hour
     // resync above: only the watch can bring it back.
     let listsBeforeDrift = metric(scrape(), "cairn_kube_requests{operation=\"list\"}")
+    /// Seconds from now until `done` holds, polled every 20 ms for at most 30 s (infinity then).
+    func secondsUntil(_ done: () async throws -> Bool) async throws -> Double {
+        let start = DispatchTime.now()
+        for _ in 0..<1500 {
+            if try await done() { return Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9 }
+            usleep(20_000)
+        }
+        return .infinity
+    }
     var driftSeconds: [Double] = []
     let drifted = esdb.dropFirst(2 * n + 5).prefix(n)
     for file in drifted {
@@ -155,16 +164,7 @@ func daemonBenchmark(count: Int = 1000, memoryOnly: Bool = false) async throws {
         let ns = namespaces[Int(name.split(separator: "-")[1])! % namespaces.count]
         let ref = ObjectReference(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: name)
         _ = capture(["kubectl", "--kubeconfig", kubeconfig, "-n", ns, "scale", "statefulset/\(name)", "--replicas=5"])
-        let scaled = DispatchTime.now()
-        var back: Double?
-        for _ in 0..<1500 where back == nil {
-            if try await client.get(ref)["spec", "replicas"] == 3 {
-                back = Double(DispatchTime.now().uptimeNanoseconds - scaled.uptimeNanoseconds) / 1e9
-            } else {
-                usleep(20_000)
-            }
-        }
-        driftSeconds.append(back ?? .infinity)
+        driftSeconds.append(try await secondsUntil { try await client.get(ref)["spec", "replicas"] == 3 })
         usleep(UInt32.random(in: 0...500_000))
     }
     driftSeconds.sort()
@@ -179,21 +179,13 @@ func daemonBenchmark(count: Int = 1000, memoryOnly: Bool = false) async throws {
         let ns = namespaces[Int(name.split(separator: "-")[1])! % namespaces.count]
         let ref = ObjectReference(apiVersion: "v1", kind: "ConfigMap", namespace: ns, name: name + "-config")
         let said = capture(["/usr/bin/env", "KUBE_EDITOR=" + editor, "kubectl", "--kubeconfig", kubeconfig, "-n", ns, "edit", "configmap/\(name)-config"])
-        let edited = DispatchTime.now()
         guard said.contains("edited") else {
             print("kubectl edit of \(ns)/\(name)-config changed nothing: \(said)")
             continue
         }
-        var back: Double?
-        for _ in 0..<1500 where back == nil {
-            let conf = try await client.get(ref)["data", "eventstore.conf"]?.stringValue ?? ""
-            if conf.contains("RunProjections: System") {
-                back = Double(DispatchTime.now().uptimeNanoseconds - edited.uptimeNanoseconds) / 1e9
-            } else {
-                usleep(20_000)
-            }
-        }
-        editSeconds.append(back ?? .infinity)
+        editSeconds.append(try await secondsUntil {
+            (try await client.get(ref)["data", "eventstore.conf"]?.stringValue ?? "").contains("RunProjections: System")
+        })
         usleep(UInt32.random(in: 0...500_000))
     }
     editSeconds.sort()
