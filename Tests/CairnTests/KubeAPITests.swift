@@ -115,14 +115,14 @@ struct KubeClientTests {
         for ns in Set(objects.map(\.namespace)) { try await namespace(client, ns) }
         for o in objects { _ = try await client.apply(o.body, fieldManager: "cairn") }
 
-        func snapshot() async throws -> [String: (rv: String, generation: Int?, managed: JSONValue?)] {
-            var out: [String: (String, Int?, JSONValue?)] = [:]
+        func snapshot() async throws -> [String: (rv: String, generation: Int?, managed: JSONValue?, spec: JSONValue?)] {
+            var out: [String: (String, Int?, JSONValue?, JSONValue?)] = [:]
             for o in objects {
                 let live = try await client.get(try #require(ObjectReference(o.body)))
                 let cairnFields = live["metadata", "managedFields"]?.arrayValue?.first { $0["manager"] == "cairn" }
                 var generation: Int?
                 if case .int(let g)? = live["metadata", "generation"] { generation = g }
-                out[o.reference] = (live["metadata", "resourceVersion"]?.stringValue ?? "", generation, cairnFields?["fieldsV1"])
+                out[o.reference] = (live["metadata", "resourceVersion"]?.stringValue ?? "", generation, cairnFields?["fieldsV1"], live["spec"])
             }
             return out
         }
@@ -132,9 +132,11 @@ struct KubeClientTests {
         for o in objects {
             let (b, a) = (before[o.reference]!, after[o.reference]!)
             #expect(a.managed == b.managed && a.managed != nil, "\(o.reference): cairn's managed fields changed")
-            if o.kind == "StatefulSet" {
-                // The controller updates a StatefulSet's status; its spec must not change.
+            if ["StatefulSet", "Deployment", "Job", "PodDisruptionBudget"].contains(o.kind) {
+                // Controllers update these objects' status at any time; their spec must not change
+                // (a Job has no generation before Kubernetes 1.21, so the spec itself is compared).
                 #expect(a.generation == b.generation, "\(o.reference): generation \(b.generation ?? 0) -> \(a.generation ?? 0)")
+                #expect(a.spec == b.spec && a.spec != nil, "\(o.reference): spec changed")
             } else {
                 #expect(a.rv == b.rv, "\(o.reference): resourceVersion \(b.rv) -> \(a.rv)")
             }
