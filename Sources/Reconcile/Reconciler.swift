@@ -157,13 +157,16 @@ public struct Reconciler: Sendable {
         // Each cluster on its own: its stages in order, then its rollout.
         let namespaces = NamespaceGate(client: client, options: options)
         let passes = await withTaskGroup(of: ClusterPass.self) { group in
+            var out: [ClusterPass] = []
             for (index, cluster) in allowed.enumerated() {
+                // A window of clusters at a time keeps the client's connections busy; more
+                // would only hold their requests (and their memory) in its queue.
+                if index >= Self.clustersInFlight, let pass = await group.next() { out.append(pass) }
                 var current: [String: JSONValue] = [:]
                 for o in cluster.objects { current[o.reference] = liveByKey[o.reference] }
                 let mine = current
                 group.addTask { await self.pipeline(cluster, index: index, live: mine, namespaces: namespaces) }
             }
-            var out: [ClusterPass] = []
             for await pass in group { out.append(pass) }
             return out.sorted { $0.index < $1.index }
         }
@@ -238,6 +241,10 @@ public struct Reconciler: Sendable {
     }
 
     /// What one cluster's pipeline did.
+    /// Clusters whose pipelines run at once in a pass: several times the client's connections
+    /// (8), so that they stay busy while a cluster plans or waits for its previous stage.
+    static let clustersInFlight = 64
+
     private struct ClusterPass: Sendable {
         var index: Int
         var applied: [(stage: ApplyStage, result: ObjectResult)] = []
@@ -588,11 +595,10 @@ public struct Reconciler: Sendable {
         case .blocked:
             return ObjectResult(reference: ref, action: .blocked, detail: action.reason, cluster: cluster)
         case .create, .configure:
-            var body = action.object.body
             if action.kind == .create, action.object.createOnly {
                 // Created, never applied: a Secret that exists after all (made meanwhile, or
                 // not listed) keeps its passwords. Server-side apply would overwrite them.
-                body = Self.generateSecrets(body)
+                let body = Self.generateSecrets(action.object.body)
                 do {
                     _ = try await client.create(body, fieldManager: options.fieldManager, dryRun: options.dryRun)
                     return ObjectResult(reference: ref, action: .created, detail: options.dryRun ? "dry run" : nil, cluster: cluster)
@@ -607,7 +613,7 @@ public struct Reconciler: Sendable {
                 // The local comparison saw a difference; where server defaulting or normalising
                 // makes it unsure, the server's own dry run decides before anything is written.
                 if action.kind == .configure, let live {
-                    let preview = try await client.apply(body, fieldManager: options.fieldManager, force: true, dryRun: true)
+                    let preview = try await client.apply(action.object.body, fieldManager: options.fieldManager, force: true, dryRun: true)
                     if Self.sameContent(preview, live, desired: action.object) {
                         cache?.confirm(action.object, live: live)
                         return ObjectResult(reference: ref, action: .unchanged, detail: nil, cluster: cluster)
@@ -616,7 +622,14 @@ public struct Reconciler: Sendable {
                         return ObjectResult(reference: ref, action: .configured, detail: "dry run; \(action.reason ?? "")", cluster: cluster)
                     }
                 }
-                _ = try await client.apply(body, fieldManager: options.fieldManager, force: true, dryRun: options.dryRun)
+                if options.dryRun {
+                    _ = try await client.apply(action.object.body, fieldManager: options.fieldManager, force: true, dryRun: true)
+                } else {
+                    // The rendered bytes as they are, and the response not read.
+                    let o = action.object
+                    try await client.apply(encoded: o.json, reference: ObjectReference(apiVersion: o.apiVersion, kind: o.kind, namespace: o.namespace.isEmpty ? nil : o.namespace, name: o.name),
+                                           fieldManager: options.fieldManager)
+                }
                 let verb: ObjectResult.Action = action.kind == .create ? .created : .configured
                 // The difference never carries a Secret's data: generated Secrets are create-only.
                 let reason = action.object.kind == "Secret" ? nil : action.reason

@@ -1,7 +1,7 @@
 import ClusterSpecs
 import Foundation
 import KubeAPI
-import Reconcile
+@testable import Reconcile
 import Render
 import Testing
 
@@ -68,5 +68,51 @@ struct ScopedPassTests {
         let (unrestricted, result) = try await lists { try await everywhere.reconcile(fourth, scope: ["\(namespaces[2])/es"]) }
         #expect(unrestricted == scoped, "LISTs without --namespace-allow: \(unrestricted), with: \(scoped)")
         #expect(result.objects.allSatisfy { $0.cluster == "\(namespaces[2])/es" }, "\(result.objects)")
+    }
+
+    /// A pass runs `clustersInFlight` clusters' pipelines at a time (the rest wait for a place,
+    /// holding nothing): every cluster of a larger fleet is still applied, and reported once.
+    @Test func aPassOverMoreClustersThanRunAtOnceAppliesEveryOne() async throws {
+        let client = try plane.client()
+        defer { Task { await client.shutdown() } }
+        let ns = namespaces[0]
+        let count = Reconciler.clustersInFlight + 6
+        let files = (0..<count).map { esdb("es-\($0)", ns) }
+        var options = Reconciler.Options()
+        options.namespaceAllow = [ns]
+        let reconciler = Reconciler(client: client, options: options)
+        let first = try await reconciler.reconcile(state(files))
+        #expect(first.objects.filter { $0.action == .failed }.isEmpty, "\(first.objects.filter { $0.action == .failed })")
+        let sets = first.objects.filter { $0.reference.hasPrefix("StatefulSet/") && $0.action == .created }
+        #expect(Set(sets.map(\.reference)).count == count && sets.count == count, "\(sets.count) StatefulSets created of \(count)")
+        #expect(Set(first.clusters.map(\.cluster)).count == count)
+        let live = try await client.list(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, labelSelector: "app.kubernetes.io/managed-by=cairn")
+        #expect(live.count == count)
+        let again = try await reconciler.reconcile(state(files))
+        #expect(again.objects.allSatisfy { $0.action == .unchanged }, "\(again.objects.filter { $0.action != .unchanged })")
+    }
+
+    /// A pass applies a rendered object's own bytes and does not read the response; the
+    /// server's refusal still comes back as its error, naming the object.
+    @Test func applyingEncodedBytesWritesThemAndReportsTheServersError() async throws {
+        let client = try plane.client()
+        defer { Task { await client.shutdown() } }
+        let ns = namespaces[1]
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], fieldManager: "cairn-test")
+        let ref = ObjectReference(apiVersion: "v1", kind: "ConfigMap", namespace: ns, name: "encoded")
+        try await client.apply(encoded: Array(#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"encoded","namespace":"\#(ns)"},"data":{"k":"v"}}"#.utf8),
+                               reference: ref, fieldManager: "cairn")
+        let live = try await client.get(ref)
+        #expect(live["data", "k"] == "v")
+        #expect(live["metadata", "managedFields"]?.arrayValue?.first?["manager"] == "cairn")
+        let bad = ObjectReference(apiVersion: "v1", kind: "ConfigMap", namespace: ns, name: "Bad_Name")
+        do {
+            try await client.apply(encoded: Array(#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"Bad_Name","namespace":"\#(ns)"}}"#.utf8),
+                                   reference: bad, fieldManager: "cairn")
+            Issue.record("an invalid name was applied")
+        } catch {
+            #expect(error.reason == .invalid, "\(error)")
+            #expect(error.description.contains("ConfigMap/\(ns)/Bad_Name"), "\(error)")
+        }
     }
 }
