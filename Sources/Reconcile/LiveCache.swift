@@ -327,7 +327,7 @@ public final class LiveCache: Sendable {
     /// cache, whatever the order of its fields.
     static func fingerprint(_ desired: RenderedObject, _ live: JSONValue) -> Int {
         var hasher = Hasher()
-        hasher.combine(desired.json)
+        hasher.combine(desired.jsonHash)
         var o = live.objectValue ?? JSONObject()
         o["status"] = nil
         hasher.combine(JSONValue.object(o).canonicalJSON())

@@ -53,6 +53,10 @@ public struct Reconciler: Sendable {
         public var cairnImage: String?
         /// The cluster DNS (`address:port`); nil: the Service kube-system/kube-dns's address.
         public var clusterDNS: String?
+        /// Clusters whose pipelines run at once in a pass: several times the client's
+        /// connections (8), so that they stay busy while a cluster plans or waits for its
+        /// previous stage; more would only hold their requests (and their memory) in its queue.
+        public var clustersInFlight = 64
 
         public init() {}
     }
@@ -159,9 +163,8 @@ public struct Reconciler: Sendable {
         let passes = await withTaskGroup(of: ClusterPass.self) { group in
             var out: [ClusterPass] = []
             for (index, cluster) in allowed.enumerated() {
-                // A window of clusters at a time keeps the client's connections busy; more
-                // would only hold their requests (and their memory) in its queue.
-                if index >= Self.clustersInFlight, let pass = await group.next() { out.append(pass) }
+                // A window of clusters at a time (`Options.clustersInFlight`).
+                if index >= max(1, options.clustersInFlight), let pass = await group.next() { out.append(pass) }
                 var current: [String: JSONValue] = [:]
                 for o in cluster.objects { current[o.reference] = liveByKey[o.reference] }
                 let mine = current
@@ -241,10 +244,6 @@ public struct Reconciler: Sendable {
     }
 
     /// What one cluster's pipeline did.
-    /// Clusters whose pipelines run at once in a pass: several times the client's connections
-    /// (8), so that they stay busy while a cluster plans or waits for its previous stage.
-    static let clustersInFlight = 64
-
     private struct ClusterPass: Sendable {
         var index: Int
         var applied: [(stage: ApplyStage, result: ObjectResult)] = []

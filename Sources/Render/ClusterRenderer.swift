@@ -35,7 +35,7 @@ public enum ClusterRenderer {
         // The documents beside the cluster read no configuration of its pods: they are added
         // after the hashes are stamped.
         let companions = spec.companions.map { companion($0, spec.metadata) }
-        var rendered = RenderedCluster(spec: spec, system: system, objects: stagedOrder(stampConfigHashes(objects) + companions))
+        var rendered = RenderedCluster(spec: spec, system: system, objects: stagedOrder(stampConfigHashes(objects) + companions).map(\.withoutTree))
         rendered.problems = system.renderProblems(any: spec.system, spec.metadata, options: options).map {
             SpecError(file: spec.file, location: $0.location, path: $0.path, message: $0.message)
         }

@@ -71,7 +71,8 @@ func daemonBenchmark(count: Int = 1000, memoryOnly: Bool = false) async throws {
         return pid
     }
     func waitReady() -> Bool {
-        for _ in 0..<1200 {
+        // 2 minutes, and 0.1 s more per cluster (a first pass at 10,000 takes minutes).
+        for _ in 0..<(1200 + count) {
             if !capture(["curl", "-sf", "http://127.0.0.1:\(port)/readyz"]).isEmpty { return true }
             usleep(100_000)
         }
@@ -85,7 +86,7 @@ func daemonBenchmark(count: Int = 1000, memoryOnly: Bool = false) async throws {
     let firstPass = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
 
     // Idle: nothing pushed for 20 intervals, once the first pass's status commit is out.
-    for _ in 0..<600 where metric(scrape(), "cairn_status_commits_total") < 1 { usleep(100_000) }
+    for _ in 0..<(600 + count) where metric(scrape(), "cairn_status_commits_total") < 1 { usleep(100_000) }
     sleep(2)
     let idleStart = (scrape(), processUsage(pid))
     sleep(20)

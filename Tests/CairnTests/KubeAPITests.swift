@@ -360,7 +360,8 @@ struct KubeClientTests {
         let kubelet = KubeletStandIn(client: client)
         let sts = ObjectReference(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: "es")
         func waitUntil(_ what: String, _ done: (JSONValue) -> Bool) async throws {
-            for _ in 0..<150 {
+            // A bound, not a timing: 7 s alone, more beside the whole suite on two cores.
+            for _ in 0..<600 {
                 try await kubelet.markReady(namespace: ns, selector: "app.kubernetes.io/instance=es")
                 if done(try await client.get(sts)) { return }
                 try await Task.sleep(nanoseconds: 200_000_000)

@@ -1,7 +1,7 @@
 import ClusterSpecs
 import Foundation
 import KubeAPI
-@testable import Reconcile
+import Reconcile
 import Render
 import Testing
 
@@ -70,16 +70,17 @@ struct ScopedPassTests {
         #expect(result.objects.allSatisfy { $0.cluster == "\(namespaces[2])/es" }, "\(result.objects)")
     }
 
-    /// A pass runs `clustersInFlight` clusters' pipelines at a time (the rest wait for a place,
-    /// holding nothing): every cluster of a larger fleet is still applied, and reported once.
+    /// A pass runs `Options.clustersInFlight` clusters' pipelines at a time (the rest wait for a
+    /// place, holding nothing): every cluster of a larger fleet is still applied, and reported once.
     @Test func aPassOverMoreClustersThanRunAtOnceAppliesEveryOne() async throws {
         let client = try plane.client()
         defer { Task { await client.shutdown() } }
         let ns = namespaces[0]
-        let count = Reconciler.clustersInFlight + 6
-        let files = (0..<count).map { esdb("es-\($0)", ns) }
         var options = Reconciler.Options()
         options.namespaceAllow = [ns]
+        options.clustersInFlight = 3
+        let count = 8
+        let files = (0..<count).map { esdb("es-\($0)", ns) }
         let reconciler = Reconciler(client: client, options: options)
         let first = try await reconciler.reconcile(state(files))
         #expect(first.objects.filter { $0.action == .failed }.isEmpty, "\(first.objects.filter { $0.action == .failed })")
