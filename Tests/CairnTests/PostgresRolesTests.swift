@@ -14,7 +14,7 @@ import Testing
 /// statement in its log. As root (CI), the server runs as the `postgres` user, since PostgreSQL
 /// refuses to run as root.
 final class PostgresServer {
-    let port = freePort()
+    private(set) var port = freePort()
     let dir = TemporaryDirectory("cairn-pg")
     let password = "super-\(UUID().uuidString.prefix(8))"
     var log: String { dir.file("postgres.log") }
@@ -42,14 +42,21 @@ final class PostgresServer {
         ]
         let initdb = try run(initdbArgv[0], Array(initdbArgv.dropFirst()))
         guard initdb.status == 0 else { throw CommandFailed(description: "initdb failed: \(initdb.stderr)") }
-        let server = [
-            "\(bin)/postgres", "-D", dir.file("data"), "-p", "\(port)", "-c", "listen_addresses=127.0.0.1",
-            "-c", "unix_socket_directories=\(dir.path)", "-c", "log_statement=all", "-c", "fsync=off",
-        ]
-        let argv = asUser + server
-        self.server = try ServerProcess("postgres", argv[0], Array(argv.dropFirst()), log: log)
-        guard waitForPort(port, seconds: 30) else {
-            throw CommandFailed(description: "postgres did not listen on \(port): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        // A free port can be taken by another test before the server binds it: then another.
+        for attempt in 1...3 {
+            let server = [
+                "\(bin)/postgres", "-D", dir.file("data"), "-p", "\(port)", "-c", "listen_addresses=127.0.0.1",
+                "-c", "unix_socket_directories=\(dir.path)", "-c", "log_statement=all", "-c", "fsync=off",
+            ]
+            let argv = asUser + server
+            self.server = try ServerProcess("postgres", argv[0], Array(argv.dropFirst()), log: log)
+            if waitForPort(port, seconds: 30) { return }
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            self.server?.stop()
+            guard attempt < 3, text.contains("Address already in use") else {
+                throw CommandFailed(description: "postgres did not listen on \(port): \(text)")
+            }
+            port = freePort()
         }
     }
 
