@@ -343,7 +343,13 @@ public struct AerospikeSpec: SystemSpec {
                     return true
                 }
             }
-            if alternateWritten, !alternateAccessIsPod || !tlsAlternateAccessIsPod, let f = s["aerospikeNetworkPolicy"] {
+            if !alternateWritten {
+                // Upstream's default alternate access is the node's external address: not written
+                // here, so said here too rather than only in the README.
+                (s["aerospikeNetworkPolicy"] ?? s.field).note("alternate access addresses are not written: upstream's default "
+                    + "(aerospikeNetworkPolicy.alternateAccess hostExternal, the node's external address) is not known to a pod; "
+                    + "clients that ask for alternate addresses get none (alternateAccess: pod gives the pods' own)")
+            } else if !alternateAccessIsPod || !tlsAlternateAccessIsPod, let f = s["aerospikeNetworkPolicy"] {
                 f.note("alternate access addresses are not written: upstream's default, the node's "
                     + "external address (hostExternal), is not known to a pod; clients that ask for alternate addresses "
                     + "get none (alternateAccess: pod gives the pods' own)")

@@ -113,9 +113,17 @@ enum PostgresRenderer {
         // case) is dropped, and so are the ones after it by a name the spec took, as upstream.
         append(spec.env, to: &container.env)
         if let standby = spec.standby {
-            append([Kube.env("STANDBY_HOST", standby.host)], to: &container.env)
-            if let port = standby.port { append([Kube.env("STANDBY_PORT", port)], to: &container.env) }
-            if let slot = standby.primarySlotName { append([Kube.env("STANDBY_PRIMARY_SLOT_NAME", slot)], to: &container.env) }
+            if let host = standby.host {
+                append([Kube.env("STANDBY_HOST", host)], to: &container.env)
+                if let port = standby.port { append([Kube.env("STANDBY_PORT", port)], to: &container.env) }
+                if let slot = standby.primarySlotName { append([Kube.env("STANDBY_PRIMARY_SLOT_NAME", slot)], to: &container.env) }
+            }
+            if let archive = standby.walArchive {
+                append([Kube.env(archive.variable, archive.path), Kube.env("STANDBY_METHOD", "STANDBY_WITH_WALE"),
+                        // Empty: set, so Spilo does not put its own scope prefix before the path
+                        // (the API server keeps an empty value as no value, so none is written).
+                        ["name": "STANDBY_WAL_BUCKET_SCOPE_PREFIX"]], to: &container.env)
+            }
         }
         container.envFrom = spec.envFrom
         container.livenessProbe = spec.livenessProbe.map(Kube.userProbe)

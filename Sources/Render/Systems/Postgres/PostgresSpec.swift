@@ -139,10 +139,25 @@ public struct PostgresSpec: SystemSpec {
         public var minPoolSize: Int { defaultPoolSize / 2 }
     }
 
+    /// Where a standby cluster follows its source from: a remote primary it streams from, or a
+    /// WAL archive (exactly one, as the upstream CRD's `oneOf` says).
     public struct Standby: Sendable, Hashable {
-        public var host: String
+        public var host: String?
         public var port: String?
         public var primarySlotName: String?
+        /// `s3_wal_path` (Spilo's `STANDBY_WALE_S3_PREFIX`) or `gs_wal_path` (`STANDBY_WALE_GS_PREFIX`).
+        public var walArchive: (variable: String, path: String)? {
+            get { walVariable.map { ($0, walPath ?? "") } }
+            set { walVariable = newValue?.variable; walPath = newValue?.path }
+        }
+        private var walVariable: String?
+        private var walPath: String?
+
+        public init(host: String? = nil, port: String? = nil, primarySlotName: String? = nil) {
+            self.host = host
+            self.port = port
+            self.primarySlotName = primarySlotName
+        }
     }
 
     /// The server certificate as the upstream operator mounts it: the Secret at `/tls`, the CA's
@@ -708,17 +723,14 @@ public struct PostgresSpec: SystemSpec {
         }
     }
 
-    /// `standby`. Streaming from a remote primary is rendered; a WAL archive (`s3_wal_path`,
-    /// `gs_wal_path`) needs the bucket's credentials in Spilo's environment, which the upstream
-    /// operator takes from its own configuration and cairn does not render yet.
+    /// `standby`, as upstream renders it (k8sres.go generateStandbyEnvironment): streaming from a
+    /// remote primary (`standby_host`, with `standby_port` and `standby_primary_slot_name`), or
+    /// restoring from a WAL archive (`s3_wal_path`, `gs_wal_path`) with Spilo's WAL-E method.
+    /// The archive's credentials come from the operator's configuration upstream
+    /// (`pod_environment_configmap`/`_secret`); here from the spec's own `env`/`envFrom`.
     static func decodeStandby(_ f: Field) -> Standby? {
         f.object { o -> Standby? in
-            for key in ["s3_wal_path", "gs_wal_path"] {
-                if let w = o[key], let text = w.string, !text.isEmpty {
-                    w.fail("not supported by cairn yet: a standby from a WAL archive needs the bucket's credentials in Spilo's environment, "
-                           + "which cairn does not render yet; streaming from standby_host is supported")
-                }
-            }
+            let sources = ["s3_wal_path", "gs_wal_path", "standby_host"].filter { key in o[key]?.string.map { !$0.isEmpty } ?? false }
             var port: String?
             if let pf = o["standby_port"], let text = pf.scalarText, !text.isEmpty {
                 if let n = Int(text), (1...65535).contains(n) { port = String(n) } else { pf.fail("must be a port number (got \(text))") }
@@ -727,17 +739,42 @@ public struct PostgresSpec: SystemSpec {
             if let sf = o["standby_primary_slot_name"], let text = sf.string, !text.isEmpty {
                 if isRoleName(text) { slot = text } else { sf.fail("'\(text)' is not a replication slot name (lower-case letters, digits and '_')") }
             }
-            guard let hf = o["standby_host"], let host = hf.string, !host.isEmpty else {
-                if !o.has("s3_wal_path") && !o.has("gs_wal_path") { o.field.fail("needs standby_host (the remote primary to stream from)") }
+            guard sources.count == 1 else {
+                if sources.isEmpty {
+                    o.field.fail("needs one of standby_host (a remote primary to stream from), s3_wal_path or gs_wal_path (a WAL archive)")
+                } else {
+                    o.field.fail("takes exactly one of \(sources.joined(separator: ", ")) (the upstream CRD's oneOf)")
+                }
                 return nil
             }
+            let promote = "standby takes effect when the cluster is created (Patroni's standby_cluster); taking it out later does not "
+                + "promote the cluster as the upstream operator does through Patroni's API: promote it with `patronictl edit-config` first"
+            if sources[0] != "standby_host" {
+                let key = sources[0], w = o[key]!, path = w.string!
+                let scheme = key == "s3_wal_path" ? "s3://" : "gs://"
+                guard path.hasPrefix(scheme), path.count > scheme.count, !path.contains(where: { $0.isWhitespace || $0.isNewline || $0 == "\0" }) else {
+                    w.fail("'\(path)' is not a \(scheme)bucket/path URL (Spilo's WAL-E prefix)")
+                    return nil
+                }
+                for k in ["standby_port", "standby_primary_slot_name"] where o.has(k) {
+                    o[k]?.note("used with standby_host only: a standby from a WAL archive does not read it (as upstream)")
+                }
+                let provider = key == "s3_wal_path"
+                    ? "STANDBY_AWS_ACCESS_KEY_ID and STANDBY_AWS_SECRET_ACCESS_KEY (valueFrom a Secret), STANDBY_AWS_REGION or STANDBY_AWS_ENDPOINT"
+                    : "STANDBY_GOOGLE_APPLICATION_CREDENTIALS naming a key file mounted with additionalVolumes"
+                w.note("the archive's credentials go in spec.env or spec.envFrom (\(provider)): the upstream operator takes them from "
+                       + "its own configuration (pod_environment_configmap/secret), which cairn does not have")
+                o.field.note(promote)
+                var standby = Standby()
+                standby.walArchive = (key == "s3_wal_path" ? "STANDBY_WALE_S3_PREFIX" : "STANDBY_WALE_GS_PREFIX", path)
+                return standby
+            }
+            let hf = o["standby_host"]!, host = hf.string!
             guard Names.isDNS1123Subdomain(host) || CIDR.isValid(host + "/32") || host.contains(":") && CIDR.isValid(host + "/128") else {
                 hf.fail("'\(host)' is not a host name or an IP address")
                 return nil
             }
-            o.field.note("standby takes effect when the cluster is created (Patroni's standby_cluster); taking it out later does not "
-                         + "promote the cluster as the upstream operator does through Patroni's API: promote it with "
-                         + "`patronictl edit-config` first. The standby user's Secret must hold the source's password: create it "
+            o.field.note(promote + ". The standby user's Secret must hold the source's password: create it "
                          + "before the cluster (cairn never overwrites one)")
             return Standby(host: host, port: port, primarySlotName: slot)
         }
