@@ -269,7 +269,7 @@ package enum ClusterSpecLoader {
                 body["data"] = .object(data.sortedByKey())
             }
             if kind == "Secret", o.has("data") || o.has("stringData") {
-                field.note("a Secret with its values in git: cairn applies it as written, and anyone who can read the repository can read them; "
+                field.warn("a Secret with its values in git: cairn applies it as written, and anyone who can read the repository can read them; "
                            + "cairn never shows them (plans mask Secret values)")
             }
             return CompanionObject(apiVersion: apiVersion, kind: kind, name: name, body: .object(body), location: field.location)

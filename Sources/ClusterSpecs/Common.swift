@@ -36,6 +36,9 @@ public struct ResourceRequirements: Sendable, Hashable {
 public struct EnvVar: Sendable, Hashable {
     public let name: String
     public let value: String
+
+    /// Why an `env` item's `valueFrom` is refused where only literal values are rendered.
+    package static let valueFromRefusal = "only literal values are rendered; reference Secrets through the system's own fields"
 }
 
 /// Scheduling constraints passed through to the pod template.
@@ -227,7 +230,7 @@ extension Field {
     /// `env: [{name, value}]`.
     package var env: [EnvVar]? {
         list { item in
-            item.object(unsupported: ["valueFrom": "only literal values are rendered; reference Secrets through the system's own fields"]) { e in
+            item.object(unsupported: ["valueFrom": EnvVar.valueFromRefusal]) { e in
                 guard let nameField = e.required("name"), let name = nameField.nonEmptyString else { return nil }
                 if !Names.isEnvVarName(name) { nameField.fail("'\(name)' is not a valid environment variable name") }
                 let value = e["value"].flatMap { $0.scalarText } ?? ""

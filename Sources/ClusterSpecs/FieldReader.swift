@@ -20,9 +20,11 @@ package final class Diagnostics {
         reported.append(SpecError(file: file, location: location, path: path, message: message))
     }
 
-    package func note(_ location: Location, _ path: String, _ message: String) {
+    package func note(_ location: Location, _ path: String, _ message: String, warning: Bool = false) {
         guard notes.count < Self.maximumReported else { return }
-        notes.append(SpecError(file: file, location: location, path: path, message: message))
+        var note = SpecError(file: file, location: location, path: path, message: message)
+        note.isWarning = warning
+        notes.append(note)
     }
 
     /// The problems reported, and one saying how many more there were.
@@ -56,6 +58,11 @@ package struct Field {
     /// A note on an accepted field (what cairn does differently, or does not use).
     package func note(_ message: String) {
         diagnostics.note(node.location, path, message)
+    }
+
+    /// A note printed as a warning (see `SpecError.isWarning`).
+    package func warn(_ message: String) {
+        diagnostics.note(node.location, path, message, warning: true)
     }
 
     package func child(_ key: String, _ node: SpecNode) -> Field {

@@ -53,7 +53,8 @@ public enum PlanReport {
     public static func text(_ plan: ChangePlan, header: Header, diffs: Bool = true) -> String {
         var out = "cairn plan: \(header.base) -> \(header.head), spec files under \(header.path)\n"
         for e in plan.errors { out += "error: \(e)\n" }
-        for n in plan.notes { out += "note: \(n)\n" }
+        // A note that is a warning already says so (`SpecError.noteLine`).
+        for n in plan.notes { out += (n.hasPrefix("warning: ") ? n : "note: \(n)") + "\n" }
         for c in plan.clusters {
             out += "\ncluster \(c.cluster) (\(c.file)): \(c.status.rawValue)\n"
             for o in c.objects { out += "  \(symbol(o)) \(line(o))\n" }

@@ -46,6 +46,9 @@ package protocol ClusterSystem: Sendable {
     /// `[]`): accepted with a note (an upstream operator's own setting) or refused saying why.
     /// A field neither read nor here is a typo: "unknown field".
     static var fieldPolicies: [String: FieldPolicy] { get }
+    /// Fields of the upstream CRD the decoder itself refuses (with why): in the compatibility
+    /// table beside `fieldPolicies`, checked against the decoder by CRDFieldTests.
+    static var refusedInDecoder: [String: String] { get }
 
     /// Earlier versions of the upstream CRD read as `apiVersion` (their fields a subset of its).
     static var olderAPIVersions: [String] { get }
@@ -59,6 +62,7 @@ extension ClusterSystem {
     package static func scaleWarning(statefulSet: String, from: Int, to: Int) -> String? { nil }
 
     package static var fieldPolicies: [String: FieldPolicy] { [:] }
+    package static var refusedInDecoder: [String: String] { [:] }
 
     package static var olderAPIVersions: [String] { [] }
 
@@ -112,9 +116,11 @@ package struct SystemRegistry: Sendable {
     package var fieldPolicyTables: String {
         systems.map { system in
             var out = "#### \(system.kind) (`\(system.apiVersion)`)\n\n"
-            guard !system.fieldPolicies.isEmpty else { return out + "Every field of the upstream CRD is rendered.\n" }
+            var rows = system.refusedInDecoder.mapValues { FieldPolicy.unsupported($0) }
+            rows.merge(system.fieldPolicies) { _, policy in policy }
+            guard !rows.isEmpty else { return out + "Every field of the upstream CRD is rendered.\n" }
             out += "| field | cairn | why |\n|---|---|---|\n"
-            for (path, policy) in system.fieldPolicies.sorted(by: { $0.key < $1.key }) {
+            for (path, policy) in rows.sorted(by: { $0.key < $1.key }) {
                 switch policy {
                 case .operatorOnly(let why): out += "| `\(path)` | accepted, not used | \(why) |\n"
                 case .unsupported(let why): out += "| `\(path)` | not supported yet | \(why) |\n"

@@ -7,6 +7,9 @@ public struct SpecError: Error, Sendable, Hashable, Comparable, CustomStringConv
     /// The field path, e.g. `spec.partitionGroups[1].partitions`; empty for file-level problems.
     public let path: String
     public let message: String
+    /// A note that asks for attention (printed as `warning:`, not `note:`): something accepted
+    /// that may not be what the author wants (a Secret's values in git).
+    public var isWarning = false
 
     public init(file: String, location: Location, path: String, message: String) {
         self.file = file
@@ -14,6 +17,9 @@ public struct SpecError: Error, Sendable, Hashable, Comparable, CustomStringConv
         self.path = path
         self.message = message
     }
+
+    /// How `validate` and `plan` print a note: `note: ...` or `warning: ...`.
+    public var noteLine: String { (isWarning ? "warning: " : "note: ") + description }
 
     /// One line whatever the spec held: control characters in keys and values (a newline
     /// could otherwise forge another error line) are written as escapes.

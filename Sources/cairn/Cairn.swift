@@ -48,7 +48,7 @@ struct SpecInput: ParsableArguments {
         let state = DesiredState(files: files.map { DesiredState.File(path: $0.path, text: $0.text) }, unreadable: unreadable, options: options)
         for problem in state.unreadable { printError(problem) }
         for e in state.errors { printError(e.description) }
-        for n in state.notes { printError("note: \(n)") }
+        for n in state.notes { printError(n.noteLine) }
         return state
     }
 

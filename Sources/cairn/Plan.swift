@@ -104,7 +104,7 @@ extension Cairn {
                 await client.shutdown()
                 var plan = ChangePlan.compare(base: liveSides, head: allowed.map(ChangePlan.Side.init),
                                               errors: problems + state.errors.map(\.description), filesChanged: 0)
-                plan.notes = state.notes.map(\.description)
+                plan.notes = state.notes.map { $0.isWarning ? $0.noteLine : $0.description }
                 return plan
             } catch {
                 await client.shutdown()
@@ -145,7 +145,7 @@ extension Cairn {
             }
             let headSide = after.clusters.filter { touched.contains($0.spec.identity) }
             var plan = ChangePlan.compare(base: baseSide, head: headSide, errors: errors, filesChanged: changedFiles.count)
-            plan.notes = after.notes.filter { changedFiles.contains($0.file) }.map(\.description)
+            plan.notes = after.notes.filter { changedFiles.contains($0.file) }.map { $0.isWarning ? $0.noteLine : $0.description }
             plan.filesRendered = before.filesRendered + after.filesRendered
             return plan
         }

@@ -1,5 +1,6 @@
 import ClusterSpecs
 import Foundation
+@testable import Render
 import Testing
 
 /// Every field of the upstream CRDs, at the operators' current releases, is rendered, accepted
@@ -68,6 +69,38 @@ struct CRDFieldTests {
             }
             #expect(unknown.isEmpty, "\(system.source): \(unknown.count) fields called unknown:\n\(unknown.joined(separator: "\n"))")
         }
+    }
+
+    /// The compatibility tables (`cairn fields`, in the README) name every field the decoders
+    /// refuse: a field of the upstream CRD set alone that is refused as not supported is in its
+    /// system's table, and every row of the table is a field the CRD has.
+    @Test func everyRefusedFieldIsInTheCompatibilityTable() throws {
+        let tables: [String: any ClusterSystem.Type] = ["aerospike": AerospikeSystem.self, "kurrentdb": EventStoreSystem.self,
+                                                        "zalando-postgres": PostgresSystem.self]
+        for system in try Self.systems() {
+            let kind = try #require(tables[system.name])
+            let listed = Set(kind.fieldPolicies.keys).union(kind.refusedInDecoder.keys)
+            let base = Field.toJSON(try SpecFileParser.parse(Repo.read(UpstreamSamples.directory.appendingPathComponent(system.base)), file: system.base))
+            var missing: [String] = []
+            for (path, placeholder) in system.fields {
+                let document = Self.setting(path.split(separator: ".")[...], to: placeholder, in: base)
+                for error in specErrors(document.canonicalJSON(), file: "\(system.name).yaml") {
+                    guard let refused = Self.refusal(error), FieldPolicy.pattern(refused) == path else { continue }
+                    if !listed.contains(path) { missing.append("\(path): \(error)") }
+                    if let why = kind.refusedInDecoder[path] { #expect(error.hasSuffix(": " + why), "the table's reason differs: \(error)") }
+                }
+            }
+            #expect(missing.isEmpty, "\(system.name): refused but not in the compatibility table:\n\(missing.joined(separator: "\n"))")
+            let crd = Set(system.fields.map(\.path))
+            for path in kind.refusedInDecoder.keys { #expect(crd.contains(path), "\(system.name): \(path) is no field of the upstream CRD") }
+        }
+    }
+
+    /// The path of a "not supported by cairn" refusal (`file:line:column: path: message`).
+    static func refusal(_ error: String) -> String? {
+        let parts = error.components(separatedBy: ": ")
+        guard parts.count >= 3, parts[2].contains("not supported by cairn") else { return nil }
+        return parts[1]
     }
 
     /// The placeholder document really reaches the decoder: a field no CRD has is unknown.

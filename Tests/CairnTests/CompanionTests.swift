@@ -171,6 +171,16 @@ struct CompanionTests {
         let kept = (taken?["objects"]?.arrayValue ?? []) + (IsolationTests.cluster(taken, "\(ns)/a")?["objects"]?.arrayValue ?? [])
         #expect(kept.contains { $0["object"] == .string("Secret/\(ns)/a-passwords") && $0["action"] == "kept" }, "\(taken?.canonicalJSON() ?? "")")
         #expect(try await client.get(secretRef)["data", "admin"] == "cm90YXRlZA==")
+
+        // The whole file removed: the cluster's companions go with it (its Secret stays).
+        try write(["a.yaml": withMonitor(false, secret: false)])
+        _ = try apply()
+        try write(["a.yaml": nil])
+        let (_, gone) = try apply()
+        let goneObjects = gone?["otherObjects"]?.arrayValue ?? []
+        #expect(goneObjects.contains { $0["object"] == .string("Service/\(ns)/a-metrics") && $0["action"] == "pruned" }, "\(gone?.canonicalJSON() ?? "")")
+        #expect((try? await client.get(ObjectReference(apiVersion: "v1", kind: "Service", namespace: ns, name: "a-metrics"))) == nil)
+        #expect(try await client.get(secretRef)["data", "admin"] == "cm90YXRlZA==", "cairn never deletes a Secret")
     }
 
     /// Objects a valid cluster no longer renders: a load balancer turned off is pruned; a rack

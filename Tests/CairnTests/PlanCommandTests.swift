@@ -197,4 +197,45 @@ final class PlanCommandTests {
         let validated = try run(CLITests.binary, ["validate", dir.file("clusters")])
         #expect(validated.status == 1 && validated.stderr.contains("would render objects another cluster renders too"), "\(validated.stderr)")
     }
+
+    /// Documents beside a cluster are shown by `plan` with the cluster's objects: added as they
+    /// are (labelled as the cluster's), a Secret's values masked, and the change of one alone.
+    @Test func documentsBesideAClusterAreShownWithItsValuesMasked() throws {
+        let origin = try OriginRepository()
+        let cluster = IsolationTests.esdb("a", namespace: "db")
+        let base = try origin.commit(["clusters/a.yaml": cluster], message: "a cluster")
+        let companions = """
+            apiVersion: v1
+            kind: Secret
+            metadata: {name: a-license}
+            stringData: {key: not-a-real-license-key}
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: a-metrics}
+            spec:
+              ports: [{name: http, port: 2113}]
+              selector: {app.kubernetes.io/instance: a}
+            ---
+
+            """
+        let head = try origin.commit(["clusters/a.yaml": companions + cluster], message: "its Secret and a metrics Service")
+        let r = try run(CLITests.binary, ["plan", "--repo", origin.bare, "--base", base, "--head", head, "--format", "json", "--cache-dir", cache.path])
+        #expect(r.status == 1, "changes: \(r.stderr)")
+        #expect(!r.stdout.contains("not-a-real-license-key") && !r.stderr.contains("not-a-real-license-key"), "a Secret value in the plan")
+        let text = try run(CLITests.binary, ["plan", "--repo", origin.bare, "--base", base, "--head", head, "--cache-dir", cache.path])
+        #expect(!text.stdout.contains("not-a-real-license-key"))
+        for object in ["Secret/db/a-license", "Service/db/a-metrics"] {
+            #expect(text.stdout.contains(object), "\(object): \(text.stdout)")
+        }
+        #expect(text.stdout.contains("cairn.dev/cluster: a"), "labelled as the cluster's: \(text.stdout)")
+        #expect(text.stdout.contains("\nwarning: clusters/a.yaml:1:1: a Secret with its values in git"), "\(text.stdout)")
+        let validated = try run("/bin/sh", ["-c", "cd \"$1\" && \"$2\" validate clusters 2>&1", "sh", origin.work, CLITests.binary])
+        #expect(validated.stdout.contains("warning: clusters/a.yaml:1:1: a Secret with its values in git"), "\(validated.stdout)")
+        // One of them changed alone: only it is in the plan, nothing restarts.
+        let port = try origin.commit(["clusters/a.yaml": companions.replacingOccurrences(of: "port: 2113", with: "port: 2114") + cluster])
+        let changed = try run(CLITests.binary, ["plan", "--repo", origin.bare, "--base", head, "--head", port, "--cache-dir", cache.path])
+        #expect(changed.status == 1 && changed.stdout.contains("Service/db/a-metrics") && !changed.stdout.contains("Secret/db/a-license"), "\(changed.stdout)")
+        #expect(changed.stdout.contains("2114"))
+    }
 }

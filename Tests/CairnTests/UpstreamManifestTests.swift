@@ -518,6 +518,30 @@ struct AerospikeUpstreamFieldTests {
         #expect(specErrors(colon).contains { $0.contains("'/dev/nvme0n1:/dev/sdf' is not the path of a Block volume") }, "the invented a:b spelling is gone")
     }
 
+    /// Bug 1, files: a namespace file and its shadow, separated by whitespace as upstream writes
+    /// them, each on a Filesystem volume (the shadow on its own), written as one `file` line.
+    @Test func shadowFilesAreWrittenAsUpstreamWritesThem() throws {
+        let storage = """
+                volumes:
+                  - name: data
+                    aerospike: {path: /opt/aerospike/data}
+                    source: {persistentVolume: {size: 1Gi, volumeMode: Filesystem}}
+                  - name: shadow
+                    aerospike: {path: /opt/aerospike/shadow}
+                    source: {persistentVolume: {size: 1Gi, volumeMode: Filesystem}}
+            """
+        let yaml = ValidationTests.aerospike("  storage:\n\(storage)\n  aerospikeConfig:\n\(ValidationTests.network)\n"
+            + "    namespaces: [{name: t, storage-engine: {type: device, filesize: 1073741824, "
+            + "files: [\"/opt/aerospike/data/t.dat /opt/aerospike/shadow/t.dat\"]}}]")
+        #expect(specErrors(yaml) == [], "\(specErrors(yaml))")
+        let conf = try #require(try render(yaml).compactMap { $0.body["data", "aerospike.conf"]?.stringValue }.first)
+        #expect(conf.contains("        file /opt/aerospike/data/t.dat /opt/aerospike/shadow/t.dat\n"), "\(conf)")
+        let lost = yaml.replacingOccurrences(of: "/opt/aerospike/shadow/t.dat", with: "/tmp/t.dat")
+        #expect(specErrors(lost).map { $0.contains("'/tmp/t.dat' is not under the path of a Filesystem volume") } == [true], "\(specErrors(lost))")
+        let three = yaml.replacingOccurrences(of: "/opt/aerospike/shadow/t.dat\"", with: "/opt/aerospike/shadow/t.dat /opt/aerospike/shadow/u.dat\"")
+        #expect(specErrors(three).contains { $0.contains("a path and its shadow separated by whitespace (got 3 parts)") }, "\(specErrors(three))")
+    }
+
     @Test func theServerContainerTakesAerospikeContainersResourcesAndSecurityContext() throws {
         let podSpec = """
               podSpec:
@@ -805,6 +829,21 @@ struct AtomixUpstreamShapeTests {
                 "\(both)")
     }
 
+    /// The operator's env items are corev1.EnvVar: `valueFrom` is refused where the
+    /// compatibility table says, with the table's reason.
+    @Test func envValueFromIsRefusedAsTheTableSays() throws {
+        let envFrom = "env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: s, key: k}}}]"
+        let bodies = ["spec.managementGroup.env[].valueFrom": "  version: 3.1.0\n  managementGroup: {size: 1, \(envFrom)}\n",
+                      "spec.partitionGroups[].env[].valueFrom": "  version: 3.1.0\n  partitionGroups: [{name: raft, size: 1, partitions: 1, raft: {}, \(envFrom)}]\n",
+                      "spec.benchmark.env[].valueFrom": "  version: 3.1.0\n  benchmark: {size: 1, \(envFrom)}\n"]
+        #expect(Set(bodies.keys) == Set(AtomixSystem.refusedInDecoder.keys))
+        for (path, body) in bodies {
+            let errors = specErrors(Self.spec(body))
+            let why = try #require(AtomixSystem.refusedInDecoder[path])
+            #expect(errors.contains { FieldPolicy.pattern(CRDFieldTests.refusal($0) ?? "") == path && $0.hasSuffix(": " + why) }, "\(path): \(errors)")
+        }
+    }
+
     @Test func latestIsRenderedFor31WithANote() throws {
         let yaml = Self.spec("  version: latest\n")
         #expect(specErrors(yaml) == [])
@@ -939,6 +978,8 @@ struct MultiDocumentTests {
         let notes = spec.notes.map(\.description)
         #expect(notes.contains { $0.hasPrefix("t.yaml:1:1: the cluster's namespace: cairn creates it when missing") }, "\(notes)")
         #expect(notes.contains { $0.hasPrefix("t.yaml:5:1: a Secret with its values in git") }, "\(notes)")
+        #expect(spec.notes.filter(\.isWarning).map(\.noteLine).map { $0.hasPrefix("warning: t.yaml:5:1: a Secret with its values in git") } == [true],
+                "a warning, the only one")
         let objects = try render(yaml)
         let secret = try #require(object(objects, "Secret", "passwords"))
         #expect(secret.stage == .secrets)

@@ -13,6 +13,25 @@ package enum AerospikeSystem: ClusterSystem {
     package static let olderAPIVersions = ["asdb.aerospike.com/v1beta1"]
 
     /// The Aerospike operator's fields cairn does not read (its CRD `asdb.aerospike.com/v1`).
+    package static let refusedInDecoder: [String: String] = [
+        "spec.podSpec.aerospikeContainer.resources.claims": "dynamic resource claims are not rendered",
+        "spec.podSpec.aerospikeContainer.securityContext.appArmorProfile": "not rendered yet",
+        "spec.podSpec.aerospikeContainer.securityContext.windowsOptions": "cairn renders Linux pods",
+        "spec.rackConfig.racks[].aerospikeConfig": "per-rack configuration is not rendered yet",
+        "spec.rackConfig.racks[].podSpec": "per-rack pod settings are not rendered yet",
+        "spec.rackConfig.racks[].storage": "per-rack storage is not rendered yet",
+        "spec.rackConfig.racks[].nodeName": "use zone or region",
+        "spec.rackConfig.racks[].rackLabel": "use zone or region",
+        "spec.rackConfig.racks[].revision": "use a new rack id to change a rack's storage",
+        "spec.storage.deleteLocalStorageOnRestart": "cairn never deletes a PersistentVolumeClaim",
+        "spec.storage.localStorageClasses": "the upstream operator deletes these claims when a pod restarts; cairn never deletes a PersistentVolumeClaim",
+        "spec.storage.volumes[].source.configMap": "mount configuration through aerospikeConfig",
+        "spec.storage.volumes[].source.hostPath": "node directories are not mounted; use a persistentVolume (a local storage class)",
+        "spec.storage.volumes[].source.persistentVolume.accessModes": "volumes are ReadWriteOnce",
+        "spec.storage.volumes[].source.persistentVolume.metadata": "claim labels and annotations are not rendered yet",
+        "spec.storage.volumes[].source.persistentVolume.selector": "volumes come from the storage class",
+    ]
+
     package static let fieldPolicies: [String: FieldPolicy] = [
         "spec.validationPolicy": .operatorOnly("the upstream operator's own checks of work directories and XDR log files; cairn validates every spec itself"),
         "spec.operatorClientCert.certPathInOperator": .unsupported("cairn's users Job cannot read files of the upstream operator's pod; use secretCertSource"),

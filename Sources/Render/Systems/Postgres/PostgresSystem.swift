@@ -13,6 +13,13 @@ package enum PostgresSystem: ClusterSystem {
     package static let rollout = RolloutPolicy.replicasFirstPrimaryLast
 
     /// The Zalando operator's fields cairn does not read (its CRD `acid.zalan.do/v1`).
+    package static let refusedInDecoder: [String: String] = [
+        "spec.volume.iops": "not rendered",
+        "spec.volume.throughput": "not rendered",
+        "spec.volume.selector": "volumes come from the storage class",
+        "spec.volume.subPath": "not rendered",
+    ]
+
     package static let fieldPolicies: [String: FieldPolicy] = {
         let rotation = FieldPolicy.operatorOnly("password rotation is the upstream operator's own (its enable_password_rotation, off by "
                                                 + "default); cairn never rotates a password: set a new one in the role's Secret")
