@@ -343,17 +343,6 @@ public struct AerospikeSpec: SystemSpec {
                     return true
                 }
             }
-            if !alternateWritten {
-                // Upstream's default alternate access is the node's external address: not written
-                // here, so said here too rather than only in the README.
-                (s["aerospikeNetworkPolicy"] ?? s.field).note("alternate access addresses are not written: upstream's default "
-                    + "(aerospikeNetworkPolicy.alternateAccess hostExternal, the node's external address) is not known to a pod; "
-                    + "clients that ask for alternate addresses get none (alternateAccess: pod gives the pods' own)")
-            } else if !alternateAccessIsPod || !tlsAlternateAccessIsPod, let f = s["aerospikeNetworkPolicy"] {
-                f.note("alternate access addresses are not written: upstream's default, the node's "
-                    + "external address (hostExternal), is not known to a pod; clients that ask for alternate addresses "
-                    + "get none (alternateAccess: pod gives the pods' own)")
-            }
             var rosterNodeBlockList: [String] = []
             if let f = s["rosterNodeBlockList"], let ids = f.list({ item -> String? in
                 guard let v = item.nonEmptyString else { return nil }
@@ -454,6 +443,18 @@ public struct AerospikeSpec: SystemSpec {
             spec.tlsAlternateAccessIsPod = tlsAlternateAccessIsPod
             spec.hostNetwork = hostNetwork
             spec.dnsPolicy = dnsPolicy
+            // Upstream's default alternate access is the node's external address, which a pod
+            // cannot read: not written, and said (the TLS one only where TLS is served).
+            let alternateLeftOut = !alternateAccessIsPod || (ports.serviceTLS != nil && !tlsAlternateAccessIsPod)
+            if alternateLeftOut, !alternateWritten {
+                (s["aerospikeNetworkPolicy"] ?? s.field).note("alternate access addresses are not written: upstream's default "
+                    + "(aerospikeNetworkPolicy.alternateAccess hostExternal, the node's external address) is not known to a pod; "
+                    + "clients that ask for alternate addresses get none (alternateAccess: pod gives the pods' own)")
+            } else if alternateLeftOut, let f = s["aerospikeNetworkPolicy"] {
+                f.note("alternate access addresses are not written: upstream's default, the node's "
+                    + "external address (hostExternal), is not known to a pod; clients that ask for alternate addresses "
+                    + "get none (alternateAccess: pod gives the pods' own)")
+            }
             // With several pods per node, upstream gives each a NodePort Service and advertises
             // the node's address with it; a pod cannot learn its NodePort without the API.
             if multiPodPerHost, !hostNetwork, access == .hostInternal || (ports.serviceTLS != nil && tlsAccess == .hostInternal) {
