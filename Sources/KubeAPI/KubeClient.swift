@@ -225,6 +225,13 @@ public final class KubeClient: Sendable {
                               operation: "update", object: ref.description)
     }
 
+    /// A JSON merge patch of an object (`metadata.uid` in it is a precondition: the patch fails
+    /// on an object of that name made again since).
+    public func patch(_ ref: ObjectReference, _ patch: JSONValue) async throws(KubeError) -> JSONValue {
+        try await send(.PATCH, try await objectPath(ref), body: Array(patch.canonicalJSON().utf8),
+                       contentType: "application/merge-patch+json", operation: "patch", object: ref.description)
+    }
+
     /// A JSON merge patch of the status subresource (what a kubelet does for pods).
     public func patchStatus(_ ref: ObjectReference, _ patch: JSONValue) async throws(KubeError) -> JSONValue {
         let path = try await objectPath(ref) + "/status"

@@ -195,6 +195,8 @@ enum Kube {
         var extraInitContainers: [JSONValue] = []
         var volumes: [JSONValue] = []
         var serviceAccountName: String?
+        /// false: no container gets the service account's token unless it mounts one itself.
+        var automountServiceAccountToken: Bool?
         var terminationGracePeriodSeconds = 30
         var securityContext = JSONObject()
         var nodeSelector: [String: String] = [:]
@@ -226,6 +228,7 @@ enum Kube {
                 o["serviceAccountName"] = .string(serviceAccountName)
                 o["serviceAccount"] = .string(serviceAccountName)
             }
+            if let automountServiceAccountToken { o["automountServiceAccountToken"] = .bool(automountServiceAccountToken) }
             o["securityContext"] = .object(securityContext)
             if let affinity { o["affinity"] = affinity }
             o["schedulerName"] = .string(schedulerName)

@@ -18,7 +18,7 @@ struct Cairn: AsyncParsableCommand {
             renders the Services, ConfigMaps, StatefulSets, PodDisruptionBudgets and load balancers \
             the cluster needs.
             """,
-        subcommands: [Validate.self, Render.self, Apply.self, Plan.self, Run.self, Fields.self, DNSProxyCommand.self]
+        subcommands: [Validate.self, Render.self, Apply.self, Plan.self, Run.self, Fields.self, DNSProxyCommand.self, VolumeInitCommand.self]
     )
 }
 
@@ -135,7 +135,7 @@ struct NamespaceCreation: ParsableArguments {
 /// resolver runs from it) and the cluster DNS address.
 struct EnvironmentOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "cairn's own image, for the containers cairn runs beside a database (KurrentDB SplitDNS's resolver). [env: CAIRN_IMAGE]",
+        "cairn's own image, for the containers cairn runs beside a database (KurrentDB SplitDNS's resolver, Aerospike's device initialisation). [env: CAIRN_IMAGE]",
         valueName: "image"))
     var dnsProxyImage: String?
 

@@ -13,11 +13,13 @@ struct UpgradeTests {
     // aerocluster: re-pinned when the example itself lost `security`, its users and strong
     // consistency (refused since December 2026), not for a renderer change; and again when
     // clients were given the node's address (upstream's default access, hostInternal) by
-    // clusters with one pod per node (README, "Upgrading cairn").
+    // clusters with one pod per node (README, "Upgrading cairn"); and again when the example
+    // itself chose alternateAccess: pod (2026-12-04; no renderer change: the same spec renders
+    // the same hash as before).
     static let pinned: [String: String] = [
         "StatefulSet/default/acid-minimal-cluster": "sha256:745db8c08e396a060c953d578c51a00b3fbb9b5bd083d054f6046fcdb6213f1d",
-        "StatefulSet/aerospike/aerocluster-1": "sha256:c2d0a9a9d37748e98f37960cbf7c591fd3281fa6af9677dd2f1ba81274b976e2",
-        "StatefulSet/aerospike/aerocluster-2": "sha256:a457bd16fa160e5440de2d3c405e998bd911bde5d4e56392802237ed5038ae0b",
+        "StatefulSet/aerospike/aerocluster-1": "sha256:d6922d18df0ad502daf519d3e46c3ddb04d505f82f98ced3d019bd739ee1c930",
+        "StatefulSet/aerospike/aerocluster-2": "sha256:17fbe98321d0f0aba59c6958108adf911791956766960dcfc21a32987a138cd5",
         "StatefulSet/esdb/esdb-cluster": "sha256:47af50eb810a8e30cde3ce376e410d67578a2ffcd0457ec4d750c98017926995",
         "StatefulSet/default/example-atomixcluster": "sha256:d5b56db1b1184a37f12c5f09a5e0b5c97d78b72b44b72b21ad0a1d1cce58ee9b",
         "StatefulSet/default/example-atomixcluster-raft": "sha256:b8fc697233c260a21ab3097a602a333d17f08cd551e360f707431c0c443fb57a",

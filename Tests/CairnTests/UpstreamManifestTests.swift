@@ -28,6 +28,11 @@ enum UpstreamSamples {
     static var available: Bool { FileManager.default.fileExists(atPath: directory.path) }
 }
 
+/// What cairn's environment gives a render (its image, the cluster DNS), as a pod of cairn has it.
+enum CairnEnvironment {
+    static let options = RenderOptions(cairnImage: "registry.test/cairn:1.0", clusterDNS: "10.96.0.10:53")
+}
+
 @Suite("Upstream samples' location")
 struct UpstreamSamplesLocationTests {
     /// Where the samples were asked for (`.ci/run` exports the directory it found), they are
@@ -481,15 +486,55 @@ struct AerospikeUpstreamFieldTests {
 
     @Test func methodsFollowTheUpstreamRulesPerVolumeMode() {
         let blockInit = Self.spec("    blockVolumePolicy: {initMethod: dd}\n" + Self.volumes)
-        let errors = specErrors(blockInit)
-        #expect(errors.count == 1 && errors[0].contains("spec.storage.blockVolumePolicy.initMethod: not supported by cairn yet: dd must run once per volume claim"),
-                "\(errors)")
+        #expect(specErrors(blockInit) == [])
+        let wrongInit = Self.spec("    blockVolumePolicy: {initMethod: format}\n" + Self.volumes)
+        #expect(specErrors(wrongInit).contains { $0.contains("spec.storage.blockVolumePolicy.initMethod: must be one of none, deleteFiles, dd") },
+                "\(specErrors(wrongInit))")
         let wrongWipe = Self.spec("    filesystemVolumePolicy: {wipeMethod: dd}\n" + Self.volumes)
         #expect(specErrors(wrongWipe).contains { $0.contains("invalid wipe method dd for a Filesystem volume (deleteFiles)") }, "\(specErrors(wrongWipe))")
         let perVolume = Self.spec(Self.volumes.replacingOccurrences(of: "name: raw\n", with: "name: raw\n        initMethod: deleteFiles\n"))
         #expect(specErrors(perVolume).contains { $0.contains("invalid init method deleteFiles for a Block volume") }, "\(specErrors(perVolume))")
         let typo = Self.spec("    filesystemVolumePolicy: {initMethod: deleteFiles}\n    blockVolumePolcy: {}\n" + Self.volumes)
         #expect(specErrors(typo).contains { $0.contains("spec.storage.blockVolumePolcy: unknown field; did you mean blockVolumePolicy?") }, "\(specErrors(typo))")
+    }
+
+    /// A Block volume's initMethod, as upstream applies it, once per claim: `cairn volume-init`
+    /// from cairn's image before the server, with the devices, and alone in the pod with a token
+    /// of a service account that may read and annotate the claims (VolumeInitTests runs it).
+    /// Without cairn's image known, that cluster cannot be rendered, and says why.
+    @Test func blockInitMethodsRunOncePerClaimFromCairnsImage() throws {
+        let yaml = Self.spec("    blockVolumePolicy: {initMethod: blkdiscard}\n"
+            + Self.volumes.replacingOccurrences(of: "name: raw\n", with: "name: raw\n        initMethod: headerCleanup\n")
+            + "\n      - name: other\n        aerospike: {path: /dev/xvdg}\n        source: {persistentVolume: {size: 1Gi, volumeMode: Block}}")
+        #expect(specErrors(yaml) == [], "\(specErrors(yaml))")
+        let rendered = ClusterRenderer.render(try loadSpec(yaml), options: CairnEnvironment.options)
+        #expect(rendered.problems.isEmpty, "\(rendered.problems)")
+        let set = try #require(rendered.objects.first { $0.kind == "StatefulSet" })
+        let pod = try #require(set.body["spec", "template", "spec"])
+        let inits = pod["initContainers"]?.arrayValue ?? []
+        let devices = try #require(inits.first { $0["name"] == "cairn-init-devices" })
+        #expect(devices["image"] == "registry.test/cairn:1.0")
+        #expect(devices["command"] == ["/usr/local/bin/cairn", "volume-init"])
+        #expect(devices["args"] == ["--pod", "$(POD_NAME)", "--namespace", "$(POD_NAMESPACE)", "raw=headerCleanup:/dev/xvdf", "other=blkdiscard:/dev/xvdg"],
+                "the volume's own method, else its mode's policy: \(devices["args"]?.canonicalJSON() ?? "")")
+        #expect(devices["volumeDevices"] == [["name": "raw", "devicePath": "/dev/xvdf"], ["name": "other", "devicePath": "/dev/xvdg"]])
+        #expect(devices["volumeMounts"]?.arrayValue?.first?["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount")
+        #expect(pod["serviceAccountName"] == "aero-volume-init" && pod["automountServiceAccountToken"] == false,
+                "only the init container holds the token")
+        let server = try #require(pod["containers"]?.arrayValue?.first)
+        #expect(!(server["volumeMounts"]?.arrayValue ?? []).contains { $0["name"] == "cairn-volume-init-token" })
+        let role = try #require(rendered.objects.first { $0.kind == "Role" && $0.name == "aero-volume-init" })
+        #expect(role.body["rules"] == [["apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "patch"]]])
+        #expect(rendered.objects.contains { $0.kind == "RoleBinding" && $0.name == "aero-volume-init" }
+                && rendered.objects.contains { $0.kind == "ServiceAccount" && $0.name == "aero-volume-init" })
+
+        // Without cairn's image: the cluster's problem, at the field, and nothing of it rendered here.
+        let unknown = ClusterRenderer.render(try loadSpec(yaml), options: RenderOptions())
+        #expect(unknown.problems.map(\.description).contains { $0.contains("spec.storage.blockVolumePolicy.initMethod: blkdiscard on other runs once per volume claim as cairn volume-init")
+            && $0.contains("set CAIRN_IMAGE") }, "\(unknown.problems)")
+        // none: nothing of it.
+        let plain = ClusterRenderer.render(try loadSpec(Self.spec(Self.volumes)), options: CairnEnvironment.options)
+        #expect(!plain.objects.contains { $0.kind == "Role" } && plain.problems.isEmpty)
     }
 
     /// Bug: upstream writes a shadow device or file after its primary, separated by whitespace;

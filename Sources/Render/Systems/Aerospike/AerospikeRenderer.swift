@@ -18,6 +18,9 @@ enum AerospikeRenderer {
             Kube.podDisruptionBudget(c, cluster, labels: labels, selector: selector,
                                      .maxUnavailable(spec.maxUnavailable), options: options),
         ]
+        if options.cairnImage != nil, spec.volumes.contains(where: { $0.isBlock && $0.initMethod != "none" }) {
+            objects += deviceInitAccess(cluster, labels: labels)
+        }
         for (rack, count) in spec.podsPerRack() {
             let name = "\(c)-\(rack.id)"
             var rackSelector = selector
@@ -106,6 +109,12 @@ enum AerospikeRenderer {
                 initContainer.volumeMounts = cleaned.map { Kube.mount($0.name, $0.path) }
                 initContainer.securityContext = spec.serverSecurityContext
                 pod.initContainers = [initContainer]
+            }
+            if let image = options.cairnImage, let devices = Self.deviceInit(spec, cluster, image: image) {
+                pod.initContainers.append(devices.container)
+                pod.volumes.append(devices.tokenVolume)
+                pod.serviceAccountName = devices.account
+                pod.automountServiceAccountToken = false
             }
             pod.nodeSelector = spec.nodeSelector
             pod.tolerations = spec.tolerations
@@ -282,6 +291,57 @@ enum AerospikeRenderer {
             """#
         }
         return script + "exec asd --foreground --config-file \(runDirectory)/aerospike.conf\n"
+    }
+
+    /// Block volumes' `initMethod`, once per claim: `cairn volume-init` from cairn's image, before
+    /// the server, with the devices and (alone in the pod) a token of a service account that may
+    /// read and annotate the claims (`deviceInitAccess`), where it records what it did.
+    static func deviceInit(_ spec: AerospikeSpec, _ cluster: ClusterMetadata, image: String)
+        -> (container: Kube.Container, tokenVolume: JSONValue, account: String)? {
+        let initialised = spec.volumes.filter { $0.isBlock && $0.initMethod != "none" }
+        guard !initialised.isEmpty else { return nil }
+        var c = Kube.Container(name: "cairn-init-devices", image: image)
+        c.command = ["/usr/local/bin/cairn", "volume-init"]
+        c.args = ["--pod", "$(POD_NAME)", "--namespace", "$(POD_NAMESPACE)"] + initialised.map { "\($0.name)=\($0.initMethod):\($0.path)" }
+        c.env = [Kube.envField("POD_NAME", "metadata.name"), Kube.envField("POD_NAMESPACE", "metadata.namespace")]
+        c.volumeDevices = initialised.map { ["name": .string($0.name), "devicePath": .string($0.path)] }
+        c.volumeMounts = [Kube.mount("cairn-volume-init-token", "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true)]
+        // Root for the device nodes (owned by root), and nothing else.
+        c.securityContext = [
+            "runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": false, "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true, "capabilities": ["drop": ["ALL"]],
+        ]
+        c.resources = ResourceRequirements(requests: ["cpu": try! Quantity(parsing: "10m"), "memory": try! Quantity(parsing: "32Mi")],
+                                           limits: ["memory": try! Quantity(parsing: "64Mi")])
+        // What the kubelet mounts for a service account, in this container only.
+        let token: JSONValue = ["name": "cairn-volume-init-token", "projected": ["sources": [
+            ["serviceAccountToken": ["path": "token"]],
+            ["configMap": ["name": "kube-root-ca.crt", "items": [["key": "ca.crt", "path": "ca.crt"]]]],
+            ["downwardAPI": ["items": [["path": "namespace", "fieldRef": ["apiVersion": "v1", "fieldPath": "metadata.namespace"]]]]],
+        ]]]
+        return (c, token, deviceInitAccount(cluster))
+    }
+
+    static func deviceInitAccount(_ cluster: ClusterMetadata) -> String { "\(cluster.name)-volume-init" }
+
+    /// The service account `deviceInit` runs as: it may read and annotate the namespace's claims.
+    static func deviceInitAccess(_ cluster: ClusterMetadata, labels: [String: String]) -> [RenderedObject] {
+        let account = deviceInitAccount(cluster)
+        return [
+            RenderedObject(body: ["apiVersion": "v1", "kind": "ServiceAccount", "metadata": Kube.metadata(account, cluster, labels: labels)],
+                           stage: .access),
+            RenderedObject(body: [
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": Kube.metadata(account, cluster, labels: labels),
+                "rules": [["apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "patch"]]],
+            ], stage: .access),
+            RenderedObject(body: [
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": Kube.metadata(account, cluster, labels: labels),
+                "roleRef": ["apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": .string(account)],
+                "subjects": [["kind": "ServiceAccount", "name": .string(account), "namespace": .string(cluster.namespace)]],
+            ], stage: .access),
+        ]
     }
 
     /// The marker a cleaned volume keeps, so that it is cleaned once per claim.

@@ -16,9 +16,18 @@ public struct AerospikeSpec: SystemSpec {
         /// Where the server sees it: a mount directory, or a device path for Block volumes.
         public var path: String
         public var source: Source
-        /// The effective init method (the volume's own, else its mode's policy): `deleteFiles`
-        /// empties a Filesystem volume the first time a pod uses its claim.
+        /// The effective init method (the volume's own, else its mode's policy), run the first
+        /// time a pod uses its claim: `deleteFiles` empties a Filesystem volume; a Block volume's
+        /// (`dd`, `headerCleanup`, `blkdiscard`, `blkdiscardWithHeaderCleanup`) runs from cairn's
+        /// image (`cairn volume-init`), which records it on the claim.
         public var initMethod = "none"
+        /// Where the effective init method was written (for a problem rendering it).
+        public var initMethodAt: (location: Location, path: String)? {
+            get { initMethodPath.map { (initMethodLocation!, $0) } }
+            set { initMethodLocation = newValue?.location; initMethodPath = newValue?.path }
+        }
+        var initMethodLocation: Location?
+        var initMethodPath: String?
         /// Where the spec's own containers see the volume (`sidecars`, `initContainers`).
         public var attachments: [Attachment] = []
         /// `aerospike.mountOptions` of the server's mount, as written.
@@ -617,7 +626,7 @@ public struct AerospikeSpec: SystemSpec {
         }
 
         /// Checks the effective methods of a volume of this mode, and says what cairn does.
-        static func effective(own: VolumePolicy, global: VolumePolicy, block: Bool, volume: Field) -> String {
+        static func effective(own: VolumePolicy, global: VolumePolicy, block: Bool, volume: Field) -> (method: String, field: Field) {
             let initMethod = own.initMethod ?? global.initMethod ?? "none"
             let initField = own.fields["initMethod"] ?? global.fields["initMethod"] ?? volume
             let wipeMethod = own.wipeMethod ?? global.wipeMethod ?? (block ? "dd" : "deleteFiles")
@@ -626,16 +635,13 @@ public struct AerospikeSpec: SystemSpec {
                 if !blockInit.contains(initMethod) {
                     initField.fail("invalid init method \(initMethod) for a Block volume "
                                    + "(none, dd, blkdiscard, headerCleanup, blkdiscardWithHeaderCleanup)")
-                } else if initMethod != "none" {
-                    initField.fail("not supported by cairn yet: \(initMethod) must run once per volume claim, and cairn keeps no record of "
-                                   + "initialised devices yet (the upstream operator keeps one in its status); use none with new claims, which start empty")
                 }
                 if !["dd", "blkdiscard"].contains(wipeMethod) { wipeField?.fail("invalid wipe method \(wipeMethod) for a Block volume (dd, blkdiscard)") }
             } else {
                 if !filesystemInit.contains(initMethod) { initField.fail("invalid init method \(initMethod) for a Filesystem volume (none, deleteFiles)") }
                 if wipeMethod != "deleteFiles" { wipeField?.fail("invalid wipe method \(wipeMethod) for a Filesystem volume (deleteFiles)") }
             }
-            return initMethod
+            return (initMethod, initField)
         }
     }
 
@@ -662,7 +668,10 @@ public struct AerospikeSpec: SystemSpec {
                 let block = v.isBlock
                 let global = policies[block ? "blockVolumePolicy" : "filesystemVolumePolicy"] ?? VolumePolicy()
                 let initMethod = VolumePolicy.effective(own: decoded.policy, global: global, block: block, volume: item)
-                if case .persistentVolume = v.source { v.initMethod = initMethod }
+                if case .persistentVolume = v.source {
+                    v.initMethod = initMethod.method
+                    v.initMethodAt = (initMethod.field.location, initMethod.field.path)
+                }
                 return (item, v)
             }
             var names: Set<String> = []

@@ -6,6 +6,8 @@ package enum AerospikeSystem: ClusterSystem {
     package static let kind = AerospikeSpec.kind
     package static let objectKinds: [(apiVersion: String, kind: String)] = [
         ("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "StatefulSet"), ("batch/v1", "Job"),
+        // A Block volume's initMethod: the service account `cairn volume-init` runs as.
+        ("v1", "ServiceAccount"), ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ]
     package static let rollout = RolloutPolicy.setBySet
     /// The operator's 2.x served `v1beta1`; 3.0 renamed it `v1` and only added optional fields
@@ -80,5 +82,17 @@ package enum AerospikeSystem: ClusterSystem {
 
     package static func render(_ spec: AerospikeSpec, _ metadata: ClusterMetadata, options: RenderOptions) -> [RenderedObject] {
         AerospikeRenderer.render(spec, metadata, options: options)
+    }
+
+    /// A Block volume's initMethod runs `cairn volume-init` from cairn's own image.
+    package static func renderProblems(_ spec: AerospikeSpec, _ metadata: ClusterMetadata, options: RenderOptions)
+        -> [(location: Location, path: String, message: String)] {
+        guard options.cairnImage == nil else { return [] }
+        return spec.volumes.filter { $0.isBlock && $0.initMethod != "none" }.compactMap { v in
+            v.initMethodAt.map { at in
+                (at.location, at.path, "\(v.initMethod) on \(v.name) runs once per volume claim as cairn volume-init, from cairn's own image, "
+                    + "which is not known here: set CAIRN_IMAGE (deploy/deployment.yaml sets it) or --dns-proxy-image")
+            }
+        }
     }
 }
