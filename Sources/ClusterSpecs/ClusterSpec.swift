@@ -45,6 +45,9 @@ public struct ClusterSpec: Sendable, Hashable {
     /// The documents beside the cluster in its file (a Secret, a Certificate, ...): applied with
     /// the cluster, labelled as part of it, pruned with it.
     public var companions: [CompanionObject] = []
+    /// A Namespace document beside the cluster (its own namespace): the labels and annotations
+    /// cairn gives the namespace when it creates it.
+    public var namespaceDocument: NamespaceDocument?
 
     public init(file: String, metadata: ClusterMetadata, apiVersion: String, kind: String, system: any SystemSpec) {
         self.file = file
@@ -59,7 +62,7 @@ public struct ClusterSpec: Sendable, Hashable {
 
     public static func == (a: ClusterSpec, b: ClusterSpec) -> Bool {
         a.file == b.file && a.metadata == b.metadata && a.apiVersion == b.apiVersion && a.kind == b.kind
-            && AnyHashable(a.system) == AnyHashable(b.system) && a.companions == b.companions
+            && AnyHashable(a.system) == AnyHashable(b.system) && a.companions == b.companions && a.namespaceDocument == b.namespaceDocument
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -68,6 +71,7 @@ public struct ClusterSpec: Sendable, Hashable {
         hasher.combine(kind)
         hasher.combine(AnyHashable(system))
         hasher.combine(companions)
+        hasher.combine(namespaceDocument)
     }
 }
 
@@ -153,6 +157,7 @@ package enum ClusterSpecLoader {
         let top = Field(node: root, path: "", diagnostics: diagnostics)
         let spec = decode(top, systems: systems)
         var companions: [CompanionObject] = []
+        var namespaceDocument: NamespaceDocument?
         var seen: [String: Location] = [:]
         for doc in parsed.documents where doc.location != root.location {
             let policies = diagnostics.policies
@@ -165,7 +170,7 @@ package enum ClusterSpecLoader {
                 field.fail("a second cluster (\(k.text)\(name)) in this file; a spec file holds exactly one cluster")
                 continue
             }
-            guard let c = decodeCompanion(field, namespace: spec?.metadata.namespace) else { continue }
+            guard let c = decodeCompanion(field, namespace: spec?.metadata.namespace, namespaceDocument: &namespaceDocument) else { continue }
             if let first = seen["\(c.kind)/\(c.name)"] {
                 field.fail("\(c.kind) \(c.name) is also the document at line \(first.line); each object once")
                 continue
@@ -182,14 +187,15 @@ package enum ClusterSpecLoader {
         var loaded = spec!
         loaded.notes = diagnostics.notes
         loaded.companions = companions
+        loaded.namespaceDocument = namespaceDocument
         return loaded
     }
 
     /// A document beside the cluster: one of `CompanionObject.kinds`, in the cluster's namespace.
     /// A Namespace document naming the cluster's namespace is what cairn does anyway (it creates
-    /// the namespace when missing) and is accepted with a note, unless it sets labels or
-    /// annotations, which cairn does not apply to namespaces.
-    private static func decodeCompanion(_ field: Field, namespace: String?) -> CompanionObject? {
+    /// the namespace when missing): its labels and annotations are given to the namespace when
+    /// cairn creates it (`namespaceDocument`); an existing namespace is not changed, as a note says.
+    private static func decodeCompanion(_ field: Field, namespace: String?, namespaceDocument: inout NamespaceDocument?) -> CompanionObject? {
         field.object(unsupported: ["status": "status is written by the API server; remove it from the document"]) { o -> CompanionObject? in
             guard let apiVersion = o.required("apiVersion")?.nonEmptyString, let kindField = o.required("kind"), let kind = kindField.nonEmptyString,
                   let metaField = o.required("metadata") else {
@@ -197,18 +203,25 @@ package enum ClusterSpecLoader {
                 return nil
             }
             if kind == "Namespace" && apiVersion == "v1" {
-                metaField.object { meta -> Bool? in
+                let document = metaField.object { meta -> NamespaceDocument? in
                     if let n = meta.required("name"), let name = n.nonEmptyString, let namespace, name != namespace {
                         n.fail("names namespace \(name), but the cluster is in \(namespace); a Namespace beside a cluster is the cluster's own")
                     }
-                    for key in ["labels", "annotations"] where meta.has(key) {
-                        meta.required(key)?.fail("not supported by cairn yet: labels and annotations of a Namespace beside the cluster "
-                                                 + "are not applied (cairn creates the namespace when missing); apply the Namespace separately")
+                    let labels = meta["labels"].flatMap { $0.labelMap } ?? [:]
+                    for key in labels.keys where key == "app.kubernetes.io/managed-by" || key.hasPrefix("cairn.dev/") {
+                        meta["labels"]?.fail("\(key) is set by cairn")
                     }
-                    return true
+                    return NamespaceDocument(labels: labels, annotations: meta["annotations"].flatMap { $0.annotationMap } ?? [:])
                 }
+                // spec (finalizers) and status are the API server's: nothing cairn would apply.
                 for key in o.mapping.entries.map(\.key.text) where key != "metadata" { o.ignore(key) }
-                field.note("the cluster's namespace: cairn creates it when missing (labelled as cairn's) and never deletes it")
+                if let document, !document.labels.isEmpty || !document.annotations.isEmpty {
+                    namespaceDocument = document
+                    field.note("the cluster's namespace: cairn creates it when missing, with these labels and annotations, and never deletes "
+                               + "it; an existing namespace is not changed (cairn may only read and create namespaces): label it yourself")
+                } else {
+                    field.note("the cluster's namespace: cairn creates it when missing (labelled as cairn's) and never deletes it")
+                }
                 return nil
             }
             guard let accepted = CompanionObject.kinds[kind] else {
@@ -461,4 +474,15 @@ public struct ImageVersion: Sendable, Hashable, Comparable, CustomStringConverti
     }
 
     public var description: String { components.map(String.init).joined(separator: ".") }
+}
+
+/// The labels and annotations of a Namespace document beside a cluster.
+public struct NamespaceDocument: Sendable, Hashable {
+    public var labels: [String: String]
+    public var annotations: [String: String]
+
+    public init(labels: [String: String], annotations: [String: String]) {
+        self.labels = labels
+        self.annotations = annotations
+    }
 }

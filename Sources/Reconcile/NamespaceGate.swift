@@ -26,7 +26,9 @@ actor NamespaceGate {
         self.options = options
     }
 
-    func ensure(_ namespace: String, for cluster: String) async -> Outcome {
+    /// - Parameter document: the cluster's Namespace document, whose labels and annotations a
+    ///   namespace created here gets (the first asker's, when several clusters share it).
+    func ensure(_ namespace: String, for cluster: String, document: NamespaceDocument? = nil) async -> Outcome {
         if let pending = answers[namespace] {
             // Another cluster of this namespace asked first: it carries the report.
             switch await pending.value {
@@ -34,12 +36,12 @@ actor NamespaceGate {
             case let other: return other
             }
         }
-        let task = Task { await self.check(namespace, cluster: cluster) }
+        let task = Task { await self.check(namespace, cluster: cluster, document: document) }
         answers[namespace] = task
         return await task.value
     }
 
-    private func check(_ namespace: String, cluster: String) async -> Outcome {
+    private func check(_ namespace: String, cluster: String, document: NamespaceDocument?) async -> Outcome {
         let ref = ObjectReference(apiVersion: "v1", kind: "Namespace", namespace: nil, name: namespace)
         let reference = "Namespace/\(namespace)"
         do {
@@ -57,10 +59,12 @@ actor NamespaceGate {
                                         detail: "namespace \(namespace) does not exist, "
                                             + "and cairn creates none with --no-create-namespace (CAIRN_CREATE_NAMESPACE=false)", cluster: cluster))
         }
-        let body: JSONValue = [
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": ["name": .string(namespace), "labels": ["app.kubernetes.io/managed-by": "cairn", Self.createdLabel: "true"]],
-        ]
+        var labels = document?.labels ?? [:]
+        labels["app.kubernetes.io/managed-by"] = "cairn"
+        labels[Self.createdLabel] = "true"
+        var metadata: JSONObject = ["name": .string(namespace), "labels": .sortedStrings(Array(labels))]
+        if let annotations = document?.annotations, !annotations.isEmpty { metadata["annotations"] = .sortedStrings(Array(annotations)) }
+        let body: JSONValue = ["apiVersion": "v1", "kind": "Namespace", "metadata": .object(metadata)]
         if options.dryRun {
             return .created(ObjectResult(reference: reference, action: .created, detail: "dry run", cluster: cluster))
         }

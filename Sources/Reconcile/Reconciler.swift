@@ -259,7 +259,7 @@ public struct Reconciler: Sendable {
         let actions = cluster.objects.map { Planner.plan($0, live: live[$0.reference]) }
         var previewOnly = false
         if actions.contains(where: { $0.kind == .create }) {
-            switch await namespaces.ensure(cluster.spec.metadata.namespace, for: identity) {
+            switch await namespaces.ensure(cluster.spec.metadata.namespace, for: identity, document: cluster.spec.namespaceDocument) {
             case .exists:
                 break
             case .created(let result):

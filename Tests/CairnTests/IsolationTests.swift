@@ -141,6 +141,7 @@ struct IsolationTests {
         let client = try plane.client()
         defer { Task { await client.shutdown() } }
         let fresh = ns + "-new"
+        let labelled = ns + "-lab"
         let forbidden = ns + "-none"
         _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], fieldManager: "cairn-test")
         try write(["old.yaml": Self.esdb("old", namespace: ns), "new.yaml": Self.esdb("new", namespace: fresh)])
@@ -151,6 +152,32 @@ struct IsolationTests {
         #expect(namespace["metadata", "labels", "app.kubernetes.io/managed-by"]?.stringValue == "cairn")
         #expect(namespace["metadata", "labels", "cairn.dev/created-namespace"]?.stringValue == "true")
         _ = try await client.get(ObjectReference(apiVersion: "apps/v1", kind: "StatefulSet", namespace: fresh, name: "new"))
+
+        // A Namespace document beside the cluster: its labels and annotations, with cairn's, on
+        // the namespace cairn creates.
+        let document = """
+            apiVersion: v1
+            kind: Namespace
+            metadata:
+              name: \(labelled)
+              labels: {pod-security.kubernetes.io/enforce: baseline, team: storage}
+              annotations: {owner: dba@example.com}
+            ---
+
+            """
+        try write(["lab.yaml": document + Self.esdb("lab", namespace: labelled)])
+        let (withDocument, json3) = try apply([ns, fresh, labelled])
+        #expect(withDocument.status == 0 && Self.actions(Self.cluster(json3, "\(labelled)/lab"))["Namespace/\(labelled)"] == "created",
+                "\(withDocument.stdout)\(withDocument.stderr)")
+        let made = try await client.get(ObjectReference(apiVersion: "v1", kind: "Namespace", namespace: nil, name: labelled))
+        #expect(made["metadata", "labels"] == ["app.kubernetes.io/managed-by": "cairn", "cairn.dev/created-namespace": "true",
+                                               "kubernetes.io/metadata.name": .string(labelled),
+                                               "pod-security.kubernetes.io/enforce": "baseline", "team": "storage"]
+                || made["metadata", "labels"] == ["app.kubernetes.io/managed-by": "cairn", "cairn.dev/created-namespace": "true",
+                                                  "pod-security.kubernetes.io/enforce": "baseline", "team": "storage"],
+                "\(made["metadata", "labels"]?.canonicalJSON() ?? "")")
+        #expect(made["metadata", "annotations", "owner"] == "dba@example.com")
+        try write(["lab.yaml": nil])
 
         // Removing the spec prunes the cluster's objects, never the namespace it created.
         try write(["new.yaml": nil])

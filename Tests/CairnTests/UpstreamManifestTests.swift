@@ -1048,9 +1048,15 @@ struct MultiDocumentTests {
         #expect(errors("apiVersion: v1\nkind: Namespace\nmetadata: {name: other}") == [
             "t.yaml:3:18: metadata.name: names namespace other, but the cluster is in kurrent; a Namespace beside a cluster is the cluster's own",
         ])
-        #expect(errors("apiVersion: v1\nkind: Namespace\nmetadata: {name: kurrent, labels: {istio-injection: enabled}}") == [
-            "t.yaml:3:35: metadata.labels: not supported by cairn yet: labels and annotations of a Namespace beside the cluster are not applied "
-                + "(cairn creates the namespace when missing); apply the Namespace separately",
+        // Its labels and annotations are the namespace's when cairn creates it, as a note says.
+        let labelled = "apiVersion: v1\nkind: Namespace\nmetadata: {name: kurrent, labels: {istio-injection: enabled}, annotations: {owner: dba}}"
+        #expect(errors(labelled) == [])
+        let spec = try? loadSpec(labelled + "\n---\n" + Self.cluster)
+        #expect(spec?.namespaceDocument == NamespaceDocument(labels: ["istio-injection": "enabled"], annotations: ["owner": "dba"]))
+        #expect(spec?.notes.map(\.description).contains { $0.contains("cairn creates it when missing, with these labels and annotations")
+            && $0.contains("an existing namespace is not changed") } == true)
+        #expect(errors("apiVersion: v1\nkind: Namespace\nmetadata: {name: kurrent, labels: {cairn.dev/cluster: x}}") == [
+            "t.yaml:3:35: metadata.labels: cairn.dev/cluster is set by cairn",
         ])
         #expect(errors("apiVersion: monitoring.coreos.com/v1alpha1\nkind: ServiceMonitor\nmetadata: {name: m}") == [
             "t.yaml:1:13: apiVersion: monitoring.coreos.com/v1alpha1 ServiceMonitor is not applied beside a cluster (accepted: monitoring.coreos.com/v1 ServiceMonitor)",
