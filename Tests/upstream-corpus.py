@@ -23,7 +23,31 @@ RELEASES = {
     "kurrent-io+documentation": ["HEAD"],
 }
 CLUSTER = re.compile(r"^kind:\s*(AerospikeCluster|postgresql|AtomixCluster|KurrentDB)\s*$", re.M)
-FRAGMENT = re.compile(r": is required$|: must be a mapping \(got a string\)|invalid YAML|metadata\.uid: ")
+# A fragment: not YAML, a `kubectl get` dump, or lacking a field the upstream CRD itself requires
+# (the API server would refuse it too). A field only cairn requires is a refusal, not a fragment.
+FRAGMENT = re.compile(r": must be a mapping \(got a string\)|invalid YAML|metadata\.uid: ")
+# The `required` lists of the CRDs' spec (aerospike-kubernetes-operator's and postgres-operator's
+# CRD YAML; KurrentDB's API reference, v1.5.0; the Atomix operator's CRD has no schema).
+UPSTREAM_REQUIRED = {
+    "AerospikeCluster": {"spec", "spec.aerospikeConfig", "spec.image", "spec.size"},
+    "postgresql": {"spec", "spec.numberOfInstances", "spec.postgresql", "spec.teamId", "spec.volume",
+                   "spec.postgresql.version", "spec.volume.size"},
+    "KurrentDB": {"spec", "spec.replicas", "spec.image", "spec.storage", "spec.network", "spec.network.domain",
+                  "spec.network.loadBalancer"},
+    "AtomixCluster": {"spec"},
+}
+REQUIRED = re.compile(r"^(\S+): is required$")
+
+
+def fragment(errors, kind):
+    """Whether the manifest is a fragment (see FRAGMENT and UPSTREAM_REQUIRED)."""
+    for e in errors:
+        if FRAGMENT.search(e):
+            return True
+        m = REQUIRED.match(e.split(": ", 1)[1] if e.count(": ") >= 2 else e)
+        if m and m.group(1) in UPSTREAM_REQUIRED.get(kind, set()):
+            return True
+    return False
 
 
 def git(repo, *args):
@@ -80,7 +104,7 @@ def main():
             errors = [line.split(": ", 1)[1] for line in r.stderr.splitlines() if not line.startswith("note:") and ": " in line]
             if r.returncode == 0:
                 counts["accepted"] += 1
-            elif any(FRAGMENT.search(e) for e in errors):
+            elif fragment(errors, (CLUSTER.search(blob.decode("utf8", "replace")) or [None, ""])[1]):
                 counts["fragment"] += 1
             else:
                 counts["refused"] += 1
