@@ -114,7 +114,13 @@ public enum PlanReport {
     /// The notes on accepted fields cairn does not use, as a Markdown list (empty without notes).
     static func notesSection(_ plan: ChangePlan) -> String {
         guard !plan.notes.isEmpty else { return "" }
-        return "\n**Notes** (fields accepted, not used by cairn):\n\n" + plan.notes.map { "- \(code($0))\n" }.joined()
+        // Warnings (`SpecError.noteLine`: a Secret's values in git) first, under their own heading.
+        let warnings = plan.notes.filter { $0.hasPrefix("warning: ") }.map { String($0.dropFirst("warning: ".count)) }
+        let notes = plan.notes.filter { !$0.hasPrefix("warning: ") }
+        var out = ""
+        if !warnings.isEmpty { out += "\n**Warnings**:\n\n" + warnings.map { "- \(code($0))\n" }.joined() }
+        if !notes.isEmpty { out += "\n**Notes** (fields accepted, not used by cairn):\n\n" + notes.map { "- \(code($0))\n" }.joined() }
+        return out
     }
 
     public static func markdown(_ plan: ChangePlan, header: Header) -> String {

@@ -10,8 +10,11 @@ extension Cairn {
     /// Aerospike's `initMethod` for Block volumes, once per volume claim, run by cairn in an init
     /// container of each Aerospike pod (from cairn's own image). The upstream operator records the
     /// claims it has initialised in its status; cairn records it on the claim itself, as the
-    /// annotation `cairn.dev/volume-initialized`: a new claim (a new PersistentVolumeClaim object,
-    /// even of the same name) has none and is initialised, and never again afterwards.
+    /// annotation `cairn.dev/volume-initialized`, and initialises only claims made since cairn
+    /// began to initialise this cluster's devices: since its ServiceAccount (`--service-account`,
+    /// made with the first StatefulSet that runs this) was created. An older claim already holds
+    /// the cluster's data (a cluster taken over from the upstream operator, or one whose
+    /// initMethod was none until now): it is marked `pre-existing` and never touched.
     struct VolumeInitCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "volume-init",
@@ -30,6 +33,9 @@ extension Cairn {
 
         @Option(help: "The pod's namespace.")
         var namespace: String
+
+        @Option(help: "The ServiceAccount made when cairn began to initialise these devices: older claims are never initialised.")
+        var serviceAccount: String
 
         @Option(help: ArgumentHelp("kubeconfig file (default: in a pod, its service account; else $KUBECONFIG, ~/.kube/config).", valueName: "file"))
         var kubeconfig: String?
@@ -89,12 +95,27 @@ extension Cairn {
                 printError("cairn volume-init: \(claim) was initialised (\(done)): left alone")
                 return
             }
-            printError("cairn volume-init: \(claim) is new: \(volume.method) on \(volume.device)")
-            try BlockDevice.initialise(volume.device, method: volume.method)
             // The uid in a merge patch is a precondition: a claim deleted and made again
             // meanwhile is not marked for what was done to its predecessor.
-            let patch: JSONValue = ["metadata": ["uid": .string(uid), "annotations": [Self.annotation: .string(volume.method)]]]
-            _ = try await client.patch(claim, patch)
+            func mark(_ value: String) async throws {
+                let patch: JSONValue = ["metadata": ["uid": .string(uid), "annotations": [Self.annotation: .string(value)]]]
+                _ = try await client.patch(claim, patch)
+            }
+            let account = try await client.get(ObjectReference(apiVersion: "v1", kind: "ServiceAccount", namespace: namespace, name: serviceAccount))
+            guard let since = account["metadata", "creationTimestamp"]?.stringValue.flatMap(UTCTime.parse),
+                  let made = live["metadata", "creationTimestamp"]?.stringValue.flatMap(UTCTime.parse) else {
+                throw VolumeInitError("\(claim) or ServiceAccount \(serviceAccount) has no creation time: nothing done")
+            }
+            // Whole seconds both: a claim made in the second its cluster's account was is new.
+            if made < since {
+                try await mark("pre-existing")
+                printError("cairn volume-init: \(claim) was made before cairn initialised this cluster's devices "
+                           + "(it holds the cluster's data): marked pre-existing, left alone")
+                return
+            }
+            printError("cairn volume-init: \(claim) is new: \(volume.method) on \(volume.device)")
+            try BlockDevice.initialise(volume.device, method: volume.method)
+            try await mark(volume.method)
             printError("cairn volume-init: \(claim) initialised (\(volume.method))")
         }
     }
@@ -132,16 +153,24 @@ enum BlockDevice {
         guard fsync(fd) == 0 else { throw VolumeInitError("fsync \(path): \(String(cString: strerror(errno)))") }
     }
 
-    /// Zeroes the first `bytes` bytes, a MiB at a time.
+    /// Zeroes the first `bytes` bytes, a MiB at a time, flushed every 64 MiB (the container's
+    /// memory limit counts the page cache it dirties).
     static func zero(_ fd: Int32, _ path: String, bytes: Int) throws {
         let chunk = [UInt8](repeating: 0, count: 1 << 20)
         var offset = 0
+        var unflushed = 0
         while offset < bytes {
             let n = min(chunk.count, bytes - offset)
             let written = chunk.withUnsafeBytes { pwrite(fd, $0.baseAddress, n, off_t(offset)) }
             if written < 0, errno == EINTR { continue }
-            guard written > 0 else { throw VolumeInitError("write \(path) at \(offset): \(String(cString: strerror(errno)))") }
+            guard written >= 0 else { throw VolumeInitError("write \(path) at \(offset): \(String(cString: strerror(errno)))") }
+            guard written > 0 else { throw VolumeInitError("write \(path) at \(offset): no space (the device is smaller than it said)") }
             offset += written
+            unflushed += written
+            if unflushed >= 64 << 20 {
+                guard fdatasync(fd) == 0 else { throw VolumeInitError("flush \(path): \(String(cString: strerror(errno)))") }
+                unflushed = 0
+            }
         }
     }
 

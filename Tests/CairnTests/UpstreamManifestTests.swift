@@ -515,7 +515,8 @@ struct AerospikeUpstreamFieldTests {
         let devices = try #require(inits.first { $0["name"] == "cairn-init-devices" })
         #expect(devices["image"] == "registry.test/cairn:1.0")
         #expect(devices["command"] == ["/usr/local/bin/cairn", "volume-init"])
-        #expect(devices["args"] == ["--pod", "$(POD_NAME)", "--namespace", "$(POD_NAMESPACE)", "raw=headerCleanup:/dev/xvdf", "other=blkdiscard:/dev/xvdg"],
+        #expect(devices["args"] == ["--pod", "$(POD_NAME)", "--namespace", "$(POD_NAMESPACE)", "--service-account", "aero-volume-init",
+                                    "raw=headerCleanup:/dev/xvdf", "other=blkdiscard:/dev/xvdg"],
                 "the volume's own method, else its mode's policy: \(devices["args"]?.canonicalJSON() ?? "")")
         #expect(devices["volumeDevices"] == [["name": "raw", "devicePath": "/dev/xvdf"], ["name": "other", "devicePath": "/dev/xvdg"]])
         #expect(devices["volumeMounts"]?.arrayValue?.first?["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount")
@@ -524,7 +525,16 @@ struct AerospikeUpstreamFieldTests {
         let server = try #require(pod["containers"]?.arrayValue?.first)
         #expect(!(server["volumeMounts"]?.arrayValue ?? []).contains { $0["name"] == "cairn-volume-init-token" })
         let role = try #require(rendered.objects.first { $0.kind == "Role" && $0.name == "aero-volume-init" })
-        #expect(role.body["rules"] == [["apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "patch"]]])
+        // This cluster's claims of those volumes, by name, and its own account: nothing else.
+        #expect(role.body["rules"] == [
+            ["apiGroups": [""], "resources": ["persistentvolumeclaims"],
+             "resourceNames": ["raw-aero-0-0", "other-aero-0-0", "raw-aero-0-1", "other-aero-0-1"], "verbs": ["get", "patch"]],
+            ["apiGroups": [""], "resources": ["serviceaccounts"], "resourceNames": ["aero-volume-init"], "verbs": ["get"]],
+        ], "\(role.body["rules"]?.canonicalJSON() ?? "")")
+        // A user's container may not mount the token.
+        let sidecar = Self.spec(Self.volumes, podSpec: "  podSpec:\n    sidecars:\n      - name: s\n        image: busybox\n"
+                                + "        volumeMounts: [{name: cairn-volume-init-token, mountPath: /t}]\n")
+        #expect(specErrors(sidecar).contains { $0.contains("mounts cairn-volume-init-token, a volume cairn renders for itself") }, "\(specErrors(sidecar))")
         #expect(rendered.objects.contains { $0.kind == "RoleBinding" && $0.name == "aero-volume-init" }
                 && rendered.objects.contains { $0.kind == "ServiceAccount" && $0.name == "aero-volume-init" })
 
@@ -1264,9 +1274,15 @@ struct ZalandoFieldTests {
         #expect(!objects.contains { $0.kind == "Job" }, "a standby runs no roles Job")
         #expect(objects.contains { $0.name == "app.pg.credentials.postgresql.acid.zalan.do" }, "the Secrets are still there for the day it is promoted")
 
-        #expect(specErrors(Self.postgres("  standby: {}\n")).joined().contains("spec.standby: needs one of standby_host"))
-        #expect(specErrors(Self.postgres("  standby: {standby_host: db, s3_wal_path: \"s3://b/p\"}\n")).joined()
-            .contains("spec.standby: takes exactly one of s3_wal_path, standby_host (the upstream CRD's oneOf)"))
+        #expect(specErrors(Self.postgres("  standby: {}\n")).joined().contains("spec.standby: needs standby_host"))
+        #expect(specErrors(Self.postgres("  standby: {s3_wal_path: \"s3://b/p\", gs_wal_path: \"gs://b/p\"}\n")).joined()
+            .contains("spec.standby.gs_wal_path: takes one WAL archive: s3_wal_path or gs_wal_path, not both"))
+        // The archive with a host, as upstream: both sets of variables.
+        let both = try render(Self.postgres("  standby: {standby_host: db.source, s3_wal_path: \"s3://b/p/\"}\n"))
+        let bothEnv = try #require(object(both, "StatefulSet", "pg")?.body["spec", "template", "spec", "containers"]?.arrayValue?.first?["env"]?.arrayValue)
+        for (name, value) in [("STANDBY_HOST", "db.source"), ("STANDBY_WALE_S3_PREFIX", "s3://b/p/"), ("STANDBY_METHOD", "STANDBY_WITH_WALE")] {
+            #expect(bothEnv.contains(["name": .string(name), "value": .string(value)]), "\(name)")
+        }
         #expect(specErrors(Self.postgres("  standby: {standby_host: db, standby_port: \"70000\"}\n")).joined()
             .contains("spec.standby.standby_port: must be a port number (got 70000)"))
         #expect(specErrors(Self.postgres("  standby: {standby_host: \"db; rm -rf /\"}\n")).joined().contains("is not a host name or an IP address"))
@@ -1287,7 +1303,7 @@ struct ZalandoFieldTests {
             let spec = try loadSpec(yaml)
             let notes = spec.notes.map(\.description)
             #expect(notes.contains { $0.contains("spec.standby.\(key): the archive's credentials go in spec.env or spec.envFrom") }, "\(notes)")
-            #expect(notes.contains { $0.contains("spec.standby.standby_port: used with standby_host only") }, "\(notes)")
+            #expect(notes.contains { $0.contains("spec.standby.standby_port: used with standby_host only: a standby from a WAL archive alone") }, "\(notes)")
             let objects = try render(yaml)
             let env = try #require(object(objects, "StatefulSet", "pg")?.body["spec", "template", "spec", "containers"]?.arrayValue?.first?["env"]?.arrayValue)
             #expect(env.contains(["name": .string(variable), "value": .string(url)]))

@@ -39,7 +39,16 @@ struct VolumeInitTests {
     }
 
     func volumeInit(_ volumes: [String], pod: String = "aero-0-0") throws -> ProcessResult {
-        try run(CLITests.binary, ["volume-init", "--pod", pod, "--namespace", ns, "--kubeconfig", plane.kubeconfig] + volumes)
+        try run(CLITests.binary, ["volume-init", "--pod", pod, "--namespace", ns, "--service-account", "aero-volume-init",
+                                  "--kubeconfig", plane.kubeconfig] + volumes)
+    }
+
+    /// The namespace, and the ServiceAccount whose creation marks when cairn began to
+    /// initialise the cluster's devices.
+    func prepare(_ client: KubeClient) async throws {
+        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], fieldManager: "cairn-test")
+        _ = try await client.apply(["apiVersion": "v1", "kind": "ServiceAccount", "metadata": ["name": "aero-volume-init", "namespace": .string(ns)]],
+                                   fieldManager: "cairn-test")
     }
 
     func bytes(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
@@ -47,7 +56,7 @@ struct VolumeInitTests {
     @Test func aNewClaimIsInitialisedOnceAndMarkedOnTheClaim() async throws {
         let client = try plane.client()
         defer { Task { await client.shutdown() } }
-        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], fieldManager: "cairn-test")
+        try await prepare(client)
         _ = try await makeClaim(client, "ns-aero-0-0")
         let dev = try device("nvme0n1")
 
@@ -75,10 +84,38 @@ struct VolumeInitTests {
         #expect(try bytes(dev).allSatisfy { $0 == 0 })
     }
 
-    @Test func eachMethodDoesWhatUpstreamsDoes() async throws {
+    /// A claim older than cairn's initialising of the cluster's devices holds its data (a
+    /// cluster taken over from the upstream operator, or initMethod none until now): never
+    /// initialised, marked so. And the mark's uid precondition: a claim made anew under the same
+    /// name is not marked for its predecessor.
+    @Test func aClaimOlderThanTheClustersDeviceInitIsNeverTouched() async throws {
         let client = try plane.client()
         defer { Task { await client.shutdown() } }
         _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], fieldManager: "cairn-test")
+        let oldUID = try await makeClaim(client, "ns-aero-0-0")
+        try await Task.sleep(nanoseconds: 1_100_000_000)  // creation times are whole seconds
+        try await prepare(client)
+        let dev = try device("nvme1n1", byte: 0x5A)
+        for _ in 0..<2 {
+            let r = try volumeInit(["ns=dd:\(dev)"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try bytes(dev).allSatisfy { $0 == 0x5A }, "the cluster's data is untouched: \(r.stderr)")
+        }
+        #expect(try await client.get(claim("ns-aero-0-0"))["metadata", "annotations", "cairn.dev/volume-initialized"] == "pre-existing")
+
+        // The precondition the mark carries: another uid is refused, nothing written.
+        await #expect(throws: KubeError.self) {
+            _ = try await client.patch(claim("ns-aero-0-0"), ["metadata": ["uid": "00000000-0000-0000-0000-000000000000",
+                                                                           "annotations": ["x": "y"]]])
+        }
+        #expect(try await client.get(claim("ns-aero-0-0"))["metadata", "annotations", "x"] == nil)
+        #expect(try await client.get(claim("ns-aero-0-0"))["metadata", "uid"]?.stringValue == oldUID)
+    }
+
+    @Test func eachMethodDoesWhatUpstreamsDoes() async throws {
+        let client = try plane.client()
+        defer { Task { await client.shutdown() } }
+        try await prepare(client)
         for name in ["header", "discard", "both"] { _ = try await makeClaim(client, "\(name)-aero-1-0") }
         let header = try device("sdb"), discard = try device("sdc"), both = try device("sdd")
         let r = try volumeInit(["header=headerCleanup:\(header)", "discard=blkdiscard:\(discard)", "both=blkdiscardWithHeaderCleanup:\(both)"],
@@ -99,7 +136,7 @@ struct VolumeInitTests {
     @Test func aClaimThatCannotBeReadLeavesTheDeviceAlone() async throws {
         let client = try plane.client()
         defer { Task { await client.shutdown() } }
-        _ = try await client.apply(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], fieldManager: "cairn-test")
+        try await prepare(client)
         let dev = try device("sde")
         let r = try volumeInit(["ns=dd:\(dev)"], pod: "aero-9-0")
         #expect(r.status == 1 && r.stderr.contains("PersistentVolumeClaim/\(ns)/ns-aero-9-0") && r.stderr.contains("NotFound"), "\(r.stderr)")

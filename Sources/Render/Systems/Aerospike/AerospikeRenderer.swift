@@ -18,8 +18,8 @@ enum AerospikeRenderer {
             Kube.podDisruptionBudget(c, cluster, labels: labels, selector: selector,
                                      .maxUnavailable(spec.maxUnavailable), options: options),
         ]
-        if options.cairnImage != nil, spec.volumes.contains(where: { $0.isBlock && $0.initMethod != "none" }) {
-            objects += deviceInitAccess(cluster, labels: labels)
+        if options.cairnImage != nil, !spec.devicesInitialised.isEmpty {
+            objects += deviceInitAccess(spec, cluster, labels: labels)
         }
         for (rack, count) in spec.podsPerRack() {
             let name = "\(c)-\(rack.id)"
@@ -255,7 +255,7 @@ enum AerospikeRenderer {
     }
 
     /// The volumes every server pod has: its rack's aerospike.conf and the copy it starts from.
-    static let ownVolumes: Set<String> = ["aerospike-conf", "cairn-conf"]
+    static let ownVolumes: Set<String> = ["aerospike-conf", "cairn-conf", "cairn-volume-init-token"]
     static let runDirectory = "/run/cairn"
     /// The rack's aerospike.conf says `node-id ENV_NODE_ID` (the upstream operator's placeholder).
     static let nodeIdPlaceholder = "ENV_NODE_ID"
@@ -298,11 +298,12 @@ enum AerospikeRenderer {
     /// read and annotate the claims (`deviceInitAccess`), where it records what it did.
     static func deviceInit(_ spec: AerospikeSpec, _ cluster: ClusterMetadata, image: String)
         -> (container: Kube.Container, tokenVolume: JSONValue, account: String)? {
-        let initialised = spec.volumes.filter { $0.isBlock && $0.initMethod != "none" }
+        let initialised = spec.devicesInitialised
         guard !initialised.isEmpty else { return nil }
         var c = Kube.Container(name: "cairn-init-devices", image: image)
         c.command = ["/usr/local/bin/cairn", "volume-init"]
-        c.args = ["--pod", "$(POD_NAME)", "--namespace", "$(POD_NAMESPACE)"] + initialised.map { "\($0.name)=\($0.initMethod):\($0.path)" }
+        c.args = ["--pod", "$(POD_NAME)", "--namespace", "$(POD_NAMESPACE)", "--service-account", deviceInitAccount(cluster)]
+            + initialised.map { "\($0.name)=\($0.initMethod):\($0.path)" }
         c.env = [Kube.envField("POD_NAME", "metadata.name"), Kube.envField("POD_NAMESPACE", "metadata.namespace")]
         c.volumeDevices = initialised.map { ["name": .string($0.name), "devicePath": .string($0.path)] }
         c.volumeMounts = [Kube.mount("cairn-volume-init-token", "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true)]
@@ -324,16 +325,27 @@ enum AerospikeRenderer {
 
     static func deviceInitAccount(_ cluster: ClusterMetadata) -> String { "\(cluster.name)-volume-init" }
 
-    /// The service account `deviceInit` runs as: it may read and annotate the namespace's claims.
-    static func deviceInitAccess(_ cluster: ClusterMetadata, labels: [String: String]) -> [RenderedObject] {
+    /// The service account `deviceInit` runs as: it may read and annotate the claims of this
+    /// cluster's initialised volumes (by name, for the pods it has now) and read itself (its
+    /// creation time is when cairn began to initialise the devices: older claims are left alone).
+    static func deviceInitAccess(_ spec: AerospikeSpec, _ cluster: ClusterMetadata, labels: [String: String]) -> [RenderedObject] {
         let account = deviceInitAccount(cluster)
+        var claims: [JSONValue] = []
+        for (rack, count) in spec.podsPerRack() {
+            for ordinal in 0..<count {
+                for v in spec.devicesInitialised { claims.append(.string("\(v.name)-\(cluster.name)-\(rack.id)-\(ordinal)")) }
+            }
+        }
         return [
             RenderedObject(body: ["apiVersion": "v1", "kind": "ServiceAccount", "metadata": Kube.metadata(account, cluster, labels: labels)],
                            stage: .access),
             RenderedObject(body: [
                 "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
                 "metadata": Kube.metadata(account, cluster, labels: labels),
-                "rules": [["apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "patch"]]],
+                "rules": [
+                    ["apiGroups": [""], "resources": ["persistentvolumeclaims"], "resourceNames": .array(claims), "verbs": ["get", "patch"]],
+                    ["apiGroups": [""], "resources": ["serviceaccounts"], "resourceNames": [.string(account)], "verbs": ["get"]],
+                ],
             ], stage: .access),
             RenderedObject(body: [
                 "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",

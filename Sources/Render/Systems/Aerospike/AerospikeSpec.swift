@@ -39,6 +39,9 @@ public struct AerospikeSpec: SystemSpec {
         }
     }
 
+    /// Block volumes with an init method: `cairn volume-init` initialises them once per claim.
+    public var devicesInitialised: [Volume] { volumes.filter { $0.isBlock && $0.initMethod != "none" } }
+
     public struct Rack: Sendable, Hashable {
         public var id: Int
         public var zone: String?
@@ -318,7 +321,6 @@ public struct AerospikeSpec: SystemSpec {
             }
             var access = Access.hostInternal, tlsAccess = Access.hostInternal
             var alternateAccessIsPod = false, tlsAlternateAccessIsPod = false
-            var alternateWritten = false
             if let f = s["aerospikeNetworkPolicy"] {
                 _ = f.object { o -> Bool? in
                     func accessType(_ key: String) -> Access? {
@@ -335,10 +337,9 @@ public struct AerospikeSpec: SystemSpec {
                     }
                     func alternate(_ key: String) -> Bool {
                         guard let af = o[key], let v = af.string else { return false }
-                        alternateWritten = true
                         switch v {
                         case "pod": return true
-                        case "hostExternal": return false  // noted below (the default, unwritten, is said in the README)
+                        case "hostExternal": return false  // not written: noted below, as the default is
                         case "hostInternal", "configuredIP", "customInterface":
                             af.fail("not supported by cairn yet: an alternate access address other than the pod's is not rendered yet")
                         default: af.fail("must be pod, hostInternal, hostExternal, configuredIP or customInterface (got \(v))")
@@ -455,14 +456,10 @@ public struct AerospikeSpec: SystemSpec {
             // Upstream's default alternate access is the node's external address, which a pod
             // cannot read: not written, and said (the TLS one only where TLS is served).
             let alternateLeftOut = !alternateAccessIsPod || (ports.serviceTLS != nil && !tlsAlternateAccessIsPod)
-            if alternateLeftOut, !alternateWritten {
+            if alternateLeftOut {
                 (s["aerospikeNetworkPolicy"] ?? s.field).note("alternate access addresses are not written: upstream's default "
                     + "(aerospikeNetworkPolicy.alternateAccess hostExternal, the node's external address) is not known to a pod; "
                     + "clients that ask for alternate addresses get none (alternateAccess: pod gives the pods' own)")
-            } else if alternateLeftOut, let f = s["aerospikeNetworkPolicy"] {
-                f.note("alternate access addresses are not written: upstream's default, the node's "
-                    + "external address (hostExternal), is not known to a pod; clients that ask for alternate addresses "
-                    + "get none (alternateAccess: pod gives the pods' own)")
             }
             // With several pods per node, upstream gives each a NodePort Service and advertises
             // the node's address with it; a pod cannot learn its NodePort without the API.
@@ -515,9 +512,11 @@ public struct AerospikeSpec: SystemSpec {
             let storageNames = Set(volumes.map(\.name))
             for (field, container) in sidecars + initContainers {
                 for mount in (container["volumeMounts"]?.arrayValue ?? []) + (container["volumeDevices"]?.arrayValue ?? [])
-                where storageNames.contains(mount["name"]?.stringValue ?? "") {
-                    field.fail("mounts storage volume \(mount["name"]?.stringValue ?? ""); attach it with storage.volumes[].sidecars "
-                               + "or initContainers instead")
+                where storageNames.contains(mount["name"]?.stringValue ?? "") || AerospikeRenderer.ownVolumes.contains(mount["name"]?.stringValue ?? "") {
+                    let name = mount["name"]?.stringValue ?? ""
+                    field.fail(storageNames.contains(name)
+                        ? "mounts storage volume \(name); attach it with storage.volumes[].sidecars or initContainers instead"
+                        : "mounts \(name), a volume cairn renders for itself (its token or configuration): not for other containers")
                 }
             }
             return spec
@@ -663,6 +662,7 @@ public struct AerospikeSpec: SystemSpec {
                 t.note("how many volumes the upstream operator cleans at once; cairn's init container cleans them one after the other")
             }
             guard let vf = st["volumes"] else { return [] }
+            var noted = Set<String>()
             let volumes = (vf.fieldList(decodeVolume) ?? []).map { item, decoded -> (item: Field, value: Volume) in
                 var v = decoded.volume
                 let block = v.isBlock
@@ -671,6 +671,9 @@ public struct AerospikeSpec: SystemSpec {
                 if case .persistentVolume = v.source {
                     v.initMethod = initMethod.method
                     v.initMethodAt = (initMethod.field.location, initMethod.field.path)
+                    if block, initMethod.method != "none", noted.insert(initMethod.field.path).inserted {
+                        initMethod.field.note(Self.deviceInitNote)
+                    }
                 }
                 return (item, v)
             }
@@ -684,6 +687,10 @@ public struct AerospikeSpec: SystemSpec {
         }
     }
 
+    static let deviceInitNote = "runs once per volume claim made from now on (older claims hold the cluster's data and are left alone), "
+        + "as cairn volume-init in an init container from cairn's image, as root with no capabilities (a namespace enforcing the "
+        + "restricted pod security standard refuses it); the pods then run as ServiceAccount <cluster>-volume-init with no token "
+        + "mounted but in that container: pull secrets of the namespace's default ServiceAccount are not used (give podSpec.imagePullSecrets)"
     static let cascadeDeleteNote = "cairn never deletes a PersistentVolumeClaim: the claims stay when pods or the cluster go "
         + "(the upstream operator deletes them); delete them by hand once their data is no longer needed"
     static let wipeNote = "the upstream operator wipes only when the server's major version crosses 6; cairn renders 6.x and later, "

@@ -88,7 +88,7 @@ package enum AerospikeSystem: ClusterSystem {
     package static func renderProblems(_ spec: AerospikeSpec, _ metadata: ClusterMetadata, options: RenderOptions)
         -> [(location: Location, path: String, message: String)] {
         guard options.cairnImage == nil else { return [] }
-        return spec.volumes.filter { $0.isBlock && $0.initMethod != "none" }.compactMap { v in
+        return spec.devicesInitialised.compactMap { v in
             v.initMethodAt.map { at in
                 (at.location, at.path, "\(v.initMethod) on \(v.name) runs once per volume claim as cairn volume-init, from cairn's own image, "
                     + "which is not known here: set CAIRN_IMAGE (deploy/deployment.yaml sets it) or --dns-proxy-image")

@@ -724,13 +724,14 @@ public struct PostgresSpec: SystemSpec {
     }
 
     /// `standby`, as upstream renders it (k8sres.go generateStandbyEnvironment): streaming from a
-    /// remote primary (`standby_host`, with `standby_port` and `standby_primary_slot_name`), or
-    /// restoring from a WAL archive (`s3_wal_path`, `gs_wal_path`) with Spilo's WAL-E method.
-    /// The archive's credentials come from the operator's configuration upstream
+    /// remote primary (`standby_host`, with `standby_port` and `standby_primary_slot_name`), a
+    /// WAL archive (`s3_wal_path` or `gs_wal_path`, with Spilo's WAL-E method), or both (the
+    /// archive with or without a host, as upstream). The CRD takes at least one, and never both
+    /// archives. The archive's credentials come from the operator's configuration upstream
     /// (`pod_environment_configmap`/`_secret`); here from the spec's own `env`/`envFrom`.
     static func decodeStandby(_ f: Field) -> Standby? {
         f.object { o -> Standby? in
-            let sources = ["s3_wal_path", "gs_wal_path", "standby_host"].filter { key in o[key]?.string.map { !$0.isEmpty } ?? false }
+            let given = ["standby_host", "s3_wal_path", "gs_wal_path"].filter { key in o[key]?.string.map { !$0.isEmpty } ?? false }
             var port: String?
             if let pf = o["standby_port"], let text = pf.scalarText, !text.isEmpty {
                 if let n = Int(text), (1...65535).contains(n) { port = String(n) } else { pf.fail("must be a port number (got \(text))") }
@@ -739,44 +740,45 @@ public struct PostgresSpec: SystemSpec {
             if let sf = o["standby_primary_slot_name"], let text = sf.string, !text.isEmpty {
                 if isRoleName(text) { slot = text } else { sf.fail("'\(text)' is not a replication slot name (lower-case letters, digits and '_')") }
             }
-            guard sources.count == 1 else {
-                if sources.isEmpty {
-                    o.field.fail("needs one of standby_host (a remote primary to stream from), s3_wal_path or gs_wal_path (a WAL archive)")
-                } else {
-                    o.field.fail("takes exactly one of \(sources.joined(separator: ", ")) (the upstream CRD's oneOf)")
-                }
+            guard !given.isEmpty else {
+                o.field.fail("needs standby_host (a remote primary to stream from), s3_wal_path or gs_wal_path (a WAL archive)")
                 return nil
             }
-            let promote = "standby takes effect when the cluster is created (Patroni's standby_cluster); taking it out later does not "
-                + "promote the cluster as the upstream operator does through Patroni's API: promote it with `patronictl edit-config` first"
-            if sources[0] != "standby_host" {
-                let key = sources[0], w = o[key]!, path = w.string!
+            if given.contains("s3_wal_path"), given.contains("gs_wal_path") {
+                o["gs_wal_path"]?.fail("takes one WAL archive: s3_wal_path or gs_wal_path, not both (as the upstream CRD says)")
+                return nil
+            }
+            var standby = Standby()
+            if let hf = o["standby_host"], let host = hf.string, !host.isEmpty {
+                guard Names.isDNS1123Subdomain(host) || CIDR.isValid(host + "/32") || host.contains(":") && CIDR.isValid(host + "/128") else {
+                    hf.fail("'\(host)' is not a host name or an IP address")
+                    return nil
+                }
+                standby = Standby(host: host, port: port, primarySlotName: slot)
+            } else {
+                for k in ["standby_port", "standby_primary_slot_name"] where o.has(k) {
+                    o[k]?.note("used with standby_host only: a standby from a WAL archive alone does not read it (as upstream)")
+                }
+            }
+            for key in ["s3_wal_path", "gs_wal_path"] {
+                guard let w = o[key], let path = w.string, !path.isEmpty else { continue }
                 let scheme = key == "s3_wal_path" ? "s3://" : "gs://"
                 guard path.hasPrefix(scheme), path.count > scheme.count, !path.contains(where: { $0.isWhitespace || $0.isNewline || $0 == "\0" }) else {
                     w.fail("'\(path)' is not a \(scheme)bucket/path URL (Spilo's WAL-E prefix)")
                     return nil
-                }
-                for k in ["standby_port", "standby_primary_slot_name"] where o.has(k) {
-                    o[k]?.note("used with standby_host only: a standby from a WAL archive does not read it (as upstream)")
                 }
                 let provider = key == "s3_wal_path"
                     ? "STANDBY_AWS_ACCESS_KEY_ID and STANDBY_AWS_SECRET_ACCESS_KEY (valueFrom a Secret), STANDBY_AWS_REGION or STANDBY_AWS_ENDPOINT"
                     : "STANDBY_GOOGLE_APPLICATION_CREDENTIALS naming a key file mounted with additionalVolumes"
                 w.note("the archive's credentials go in spec.env or spec.envFrom (\(provider)): the upstream operator takes them from "
                        + "its own configuration (pod_environment_configmap/secret), which cairn does not have")
-                o.field.note(promote)
-                var standby = Standby()
                 standby.walArchive = (key == "s3_wal_path" ? "STANDBY_WALE_S3_PREFIX" : "STANDBY_WALE_GS_PREFIX", path)
-                return standby
             }
-            let hf = o["standby_host"]!, host = hf.string!
-            guard Names.isDNS1123Subdomain(host) || CIDR.isValid(host + "/32") || host.contains(":") && CIDR.isValid(host + "/128") else {
-                hf.fail("'\(host)' is not a host name or an IP address")
-                return nil
-            }
-            o.field.note(promote + ". The standby user's Secret must hold the source's password: create it "
-                         + "before the cluster (cairn never overwrites one)")
-            return Standby(host: host, port: port, primarySlotName: slot)
+            o.field.note("standby takes effect when the cluster is created (Patroni's standby_cluster); taking it out later does not "
+                + "promote the cluster as the upstream operator does through Patroni's API: promote it with `patronictl edit-config` first"
+                + (standby.host == nil ? "" : ". The standby user's Secret must hold the source's password: create it "
+                    + "before the cluster (cairn never overwrites one)"))
+            return standby
         }
     }
 
