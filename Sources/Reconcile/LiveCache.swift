@@ -287,33 +287,47 @@ public final class LiveCache: Sendable {
     /// and the targets that are not live (never listed, or their watch broken): those a pass
     /// lists itself. A kind with any target not live is left out whole (the pass lists the kind).
     public func snapshot(_ targets: [Target], clusters: Set<String>? = nil) -> (objects: [JSONValue], notLive: [Target]) {
+        let (cached, notLive) = entries(targets, clusters: clusters)
+        return (cached.compactMap { $0.value() }, notLive)
+    }
+
+    /// A live object of the cache, kept compact until a pass reads it (`value`): a full pass
+    /// over 100,000 objects then holds the trees of the clusters it is working on, not all.
+    public struct Cached: Sendable {
+        public let key: String
+        /// `namespace/name` of the cluster it belongs to, from its inventory label.
+        public let cluster: String?
+        fileprivate let entry: Entry
+        fileprivate let want: RenderedObject?
+
+        /// The slim object (`Reconciler.slim`), parsed now.
+        public func value() -> JSONValue? { entry.value(want: want) }
+    }
+
+    /// The objects of the targets, as `snapshot` gives them but unread (`Cached.value`).
+    public func entries(_ targets: [Target], clusters: Set<String>? = nil) -> (objects: [Cached], notLive: [Target]) {
         let (entries, notLive) = state.withLock { s in
-            var entries: [(target: Target, entry: Entry, want: RenderedObject?)] = []
+            var entries: [(target: Target, cached: Cached)] = []
             let notLive = targets.filter { !(s.stores[$0]?.live ?? false) }
             let kindsNotLive = Set(notLive.map { "\($0.apiVersion) \($0.kind)" })
             for t in targets where !kindsNotLive.contains("\(t.apiVersion) \(t.kind)") {
                 guard let store = s.stores[t] else { continue }
                 for (key, entry) in store.objects where clusters == nil || entry.cluster.map(clusters!.contains) ?? false {
-                    entries.append((t, entry, entry.same == 0 ? nil : s.desired[key]))
+                    entries.append((t, Cached(key: key, cluster: entry.cluster, entry: entry, want: entry.same == 0 ? nil : s.desired[key])))
                 }
             }
             return (entries, notLive)
         }
-        var objects: [JSONValue] = []
-        objects.reserveCapacity(entries.count)
-        var unreadable: [Target] = []
-        for (t, entry, want) in entries {
-            if let value = entry.value(want: want) { objects.append(value) } else { unreadable.append(t) }
-        }
+        let unreadable = Set(entries.filter { !$0.cached.entry.readable(with: $0.cached.want) }.map(\.target))
         guard unreadable.isEmpty else {
             // Never, while `setDesired` keeps entries in step; should it happen, the pass lists
             // these kinds itself rather than see their objects missing.
             assertionFailure("live cache entries unreadable: \(unreadable)")
             let kinds = Set(unreadable.map { "\($0.apiVersion) \($0.kind)" })
-            return (objects.filter { !kinds.contains("\($0["apiVersion"]?.stringValue ?? "") \($0["kind"]?.stringValue ?? "")") },
+            return (entries.filter { !kinds.contains("\($0.target.apiVersion) \($0.target.kind)") }.map(\.cached),
                     notLive + targets.filter { kinds.contains("\($0.apiVersion) \($0.kind)") && !notLive.contains($0) })
         }
-        return (objects, notLive)
+        return (entries.map(\.cached), notLive)
     }
 
     /// A pass's server-side dry run found `live` the same as `desired` on the server: while the

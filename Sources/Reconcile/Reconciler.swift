@@ -153,10 +153,8 @@ public struct Reconciler: Sendable {
         let desired = ClusterRenderer.applyOrder(allowed)
         var desiredByKey: [String: RenderedObject] = [:]
         for o in desired { desiredByKey[o.reference] = o }
-        var live = try await liveObjects(podDisruptionBudgetAPIVersion: pdbVersion!, desired: desiredByKey, clusters: scope)
-        if let scope { live = live.filter { Self.cluster($0).map(scope.contains) ?? false } }
-        var liveByKey: [String: JSONValue] = [:]
-        for o in live { liveByKey[Self.key(o)] = o }
+        var live = try await liveSet(podDisruptionBudgetAPIVersion: pdbVersion!, desired: desiredByKey, clusters: scope)
+        if let scope { live.keep { $0.map(scope.contains) ?? false } }
 
         // Each cluster on its own: its stages in order, then its rollout.
         let namespaces = NamespaceGate(client: client, options: options)
@@ -165,8 +163,9 @@ public struct Reconciler: Sendable {
             for (index, cluster) in allowed.enumerated() {
                 // A window of clusters at a time (`Options.clustersInFlight`).
                 if index >= max(1, options.clustersInFlight), let pass = await group.next() { out.append(pass) }
+                // Read from the cache here, a window of clusters at a time, not all at once.
                 var current: [String: JSONValue] = [:]
-                for o in cluster.objects { current[o.reference] = liveByKey[o.reference] }
+                for o in cluster.objects { current[o.reference] = live.object(o.reference) }
                 let mine = current
                 group.addTask { await self.pipeline(cluster, index: index, live: mine, namespaces: namespaces) }
             }
@@ -187,13 +186,13 @@ public struct Reconciler: Sendable {
         let valid = Set(allowed.map(\.spec.identity))
         let kept = valid.union(invalid.keys)
         let desiredKeys = Set(desired.map(\.reference))
-        let orphans = live.filter { o in
+        // What no valid cluster renders (only these are read whole here).
+        let orphans = live.objects(except: desiredKeys).filter { o in
             guard let cluster = o["metadata", "labels", "cairn.dev/cluster"]?.stringValue,
                   let ns = o["metadata", "namespace"]?.stringValue else { return false }
             let identity = "\(ns)/\(cluster)"
             let owned = valid.contains(identity) && invalid[identity] == nil
-            return (owned || !kept.contains(identity)) && !desiredKeys.contains(Self.key(o))
-                && (options.namespaceAllow?.contains(ns) ?? true)
+            return (owned || !kept.contains(identity)) && (options.namespaceAllow?.contains(ns) ?? true)
         }
         if !orphans.isEmpty, !prune {
             warnings.append("some spec files could not be read; pruning nothing this pass")
@@ -321,16 +320,48 @@ public struct Reconciler: Sendable {
     ///   one cluster costs what that cluster's namespace holds, not what the fleet holds.
     public func liveObjects(podDisruptionBudgetAPIVersion: String, desired: [String: RenderedObject]? = nil,
                             clusters: Set<String>? = nil) async throws(KubeError) -> [JSONValue] {
+        try await liveSet(podDisruptionBudgetAPIVersion: podDisruptionBudgetAPIVersion, desired: desired, clusters: clusters).all
+    }
+
+    /// The live objects of a pass: those LISTed, parsed, and those of the cache, read when
+    /// asked for (`object`).
+    struct LiveSet {
+        var listed: [String: JSONValue] = [:]
+        var cached: [String: LiveCache.Cached] = [:]
+
+        init(listed: [JSONValue], cached: [LiveCache.Cached]) {
+            for o in listed { self.listed[Reconciler.key(o)] = o }
+            for c in cached where self.listed[c.key] == nil { self.cached[c.key] = c }
+        }
+
+        func object(_ key: String) -> JSONValue? { listed[key] ?? cached[key]?.value() }
+
+        /// Keeps the objects of the clusters `cluster` (`namespace/name`, nil: none) takes.
+        mutating func keep(_ cluster: (String?) -> Bool) {
+            listed = listed.filter { cluster(Reconciler.cluster($0.value)) }
+            cached = cached.filter { cluster($0.value.cluster) }
+        }
+
+        /// Every object but those of `keys`, read.
+        func objects(except keys: Set<String>) -> [JSONValue] {
+            listed.filter { !keys.contains($0.key) }.map(\.value) + cached.filter { !keys.contains($0.key) }.compactMap { $0.value.value() }
+        }
+
+        var all: [JSONValue] { objects(except: []) }
+    }
+
+    func liveSet(podDisruptionBudgetAPIVersion: String, desired: [String: RenderedObject]? = nil,
+                 clusters: Set<String>? = nil) async throws(KubeError) -> LiveSet {
         var selector = "app.kubernetes.io/managed-by=cairn"
         if let clusters {
             let names = Set(clusters.compactMap { $0.split(separator: "/").last.map(String.init) }).sorted()
-            if names.isEmpty { return [] }
+            if names.isEmpty { return LiveSet(listed: [], cached: []) }
             if names.count <= 100 { selector += ",cairn.dev/cluster in (\(names.joined(separator: ",")))" }
         }
         let labelSelector = selector
         var listKinds = try await managedKinds(podDisruptionBudgetAPIVersion: podDisruptionBudgetAPIVersion)
         let allNamespaces: [String?] = options.namespaceAllow.map { $0.sorted().map(Optional.some) } ?? [nil]
-        var cached: [JSONValue] = []
+        var cached: [LiveCache.Cached] = []
         if let cache {
             // The cache keeps every kind in every namespace allowed; a kind it does not have live
             // (not listed yet after all, its watch broken, or not allowed) is listed below as
@@ -363,11 +394,11 @@ public struct Reconciler: Sendable {
             for t in targets where cache.failure(t)?.reason == .forbidden && (optional.contains("\(t.apiVersion) \(t.kind)") || t.kind == "Secret") {
                 ignored.insert(t)
             }
-            let snapshot = cache.snapshot(targets.filter { !ignored.contains($0) }, clusters: clusters)
+            let snapshot = cache.entries(targets.filter { !ignored.contains($0) }, clusters: clusters)
             cached = snapshot.objects
             let notLive = Set(snapshot.notLive.map { "\($0.apiVersion) \($0.kind)" })
             listKinds = listKinds.filter { notLive.contains("\($0.apiVersion) \($0.kind)") }
-            if listKinds.isEmpty { return cached }
+            if listKinds.isEmpty { return LiveSet(listed: [], cached: cached) }
         }
         var namespaces = allNamespaces
         if let clusters {
@@ -430,7 +461,7 @@ public struct Reconciler: Sendable {
             if let error = r.error { throw error }
             live += r.objects
         }
-        return cached + live
+        return LiveSet(listed: live, cached: cached)
     }
 
     /// The kinds a pass reads: the systems' kinds, PodDisruptionBudgets, and what documents

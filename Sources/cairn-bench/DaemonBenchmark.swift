@@ -20,6 +20,12 @@ func processUsage(_ pid: pid_t) -> (cpu: Double, rssKB: Int) {
     return (cpu, rss)
 }
 
+/// The process's peak resident set (VmHWM), KB.
+func peakRSSKB(_ pid: pid_t) -> Int {
+    let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+    return status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+}
+
 func metric(_ text: String, _ name: String) -> Double {
     text.split(separator: "\n").filter { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
         .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
@@ -99,7 +105,23 @@ func daemonBenchmark(count: Int = 1000, memoryOnly: Bool = false) async throws {
     let idleCPU = idleEnd.1.cpu - idleStart.1.cpu
     if memoryOnly {
         // `cairn-bench daemon --memory`: the memory figures alone, for trying what changes them.
-        print("cairn run, \(label) clusters: RSS after the first pass and its status commit \(idleStart.1.rssKB / 1024) MB; 20 idle intervals later \(idleEnd.1.rssKB / 1024) MB")
+        print("cairn run, \(label) clusters: RSS after the first pass and its status commit \(idleStart.1.rssKB / 1024) MB; 20 idle intervals later \(idleEnd.1.rssKB / 1024) MB, peak \(peakRSSKB(pid) / 1024) MB")
+        // A daemon started on the converged clusters (a restart, an upgrade): its first pass
+        // lists every object into the cache and plans against them all.
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        let restart = DispatchTime.now()
+        guard let second = spawnDaemon(["--interval", "\(Int(interval))s"], log: log + ".restart") else { print("cannot start cairn run again"); return }
+        pid = second
+        guard waitReady() else { print("the restarted cairn run never finished its first pass; see \(log).restart"); return }
+        let secondPass = Double(DispatchTime.now().uptimeNanoseconds - restart.uptimeNanoseconds) / 1e9
+        sleep(2)
+        let afterRestart = processUsage(pid)
+        sleep(20)
+        let restartIdle = processUsage(pid)
+        print("cairn run restarted on the converged clusters: first pass \(String(format: "%.1f", secondPass)) s; RSS after it "
+              + "\(afterRestart.rssKB / 1024) MB, 20 s later \(restartIdle.rssKB / 1024) MB, peak \(peakRSSKB(pid) / 1024) MB")
         return
     }
 
