@@ -403,25 +403,29 @@ public final class LiveCache: Sendable {
     }
 
     private func list(_ t: Target, generation: Int) async throws(KubeError) {
+        // Each object made an entry as its page is read (the page's tree is all a list holds,
+        // not every object's: a relist of 100,000 objects at a restart would hold them all).
+        let made = Mutex<[String: (entry: Entry, want: RenderedObject?)]>([:])
         let slim: @Sendable (JSONValue) -> JSONValue? = { [weak self] o in
-            let want = self?.state.withLock { $0.desired[Reconciler.key(o)] }
-            return Reconciler.slim(o, desired: want)
-        }
-        let (items, version) = try await client.listVersioned(apiVersion: t.apiVersion, kind: t.kind, namespace: t.namespace,
-                                                              labelSelector: labelSelector, transform: slim)
-        // Fields are left out against what cairn wants now; should that change before the
-        // entries are stored (a pass's `setDesired`), they are made again against the new.
-        let wants = state.withLock { $0.desired }
-        var objects: [String: Entry] = [:]
-        objects.reserveCapacity(items.count)
-        for o in items {
             let key = Reconciler.key(o)
-            objects[key] = Entry(o, want: wants[key])
+            let want = self?.state.withLock { $0.desired[key] }
+            let wanted = want?.body.objectValue
+            let entry = Entry(Reconciler.slim(o, desired: want, wanted: wanted), want: want, wanted: wanted)
+            made.withLock { $0[key] = (entry, want) }
+            return nil
         }
+        let (_, version) = try await client.listVersioned(apiVersion: t.apiVersion, kind: t.kind, namespace: t.namespace,
+                                                          labelSelector: labelSelector, transform: slim)
+        let listed = made.withLock { $0 }
+        var objects: [String: Entry] = [:]
+        objects.reserveCapacity(listed.count)
+        for (key, m) in listed { objects[key] = m.entry }
         let drifts: [Drift] = state.withLock { s -> [Drift] in
             guard var store = s.store(t, generation) else { return [] }
+            // Fields are left out against what cairn wanted as each was read; should that have
+            // changed since (a pass's `setDesired`), they are made again against the new.
             for (key, entry) in objects where !entry.readable(with: s.desired[key]) {
-                if let value = entry.value(want: wants[key]) { objects[key] = Entry(value, want: s.desired[key]) }
+                if let value = entry.value(want: listed[key]?.want) { objects[key] = Entry(value, want: s.desired[key]) }
             }
             var drifts: [Drift] = []
             // A relist (after a 410): what changed since the last list or event is drift as any
