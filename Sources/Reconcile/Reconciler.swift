@@ -342,9 +342,11 @@ public struct Reconciler: Sendable {
             cached = cached.filter { cluster($0.value.cluster) }
         }
 
-        /// Every object but those of `keys`, read.
+        /// Every object but those of `keys`, read, in the order of their keys (what a pass
+        /// prunes, and reports, comes in the same order every time).
         func objects(except keys: Set<String>) -> [JSONValue] {
-            listed.filter { !keys.contains($0.key) }.map(\.value) + cached.filter { !keys.contains($0.key) }.compactMap { $0.value.value() }
+            let wanted = (listed.keys.filter { !keys.contains($0) } + cached.keys.filter { !keys.contains($0) }).sorted()
+            return wanted.compactMap { object($0) }
         }
 
         var all: [JSONValue] { objects(except: []) }
