@@ -88,8 +88,9 @@ struct DaemonFaultTests {
             let hash = try await configHash(client, "es")
             try d.origin.commit(["clusters/es.yaml": esdb("es", round % 2 == 1 ? "All" : "System")])
             let start = Date()
-            #expect(await d.eventually(20) { try await self.configHash(client, "es") != hash }, "round \(round): the spec change waited for the push")
-            #expect(Date().timeIntervalSince(start) < 20)
+            // Inside the 40 s the push hangs (35 s: a loaded machine took 23 s).
+            #expect(await d.eventually(35) { try await self.configHash(client, "es") != hash }, "round \(round): the spec change waited for the push")
+            #expect(Date().timeIntervalSince(start) < 35)
         }
         let log = try String(contentsOfFile: d.logs.file("status-hung.log"), encoding: .utf8)
         #expect(!log.contains("step failed"), "\(log.suffix(2000))")
