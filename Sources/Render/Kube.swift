@@ -10,6 +10,26 @@ enum Kube {
     static let clusterLabel = "cairn.dev/cluster"
 
     /// Object metadata: the cluster's identity labels plus the spec's own labels and annotations.
+    /// A ServiceAccount, a Role of `rules` and the RoleBinding between them, all named
+    /// `account`: what pods that talk to the API server run as.
+    static func serviceAccountWithRole(_ account: String, _ cluster: ClusterMetadata, labels: [String: String],
+                                       rules: [JSONValue]) -> [RenderedObject] {
+        [
+            RenderedObject(body: ["apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(account, cluster, labels: labels)],
+                           stage: .access),
+            RenderedObject(body: [
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": metadata(account, cluster, labels: labels), "rules": .array(rules),
+            ], stage: .access),
+            RenderedObject(body: [
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": metadata(account, cluster, labels: labels),
+                "roleRef": ["apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": .string(account)],
+                "subjects": [["kind": "ServiceAccount", "name": .string(account), "namespace": .string(cluster.namespace)]],
+            ], stage: .access),
+        ]
+    }
+
     static func metadata(_ name: String, _ cluster: ClusterMetadata, labels: [String: String],
                          annotations: [String: String] = [:]) -> JSONValue {
         var all = cluster.labels

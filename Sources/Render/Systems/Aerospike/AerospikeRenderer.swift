@@ -336,24 +336,10 @@ enum AerospikeRenderer {
                 for v in spec.devicesInitialised { claims.append(.string("\(v.name)-\(cluster.name)-\(rack.id)-\(ordinal)")) }
             }
         }
-        return [
-            RenderedObject(body: ["apiVersion": "v1", "kind": "ServiceAccount", "metadata": Kube.metadata(account, cluster, labels: labels)],
-                           stage: .access),
-            RenderedObject(body: [
-                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                "metadata": Kube.metadata(account, cluster, labels: labels),
-                "rules": [
-                    ["apiGroups": [""], "resources": ["persistentvolumeclaims"], "resourceNames": .array(claims), "verbs": ["get", "patch"]],
-                    ["apiGroups": [""], "resources": ["serviceaccounts"], "resourceNames": [.string(account)], "verbs": ["get"]],
-                ],
-            ], stage: .access),
-            RenderedObject(body: [
-                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                "metadata": Kube.metadata(account, cluster, labels: labels),
-                "roleRef": ["apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": .string(account)],
-                "subjects": [["kind": "ServiceAccount", "name": .string(account), "namespace": .string(cluster.namespace)]],
-            ], stage: .access),
-        ]
+        return Kube.serviceAccountWithRole(account, cluster, labels: labels, rules: [
+            ["apiGroups": [""], "resources": ["persistentvolumeclaims"], "resourceNames": .array(claims), "verbs": ["get", "patch"]],
+            ["apiGroups": [""], "resources": ["serviceaccounts"], "resourceNames": [.string(account)], "verbs": ["get"]],
+        ])
     }
 
     /// The marker a cleaned volume keeps, so that it is cleaned once per claim.

@@ -27,26 +27,12 @@ enum PostgresRenderer {
 
         // Patroni reads and writes its leader and config ConfigMaps, Endpoints and pod labels.
         let account = "\(c)-patroni"
-        objects.append(RenderedObject(body: [
-            "apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": Kube.metadata(account, cluster, labels: labels),
-        ], stage: .access))
         let verbs: [JSONValue] = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-        objects.append(RenderedObject(body: [
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": Kube.metadata(account, cluster, labels: labels),
-            "rules": [
-                ["apiGroups": [""], "resources": ["configmaps", "endpoints"], "verbs": .array(verbs)],
-                ["apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch", "update", "watch"]],
-                ["apiGroups": [""], "resources": ["services"], "verbs": ["create"]],
-            ],
-        ], stage: .access))
-        objects.append(RenderedObject(body: [
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": Kube.metadata(account, cluster, labels: labels),
-            "roleRef": ["apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": .string(account)],
-            "subjects": [["kind": "ServiceAccount", "name": .string(account), "namespace": .string(cluster.namespace)]],
-        ], stage: .access))
+        objects += Kube.serviceAccountWithRole(account, cluster, labels: labels, rules: [
+            ["apiGroups": [""], "resources": ["configmaps", "endpoints"], "verbs": .array(verbs)],
+            ["apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch", "update", "watch"]],
+            ["apiGroups": [""], "resources": ["services"], "verbs": ["create"]],
+        ])
 
         for user in ["postgres", "standby"] + PostgresRoles.roles(spec).filter(\.hasSecret).map(\.name) {
             objects.append(RenderedObject(body: [
