@@ -29,8 +29,14 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
-        // JSON values with ordered keys, and their strict, linear parser.
-        .target(name: "JSON", swiftSettings: strict),
+        // JSON values with ordered keys, and their strict, linear parser; JSON kept deflated.
+        .target(name: "JSON", dependencies: ["CZlib"], swiftSettings: strict),
+        // zlib from Debian's zlib1g-dev (libgit2-dev depends on it), wrapped as a system library.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // The YAML reader of spec files (and the pre-check of kubeconfigs): strict composition
         // with locations. Yams is used for its bundled libyaml (CYaml): events carry line and
         // column, and an event-level composer can refuse aliases and deep nesting before

@@ -116,7 +116,7 @@ public struct ChangePlan: Sendable {
                                             blocked: nil, diff: unifiedDiff(nil, o.body)))
                 continue
             }
-            guard old.json != o.json else { continue }
+            guard !RenderedObject.sameJSON(old, o) else { continue }
             let (oldBody, body) = (old.body, o.body)
             let planned = Planner.plan(o, live: oldBody)
             switch planned.kind {

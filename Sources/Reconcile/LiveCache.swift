@@ -229,13 +229,13 @@ public final class LiveCache: Sendable {
         let (generation, old, gathered) = state.withLock { s in
             var gathered: [(target: Target, key: String, entry: Entry)] = []
             for (t, store) in s.stores {
-                for (key, entry) in store.objects where entry.same != 0 && s.desired[key]?.json != desired[key]?.json {
+                for (key, entry) in store.objects where entry.same != 0 && !RenderedObject.sameJSON(s.desired[key], desired[key]) {
                     gathered.append((t, key, entry))
                 }
             }
             return (s.desiredGeneration, s.desired, gathered)
         }
-        let changed = Set(desired.keys.filter { old[$0]?.json != desired[$0]?.json } + old.keys.filter { desired[$0] == nil })
+        let changed = Set(desired.keys.filter { !RenderedObject.sameJSON(old[$0], desired[$0]) } + old.keys.filter { desired[$0] == nil })
         let made = gathered.map { g in (g.target, g.key, g.entry, g.entry.value(want: old[g.key]).map { Entry($0, want: desired[g.key]) }) }
         state.withLock { s in
             var settled = Set<String>()
@@ -484,7 +484,7 @@ public final class LiveCache: Sendable {
                 s.stores[t]!.objects[key] = nil
                 return Self.drift(key: key, live: nil, cluster: Reconciler.cluster(event.object), in: s)
             case .added, .modified:
-                guard let made, s.desired[key]?.json == want?.json else {
+                guard let made, RenderedObject.sameJSON(s.desired[key], want) else {
                     // What cairn wants changed meanwhile (a pass's setDesired): made here against it.
                     let slim = Reconciler.slim(event.object, desired: s.desired[key])
                     s.stores[t]!.objects[key] = Entry(slim, want: s.desired[key])

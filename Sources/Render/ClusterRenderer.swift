@@ -35,7 +35,10 @@ public enum ClusterRenderer {
         // The documents beside the cluster read no configuration of its pods: they are added
         // after the hashes are stamped.
         let companions = spec.companions.map { companion($0, spec.metadata) }
-        var rendered = RenderedCluster(spec: spec, system: system, objects: stagedOrder(stampConfigHashes(objects) + companions).map(\.withoutTree))
+        // Kept deflated against the first object of the same system and kind this process
+        // rendered: one cluster's objects differ from another's in names and a few values.
+        let kept = stagedOrder(stampConfigHashes(objects) + companions).map { $0.packed(dictionary: "\(system) \($0.apiVersion) \($0.kind)") }
+        var rendered = RenderedCluster(spec: spec, system: system, objects: kept)
         rendered.problems = system.renderProblems(any: spec.system, spec.metadata, options: options).map {
             SpecError(file: spec.file, location: $0.location, path: $0.path, message: $0.message)
         }

@@ -15,10 +15,12 @@ public enum ApplyStage: Int, Sendable, Hashable, Comparable, CaseIterable {
 
 /// One Kubernetes object a cluster needs, exactly as cairn applies it.
 ///
-/// The object is kept as compact JSON in its own key order, and `body` parses it when read: the
-/// daemon keeps every cluster's objects between passes, and a tree of `JSONValue`s takes about
-/// three times the memory of its text (41 MB against 13 at 11,000 objects). A pass reads each
-/// object's body once (about 60 ms for all 11,000); `json` compares and hashes without parsing.
+/// The object is kept as compact JSON in its own key order, deflated once rendered
+/// (`PackedJSON`, against the first object of its system and kind), and `body` parses it when
+/// read: the daemon keeps every cluster's objects between passes, and a tree of `JSONValue`s
+/// takes about three times the memory of its text (41 MB against 13 at 11,000 objects), the
+/// text about eleven times its deflated form. A pass reads each object's body once; `jsonHash`
+/// and `sameJSON` compare without parsing.
 public struct RenderedObject: Sendable, Hashable {
     public let apiVersion: String
     public let kind: String
@@ -27,44 +29,57 @@ public struct RenderedObject: Sendable, Hashable {
     public let stage: ApplyStage
     /// Created when missing and never updated afterwards (generated Secrets).
     public let createOnly: Bool
-    /// The whole object as compact JSON, in its own key order.
-    public private(set) var json: [UInt8] {
-        didSet { jsonHash = Self.hash(json) }
-    }
+    /// The JSON, packed once the object is rendered (`packed(dictionary:)`).
+    private var stored: PackedJSON
     /// The hash of `json`, kept: the live cache checks its entries against it on every read, and
     /// `RenderedCluster`s are hashed and compared by their objects.
     public private(set) var jsonHash: Int
     /// The tree `json` was written from, while the renderer still works on the object (the
     /// configuration hashes read ConfigMaps and stamp StatefulSets): `body` is then not parsed
-    /// again. `ClusterRenderer` drops it (`withoutTree`) before a cluster is kept.
+    /// again. `ClusterRenderer` drops it (`packed(dictionary:)`) before a cluster is kept.
     private var tree: JSONValue?
+
+    /// The whole object as compact JSON, in its own key order (unpacked on every read).
+    public var json: [UInt8] { stored.unpacked }
+
+    /// Bytes of JSON, and bytes held for them.
+    public var jsonCount: (json: Int, held: Int) { (stored.count, stored.packedCount) }
+
+    /// Whether the JSON is deflated against a dictionary shared with similar objects.
+    public var sharesDictionary: Bool { stored.hasDictionary }
 
     /// The whole object, in the form the API server stores it.
     public var body: JSONValue {
         get {
             if let tree { return tree }
             // Written by `compactJSON` below: it always parses.
-            guard let value = try? JSONValue.parse(json) else {
+            guard let value = try? JSONValue.parse(stored.unpacked) else {
                 assertionFailure("a rendered object's JSON does not parse: \(reference)")
                 return .null
             }
             return value
         }
         set {
-            json = Array(newValue.compactJSON().utf8)
+            let json = Array(newValue.compactJSON().utf8)
+            stored = PackedJSON(stored: json)
+            jsonHash = Self.hash(json)
             if tree != nil { tree = newValue }
         }
     }
 
-    /// The same object keeping only its JSON (what a rendered cluster holds between passes).
-    public var withoutTree: RenderedObject {
+    /// The same object keeping only its JSON, deflated against the dictionary of `key` (what a
+    /// rendered cluster holds between passes); nil: deflated alone (a Secret: its values are
+    /// never made a dictionary).
+    public func packed(dictionary key: String?) -> RenderedObject {
         var o = self
         o.tree = nil
+        o.stored = PackedJSON(stored.unpacked, dictionary: kind == "Secret" ? nil : key)
         return o
     }
 
     public init(body: JSONValue, stage: ApplyStage, createOnly: Bool = false) {
-        self.json = Array(body.compactJSON().utf8)
+        let json = Array(body.compactJSON().utf8)
+        self.stored = PackedJSON(stored: json)
         self.jsonHash = Self.hash(json)
         self.tree = body
         self.apiVersion = body["apiVersion"]?.stringValue ?? ""
@@ -91,7 +106,16 @@ public struct RenderedObject: Sendable, Hashable {
     }
 
     public static func == (a: RenderedObject, b: RenderedObject) -> Bool {
-        a.jsonHash == b.jsonHash && a.stage == b.stage && a.createOnly == b.createOnly && a.json == b.json
+        a.stage == b.stage && a.createOnly == b.createOnly && sameJSON(a, b)
+    }
+
+    /// Whether both are the same JSON (both nil: the same too), without parsing.
+    public static func sameJSON(_ a: RenderedObject?, _ b: RenderedObject?) -> Bool {
+        switch (a, b) {
+        case (nil, nil): true
+        case let (a?, b?): a.jsonHash == b.jsonHash && a.stored.same(as: b.stored)
+        default: false
+        }
     }
 
     /// `Kind/namespace/name`, as cairn names objects in messages.

@@ -181,8 +181,9 @@ func desiredStateMemory(_ directory: String) throws {
     let state = DesiredState(files: files)
     let after = rss()
     let objects = state.clusters.flatMap(\.objects)
-    let bytes = objects.reduce(0) { $0 + $1.json.count }
-    print("\(files.count) files, \(objects.count) objects: DesiredState \((after - before) / 1024) MB, of which the objects' JSON \(bytes / 1_048_576) MB")
+    let bytes = objects.reduce(0) { $0 + $1.jsonCount.json }, held = objects.reduce(0) { $0 + $1.jsonCount.held }
+    print("\(files.count) files, \(objects.count) objects: DesiredState \((after - before) / 1024) MB, of which the objects' JSON "
+          + "\(held / 1_048_576) MB deflated (\(bytes / 1_048_576) MB as text, \(String(format: "%.1f", Double(bytes) / Double(max(held, 1))))x)")
     let clock = ContinuousClock()
     let reading = clock.measure { for o in objects { _ = o.body } }
     print("reading every object's body back: \(reading); RSS \(after / 1024) MB")
