@@ -53,6 +53,36 @@ import Testing
         #expect(again.readable(with: changed))
         #expect(try canonical(again.value(want: changed)) == canonical(inSync))
     }
+
+    /// Entries of one kind and system are deflated against the first (most of one is the same
+    /// as another's); a Secret's never are, and never become a dictionary.
+    @Test func entriesOfAKindShareADictionarySecretsDoNot() throws {
+        func statefulSet(_ name: String, system: String) -> JSONValue {
+            ["apiVersion": "apps/v1", "kind": "StatefulSet",
+             "metadata": ["name": .string(name), "namespace": "db", "uid": .string("uid-\(name)-0000-1111-2222"),
+                          "labels": ["cairn.dev/cluster": .string(name), "app.kubernetes.io/name": .string(system),
+                                     "app.kubernetes.io/managed-by": "cairn", "app.kubernetes.io/instance": .string(name)]],
+             "status": ["replicas": 3, "readyReplicas": 3, "currentReplicas": 3, "updatedReplicas": 3, "observedGeneration": 1,
+                        "currentRevision": .string("\(name)-7d9f8b6c5"), "updateRevision": .string("\(name)-7d9f8b6c5"),
+                        "collisionCount": 0, "availableReplicas": 3]]
+        }
+        let system = "entries-test-\(UInt64.random(in: 0...UInt64.max))"
+        _ = LiveCache.Entry(statefulSet("first", system: system), want: nil)
+        let second = statefulSet("second", system: system)
+        let entry = LiveCache.Entry(second, want: nil)
+        #expect(entry.packed.hasDictionary)
+        #expect(entry.packed.packedCount * 3 < entry.packed.count, "\(entry.packed.packedCount) of \(entry.packed.count)")
+        #expect(try canonical(entry.value(want: nil)) == canonical(second))
+        #expect(entry == LiveCache.Entry(second, want: nil))
+        #expect(entry != LiveCache.Entry(statefulSet("third", system: system), want: nil))
+
+        let secret: JSONValue = ["apiVersion": "v1", "kind": "Secret",
+                                 "metadata": ["name": "s", "namespace": "db", "labels": ["app.kubernetes.io/name": .string(system)]],
+                                 "data": ["password": .string(String(repeating: "c2VjcmV0", count: 20))]]
+        let kept = LiveCache.Entry(secret, want: nil)
+        #expect(!kept.packed.hasDictionary)
+        #expect(try canonical(kept.value(want: nil)) == canonical(secret))
+    }
 }
 
 /// A state made of its previous state's files unchanged keeps its revision (the live cache then
