@@ -300,7 +300,7 @@ public actor Daemon {
         } else {
             let read = try await git { mirror throws(GitError) in try mirror.yamlFiles(at: commit, under: path, sizeLimit: SpecFileParser.maximumFileSize) }
             state = DesiredState(files: read.files.map { DesiredState.File(path: $0.path, text: $0.text) }, unreadable: read.problems,
-                                 options: try await reconciler.renderOptions(), previous: desired)
+                                 options: try await reconciler.renderOptions(), previous: desired, packed: true)
         }
         let touched = touched(state)
         let changedFiles = desired.map { state.changedFiles(since: $0) }

@@ -170,7 +170,12 @@ public actor StatusWriter: Service {
     func flush(stoppable: Bool) async {
         guard let pending, leading(), !flushing else { return }
         flushing = true
-        defer { flushing = false }
+        defer {
+            flushing = false
+            // A commit of every cluster's file (the first pass's, at 10,000 clusters 10 MB of
+            // text and the tree libgit2 builds of it) is freed by now: given back, as after a pass.
+            Daemon.releaseFreedMemory()
+        }
         let branch = configuration.branch
         let names = pending.changes.keys.sorted().map(cluster)
         let message = "cairn: status of \(names.joined(separator: ", ")) at \(pending.commit.description.prefix(12))"

@@ -26,8 +26,11 @@ public struct RenderedCluster: Sendable, Hashable {
 public enum ClusterRenderer {
     /// Renders one cluster with its system: its objects in apply order, every pod template
     /// stamped with the hash of the configuration its pods read.
+    /// - Parameter packed: keep the objects deflated (`RenderedObject.packed`): for a process
+    ///   that holds them for long (`cairn run`); a command that renders once and exits spends
+    ///   the CPU for nothing.
     package static func render(_ spec: ClusterSpec, options: RenderOptions = RenderOptions(),
-                               systems: SystemRegistry = .standard) -> RenderedCluster {
+                               systems: SystemRegistry = .standard, packed: Bool = false) -> RenderedCluster {
         guard let system = systems.system(for: spec) else {
             preconditionFailure("no system for \(spec.apiVersion) \(spec.kind): specs are decoded with the same registry")
         }
@@ -37,7 +40,9 @@ public enum ClusterRenderer {
         let companions = spec.companions.map { companion($0, spec.metadata) }
         // Kept deflated against the first object of the same system and kind this process
         // rendered: one cluster's objects differ from another's in names and a few values.
-        let kept = stagedOrder(stampConfigHashes(objects) + companions).map { $0.packed(dictionary: "\(system) \($0.apiVersion) \($0.kind)") }
+        let kept = stagedOrder(stampConfigHashes(objects) + companions).map {
+            packed ? $0.packed(dictionary: "\(system) \($0.apiVersion) \($0.kind)") : $0.withoutTree
+        }
         var rendered = RenderedCluster(spec: spec, system: system, objects: kept)
         rendered.problems = system.renderProblems(any: spec.system, spec.metadata, options: options).map {
             SpecError(file: spec.file, location: $0.location, path: $0.path, message: $0.message)

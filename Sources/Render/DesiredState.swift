@@ -1,4 +1,5 @@
 public import ClusterSpecs
+import Crypto
 import Dispatch
 
 /// What a set of spec files asks for: the one place that goes from files (a directory, or a tree
@@ -25,7 +26,9 @@ public struct DesiredState: Sendable {
 
     /// One spec file, read: a valid cluster's spec and objects, or its problems.
     struct Entry: Sendable {
-        var text: String
+        /// SHA-256 of the file's text: what tells a file unchanged (the text itself is not kept:
+        /// 10 MB at 10,000 files).
+        var digest: Digest
         /// `namespace/name`, leniently read for an invalid file; nil when the file does not say.
         var identity: String?
         var spec: ClusterSpec?
@@ -37,6 +40,8 @@ public struct DesiredState: Sendable {
     }
 
     public let options: RenderOptions
+    /// Whether the rendered objects are kept deflated (`cairn run`, which holds them between passes).
+    public let packed: Bool
     /// Spec files in source order.
     public let paths: [String]
     private let entries: [String: Entry]
@@ -71,16 +76,18 @@ public struct DesiredState: Sendable {
     ///     a change touches). Two files naming one cluster, or two clusters rendering one object,
     ///     are always in one namespace, so the whole-set checks hold for the clusters read. nil:
     ///     every file.
+    ///   - packed: keep the rendered objects deflated (`ClusterRenderer.render`).
     package init(files: [File], unreadable: [(path: String, reason: String)] = [], options: RenderOptions = RenderOptions(),
-                previous: DesiredState? = nil, namespaces: Set<String>? = nil, systems: SystemRegistry = .standard) {
+                previous: DesiredState? = nil, namespaces: Set<String>? = nil, systems: SystemRegistry = .standard, packed: Bool = false) {
         self.options = options
+        self.packed = packed
         self.unreadable = unreadable.map { "\($0.path): \($0.reason)" }
         var unreadableIdentities: [String: String] = [:]
         for u in unreadable {
             if let id = previous?.entries[u.path]?.identity ?? previous?.unreadableIdentities[u.path] { unreadableIdentities[u.path] = id }
         }
         self.unreadableIdentities = unreadableIdentities
-        let reusable = previous?.options == options ? previous?.entries ?? [:] : [:]
+        let reusable = previous?.options == options && previous?.packed == packed ? previous?.entries ?? [:] : [:]
         var entries: [String: Entry] = [:]
         var paths: [String] = []
         var rendered = 0
@@ -88,13 +95,13 @@ public struct DesiredState: Sendable {
         var seen = Set<String>()
         for file in files where seen.insert(file.path).inserted {
             paths.append(file.path)
-            if let old = reusable[file.path], old.text == file.text, old.complete || !Self.inScope(old.identity, namespaces) {
+            if let old = reusable[file.path], old.digest == Digest(file.text), old.complete || !Self.inScope(old.identity, namespaces) {
                 entries[file.path] = old
             } else {
                 toRead.append(file)
             }
         }
-        for (file, entry) in zip(toRead, Self.readAll(toRead, options: options, namespaces: namespaces, systems: systems)) {
+        for (file, entry) in zip(toRead, Self.readAll(toRead, options: options, namespaces: namespaces, systems: systems, packed: packed)) {
             if entry.complete { rendered += 1 }
             entries[file.path] = entry
         }
@@ -162,8 +169,8 @@ public struct DesiredState: Sendable {
     /// Reads the files on every core: each file is parsed, decoded and rendered on its own
     /// (pure functions of its text and the options), so a cold start (`apply`, `validate`, the
     /// daemon's first pass) renders 1,000 files in about half the time on two cores.
-    private static func readAll(_ files: [File], options: RenderOptions, namespaces: Set<String>?, systems: SystemRegistry) -> [Entry] {
-        guard files.count > 1 else { return files.map { read($0, options: options, namespaces: namespaces, systems: systems) } }
+    private static func readAll(_ files: [File], options: RenderOptions, namespaces: Set<String>?, systems: SystemRegistry, packed: Bool) -> [Entry] {
+        guard files.count > 1 else { return files.map { read($0, options: options, namespaces: namespaces, systems: systems, packed: packed) } }
         let results = UnsafeMutableBufferPointer<Entry?>.allocate(capacity: files.count)
         results.initialize(repeating: nil)
         defer {
@@ -173,28 +180,51 @@ public struct DesiredState: Sendable {
         // Each iteration writes its own element, and concurrentPerform returns after the last.
         nonisolated(unsafe) let out = results
         DispatchQueue.concurrentPerform(iterations: files.count) { i in
-            out[i] = read(files[i], options: options, namespaces: namespaces, systems: systems)
+            out[i] = read(files[i], options: options, namespaces: namespaces, systems: systems, packed: packed)
         }
         return results.map { $0! }
     }
 
-    private static func read(_ file: File, options: RenderOptions, namespaces: Set<String>?, systems: SystemRegistry) -> Entry {
+    private static func read(_ file: File, options: RenderOptions, namespaces: Set<String>?, systems: SystemRegistry, packed: Bool) -> Entry {
         let parsed: ClusterSpecLoader.Parsed
         do {
             parsed = try ClusterSpecLoader.parse(file.text, file: file.path)
         } catch {
-            return Entry(text: file.text, identity: nil, spec: nil, errors: error.errors, rendered: nil, complete: true)
+            return Entry(digest: Digest(file.text), identity: nil, spec: nil, errors: error.errors, rendered: nil, complete: true)
         }
         let identity = ClusterSpecLoader.identity(parsed: parsed.cluster(kinds: systems.kinds))
         guard inScope(identity, namespaces) else {
-            return Entry(text: file.text, identity: identity, spec: nil, errors: [], rendered: nil, complete: false)
+            return Entry(digest: Digest(file.text), identity: identity, spec: nil, errors: [], rendered: nil, complete: false)
         }
         do {
             let spec = try ClusterSpecLoader.load(parsed, file: file.path, systems: systems.decoders)
-            return Entry(text: file.text, identity: spec.identity, spec: spec, errors: [],
-                         rendered: ClusterRenderer.render(spec, options: options, systems: systems), complete: true)
+            return Entry(digest: Digest(file.text), identity: spec.identity, spec: spec, errors: [],
+                         rendered: ClusterRenderer.render(spec, options: options, systems: systems, packed: packed), complete: true)
         } catch {
-            return Entry(text: file.text, identity: identity, spec: nil, errors: error.errors, rendered: nil, complete: true)
+            return Entry(digest: Digest(file.text), identity: identity, spec: nil, errors: error.errors, rendered: nil, complete: true)
+        }
+    }
+
+    /// SHA-256 of a file's text.
+    struct Digest: Sendable, Hashable {
+        let words: (UInt64, UInt64, UInt64, UInt64)
+
+        init(_ text: String) {
+            var text = text
+            let digest = text.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
+            words = digest.withUnsafeBytes { b in
+                (b.loadUnaligned(fromByteOffset: 0, as: UInt64.self), b.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                 b.loadUnaligned(fromByteOffset: 16, as: UInt64.self), b.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+            }
+        }
+
+        static func == (a: Digest, b: Digest) -> Bool { a.words == b.words }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(words.0)
+            hasher.combine(words.1)
+            hasher.combine(words.2)
+            hasher.combine(words.3)
         }
     }
 
@@ -223,7 +253,7 @@ public struct DesiredState: Sendable {
     /// one a duplicate).
     public func changedClusters(since other: DesiredState) -> Set<String> {
         var ids = Set<String>()
-        for (path, entry) in entries where other.entries[path]?.text != entry.text {
+        for (path, entry) in entries where other.entries[path]?.digest != entry.digest {
             if let id = entry.identity { ids.insert(id) }
             if let id = other.entries[path]?.identity { ids.insert(id) }
         }
@@ -237,7 +267,7 @@ public struct DesiredState: Sendable {
     /// The paths whose text differs between the two states (added, removed or changed).
     public func changedFiles(since other: DesiredState) -> Set<String> {
         var out = Set<String>()
-        for (path, entry) in entries where other.entries[path]?.text != entry.text { out.insert(path) }
+        for (path, entry) in entries where other.entries[path]?.digest != entry.digest { out.insert(path) }
         for path in other.entries.keys where entries[path] == nil { out.insert(path) }
         return out
     }

@@ -15,7 +15,7 @@ public enum ApplyStage: Int, Sendable, Hashable, Comparable, CaseIterable {
 
 /// One Kubernetes object a cluster needs, exactly as cairn applies it.
 ///
-/// The object is kept as compact JSON in its own key order, deflated once rendered
+/// The object is kept as compact JSON in its own key order, in the daemon deflated once rendered
 /// (`PackedJSON`, against the first object of its system and kind), and `body` parses it when
 /// read: the daemon keeps every cluster's objects between passes, and a tree of `JSONValue`s
 /// takes about three times the memory of its text (41 MB against 13 at 11,000 objects), the
@@ -36,7 +36,7 @@ public struct RenderedObject: Sendable, Hashable {
     public private(set) var jsonHash: Int
     /// The tree `json` was written from, while the renderer still works on the object (the
     /// configuration hashes read ConfigMaps and stamp StatefulSets): `body` is then not parsed
-    /// again. `ClusterRenderer` drops it (`packed(dictionary:)`) before a cluster is kept.
+    /// again. `ClusterRenderer` drops it (`withoutTree`, `packed(dictionary:)`) before a cluster is kept.
     private var tree: JSONValue?
 
     /// The whole object as compact JSON, in its own key order (unpacked on every read).
@@ -67,9 +67,16 @@ public struct RenderedObject: Sendable, Hashable {
         }
     }
 
-    /// The same object keeping only its JSON, deflated against the dictionary of `key` (what a
-    /// rendered cluster holds between passes); nil: deflated alone (a Secret: its values are
-    /// never made a dictionary).
+    /// The same object keeping only its JSON (what a rendered cluster holds once rendered).
+    public var withoutTree: RenderedObject {
+        var o = self
+        o.tree = nil
+        return o
+    }
+
+    /// The same object keeping only its JSON, deflated against the dictionary of `key` (what the
+    /// daemon holds between passes); nil: deflated alone (a Secret: its values are never made a
+    /// dictionary).
     public func packed(dictionary key: String?) -> RenderedObject {
         var o = self
         o.tree = nil

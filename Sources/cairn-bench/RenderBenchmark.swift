@@ -178,7 +178,7 @@ func desiredStateMemory(_ directory: String) throws {
     print("\(specs!.count) specs, parsed and decoded: \((rss() - start) / 1024) MB")
     specs = nil
     let before = rss()
-    let state = DesiredState(files: files)
+    let state = DesiredState(files: files, packed: true)  // as `cairn run` holds it
     let after = rss()
     let objects = state.clusters.flatMap(\.objects)
     let bytes = objects.reduce(0) { $0 + $1.jsonCount.json }, held = objects.reduce(0) { $0 + $1.jsonCount.held }
