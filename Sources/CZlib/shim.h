@@ -2,7 +2,7 @@
 
 // deflateInit2 and inflateInit2 are macros, which Swift cannot call: typed wrappers.
 static inline int cairn_deflate_init_raw(z_stream *strm, int level) {
-    return deflateInit2(strm, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+    return deflateInit2(strm, level, Z_DEFLATED, -13, 5, Z_DEFAULT_STRATEGY);
 }
 
 static inline int cairn_inflate_init_raw(z_stream *strm) {

@@ -41,7 +41,7 @@ public enum ClusterRenderer {
         // Kept deflated against the first object of the same system and kind this process
         // rendered: one cluster's objects differ from another's in names and a few values.
         let kept = stagedOrder(stampConfigHashes(objects) + companions).map {
-            packed ? $0.packed(dictionary: "\(system) \($0.apiVersion) \($0.kind)") : $0.withoutTree
+            packed ? $0.packed(dictionary: spec.apiVersion + " " + spec.kind + " " + $0.apiVersion + " " + $0.kind) : $0.withoutTree
         }
         var rendered = RenderedCluster(spec: spec, system: system, objects: kept)
         rendered.problems = system.renderProblems(any: spec.system, spec.metadata, options: options).map {

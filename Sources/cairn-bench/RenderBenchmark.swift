@@ -187,4 +187,12 @@ func desiredStateMemory(_ directory: String) throws {
     let clock = ContinuousClock()
     let reading = clock.measure { for o in objects { _ = o.body } }
     print("reading every object's body back: \(reading); RSS \(after / 1024) MB")
+    // What deflating costs a render (cairn run's; the one-shot commands keep plain JSON).
+    func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+    var plain = [Double](), packed = [Double]()
+    for _ in 0..<3 {
+        plain.append(seconds(clock.measure { _ = DesiredState(files: files) }))
+        packed.append(seconds(clock.measure { _ = DesiredState(files: files, packed: true) }))
+    }
+    print(String(format: "rendering the files, best of 3: %.3f s as JSON, %.3f s deflated (%.2fx)", plain.min()!, packed.min()!, packed.min()! / plain.min()!))
 }
