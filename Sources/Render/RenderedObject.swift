@@ -29,47 +29,65 @@ public struct RenderedObject: Sendable, Hashable {
     public let stage: ApplyStage
     /// Created when missing and never updated afterwards (generated Secrets).
     public let createOnly: Bool
-    /// The JSON, packed once the object is rendered (`packed(dictionary:)`).
-    private var stored: PackedJSON
-    /// The hash of `json`, kept: the live cache checks its entries against it on every read, and
-    /// `RenderedCluster`s are hashed and compared by their objects.
-    public private(set) var jsonHash: Int
+    /// The JSON, packed once the object is rendered (`packed(dictionary:)`); nil while the
+    /// renderer still works on the tree (it is written once, when the tree is dropped, rather
+    /// than again each time the renderer changes the object: a StatefulSet's configuration hash).
+    private var stored: PackedJSON?
+    /// `jsonHash`, kept with `stored`.
+    private var hashed = 0
     /// The tree `json` was written from, while the renderer still works on the object (the
     /// configuration hashes read ConfigMaps and stamp StatefulSets): `body` is then not parsed
     /// again. `ClusterRenderer` drops it (`withoutTree`, `packed(dictionary:)`) before a cluster is kept.
     private var tree: JSONValue?
 
-    /// The whole object as compact JSON, in its own key order (unpacked on every read).
-    public var json: [UInt8] { stored.unpacked }
+    /// The whole object as compact JSON, in its own key order (unpacked, or written from the
+    /// tree, on every read).
+    public var json: [UInt8] { stored?.unpacked ?? Array((tree ?? .null).compactJSON().utf8) }
+
+    /// The hash of `json`, kept once the tree is dropped: the live cache checks its entries
+    /// against it on every read, and `RenderedCluster`s are hashed and compared by their objects.
+    public var jsonHash: Int { stored == nil ? Self.hash(json) : hashed }
 
     /// Bytes of JSON, and bytes held for them.
-    public var jsonCount: (json: Int, held: Int) { (stored.count, stored.packedCount) }
+    public var jsonCount: (json: Int, held: Int) {
+        guard let stored else { return (json.count, 0) }
+        return (stored.count, stored.packedCount)
+    }
 
     /// Whether the JSON is deflated against a dictionary shared with similar objects.
-    public var sharesDictionary: Bool { stored.hasDictionary }
+    public var sharesDictionary: Bool { stored?.hasDictionary ?? false }
 
     /// The whole object, in the form the API server stores it.
     public var body: JSONValue {
         get {
             if let tree { return tree }
-            // Written by `compactJSON` below: it always parses.
-            guard let value = try? JSONValue.parse(stored.unpacked) else {
+            // Written by `compactJSON`: it always parses.
+            guard let stored, let value = try? JSONValue.parse(stored.unpacked) else {
                 assertionFailure("a rendered object's JSON does not parse: \(reference)")
                 return .null
             }
             return value
         }
         set {
-            let json = Array(newValue.compactJSON().utf8)
-            stored = PackedJSON(stored: json)
-            jsonHash = Self.hash(json)
-            if tree != nil { tree = newValue }
+            if tree != nil {
+                tree = newValue
+                stored = nil
+            } else {
+                let json = Array(newValue.compactJSON().utf8)
+                stored = PackedJSON(stored: json)
+                hashed = Self.hash(json)
+            }
         }
     }
 
     /// The same object keeping only its JSON (what a rendered cluster holds once rendered).
     public var withoutTree: RenderedObject {
         var o = self
+        if o.stored == nil {
+            let json = self.json
+            o.stored = PackedJSON(stored: json)
+            o.hashed = Self.hash(json)
+        }
         o.tree = nil
         return o
     }
@@ -79,15 +97,14 @@ public struct RenderedObject: Sendable, Hashable {
     /// dictionary).
     public func packed(dictionary key: String?) -> RenderedObject {
         var o = self
+        let json = self.json
+        o.stored = PackedJSON(json, dictionary: kind == "Secret" ? nil : key)
+        o.hashed = Self.hash(json)
         o.tree = nil
-        o.stored = PackedJSON(stored.unpacked, dictionary: kind == "Secret" ? nil : key)
         return o
     }
 
     public init(body: JSONValue, stage: ApplyStage, createOnly: Bool = false) {
-        let json = Array(body.compactJSON().utf8)
-        self.stored = PackedJSON(stored: json)
-        self.jsonHash = Self.hash(json)
         self.tree = body
         self.apiVersion = body["apiVersion"]?.stringValue ?? ""
         self.kind = body["kind"]?.stringValue ?? ""
@@ -120,7 +137,8 @@ public struct RenderedObject: Sendable, Hashable {
     public static func sameJSON(_ a: RenderedObject?, _ b: RenderedObject?) -> Bool {
         switch (a, b) {
         case (nil, nil): true
-        case let (a?, b?): a.jsonHash == b.jsonHash && a.stored.same(as: b.stored)
+        case let (a?, b?):
+            if let x = a.stored, let y = b.stored { a.hashed == b.hashed && x.same(as: y) } else { a.json == b.json }
         default: false
         }
     }
