@@ -75,7 +75,10 @@ func generatedSpecs(count: Int, namespaces: [String]) throws -> [String: String]
     return files
 }
 
-func reconcileBenchmark(_ sizes: [Int]) async throws {
+/// - Parameter oneShotOnly: only the one-shot figures (`--one-shot`): cold sync, then the no-op
+///   pass and the raw paged LISTs three times each (medians), and the cost per cluster; no
+///   kubectl, no raw SSA (which at 10,000 clusters take most of an hour).
+func reconcileBenchmark(_ sizes: [Int], oneShotOnly: Bool = false) async throws {
     guard let cairn = cairnBinary(), let plane = BenchControlPlane.start() else { return }
     defer { plane.stop() }
     let (dir, kubeconfig) = (plane.dir, plane.kubeconfig)
@@ -138,18 +141,42 @@ func reconcileBenchmark(_ sizes: [Int]) async throws {
         }
         let lister = try KubeClient(config: KubeConfig.load(path: kubeconfig), concurrency: 8)
         _ = try await lister.serverVersion()
-        let listStart = DispatchTime.now()
-        let listed = try await withThrowingTaskGroup(of: Int.self) { group in
-            for k in kinds {
-                for ns in namespaceSets["cairn"]! {
-                    group.addTask {
-                        try await lister.list(apiVersion: k.apiVersion, kind: k.kind, namespace: ns, labelSelector: "app.kubernetes.io/managed-by=cairn").count
+        let namespaces = namespaceSets["cairn"]!
+        func rawLists() async throws -> (seconds: Double, objects: Int) {
+            let listStart = DispatchTime.now()
+            let listed = try await withThrowingTaskGroup(of: Int.self) { group in
+                for k in kinds {
+                    for ns in namespaces {
+                        group.addTask {
+                            try await lister.list(apiVersion: k.apiVersion, kind: k.kind, namespace: ns, labelSelector: "app.kubernetes.io/managed-by=cairn").count
+                        }
                     }
                 }
+                return try await group.reduce(0, +)
             }
-            return try await group.reduce(0, +)
+            return (Double(DispatchTime.now().uptimeNanoseconds - listStart.uptimeNanoseconds) / 1e9, listed)
         }
-        let listSeconds = Double(DispatchTime.now().uptimeNanoseconds - listStart.uptimeNanoseconds) / 1e9
+        let (listSeconds, listed) = try await rawLists()
+        if oneShotOnly {
+            // Three of each, alternated, and their medians: one run of either varies by a third.
+            var noops = [noop.seconds], lists = [listSeconds]
+            for _ in 0..<2 {
+                noops.append(measure(applyArguments).seconds)
+                lists.append(try await rawLists().seconds)
+            }
+            await lister.shutdown()
+            let (n, l) = (noops.sorted()[1], lists.sorted()[1])
+            print("")
+            print("\(count) clusters, \(objects.count) objects (\(listed) listed)")
+            print(String(format: "cairn apply, cold sync      %8.3f s   %.2f ms per cluster, peak RSS %.0f MB", cold.seconds, cold.seconds * 1000 / Double(count), Double(cold.maxRSSKB) / 1024))
+            print(String(format: "cairn apply, no-op (median) %8.3f s   %.3f ms per cluster, peak RSS %.0f MB; runs %@", n, n * 1000 / Double(count),
+                         Double(noop.maxRSSKB) / 1024, noops.map { String(format: "%.2f", $0) }.joined(separator: " ")))
+            print(String(format: "raw paged LISTs (median)    %8.3f s   %.3f ms per cluster; runs %@", l, l * 1000 / Double(count),
+                         lists.map { String(format: "%.2f", $0) }.joined(separator: " ")))
+            print(String(format: "no-op / raw LISTs           %8.2fx  (goal <= 1.5x); %d LISTs, requests %d/%d", n / l, noopRequests.lists, noopRequests.reads, noopRequests.writes))
+            if cold.status != 0 || noop.status != 0 { print("  note: cairn apply exited \(cold.status)/\(noop.status)") }
+            continue
+        }
         await lister.shutdown()
 
         // One changed cluster: an EventStoreDB configuration value.

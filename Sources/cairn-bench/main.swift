@@ -5,6 +5,7 @@
 //   swift build -c release && .build/release/cairn-bench reconcile [N ...]
 //                                                        cairn apply on N generated clusters (default 100 1000)
 //                                                        beside kubectl and raw SSA (starts a control plane)
+//                                                        (--one-shot: only cold sync, no-op and raw LISTs, medians of 3)
 //   swift run -c release cairn-bench json FILE          parse a JSON file (a LIST response), MB/s
 //   swift run cairn-bench json-suite DIR                JSONTestSuite's test_parsing/ cases: y_ parse, n_ refused
 //   swift build -c release && .build/release/cairn-bench plan
@@ -29,7 +30,7 @@ case "daemon": try await daemonBenchmark(count: arguments.dropFirst().compactMap
                                          memoryOnly: arguments.dropFirst().contains("--memory"))
 case "reconcile":
     let counts = arguments.dropFirst().compactMap { Int($0) }
-    try await reconcileBenchmark(counts.isEmpty ? [100, 1000] : counts)
+    try await reconcileBenchmark(counts.isEmpty ? [100, 1000] : counts, oneShotOnly: arguments.contains("--one-shot"))
 case "render": try renderBenchmark(Array(arguments.dropFirst()))
 case "memory": try desiredStateMemory(arguments[1])
 case "generate":
