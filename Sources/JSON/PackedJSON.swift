@@ -28,6 +28,9 @@ public struct PackedJSON: Sendable {
     /// Bytes shorter than this are kept as they are (deflate saves nothing worth the call).
     static let smallest = 64
     public static let maximumDictionaries = 256
+    /// The deflate window (Sources/CZlib/shim.h: 2^13): a dictionary longer than this is only
+    /// read for its tail, so only its tail is kept.
+    static let window = 1 << 13
 
     /// The bytes as they are, not packed (an object still being rendered).
     public init(stored bytes: [UInt8]) {
@@ -86,14 +89,14 @@ private final class Dictionaries: Sendable {
     }
     private let state = Mutex(State())
 
-    /// The dictionary of `key`: `candidate` (its last 32 KB, all a deflate window holds) when
-    /// the key is new and the registry has room; nil words when it is full.
+    /// The dictionary of `key`: `candidate` (its last `PackedJSON.window` bytes, all deflate
+    /// reaches back to) when the key is new and the registry has room; nil words when it is full.
     func dictionary(for key: String, candidate: [UInt8]) -> (Int32, [UInt8]?) {
         state.withLock { s in
             if let id = s.ids[key] { return (id, s.words[Int(id)]) }
             guard s.words.count < PackedJSON.maximumDictionaries else { return (-2, nil) }
             let id = Int32(s.words.count)
-            s.words.append(Array(candidate.suffix(32 * 1024)))
+            s.words.append(Array(candidate.suffix(PackedJSON.window)))
             s.ids[key] = id
             return (id, s.words[Int(id)])
         }

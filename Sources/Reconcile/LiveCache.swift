@@ -178,8 +178,12 @@ public final class LiveCache: Sendable {
 
         var keys: Dictionary<String, UInt64>.Keys { index.keys }
 
-        /// Every object (of two clusters rendering one, which `DesiredState` never keeps, both).
-        var values: [RenderedObject] { clusters.flatMap(\.objects) }
+        /// The namespaces of the objects of `kind`, read in place (not a copy of every object).
+        func namespaces(kind: String) -> Set<String> {
+            var out = Set<String>()
+            for cluster in clusters { for o in cluster.objects where o.kind == kind { out.insert(o.namespace) } }
+            return out
+        }
     }
 
     struct State {
@@ -319,6 +323,11 @@ public final class LiveCache: Sendable {
                 }
             }
             s.desired = desired
+            // The names of clusters no entry belongs to any more are let go (the set is only to
+            // share one string per name).
+            var names = Set<String>()
+            for store in s.stores.values { for entry in store.objects.values { if let c = entry.cluster { names.insert(c) } } }
+            s.clusterNames = names
             s.desiredGeneration += 1
             s.desiredRevision = revision
             s.confirmed = s.confirmed.filter { desired[$0.key] != nil }
@@ -332,7 +341,7 @@ public final class LiveCache: Sendable {
 
     /// The namespaces cairn renders objects of a kind in.
     public func desiredNamespaces(kind: String) -> Set<String> {
-        state.withLock { s in Set(s.desired.values.filter { $0.kind == kind }.map(\.namespace)) }
+        state.withLock { s in s.desired.namespaces(kind: kind) }
     }
 
     /// Waits until every target is live (listed, its watch open) or has failed its last
