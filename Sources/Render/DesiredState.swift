@@ -91,19 +91,20 @@ public struct DesiredState: Sendable {
         var entries: [String: Entry] = [:]
         var paths: [String] = []
         var rendered = 0
-        var toRead: [File] = []
+        var toRead: [(file: File, digest: Digest)] = []
         var seen = Set<String>()
         for file in files where seen.insert(file.path).inserted {
             paths.append(file.path)
-            if let old = reusable[file.path], old.digest == Digest(file.text), old.complete || !Self.inScope(old.identity, namespaces) {
+            let digest = Digest(file.text)
+            if let old = reusable[file.path], old.digest == digest, old.complete || !Self.inScope(old.identity, namespaces) {
                 entries[file.path] = old
             } else {
-                toRead.append(file)
+                toRead.append((file, digest))
             }
         }
-        for (file, entry) in zip(toRead, Self.readAll(toRead, options: options, namespaces: namespaces, systems: systems, packed: packed)) {
+        for (read, entry) in zip(toRead, Self.readAll(toRead, options: options, namespaces: namespaces, systems: systems, packed: packed)) {
             if entry.complete { rendered += 1 }
-            entries[file.path] = entry
+            entries[read.file.path] = entry
         }
         self.entries = entries
         self.paths = paths
@@ -169,8 +170,11 @@ public struct DesiredState: Sendable {
     /// Reads the files on every core: each file is parsed, decoded and rendered on its own
     /// (pure functions of its text and the options), so a cold start (`apply`, `validate`, the
     /// daemon's first pass) renders 1,000 files in about half the time on two cores.
-    private static func readAll(_ files: [File], options: RenderOptions, namespaces: Set<String>?, systems: SystemRegistry, packed: Bool) -> [Entry] {
-        guard files.count > 1 else { return files.map { read($0, options: options, namespaces: namespaces, systems: systems, packed: packed) } }
+    private static func readAll(_ files: [(file: File, digest: Digest)], options: RenderOptions, namespaces: Set<String>?, systems: SystemRegistry,
+                                packed: Bool) -> [Entry] {
+        guard files.count > 1 else {
+            return files.map { read($0.file, digest: $0.digest, options: options, namespaces: namespaces, systems: systems, packed: packed) }
+        }
         let results = UnsafeMutableBufferPointer<Entry?>.allocate(capacity: files.count)
         results.initialize(repeating: nil)
         defer {
@@ -180,28 +184,30 @@ public struct DesiredState: Sendable {
         // Each iteration writes its own element, and concurrentPerform returns after the last.
         nonisolated(unsafe) let out = results
         DispatchQueue.concurrentPerform(iterations: files.count) { i in
-            out[i] = read(files[i], options: options, namespaces: namespaces, systems: systems, packed: packed)
+            out[i] = read(files[i].file, digest: files[i].digest, options: options, namespaces: namespaces, systems: systems, packed: packed)
         }
         return results.map { $0! }
     }
 
-    private static func read(_ file: File, options: RenderOptions, namespaces: Set<String>?, systems: SystemRegistry, packed: Bool) -> Entry {
+    /// - Parameter digest: `Digest(file.text)`, computed once by the caller.
+    private static func read(_ file: File, digest: Digest, options: RenderOptions, namespaces: Set<String>?, systems: SystemRegistry,
+                             packed: Bool) -> Entry {
         let parsed: ClusterSpecLoader.Parsed
         do {
             parsed = try ClusterSpecLoader.parse(file.text, file: file.path)
         } catch {
-            return Entry(digest: Digest(file.text), identity: nil, spec: nil, errors: error.errors, rendered: nil, complete: true)
+            return Entry(digest: digest, identity: nil, spec: nil, errors: error.errors, rendered: nil, complete: true)
         }
         let identity = ClusterSpecLoader.identity(parsed: parsed.cluster(kinds: systems.kinds))
         guard inScope(identity, namespaces) else {
-            return Entry(digest: Digest(file.text), identity: identity, spec: nil, errors: [], rendered: nil, complete: false)
+            return Entry(digest: digest, identity: identity, spec: nil, errors: [], rendered: nil, complete: false)
         }
         do {
             let spec = try ClusterSpecLoader.load(parsed, file: file.path, systems: systems.decoders)
-            return Entry(digest: Digest(file.text), identity: spec.identity, spec: spec, errors: [],
+            return Entry(digest: digest, identity: spec.identity, spec: spec, errors: [],
                          rendered: ClusterRenderer.render(spec, options: options, systems: systems, packed: packed), complete: true)
         } catch {
-            return Entry(digest: Digest(file.text), identity: identity, spec: nil, errors: error.errors, rendered: nil, complete: true)
+            return Entry(digest: digest, identity: identity, spec: nil, errors: error.errors, rendered: nil, complete: true)
         }
     }
 
