@@ -20,6 +20,21 @@ public struct JSONObject: Sendable, Hashable, ExpressibleByDictionaryLiteral {
 
     /// A repeated key keeps its first place and takes its last value. Linear in the entries.
     public init(_ entries: [(key: String, value: JSONValue)]) {
+        // Most objects built in code are small and have no repeated key: checked by scanning,
+        // without hashing every key into a dictionary first.
+        if entries.count <= 16 {
+            var repeated = false
+            outer: for i in entries.indices.dropFirst() {
+                for j in 0..<i where entries[j].key == entries[i].key {
+                    repeated = true
+                    break outer
+                }
+            }
+            if !repeated {
+                self.entries = entries
+                return
+            }
+        }
         var position: [String: Int] = [:]
         var out: [(key: String, value: JSONValue)] = []
         out.reserveCapacity(entries.count)
@@ -126,61 +141,96 @@ extension JSONValue {
 extension JSONValue {
     /// Compact JSON with object keys sorted recursively: the canonical encoding hashed for
     /// `cairn.dev/config-hash` and used for values embedded in environment variables.
-    public func canonicalJSON() -> String {
-        var out = ""
+    public func canonicalJSON() -> String { String(decoding: canonicalJSONBytes(), as: UTF8.self) }
+
+    /// `canonicalJSON()` as UTF-8 bytes, without going through a String.
+    public func canonicalJSONBytes() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
         writeJSON(into: &out, sortKeys: true, indent: nil, level: 0)
         return out
     }
 
     /// Compact JSON in the object's own key order (no whitespace).
-    public func compactJSON() -> String {
-        var out = ""
+    public func compactJSON() -> String { String(decoding: compactJSONBytes(), as: UTF8.self) }
+
+    /// `compactJSON()` as UTF-8 bytes, without going through a String (what is hashed, deflated
+    /// and sent: writing bytes is several times faster than appending to a String).
+    public func compactJSONBytes() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
         writeJSON(into: &out, sortKeys: false, indent: nil, level: 0)
         return out
     }
 
     /// Indented JSON in the object's own key order.
     public func prettyJSON() -> String {
-        var out = ""
-        writeJSON(into: &out, sortKeys: false, indent: "  ", level: 0)
-        return out
+        var out: [UInt8] = []
+        writeJSON(into: &out, sortKeys: false, indent: 2, level: 0)
+        return String(decoding: out, as: UTF8.self)
     }
 
-    private func writeJSON(into out: inout String, sortKeys: Bool, indent: String?, level: Int) {
+    private func writeJSON(into out: inout [UInt8], sortKeys: Bool, indent: Int?, level: Int) {
         func newline(_ level: Int) {
             guard let indent else { return }
-            out += "\n" + String(repeating: indent, count: level)
+            out.append(0x0A)
+            out.append(contentsOf: repeatElement(0x20, count: indent * level))
         }
         switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .int(let i): out += String(i)
-        case .double(let d): out += JSONValue.jsonNumber(d)
-        case .string(let s): JSONValue.writeJSONString(s, into: &out)
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: b ? "true".utf8 : "false".utf8)
+        case .int(let i): JSONValue.writeInt(i, into: &out)
+        case .double(let d): out.append(contentsOf: JSONValue.jsonNumber(d).utf8)
+        case .string(let s): JSONValue.writeQuoted(s, yaml: false, into: &out)
         case .array(let items):
-            if items.isEmpty { out += "[]"; return }
-            out += "["
+            if items.isEmpty { out.append(contentsOf: "[]".utf8); return }
+            out.append(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
                 newline(level + 1)
                 item.writeJSON(into: &out, sortKeys: sortKeys, indent: indent, level: level + 1)
             }
             newline(level)
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let object):
-            if object.isEmpty { out += "{}"; return }
-            let entries = sortKeys ? object.entries.sorted { $0.key < $1.key } : object.entries
-            out += "{"
-            for (i, entry) in entries.enumerated() {
-                if i > 0 { out += "," }
-                newline(level + 1)
-                JSONValue.writeJSONString(entry.key, into: &out)
-                out += indent == nil ? ":" : ": "
-                entry.value.writeJSON(into: &out, sortKeys: sortKeys, indent: indent, level: level + 1)
+            if object.isEmpty { out.append(contentsOf: "{}".utf8); return }
+            func write(_ entries: some Sequence<(key: String, value: JSONValue)>) {
+                var first = true
+                for entry in entries {
+                    if !first { out.append(UInt8(ascii: ",")) }
+                    first = false
+                    newline(level + 1)
+                    JSONValue.writeQuoted(entry.key, yaml: false, into: &out)
+                    out.append(UInt8(ascii: ":"))
+                    if indent != nil { out.append(0x20) }
+                    entry.value.writeJSON(into: &out, sortKeys: sortKeys, indent: indent, level: level + 1)
+                }
+            }
+            out.append(UInt8(ascii: "{"))
+            if sortKeys, !JSONValue.isSorted(object.entries) {
+                write(object.entries.sorted { $0.key < $1.key })
+            } else {
+                write(object.entries)
             }
             newline(level)
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
+    }
+
+    /// Whether the keys are in `<` order already (labels, most rendered maps): then sorting
+    /// them again is skipped.
+    private static func isSorted(_ entries: [(key: String, value: JSONValue)]) -> Bool {
+        var i = 1
+        while i < entries.count {
+            if !(entries[i - 1].key < entries[i].key) { return false }
+            i += 1
+        }
+        return true
+    }
+
+    private static func writeInt(_ i: Int, into out: inout [UInt8]) {
+        if i >= 0, i < 10 { out.append(UInt8(0x30 + i)); return }
+        out.append(contentsOf: String(i).utf8)
     }
 
     public static func jsonNumber(_ d: Double) -> String {
@@ -191,62 +241,82 @@ extension JSONValue {
 
     /// Writes `s` as a JSON string literal, which is also a valid YAML double-quoted scalar.
     public static func writeJSONString(_ s: String, into out: inout String) {
-        writeQuoted(s, yaml: false, into: &out)
+        var bytes: [UInt8] = []
+        writeQuoted(s, yaml: false, into: &bytes)
+        out += String(decoding: bytes, as: UTF8.self)
     }
 
     /// A YAML double-quoted scalar: JSON's escapes, and `\u` escapes for what YAML readers
     /// refuse unescaped (C1 controls, U+FFFE, U+FFFF), which JSON allows raw.
     public static func writeYAMLDoubleQuoted(_ s: String, into out: inout String) {
-        writeQuoted(s, yaml: true, into: &out)
+        var bytes: [UInt8] = []
+        writeQuoted(s, yaml: true, into: &bytes)
+        out += String(decoding: bytes, as: UTF8.self)
     }
 
-    private static func writeQuoted(_ s: String, yaml: Bool, into out: inout String) {
-        out += "\""
-        // Runs of characters that need no escape are appended whole (names, labels and most of a
-        // configuration file's text), not scalar by scalar.
-        let utf8 = s.utf8
-        var run = utf8.startIndex
-        var i = utf8.startIndex
-        while i != utf8.endIndex {
-            let byte = utf8[i]
-            if byte >= 0x20, byte < 0x7F, byte != 0x22, byte != 0x5C {
-                i = utf8.index(after: i)
-                continue
+    /// Runs of bytes that need no escape are copied whole (names, labels and most of a
+    /// configuration file's text); a multi-byte scalar is decoded only to check the few
+    /// non-ASCII characters that are escaped.
+    private static func writeQuoted(_ s: String, yaml: Bool, into out: inout [UInt8]) {
+        out.append(0x22)
+        var s = s
+        s.withUTF8 { utf8 in
+            var run = 0
+            var i = 0
+            let n = utf8.count
+            while i < n {
+                let byte = utf8[i]
+                if byte >= 0x20, byte < 0x7F, byte != 0x22, byte != 0x5C {
+                    i += 1
+                    continue
+                }
+                // A byte that starts a scalar: an ASCII one, or the first of a multi-byte one
+                // (a String's UTF-8 is valid, so the length follows from the first byte).
+                var scalar = UInt32(byte)
+                var length = 1
+                if byte >= 0xF0 {
+                    length = 4
+                    scalar = UInt32(byte & 0x07)
+                } else if byte >= 0xE0 {
+                    length = 3
+                    scalar = UInt32(byte & 0x0F)
+                } else if byte >= 0xC0 {
+                    length = 2
+                    scalar = UInt32(byte & 0x1F)
+                }
+                if length > 1 {
+                    for k in 1..<length where i + k < n { scalar = scalar << 6 | UInt32(utf8[i + k] & 0x3F) }
+                }
+                guard let escaped = escape(scalar, yaml: yaml) else {
+                    i += length
+                    continue
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[run..<i]))
+                out.append(contentsOf: escaped.utf8)
+                i += length
+                run = i
             }
-            // A byte that starts a scalar: an ASCII one, or the first of a multi-byte one.
-            let scalar = s.unicodeScalars[i]
-            let next = s.unicodeScalars.index(after: i)
-            guard let escaped = escape(scalar, yaml: yaml) else {
-                i = next
-                continue
-            }
-            // Through the UTF-8 view: a String range would round to Character boundaries, and an
-            // escaped quote followed by a combining mark is one Character.
-            out += Substring(utf8[run..<i])
-            out += escaped
-            i = next
-            run = i
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[run..<n]))
         }
-        out += Substring(utf8[run..<i])
-        out += "\""
+        out.append(0x22)
     }
 
     /// How a scalar is written inside double quotes, or nil when it is written as it is.
-    private static func escape(_ scalar: Unicode.Scalar, yaml: Bool) -> String? {
+    private static func escape(_ scalar: UInt32, yaml: Bool) -> String? {
         switch scalar {
-        case "\"": return "\\\""
-        case "\\": return "\\\\"
-        case "\n": return "\\n"
-        case "\r": return "\\r"
-        case "\t": return "\\t"
+        case 0x22: return "\\\""
+        case 0x5C: return "\\\\"
+        case 0x0A: return "\\n"
+        case 0x0D: return "\\r"
+        case 0x09: return "\\t"
         default:
             // Also the characters YAML readers treat as line breaks or byte-order marks, so that
             // the same escaping serves YAML double-quoted scalars.
-            guard scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x85 || scalar.value == 0xFEFF
-                || (0x2028...0x2029).contains(scalar.value)
-                || (yaml && ((0x80...0x9F).contains(scalar.value) || scalar.value == 0xFFFE || scalar.value == 0xFFFF))
+            guard scalar < 0x20 || scalar == 0x7F || scalar == 0x85 || scalar == 0xFEFF
+                || (0x2028...0x2029).contains(scalar)
+                || (yaml && ((0x80...0x9F).contains(scalar) || scalar == 0xFFFE || scalar == 0xFFFF))
             else { return nil }
-            let hex = String(scalar.value, radix: 16)
+            let hex = String(scalar, radix: 16)
             return "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
         }
     }
@@ -268,16 +338,21 @@ extension JSONValue {
     /// takes its last value; a lone UTF-16 surrogate escape (`\ud800` not followed by a low
     /// surrogate, or a low one alone) reads as U+FFFD, as invalid UTF-8 bytes do.
     public static func parse(_ bytes: some Collection<UInt8>) throws(ParseError) -> JSONValue {
-        var parser = JSONParser(bytes: Array(bytes))
-        let value = try parser.value(depth: 0)
-        parser.skipWhitespace()
-        guard parser.index == parser.bytes.count else { throw parser.error("trailing characters") }
-        return value
+        let array = Array(bytes)
+        return try array.withUnsafeBufferPointer { (buffer) throws(ParseError) -> JSONValue in
+            var parser = JSONParser(bytes: buffer)
+            let value = try parser.value(depth: 0)
+            parser.skipWhitespace()
+            guard parser.index == parser.bytes.count else { throw parser.error("trailing characters") }
+            return value
+        }
     }
 }
 
+/// Reads the bytes in place (no bounds check per byte in release builds: every read is after
+/// an explicit `index < bytes.count`).
 private struct JSONParser {
-    let bytes: [UInt8]
+    let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
 
     func error(_ message: String) -> JSONValue.ParseError { JSONValue.ParseError(offset: index, message: message) }
@@ -350,10 +425,12 @@ private struct JSONParser {
         }
     }
 
-    mutating func literal(_ word: String) throws(JSONValue.ParseError) {
-        let w = Array(word.utf8)
-        guard index + w.count <= bytes.count, Array(bytes[index..<index + w.count]) == w else { throw error("invalid literal") }
-        index += w.count
+    mutating func literal(_ word: StaticString) throws(JSONValue.ParseError) {
+        let count = word.utf8CodeUnitCount
+        guard index + count <= bytes.count else { throw error("invalid literal") }
+        let start = word.utf8Start
+        for k in 0..<count where bytes[index + k] != start[k] { throw error("invalid literal") }
+        index += count
     }
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, nothing else (no `+1`, `01`, `2.`, `.5`).
@@ -383,6 +460,14 @@ private struct JSONParser {
             index += 1
             if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
             guard digits() > 0 else { throw error("invalid number: no digit in the exponent") }
+        }
+        // Counts, ports and sizes: up to 18 digits fit an Int without a check, and need no String.
+        let negative = bytes[start] == UInt8(ascii: "-")
+        let digitCount = index - start - (negative ? 1 : 0)
+        if isInteger, digitCount <= 18 {
+            var value = 0
+            for k in (index - digitCount)..<index { value = value &* 10 &+ Int(bytes[k] &- 0x30) }
+            return .int(negative ? -value : value)
         }
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
         if isInteger, let i = Int(text) { return .int(i) }

@@ -147,7 +147,7 @@ public final class KubeClient: Sendable {
         guard let ref = ObjectReference(object) else {
             throw KubeError(reason: .badRequest, operation: "apply", object: "object", message: "has no apiVersion, kind or metadata.name")
         }
-        return try await apply(encoded: Array(object.canonicalJSON().utf8), reference: ref, fieldManager: fieldManager,
+        return try await apply(encoded: object.canonicalJSONBytes(), reference: ref, fieldManager: fieldManager,
                                force: force, dryRun: dryRun, reading: true)
     }
 
@@ -195,7 +195,7 @@ public final class KubeClient: Sendable {
         if let uid { preconditions["uid"] = .string(uid) }
         if let resourceVersion { preconditions["resourceVersion"] = .string(resourceVersion) }
         if !preconditions.isEmpty { options["preconditions"] = .object(preconditions) }
-        _ = try await send(.DELETE, path, body: Array(JSONValue.object(options).canonicalJSON().utf8),
+        _ = try await send(.DELETE, path, body: JSONValue.object(options).canonicalJSONBytes(),
                            contentType: "application/json", operation: "delete", object: ref.description)
     }
 
@@ -211,7 +211,7 @@ public final class KubeClient: Sendable {
         var query: [(String, String)] = []
         if let fieldManager { query.append(("fieldManager", fieldManager)) }
         if dryRun { query.append(("dryRun", "All")) }
-        return try await send(.POST, collection, query: query, body: Array(object.canonicalJSON().utf8), contentType: "application/json",
+        return try await send(.POST, collection, query: query, body: object.canonicalJSONBytes(), contentType: "application/json",
                               operation: dryRun ? "create (dry-run)" : "create", object: ref.description)
     }
 
@@ -221,21 +221,21 @@ public final class KubeClient: Sendable {
         guard let ref = ObjectReference(object) else {
             throw KubeError(reason: .badRequest, operation: "update", object: "object", message: "has no apiVersion, kind or metadata.name")
         }
-        return try await send(.PUT, try await objectPath(ref), body: Array(object.canonicalJSON().utf8), contentType: "application/json",
+        return try await send(.PUT, try await objectPath(ref), body: object.canonicalJSONBytes(), contentType: "application/json",
                               operation: "update", object: ref.description)
     }
 
     /// A JSON merge patch of an object (`metadata.uid` in it is a precondition: the patch fails
     /// on an object of that name made again since).
     public func patch(_ ref: ObjectReference, _ patch: JSONValue) async throws(KubeError) -> JSONValue {
-        try await send(.PATCH, try await objectPath(ref), body: Array(patch.canonicalJSON().utf8),
+        try await send(.PATCH, try await objectPath(ref), body: patch.canonicalJSONBytes(),
                        contentType: "application/merge-patch+json", operation: "patch", object: ref.description)
     }
 
     /// A JSON merge patch of the status subresource (what a kubelet does for pods).
     public func patchStatus(_ ref: ObjectReference, _ patch: JSONValue) async throws(KubeError) -> JSONValue {
         let path = try await objectPath(ref) + "/status"
-        return try await send(.PATCH, path, body: Array(patch.canonicalJSON().utf8),
+        return try await send(.PATCH, path, body: patch.canonicalJSONBytes(),
                               contentType: "application/merge-patch+json", operation: "patch status", object: ref.description)
     }
 

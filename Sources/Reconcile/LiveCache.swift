@@ -94,7 +94,7 @@ public final class LiveCache: Sendable {
             let key = kind == "Secret" ? nil
                 : "live \(slim["apiVersion"]?.stringValue ?? "") \(kind) \(slim["metadata", "labels", "app.kubernetes.io/name"]?.stringValue ?? "")"
             guard let want, var object = slim.objectValue, let wanted = parsed ?? want.body.objectValue else {
-                packed = PackedJSON(Array(slim.canonicalJSON().utf8), dictionary: key)
+                packed = PackedJSON(slim.canonicalJSONBytes(), dictionary: key)
                 return
             }
             for (i, field) in wanted.entries.enumerated() where i < 64 && !Self.identity.contains(field.key) {
@@ -103,7 +103,7 @@ public final class LiveCache: Sendable {
                     same |= 1 << UInt64(i)
                 }
             }
-            packed = PackedJSON(Array(JSONValue.object(object).canonicalJSON().utf8), dictionary: key)
+            packed = PackedJSON(JSONValue.object(object).canonicalJSONBytes(), dictionary: key)
             if same != 0 { desired = want.jsonHash }
         }
 

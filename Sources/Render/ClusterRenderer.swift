@@ -147,7 +147,7 @@ public enum ClusterRenderer {
         for name in referencedConfigMaps(podTemplate).sorted() {
             read[name] = configMaps[name] ?? .null
         }
-        let digest = SHA256.hash(data: Array(JSONValue.object(read).canonicalJSON().utf8))
+        let digest = SHA256.hash(data: JSONValue.object(read).canonicalJSONBytes())
         return "sha256:" + digest.map { byte in
             let hex = String(byte, radix: 16)
             return byte < 16 ? "0" + hex : hex

@@ -42,7 +42,7 @@ public struct RenderedObject: Sendable, Hashable {
 
     /// The whole object as compact JSON, in its own key order (unpacked, or written from the
     /// tree, on every read).
-    public var json: [UInt8] { stored?.unpacked ?? Array((tree ?? .null).compactJSON().utf8) }
+    public var json: [UInt8] { stored?.unpacked ?? (tree ?? .null).compactJSONBytes() }
 
     /// The hash of `json`, kept once the tree is dropped: the live cache checks its entries
     /// against it on every read, and `RenderedCluster`s are hashed and compared by their objects.
@@ -73,7 +73,7 @@ public struct RenderedObject: Sendable, Hashable {
                 tree = newValue
                 stored = nil
             } else {
-                let json = Array(newValue.compactJSON().utf8)
+                let json = newValue.compactJSONBytes()
                 stored = PackedJSON(stored: json)
                 hashed = Self.hash(json)
             }

@@ -100,4 +100,48 @@ struct JSONParserTests {
         #expect(v["k7"] == -1)
         #expect(v.objectValue?.keys[7] == "k7")
     }
+
+    /// The writer writes bytes: the escapes it chooses, scalar by scalar (JSON leaves C1 controls
+    /// and U+FFFE raw, YAML double quotes do not).
+    @Test func escapesAreWrittenExactly() {
+        #expect(JSONValue.string("\u{85}|\u{2028}|\u{2029}|\u{FEFF}|\u{9F}|\u{FFFE}|é😀|\u{7F}|\u{1}").compactJSON()
+            == "\"\\u0085|\\u2028|\\u2029|\\ufeff|\u{9F}|\u{FFFE}|é😀|\\u007f|\\u0001\"")
+        var yaml = ""
+        JSONValue.writeYAMLDoubleQuoted("\u{85}\u{9F}\u{FFFE}\u{FFFF}é\"\t", into: &yaml)
+        #expect(yaml == "\"\\u0085\\u009f\\ufffe\\uffff\u{E9}\\\"\\t\"")
+        var json = "prefix "
+        JSONValue.writeJSONString("a\u{9F}b", into: &json)
+        #expect(json == "prefix \"a\u{9F}b\"")
+    }
+
+    /// Integers of up to 18 digits are read without a String; longer ones the old way.
+    @Test func integersAtTheEdges() throws {
+        #expect(try parse("999999999999999999") == .int(999_999_999_999_999_999))
+        #expect(try parse("-999999999999999999") == .int(-999_999_999_999_999_999))
+        #expect(try parse("9223372036854775807") == .int(Int.max))
+        #expect(try parse("-9223372036854775808") == .int(Int.min))
+        #expect(try parse("9223372036854775808") == .double(9223372036854775808))
+        #expect(try parse("[-7, 42, 0]") == [-7, 42, 0])
+        #expect(JSONValue.int(-12).compactJSON() == "-12" && JSONValue.int(7).compactJSON() == "7")
+    }
+
+    /// Canonical JSON sorts keys at every level, whether or not they came sorted.
+    @Test func canonicalSortsAtEveryLevel() {
+        let v: JSONValue = ["b": ["z": 1, "a": [["y": true, "x": nil]]], "a": ["a": 1, "b": 2]]
+        #expect(v.canonicalJSON() == #"{"a":{"a":1,"b":2},"b":{"a":[{"x":null,"y":true}],"z":1}}"#)
+        #expect(v.compactJSON() == #"{"b":{"z":1,"a":[{"y":true,"x":null}]},"a":{"a":1,"b":2}}"#)
+        #expect(v.prettyJSON() == "{\n  \"b\": {\n    \"z\": 1,\n    \"a\": [\n      {\n        \"y\": true,\n        \"x\": null\n      }\n    ]\n  },\n  \"a\": {\n    \"a\": 1,\n    \"b\": 2\n  }\n}")
+    }
+
+    /// An object built in code with a repeated key keeps its first place and takes its last
+    /// value, small (scanned) or large (hashed).
+    @Test func builtObjectsSettleRepeatedKeys() {
+        let small = JSONObject([(key: "a", value: 1), (key: "b", value: 2), (key: "a", value: 3)])
+        #expect(small.keys == ["a", "b"] && small["a"] == 3)
+        let many = (0..<20).map { (key: "k\($0)", value: JSONValue.int($0)) } + [(key: "k5", value: -1)]
+        let large = JSONObject(many)
+        #expect(large.keys.count == 20 && large["k5"] == -1 && large.keys[5] == "k5")
+        let distinct = JSONObject((0..<16).map { (key: "k\($0)", value: JSONValue.int($0)) })
+        #expect(distinct.keys == (0..<16).map { "k\($0)" })
+    }
 }
