@@ -323,3 +323,10 @@ public enum Limits {
     /// Decimal exponents of quantities (`1e30`): quantities are sizes and CPU counts.
     public static let quantityExponent = 30
 }
+
+/// Names for a message a person reads: the first `limit` in full, then how many more (a
+/// warning or a commit message about 10,000 clusters names ten of them, not all).
+public func abbreviatedList(_ names: [String], limit: Int = 10) -> String {
+    guard names.count > limit else { return names.joined(separator: ", ") }
+    return names.prefix(limit).joined(separator: ", ") + " and \(names.count - limit) more"
+}

@@ -1,3 +1,4 @@
+import ClusterSpecs
 import Foundation
 public import GitStore
 public import Logging
@@ -178,7 +179,7 @@ public actor StatusWriter: Service {
         }
         let branch = configuration.branch
         let names = pending.changes.keys.sorted().map(cluster)
-        let message = "cairn: status of \(names.joined(separator: ", ")) at \(pending.commit.description.prefix(12))"
+        let message = "cairn: status of \(abbreviatedList(names)) at \(pending.commit.description.prefix(12))"
         let author = configuration.author
         // Should the branch be gone (deleted meanwhile), it comes back with every file.
         var whole = (pushed ?? [:]).mapValues { Data($0.utf8) }

@@ -230,4 +230,30 @@ struct RenderTests {
         let env = sts.body["spec", "template", "spec", "containers"]?.arrayValue?.first?["env"]?.arrayValue ?? []
         #expect(env.contains { $0["name"] == "KURRENTDB_NODE_HOST_ADVERTISE_AS" && $0["value"] == "$(POD_NAME).es.db.svc.cluster.local" })
     }
+
+    /// The objects of several clusters in apply order: stage by stage, and within a stage the
+    /// clusters' order and each cluster's own order (what the stable sort it replaced gave).
+    @Test func applyOrderIsStageThenClusterOrder() throws {
+        let specs = try Repo.exampleFiles.prefix(4).map { try loadSpec(Repo.read(Repo.clusters.appendingPathComponent($0)), file: $0) }
+        let clusters = specs.map { ClusterRenderer.render($0) }
+        let ordered = ClusterRenderer.applyOrder(clusters)
+        #expect(ordered.count == clusters.reduce(0) { $0 + $1.objects.count })
+        var expected: [String] = []
+        for stage in ApplyStage.allCases {
+            for c in clusters { expected += c.objects.filter { $0.stage == stage }.map(\.reference) }
+        }
+        #expect(ordered.map(\.reference) == expected)
+        #expect(zip(ordered, ordered.dropFirst()).allSatisfy { $0.stage <= $1.stage })
+        #expect(Set(ordered.map(\.stage)).count > 2)
+        for c in clusters { #expect(zip(c.objects, c.objects.dropFirst()).allSatisfy { $0.stage <= $1.stage }) }
+    }
+
+    /// Messages about many clusters name ten and count the rest.
+    @Test func longListsAreAbbreviated() {
+        #expect(abbreviatedList([]) == "")
+        #expect(abbreviatedList(["a", "b"]) == "a, b")
+        let many = (0..<25).map { "ns/c\($0)" }
+        #expect(abbreviatedList(many) == (0..<10).map { "ns/c\($0)" }.joined(separator: ", ") + " and 15 more")
+        #expect(abbreviatedList(Array(many.prefix(10))).hasSuffix("ns/c9"))
+    }
 }
