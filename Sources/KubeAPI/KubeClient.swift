@@ -106,18 +106,27 @@ public final class KubeClient: Sendable {
         if resource.namespaced, let namespace { base += "/namespaces/\(namespace)" }
         base += "/\(resource.plural)"
         var items: [JSONValue] = []
-        var token: String?
         var version: String?
         let what = namespace.map { "\(kind) in \($0)" } ?? "\(kind) in all namespaces"
-        repeat {
+        let path = base
+        @Sendable func fetch(_ token: String?) async throws(KubeError) -> JSONValue {
             var query = [("limit", String(limit))]
             if let labelSelector { query.append(("labelSelector", labelSelector)) }
             if let token { query.append(("continue", token)) }
-            let page = try await send(.GET, base, query: query, operation: "list", object: what)
+            return try await send(.GET, path, query: query, operation: "list", object: what)
+        }
+        var page = try await fetch(nil)
+        while true {
+            // The next page is asked for before this one's items are read (and transformed):
+            // the server works on it meanwhile, so a kind of many pages costs the server's time
+            // and not, on top, the reading of every page in turn. Two pages are held at most.
+            let token = page["metadata", "continue"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+            let next = token.map { token in Task { () async throws(KubeError) -> JSONValue in try await fetch(token) } }
             let pageItems = page["items"]?.arrayValue ?? []
             // A server that ignores `limit` would make cairn hold everything at once: memory for
             // a LIST is bounded by the page size, or the LIST fails.
             guard pageItems.count <= limit else {
+                next?.cancel()
                 throw KubeError(reason: .unexpected, operation: "list", object: what,
                                 message: "\(config.server) returned \(pageItems.count) objects in a page of at most \(limit); refused")
             }
@@ -134,8 +143,16 @@ public final class KubeClient: Sendable {
                 }
             }
             if version == nil { version = page["metadata", "resourceVersion"]?.stringValue }
-            token = page["metadata", "continue"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
-        } while token != nil
+            guard let next else { break }
+            page = .null
+            do {
+                page = try await withTaskCancellationHandler { try await next.value } onCancel: { next.cancel() }
+            } catch let error as KubeError {
+                throw error
+            } catch {
+                throw KubeError(reason: .transport, operation: "list", object: what, message: "\(error)")
+            }
+        }
         return (items, version ?? "")
     }
 

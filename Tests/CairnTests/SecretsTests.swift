@@ -2,6 +2,7 @@ import ClusterSpecs
 import Foundation
 import GitStore
 import KubeAPI
+import Synchronization
 import Testing
 
 /// Known secrets planted where cairn reads them, and every output grepped for them.
@@ -237,6 +238,90 @@ struct PlantedSecretsTests {
         for (name, text) in outputs {
             #expect(!text.contains(password) && !text.contains(encoded), "\(name) holds the generated password")
             #expect(!text.contains(token), "\(name) holds the kubeconfig token")
+        }
+    }
+}
+
+/// Paged LISTs ask for the next page before reading the current one, and a failing next page
+/// fails the LIST (nothing half-read is taken for the whole).
+@Suite("Paged LISTs: the next page is fetched ahead")
+struct PagePrefetchTests {
+    static let server = #"""
+        import http.server, json, sys
+        log = sys.argv[2]
+        fail = sys.argv[3] == "fail"
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                with open(log, "a") as f:
+                    f.write(self.path + "\n")
+                if self.path.startswith("/api/v1/configmaps"):
+                    second = "continue=t2" in self.path
+                    if second and fail:
+                        self.send_response(500); self.send_header("Content-Length", "0"); self.end_headers(); return
+                    start = 3 if second else 0
+                    body = {"kind": "ConfigMapList", "apiVersion": "v1",
+                            "metadata": {"resourceVersion": "7", "continue": "" if second else "t2"},
+                            "items": [{"metadata": {"name": "c%d" % i, "namespace": "ns"}} for i in range(start, start + 3)]}
+                elif self.path == "/api/v1":
+                    body = {"kind": "APIResourceList", "groupVersion": "v1",
+                            "resources": [{"name": "configmaps", "namespaced": True, "kind": "ConfigMap", "verbs": ["list"]}]}
+                else:
+                    self.send_response(404); self.end_headers(); return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            def log_message(self, *args):
+                pass
+        http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+        """#
+
+    /// The first page's items are transformed only once the server has been asked for the
+    /// second page: the transform waits (at most 10 s) to see that request in the server's log.
+    @Test func theSecondPageIsAskedForWhileTheFirstIsRead() async throws {
+        let dir = TemporaryDirectory("cairn-prefetch")
+        let port = freePort()
+        try Self.server.write(toFile: dir.file("server.py"), atomically: true, encoding: .utf8)
+        let log = dir.file("requests.log")
+        let server = try ServerProcess("paging API server", "/usr/bin/python3", [dir.file("server.py"), "\(port)", log, "ok"], log: dir.file("server.log"))
+        defer { server.stop() }
+        #expect(waitForPort(port))
+        let client = try KubeClient(config: KubeConfig(server: "http://127.0.0.1:\(port)"), maxAttempts: 1)
+        defer { Task { await client.shutdown() } }
+        let seenAhead = Mutex<[Bool]>([])
+        let (items, version) = try await client.listVersioned(apiVersion: "v1", kind: "ConfigMap", namespace: nil, limit: 3) { o in
+            if o["metadata", "name"] == "c0" {
+                var seen = false
+                for _ in 0..<200 where !seen {
+                    seen = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("continue=t2")
+                    if !seen { usleep(50_000) }
+                }
+                seenAhead.withLock { $0.append(seen) }
+            }
+            return o
+        }
+        #expect(seenAhead.withLock { $0 } == [true])
+        #expect(items.compactMap { $0["metadata", "name"]?.stringValue } == (0..<6).map { "c\($0)" })
+        #expect(version == "7")
+    }
+
+    @Test func aFailingNextPageFailsTheList() async throws {
+        let dir = TemporaryDirectory("cairn-prefetch-fail")
+        let port = freePort()
+        try Self.server.write(toFile: dir.file("server.py"), atomically: true, encoding: .utf8)
+        let server = try ServerProcess("paging API server", "/usr/bin/python3", [dir.file("server.py"), "\(port)", dir.file("requests.log"), "fail"],
+                                       log: dir.file("server.log"))
+        defer { server.stop() }
+        #expect(waitForPort(port))
+        let client = try KubeClient(config: KubeConfig(server: "http://127.0.0.1:\(port)"), maxAttempts: 1)
+        defer { Task { await client.shutdown() } }
+        do {
+            let items = try await client.list(apiVersion: "v1", kind: "ConfigMap", namespace: nil, limit: 3)
+            Issue.record("a LIST whose second page failed returned \(items.count) objects")
+        } catch {
+            #expect(error.operation == "list" && error.description.contains("ConfigMap"), "\(error)")
         }
     }
 }
