@@ -337,15 +337,28 @@ extension JSONValue {
     /// Two choices RFC 8259 leaves open: a key repeated in an object keeps its first place and
     /// takes its last value; a lone UTF-16 surrogate escape (`\ud800` not followed by a low
     /// surrogate, or a low one alone) reads as U+FFFD, as invalid UTF-8 bytes do.
-    public static func parse(_ bytes: some Collection<UInt8>) throws(ParseError) -> JSONValue {
-        let array = Array(bytes)
-        return try array.withUnsafeBufferPointer { (buffer) throws(ParseError) -> JSONValue in
-            var parser = JSONParser(bytes: buffer)
-            let value = try parser.value(depth: 0)
-            parser.skipWhitespace()
-            guard parser.index == parser.bytes.count else { throw parser.error("trailing characters") }
-            return value
+    ///
+    /// - Parameter manager: a field manager whose `metadata.managedFields` entries are read
+    ///   without their `fieldsV1` (an object's own entries, which a LIST of cairn's objects
+    ///   carries on every one: 20 to 50% of its bytes, and most of its small objects). The
+    ///   skipped value is still checked for balanced brackets and closed strings. Only an
+    ///   entry whose `manager` comes before its `fieldsV1` (as the API server writes them) is
+    ///   cut; nil: nothing is.
+    public static func parse(_ bytes: some Collection<UInt8>, droppingFieldsOf manager: String? = nil) throws(ParseError) -> JSONValue {
+        func run(_ buffer: UnsafeBufferPointer<UInt8>) -> Result<JSONValue, ParseError> {
+            var parser = JSONParser(bytes: buffer, skipFieldsOf: manager)
+            do throws(ParseError) {
+                let value = try parser.value(depth: 0)
+                parser.skipWhitespace()
+                guard parser.index == parser.bytes.count else { throw parser.error("trailing characters") }
+                return .success(value)
+            } catch {
+                return .failure(error)
+            }
         }
+        // A response body (NIO's ByteBuffer view) is read where it is, not copied first.
+        if let result = bytes.withContiguousStorageIfAvailable(run) { return try result.get() }
+        return try Array(bytes).withUnsafeBufferPointer(run).get()
     }
 }
 
@@ -354,6 +367,16 @@ extension JSONValue {
 private struct JSONParser {
     let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
+    /// `parse(_:droppingFieldsOf:)`'s manager.
+    var skipFieldsOf: String? = nil
+
+    /// Where a value is read: anywhere, as a `managedFields` list, or as one of its entries.
+    enum Context { case plain, managedFields, managedFieldsEntry }
+
+    init(bytes: UnsafeBufferPointer<UInt8>, skipFieldsOf: String?) {
+        self.bytes = bytes
+        self.skipFieldsOf = skipFieldsOf
+    }
 
     func error(_ message: String) -> JSONValue.ParseError { JSONValue.ParseError(offset: index, message: message) }
 
@@ -365,7 +388,7 @@ private struct JSONParser {
         }
     }
 
-    mutating func value(depth: Int) throws(JSONValue.ParseError) -> JSONValue {
+    mutating func value(depth: Int, context: Context = .plain) throws(JSONValue.ParseError) -> JSONValue {
         guard depth < 512 else { throw error("nested too deeply") }
         skipWhitespace()
         guard index < bytes.count else { throw error("unexpected end") }
@@ -380,19 +403,26 @@ private struct JSONParser {
             // (Small objects, the common case, check by scanning; larger ones with a set.)
             var keys = Set<String>()
             var duplicate = false
+            var skippedManager = false
             while true {
                 skipWhitespace()
                 let key = try string()
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
                 index += 1
-                if object.entries.count < 12 {
-                    if object.entries.contains(where: { $0.key == key }) { duplicate = true }
+                if skippedManager, key == "fieldsV1" {
+                    try skipValue(depth: depth + 1)
                 } else {
-                    if keys.isEmpty { keys = Set(object.entries.map(\.key)) }
-                    if !keys.insert(key).inserted { duplicate = true }
+                    if object.entries.count < 12 {
+                        if object.entries.contains(where: { $0.key == key }) { duplicate = true }
+                    } else {
+                        if keys.isEmpty { keys = Set(object.entries.map(\.key)) }
+                        if !keys.insert(key).inserted { duplicate = true }
+                    }
+                    let child = try value(depth: depth + 1, context: skipFieldsOf != nil && key == "managedFields" ? .managedFields : .plain)
+                    if context == .managedFieldsEntry, key == "manager", case .string(let m) = child, m == skipFieldsOf { skippedManager = true }
+                    object.appendUnchecked(key, child)
                 }
-                object.appendUnchecked(key, try value(depth: depth + 1))
                 skipWhitespace()
                 guard index < bytes.count else { throw error("unexpected end in object") }
                 if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -408,7 +438,7 @@ private struct JSONParser {
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
             while true {
-                items.append(try value(depth: depth + 1))
+                items.append(try value(depth: depth + 1, context: context == .managedFields ? .managedFieldsEntry : .plain))
                 skipWhitespace()
                 guard index < bytes.count else { throw error("unexpected end in array") }
                 if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -423,6 +453,43 @@ private struct JSONParser {
         default:
             return try number()
         }
+    }
+
+    /// Moves past an object or array without building it: strings are read to their closing
+    /// quote (escapes included), brackets must match and nest at most as deep as `value` allows.
+    /// Anything else is read as `value` reads it.
+    mutating func skipValue(depth: Int) throws(JSONValue.ParseError) {
+        skipWhitespace()
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") || bytes[index] == UInt8(ascii: "[") else {
+            _ = try value(depth: depth)
+            return
+        }
+        // Open brackets, innermost last: true for an object.
+        var open: [Bool] = []
+        repeat {
+            guard index < bytes.count else { throw error("unexpected end") }
+            let c = bytes[index]
+            index += 1
+            switch c {
+            case UInt8(ascii: "\""):
+                while true {
+                    guard index < bytes.count else { throw error("unterminated string") }
+                    let b = bytes[index]
+                    index += 1
+                    if b == UInt8(ascii: "\\") { index += 1 } else if b == UInt8(ascii: "\"") { break }
+                }
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                open.append(c == UInt8(ascii: "{"))
+                guard depth + open.count < 512 else { throw error("nested too deeply") }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                guard let last = open.popLast(), last == (c == UInt8(ascii: "}")) else {
+                    index -= 1
+                    throw error("unbalanced '\(Character(Unicode.Scalar(c)))'")
+                }
+            default:
+                break
+            }
+        } while !open.isEmpty
     }
 
     mutating func literal(_ word: StaticString) throws(JSONValue.ParseError) {

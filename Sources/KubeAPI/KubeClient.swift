@@ -92,14 +92,19 @@ public final class KubeClient: Sendable {
     /// - Parameter transform: Applied to each item as its page arrives (nil drops it), so that a
     ///   caller keeping only some fields never holds every full object at once.
     public func list(apiVersion: String, kind: String, namespace: String?, labelSelector: String? = nil,
-                     limit: Int = 500, transform: (@Sendable (JSONValue) -> JSONValue?)? = nil) async throws(KubeError) -> [JSONValue] {
+                     limit: Int = 500, droppingFieldsOf manager: String? = nil,
+                     transform: (@Sendable (JSONValue) -> JSONValue?)? = nil) async throws(KubeError) -> [JSONValue] {
         try await listVersioned(apiVersion: apiVersion, kind: kind, namespace: namespace, labelSelector: labelSelector,
-                                limit: limit, transform: transform).items
+                                limit: limit, droppingFieldsOf: manager, transform: transform).items
     }
 
     /// `list`, with the resourceVersion the list is consistent at (its first page's): where a
     /// watch of the same objects starts (`watch(resourceVersion:)`).
+    /// - Parameter manager: the objects' managedFields entries of this field manager come
+    ///   without their `fieldsV1` (`JSONValue.parse(_:droppingFieldsOf:)`): for a caller that
+    ///   drops them anyway (a pass's `slim`), they are never built.
     public func listVersioned(apiVersion: String, kind: String, namespace: String?, labelSelector: String? = nil, limit: Int = 500,
+                              droppingFieldsOf manager: String? = nil,
                               transform: (@Sendable (JSONValue) -> JSONValue?)? = nil) async throws(KubeError) -> (items: [JSONValue], resourceVersion: String) {
         let resource = try await discovery.resource(apiVersion: apiVersion, kind: kind, client: self)
         var base = groupPath(apiVersion)
@@ -113,7 +118,7 @@ public final class KubeClient: Sendable {
             var query = [("limit", String(limit))]
             if let labelSelector { query.append(("labelSelector", labelSelector)) }
             if let token { query.append(("continue", token)) }
-            return try await send(.GET, path, query: query, operation: "list", object: what)
+            return try await send(.GET, path, query: query, operation: "list", object: what, droppingFieldsOf: manager)
         }
         var page = try await fetch(nil)
         while true {
@@ -319,7 +324,8 @@ public final class KubeClient: Sendable {
     /// - Parameter reading: false: a successful response's body is not parsed (`.null` is
     ///   returned); an error's still is.
     func send(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: [UInt8]? = nil,
-              contentType: String? = nil, operation: String, object: String, reading: Bool = true) async throws(KubeError) -> JSONValue {
+              contentType: String? = nil, operation: String, object: String, reading: Bool = true,
+              droppingFieldsOf manager: String? = nil) async throws(KubeError) -> JSONValue {
         let url = config.server + path
             + (query.isEmpty ? "" : "?" + query.map { "\($0.0)=\(Self.percentEncode($0.1))" }.joined(separator: "&"))
         var attempt = 0
@@ -328,7 +334,8 @@ public final class KubeClient: Sendable {
             attempt += 1
             counts.withLock { $0[operation, default: 0] += 1 }
             let outcome = await limiter.run { () async -> Result<JSONValue, Attempt> in
-                await self.once(method, url, body: body, contentType: contentType, operation: operation, object: object, reading: reading)
+                await self.once(method, url, body: body, contentType: contentType, operation: operation, object: object, reading: reading,
+                               droppingFieldsOf: manager)
             }
             switch outcome {
             case .success(let value):
@@ -366,7 +373,7 @@ public final class KubeClient: Sendable {
     }
 
     private func once(_ method: HTTPMethod, _ url: String, body: [UInt8]?, contentType: String?,
-                      operation: String, object: String, reading: Bool = true) async -> Result<JSONValue, Attempt> {
+                      operation: String, object: String, reading: Bool = true, droppingFieldsOf manager: String? = nil) async -> Result<JSONValue, Attempt> {
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")
@@ -423,7 +430,7 @@ public final class KubeClient: Sendable {
         let code = Int(response.status.code)
         if !reading, (200..<300).contains(code) { return .success(.null) }
         // An error body that is not JSON (a proxy's HTML page) is no Status: the HTTP code speaks.
-        let json = try? JSONValue.parse(bytes.readableBytesView)
+        let json = try? JSONValue.parse(bytes.readableBytesView, droppingFieldsOf: (200..<300).contains(code) ? manager : nil)
         if (200..<300).contains(code) {
             guard let json else {
                 return .failure(.final(KubeError(reason: .unexpected, code: code, operation: operation, object: object, message: "the response is not JSON")))

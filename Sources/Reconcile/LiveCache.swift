@@ -487,7 +487,7 @@ public final class LiveCache: Sendable {
             return nil
         }
         let (_, version) = try await client.listVersioned(apiVersion: t.apiVersion, kind: t.kind, namespace: t.namespace,
-                                                          labelSelector: labelSelector, transform: slim)
+                                                          labelSelector: labelSelector, droppingFieldsOf: Planner.fieldManager, transform: slim)
         let listed = made.withLock { $0 }
         var objects: [String: Entry] = [:]
         objects.reserveCapacity(listed.count)

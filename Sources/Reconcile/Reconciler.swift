@@ -460,6 +460,8 @@ public struct Reconciler: Sendable {
             }
         }
         let slimming = transform
+        // `slim` drops cairn's own managedFields entries: they are not even built.
+        let dropped = transform == nil ? nil : Planner.fieldManager
         // (A typed-throws do/catch inside the task closure miscompiles with Swift 6.3.1: plain catch.)
         let optional = Set(CompanionObject.optionalKinds.map { "\($0.apiVersion) \($0.kind)" })
         let listed = await withTaskGroup(of: Listed.self) { group in
@@ -468,7 +470,8 @@ public struct Reconciler: Sendable {
                     do {
                         let transform = slimming
                         return Listed(index: index, objects: try await client.list(apiVersion: list.0, kind: list.1, namespace: list.2,
-                                                                                   labelSelector: labelSelector, transform: transform))
+                                                                                   labelSelector: labelSelector, droppingFieldsOf: dropped,
+                                                                                   transform: transform))
                     } catch {
                         return Listed(index: index, error: error as? KubeError
                             ?? KubeError(reason: .transport, operation: "list", object: list.1, message: "\(error)"))
@@ -495,7 +498,7 @@ public struct Reconciler: Sendable {
                 for ns in namespaces {
                     do {
                         live += try await client.list(apiVersion: "v1", kind: "Secret", namespace: ns, labelSelector: labelSelector,
-                                                      transform: slimming)
+                                                      droppingFieldsOf: dropped, transform: slimming)
                     } catch {
                         if error.reason != .forbidden { throw error }
                     }

@@ -144,4 +144,53 @@ struct JSONParserTests {
         let distinct = JSONObject((0..<16).map { (key: "k\($0)", value: JSONValue.int($0)) })
         #expect(distinct.keys == (0..<16).map { "k\($0)" })
     }
+
+    /// A LIST of cairn's objects is read without cairn's own `fieldsV1`: the entry stays (so
+    /// `slim` still sees and drops it), other managers' entries are whole, everything else is
+    /// as a plain parse reads it.
+    @Test func cairnsOwnFieldsAreDroppedAndNothingElse() throws {
+        let text = #"""
+            {"items": [{"metadata": {"name": "a", "managedFields": [
+                {"manager": "cairn", "operation": "Apply", "fieldsV1": {"f:data": {"f:x": {}, "f:\"]}": {}}, "f:s": "[{\\"}, "time": "t1"},
+                {"manager": "kubectl-edit", "fieldsV1": {"f:data": {"f:y": {}}}},
+                {"fieldsV1": {"f:early": {}}, "manager": "cairn"}
+              ]}, "data": {"x": "1", "fieldsV1": "kept"}}],
+             "managedFields": [{"manager": "cairn", "fieldsV1": [1, {"a": [2]}]}]}
+            """#
+        let plain = try parse(text)
+        let dropped = try JSONValue.parse(Array(text.utf8), droppingFieldsOf: "cairn")
+        let entries = try #require(dropped["items"]?.arrayValue?.first?["metadata", "managedFields"]?.arrayValue)
+        #expect(entries[0] == ["manager": "cairn", "operation": "Apply", "time": "t1"])
+        #expect(entries[1] == plain["items"]?.arrayValue?.first?["metadata", "managedFields"]?.arrayValue?[1])
+        #expect(entries[2]["fieldsV1"] == ["f:early": [:]])
+        #expect(dropped["items"]?.arrayValue?.first?["data"] == ["x": "1", "fieldsV1": "kept"])
+        #expect(dropped["managedFields"] == [["manager": "cairn"]])
+        // Another manager's name drops only its own.
+        let other = try JSONValue.parse(Array(text.utf8), droppingFieldsOf: "kubectl-edit")
+        #expect(other["items"]?.arrayValue?.first?["metadata", "managedFields"]?.arrayValue?[0] == plain["items"]?.arrayValue?.first?["metadata", "managedFields"]?.arrayValue?[0])
+        #expect(other["items"]?.arrayValue?.first?["metadata", "managedFields"]?.arrayValue?[1] == ["manager": "kubectl-edit"])
+    }
+
+    /// What is skipped is still checked: brackets that do not match, an unterminated string or
+    /// an unterminated document are refused as a plain parse refuses them.
+    @Test(arguments: [
+        #"{"managedFields": [{"manager": "cairn", "fieldsV1": {"f:a": ]}]}"#,
+        #"{"managedFields": [{"manager": "cairn", "fieldsV1": {"f:a": {}]}]}"#,
+        #"{"managedFields": [{"manager": "cairn", "fieldsV1": {"f:a": "open}]}"#,
+        #"{"managedFields": [{"manager": "cairn", "fieldsV1": {"f:a": {"#,
+        #"{"managedFields": [{"manager": "cairn", "fieldsV1": nul}]}"#,
+    ])
+    func skippedValuesAreStillChecked(_ text: String) {
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(Array(text.utf8), droppingFieldsOf: "cairn") }
+        #expect(throws: JSONValue.ParseError.self) { try parse(text) }
+    }
+
+    /// Skipping nests no deeper than parsing does.
+    @Test func skippedValuesHaveTheSameDepthLimit() throws {
+        let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
+        let text = #"{"managedFields": [{"manager": "cairn", "fieldsV1": "# + deep + "}]}"
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(Array(text.utf8), droppingFieldsOf: "cairn") }
+        let fine = #"{"managedFields": [{"manager": "cairn", "fieldsV1": "# + String(repeating: "[", count: 100) + String(repeating: "]", count: 100) + "}]}"
+        #expect(try JSONValue.parse(Array(fine.utf8), droppingFieldsOf: "cairn")["managedFields"] == [["manager": "cairn"]])
+    }
 }
