@@ -295,8 +295,12 @@ public struct Reconciler: Sendable {
         let namespacePending = previewOnly
         for (position, stage) in stages.enumerated() {
             let batch = actions.filter { $0.object.stage == stage }
+            // Nothing to send for an unchanged or blocked object: its result is made here, not
+            // in a task of its own (110,000 tasks woken for nothing in a no-op at 10,000 clusters).
+            let settled = batch.filter { $0.kind == .unchanged || $0.kind == .blocked }
+            let toSend = batch.filter { $0.kind != .unchanged && $0.kind != .blocked }
             let done = await withTaskGroup(of: ObjectResult.self) { group in
-                for action in batch {
+                for action in toSend {
                     group.addTask {
                         // A dry run into a namespace that does not exist yet: the server cannot preview it.
                         if namespacePending, action.kind == .create {
@@ -307,6 +311,8 @@ public struct Reconciler: Sendable {
                     }
                 }
                 var out: [ObjectResult] = []
+                out.reserveCapacity(batch.count)
+                for action in settled { out.append(Self.settled(action, cluster: identity)) }
                 for await r in group { out.append(r) }
                 return out.sorted { $0.reference < $1.reference }
             }
@@ -667,13 +673,19 @@ public struct Reconciler: Sendable {
         return out
     }
 
+    /// The result of an action that sends nothing (unchanged, blocked).
+    static func settled(_ action: PlannedAction, cluster: String?) -> ObjectResult {
+        let ref = action.object.reference
+        return action.kind == .blocked
+            ? ObjectResult(reference: ref, action: .blocked, detail: action.reason, cluster: cluster)
+            : ObjectResult(reference: ref, action: .unchanged, detail: nil, cluster: cluster)
+    }
+
     private func execute(_ action: PlannedAction, live: JSONValue?, cluster: String?) async -> ObjectResult {
         let ref = action.object.reference
         switch action.kind {
-        case .unchanged:
-            return ObjectResult(reference: ref, action: .unchanged, detail: nil, cluster: cluster)
-        case .blocked:
-            return ObjectResult(reference: ref, action: .blocked, detail: action.reason, cluster: cluster)
+        case .unchanged, .blocked:
+            return Self.settled(action, cluster: cluster)
         case .create, .configure:
             if action.kind == .create, action.object.createOnly {
                 // Created, never applied: a Secret that exists after all (made meanwhile, or
