@@ -71,13 +71,28 @@ struct SpecInput: ParsableArguments {
             printError("cairn: \(error)")
             throw ExitCode(1)
         }
+        // Read on every core (10,000 files took 0.15 s one by one), kept in the order found.
+        let read = UnsafeMutableBufferPointer<Result<String, SpecFiles.ReadError>?>.allocate(capacity: files.count)
+        read.initialize(repeating: nil)
+        defer {
+            read.deinitialize()
+            read.deallocate()
+        }
+        // Each iteration writes its own element, and concurrentPerform returns after the last.
+        nonisolated(unsafe) let out = read
+        DispatchQueue.concurrentPerform(iterations: files.count) { i in
+            do throws(SpecFiles.ReadError) {
+                out[i] = .success(try SpecFiles.read(files[i]))
+            } catch {
+                out[i] = .failure(error)
+            }
+        }
         var contents: [(path: String, text: String)] = []
         var unreadable: [(path: String, reason: String)] = []
-        for file in files {
-            do {
-                contents.append((file, try SpecFiles.read(file)))
-            } catch {
-                unreadable.append((error.path, error.reason))
+        for (file, result) in zip(files, read) {
+            switch result! {
+            case .success(let text): contents.append((file, text))
+            case .failure(let error): unreadable.append((error.path, error.reason))
             }
         }
         return (contents, unreadable)
