@@ -37,6 +37,8 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // glibc's <link.h> (dl_iterate_phdr: the build ids RenderCache is keyed by).
+        .systemLibrary(name: "CLink"),
         // The YAML reader of spec files (and the pre-check of kubeconfigs): strict composition
         // with locations. Yams is used for its bundled libyaml (CYaml): events carry line and
         // column, and an event-level composer can refuse aliases and deep nesting before
@@ -56,7 +58,7 @@ let package = Package(
         // Pure renderers: spec -> ordered Kubernetes objects, config serialisers, config hash.
         .target(
             name: "Render",
-            dependencies: ["ClusterSpecs", "DNSProxy", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["ClusterSpecs", "DNSProxy", "CLink", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         // libgit2 from Debian's libgit2-dev, wrapped as a system library.

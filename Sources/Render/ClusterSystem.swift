@@ -108,6 +108,9 @@ package struct SystemRegistry: Sendable {
 
     package var decoders: [SystemDecoder] { systems.map { $0.decoder } }
 
+    /// The systems' type names, in order (what tells the standard registry from a test's).
+    package var names: [String] { systems.map { String(reflecting: $0) } }
+
     /// The spec files' kinds, to find the cluster's document in a file of several.
     package var kinds: Set<String> { Set(systems.map { $0.kind }) }
 

@@ -77,8 +77,11 @@ public struct DesiredState: Sendable {
     ///     are always in one namespace, so the whole-set checks hold for the clusters read. nil:
     ///     every file.
     ///   - packed: keep the rendered objects deflated (`ClusterRenderer.render`).
+    ///   - renderCache: objects rendered by an earlier run for the same file text, path and
+    ///     options (`cairn apply`, `cairn plan`); not used with `packed` or systems of a test's own.
     package init(files: [File], unreadable: [(path: String, reason: String)] = [], options: RenderOptions = RenderOptions(),
-                previous: DesiredState? = nil, namespaces: Set<String>? = nil, systems: SystemRegistry = .standard, packed: Bool = false) {
+                previous: DesiredState? = nil, namespaces: Set<String>? = nil, systems: SystemRegistry = .standard, packed: Bool = false,
+                renderCache: RenderCache? = nil) {
         self.options = options
         self.packed = packed
         self.unreadable = unreadable.map { "\($0.path): \($0.reason)" }
@@ -102,7 +105,8 @@ public struct DesiredState: Sendable {
                 toRead.append((file, digest))
             }
         }
-        for (read, entry) in zip(toRead, Self.readAll(toRead, options: options, namespaces: namespaces, systems: systems, packed: packed)) {
+        let cache = packed || systems.names != SystemRegistry.standard.names ? nil : renderCache
+        for (read, entry) in zip(toRead, Self.readAll(toRead, options: options, namespaces: namespaces, systems: systems, packed: packed, cache: cache)) {
             if entry.complete { rendered += 1 }
             entries[read.file.path] = entry
         }
@@ -171,9 +175,9 @@ public struct DesiredState: Sendable {
     /// (pure functions of its text and the options), so a cold start (`apply`, `validate`, the
     /// daemon's first pass) renders 1,000 files in about half the time on two cores.
     private static func readAll(_ files: [(file: File, digest: Digest)], options: RenderOptions, namespaces: Set<String>?, systems: SystemRegistry,
-                                packed: Bool) -> [Entry] {
+                                packed: Bool, cache: RenderCache?) -> [Entry] {
         guard files.count > 1 else {
-            return files.map { read($0.file, digest: $0.digest, options: options, namespaces: namespaces, systems: systems, packed: packed) }
+            return files.map { read($0.file, digest: $0.digest, options: options, namespaces: namespaces, systems: systems, packed: packed, cache: cache) }
         }
         let results = UnsafeMutableBufferPointer<Entry?>.allocate(capacity: files.count)
         results.initialize(repeating: nil)
@@ -184,14 +188,14 @@ public struct DesiredState: Sendable {
         // Each iteration writes its own element, and concurrentPerform returns after the last.
         nonisolated(unsafe) let out = results
         DispatchQueue.concurrentPerform(iterations: files.count) { i in
-            out[i] = read(files[i].file, digest: files[i].digest, options: options, namespaces: namespaces, systems: systems, packed: packed)
+            out[i] = read(files[i].file, digest: files[i].digest, options: options, namespaces: namespaces, systems: systems, packed: packed, cache: cache)
         }
         return results.map { $0! }
     }
 
     /// - Parameter digest: `Digest(file.text)`, computed once by the caller.
     private static func read(_ file: File, digest: Digest, options: RenderOptions, namespaces: Set<String>?, systems: SystemRegistry,
-                             packed: Bool) -> Entry {
+                             packed: Bool, cache: RenderCache?) -> Entry {
         let parsed: ClusterSpecLoader.Parsed
         do {
             parsed = try ClusterSpecLoader.parse(file.text, file: file.path)
@@ -204,8 +208,14 @@ public struct DesiredState: Sendable {
         }
         do {
             let spec = try ClusterSpecLoader.load(parsed, file: file.path, systems: systems.decoders)
-            return Entry(digest: digest, identity: spec.identity, spec: spec, errors: [],
-                         rendered: ClusterRenderer.render(spec, options: options, systems: systems, packed: packed), complete: true)
+            let rendered: RenderedCluster
+            if let cache, let objects = cache.objects(path: file.path, digest: digest) {
+                rendered = ClusterRenderer.assemble(spec, objects: objects, options: options, systems: systems)
+            } else {
+                rendered = ClusterRenderer.render(spec, options: options, systems: systems, packed: packed)
+                cache?.store(path: file.path, digest: digest, objects: rendered.objects)
+            }
+            return Entry(digest: digest, identity: spec.identity, spec: spec, errors: [], rendered: rendered, complete: true)
         } catch {
             return Entry(digest: digest, identity: identity, spec: nil, errors: error.errors, rendered: nil, complete: true)
         }
@@ -222,6 +232,20 @@ public struct DesiredState: Sendable {
                 (b.loadUnaligned(fromByteOffset: 0, as: UInt64.self), b.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
                  b.loadUnaligned(fromByteOffset: 16, as: UInt64.self), b.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
             }
+        }
+
+        /// From the 32 bytes `bytes` gives (a render cache's key).
+        init(bytes b: [UInt8]) {
+            precondition(b.count == 32, "a SHA-256 digest is 32 bytes")
+            words = b.withUnsafeBytes { b in
+                (b.loadUnaligned(fromByteOffset: 0, as: UInt64.self), b.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                 b.loadUnaligned(fromByteOffset: 16, as: UInt64.self), b.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+            }
+        }
+
+        /// The digest's 32 bytes, as SHA-256 gave them.
+        var bytes: [UInt8] {
+            withUnsafeBytes(of: words) { Array($0) }
         }
 
         static func == (a: Digest, b: Digest) -> Bool { a.words == b.words }

@@ -114,6 +114,20 @@ public struct RenderedObject: Sendable, Hashable {
         self.createOnly = createOnly
     }
 
+    /// An object rendered before, from its compact JSON and the fields read from it then
+    /// (`RenderCache`): the same as the object `withoutTree` gave.
+    init(json: [UInt8], apiVersion: String, kind: String, namespace: String, name: String, stage: ApplyStage, createOnly: Bool) {
+        self.apiVersion = apiVersion
+        self.kind = kind
+        self.namespace = namespace
+        self.name = name
+        self.stage = stage
+        self.createOnly = createOnly
+        self.stored = PackedJSON(stored: json)
+        self.hashed = Self.hash(json)
+        self.tree = nil
+    }
+
     /// The bytes hashed as one run (`[UInt8].hashValue` feeds the hasher a byte at a time: 3%
     /// of a one-shot pass at 1,000 clusters).
     static func hash(_ bytes: [UInt8]) -> Int {

@@ -36,6 +36,8 @@ extension Cairn {
         @OptionGroup(title: "What the environment gives")
         var environment: EnvironmentOptions
 
+        @OptionGroup var renderCache: RenderCacheFlag
+
         @Flag(help: "Ask the server what would change (server-side dry run); change nothing.")
         var dryRun = false
 
@@ -63,8 +65,11 @@ extension Cairn {
             let result: Reconciler.Result
             let state: DesiredState
             do {
+                let renderOptions = try await reconciler.renderOptions()
+                let cache = renderCache.open(input.git, options: renderOptions)
                 state = DesiredState(files: files.map { DesiredState.File(path: $0.path, text: $0.text) }, unreadable: unreadable,
-                                     options: try await reconciler.renderOptions())
+                                     options: renderOptions, renderCache: cache)
+                RenderCacheFlag.save(cache)
                 for problem in state.unreadable { printError(problem) }
                 for e in state.errors { printError(e.description) }
                 result = try await reconciler.reconcile(state)

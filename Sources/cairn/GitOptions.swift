@@ -2,6 +2,7 @@ import ArgumentParser
 import ClusterSpecs
 import Foundation
 import GitStore
+import Render
 
 /// Options of every command that reads a git repository: where, which revision, and the
 /// credentials. Each option can also come from the environment variable named in its help.
@@ -44,7 +45,8 @@ struct GitOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Seconds allowed for each network operation. [env: CAIRN_GIT_TIMEOUT]", valueName: "seconds"))
     var gitTimeout: Int?
 
-    @Option(help: ArgumentHelp("Where bare mirrors are kept (default ~/.cache/cairn/repos). [env: CAIRN_CACHE_DIR]", valueName: "dir"))
+    @Option(help: ArgumentHelp("Where bare mirrors (repos/) and rendered objects (render/: apply, plan --live) are kept "
+                               + "(default ~/.cache/cairn). [env: CAIRN_CACHE_DIR]", valueName: "dir"))
     var cacheDir: String?
 
     private static var environment: [String: String] { ProcessInfo.processInfo.environment }
@@ -99,6 +101,13 @@ struct GitOptions: ParsableArguments {
         return base + "/cairn/repos"
     }
 
+    /// Where `RenderCache` keeps rendered objects between runs.
+    var renderCacheDirectory: String {
+        if let dir = setting(cacheDir, "CAIRN_CACHE_DIR") { return dir + "/render" }
+        let base = Self.environment["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")
+        return base + "/cairn/render"
+    }
+
     /// A local path given as the repository becomes absolute, so its mirror is the same from any directory.
     var remoteURL: String? {
         guard let repo else { return nil }
@@ -127,5 +136,23 @@ struct GitOptions: ParsableArguments {
     /// The spec files of one commit under `--path`.
     func specFiles(in mirror: Mirror, at commit: GitOID) throws -> (files: [(path: String, text: String)], problems: [(path: String, reason: String)]) {
         try mirror.yamlFiles(at: commit, under: path, sizeLimit: SpecFileParser.maximumFileSize)
+    }
+}
+
+/// `--no-render-cache`, and the cache it turns off (`apply`, `plan --live`).
+struct RenderCacheFlag: ParsableArguments {
+    @Flag(help: ArgumentHelp("Render every file, without the objects kept from earlier runs for files whose text, path, "
+                             + "render options and cairn build are unchanged. [env: CAIRN_RENDER_CACHE=off]"))
+    var noRenderCache = false
+
+    /// The cache for these options, or nil (turned off, or not usable here: see `RenderCache.open`).
+    func open(_ git: GitOptions, options: RenderOptions) -> RenderCache? {
+        guard !noRenderCache, ProcessInfo.processInfo.environment["CAIRN_RENDER_CACHE"] != "off" else { return nil }
+        return RenderCache.open(directory: git.renderCacheDirectory, options: options)
+    }
+
+    /// Writes the cache; a cache that cannot be written is a warning, never a failed run.
+    static func save(_ cache: RenderCache?) {
+        do { try cache?.save() } catch { printError("warning: \(error)") }
     }
 }

@@ -45,6 +45,8 @@ extension Cairn {
         @OptionGroup(title: "What the environment gives (with --base: placeholders when not given)")
         var environment: EnvironmentOptions
 
+        @OptionGroup var renderCache: RenderCacheFlag
+
         func validate() throws {
             if git.repo == nil { throw ValidationError("Name the repository with --repo (a path or URL).") }
             if base == nil && !live { throw ValidationError("Give --base REV (the revision the change starts from), or --live.") }
@@ -98,7 +100,11 @@ extension Cairn {
             environment.apply(to: &options)
             let reconciler = Reconciler(client: client, options: options)
             do {
-                let state = DesiredState(files: head.map { DesiredState.File(path: $0.path, text: $0.text) }, options: try await reconciler.renderOptions())
+                let renderOptions = try await reconciler.renderOptions()
+                let cache = renderCache.open(git, options: renderOptions)
+                let state = DesiredState(files: head.map { DesiredState.File(path: $0.path, text: $0.text) }, options: renderOptions,
+                                         renderCache: cache)
+                RenderCacheFlag.save(cache)
                 let allowed = state.clusters.filter { options.namespaceAllow?.contains($0.spec.metadata.namespace) ?? true }
                 let liveSides = try await reconciler.liveSides(for: allowed, invalid: Set(state.invalid.keys))
                 await client.shutdown()

@@ -1,0 +1,310 @@
+import CLink
+import Crypto
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// Rendered objects kept on disk between one-shot runs (`cairn apply`, `cairn plan`), so that a
+/// run on files that did not change parses them but does not render them again.
+///
+/// Rendering is a pure function of the file's text, its path, the render options and cairn's own
+/// code, and the cache is keyed by all four, beyond doubt: an entry is found by the file's path
+/// and the SHA-256 of its text, in a cache file named (and headed) by the SHA-256 of the options,
+/// the format and the GNU build ids of the executable and of every library loaded into it. When
+/// any of those has no build id, there is no cache. A cache file that is not the user's own, is
+/// writable by others, or does not read back exactly (its trailing SHA-256, every length bounded)
+/// is not used, and is replaced at the end of the run.
+///
+/// A cluster that renders a Secret is never cached: no credential is written to disk. The file
+/// holds the entries this run used (so what is gone from the repository is dropped), and is
+/// written with mode 0600 in a directory of mode 0700, atomically (a temporary file renamed).
+public final class RenderCache: Sendable {
+    struct Key: Hashable, Sendable {
+        var path: String
+        var digest: DesiredState.Digest
+    }
+
+    /// What `save` writes for a key: a block of the file as read (objects found and used), or
+    /// objects rendered in this run, already in the file's form.
+    private enum Entry {
+        case loaded(Range<Int>)
+        case rendered([UInt8])
+    }
+
+    private struct State {
+        /// What this run used or rendered.
+        var used: [Key: Entry] = [:]
+        var hits = 0
+        var stored = 0
+    }
+
+    /// The cache file's path.
+    public let path: String
+    private let header: [UInt8]
+    /// The file as read (checked whole), and where each entry's objects are in it: an entry's
+    /// objects are made when a file asks for them, on the cores that read the files.
+    private let bytes: [UInt8]
+    private let index: [Key: Range<Int>]
+    private let state = Mutex(State())
+
+    /// Entries found in the file and used, and entries rendered and kept, so far.
+    public var hits: Int { state.withLock { $0.hits } }
+    public var stored: Int { state.withLock { $0.stored } }
+
+    /// The format; a new one is a new file name.
+    static let magic = Array("CAIRNRC2".utf8)
+    /// A cache file larger than this is not read (10,000 clusters take about 140 MB).
+    static let maximumSize = 1 << 30
+
+    /// Opens the cache for these render options in `directory` (created with mode 0700 when
+    /// missing). nil: no cache here, because cairn's build is not identified (a library without a
+    /// GNU build id) or the directory is not usable (not the user's own, writable by others).
+    public static func open(directory: String, options: RenderOptions) -> RenderCache? {
+        guard let identity = binaryIdentity, usableDirectory(directory) else { return nil }
+        var key = magic + identity
+        for part in [options.podDisruptionBudgetAPIVersion, options.cairnImage ?? "", options.clusterDNS ?? ""] {
+            key += [0] + Array(part.utf8)
+        }
+        key += [options.cairnImage == nil ? 0 : 1, options.clusterDNS == nil ? 0 : 1]
+        key += SystemRegistry.standard.names.joined(separator: ",").utf8
+        let header = Array(SHA256.hash(data: key))
+        let path = directory + "/render-" + hex(header.prefix(12)) + ".cache"
+        let bytes = read(path) ?? []
+        let index = parse(bytes, header: header)
+        return RenderCache(path: path, header: header, bytes: index == nil ? [] : bytes, index: index ?? [:])
+    }
+
+    private init(path: String, header: [UInt8], bytes: [UInt8], index: [Key: Range<Int>]) {
+        self.path = path
+        self.header = header
+        self.bytes = bytes
+        self.index = index
+    }
+
+    /// The objects rendered for this file's text before, or nil.
+    func objects(path: String, digest: DesiredState.Digest) -> [RenderedObject]? {
+        let key = Key(path: path, digest: digest)
+        guard let range = index[key] else { return nil }
+        // The block was walked when the file was opened; made here, it reads the same.
+        var r = Reader(bytes: bytes, offset: range.lowerBound, end: range.upperBound)
+        guard let count = r.u32() else { return nil }
+        var objects: [RenderedObject] = []
+        objects.reserveCapacity(count)
+        for _ in 0..<count {
+            guard let o = r.object() else { return nil }
+            objects.append(o)
+        }
+        state.withLock { state in
+            state.used[key] = .loaded(range)
+            state.hits += 1
+        }
+        return objects
+    }
+
+    /// Keeps what was rendered for this file's text, unless it holds a Secret.
+    func store(path: String, digest: DesiredState.Digest, objects: [RenderedObject]) {
+        guard !objects.contains(where: { $0.kind == "Secret" }) else { return }
+        var block: [UInt8] = []
+        Self.put(UInt32(objects.count), into: &block)
+        for o in objects {
+            block.append(UInt8(o.stage.rawValue))
+            block.append(o.createOnly ? 1 : 0)
+            for s in [o.apiVersion, o.kind, o.namespace, o.name] { Self.put(Array(s.utf8), into: &block) }
+            Self.put(o.json, into: &block)
+        }
+        state.withLock { state in
+            state.used[Key(path: path, digest: digest)] = .rendered(block)
+            state.stored += 1
+        }
+    }
+
+    /// Writes the entries this run used, when they differ from what the file held.
+    public func save() throws(RenderCacheError) {
+        let used: [Key: Entry]? = state.withLock { state in
+            state.stored == 0 && state.used.count == index.count ? nil : state.used
+        }
+        guard let used else { return }
+        var out = Self.magic + header
+        Self.put(UInt32(used.count), into: &out)
+        for (key, entry) in used.sorted(by: { $0.key.path < $1.key.path }) {
+            Self.put(Array(key.path.utf8), into: &out)
+            out += key.digest.bytes
+            switch entry {
+            case .loaded(let range): out += bytes[range]
+            case .rendered(let block): out += block
+            }
+        }
+        out += SHA256.hash(data: out)
+        guard out.count <= Self.maximumSize else { return }
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw RenderCacheError(path: temporary, operation: "create", errno: errno) }
+        var written = 0
+        while written < out.count {
+            let n = out.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else {
+                let e = errno
+                close(fd)
+                unlink(temporary)
+                throw RenderCacheError(path: temporary, operation: "write", errno: e)
+            }
+            written += n
+        }
+        close(fd)
+        guard rename(temporary, path) == 0 else {
+            let e = errno
+            unlink(temporary)
+            throw RenderCacheError(path: path, operation: "rename", errno: e)
+        }
+    }
+
+    // MARK: - Reading
+
+    /// A cache file's bytes, or nil when it is missing or not safe to trust (not a regular file
+    /// of this user's, writable by others, empty or too large).
+    static func read(_ path: String) -> [UInt8]? {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == geteuid(), st.st_mode & 0o022 == 0,
+              st.st_size > 0, st.st_size <= maximumSize else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        var filled = 0
+        while filled < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, $0.count - filled) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { return nil }
+            filled += n
+        }
+        return bytes
+    }
+
+    /// Where each entry's objects are, once the whole file is checked: its trailing SHA-256,
+    /// its header, and every length against what is left. Any flaw: nil.
+    static func parse(_ bytes: [UInt8], header: [UInt8]) -> [Key: Range<Int>]? {
+        guard bytes.count >= magic.count + header.count + 4 + 32 else { return nil }
+        let body = bytes.count - 32
+        let sum = bytes.withUnsafeBytes { Array(SHA256.hash(data: UnsafeRawBufferPointer(rebasing: $0[..<body]))) }
+        guard sum == Array(bytes[body...]) else { return nil }
+        var r = Reader(bytes: bytes, offset: 0, end: body)
+        guard r.take(magic.count) == magic, r.take(header.count) == header, let count = r.u32() else { return nil }
+        var index: [Key: Range<Int>] = [:]
+        index.reserveCapacity(count)
+        for _ in 0..<count {
+            guard let path = r.string(), let digest = r.take(32) else { return nil }
+            let start = r.offset
+            guard let n = r.u32() else { return nil }
+            for _ in 0..<n {
+                guard r.skipObject() else { return nil }
+            }
+            index[Key(path: path, digest: DesiredState.Digest(bytes: digest))] = start..<r.offset
+        }
+        return r.offset == body ? index : nil
+    }
+
+    private struct Reader {
+        let bytes: [UInt8]
+        var offset: Int
+        let end: Int
+
+        mutating func take(_ n: Int) -> [UInt8]? {
+            guard n >= 0, n <= end - offset else { return nil }
+            defer { offset += n }
+            return Array(bytes[offset..<offset + n])
+        }
+
+        mutating func skip(_ n: Int) -> Bool {
+            guard n >= 0, n <= end - offset else { return false }
+            offset += n
+            return true
+        }
+
+        mutating func u32() -> Int? {
+            guard end - offset >= 4 else { return nil }
+            defer { offset += 4 }
+            return Int(bytes[offset]) | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2]) << 16 | Int(bytes[offset + 3]) << 24
+        }
+
+        mutating func chunk() -> [UInt8]? {
+            guard let n = u32() else { return nil }
+            return take(n)
+        }
+
+        mutating func string() -> String? {
+            guard let n = u32(), n <= end - offset else { return nil }
+            defer { offset += n }
+            return String(validating: bytes[offset..<offset + n], as: UTF8.self)
+        }
+
+        /// Stage, createOnly, four strings, the JSON: checked, not made.
+        mutating func skipObject() -> Bool {
+            guard end - offset >= 2, ApplyStage(rawValue: Int(bytes[offset])) != nil, bytes[offset + 1] <= 1 else { return false }
+            offset += 2
+            for _ in 0..<5 {
+                guard let n = u32(), skip(n) else { return false }
+            }
+            return true
+        }
+
+        mutating func object() -> RenderedObject? {
+            guard end - offset >= 2, let stage = ApplyStage(rawValue: Int(bytes[offset])), bytes[offset + 1] <= 1 else { return nil }
+            let createOnly = bytes[offset + 1] == 1
+            offset += 2
+            guard let apiVersion = string(), let kind = string(), let namespace = string(), let name = string(),
+                  let json = chunk() else { return nil }
+            return RenderedObject(json: json, apiVersion: apiVersion, kind: kind, namespace: namespace, name: name, stage: stage, createOnly: createOnly)
+        }
+    }
+
+    private static func put(_ n: UInt32, into out: inout [UInt8]) {
+        out += [UInt8(n & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n >> 16 & 0xFF), UInt8(n >> 24)]
+    }
+
+    private static func put(_ bytes: [UInt8], into out: inout [UInt8]) {
+        put(UInt32(bytes.count), into: &out)
+        out += bytes
+    }
+
+    static func hex<C: Collection<UInt8>>(_ bytes: C) -> String {
+        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+
+    // MARK: - The directory and the build
+
+    /// Creates the directory (mode 0700) when missing; usable when it is a directory of this
+    /// user's that nobody else may write to.
+    static func usableDirectory(_ directory: String) -> Bool {
+        var path = ""
+        for part in directory.split(separator: "/") {
+            path += "/" + part
+            if mkdir(path, 0o700) != 0, errno != EEXIST { return false }
+        }
+        var st = stat()
+        return lstat(directory, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR && st.st_uid == geteuid() && st.st_mode & 0o022 == 0
+    }
+
+    /// The GNU build ids of the executable and of every library loaded into it, with their
+    /// names, hashed; nil when one has none (the vDSO aside).
+    static let binaryIdentity: [UInt8]? = {
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        for _ in 0..<4 {
+            let needed = buffer.withUnsafeMutableBufferPointer { cairn_build_ids($0.baseAddress, $0.count) }
+            guard needed > 0 else { return nil }
+            if needed <= buffer.count { return Array(SHA256.hash(data: buffer[..<needed])) }
+            buffer = [UInt8](repeating: 0, count: needed * 2)
+        }
+        return nil
+    }()
+}
+
+/// A cache file that could not be written, with the path and the system's reason.
+public struct RenderCacheError: Error, CustomStringConvertible {
+    public let path: String
+    public let operation: String
+    public let errno: Int32
+
+    public var description: String { "render cache: cannot \(operation) \(path): \(String(cString: strerror(errno)))" }
+}
