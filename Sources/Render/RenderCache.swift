@@ -119,12 +119,22 @@ public final class RenderCache: Sendable {
         }
     }
 
-    /// Writes the entries this run used, when they differ from what the file held.
+    /// How long a cache file no run has used is kept (one of another cairn build, server or
+    /// options), and a temporary file a killed run left.
+    static let unusedFor: Int = 7 * 24 * 3600
+    static let temporaryFor: Int = 3600
+
+    /// Writes the entries this run used, when they differ from what the file held (else marks
+    /// the file used), and removes the directory's cache files no run has used for a week.
     public func save() throws(RenderCacheError) {
+        defer { Self.evict(directory: String(path[..<path.lastIndex(of: "/")!]), keeping: path) }
         let used: [Key: Entry]? = state.withLock { state in
             state.stored == 0 && state.used.count == index.count ? nil : state.used
         }
-        guard let used else { return }
+        guard let used else {
+            if !index.isEmpty { utimes(path, nil) }
+            return
+        }
         var out = Self.magic + header
         Self.put(UInt32(used.count), into: &out)
         for (key, entry) in used.sorted(by: { $0.key.path < $1.key.path }) {
@@ -157,6 +167,22 @@ public final class RenderCache: Sendable {
             let e = errno
             unlink(temporary)
             throw RenderCacheError(path: path, operation: "rename", errno: e)
+        }
+    }
+
+    /// Removes `render-*.cache` files not written or used for `unusedFor`, and temporary ones
+    /// older than `temporaryFor`; nothing else in the directory.
+    static func evict(directory: String, keeping: String, now: Int = time(nil)) {
+        guard let dir = opendir(directory) else { return }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.hasPrefix("render-"), name.contains(".cache") else { continue }
+            let path = directory + "/" + name
+            var st = stat()
+            guard path != keeping, lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == geteuid() else { continue }
+            let age = now - st.st_mtim.tv_sec
+            if name.hasSuffix(".cache") ? age > unusedFor : age > temporaryFor { unlink(path) }
         }
     }
 

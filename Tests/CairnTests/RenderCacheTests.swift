@@ -172,6 +172,32 @@ struct RenderCacheTests {
         #expect(repaired.hits == damaged.stored && repaired.hits >= 3)
     }
 
+    @Test func filesNoRunUsedForAWeekAreRemoved() throws {
+        let cold = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
+        _ = state(files, cache: cold)
+        try cold.save()
+        // Another build's file, a week and a day old; a fresh one; a killed run's temporary
+        // file two hours old; something else of the user's.
+        for name in ["render-0000.cache", "render-1111.cache", "render-2222.cache.tmp-1", "notes.txt"] {
+            #expect(FileManager.default.createFile(atPath: cacheDir + "/" + name, contents: Data([1])))
+        }
+        let old = time(nil) - 8 * 24 * 3600
+        for name in ["render-0000.cache", "render-2222.cache.tmp-1", "notes.txt"] {
+            var times = [timeval(tv_sec: old, tv_usec: 0), timeval(tv_sec: old, tv_usec: 0)]
+            #expect(utimes(cacheDir + "/" + name, &times) == 0)
+        }
+        // A run that changes nothing still marks its file used.
+        var times = [timeval(tv_sec: old, tv_usec: 0), timeval(tv_sec: old, tv_usec: 0)]
+        #expect(utimes(cold.path, &times) == 0)
+        let warm = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
+        _ = state(files, cache: warm)
+        try warm.save()
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: cacheDir))
+        #expect(left == [URL(fileURLWithPath: cold.path).lastPathComponent, "render-1111.cache", "notes.txt"])
+        var st = stat()
+        #expect(stat(cold.path, &st) == 0 && st.st_mtim.tv_sec > old + 3600)
+    }
+
     @Test func aDirectoryOthersMayWriteIsNotUsed() throws {
         try FileManager.default.createDirectory(atPath: cacheDir, withIntermediateDirectories: true)
         #expect(chmod(cacheDir, 0o777) == 0)
