@@ -22,18 +22,21 @@ struct cairn_build_ids {
     int missing;
 };
 
+// As glibc reads notes: the descriptor at round_up(12 + namesz, align) from the note's start,
+// the next note at round_up(descriptor + descsz, align); nothing read past `count`.
 static inline const unsigned char *cairn_note_build_id(const unsigned char *notes, size_t count, size_t align, size_t *length) {
     size_t offset = 0;
-    while (count - offset >= 12) {
+    while (offset <= count && count - offset >= 12) {
         const struct cairn_nhdr *note = (const struct cairn_nhdr *)(notes + offset);
+        if (note->n_namesz > count || note->n_descsz > count) return 0;
         size_t name = offset + 12;
-        size_t desc = name + (note->n_namesz + align - 1) / align * align;
-        if (note->n_namesz > count || note->n_descsz > count || desc > count || note->n_descsz > count - desc) return 0;
+        size_t desc = offset + (12 + note->n_namesz + align - 1) / align * align;
+        if (desc > count || note->n_descsz > count - desc) return 0;
         if (note->n_type == CAIRN_NT_GNU_BUILD_ID && note->n_namesz == 4 && memcmp(notes + name, "GNU", 4) == 0 && note->n_descsz > 0) {
             *length = note->n_descsz;
             return notes + desc;
         }
-        offset = desc + (note->n_descsz + align - 1) / align * align;
+        offset = (desc + note->n_descsz + align - 1) / align * align;
     }
     return 0;
 }

@@ -16,7 +16,8 @@ import Synchronization
 /// writable by others, or does not read back exactly (its trailing SHA-256, every length bounded)
 /// is not used, and is replaced at the end of the run.
 ///
-/// A cluster that renders a Secret is never cached: no credential is written to disk. The file
+/// A cluster that renders a Secret is never cached, so the cache holds nothing that is not
+/// derived from the spec files' own text (which may name credentials, as in git). The file
 /// holds the entries this run used (so what is gone from the repository is dropped), and is
 /// written with mode 0600 in a directory of mode 0700, atomically (a temporary file renamed).
 public final class RenderCache: Sendable {
@@ -63,11 +64,10 @@ public final class RenderCache: Sendable {
     public static func open(directory: String, options: RenderOptions) -> RenderCache? {
         guard let identity = binaryIdentity, usableDirectory(directory) else { return nil }
         var key = magic + identity
-        for part in [options.podDisruptionBudgetAPIVersion, options.cairnImage ?? "", options.clusterDNS ?? ""] {
-            key += [0] + Array(part.utf8)
+        for part in [options.podDisruptionBudgetAPIVersion, options.cairnImage, options.clusterDNS] + SystemRegistry.standard.names.map(Optional.some) {
+            // Length-prefixed (nil apart from empty): no two lists of values read the same.
+            if let part { put(Array(part.utf8), into: &key) } else { key += [0xFF, 0xFF, 0xFF, 0xFF] }
         }
-        key += [options.cairnImage == nil ? 0 : 1, options.clusterDNS == nil ? 0 : 1]
-        key += SystemRegistry.standard.names.joined(separator: ",").utf8
         let header = Array(SHA256.hash(data: key))
         let path = directory + "/render-" + hex(header.prefix(12)) + ".cache"
         let bytes = read(path) ?? []
@@ -147,7 +147,8 @@ public final class RenderCache: Sendable {
         }
         out += SHA256.hash(data: out)
         guard out.count <= Self.maximumSize else { return }
-        let temporary = path + ".tmp-\(getpid())"
+        // Not the pid alone: in a container cairn is often pid 1 every time.
+        let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw RenderCacheError(path: temporary, operation: "create", errno: errno) }
         var written = 0
@@ -191,7 +192,8 @@ public final class RenderCache: Sendable {
     /// A cache file's bytes, or nil when it is missing or not safe to trust (not a regular file
     /// of this user's, writable by others, empty or too large).
     static func read(_ path: String) -> [UInt8]? {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        // Not blocking on a FIFO put in its place; a regular file reads the same.
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var st = stat()
@@ -217,12 +219,14 @@ public final class RenderCache: Sendable {
         guard sum == Array(bytes[body...]) else { return nil }
         var r = Reader(bytes: bytes, offset: 0, end: body)
         guard r.take(magic.count) == magic, r.take(header.count) == header, let count = r.u32() else { return nil }
+        // Counts no bigger than the bytes left could hold (an entry takes at least 40, an object 22).
+        guard count <= (body - r.offset) / 40 else { return nil }
         var index: [Key: Range<Int>] = [:]
         index.reserveCapacity(count)
         for _ in 0..<count {
             guard let path = r.string(), let digest = r.take(32) else { return nil }
             let start = r.offset
-            guard let n = r.u32() else { return nil }
+            guard let n = r.u32(), n <= (body - r.offset) / 22 else { return nil }
             for _ in 0..<n {
                 guard r.skipObject() else { return nil }
             }
@@ -301,10 +305,17 @@ public final class RenderCache: Sendable {
     // MARK: - The directory and the build
 
     /// Creates the directory (mode 0700) when missing; usable when it is a directory of this
-    /// user's that nobody else may write to.
+    /// user's (not a symbolic link) that nobody else may write to, below directories that only
+    /// this user or root may change (or sticky ones, like /tmp): nobody else can put another
+    /// directory, or a link, in its place after this check.
     static func usableDirectory(_ directory: String) -> Bool {
+        guard directory.hasPrefix("/") else { return false }
         var path = ""
         for part in directory.split(separator: "/") {
+            let parent = path.isEmpty ? "/" : path
+            var st = stat()
+            guard stat(parent, &st) == 0, st.st_mode & S_IFMT == S_IFDIR, st.st_uid == geteuid() || st.st_uid == 0,
+                  st.st_mode & 0o022 == 0 || st.st_mode & S_ISVTX != 0 else { return false }
             path += "/" + part
             if mkdir(path, 0o700) != 0, errno != EEXIST { return false }
         }

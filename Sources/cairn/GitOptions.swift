@@ -101,11 +101,16 @@ struct GitOptions: ParsableArguments {
         return base + "/cairn/repos"
     }
 
-    /// Where `RenderCache` keeps rendered objects between runs.
+    /// Where `RenderCache` keeps rendered objects between runs (absolute: a relative
+    /// `--cache-dir` is taken from the current directory).
     var renderCacheDirectory: String {
-        if let dir = setting(cacheDir, "CAIRN_CACHE_DIR") { return dir + "/render" }
-        let base = Self.environment["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")
-        return base + "/cairn/render"
+        let base: String
+        if let dir = setting(cacheDir, "CAIRN_CACHE_DIR") {
+            base = dir + "/render"
+        } else {
+            base = (Self.environment["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")) + "/cairn/render"
+        }
+        return base.hasPrefix("/") ? base : FileManager.default.currentDirectoryPath + "/" + base
     }
 
     /// A local path given as the repository becomes absolute, so its mirror is the same from any directory.

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -59,6 +60,7 @@ struct RenderCacheTests {
         let second = state(files, cache: warm)
         #expect(warm.hits == cacheable)
         #expect(warm.stored == 0)
+        #expect(fresh.clusters.map(\.spec.identity) == second.clusters.map(\.spec.identity))
         for (a, b) in zip(fresh.clusters, second.clusters) {
             #expect(a == b, "\(a.spec.identity) from the cache differs from its rendering")
             #expect(a.objects.map(\.json) == b.objects.map(\.json))
@@ -117,6 +119,33 @@ struct RenderCacheTests {
         #expect(!pdbs.isEmpty && pdbs.allSatisfy { $0.apiVersion == "policy/v1beta1" && $0.body["apiVersion"]?.stringValue == "policy/v1beta1" })
     }
 
+    /// What keeps a valid spec from being rendered here is worked out again on a hit: a
+    /// SplitDNS cluster where cairn's image is not known stays out of the clusters applied.
+    @Test func whatKeepsAClusterFromBeingRenderedHoldsOnAHit() throws {
+        let splitDNS = DesiredState.File(path: "clusters/kdb.yaml", text: """
+            apiVersion: kubernetes.kurrent.io/v1
+            kind: KurrentDB
+            metadata: {name: kdb, namespace: events}
+            spec:
+              replicas: 3
+              image: docker.kurrent.io/kurrent-latest/kurrentdb:25.0.0
+              storage: {resources: {requests: {storage: 1Gi}}}
+              network: {domain: example.com, internodeTrafficStrategy: SplitDNS}
+
+            """)
+        let options = RenderOptions(clusterDNS: "10.96.0.10:53")
+        let cold = try #require(RenderCache.open(directory: cacheDir, options: options))
+        let first = state([splitDNS], options, cache: cold)
+        #expect(first.clusters.isEmpty && first.invalid["events/kdb"] != nil)
+        #expect(first.errors.contains { $0.description.contains("CAIRN_IMAGE") }, "\(first.errors)")
+        try cold.save()
+        let warm = try #require(RenderCache.open(directory: cacheDir, options: options))
+        let second = state([splitDNS], options, cache: warm)
+        #expect(warm.hits == 1)
+        #expect(second.clusters.isEmpty && second.invalid["events/kdb"] != nil)
+        #expect(second.errors.map(\.description) == first.errors.map(\.description))
+    }
+
     @Test func aFileAtAnotherPathIsAMiss() throws {
         let files = self.files
         let cold = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
@@ -145,7 +174,7 @@ struct RenderCacheTests {
         #expect(after.hits == 2)
     }
 
-    @Test(arguments: ["flip", "truncate", "others-may-write", "trailing"])
+    @Test(arguments: ["flip", "truncate", "others-may-write", "trailing", "count", "symlink"])
     func aDamagedOrForeignFileIsNotUsed(_ damage: String) throws {
         let files = self.files
         let cold = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
@@ -156,10 +185,22 @@ struct RenderCacheTests {
         case "flip": bytes[bytes.count / 2] ^= 0x20
         case "truncate": bytes = bytes.prefix(bytes.count - 40)
         case "trailing": bytes.append(0)
+        case "count":
+            // The entry count (after the magic and the header) made huge, the checksum made to
+            // match: only the bounds on counts stand between this and a trap.
+            for i in 40..<44 { bytes[i] = 0xFF }
+            let body = bytes.count - 32
+            bytes.replaceSubrange(body..., with: Array(SHA256.hash(data: bytes[..<body])))
         default: break
         }
-        if damage != "others-may-write" { try bytes.write(to: URL(fileURLWithPath: cold.path)) }
-        #expect(chmod(cold.path, damage == "others-may-write" ? 0o666 : 0o600) == 0)
+        if damage == "symlink" {
+            // The file moved elsewhere and linked back: not followed.
+            try FileManager.default.moveItem(atPath: cold.path, toPath: dir.file("elsewhere.cache"))
+            #expect(symlink(dir.file("elsewhere.cache"), cold.path) == 0)
+        } else if damage != "others-may-write" {
+            try bytes.write(to: URL(fileURLWithPath: cold.path))
+        }
+        if damage != "symlink" { #expect(chmod(cold.path, damage == "others-may-write" ? 0o666 : 0o600) == 0) }
 
         let damaged = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
         let again = state(files, cache: damaged)
@@ -176,14 +217,15 @@ struct RenderCacheTests {
         let cold = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
         _ = state(files, cache: cold)
         try cold.save()
-        // Another build's file, a week and a day old; a fresh one; a killed run's temporary
-        // file two hours old; something else of the user's.
-        for name in ["render-0000.cache", "render-1111.cache", "render-2222.cache.tmp-1", "notes.txt"] {
-            #expect(FileManager.default.createFile(atPath: cacheDir + "/" + name, contents: Data([1])))
-        }
+        // Another build's file, a week and a day old, and one six days old; a killed run's
+        // temporary file two hours old, and a running one's 30 minutes old; something else of
+        // the user's, old.
         let old = time(nil) - 8 * 24 * 3600
-        for name in ["render-0000.cache", "render-2222.cache.tmp-1", "notes.txt"] {
-            var times = [timeval(tv_sec: old, tv_usec: 0), timeval(tv_sec: old, tv_usec: 0)]
+        let ages = ["render-0000.cache": 8 * 24 * 3600, "render-1111.cache": 6 * 24 * 3600, "render-2222.cache.tmp-1-2": 2 * 3600,
+                    "render-3333.cache.tmp-3-4": 1800, "notes.txt": 8 * 24 * 3600]
+        for (name, age) in ages {
+            #expect(FileManager.default.createFile(atPath: cacheDir + "/" + name, contents: Data([1])))
+            var times = [timeval(tv_sec: time(nil) - age, tv_usec: 0), timeval(tv_sec: time(nil) - age, tv_usec: 0)]
             #expect(utimes(cacheDir + "/" + name, &times) == 0)
         }
         // A run that changes nothing still marks its file used.
@@ -193,16 +235,23 @@ struct RenderCacheTests {
         _ = state(files, cache: warm)
         try warm.save()
         let left = Set(try FileManager.default.contentsOfDirectory(atPath: cacheDir))
-        #expect(left == [URL(fileURLWithPath: cold.path).lastPathComponent, "render-1111.cache", "notes.txt"])
+        #expect(left == [URL(fileURLWithPath: cold.path).lastPathComponent, "render-1111.cache", "render-3333.cache.tmp-3-4", "notes.txt"])
         var st = stat()
         #expect(stat(cold.path, &st) == 0 && st.st_mtim.tv_sec > old + 3600)
     }
 
-    @Test func aDirectoryOthersMayWriteIsNotUsed() throws {
+    @Test func aDirectoryOthersMayWriteOrALinkIsNotUsed() throws {
         try FileManager.default.createDirectory(atPath: cacheDir, withIntermediateDirectories: true)
         #expect(chmod(cacheDir, 0o777) == 0)
         #expect(RenderCache.open(directory: cacheDir, options: .checkOnly) == nil)
         #expect(chmod(cacheDir, 0o700) == 0)
         #expect(RenderCache.open(directory: cacheDir, options: .checkOnly) != nil)
+        // A link to a directory of the user's own, or a directory below one others may write.
+        #expect(symlink(cacheDir, dir.file("link")) == 0)
+        #expect(RenderCache.open(directory: dir.file("link"), options: .checkOnly) == nil)
+        try FileManager.default.createDirectory(atPath: dir.file("open"), withIntermediateDirectories: true)
+        #expect(chmod(dir.file("open"), 0o777) == 0)
+        #expect(RenderCache.open(directory: dir.file("open") + "/render", options: .checkOnly) == nil)
+        #expect(RenderCache.open(directory: "relative/render", options: .checkOnly) == nil)
     }
 }
