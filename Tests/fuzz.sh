@@ -22,6 +22,7 @@ cp Tests/CairnTests/Golden/plan/*.json "$work/json/"
 printf '{"a": 1, "b": [true, null, -2.5e3], "c": "\\u00e9\\ud83d\\ude00"}' > "$work/json/seed.json"
 # A LIST page whose fieldsV1 a pass skips (cairn's) and keeps (kubectl's).
 printf '{"kind": "ConfigMapList", "items": [{"metadata": {"name": "a", "managedFields": [{"manager": "cairn", "fieldsV1": {"f:data": {"f:x": {}}, "s": "]}"}}, {"fieldsV1": {"f:a": [1, {"b": null}]}, "manager": "kubectl"}]}, "data": {"x": "1"}}]}' > "$work/json/list.json"
+printf '{"items": [{"metadata": {"name": "a"}, "spec": {"a": 1, "b": [{"c": 2, "d": 3}, 4, 5], "e": 6}, "data": {"x": "1"}, "status": {"s": 1}, "other": [1]}, {"spec": {"a": 1}, "metadata": {}, "spec": {"b": 2}}]}' > "$work/json/shaped.json"
 printf '{"Db": "/data", "ExtIp": "0.0.0.0", "GossipSeed": ["a:1", "b:2"], "Multi": "x\\ny\\n", "Word": "yes"}' > "$work/conf/seed.json"
 printf '{"cluster": {"node": {"id": "${x}", "address": "a:5679"}, "discovery": {"type": "dns", "service": "s.ns"}}, "groups": [1, 2.5, true, "a\\"b"], "k.e y": {"#": "}{"}}' > "$work/hocon/seed.json"
 printf '{"service": {"proto-fd-max": 15000, "feature-key-file": "/etc/k"}, "network": {"service": {"port": 3000, "address": "any"}}, "namespaces": [{"name": "test", "replication-factor": 2, "storage-engine": {"type": "memory"}}], "security": {"ldap": {"user-dn-pattern": "uid=${un},ou=People"}}}' > "$work/aerospike/seed.json"

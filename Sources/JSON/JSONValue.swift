@@ -130,6 +130,24 @@ extension JSONValue {
         return current
     }
 
+    /// This value cut down to the fields `want` has, in `want`'s order (objects); lists item by
+    /// item, an item past `want`'s last kept whole; anything else (a scalar, a mismatch) whole.
+    /// Idempotent: projecting a projection onto the same `want` changes nothing.
+    public func projected(onto want: JSONValue) -> JSONValue {
+        switch (self, want) {
+        case (.object(let l), .object(let w)):
+            var out = JSONObject()
+            for (key, value) in w.entries {
+                if let have = l[key] { out.appendUnchecked(key, have.projected(onto: value)) }
+            }
+            return .object(out)
+        case (.array(let l), .array(let w)):
+            return .array(l.enumerated().map { i, item in i < w.count ? item.projected(onto: w[i]) : item })
+        default:
+            return self
+        }
+    }
+
     /// Builds an object from string pairs sorted by key (labels, selectors, string maps).
     public static func sortedStrings(_ pairs: [(String, String)]) -> JSONValue {
         .object(JSONObject(pairs.sorted { $0.0 < $1.0 }.map { (key: $0.0, value: JSONValue.string($0.1)) }))
@@ -344,9 +362,12 @@ extension JSONValue {
     ///   skipped value is still checked for balanced brackets and closed strings. Only an
     ///   entry whose `manager` comes before its `fieldsV1` (as the API server writes them) is
     ///   cut; nil: nothing is.
-    public static func parse(_ bytes: some Collection<UInt8>, droppingFieldsOf manager: String? = nil) throws(ParseError) -> JSONValue {
+    /// - Parameter items: how the items of a LIST response (the top-level object's `items`)
+    ///   are read: only the fields `ItemShape` keeps are built.
+    public static func parse(_ bytes: some Collection<UInt8>, droppingFieldsOf manager: String? = nil,
+                             items: ItemShape? = nil) throws(ParseError) -> JSONValue {
         func run(_ buffer: UnsafeBufferPointer<UInt8>) -> Result<JSONValue, ParseError> {
-            var parser = JSONParser(bytes: buffer, skipFieldsOf: manager)
+            var parser = JSONParser(bytes: buffer, skipFieldsOf: manager, itemShape: items)
             do throws(ParseError) {
                 let value = try parser.value(depth: 0)
                 parser.skipWhitespace()
@@ -362,6 +383,31 @@ extension JSONValue {
     }
 }
 
+extension JSONValue {
+    /// How the items of a LIST response are read (`parse(_:droppingFieldsOf:items:)`): a caller
+    /// that keeps a few fields of each object (a pass keeps what it renders, server defaults
+    /// dropped) never builds the rest. `finish` makes each item what the caller keeps of it
+    /// (the page's `items` hold what it returns): it must cut the item down to no more than
+    /// `fields` said, and then gives what it would give the item parsed whole.
+    public struct ItemShape: Sendable {
+        /// Decides, once an item's `metadata` is read (whole, always), which of its later
+        /// fields are kept: a field named in `onto` is read projected onto its value there
+        /// (`projected(onto:)`), one named in `whole` whole, any other skipped (checked for
+        /// balanced brackets and closed strings, never built). Fields before the metadata are
+        /// read whole (the API server writes `metadata` first); without one, all are.
+        public var fields: @Sendable (_ metadata: JSONValue) -> (onto: JSONObject?, whole: [String])
+        /// The item once read, and what `fields` said of it (`onto`; nil when it said nothing:
+        /// an item without metadata, or one read whole).
+        public var finish: @Sendable (_ item: JSONObject, _ onto: JSONObject?) -> JSONValue
+
+        public init(fields: @escaping @Sendable (_ metadata: JSONValue) -> (onto: JSONObject?, whole: [String]),
+                    finish: @escaping @Sendable (_ item: JSONObject, _ onto: JSONObject?) -> JSONValue = { item, _ in .object(item) }) {
+            self.fields = fields
+            self.finish = finish
+        }
+    }
+}
+
 /// Reads the bytes in place (no bounds check per byte in release builds: every read is after
 /// an explicit `index < bytes.count`).
 private struct JSONParser {
@@ -370,12 +416,17 @@ private struct JSONParser {
     /// `parse(_:droppingFieldsOf:)`'s manager.
     var skipFieldsOf: String? = nil
 
-    /// Where a value is read: anywhere, as a `managedFields` list, or as one of its entries.
-    enum Context { case plain, managedFields, managedFieldsEntry }
+    /// `parse(_:droppingFieldsOf:items:)`'s shape.
+    var itemShape: JSONValue.ItemShape? = nil
 
-    init(bytes: UnsafeBufferPointer<UInt8>, skipFieldsOf: String?) {
+    /// Where a value is read: anywhere, as a `managedFields` list, or as one of its entries;
+    /// as the `items` of a LIST read with a shape.
+    enum Context { case plain, managedFields, managedFieldsEntry, listItems }
+
+    init(bytes: UnsafeBufferPointer<UInt8>, skipFieldsOf: String?, itemShape: JSONValue.ItemShape? = nil) {
         self.bytes = bytes
         self.skipFieldsOf = skipFieldsOf
+        self.itemShape = itemShape
     }
 
     func error(_ message: String) -> JSONValue.ParseError { JSONValue.ParseError(offset: index, message: message) }
@@ -419,7 +470,9 @@ private struct JSONParser {
                         if keys.isEmpty { keys = Set(object.entries.map(\.key)) }
                         if !keys.insert(key).inserted { duplicate = true }
                     }
-                    let child = try value(depth: depth + 1, context: skipFieldsOf != nil && key == "managedFields" ? .managedFields : .plain)
+                    let childContext: Context = skipFieldsOf != nil && key == "managedFields" ? .managedFields
+                        : depth == 0 && itemShape != nil && key == "items" ? .listItems : .plain
+                    let child = try value(depth: depth + 1, context: childContext)
                     if context == .managedFieldsEntry, key == "manager", case .string(let m) = child, m == skipFieldsOf { skippedManager = true }
                     object.appendUnchecked(key, child)
                 }
@@ -438,7 +491,11 @@ private struct JSONParser {
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
             while true {
-                items.append(try value(depth: depth + 1, context: context == .managedFields ? .managedFieldsEntry : .plain))
+                if context == .listItems, let shape = itemShape {
+                    items.append(try item(depth: depth + 1, shape: shape))
+                } else {
+                    items.append(try value(depth: depth + 1, context: context == .managedFields ? .managedFieldsEntry : .plain))
+                }
                 skipWhitespace()
                 guard index < bytes.count else { throw error("unexpected end in array") }
                 if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -453,6 +510,125 @@ private struct JSONParser {
         default:
             return try number()
         }
+    }
+
+    /// One item of a LIST read with a shape (`JSONValue.ItemShape`), and finished. An item
+    /// with a key twice (which the API server never writes) is read again whole, and `finish`
+    /// hears of no decision: a skipped or projected value could otherwise stand where the whole
+    /// parse keeps the last one, and a second `metadata` would make the decision stale.
+    mutating func item(depth: Int, shape: JSONValue.ItemShape) throws(JSONValue.ParseError) -> JSONValue {
+        guard depth < 512 else { throw error("nested too deeply") }
+        skipWhitespace()
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { return try value(depth: depth) }
+        let start = index
+        index += 1
+        var object = JSONObject()
+        skipWhitespace()
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return shape.finish(object, nil) }
+        var kept: (onto: JSONObject?, whole: [String])?
+        var seen: [String] = []
+        while true {
+            skipWhitespace()
+            let key = try string()
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
+            index += 1
+            if seen.contains(key) {
+                index = start
+                guard case .object(let whole) = try value(depth: depth) else { throw error("expected an object") }
+                return shape.finish(whole, nil)
+            }
+            seen.append(key)
+            var child: JSONValue?
+            if key == "metadata" || kept == nil {
+                child = try value(depth: depth + 1)
+                if key == "metadata" { kept = shape.fields(child!) }
+            } else if let kept, kept.whole.contains(key) {
+                child = try value(depth: depth + 1)
+            } else if let want = kept?.onto?[key] {
+                child = try projected(depth: depth + 1, onto: want)
+            } else {
+                try skipValue(depth: depth + 1)
+            }
+            if let child { object.appendUnchecked(key, child) }
+            skipWhitespace()
+            guard index < bytes.count else { throw error("unexpected end in object") }
+            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+            if bytes[index] == UInt8(ascii: "}") { index += 1; return shape.finish(object, kept?.onto) }
+            throw error("expected ',' or '}'")
+        }
+    }
+
+    /// `value(depth:).projected(onto: want)`, without building what the projection drops.
+    mutating func projected(depth: Int, onto want: JSONValue) throws(JSONValue.ParseError) -> JSONValue {
+        guard depth < 512 else { throw error("nested too deeply") }
+        skipWhitespace()
+        guard index < bytes.count else { throw error("unexpected end") }
+        switch (bytes[index], want) {
+        case (UInt8(ascii: "{"), .object(let w)):
+            index += 1
+            // What is kept, by its place in `want` (the output's order); the last value of a
+            // repeated key wins, as in `value`.
+            var found = [JSONValue?](repeating: nil, count: w.entries.count)
+            skipWhitespace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(JSONObject()) }
+            while true {
+                skipWhitespace()
+                let slot = try keySlot(in: w)
+                skipWhitespace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
+                index += 1
+                if let slot {
+                    found[slot] = try projected(depth: depth + 1, onto: w.entries[slot].value)
+                } else {
+                    try skipValue(depth: depth + 1)
+                }
+                skipWhitespace()
+                guard index < bytes.count else { throw error("unexpected end in object") }
+                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                if bytes[index] == UInt8(ascii: "}") { index += 1; break }
+                throw error("expected ',' or '}'")
+            }
+            var out = JSONObject()
+            for (slot, value) in found.enumerated() {
+                if let value { out.appendUnchecked(w.entries[slot].key, value) }
+            }
+            return .object(out)
+        case (UInt8(ascii: "["), .array(let w)):
+            index += 1
+            var items: [JSONValue] = []
+            skipWhitespace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
+            while true {
+                items.append(items.count < w.count ? try projected(depth: depth + 1, onto: w[items.count]) : try value(depth: depth + 1))
+                skipWhitespace()
+                guard index < bytes.count else { throw error("unexpected end in array") }
+                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
+                throw error("expected ',' or ']'")
+            }
+        default:
+            return try value(depth: depth)
+        }
+    }
+
+    /// Reads an object key and finds it among `want`'s keys; nil: not there. A key without
+    /// escapes (nearly all) is compared where it lies, never made into a String.
+    mutating func keySlot(in want: JSONObject) throws(JSONValue.ParseError) -> Int? {
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a string") }
+        var end = index + 1
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+            let raw = UnsafeBufferPointer(rebasing: bytes[(index + 1)..<end])
+            index = end + 1
+            for (slot, entry) in want.entries.enumerated() {
+                let key = entry.key.utf8
+                if key.count == raw.count, key.elementsEqual(raw) { return slot }
+            }
+            return nil
+        }
+        let key = try string()
+        return want.entries.firstIndex { $0.key == key }
     }
 
     /// Moves past an object or array without building it: strings are read to their closing

@@ -92,10 +92,10 @@ public final class KubeClient: Sendable {
     /// - Parameter transform: Applied to each item as its page arrives (nil drops it), so that a
     ///   caller keeping only some fields never holds every full object at once.
     public func list(apiVersion: String, kind: String, namespace: String?, labelSelector: String? = nil,
-                     limit: Int = 500, droppingFieldsOf manager: String? = nil,
+                     limit: Int = 500, droppingFieldsOf manager: String? = nil, shape: JSONValue.ItemShape? = nil,
                      transform: (@Sendable (JSONValue) -> JSONValue?)? = nil) async throws(KubeError) -> [JSONValue] {
         try await listVersioned(apiVersion: apiVersion, kind: kind, namespace: namespace, labelSelector: labelSelector,
-                                limit: limit, droppingFieldsOf: manager, transform: transform).items
+                                limit: limit, droppingFieldsOf: manager, shape: shape, transform: transform).items
     }
 
     /// `list`, with the resourceVersion the list is consistent at (its first page's): where a
@@ -103,8 +103,11 @@ public final class KubeClient: Sendable {
     /// - Parameter manager: the objects' managedFields entries of this field manager come
     ///   without their `fieldsV1` (`JSONValue.parse(_:droppingFieldsOf:)`): for a caller that
     ///   drops them anyway (a pass's `slim`), they are never built.
+    /// - Parameter shape: which fields of each object are built, and what is kept of it
+    ///   (`JSONValue.ItemShape`; its `finish` gets the item without apiVersion and kind, as a
+    ///   LIST has it, and `transform` is not used); nil: all, given their apiVersion and kind.
     public func listVersioned(apiVersion: String, kind: String, namespace: String?, labelSelector: String? = nil, limit: Int = 500,
-                              droppingFieldsOf manager: String? = nil,
+                              droppingFieldsOf manager: String? = nil, shape: JSONValue.ItemShape? = nil,
                               transform: (@Sendable (JSONValue) -> JSONValue?)? = nil) async throws(KubeError) -> (items: [JSONValue], resourceVersion: String) {
         let resource = try await discovery.resource(apiVersion: apiVersion, kind: kind, client: self)
         var base = groupPath(apiVersion)
@@ -118,7 +121,7 @@ public final class KubeClient: Sendable {
             var query = [("limit", String(limit))]
             if let labelSelector { query.append(("labelSelector", labelSelector)) }
             if let token { query.append(("continue", token)) }
-            return try await send(.GET, path, query: query, operation: "list", object: what, droppingFieldsOf: manager)
+            return try await send(.GET, path, query: query, operation: "list", object: what, droppingFieldsOf: manager, items: shape)
         }
         var page = try await fetch(nil)
         while true {
@@ -138,6 +141,10 @@ public final class KubeClient: Sendable {
             for item in pageItems {
                 // Items of a list carry no apiVersion/kind; give them theirs.
                 guard var o = item.objectValue else { continue }
+                if shape != nil {
+                    items.append(item)
+                    continue
+                }
                 var full = JSONObject([(key: "apiVersion", value: .string(apiVersion)), (key: "kind", value: .string(kind))])
                 for (k, v) in o.entries where k != "apiVersion" && k != "kind" { full[k] = v }
                 o = full
@@ -325,7 +332,7 @@ public final class KubeClient: Sendable {
     ///   returned); an error's still is.
     func send(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: [UInt8]? = nil,
               contentType: String? = nil, operation: String, object: String, reading: Bool = true,
-              droppingFieldsOf manager: String? = nil) async throws(KubeError) -> JSONValue {
+              droppingFieldsOf manager: String? = nil, items shape: JSONValue.ItemShape? = nil) async throws(KubeError) -> JSONValue {
         let url = config.server + path
             + (query.isEmpty ? "" : "?" + query.map { "\($0.0)=\(Self.percentEncode($0.1))" }.joined(separator: "&"))
         var attempt = 0
@@ -335,7 +342,7 @@ public final class KubeClient: Sendable {
             counts.withLock { $0[operation, default: 0] += 1 }
             let outcome = await limiter.run { () async -> Result<JSONValue, Attempt> in
                 await self.once(method, url, body: body, contentType: contentType, operation: operation, object: object, reading: reading,
-                               droppingFieldsOf: manager)
+                               droppingFieldsOf: manager, items: shape)
             }
             switch outcome {
             case .success(let value):
@@ -373,7 +380,8 @@ public final class KubeClient: Sendable {
     }
 
     private func once(_ method: HTTPMethod, _ url: String, body: [UInt8]?, contentType: String?,
-                      operation: String, object: String, reading: Bool = true, droppingFieldsOf manager: String? = nil) async -> Result<JSONValue, Attempt> {
+                      operation: String, object: String, reading: Bool = true, droppingFieldsOf manager: String? = nil,
+                      items shape: JSONValue.ItemShape? = nil) async -> Result<JSONValue, Attempt> {
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")
@@ -430,7 +438,8 @@ public final class KubeClient: Sendable {
         let code = Int(response.status.code)
         if !reading, (200..<300).contains(code) { return .success(.null) }
         // An error body that is not JSON (a proxy's HTML page) is no Status: the HTTP code speaks.
-        let json = try? JSONValue.parse(bytes.readableBytesView, droppingFieldsOf: (200..<300).contains(code) ? manager : nil)
+        let success = (200..<300).contains(code)
+        let json = try? JSONValue.parse(bytes.readableBytesView, droppingFieldsOf: success ? manager : nil, items: success ? shape : nil)
         if (200..<300).contains(code) {
             guard let json else {
                 return .failure(.final(KubeError(reason: .unexpected, code: code, operation: operation, object: object, message: "the response is not JSON")))

@@ -93,18 +93,7 @@ public enum Planner {
     /// The live object cut down to the fields `want` has, in `want`'s order: what cairn's own
     /// rendering of the live state would look like. Lists are projected item by item.
     public static func project(_ live: JSONValue, onto want: JSONValue) -> JSONValue {
-        switch (live, want) {
-        case (.object(let l), .object(let w)):
-            var out = JSONObject()
-            for (key, value) in w.entries {
-                if let have = l[key] { out[key] = project(have, onto: value) }
-            }
-            return .object(out)
-        case (.array(let l), .array(let w)):
-            return .array(l.enumerated().map { i, item in i < w.count ? project(item, onto: w[i]) : item })
-        default:
-            return live
-        }
+        live.projected(onto: want)
     }
 
     static func value(_ v: JSONValue, _ path: [String]) -> JSONValue? {

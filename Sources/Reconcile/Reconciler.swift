@@ -450,34 +450,26 @@ public struct Reconciler: Sendable {
         }
         let lists = listKinds.flatMap { k in namespaces.map { (k.apiVersion, k.kind, $0) } }
         let client = self.client
-        var transform: (@Sendable (JSONValue) -> JSONValue?)?
-        // The objects found unchanged as they were slimmed: the desired body is parsed there
-        // anyway, and planning them again would parse it a second time (a tenth of a one-shot
-        // no-op's CPU at 1,000 clusters). The same plan, on the same slim object.
+        // Each object is read only as far as a pass keeps it (`slim`): the fields its desired
+        // object has (server defaults not even built), and as it is read it is planned. The
+        // objects found unchanged then are not planned again (which would parse the desired
+        // body a second time: a tenth of a one-shot no-op's CPU at 1,000 clusters).
         let unchanged = Mutex<Set<String>>([])
-        if let desired {
-            transform = { (o: JSONValue) -> JSONValue? in
-                let key = Reconciler.key(o)
-                guard let want = desired[key] else { return Reconciler.slim(o, desired: nil) }
-                let body = want.body
-                let slim = Reconciler.slim(o, desired: want, wanted: body.objectValue)
-                if Planner.plan(want, live: slim, body: body).kind == .unchanged { unchanged.withLock { _ = $0.insert(key) } }
-                return slim
-            }
+        let shape: @Sendable (_ apiVersion: String, _ kind: String) -> JSONValue.ItemShape? = { apiVersion, kind in
+            guard let desired else { return nil }
+            return Self.listShape(apiVersion: apiVersion, kind: kind, desired: desired) { key in unchanged.withLock { _ = $0.insert(key) } }
         }
-        let slimming = transform
         // `slim` drops cairn's own managedFields entries: they are not even built.
-        let dropped = transform == nil ? nil : Planner.fieldManager
+        let dropped = desired == nil ? nil : Planner.fieldManager
         // (A typed-throws do/catch inside the task closure miscompiles with Swift 6.3.1: plain catch.)
         let optional = Set(CompanionObject.optionalKinds.map { "\($0.apiVersion) \($0.kind)" })
         let listed = await withTaskGroup(of: Listed.self) { group in
             for (index, list) in lists.enumerated() {
                 group.addTask {
                     do {
-                        let transform = slimming
                         return Listed(index: index, objects: try await client.list(apiVersion: list.0, kind: list.1, namespace: list.2,
                                                                                    labelSelector: labelSelector, droppingFieldsOf: dropped,
-                                                                                   transform: transform))
+                                                                                   shape: shape(list.0, list.1)))
                     } catch {
                         return Listed(index: index, error: error as? KubeError
                             ?? KubeError(reason: .transport, operation: "list", object: list.1, message: "\(error)"))
@@ -504,7 +496,7 @@ public struct Reconciler: Sendable {
                 for ns in namespaces {
                     do {
                         live += try await client.list(apiVersion: "v1", kind: "Secret", namespace: ns, labelSelector: labelSelector,
-                                                      droppingFieldsOf: dropped, transform: slimming)
+                                                      droppingFieldsOf: dropped, shape: shape("v1", "Secret"))
                     } catch {
                         if error.reason != .forbidden { throw error }
                     }
@@ -518,6 +510,30 @@ public struct Reconciler: Sendable {
         var set = LiveSet(listed: live, cached: cached)
         set.unchanged = unchanged.withLock { $0 }
         return set
+    }
+
+    /// How a pass reads the LIST of a kind: each object read as far as `slim` keeps of it
+    /// against its desired object (`desired`, by `key`), slimmed, and planned; `unchanged`
+    /// hears of every object planned unchanged.
+    static func listShape(apiVersion: String, kind: String, desired: [String: RenderedObject],
+                          unchanged: @escaping @Sendable (String) -> Void) -> JSONValue.ItemShape {
+        // `slim` keeps a StatefulSet's status, and a Job's (its conditions).
+        let whole = kind == "StatefulSet" || kind == "Job" ? ["status"] : []
+        return JSONValue.ItemShape(fields: { metadata in
+            let key = "\(kind)/\(metadata["namespace"]?.stringValue ?? "")/\(metadata["name"]?.stringValue ?? "")"
+            return (desired[key]?.body.objectValue, whole)
+        }, finish: { item, onto in
+            // Items of a list carry no apiVersion/kind; give them theirs.
+            var full = JSONObject([(key: "apiVersion", value: .string(apiVersion)), (key: "kind", value: .string(kind))])
+            for (k, v) in item.entries where k != "apiVersion" && k != "kind" { full.appendUnchecked(k, v) }
+            let o = JSONValue.object(full)
+            let key = Reconciler.key(o)
+            guard let want = desired[key] else { return Reconciler.slim(o, desired: nil) }
+            let body = onto.map(JSONValue.object) ?? want.body
+            let slim = Reconciler.slim(o, desired: want, wanted: body.objectValue)
+            if Planner.plan(want, live: slim, body: body).kind == .unchanged { unchanged(key) }
+            return slim
+        })
     }
 
     /// The kinds a pass reads: the systems' kinds, PodDisruptionBudgets, and what documents

@@ -68,11 +68,34 @@ enum FuzzTarget: String {
     }
 
     /// Any bytes as JSON: parsed or refused; what parses prints and parses back the same.
-    /// Read dropping a manager's `fieldsV1` too: never a crash, and what parses whole also parses so.
+    /// Read dropping a manager's `fieldsV1` too, and as a LIST read with a shape (a pass's
+    /// LISTs): never a crash, and what parses whole also parses so; each shaped item is the
+    /// whole one cut as the shape says (or the whole one: an item with a key twice).
     static func json(_ bytes: UnsafeBufferPointer<UInt8>) {
         let dropped = try? JSONValue.parse(bytes, droppingFieldsOf: "cairn")
+        let onto: JSONObject = ["spec": ["a": nil, "b": [["c": nil], nil]], "data": nil]
+        let shaped = try? JSONValue.parse(bytes, items: JSONValue.ItemShape(fields: { _ in (onto, ["status"]) }))
         guard let value = try? JSONValue.parse(bytes) else { return }
         precondition(dropped != nil, "parsed whole but not when dropping fieldsV1")
+        precondition(shaped != nil, "parsed whole but not with a shape")
+        if let items = value["items"]?.arrayValue, value.objectValue != nil {
+            let cut = shaped?["items"]?.arrayValue ?? []
+            precondition(cut.count == items.count, "a shaped LIST has \(cut.count) items, not \(items.count)")
+            for (whole, item) in zip(items, cut) {
+                guard let object = whole.objectValue, object["metadata"] != nil else {
+                    precondition(item == whole, "an item without metadata is not read whole")
+                    continue
+                }
+                var expected = JSONObject()
+                var seen = false
+                for (key, v) in object.entries {
+                    if key == "metadata" || !seen || key == "status" { expected.appendUnchecked(key, v) }
+                    else if let want = onto[key] { expected.appendUnchecked(key, v.projected(onto: want)) }
+                    if key == "metadata" { seen = true }
+                }
+                precondition(item == .object(expected) || item == whole, "a shaped item is neither cut as its shape says nor whole")
+            }
+        }
         let again = try? JSONValue.parse(Array(value.canonicalJSON().utf8))
         precondition(again?.canonicalJSON() == value.canonicalJSON(), "canonical JSON does not read back")
     }

@@ -1,0 +1,302 @@
+import ClusterSpecs
+import Foundation
+import KubeAPI
+import Synchronization
+@testable import Reconcile
+import Render
+import Testing
+
+/// A LIST read with a shape (`JSONValue.ItemShape`) builds only the fields its caller keeps:
+/// what a pass keeps of each object must be what it kept of the object parsed whole.
+@Suite("LIST items read with a shape")
+struct ShapedListTests {
+    /// What `parse(_:items:)` must give for an item parsed whole (`full`), by the rules of
+    /// `ItemShape`: fields up to the metadata whole, the metadata whole, later fields whole,
+    /// projected or left out as `fields` says. For an item without a repeated key (whose
+    /// parsed fields are in the order of its text).
+    static func expected(_ full: JSONValue, fields: (JSONValue) -> (onto: JSONObject?, whole: [String])) -> JSONValue {
+        guard let object = full.objectValue, let metadata = object["metadata"] else { return full }
+        let decided = fields(metadata)
+        var out = JSONObject()
+        var seenMetadata = false
+        for (key, value) in object.entries {
+            if key == "metadata" { seenMetadata = true; out.appendUnchecked(key, value); continue }
+            if !seenMetadata || decided.whole.contains(key) {
+                out.appendUnchecked(key, value)
+            } else if let want = decided.onto?[key] {
+                out.appendUnchecked(key, value.projected(onto: want))
+            }
+        }
+        return .object(out)
+    }
+
+    static func shape(onto: JSONObject?, whole: [String] = []) -> JSONValue.ItemShape {
+        JSONValue.ItemShape(fields: { _ in (onto, whole) })
+    }
+
+    /// Hand-picked cases: fields before the metadata, none, server defaults in a projected
+    /// object, lists longer than the desired one, a type that differs, escaped keys, a key
+    /// repeated, an item that is not an object, an item with two metadata.
+    @Test func keepsWhatTheShapeSaysAndNothingElse() throws {
+        let text = #"""
+            {"kind": "ConfigMapList", "metadata": {"resourceVersion": "7", "continue": "abc"}, "items": [
+              {"metadata": {"name": "a", "namespace": "n", "managedFields": [{"manager": "cairn", "fieldsV1": {"f:x": {}}}]},
+               "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "c", "image": "i", "imagePullPolicy": "IfNotPresent"},
+                        {"name": "side", "image": "j", "imagePullPolicy": "Always"}]}}, "revisionHistoryLimit": 10, "re\u0070licas": 4},
+               "data": {"k": "v", "other": {"deep": [1, 2, {"x": null}]}},
+               "status": {"replicas": 3}, "extra": [1, {"a": "b"}]},
+              {"spec": {"replicas": 1, "unwanted": true}, "metadata": {"name": "b"}, "data": "not an object"},
+              {"data": {"k": "v"}},
+              "a string item",
+              {},
+              {"metadata": {"name": "c"}, "spec": {"x\"y": 1, "z": 2, "\u00e9": 3}, "data": {"k": [1, 2, 3]}}
+            ]}
+            """#
+        let onto: JSONObject = ["spec": ["replicas": 1, "template": ["spec": ["containers": [["name": "", "image": ""]]]], "x\"y": 0, "é": 0],
+                                "data": ["k": ""]]
+        let shaped = try JSONValue.parse(Array(text.utf8), items: Self.shape(onto: onto, whole: ["status"]))
+        let full = try JSONValue.parse(Array(text.utf8))
+        #expect(shaped["metadata"] == full["metadata"])
+        #expect(shaped["kind"] == full["kind"])
+        let items = try #require(shaped["items"]?.arrayValue)
+        let fullItems = try #require(full["items"]?.arrayValue)
+        #expect(items.count == fullItems.count)
+        for (item, whole) in zip(items, fullItems) {
+            #expect(item == Self.expected(whole) { _ in (onto, ["status"]) })
+        }
+        // The first item, spelt out: server defaults and unwanted fields never built.
+        #expect(items[0]["spec"] == ["replicas": 4, "template": ["spec": ["containers": [["name": "c", "image": "i"], ["name": "side", "image": "j", "imagePullPolicy": "Always"]]]]])
+        #expect(items[0]["data"] == ["k": "v"])
+        #expect(items[0]["status"] == ["replicas": 3])
+        #expect(items[0]["extra"] == nil)
+        // Fields before the metadata are read whole; a type that differs is kept as it is.
+        #expect(items[1]["spec"] == ["replicas": 1, "unwanted": true])
+        #expect(items[1]["data"] == "not an object")
+        #expect(items[2] == ["data": ["k": "v"]])
+        #expect(items[3] == "a string item")
+        #expect(items[5]["spec"] == ["x\"y": 1, "é": 3])
+    }
+
+    /// A key twice in one item (two metadata would make the decision on the first stale; a
+    /// skipped value could stand where the whole parse keeps the last): the item is read whole
+    /// and `finish` hears of no decision.
+    @Test(arguments: [
+        #"{"items": [{"metadata": {"name": "a"}, "spec": {"a": 1, "b": 2}, "metadata": {"name": "b"}}]}"#,
+        #"{"items": [{"spec": {"a": 1, "b": 2}, "metadata": {"name": "a"}, "spec": {"a": 3, "b": 4}}]}"#,
+        #"{"items": [{"metadata": {"name": "a"}, "extra": 1, "spec": {"a": 1}, "extra": {"x": 2}}]}"#,
+    ])
+    func anItemWithAKeyTwiceIsReadWhole(_ text: String) throws {
+        let heard = Mutex<[Bool]>([])
+        let shape = JSONValue.ItemShape(fields: { _ in (["spec": ["a": 0]], []) }, finish: { item, onto in
+            heard.withLock { $0.append(onto != nil) }
+            return .object(item)
+        })
+        let shaped = try JSONValue.parse(Array(text.utf8), items: shape)
+        let whole = try JSONValue.parse(Array(text.utf8))
+        #expect(shaped["items"] == whole["items"])
+        #expect(heard.withLock { $0 } == [false])
+        // Without the repeat, the same item is cut.
+        let single = try JSONValue.parse(Array(#"{"items": [{"metadata": {"name": "a"}, "spec": {"a": 1, "b": 2}}]}"#.utf8), items: shape)
+        #expect(single["items"] == [["metadata": ["name": "a"], "spec": ["a": 1]]])
+        #expect(heard.withLock { $0 } == [false, true])
+    }
+
+    /// What is skipped is still checked, as `droppingFieldsOf` checks what it skips.
+    @Test(arguments: [
+        #"{"items": [{"metadata": {}, "skipped": {"a": ]}]}"#,
+        #"{"items": [{"metadata": {}, "skipped": "open}]}"#,
+        #"{"items": [{"metadata": {}, "spec": {"skipped": [}}]}"#,
+        #"{"items": [{"metadata": {}, "spec": {"skipped": {"#,
+        #"{"items": [{"metadata": {}, "spec": {"kept": tru}}]}"#,
+    ])
+    func skippedFieldsAreStillChecked(_ text: String) {
+        #expect(throws: JSONValue.ParseError.self) {
+            try JSONValue.parse(Array(text.utf8), items: Self.shape(onto: ["spec": ["kept": 0]]))
+        }
+    }
+
+    /// Random items and random shapes (seeded, so a failure repeats): the shaped parse always
+    /// gives the whole parse's item cut as `ItemShape` says.
+    @Test func randomItemsMatchTheWholeParseCut() throws {
+        var rng = SeededGenerator(seed: 0x5EED_CA1B)
+        let keys = ["a", "b", "spec", "data", "status", "x\\u0079", "é", "k"]
+        func value(_ depth: Int) -> JSONValue {
+            switch depth > 3 ? Int.random(in: 0...3, using: &rng) : Int.random(in: 0...6, using: &rng) {
+            case 0: return .int(Int.random(in: -5...5, using: &rng))
+            case 1: return .string(["", "v", "q\"uote", "ü"].randomElement(using: &rng)!)
+            case 2: return Bool.random(using: &rng) ? .null : .bool(true)
+            case 3: return .double(1.5)
+            case 4: return .array((0..<Int.random(in: 0...3, using: &rng)).map { _ in value(depth + 1) })
+            default:
+                var o = JSONObject()
+                for _ in 0..<Int.random(in: 0...4, using: &rng) { o[keys.randomElement(using: &rng)!] = value(depth + 1) }
+                return .object(o)
+            }
+        }
+        // A value like `v`: keys added and dropped, lists grown and shrunk, scalars changed
+        // (a live object beside its desired one); and `v` cut down (a desired object's shape).
+        func varied(_ v: JSONValue, _ depth: Int) -> JSONValue {
+            switch v {
+            case .object(var o):
+                for (k, x) in o.entries where Int.random(in: 0...4, using: &rng) > 0 { o[k] = varied(x, depth + 1) }
+                if Bool.random(using: &rng) { o[keys.randomElement(using: &rng)!] = value(depth + 1) }
+                if Int.random(in: 0...3, using: &rng) == 0, let k = o.keys.randomElement(using: &rng) { o[k] = nil }
+                return .object(o)
+            case .array(let a):
+                var out = a.map { varied($0, depth + 1) }
+                if Bool.random(using: &rng) { out.append(contentsOf: a.isEmpty ? [value(depth + 1)] : a) }
+                if Int.random(in: 0...3, using: &rng) == 0, !out.isEmpty { out.removeLast() }
+                return .array(out)
+            default:
+                return Int.random(in: 0...3, using: &rng) == 0 ? value(depth) : v
+            }
+        }
+        func cut(_ v: JSONValue) -> JSONValue {
+            switch v {
+            case .object(let o):
+                var out = JSONObject()
+                for (k, x) in o.entries where Int.random(in: 0...3, using: &rng) > 0 { out[k] = cut(x) }
+                return .object(out)
+            case .array(let a):
+                return .array(Array(a.prefix(Int.random(in: 0...a.count, using: &rng)).map(cut)))
+            default:
+                return v
+            }
+        }
+        var sizes = (projected: 0, dropped: 0)
+        for round in 0..<400 {
+            // The desired fields of this round, and a shape cut from them.
+            var templates: [String: JSONValue] = [:]
+            for key in ["spec", "data", "a", "é"] {
+                templates[key] = .object(JSONObject([(key: "x", value: value(2)), (key: "y", value: .array([value(3), value(3)])), (key: "z", value: value(2))]))
+            }
+            var items: [String] = []
+            var repeated: [Bool] = []
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                // Written by hand so that keys may repeat and the metadata may come anywhere.
+                var fields: [String] = []
+                var names: [String] = []
+                for _ in 0..<Int.random(in: 0...5, using: &rng) {
+                    let key = keys.randomElement(using: &rng)!
+                    names.append(key)
+                    let v = templates[key].map { Bool.random(using: &rng) ? varied($0, 1) : $0 } ?? value(1)
+                    fields.append("\"\(key)\": \(v.compactJSON())")
+                }
+                for _ in 0..<(Int.random(in: 0...9, using: &rng) == 0 ? 2 : Int.random(in: 0...1, using: &rng)) {
+                    let at = Int.random(in: 0...fields.count, using: &rng)
+                    fields.insert(#""metadata": {"name": "n"}"#, at: at)
+                    names.insert("metadata", at: at)
+                }
+                items.append("{" + fields.joined(separator: ", ") + "}")
+                repeated.append(Set(names.map { $0 == "x\\u0079" ? "xy" : $0 }).count < names.count)
+            }
+            let text = #"{"items": ["# + items.joined(separator: ", ") + "]}"
+            var onto = JSONObject()
+            for key in ["spec", "data", "a", "é", "xy"] where Int.random(in: 0...3, using: &rng) > 0 {
+                onto[key] = templates[key].map { Int.random(in: 0...4, using: &rng) == 0 ? varied($0, 1) : cut($0) } ?? value(2)
+            }
+            let whole = Bool.random(using: &rng) ? ["status"] : []
+            let shaped = try JSONValue.parse(Array(text.utf8), items: Self.shape(onto: onto, whole: whole))
+            let full = try JSONValue.parse(Array(text.utf8))
+            let got = try #require(shaped["items"]?.arrayValue)
+            let wholeItems = try #require(full["items"]?.arrayValue)
+            for (i, item) in got.enumerated() {
+                // An item with a key twice is read whole (tested above); the rest are cut.
+                let want = repeated[i] ? wholeItems[i] : Self.expected(wholeItems[i]) { _ in (onto, whole) }
+                #expect(item == want, "round \(round), item \(items[i]), shape \(JSONValue.object(onto).compactJSON())")
+                if !repeated[i], item != wholeItems[i] {
+                    sizes.projected += item.compactJSONBytes().count
+                    sizes.dropped += wholeItems[i].compactJSONBytes().count - item.compactJSONBytes().count
+                }
+            }
+        }
+        // Not a test of nothing: a fair share of what was read was left out.
+        #expect(sizes.dropped > sizes.projected / 4, "\(sizes)")
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for the property test above.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Against the real API server: what a pass keeps of each object it LISTs with its shape is
+/// what it kept of the object LISTed whole and slimmed, and the same objects are planned
+/// unchanged: for the four example clusters, one object changed by another manager, and an
+/// object no spec renders.
+@Suite("a pass's LISTs read with its shape", .enabled(if: !ControlPlane.skip))
+struct ShapedListControlPlaneTests {
+    let plane: ControlPlane
+    let ns = "shaped-\(UInt32.random(in: 0...UInt32.max))"
+
+    init() throws { plane = try ControlPlane.shared() }
+
+    @Test func keepsWhatSlimmingTheWholeObjectsKept() async throws {
+        let client = try plane.client()
+        defer { Task { await client.shutdown() } }
+        var files: [DesiredState.File] = []
+        for name in Repo.exampleFiles {
+            var text = Repo.read(Repo.clusters.appendingPathComponent(name))
+            for old in ["esdb", "aerospike"] { text = text.replacingOccurrences(of: "\n  namespace: \(old)\n", with: "\n") }
+            let metadata = text.range(of: "\nmetadata:\n")!
+            text.insert(contentsOf: "  namespace: \(ns)\n", at: metadata.upperBound)
+            files.append(DesiredState.File(path: "clusters/" + name, text: text))
+        }
+        let options = RenderOptions(podDisruptionBudgetAPIVersion: try await client.serves("policy/v1") ? "policy/v1" : "policy/v1beta1")
+        let state = DesiredState(files: files, options: options)
+        #expect(state.invalid.isEmpty, "\(state.invalid)")
+        var reconcilerOptions = Reconciler.Options()
+        reconcilerOptions.namespaceAllow = [ns]
+        let reconciler = Reconciler(client: client, options: reconcilerOptions)
+        let applied = try await reconciler.reconcile(state)
+        #expect(applied.objects.filter { $0.action == .failed }.isEmpty, "\(applied.objects)")
+
+        // Drift by another manager, and an object of cairn's that no spec renders.
+        let statefulSet = try #require(state.clusters.flatMap(\.objects).first { $0.kind == "StatefulSet" })
+        _ = try await client.apply(["apiVersion": "apps/v1", "kind": "StatefulSet",
+                                    "metadata": ["name": .string(statefulSet.name), "namespace": .string(ns)], "spec": ["replicas": 7]],
+                                   fieldManager: "kubectl-scale", force: true)
+        _ = try await client.apply(["apiVersion": "v1", "kind": "ConfigMap",
+                                    "metadata": ["name": "left-behind", "namespace": .string(ns),
+                                                 "labels": ["app.kubernetes.io/managed-by": "cairn", "cairn.dev/cluster": "gone"]],
+                                    "data": ["k": "v"]], fieldManager: Planner.fieldManager)
+
+        var desired: [String: RenderedObject] = [:]
+        for o in state.clusters.flatMap(\.objects) { desired[o.reference] = o }
+        let selector = "app.kubernetes.io/managed-by=cairn"
+        var (compared, unchangedSeen, orphans) = (0, 0, 0)
+        for kind in try await reconciler.managedKinds(podDisruptionBudgetAPIVersion: options.podDisruptionBudgetAPIVersion) {
+            let byShape = Mutex<Set<String>>([])
+            let shaped = try await client.list(apiVersion: kind.apiVersion, kind: kind.kind, namespace: ns, labelSelector: selector,
+                                               droppingFieldsOf: Planner.fieldManager,
+                                               shape: Reconciler.listShape(apiVersion: kind.apiVersion, kind: kind.kind, desired: desired) { key in
+                                                   byShape.withLock { _ = $0.insert(key) }
+                                               })
+            let whole = try await client.list(apiVersion: kind.apiVersion, kind: kind.kind, namespace: ns, labelSelector: selector)
+            var byWhole: Set<String> = []
+            let slimmed = whole.map { o in
+                let key = Reconciler.key(o)
+                guard let want = desired[key] else { orphans += 1; return Reconciler.slim(o, desired: nil) }
+                let slim = Reconciler.slim(o, desired: want)
+                if Planner.plan(want, live: slim).kind == .unchanged { byWhole.insert(key) }
+                return slim
+            }
+            #expect(shaped == slimmed, "\(kind.kind)")
+            #expect(byShape.withLock { $0 } == byWhole, "\(kind.kind)")
+            compared += shaped.count
+            unchangedSeen += byWhole.count
+        }
+        // Not a comparison of nothing: every example's objects, some unchanged, one not, one orphan.
+        #expect(compared > desired.count / 2, "compared \(compared) of \(desired.count) desired objects")
+        #expect(unchangedSeen > 0 && unchangedSeen < compared)
+        #expect(orphans == 1)
+    }
+}
