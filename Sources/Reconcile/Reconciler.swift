@@ -67,6 +67,9 @@ public struct Reconciler: Sendable {
         public var warnings: [String]
         /// Every cluster the pass was given (valid and invalid), in order.
         public var clusters: [ClusterHealth] = []
+        /// The objects found unchanged as listed, with their uids and resourceVersions: what a
+        /// later run may take as unchanged still (`DesiredState.record`).
+        public var stamps: [String: LiveStamp] = [:]
         /// Something needs a person: an object failed or is blocked, or a spec is invalid.
         public var failed: Bool {
             objects.contains { $0.action == .failed || $0.action == .blocked } || clusters.contains { $0.phase <= .degraded }
@@ -139,11 +142,12 @@ public struct Reconciler: Sendable {
         // learnt a moment ago for its render options (`renderOptions`) is fresh enough.
         if scope == nil { await client.forgetDiscovery(olderThan: .seconds(10)) }
         cache?.setDesired(desired.clusters, revision: desired.revision)
-        return try await reconcileAll(clusters, invalid: invalid, specsRead: desired.specsRead, prune: desired.prune, scope: scope)
+        return try await reconcileAll(clusters, invalid: invalid, specsRead: desired.specsRead, prune: desired.prune, scope: scope,
+                                      verified: desired.liveStamps())
     }
 
     private func reconcileAll(_ clusters: [RenderedCluster], invalid: [String: String], specsRead: Int,
-                              prune: Bool, scope: Set<String>?) async throws(KubeError) -> Result {
+                              prune: Bool, scope: Set<String>?, verified: [String: LiveStamp]) async throws(KubeError) -> Result {
         var pdbVersion = clusters.flatMap(\.objects).first { $0.kind == "PodDisruptionBudget" }?.apiVersion
         if pdbVersion == nil { pdbVersion = try await renderOptions().podDisruptionBudgetAPIVersion }
         var warnings: [String] = []
@@ -155,8 +159,9 @@ public struct Reconciler: Sendable {
         var desiredByKey: [String: RenderedObject] = [:]
         desiredByKey.reserveCapacity(desired.count)
         for o in desired { desiredByKey[o.reference] = o }
-        var live = try await liveSet(podDisruptionBudgetAPIVersion: pdbVersion!, desired: desiredByKey, clusters: scope)
+        var live = try await liveSet(podDisruptionBudgetAPIVersion: pdbVersion!, desired: desiredByKey, clusters: scope, verified: verified)
         if let scope { live.keep { $0.map(scope.contains) ?? false } }
+        let stamps = live.stamps
 
         // Each cluster on its own: its stages in order, then its rollout.
         let namespaces = NamespaceGate(client: client, options: options)
@@ -256,7 +261,7 @@ public struct Reconciler: Sendable {
                 }
             }
         }
-        return Result(objects: results, warnings: warnings, clusters: health)
+        return Result(objects: results, warnings: warnings, clusters: health, stamps: stamps)
     }
 
     /// What one cluster's pipeline did.
@@ -357,6 +362,8 @@ public struct Reconciler: Sendable {
         var cached: [String: LiveCache.Cached] = [:]
         /// Listed objects already planned unchanged against their desired object, as listed.
         var unchanged: Set<String> = []
+        /// Their uids and resourceVersions, as listed (`Result.stamps`).
+        var stamps: [String: LiveStamp] = [:]
 
         init(listed: [JSONValue], cached: [LiveCache.Cached]) {
             for o in listed { self.listed[Reconciler.key(o)] = o }
@@ -377,6 +384,7 @@ public struct Reconciler: Sendable {
         mutating func keep(_ cluster: (String?) -> Bool) {
             listed = listed.filter { cluster(Reconciler.cluster($0.value)) }
             unchanged = unchanged.filter { listed[$0] != nil }
+            stamps = stamps.filter { listed[$0.key] != nil }
             cached = cached.filter { cluster($0.value.cluster) }
         }
 
@@ -390,8 +398,9 @@ public struct Reconciler: Sendable {
         var all: [JSONValue] { objects(except: []) }
     }
 
+    /// - Parameter verified: objects found unchanged against `desired` before (`listShape`).
     func liveSet(podDisruptionBudgetAPIVersion: String, desired: [String: RenderedObject]? = nil,
-                 clusters: Set<String>? = nil) async throws(KubeError) -> LiveSet {
+                 clusters: Set<String>? = nil, verified: [String: LiveStamp] = [:]) async throws(KubeError) -> LiveSet {
         var selector = "app.kubernetes.io/managed-by=cairn"
         if let clusters {
             let names = Set(clusters.compactMap { $0.split(separator: "/").last.map(String.init) }).sorted()
@@ -454,10 +463,15 @@ public struct Reconciler: Sendable {
         // object has (server defaults not even built), and as it is read it is planned. The
         // objects found unchanged then are not planned again (which would parse the desired
         // body a second time: a tenth of a one-shot no-op's CPU at 1,000 clusters).
-        let unchanged = Mutex<Set<String>>([])
+        let unchanged = Mutex<(keys: Set<String>, stamps: [String: LiveStamp])>(([], [:]))
         let shape: @Sendable (_ apiVersion: String, _ kind: String) -> JSONValue.ItemShape? = { apiVersion, kind in
             guard let desired else { return nil }
-            return Self.listShape(apiVersion: apiVersion, kind: kind, desired: desired) { key in unchanged.withLock { _ = $0.insert(key) } }
+            return Self.listShape(apiVersion: apiVersion, kind: kind, desired: desired, verified: verified) { key, stamp in
+                unchanged.withLock {
+                    $0.keys.insert(key)
+                    if let stamp { $0.stamps[key] = stamp }
+                }
+            }
         }
         // `slim` drops cairn's own managedFields entries: they are not even built.
         let dropped = desired == nil ? nil : Planner.fieldManager
@@ -508,30 +522,56 @@ public struct Reconciler: Sendable {
             live += r.objects
         }
         var set = LiveSet(listed: live, cached: cached)
-        set.unchanged = unchanged.withLock { $0 }
+        (set.unchanged, set.stamps) = unchanged.withLock { $0 }
         return set
     }
 
     /// How a pass reads the LIST of a kind: each object read as far as `slim` keeps of it
     /// against its desired object (`desired`, by `key`), slimmed, and planned; `unchanged`
     /// hears of every object planned unchanged.
-    static func listShape(apiVersion: String, kind: String, desired: [String: RenderedObject],
-                          unchanged: @escaping @Sendable (String) -> Void) -> JSONValue.ItemShape {
+    ///
+    /// An object `verified` names at the uid and resourceVersion it is listed with was found
+    /// unchanged against this very rendering before (`DesiredState.liveStamps`), and nothing
+    /// of it has changed since: it is unchanged without reading its fields or its desired body
+    /// (only what the rollout reads of a StatefulSet, and a Job's status, are kept of it).
+    static func listShape(apiVersion: String, kind: String, desired: [String: RenderedObject], verified: [String: LiveStamp] = [:],
+                          unchanged: @escaping @Sendable (String, LiveStamp?) -> Void) -> JSONValue.ItemShape {
         // `slim` keeps a StatefulSet's status, and a Job's (its conditions).
         let whole = kind == "StatefulSet" || kind == "Job" ? ["status"] : []
+        // What the rollout reads of a StatefulSet's spec (`StatefulSetProgress`); values are
+        // read whole onto a scalar.
+        let verifiedFields: JSONObject = kind == "StatefulSet" ? ["spec": ["replicas": 0, "updateStrategy": ["type": ""]]] : [:]
+        @Sendable func key(_ metadata: JSONValue?) -> String {
+            "\(kind)/\(metadata?["namespace"]?.stringValue ?? "")/\(metadata?["name"]?.stringValue ?? "")"
+        }
+        @Sendable func stamp(_ metadata: JSONValue?) -> LiveStamp? {
+            guard let uid = metadata?["uid"]?.stringValue, let version = metadata?["resourceVersion"]?.stringValue else { return nil }
+            return LiveStamp(uid: uid, resourceVersion: version)
+        }
+        @Sendable func isVerified(_ key: String, _ metadata: JSONValue?) -> Bool {
+            guard let known = verified[key], desired[key] != nil, let stamp = stamp(metadata) else { return false }
+            return known == stamp
+        }
         return JSONValue.ItemShape(fields: { metadata in
-            let key = "\(kind)/\(metadata["namespace"]?.stringValue ?? "")/\(metadata["name"]?.stringValue ?? "")"
+            let key = key(metadata)
+            if isVerified(key, metadata) { return (verifiedFields, whole) }
             return (desired[key]?.body.objectValue, whole)
         }, finish: { item, onto in
             // Items of a list carry no apiVersion/kind; give them theirs.
             var full = JSONObject([(key: "apiVersion", value: .string(apiVersion)), (key: "kind", value: .string(kind))])
             for (k, v) in item.entries where k != "apiVersion" && k != "kind" { full.appendUnchecked(k, v) }
             let o = JSONValue.object(full)
-            let key = Reconciler.key(o)
+            let metadata = item["metadata"]
+            let key = key(metadata)
             guard let want = desired[key] else { return Reconciler.slim(o, desired: nil) }
+            // Read as `fields` said for a verified object (onto nil: read again whole, planned).
+            if let onto, isVerified(key, metadata) {
+                unchanged(key, stamp(metadata))
+                return Reconciler.slim(o, desired: want, wanted: onto)
+            }
             let body = onto.map(JSONValue.object) ?? want.body
             let slim = Reconciler.slim(o, desired: want, wanted: body.objectValue)
-            if Planner.plan(want, live: slim, body: body).kind == .unchanged { unchanged(key) }
+            if Planner.plan(want, live: slim, body: body).kind == .unchanged { unchanged(key, stamp(metadata)) }
             return slim
         })
     }

@@ -66,6 +66,8 @@ public struct DesiredState: Sendable {
     /// The same as `previous`'s when this state was made of its files unchanged (so its
     /// clusters are the same): what the live cache need not take again. Otherwise new.
     public let revision: UInt64
+    /// The render cache the files were read with (nil: none, or not used).
+    private let renderCache: RenderCache?
 
     /// - Parameters:
     ///   - files: Every spec file of the source, in order.
@@ -106,6 +108,7 @@ public struct DesiredState: Sendable {
             }
         }
         let cache = packed || systems.names != SystemRegistry.standard.names ? nil : renderCache
+        self.renderCache = cache
         for (read, entry) in zip(toRead, Self.readAll(toRead, options: options, namespaces: namespaces, systems: systems, packed: packed, cache: cache)) {
             if entry.complete { rendered += 1 }
             entries[read.file.path] = entry
@@ -255,6 +258,32 @@ public struct DesiredState: Sendable {
             hasher.combine(words.1)
             hasher.combine(words.2)
             hasher.combine(words.3)
+        }
+    }
+
+    /// The live objects earlier runs found unchanged against the rendering of these very files
+    /// (same path, text, options and cairn build: `RenderCache`), by `Kind/namespace/name`;
+    /// empty without a render cache. An object listed with the same uid and resourceVersion
+    /// is unchanged still.
+    public func liveStamps() -> [String: LiveStamp] {
+        guard let renderCache else { return [:] }
+        var out: [String: LiveStamp] = [:]
+        for cluster in clusters {
+            guard let digest = entries[cluster.spec.file]?.digest else { continue }
+            out.merge(renderCache.stamps(path: cluster.spec.file, digest: digest)) { a, _ in a }
+        }
+        return out
+    }
+
+    /// Keeps, with each valid cluster's rendering in the render cache, which of its objects a
+    /// pass found unchanged as listed (`liveStamps` of a later run); saved with the cache.
+    public func record(_ found: [String: LiveStamp]) {
+        guard let renderCache, !found.isEmpty else { return }
+        for cluster in clusters {
+            guard let digest = entries[cluster.spec.file]?.digest else { continue }
+            var mine: [String: LiveStamp] = [:]
+            for o in cluster.objects { if let stamp = found[o.reference] { mine[o.reference] = stamp } }
+            if !mine.isEmpty { renderCache.record(path: cluster.spec.file, digest: digest, stamps: mine) }
         }
     }
 

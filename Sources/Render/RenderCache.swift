@@ -16,10 +16,17 @@ import Synchronization
 /// writable by others, or does not read back exactly (its trailing SHA-256, every length bounded)
 /// is not used, and is replaced at the end of the run.
 ///
-/// A cluster that renders a Secret is never cached, so the cache holds nothing that is not
-/// derived from the spec files' own text (which may name credentials, as in git). The file
+/// A cluster that renders a Secret is never cached (but for the Secrets cairn creates for the
+/// server to fill with generated passwords: their data is a user name), so the cache holds
+/// nothing that is not derived from the spec files' own text (which may name credentials, as in
+/// git) and no credential a spec file gives in a Secret. The file
 /// holds the entries this run used (so what is gone from the repository is dropped), and is
 /// written with mode 0600 in a directory of mode 0700, atomically (a temporary file renamed).
+///
+/// Beside each file's entry it keeps the live objects a run found unchanged against that
+/// rendering (`LiveStamp`: uid and resourceVersion, never content): a later run that lists the
+/// same object at the same resourceVersion knows it unchanged without reading it. A Secret's
+/// stamp holds nothing of its data.
 public final class RenderCache: Sendable {
     struct Key: Hashable, Sendable {
         var path: String
@@ -38,6 +45,10 @@ public final class RenderCache: Sendable {
         var used: [Key: Entry] = [:]
         var hits = 0
         var stored = 0
+        /// The files this run read (hit or not): their stamps are kept.
+        var seen = Set<Key>()
+        /// Stamps recorded this run that the file did not hold, merged with those it did.
+        var recorded: [Key: [String: LiveStamp]] = [:]
     }
 
     /// The cache file's path.
@@ -47,6 +58,8 @@ public final class RenderCache: Sendable {
     /// objects are made when a file asks for them, on the cores that read the files.
     private let bytes: [UInt8]
     private let index: [Key: Range<Int>]
+    /// Where each file's stamps are in `bytes` (checked when opened, made when asked for).
+    private let stampIndex: [Key: Range<Int>]
     private let state = Mutex(State())
 
     /// Entries found in the file and used, and entries rendered and kept, so far.
@@ -54,7 +67,7 @@ public final class RenderCache: Sendable {
     public var stored: Int { state.withLock { $0.stored } }
 
     /// The format; a new one is a new file name.
-    static let magic = Array("CAIRNRC2".utf8)
+    static let magic = Array("CAIRNRC3".utf8)
     /// A cache file larger than this is not read (10,000 clusters take about 140 MB).
     static let maximumSize = 1 << 30
 
@@ -71,21 +84,25 @@ public final class RenderCache: Sendable {
         let header = Array(SHA256.hash(data: key))
         let path = directory + "/render-" + hex(header.prefix(12)) + ".cache"
         let bytes = read(path) ?? []
-        let index = parse(bytes, header: header)
-        return RenderCache(path: path, header: header, bytes: index == nil ? [] : bytes, index: index ?? [:])
+        let parsed = parse(bytes, header: header)
+        return RenderCache(path: path, header: header, bytes: parsed == nil ? [] : bytes, index: parsed?.objects ?? [:], stampIndex: parsed?.stamps ?? [:])
     }
 
-    private init(path: String, header: [UInt8], bytes: [UInt8], index: [Key: Range<Int>]) {
+    private init(path: String, header: [UInt8], bytes: [UInt8], index: [Key: Range<Int>], stampIndex: [Key: Range<Int>]) {
         self.path = path
         self.header = header
         self.bytes = bytes
         self.index = index
+        self.stampIndex = stampIndex
     }
 
     /// The objects rendered for this file's text before, or nil.
     func objects(path: String, digest: DesiredState.Digest) -> [RenderedObject]? {
         let key = Key(path: path, digest: digest)
-        guard let range = index[key] else { return nil }
+        guard let range = index[key] else {
+            state.withLock { _ = $0.seen.insert(key) }
+            return nil
+        }
         // The block was walked when the file was opened; made here, it reads the same.
         var r = Reader(bytes: bytes, offset: range.lowerBound, end: range.upperBound)
         guard let count = r.u32() else { return nil }
@@ -98,13 +115,51 @@ public final class RenderCache: Sendable {
         state.withLock { state in
             state.used[key] = .loaded(range)
             state.hits += 1
+            state.seen.insert(key)
         }
         return objects
     }
 
-    /// Keeps what was rendered for this file's text, unless it holds a Secret.
+    /// The live objects found unchanged against this file's rendering by earlier runs (and this
+    /// one), by `Kind/namespace/name`.
+    func stamps(path: String, digest: DesiredState.Digest) -> [String: LiveStamp] {
+        let key = Key(path: path, digest: digest)
+        if let recorded = state.withLock({ $0.recorded[key] }) { return recorded }
+        return loadedStamps(key)
+    }
+
+    private func loadedStamps(_ key: Key) -> [String: LiveStamp] {
+        guard let range = stampIndex[key] else { return [:] }
+        var r = Reader(bytes: bytes, offset: range.lowerBound, end: range.upperBound)
+        guard let count = r.u32() else { return [:] }
+        var out: [String: LiveStamp] = [:]
+        out.reserveCapacity(count)
+        for _ in 0..<count {
+            guard let reference = r.string(), let uid = r.string(), let version = r.string() else { return [:] }
+            out[reference] = LiveStamp(uid: uid, resourceVersion: version)
+        }
+        return out
+    }
+
+    /// Keeps the live objects a run found unchanged against this file's rendering (merged with
+    /// those found before: a stamp of an object changed since never matches it again). The
+    /// caller gives only objects the rendering has, so the table stays as small as it.
+    func record(path: String, digest: DesiredState.Digest, stamps found: [String: LiveStamp]) {
+        let key = Key(path: path, digest: digest)
+        let current = stamps(path: path, digest: digest)
+        var merged = current
+        for (reference, stamp) in found { merged[reference] = stamp }
+        guard merged != current else { return }
+        state.withLock { state in
+            state.recorded[key] = merged
+            state.seen.insert(key)
+        }
+    }
+
+    /// Keeps what was rendered for this file's text, unless it holds a Secret with data of a
+    /// spec file's (`holdsSecretData`).
     func store(path: String, digest: DesiredState.Digest, objects: [RenderedObject]) {
-        guard !objects.contains(where: { $0.kind == "Secret" }) else { return }
+        guard !objects.contains(where: Self.holdsSecretData) else { return }
         var block: [UInt8] = []
         Self.put(UInt32(objects.count), into: &block)
         for o in objects {
@@ -119,6 +174,18 @@ public final class RenderCache: Sendable {
         }
     }
 
+    /// Whether the object is a Secret that may hold a credential: every Secret but those cairn
+    /// creates for the server to fill (`createOnly`, `cairn.dev/generated-keys`), whose rendered
+    /// data is only what the spec names (a user name), none of the keys generated.
+    static func holdsSecretData(_ o: RenderedObject) -> Bool {
+        guard o.kind == "Secret" else { return false }
+        let body = o.body
+        guard o.createOnly, let generated = body["metadata", "annotations", "cairn.dev/generated-keys"]?.stringValue else { return true }
+        let keys = generated.split(separator: ",").map(String.init)
+        let data = body["data"]?.objectValue?.keys ?? []
+        return body["stringData"] != nil || data.contains(where: keys.contains)
+    }
+
     /// How long a cache file no run has used is kept (one of another cairn build, server or
     /// options), and a temporary file a killed run left.
     static let unusedFor: Int = 7 * 24 * 3600
@@ -128,11 +195,18 @@ public final class RenderCache: Sendable {
     /// the file used), and removes the directory's cache files no run has used for a week.
     public func save() throws(RenderCacheError) {
         defer { Self.evict(directory: String(path[..<path.lastIndex(of: "/")!]), keeping: path) }
-        let used: [Key: Entry]? = state.withLock { state in
-            state.stored == 0 && state.used.count == index.count ? nil : state.used
+        let taken: (used: [Key: Entry], stamps: [Key: Stamps])? = state.withLock { state in
+            // The stamp tables of the files this run read: as recorded, or as the file held them.
+            var stamps: [Key: Stamps] = [:]
+            for key in state.seen {
+                if let recorded = state.recorded[key] { stamps[key] = .recorded(recorded) }
+                else if let range = stampIndex[key] { stamps[key] = .loaded(range) }
+            }
+            let same = state.stored == 0 && state.used.count == index.count && state.recorded.isEmpty && stamps.count == stampIndex.count
+            return same ? nil : (state.used, stamps)
         }
-        guard let used else {
-            if !index.isEmpty { utimes(path, nil) }
+        guard let (used, stamps) = taken else {
+            if !index.isEmpty || !stampIndex.isEmpty { utimes(path, nil) }
             return
         }
         var out = Self.magic + header
@@ -143,6 +217,19 @@ public final class RenderCache: Sendable {
             switch entry {
             case .loaded(let range): out += bytes[range]
             case .rendered(let block): out += block
+            }
+        }
+        Self.put(UInt32(stamps.count), into: &out)
+        for (key, table) in stamps.sorted(by: { $0.key.path < $1.key.path }) {
+            Self.put(Array(key.path.utf8), into: &out)
+            out += key.digest.bytes
+            switch table {
+            case .loaded(let range): out += bytes[range]
+            case .recorded(let found):
+                Self.put(UInt32(found.count), into: &out)
+                for (reference, stamp) in found.sorted(by: { $0.key < $1.key }) {
+                    for s in [reference, stamp.uid, stamp.resourceVersion] { Self.put(Array(s.utf8), into: &out) }
+                }
             }
         }
         out += SHA256.hash(data: out)
@@ -210,9 +297,15 @@ public final class RenderCache: Sendable {
         return bytes
     }
 
-    /// Where each entry's objects are, once the whole file is checked: its trailing SHA-256,
-    /// its header, and every length against what is left. Any flaw: nil.
-    static func parse(_ bytes: [UInt8], header: [UInt8]) -> [Key: Range<Int>]? {
+    /// What `save` writes of a file's stamps: a block as read, or a table recorded this run.
+    private enum Stamps {
+        case loaded(Range<Int>)
+        case recorded([String: LiveStamp])
+    }
+
+    /// Where each entry's objects, and each file's stamps, are, once the whole file is checked:
+    /// its trailing SHA-256, its header, and every length against what is left. Any flaw: nil.
+    static func parse(_ bytes: [UInt8], header: [UInt8]) -> (objects: [Key: Range<Int>], stamps: [Key: Range<Int>])? {
         guard bytes.count >= magic.count + header.count + 4 + 32 else { return nil }
         let body = bytes.count - 32
         let sum = bytes.withUnsafeBytes { Array(SHA256.hash(data: UnsafeRawBufferPointer(rebasing: $0[..<body]))) }
@@ -232,7 +325,21 @@ public final class RenderCache: Sendable {
             }
             index[Key(path: path, digest: DesiredState.Digest(bytes: digest))] = start..<r.offset
         }
-        return r.offset == body ? index : nil
+        // Stamp tables: path, digest, then references, uids and resourceVersions (a table takes
+        // at least 40 bytes, a stamp 12).
+        guard let tables = r.u32(), tables <= (body - r.offset) / 40 else { return nil }
+        var stamps: [Key: Range<Int>] = [:]
+        stamps.reserveCapacity(tables)
+        for _ in 0..<tables {
+            guard let path = r.string(), let digest = r.take(32) else { return nil }
+            let start = r.offset
+            guard let n = r.u32(), n <= (body - r.offset) / 12 else { return nil }
+            for _ in 0..<(3 * n) {
+                guard let length = r.u32(), r.skip(length) else { return nil }
+            }
+            stamps[Key(path: path, digest: DesiredState.Digest(bytes: digest))] = start..<r.offset
+        }
+        return r.offset == body ? (index, stamps) : nil
     }
 
     private struct Reader {
@@ -335,6 +442,19 @@ public final class RenderCache: Sendable {
         }
         return nil
     }()
+}
+
+/// A live object as a run found it, named by what changes on every write to it: its uid (a
+/// recreated object is another) and its resourceVersion (the API server gives every write, of
+/// the spec, the metadata or the status, a new one).
+public struct LiveStamp: Sendable, Hashable {
+    public var uid: String
+    public var resourceVersion: String
+
+    public init(uid: String, resourceVersion: String) {
+        self.uid = uid
+        self.resourceVersion = resourceVersion
+    }
 }
 
 /// A cache file that could not be written, with the path and the system's reason.

@@ -64,16 +64,20 @@ extension Cairn {
             let reconciler = Reconciler(client: client, options: options)
             let result: Reconciler.Result
             let state: DesiredState
+            var cache: RenderCache?
             do {
                 let renderOptions = try await reconciler.renderOptions()
-                let cache = renderCache.open(input.git, options: renderOptions)
+                cache = renderCache.open(input.git, options: renderOptions)
                 state = DesiredState(files: files.map { DesiredState.File(path: $0.path, text: $0.text) }, unreadable: unreadable,
                                      options: renderOptions, renderCache: cache)
-                RenderCacheFlag.save(cache)
                 for problem in state.unreadable { printError(problem) }
                 for e in state.errors { printError(e.description) }
                 result = try await reconciler.reconcile(state)
+                // What this pass found unchanged, a later run on the same files need not read.
+                state.record(result.stamps)
+                RenderCacheFlag.save(cache)
             } catch {
+                RenderCacheFlag.save(cache)
                 await client.shutdown()
                 printError("cairn: \(error)")
                 throw ExitCode(1)

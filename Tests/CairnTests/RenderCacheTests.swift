@@ -3,7 +3,8 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import Render
+@testable import Render
+import JSON
 import Testing
 
 /// The rendered objects `cairn apply` and `cairn plan --live` keep between runs: what a warm cache
@@ -36,6 +37,28 @@ struct RenderCacheTests {
         ]
     }
 
+    /// A Secret other than one the server fills with generated passwords (never cached).
+    static func holdsSecretData(_ o: RenderedObject) -> Bool {
+        o.kind == "Secret" && !(o.createOnly && o.body["metadata", "annotations", "cairn.dev/generated-keys"] != nil)
+    }
+
+    /// Only the Secrets cairn creates for the server to fill are cached, and only while their
+    /// data has none of the keys to generate.
+    @Test func onlySecretsTheServerFillsAreCached() {
+        func secret(_ data: JSONValue, generated: String?, createOnly: Bool) -> RenderedObject {
+            var metadata: JSONObject = ["name": "s", "namespace": "n"]
+            if let generated { metadata["annotations"] = ["cairn.dev/generated-keys": .string(generated)] }
+            return RenderedObject(body: ["apiVersion": "v1", "kind": "Secret", "metadata": .object(metadata), "data": data],
+                                  stage: .secrets, createOnly: createOnly)
+        }
+        #expect(!RenderCache.holdsSecretData(secret(["username": "dQ=="], generated: "password", createOnly: true)))
+        #expect(RenderCache.holdsSecretData(secret(["username": "dQ==", "password": "cA=="], generated: "password", createOnly: true)))
+        #expect(RenderCache.holdsSecretData(secret(["token": "dA=="], generated: "password,token", createOnly: true)))
+        #expect(RenderCache.holdsSecretData(secret(["username": "dQ=="], generated: "password", createOnly: false)))
+        #expect(RenderCache.holdsSecretData(secret(["username": "dQ=="], generated: nil, createOnly: true)))
+        #expect(!RenderCache.holdsSecretData(RenderedObject(body: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "c"]], stage: .configuration)))
+    }
+
     func state(_ files: [DesiredState.File], _ options: RenderOptions = .checkOnly, cache: RenderCache?) -> DesiredState {
         DesiredState(files: files, options: options, renderCache: cache)
     }
@@ -49,10 +72,11 @@ struct RenderCacheTests {
         let cold = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
         let first = state(files, cache: cold)
         #expect(cold.hits == 0)
-        // Every cluster but those rendering a Secret (the one beside the Secret document, and any
-        // example with credentials of its own).
-        let cacheable = fresh.clusters.filter { !$0.objects.contains { $0.kind == "Secret" } }.count
-        #expect(cacheable >= 3 && cacheable < files.count)
+        // Every cluster but those rendering a Secret (the one beside the Secret document); the
+        // Postgres example's Secrets, which the server fills with generated passwords, are cached.
+        let cacheable = fresh.clusters.filter { !$0.objects.contains(where: Self.holdsSecretData) }.count
+        #expect(cacheable == files.count - 1)
+        #expect(fresh.clusters.contains { $0.objects.contains { $0.kind == "Secret" && $0.createOnly } })
         #expect(cold.stored == cacheable)
         try cold.save()
 
@@ -96,7 +120,7 @@ struct RenderCacheTests {
         #expect(files[esdb].text != original, "the example changed")
         let warm = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
         let changed = state(files, cache: warm)
-        let cacheable = changed.clusters.filter { !$0.objects.contains { $0.kind == "Secret" } }.count
+        let cacheable = changed.clusters.filter { !$0.objects.contains(where: Self.holdsSecretData) }.count
         #expect(warm.hits == cacheable - 1)
         #expect(warm.stored == 1)
         #expect(changed.clusters == state(files, cache: nil).clusters)
@@ -164,7 +188,7 @@ struct RenderCacheTests {
         let all = state(files, cache: cold)
         try cold.save()
         // A run with two of the files keeps only those two.
-        let plain = files.filter { f in all.clusters.contains { $0.spec.file == f.path && !$0.objects.contains { $0.kind == "Secret" } } }
+        let plain = files.filter { f in all.clusters.contains { $0.spec.file == f.path && !$0.objects.contains(where: Self.holdsSecretData) } }
         let fewer = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
         _ = state(Array(plain.prefix(2)), cache: fewer)
         #expect(fewer.hits == 2)
@@ -172,6 +196,67 @@ struct RenderCacheTests {
         let after = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
         _ = state(files, cache: after)
         #expect(after.hits == 2)
+    }
+
+    /// What a pass found unchanged (uid and resourceVersion, `LiveStamp`) is kept with each
+    /// file's rendering: given back for the same file text, merged run after run, gone with a
+    /// changed file, kept by a run that records nothing (`cairn plan`), and a run that changes
+    /// nothing does not write the file again. A cluster with a Secret has stamps too, and no
+    /// Secret's data reaches the file.
+    @Test func stampsGoWithTheRenderingTheyWereFoundAgainst() throws {
+        var files = self.files
+        func stamps(_ state: DesiredState, _ version: String) -> [String: LiveStamp] {
+            var out: [String: LiveStamp] = [:]
+            for (i, o) in state.clusters.flatMap(\.objects).enumerated() { out[o.reference] = LiveStamp(uid: "uid-\(i)", resourceVersion: version) }
+            return out
+        }
+        let cold = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
+        let first = state(files, cache: cold)
+        #expect(first.liveStamps().isEmpty)
+        var found = stamps(first, "1")
+        let secretCluster = try #require(first.clusters.first { $0.spec.file == "clusters/with-secret.yaml" })
+        #expect(secretCluster.objects.contains { $0.kind == "Secret" })
+        // Half of them found unchanged, and one object no rendering has.
+        let half = Dictionary(uniqueKeysWithValues: found.sorted { $0.key < $1.key }.enumerated().filter { $0.offset % 2 == 0 }.map { $0.element })
+        first.record(half.merging(["ConfigMap/nowhere/none": LiveStamp(uid: "x", resourceVersion: "1")]) { a, _ in a })
+        try cold.save()
+
+        let warm = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
+        let second = state(files, cache: warm)
+        #expect(second.liveStamps() == half)
+        // Merged: the other half found now, the first half at a newer version.
+        found = stamps(second, "2")
+        second.record(found)
+        try warm.save()
+        let third = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
+        let thirdState = state(files, cache: third)
+        #expect(thirdState.liveStamps() == found)
+        #expect(thirdState.liveStamps().keys.contains { $0.hasPrefix("Secret/") })
+        let bytes = try #require(FileManager.default.contents(atPath: third.path))
+        #expect(String(decoding: bytes, as: UTF8.self).contains("do-not-write-me-to-disk") == false)
+        // A run that records nothing, and a run that records what the file holds: the file is
+        // not written again (same inode), and still holds every stamp.
+        try third.save()
+        var before = stat()
+        #expect(stat(third.path, &before) == 0)
+        let same = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
+        let sameState = state(files, cache: same)
+        sameState.record(sameState.liveStamps())
+        try same.save()
+        var after = stat()
+        #expect(stat(same.path, &after) == 0 && after.st_ino == before.st_ino)
+
+        // One file changed: its stamps are gone, the others' kept.
+        let esdb = try #require(files.firstIndex { $0.path == "clusters/esdb-cluster.yaml" })
+        files[esdb].text = files[esdb].text.replacingOccurrences(of: "replicas: 3", with: "replicas: 5")
+        let changed = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
+        let changedState = state(files, cache: changed)
+        let esdbObjects = Set(try #require(changedState.clusters.first { $0.spec.file == files[esdb].path }).objects.map(\.reference))
+        #expect(!esdbObjects.isEmpty)
+        #expect(changedState.liveStamps() == found.filter { !esdbObjects.contains($0.key) })
+        try changed.save()
+        let reopened = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
+        #expect(state(files, cache: reopened).liveStamps() == found.filter { !esdbObjects.contains($0.key) })
     }
 
     @Test(arguments: ["flip", "truncate", "others-may-write", "trailing", "count", "symlink"])

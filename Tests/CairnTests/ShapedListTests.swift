@@ -239,9 +239,8 @@ struct ShapedListControlPlaneTests {
 
     init() throws { plane = try ControlPlane.shared() }
 
-    @Test func keepsWhatSlimmingTheWholeObjectsKept() async throws {
-        let client = try plane.client()
-        defer { Task { await client.shutdown() } }
+    /// The four examples, moved to this test's namespace.
+    var files: [DesiredState.File] {
         var files: [DesiredState.File] = []
         for name in Repo.exampleFiles {
             var text = Repo.read(Repo.clusters.appendingPathComponent(name))
@@ -250,6 +249,13 @@ struct ShapedListControlPlaneTests {
             text.insert(contentsOf: "  namespace: \(ns)\n", at: metadata.upperBound)
             files.append(DesiredState.File(path: "clusters/" + name, text: text))
         }
+        return files
+    }
+
+    @Test func keepsWhatSlimmingTheWholeObjectsKept() async throws {
+        let client = try plane.client()
+        defer { Task { await client.shutdown() } }
+        let files = self.files
         let options = RenderOptions(podDisruptionBudgetAPIVersion: try await client.serves("policy/v1") ? "policy/v1" : "policy/v1beta1")
         let state = DesiredState(files: files, options: options)
         #expect(state.invalid.isEmpty, "\(state.invalid)")
@@ -277,7 +283,7 @@ struct ShapedListControlPlaneTests {
             let byShape = Mutex<Set<String>>([])
             let shaped = try await client.list(apiVersion: kind.apiVersion, kind: kind.kind, namespace: ns, labelSelector: selector,
                                                droppingFieldsOf: Planner.fieldManager,
-                                               shape: Reconciler.listShape(apiVersion: kind.apiVersion, kind: kind.kind, desired: desired) { key in
+                                               shape: Reconciler.listShape(apiVersion: kind.apiVersion, kind: kind.kind, desired: desired) { key, _ in
                                                    byShape.withLock { _ = $0.insert(key) }
                                                })
             let whole = try await client.list(apiVersion: kind.apiVersion, kind: kind.kind, namespace: ns, labelSelector: selector)
@@ -298,5 +304,101 @@ struct ShapedListControlPlaneTests {
         #expect(compared > desired.count / 2, "compared \(compared) of \(desired.count) desired objects")
         #expect(unchangedSeen > 0 && unchangedSeen < compared)
         #expect(orphans == 1)
+    }
+
+    /// `cairn apply` run after run with its render cache: what one run found unchanged (uid and
+    /// resourceVersion) the next takes as unchanged without reading it, and any write since
+    /// (drift by another manager, to a spec or a ConfigMap's data) makes the object read and
+    /// put back as before.
+    @Test func objectsFoundUnchangedBeforeAreNotReadAgainUntilWritten() async throws {
+        let client = try plane.client()
+        defer { Task { await client.shutdown() } }
+        let files = self.files
+        let cacheDir = TemporaryDirectory("cairn-stamps")
+        let options = RenderOptions(podDisruptionBudgetAPIVersion: try await client.serves("policy/v1") ? "policy/v1" : "policy/v1beta1")
+        var reconcilerOptions = Reconciler.Options()
+        reconcilerOptions.namespaceAllow = [ns]
+        let reconciler = Reconciler(client: client, options: reconcilerOptions)
+        /// One `cairn apply`: the cache opened, the files read, the pass, the stamps recorded and saved.
+        func apply() async throws -> (state: DesiredState, result: Reconciler.Result, verified: [String: LiveStamp]) {
+            let cache = try #require(RenderCache.open(directory: cacheDir.path + "/render", options: options))
+            let state = DesiredState(files: files, options: options, renderCache: cache)
+            let verified = state.liveStamps()
+            let result = try await reconciler.reconcile(state)
+            state.record(result.stamps)
+            try cache.save()
+            return (state, result, verified)
+        }
+        func actions(_ r: Reconciler.Result, _ action: ObjectResult.Action) -> Set<String> {
+            Set(r.objects.filter { $0.action == action }.map(\.reference))
+        }
+
+        let created = try await apply()
+        #expect(created.state.invalid.isEmpty, "\(created.state.invalid)")
+        #expect(actions(created.result, .failed).isEmpty, "\(created.result.objects)")
+        #expect(created.verified.isEmpty)
+        let all = Set(created.state.clusters.flatMap(\.objects).map(\.reference))
+        // The second run reads every object and finds it unchanged: every one stamped.
+        let second = try await apply()
+        #expect(actions(second.result, .unchanged) == all, "\(second.result.objects.filter { $0.action != .unchanged })")
+        #expect(Set(second.result.stamps.keys) == all)
+        // The third takes them as verified: the LIST reads none of their fields.
+        let third = try await apply()
+        #expect(third.verified == second.result.stamps)
+        #expect(actions(third.result, .unchanged) == all)
+        // (The StatefulSet controller may still write a status meanwhile: a new resourceVersion.)
+        #expect(third.result.stamps.filter { !$0.key.hasPrefix("StatefulSet/") } == second.result.stamps.filter { !$0.key.hasPrefix("StatefulSet/") })
+        var desired: [String: RenderedObject] = [:]
+        for o in third.state.clusters.flatMap(\.objects) { desired[o.reference] = o }
+        let selector = "app.kubernetes.io/managed-by=cairn"
+        let seen = Mutex<[String: LiveStamp]>([:])
+        let shape = { (kind: String, apiVersion: String) in
+            Reconciler.listShape(apiVersion: apiVersion, kind: kind, desired: desired, verified: third.verified) { key, stamp in
+                seen.withLock { $0[key] = stamp }
+            }
+        }
+        let configMaps = try await client.list(apiVersion: "v1", kind: "ConfigMap", namespace: ns, labelSelector: selector,
+                                               droppingFieldsOf: Planner.fieldManager, shape: shape("ConfigMap", "v1"))
+        #expect(!configMaps.isEmpty && configMaps.allSatisfy { $0["data"] == nil && $0["metadata", "name"] != nil }, "\(configMaps)")
+        let sets = try await client.list(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, labelSelector: selector,
+                                         droppingFieldsOf: Planner.fieldManager, shape: shape("StatefulSet", "apps/v1"))
+        #expect(!sets.isEmpty)
+        let found = seen.withLock { $0 }
+        #expect(found.count == configMaps.count + sets.count)
+        #expect(configMaps.allSatisfy { found[Reconciler.key($0)] == third.verified[Reconciler.key($0)] })
+        for set in sets {
+            let spec = set["spec"]?.objectValue?.keys.sorted() ?? []
+            if found[Reconciler.key(set)] == third.verified[Reconciler.key(set)] {
+                // What the rollout reads, and nothing else of the spec.
+                #expect(spec == ["replicas", "updateStrategy"], "\(set)")
+                #expect(set["status"] != nil && set["spec", "updateStrategy", "type"]?.stringValue != nil)
+            } else {
+                #expect(spec.count > 2, "a StatefulSet written since is read as rendered")
+            }
+        }
+
+        // Drift by other managers: a StatefulSet scaled, a ConfigMap's data edited.
+        let statefulSet = try #require(desired.values.first { $0.kind == "StatefulSet" })
+        let configMap = try #require(desired.values.filter { $0.kind == "ConfigMap" }.min { $0.reference < $1.reference })
+        _ = try await client.apply(["apiVersion": "apps/v1", "kind": "StatefulSet",
+                                    "metadata": ["name": .string(statefulSet.name), "namespace": .string(ns)], "spec": ["replicas": 7]],
+                                   fieldManager: "kubectl-scale", force: true)
+        let key = try #require(configMap.body["data"]?.objectValue?.keys.first)
+        _ = try await client.apply(["apiVersion": "v1", "kind": "ConfigMap",
+                                    "metadata": ["name": .string(configMap.name), "namespace": .string(ns)], "data": [key: "edited"]],
+                                   fieldManager: "kubectl-edit", force: true)
+        let corrected = try await apply()
+        #expect(corrected.verified == second.result.stamps)
+        #expect(actions(corrected.result, .configured) == [statefulSet.reference, configMap.reference], "\(corrected.result.objects)")
+        let back = try await client.get(ObjectReference(apiVersion: "v1", kind: "ConfigMap", namespace: ns, name: configMap.name))
+        #expect(back["data", key] == configMap.body["data", key])
+        // Put back, they are read and stamped again on the next run; then all verified once more.
+        let after = try await apply()
+        #expect(actions(after.result, .unchanged) == all, "\(after.result.objects.filter { $0.action != .unchanged })")
+        #expect(Set(after.result.stamps.keys) == all)
+        #expect(after.result.stamps[configMap.reference] != second.result.stamps[configMap.reference])
+        let last = try await apply()
+        #expect(last.verified == after.result.stamps)
+        #expect(actions(last.result, .unchanged) == all)
     }
 }
