@@ -93,9 +93,10 @@ public final class KubeClient: Sendable {
     ///   caller keeping only some fields never holds every full object at once.
     public func list(apiVersion: String, kind: String, namespace: String?, labelSelector: String? = nil,
                      limit: Int = 500, droppingFieldsOf manager: String? = nil, shape: JSONValue.ItemShape? = nil,
-                     transform: (@Sendable (JSONValue) -> JSONValue?)? = nil) async throws(KubeError) -> [JSONValue] {
+                     transform: (@Sendable (JSONValue) -> JSONValue?)? = nil,
+                     shapeWhenRead: (@Sendable () async -> JSONValue.ItemShape?)? = nil) async throws(KubeError) -> [JSONValue] {
         try await listVersioned(apiVersion: apiVersion, kind: kind, namespace: namespace, labelSelector: labelSelector,
-                                limit: limit, droppingFieldsOf: manager, shape: shape, transform: transform).items
+                                limit: limit, droppingFieldsOf: manager, shape: shape, transform: transform, shapeWhenRead: shapeWhenRead).items
     }
 
     /// `list`, with the resourceVersion the list is consistent at (its first page's): where a
@@ -106,9 +107,14 @@ public final class KubeClient: Sendable {
     /// - Parameter shape: which fields of each object are built, and what is kept of it
     ///   (`JSONValue.ItemShape`; its `finish` gets the item without apiVersion and kind, as a
     ///   LIST has it, and `transform` is not used); nil: all, given their apiVersion and kind.
+    /// - Parameter shapeWhenRead: the shape, when `shape` is nil, asked for once a page has
+    ///   arrived and before it is read (what a caller still works out while the server lists:
+    ///   `Reconciler.Prefetch`); it must give the same answer every time. The wait holds no
+    ///   place among the client's requests in flight.
     public func listVersioned(apiVersion: String, kind: String, namespace: String?, labelSelector: String? = nil, limit: Int = 500,
                               droppingFieldsOf manager: String? = nil, shape: JSONValue.ItemShape? = nil,
-                              transform: (@Sendable (JSONValue) -> JSONValue?)? = nil) async throws(KubeError) -> (items: [JSONValue], resourceVersion: String) {
+                              transform: (@Sendable (JSONValue) -> JSONValue?)? = nil,
+                              shapeWhenRead: (@Sendable () async -> JSONValue.ItemShape?)? = nil) async throws(KubeError) -> (items: [JSONValue], resourceVersion: String) {
         let resource = try await discovery.resource(apiVersion: apiVersion, kind: kind, client: self)
         var base = groupPath(apiVersion)
         if resource.namespaced, let namespace { base += "/namespaces/\(namespace)" }
@@ -121,9 +127,13 @@ public final class KubeClient: Sendable {
             var query = [("limit", String(limit))]
             if let labelSelector { query.append(("labelSelector", labelSelector)) }
             if let token { query.append(("continue", token)) }
-            return try await send(.GET, path, query: query, operation: "list", object: what, droppingFieldsOf: manager, items: shape)
+            return try await send(.GET, path, query: query, operation: "list", object: what, droppingFieldsOf: manager, items: shape,
+                                  itemsWhenRead: shape == nil ? shapeWhenRead : nil)
         }
         var page = try await fetch(nil)
+        // What each page was read with (the answer is the same for every page).
+        var readWith = shape
+        if readWith == nil, let shapeWhenRead { readWith = await shapeWhenRead() }
         while true {
             // The next page is asked for before this one's items are read (and transformed):
             // the server works on it meanwhile, so a kind of many pages costs the server's time
@@ -141,7 +151,7 @@ public final class KubeClient: Sendable {
             for item in pageItems {
                 // Items of a list carry no apiVersion/kind; give them theirs.
                 guard var o = item.objectValue else { continue }
-                if shape != nil {
+                if readWith != nil {
                     items.append(item)
                     continue
                 }
@@ -332,7 +342,8 @@ public final class KubeClient: Sendable {
     ///   returned); an error's still is.
     func send(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: [UInt8]? = nil,
               contentType: String? = nil, operation: String, object: String, reading: Bool = true,
-              droppingFieldsOf manager: String? = nil, items shape: JSONValue.ItemShape? = nil) async throws(KubeError) -> JSONValue {
+              droppingFieldsOf manager: String? = nil, items shape: JSONValue.ItemShape? = nil,
+              itemsWhenRead: (@Sendable () async -> JSONValue.ItemShape?)? = nil) async throws(KubeError) -> JSONValue {
         let url = config.server + path
             + (query.isEmpty ? "" : "?" + query.map { "\($0.0)=\(Self.percentEncode($0.1))" }.joined(separator: "&"))
         var attempt = 0
@@ -340,13 +351,20 @@ public final class KubeClient: Sendable {
         while true {
             attempt += 1
             counts.withLock { $0[operation, default: 0] += 1 }
-            let outcome = await limiter.run { () async -> Result<JSONValue, Attempt> in
+            let outcome = await limiter.run { () async -> Result<Body, Attempt> in
                 await self.once(method, url, body: body, contentType: contentType, operation: operation, object: object, reading: reading,
-                               droppingFieldsOf: manager, items: shape)
+                               droppingFieldsOf: manager, items: shape, deferReading: itemsWhenRead != nil)
             }
             switch outcome {
-            case .success(let value):
+            case .success(.parsed(let value)):
                 return value
+            case .success(.unread(let bytes)):
+                // Read once its shape is known, outside the limiter: the wait holds no request's place.
+                let shape = await itemsWhenRead?()
+                guard let json = try? JSONValue.parse(bytes.readableBytesView, droppingFieldsOf: manager, items: shape) else {
+                    throw KubeError(reason: .unexpected, code: 200, operation: operation, object: object, message: "the response is not JSON")
+                }
+                return json
             case .failure(.final(let error)):
                 throw error
             case .failure(.retryable(let error, let retryAfter)):
@@ -379,9 +397,15 @@ public final class KubeClient: Sendable {
         case retryable(KubeError, retryAfter: Double?)
     }
 
+    /// A successful response's body: read, or (`deferReading`) not yet.
+    enum Body: Sendable {
+        case parsed(JSONValue)
+        case unread(ByteBuffer)
+    }
+
     private func once(_ method: HTTPMethod, _ url: String, body: [UInt8]?, contentType: String?,
                       operation: String, object: String, reading: Bool = true, droppingFieldsOf manager: String? = nil,
-                      items shape: JSONValue.ItemShape? = nil) async -> Result<JSONValue, Attempt> {
+                      items shape: JSONValue.ItemShape? = nil, deferReading: Bool = false) async -> Result<Body, Attempt> {
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")
@@ -436,7 +460,8 @@ public final class KubeClient: Sendable {
             return .failure(Self.classify(error, operation: operation, object: object, server: config.server))
         }
         let code = Int(response.status.code)
-        if !reading, (200..<300).contains(code) { return .success(.null) }
+        if !reading, (200..<300).contains(code) { return .success(.parsed(.null)) }
+        if deferReading, (200..<300).contains(code) { return .success(.unread(bytes)) }
         // An error body that is not JSON (a proxy's HTML page) is no Status: the HTTP code speaks.
         let success = (200..<300).contains(code)
         let json = try? JSONValue.parse(bytes.readableBytesView, droppingFieldsOf: success ? manager : nil, items: success ? shape : nil)
@@ -444,7 +469,7 @@ public final class KubeClient: Sendable {
             guard let json else {
                 return .failure(.final(KubeError(reason: .unexpected, code: code, operation: operation, object: object, message: "the response is not JSON")))
             }
-            return .success(json)
+            return .success(.parsed(json))
         }
         let error = KubeError.from(status: code, body: json, operation: operation, object: object)
         if code == 429 || code == 500 || code == 502 || code == 503 || code == 504 {

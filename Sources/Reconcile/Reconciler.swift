@@ -130,7 +130,8 @@ public struct Reconciler: Sendable {
     ///     commit: the clusters whose files changed, those removed included); their live objects
     ///     are listed with a label selector on `cairn.dev/cluster`, so an incremental pass reads
     ///     and writes only what the commit touched. nil: every cluster.
-    public func reconcile(_ desired: DesiredState, scope: Set<String>? = nil) async throws(KubeError) -> Result {
+    ///   - prefetched: this pass's LISTs, started while `desired` was read (`prefetch`).
+    public func reconcile(_ desired: DesiredState, scope: Set<String>? = nil, prefetched: Prefetch? = nil) async throws(KubeError) -> Result {
         var clusters = desired.clusters
         var invalid = desired.invalid
         if let scope {
@@ -142,13 +143,19 @@ public struct Reconciler: Sendable {
         // learnt a moment ago for its render options (`renderOptions`) is fresh enough.
         if scope == nil { await client.forgetDiscovery(olderThan: .seconds(10)) }
         cache?.setDesired(desired.clusters, revision: desired.revision)
-        return try await reconcileAll(clusters, invalid: invalid, specsRead: desired.specsRead, prune: desired.prune, scope: scope,
-                                      verified: desired.liveStamps())
+        do {
+            return try await reconcileAll(clusters, invalid: invalid, specsRead: desired.specsRead, prune: desired.prune, scope: scope,
+                                          verified: desired.liveStamps(), prefetched: prefetched)
+        } catch {
+            prefetched?.cancel()
+            throw error
+        }
     }
 
     private func reconcileAll(_ clusters: [RenderedCluster], invalid: [String: String], specsRead: Int,
-                              prune: Bool, scope: Set<String>?, verified: [String: LiveStamp]) async throws(KubeError) -> Result {
+                              prune: Bool, scope: Set<String>?, verified: [String: LiveStamp], prefetched: Prefetch?) async throws(KubeError) -> Result {
         var pdbVersion = clusters.flatMap(\.objects).first { $0.kind == "PodDisruptionBudget" }?.apiVersion
+        if pdbVersion == nil { pdbVersion = prefetched?.podDisruptionBudgetAPIVersion }
         if pdbVersion == nil { pdbVersion = try await renderOptions().podDisruptionBudgetAPIVersion }
         var warnings: [String] = []
         let allowed = clusters.filter { options.namespaceAllow?.contains($0.spec.metadata.namespace) ?? true }
@@ -159,7 +166,8 @@ public struct Reconciler: Sendable {
         var desiredByKey: [String: RenderedObject] = [:]
         desiredByKey.reserveCapacity(desired.count)
         for o in desired { desiredByKey[o.reference] = o }
-        var live = try await liveSet(podDisruptionBudgetAPIVersion: pdbVersion!, desired: desiredByKey, clusters: scope, verified: verified)
+        var live = try await liveSet(podDisruptionBudgetAPIVersion: pdbVersion!, desired: desiredByKey, clusters: scope, verified: verified,
+                                     prefetched: prefetched)
         if let scope { live.keep { $0.map(scope.contains) ?? false } }
         let stamps = live.stamps
 
@@ -399,8 +407,18 @@ public struct Reconciler: Sendable {
     }
 
     /// - Parameter verified: objects found unchanged against `desired` before (`listShape`).
+    /// - Parameter prefetched: the LISTs of this pass, started before `desired` was known
+    ///   (`prefetch`); used when they list what this call would (no live cache, every cluster,
+    ///   the same PodDisruptionBudget version), else cancelled.
     func liveSet(podDisruptionBudgetAPIVersion: String, desired: [String: RenderedObject]? = nil,
-                 clusters: Set<String>? = nil, verified: [String: LiveStamp] = [:]) async throws(KubeError) -> LiveSet {
+                 clusters: Set<String>? = nil, verified: [String: LiveStamp] = [:], prefetched: Prefetch? = nil) async throws(KubeError) -> LiveSet {
+        if let prefetched {
+            if cache == nil, clusters == nil, let desired, prefetched.podDisruptionBudgetAPIVersion == podDisruptionBudgetAPIVersion {
+                prefetched.running.input.fulfill(ListInput(desired: desired, verified: verified))
+                return try await finish(prefetched.running, cached: [])
+            }
+            prefetched.cancel()
+        }
         var selector = "app.kubernetes.io/managed-by=cairn"
         if let clusters {
             let names = Set(clusters.compactMap { $0.split(separator: "/").last.map(String.init) }).sorted()
@@ -457,46 +475,108 @@ public struct Reconciler: Sendable {
                 namespaces = scoped.sorted().map(Optional.some)
             }
         }
-        let lists = listKinds.flatMap { k in namespaces.map { (k.apiVersion, k.kind, $0) } }
-        let client = self.client
-        // Each object is read only as far as a pass keeps it (`slim`): the fields its desired
-        // object has (server defaults not even built), and as it is read it is planned. The
-        // objects found unchanged then are not planned again (which would parse the desired
-        // body a second time: a tenth of a one-shot no-op's CPU at 1,000 clusters).
-        let unchanged = Mutex<(keys: Set<String>, stamps: [String: LiveStamp])>(([], [:]))
-        let shape: @Sendable (_ apiVersion: String, _ kind: String) -> JSONValue.ItemShape? = { apiVersion, kind in
-            guard let desired else { return nil }
-            return Self.listShape(apiVersion: apiVersion, kind: kind, desired: desired, verified: verified) { key, stamp in
-                unchanged.withLock {
-                    $0.keys.insert(key)
-                    if let stamp { $0.stamps[key] = stamp }
-                }
+        let lists = listKinds.flatMap { k in namespaces.map { ListTarget(apiVersion: k.apiVersion, kind: k.kind, namespace: $0) } }
+        // `slim` drops cairn's own managedFields entries: they are not even built.
+        let running = startLists(lists, labelSelector: labelSelector, dropping: desired == nil ? nil : Planner.fieldManager)
+        running.input.fulfill(ListInput(desired: desired, verified: verified))
+        return try await finish(running, cached: cached)
+    }
+
+    /// One LIST of a pass: a kind, in a namespace or (nil) all.
+    struct ListTarget: Sendable {
+        var apiVersion: String
+        var kind: String
+        var namespace: String?
+    }
+
+    /// What a pass's LISTs read their pages with (`listShape`): nil desired objects, whole.
+    struct ListInput: Sendable {
+        var desired: [String: RenderedObject]?
+        var verified: [String: LiveStamp]
+    }
+
+    /// A pass's LISTs, under way: each page is read once `input` is given (nil: given up, the
+    /// pages read whole and dropped).
+    struct RunningLists: Sendable {
+        let lists: [ListTarget]
+        let labelSelector: String
+        let dropping: String?
+        let input: Promise<ListInput?>
+        let found: Found
+        let task: Task<[Listed], Never>
+
+        /// The objects planned unchanged as read, with their uids and resourceVersions.
+        final class Found: Sendable {
+            let state = Mutex<(keys: Set<String>, stamps: [String: LiveStamp])>(([], [:]))
+        }
+
+        /// The shape of a kind's pages, once `input` is given.
+        func shape(_ apiVersion: String, _ kind: String) async -> JSONValue.ItemShape? {
+            await Reconciler.pageShape(apiVersion, kind, input: input, found: found)
+        }
+    }
+
+    static func pageShape(_ apiVersion: String, _ kind: String, input: Promise<ListInput?>, found: RunningLists.Found) async -> JSONValue.ItemShape? {
+        guard let given = await input.value, let desired = given.desired else { return nil }
+        return shape(apiVersion, kind, desired: desired, verified: given.verified, found: found)
+    }
+
+    /// Each object is read only as far as a pass keeps it (`slim`): the fields its desired
+    /// object has (server defaults not even built), and as it is read it is planned. The
+    /// objects found unchanged then are not planned again (which would parse the desired body
+    /// a second time: a tenth of a one-shot no-op's CPU at 1,000 clusters).
+    static func shape(_ apiVersion: String, _ kind: String, desired: [String: RenderedObject], verified: [String: LiveStamp],
+                      found: RunningLists.Found) -> JSONValue.ItemShape {
+        listShape(apiVersion: apiVersion, kind: kind, desired: desired, verified: verified) { key, stamp in
+            found.state.withLock {
+                $0.keys.insert(key)
+                if let stamp { $0.stamps[key] = stamp }
             }
         }
-        // `slim` drops cairn's own managedFields entries: they are not even built.
-        let dropped = desired == nil ? nil : Planner.fieldManager
-        // (A typed-throws do/catch inside the task closure miscompiles with Swift 6.3.1: plain catch.)
-        let optional = Set(CompanionObject.optionalKinds.map { "\($0.apiVersion) \($0.kind)" })
-        let listed = await withTaskGroup(of: Listed.self) { group in
-            for (index, list) in lists.enumerated() {
-                group.addTask {
-                    do {
-                        return Listed(index: index, objects: try await client.list(apiVersion: list.0, kind: list.1, namespace: list.2,
-                                                                                   labelSelector: labelSelector, droppingFieldsOf: dropped,
-                                                                                   shape: shape(list.0, list.1)))
-                    } catch {
-                        return Listed(index: index, error: error as? KubeError
-                            ?? KubeError(reason: .transport, operation: "list", object: list.1, message: "\(error)"))
+    }
+
+    /// Starts the LISTs, concurrently, the client bounding how many are in flight.
+    func startLists(_ lists: [ListTarget], labelSelector: String, dropping: String?) -> RunningLists {
+        let client = self.client
+        let input = Promise<ListInput?>()
+        let found = RunningLists.Found()
+        let task = Task { () -> [Listed] in
+            // (A typed-throws do/catch inside the task closure miscompiles with Swift 6.3.1: plain catch.)
+            await withTaskGroup(of: Listed.self) { group in
+                for (index, list) in lists.enumerated() {
+                    group.addTask {
+                        do {
+                            let shape: @Sendable () async -> JSONValue.ItemShape? = {
+                                await Self.pageShape(list.apiVersion, list.kind, input: input, found: found)
+                            }
+                            return Listed(index: index, objects: try await client.list(apiVersion: list.apiVersion, kind: list.kind, namespace: list.namespace,
+                                                                                       labelSelector: labelSelector, droppingFieldsOf: dropping,
+                                                                                       shapeWhenRead: shape))
+                        } catch {
+                            return Listed(index: index, error: error as? KubeError
+                                ?? KubeError(reason: .transport, operation: "list", object: list.kind, message: "\(error)"))
+                        }
                     }
                 }
+                var out: [Listed] = []
+                for await r in group { out.append(r) }
+                return out.sorted { $0.index < $1.index }
             }
-            var out: [Listed] = []
-            for await r in group { out.append(r) }
-            return out.sorted { $0.index < $1.index }
         }
+        return RunningLists(lists: lists, labelSelector: labelSelector, dropping: dropping, input: input, found: found, task: task)
+    }
+
+    /// The LISTs' objects, once all are read, with the cache's (`cached`).
+    private func finish(_ running: RunningLists, cached: [LiveCache.Cached]) async throws(KubeError) -> LiveSet {
+        let listed = await running.task.value
+        let input = await running.input.value
+        let desired = input?.desired
+        let labelSelector = running.labelSelector
+        let optional = Set(CompanionObject.optionalKinds.map { "\($0.apiVersion) \($0.kind)" })
         var live: [JSONValue] = []
         for r in listed {
-            let (apiVersion, kind, namespace) = lists[r.index]
+            let list = running.lists[r.index]
+            let (apiVersion, kind, namespace) = (list.apiVersion, list.kind, list.namespace)
             // An optional kind cairn may not list (deploy/'s RBAC narrowed) is left out: its
             // objects are neither planned against nor pruned, and applying one is its cluster's error.
             if let error = r.error, error.reason == .forbidden, optional.contains("\(apiVersion) \(kind)") { continue }
@@ -507,10 +587,11 @@ public struct Reconciler: Sendable {
             // and creating a missing one there is that cluster's error, not the pass's.
             if let error = r.error, error.reason == .forbidden, kind == "Secret", apiVersion == "v1", namespace == nil {
                 let namespaces = Set((desired ?? [:]).values.map(\.namespace)).sorted()
+                let shape = await running.shape("v1", "Secret")
                 for ns in namespaces {
                     do {
                         live += try await client.list(apiVersion: "v1", kind: "Secret", namespace: ns, labelSelector: labelSelector,
-                                                      droppingFieldsOf: dropped, shape: shape("v1", "Secret"))
+                                                      droppingFieldsOf: running.dropping, shape: shape)
                     } catch {
                         if error.reason != .forbidden { throw error }
                     }
@@ -522,8 +603,33 @@ public struct Reconciler: Sendable {
             live += r.objects
         }
         var set = LiveSet(listed: live, cached: cached)
-        (set.unchanged, set.stamps) = unchanged.withLock { $0 }
+        (set.unchanged, set.stamps) = running.found.state.withLock { $0 }
         return set
+    }
+
+    /// A pass's LISTs started before its desired state is known (`cairn apply`): the API
+    /// server lists while the spec files are read and rendered, and each page is read once the
+    /// pass gives its desired objects (`reconcile(_:prefetched:)`).
+    public struct Prefetch: Sendable {
+        let podDisruptionBudgetAPIVersion: String
+        let running: RunningLists
+
+        /// Gives the LISTs up (a run that stops before its pass).
+        public func cancel() {
+            running.input.fulfill(nil)
+            running.task.cancel()
+        }
+    }
+
+    /// Starts a pass's LISTs (every cluster's objects, in every namespace allowed) before its
+    /// desired state is known; nil with a live cache (`cairn run` reads that instead).
+    public func prefetch(podDisruptionBudgetAPIVersion: String) async throws(KubeError) -> Prefetch? {
+        guard cache == nil else { return nil }
+        let kinds = try await managedKinds(podDisruptionBudgetAPIVersion: podDisruptionBudgetAPIVersion)
+        let namespaces: [String?] = options.namespaceAllow.map { $0.sorted().map(Optional.some) } ?? [nil]
+        let lists = kinds.flatMap { k in namespaces.map { ListTarget(apiVersion: k.apiVersion, kind: k.kind, namespace: $0) } }
+        return Prefetch(podDisruptionBudgetAPIVersion: podDisruptionBudgetAPIVersion,
+                        running: startLists(lists, labelSelector: "app.kubernetes.io/managed-by=cairn", dropping: Planner.fieldManager))
     }
 
     /// How a pass reads the LIST of a kind: each object read as far as `slim` keeps of it
@@ -642,7 +748,7 @@ public struct Reconciler: Sendable {
         return .object(obj)
     }
 
-    private struct Listed: Sendable {
+    struct Listed: Sendable {
         var index: Int
         var objects: [JSONValue] = []
         var error: KubeError?
@@ -843,5 +949,36 @@ public struct Reconciler: Sendable {
         }
         o["data"] = .object(data)
         return .object(o)
+    }
+}
+
+/// A value given once and awaited by any number of tasks (those asking after it is given get
+/// it at once).
+final class Promise<Value: Sendable>: Sendable {
+    private let state = Mutex<(value: Value?, given: Bool, waiting: [CheckedContinuation<Value, Never>])>((nil, false, []))
+
+    /// Gives the value; later calls change nothing.
+    func fulfill(_ value: Value) {
+        let waiting = state.withLock { state -> [CheckedContinuation<Value, Never>] in
+            guard !state.given else { return [] }
+            state.value = value
+            state.given = true
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for w in waiting { w.resume(returning: value) }
+    }
+
+    var value: Value {
+        get async {
+            await withCheckedContinuation { (c: CheckedContinuation<Value, Never>) in
+                let given = state.withLock { state -> Value? in
+                    if state.given { return state.value }
+                    state.waiting.append(c)
+                    return nil
+                }
+                if let given { c.resume(returning: given) }
+            }
+        }
     }
 }

@@ -65,18 +65,22 @@ extension Cairn {
             let result: Reconciler.Result
             let state: DesiredState
             var cache: RenderCache?
+            var prefetched: Reconciler.Prefetch?
             do {
                 let renderOptions = try await reconciler.renderOptions()
+                // The API server lists the live objects while the files are read and rendered.
+                prefetched = try await reconciler.prefetch(podDisruptionBudgetAPIVersion: renderOptions.podDisruptionBudgetAPIVersion)
                 cache = renderCache.open(input.git, options: renderOptions)
                 state = DesiredState(files: files.map { DesiredState.File(path: $0.path, text: $0.text) }, unreadable: unreadable,
                                      options: renderOptions, renderCache: cache)
                 for problem in state.unreadable { printError(problem) }
                 for e in state.errors { printError(e.description) }
-                result = try await reconciler.reconcile(state)
+                result = try await reconciler.reconcile(state, prefetched: prefetched)
                 // What this pass found unchanged, a later run on the same files need not read.
                 state.record(result.stamps)
                 RenderCacheFlag.save(cache)
             } catch {
+                prefetched?.cancel()
                 RenderCacheFlag.save(cache)
                 await client.shutdown()
                 printError("cairn: \(error)")
