@@ -33,8 +33,9 @@ public final class RenderCache: Sendable {
         var digest: DesiredState.Digest
     }
 
-    /// What `save` writes for a key: a block of the file as read (objects found and used), or
-    /// objects rendered in this run, already in the file's form.
+    /// What `save` writes for a key: a block of the file as read (objects found and used, or a
+    /// file's stamps), or one made in this run (objects rendered, stamps recorded), already in
+    /// the file's form.
     private enum Entry {
         case loaded(Range<Int>)
         case rendered([UInt8])
@@ -195,11 +196,11 @@ public final class RenderCache: Sendable {
     /// the file used), and removes the directory's cache files no run has used for a week.
     public func save() throws(RenderCacheError) {
         defer { Self.evict(directory: String(path[..<path.lastIndex(of: "/")!]), keeping: path) }
-        let taken: (used: [Key: Entry], stamps: [Key: Stamps])? = state.withLock { state in
+        let taken: (used: [Key: Entry], stamps: [Key: Entry])? = state.withLock { state in
             // The stamp tables of the files this run read: as recorded, or as the file held them.
-            var stamps: [Key: Stamps] = [:]
+            var stamps: [Key: Entry] = [:]
             for key in state.seen {
-                if let recorded = state.recorded[key] { stamps[key] = .recorded(recorded) }
+                if let recorded = state.recorded[key] { stamps[key] = .rendered(Self.encode(recorded)) }
                 else if let range = stampIndex[key] { stamps[key] = .loaded(range) }
             }
             let same = state.stored == 0 && state.used.count == index.count && state.recorded.isEmpty && stamps.count == stampIndex.count
@@ -209,26 +210,16 @@ public final class RenderCache: Sendable {
             if !index.isEmpty || !stampIndex.isEmpty { utimes(path, nil) }
             return
         }
+        // Two sections alike: the objects of each file's entry, then each file's stamps.
         var out = Self.magic + header
-        Self.put(UInt32(used.count), into: &out)
-        for (key, entry) in used.sorted(by: { $0.key.path < $1.key.path }) {
-            Self.put(Array(key.path.utf8), into: &out)
-            out += key.digest.bytes
-            switch entry {
-            case .loaded(let range): out += bytes[range]
-            case .rendered(let block): out += block
-            }
-        }
-        Self.put(UInt32(stamps.count), into: &out)
-        for (key, table) in stamps.sorted(by: { $0.key.path < $1.key.path }) {
-            Self.put(Array(key.path.utf8), into: &out)
-            out += key.digest.bytes
-            switch table {
-            case .loaded(let range): out += bytes[range]
-            case .recorded(let found):
-                Self.put(UInt32(found.count), into: &out)
-                for (reference, stamp) in found.sorted(by: { $0.key < $1.key }) {
-                    for s in [reference, stamp.uid, stamp.resourceVersion] { Self.put(Array(s.utf8), into: &out) }
+        for section in [used, stamps] {
+            Self.put(UInt32(section.count), into: &out)
+            for (key, entry) in section.sorted(by: { $0.key.path < $1.key.path }) {
+                Self.put(Array(key.path.utf8), into: &out)
+                out += key.digest.bytes
+                switch entry {
+                case .loaded(let range): out += bytes[range]
+                case .rendered(let block): out += block
                 }
             }
         }
@@ -297,10 +288,14 @@ public final class RenderCache: Sendable {
         return bytes
     }
 
-    /// What `save` writes of a file's stamps: a block as read, or a table recorded this run.
-    private enum Stamps {
-        case loaded(Range<Int>)
-        case recorded([String: LiveStamp])
+    /// A stamp table in the file's form: its count, then reference, uid and resourceVersion of each.
+    private static func encode(_ table: [String: LiveStamp]) -> [UInt8] {
+        var block: [UInt8] = []
+        put(UInt32(table.count), into: &block)
+        for (reference, stamp) in table.sorted(by: { $0.key < $1.key }) {
+            for s in [reference, stamp.uid, stamp.resourceVersion] { put(Array(s.utf8), into: &block) }
+        }
+        return block
     }
 
     /// Where each entry's objects, and each file's stamps, are, once the whole file is checked:
