@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The decoded `spec` of one system's cluster (an EventStoreDB, Atomix, Aerospike or Postgres
 /// spec): what a system's `ClusterSystem` conformance (in Render) decodes and renders.
 public protocol SystemSpec: Sendable, Hashable {}
@@ -38,10 +40,19 @@ public struct ClusterSpec: Sendable, Hashable {
     public let apiVersion: String
     public let kind: String
     /// The system's own spec.
-    public let system: any SystemSpec
+    public var system: any SystemSpec { deferred?.spec.system ?? decoded! }
+    private let decoded: (any SystemSpec)?
     /// Fields accepted but not used by cairn (an upstream operator's own settings), each with
     /// its location and why: `validate` and `plan` print them. Not part of the spec's identity.
-    public var notes: [SpecError] = []
+    public var notes: [SpecError] {
+        get { deferred?.spec.notes ?? ownNotes }
+        set { ownNotes = newValue }
+    }
+    private var ownNotes: [SpecError] = []
+    /// The decoding of `system` (and the notes it gives), put off (`ClusterSpecLoader.load(_:file:systems:deferring:)`).
+    private let deferred: DeferredDecoding?
+    /// Whether `system` is decoded only when first asked for (a render cache hit).
+    var decodesSystemWhenAsked: Bool { deferred != nil }
     /// The documents beside the cluster in its file (a Secret, a Certificate, ...): applied with
     /// the cluster, labelled as part of it, pruned with it.
     public var companions: [CompanionObject] = []
@@ -54,7 +65,19 @@ public struct ClusterSpec: Sendable, Hashable {
         self.metadata = metadata
         self.apiVersion = apiVersion
         self.kind = kind
-        self.system = system
+        self.decoded = system
+        self.deferred = nil
+    }
+
+    /// A spec whose system spec is decoded when first asked for, by `decode` (the file loaded
+    /// whole again); everything else as `decode` would give it.
+    init(file: String, metadata: ClusterMetadata, apiVersion: String, kind: String, deferred decode: @escaping @Sendable () -> ClusterSpec) {
+        self.file = file
+        self.metadata = metadata
+        self.apiVersion = apiVersion
+        self.kind = kind
+        self.decoded = nil
+        self.deferred = DeferredDecoding(decode)
     }
 
     /// `namespace/name`.
@@ -72,6 +95,25 @@ public struct ClusterSpec: Sendable, Hashable {
         hasher.combine(AnyHashable(system))
         hasher.combine(companions)
         hasher.combine(namespaceDocument)
+    }
+}
+
+/// A system spec's decoding put off until it is asked for: once, whichever thread asks first.
+private final class DeferredDecoding: Sendable {
+    private let decode: @Sendable () -> ClusterSpec
+    private let done = Mutex<ClusterSpec?>(nil)
+
+    init(_ decode: @escaping @Sendable () -> ClusterSpec) {
+        self.decode = decode
+    }
+
+    var spec: ClusterSpec {
+        done.withLock { done in
+            if let done { return done }
+            let spec = decode()
+            done = spec
+            return spec
+        }
     }
 }
 
@@ -149,13 +191,16 @@ package enum ClusterSpecLoader {
 
     /// Decodes and validates a parsed spec file: its cluster document, and every problem of the
     /// file at once (a document beside the cluster is reported, not applied).
-    package static func load(_ parsed: Parsed, file: String, systems: [SystemDecoder]) throws(SpecErrors) -> ClusterSpec {
+    /// - Parameter text: the file's text, when this very build decoded it without a problem
+    ///   before (`cairn apply`'s render cache): the system's `spec` is decoded only when asked
+    ///   for (most passes only need what is rendered from it), from this text.
+    package static func load(_ parsed: Parsed, file: String, systems: [SystemDecoder], deferring text: String? = nil) throws(SpecErrors) -> ClusterSpec {
         let kinds = Set(systems.map(\.kind))
         let root = parsed.cluster(kinds: kinds)
         let diagnostics = Diagnostics(file: file)
         for problem in parsed.problems { diagnostics.report(problem.location, problem.path, problem.message) }
         let top = Field(node: root, path: "", diagnostics: diagnostics)
-        let spec = decode(top, systems: systems)
+        let spec = decode(top, systems: systems, deferring: text)
         var companions: [CompanionObject] = []
         var namespaceDocument: NamespaceDocument?
         var seen: [String: Location] = [:]
@@ -333,7 +378,7 @@ package enum ClusterSpecLoader {
         return (duplicated, errors.sorted())
     }
 
-    private static func decode(_ top: Field, systems: [SystemDecoder]) -> ClusterSpec? {
+    private static func decode(_ top: Field, systems: [SystemDecoder], deferring text: String?) -> ClusterSpec? {
         top.object(unsupported: [
             "status": "status is written by cairn; remove it from the spec file",
         ]) { o -> ClusterSpec? in
@@ -360,6 +405,16 @@ package enum ClusterSpecLoader {
             }
             let metadata = o.required("metadata").flatMap { decodeMetadata($0) }
             guard let specField = o.required("spec") else { return nil }
+            if let text, let metadata {
+                let file = top.diagnostics.file
+                return ClusterSpec(file: file, metadata: metadata, apiVersion: system.apiVersion, kind: k) {
+                    do throws(SpecErrors) {
+                        return try load(text, file: file, systems: systems)
+                    } catch {
+                        preconditionFailure("\(file) decoded without a problem before (the render cache) and not now: \(error)")
+                    }
+                }
+            }
             let decoded = system.decode(specField, metadata)
             guard let metadata, let decoded else { return nil }
             return ClusterSpec(file: top.diagnostics.file, metadata: metadata, apiVersion: system.apiVersion, kind: k, system: decoded)

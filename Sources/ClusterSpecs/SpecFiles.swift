@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 
 /// Finds and reads spec files on disk.
 public enum SpecFiles {
@@ -55,19 +56,36 @@ public enum SpecFiles {
     ///
     /// - Throws: `ReadError` naming the file.
     public static func read(_ path: String) throws(ReadError) -> String {
-        let data: Data
-        do {
-            let attributes = try FileManager.default.attributesOfItem(atPath: path)
-            if let size = attributes[.size] as? Int, size > SpecFileParser.maximumFileSize {
-                throw ReadError(path: path, reason: "file is \(size) bytes; spec files are limited to \(SpecFileParser.maximumFileSize) bytes")
-            }
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch let e as ReadError {
-            throw e
-        } catch {
-            throw ReadError(path: path, reason: "cannot read: \(error.localizedDescription)")
+        // open/fstat/read: FileManager's attributes look up the owner's name (a passwd lookup
+        // per file, through nscd where it runs), a tenth of a no-op `cairn apply` at 1,000 files.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)  // a FIFO must not hang the read
+        guard fd >= 0 else { throw ReadError(path: path, reason: "cannot read: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw ReadError(path: path, reason: "cannot read: \(String(cString: strerror(errno)))") }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw ReadError(path: path, reason: "not a regular file") }
+        let limit = SpecFileParser.maximumFileSize
+        guard info.st_size <= limit else {
+            throw ReadError(path: path, reason: "file is \(info.st_size) bytes; spec files are limited to \(limit) bytes")
         }
-        guard let text = String(data: data, encoding: .utf8) else {
+        // Read to the end, whatever fstat said (the file may grow meanwhile), up to the limit.
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size) + 1)
+        var count = 0
+        while true {
+            if count == bytes.count {
+                guard count <= limit else { throw ReadError(path: path, reason: "file is over \(limit) bytes; spec files are limited to \(limit) bytes") }
+                bytes.append(contentsOf: repeatElement(0, count: max(4096, count)))
+            }
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ReadError(path: path, reason: "cannot read: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            count += n
+        }
+        guard count <= limit else { throw ReadError(path: path, reason: "file is \(count) bytes; spec files are limited to \(limit) bytes") }
+        guard let text = String(validating: bytes[..<count], as: UTF8.self) else {
             throw ReadError(path: path, reason: "not UTF-8 text")
         }
         return text

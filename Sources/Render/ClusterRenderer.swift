@@ -43,20 +43,20 @@ public enum ClusterRenderer {
         let kept = stagedOrder(stampConfigHashes(objects) + companions).map {
             packed ? $0.packed(dictionary: spec.apiVersion + " " + spec.kind + " " + $0.apiVersion + " " + $0.kind) : $0.withoutTree
         }
-        return assemble(spec, objects: kept, options: options, systems: systems)
-    }
-
-    /// A rendered cluster of these objects, as `render` made them for this spec and options
-    /// (now, or in an earlier run: `RenderCache`), with what keeps it from being rendered here.
-    static func assemble(_ spec: ClusterSpec, objects: [RenderedObject], options: RenderOptions, systems: SystemRegistry) -> RenderedCluster {
-        guard let system = systems.system(for: spec) else {
-            preconditionFailure("no system for \(spec.apiVersion) \(spec.kind): specs are decoded with the same registry")
-        }
-        var rendered = RenderedCluster(spec: spec, system: system, objects: objects)
+        var rendered = RenderedCluster(spec: spec, system: system, objects: kept)
         rendered.problems = system.renderProblems(any: spec.system, spec.metadata, options: options).map {
             SpecError(file: spec.file, location: $0.location, path: $0.path, message: $0.message)
         }
         return rendered
+    }
+
+    /// A rendered cluster of these objects, as `render` made them for this spec in an earlier
+    /// run (`RenderCache`, which keeps only renderings without problems).
+    static func assemble(_ spec: ClusterSpec, objects: [RenderedObject], systems: SystemRegistry) -> RenderedCluster {
+        guard let system = systems.system(for: spec) else {
+            preconditionFailure("no system for \(spec.apiVersion) \(spec.kind): specs are decoded with the same registry")
+        }
+        return RenderedCluster(spec: spec, system: system, objects: objects)
     }
 
     /// A document beside the cluster, as written, with cairn's inventory labels added (so that it

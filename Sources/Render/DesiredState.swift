@@ -210,13 +210,17 @@ public struct DesiredState: Sendable {
             return Entry(digest: digest, identity: identity, spec: nil, errors: [], rendered: nil, complete: false)
         }
         do {
-            let spec = try ClusterSpecLoader.load(parsed, file: file.path, systems: systems.decoders)
+            // Objects this build rendered from this very text before: the text decoded without
+            // a problem then, so its system spec is decoded only if something asks for it.
+            let cached = cache?.objects(path: file.path, digest: digest)
+            let spec = try ClusterSpecLoader.load(parsed, file: file.path, systems: systems.decoders, deferring: cached == nil ? nil : file.text)
             let rendered: RenderedCluster
-            if let cache, let objects = cache.objects(path: file.path, digest: digest) {
-                rendered = ClusterRenderer.assemble(spec, objects: objects, options: options, systems: systems)
+            if let cached {
+                rendered = ClusterRenderer.assemble(spec, objects: cached, systems: systems)
             } else {
                 rendered = ClusterRenderer.render(spec, options: options, systems: systems, packed: packed)
-                cache?.store(path: file.path, digest: digest, objects: rendered.objects)
+                // Only a rendering without problems is kept: a cached one has none.
+                if rendered.problems.isEmpty { cache?.store(path: file.path, digest: digest, objects: rendered.objects) }
             }
             return Entry(digest: digest, identity: spec.identity, spec: spec, errors: [], rendered: rendered, complete: true)
         } catch {

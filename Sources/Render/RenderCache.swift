@@ -50,6 +50,8 @@ public final class RenderCache: Sendable {
         var seen = Set<Key>()
         /// Stamps recorded this run that the file did not hold, merged with those it did.
         var recorded: [Key: [String: LiveStamp]] = [:]
+        /// The file's stamp tables made so far (`liveStamps` and `record` ask for each twice).
+        var loaded: [Key: [String: LiveStamp]] = [:]
     }
 
     /// The cache file's path.
@@ -124,9 +126,14 @@ public final class RenderCache: Sendable {
     /// The live objects found unchanged against this file's rendering by earlier runs (and this
     /// one), by `Kind/namespace/name`.
     func stamps(path: String, digest: DesiredState.Digest) -> [String: LiveStamp] {
-        let key = Key(path: path, digest: digest)
-        if let recorded = state.withLock({ $0.recorded[key] }) { return recorded }
-        return loadedStamps(key)
+        stamps(Key(path: path, digest: digest))
+    }
+
+    private func stamps(_ key: Key) -> [String: LiveStamp] {
+        if let known = state.withLock({ $0.recorded[key] ?? $0.loaded[key] }) { return known }
+        let table = loadedStamps(key)
+        state.withLock { $0.loaded[key] = table }
+        return table
     }
 
     private func loadedStamps(_ key: Key) -> [String: LiveStamp] {
@@ -147,10 +154,11 @@ public final class RenderCache: Sendable {
     /// caller gives only objects the rendering has, so the table stays as small as it.
     func record(path: String, digest: DesiredState.Digest, stamps found: [String: LiveStamp]) {
         let key = Key(path: path, digest: digest)
-        let current = stamps(path: path, digest: digest)
+        let current = stamps(key)
+        // A run that found everything as stamped before (a no-op) changes nothing.
+        guard found.contains(where: { current[$0.key] != $0.value }) else { return }
         var merged = current
         for (reference, stamp) in found { merged[reference] = stamp }
-        guard merged != current else { return }
         state.withLock { state in
             state.recorded[key] = merged
             state.seen.insert(key)

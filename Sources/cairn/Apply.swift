@@ -101,7 +101,13 @@ extension Cairn {
                 print(ObjectResult.Action.allCases.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", ") + (dryRun ? " (dry run)" : ""))
             }
             for w in result.warnings { printError("warning: \(w)") }
-            if result.failed || state.failed { throw ExitCode(1) }
+            // The process ends here, without freeing what the pass holds object by object (the
+            // live objects, the desired state: a twentieth of a no-op run's CPU at 1,000 clusters).
+            let status: Int32 = result.failed || state.failed ? 1 : 0
+            // exit(3) flushes stdout.
+            withExtendedLifetime((prefetched, state, result, cache)) {
+                Foundation.exit(status)
+            }
         }
     }
 }

@@ -54,6 +54,28 @@ struct CLITests {
             """)
     }
 
+    @Test func filesThatCannotBeReadAreNamedWithTheirReason() throws {
+        let good = try Repo.read(Repo.clusters.appendingPathComponent("acid-minimal-cluster.yaml"))
+        let dir = try temporaryDirectory([
+            "a-good.yaml": good,
+            "big.yaml": "# " + String(repeating: "x", count: 1 << 20) + "\n",
+            "latin1.yaml": "",
+        ])
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data([0x61, 0x3a, 0x20, 0xe9, 0x0a]).write(to: dir.appendingPathComponent("latin1.yaml"))
+        // A FIFO must be refused, not waited on: nobody ever writes to it.
+        #expect(mkfifo(dir.appendingPathComponent("pipe.yaml").path, 0o600) == 0)
+        let r = try cairn("validate", dir.path)
+        #expect(r.status == 1)
+        #expect(r.stdout == "")
+        #expect(r.stderr == """
+            \(dir.path)/big.yaml: file is 1048579 bytes; spec files are limited to 1048576 bytes
+            \(dir.path)/latin1.yaml: not UTF-8 text
+            \(dir.path)/pipe.yaml: not a regular file
+
+            """)
+    }
+
     @Test func missingPathIsAClearError() throws {
         let r = try cairn("validate", "/nonexistent/clusters")
         #expect(r.status == 1)

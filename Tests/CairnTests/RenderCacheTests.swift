@@ -3,6 +3,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+@testable import ClusterSpecs
 @testable import Render
 import JSON
 import Testing
@@ -143,9 +144,9 @@ struct RenderCacheTests {
         #expect(!pdbs.isEmpty && pdbs.allSatisfy { $0.apiVersion == "policy/v1beta1" && $0.body["apiVersion"]?.stringValue == "policy/v1beta1" })
     }
 
-    /// What keeps a valid spec from being rendered here is worked out again on a hit: a
+    /// What keeps a valid spec from being rendered here is never taken from the cache: a
     /// SplitDNS cluster where cairn's image is not known stays out of the clusters applied.
-    @Test func whatKeepsAClusterFromBeingRenderedHoldsOnAHit() throws {
+    @Test func whatKeepsAClusterFromBeingRenderedIsNotCached() throws {
         let splitDNS = DesiredState.File(path: "clusters/kdb.yaml", text: """
             apiVersion: kubernetes.kurrent.io/v1
             kind: KurrentDB
@@ -163,11 +164,47 @@ struct RenderCacheTests {
         #expect(first.clusters.isEmpty && first.invalid["events/kdb"] != nil)
         #expect(first.errors.contains { $0.description.contains("CAIRN_IMAGE") }, "\(first.errors)")
         try cold.save()
+        // A rendering with problems is not kept: they are worked out again, from the spec.
+        #expect(cold.stored == 0)
         let warm = try #require(RenderCache.open(directory: cacheDir, options: options))
         let second = state([splitDNS], options, cache: warm)
-        #expect(warm.hits == 1)
+        #expect(warm.hits == 0)
         #expect(second.clusters.isEmpty && second.invalid["events/kdb"] != nil)
         #expect(second.errors.map(\.description) == first.errors.map(\.description))
+    }
+
+    /// On a hit the system's spec is decoded only when asked for (a no-op `cairn apply` never
+    /// asks), and then it is the spec, with the notes, that decoding the file gives.
+    @Test func aHitDecodesTheSystemSpecOnlyWhenAskedAndTheSame() throws {
+        let file = DesiredState.File(path: "clusters/licensed.yaml", text: """
+            apiVersion: kubernetes.kurrent.io/v1
+            kind: KurrentDB
+            metadata: {name: licensed, namespace: db}
+            spec:
+              replicas: 1
+              image: docker.kurrent.io/kurrent-latest/kurrentdb:25.1.0
+              storage: {resources: {requests: {storage: 1Gi}}}
+              configuration:
+                Licensing: {LicenseKey: not-a-real-key}
+
+            """)
+        let fresh = state([file], cache: nil)
+        let cold = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
+        let first = state([file], cache: cold)
+        #expect(cold.stored == 1)
+        try cold.save()
+        let warm = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
+        let second = state([file], cache: warm)
+        #expect(warm.hits == 1)
+        let (a, b) = (try #require(first.clusters.first), try #require(second.clusters.first))
+        #expect(!a.spec.decodesSystemWhenAsked)
+        #expect(b.spec.decodesSystemWhenAsked)
+        // The note comes from the system's decoder (a credential-looking configuration value).
+        #expect(second.notes.map(\.description) == fresh.notes.map(\.description))
+        #expect(second.notes.contains { $0.description.contains("looks like a credential") }, "\(second.notes)")
+        #expect(b.spec == a.spec)
+        #expect(AnyHashable(b.spec.system) == AnyHashable(fresh.clusters[0].spec.system))
+        #expect(b == a)
     }
 
     @Test func aFileAtAnotherPathIsAMiss() throws {
