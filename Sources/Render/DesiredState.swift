@@ -81,9 +81,12 @@ public struct DesiredState: Sendable {
     ///   - packed: keep the rendered objects deflated (`ClusterRenderer.render`).
     ///   - renderCache: objects rendered by an earlier run for the same file text, path and
     ///     options (`cairn apply`, `cairn plan`); not used with `packed` or systems of a test's own.
+    ///   - decodeWhenAsked: on a render cache hit, decode a cluster's system spec (and its notes)
+    ///     only when asked for, from the file's text parsed again (`cairn apply`, which never
+    ///     asks); false for a caller that reads every cluster's notes (`cairn plan --live`).
     package init(files: [File], unreadable: [(path: String, reason: String)] = [], options: RenderOptions = RenderOptions(),
                 previous: DesiredState? = nil, namespaces: Set<String>? = nil, systems: SystemRegistry = .standard, packed: Bool = false,
-                renderCache: RenderCache? = nil) {
+                renderCache: RenderCache? = nil, decodeWhenAsked: Bool = false) {
         self.options = options
         self.packed = packed
         self.unreadable = unreadable.map { "\($0.path): \($0.reason)" }
@@ -109,7 +112,8 @@ public struct DesiredState: Sendable {
         }
         let cache = packed || systems.names != SystemRegistry.standard.names ? nil : renderCache
         self.renderCache = cache
-        for (read, entry) in zip(toRead, Self.readAll(toRead, options: options, namespaces: namespaces, systems: systems, packed: packed, cache: cache)) {
+        for (read, entry) in zip(toRead, Self.readAll(toRead, options: options, namespaces: namespaces, systems: systems, packed: packed, cache: cache,
+                                                                     decodeWhenAsked: decodeWhenAsked)) {
             if entry.complete { rendered += 1 }
             entries[read.file.path] = entry
         }
@@ -178,9 +182,12 @@ public struct DesiredState: Sendable {
     /// (pure functions of its text and the options), so a cold start (`apply`, `validate`, the
     /// daemon's first pass) renders 1,000 files in about half the time on two cores.
     private static func readAll(_ files: [(file: File, digest: Digest)], options: RenderOptions, namespaces: Set<String>?, systems: SystemRegistry,
-                                packed: Bool, cache: RenderCache?) -> [Entry] {
+                                packed: Bool, cache: RenderCache?, decodeWhenAsked: Bool) -> [Entry] {
         guard files.count > 1 else {
-            return files.map { read($0.file, digest: $0.digest, options: options, namespaces: namespaces, systems: systems, packed: packed, cache: cache) }
+            return files.map {
+                read($0.file, digest: $0.digest, options: options, namespaces: namespaces, systems: systems, packed: packed, cache: cache,
+                     decodeWhenAsked: decodeWhenAsked)
+            }
         }
         let results = UnsafeMutableBufferPointer<Entry?>.allocate(capacity: files.count)
         results.initialize(repeating: nil)
@@ -191,14 +198,15 @@ public struct DesiredState: Sendable {
         // Each iteration writes its own element, and concurrentPerform returns after the last.
         nonisolated(unsafe) let out = results
         DispatchQueue.concurrentPerform(iterations: files.count) { i in
-            out[i] = read(files[i].file, digest: files[i].digest, options: options, namespaces: namespaces, systems: systems, packed: packed, cache: cache)
+            out[i] = read(files[i].file, digest: files[i].digest, options: options, namespaces: namespaces, systems: systems, packed: packed,
+                          cache: cache, decodeWhenAsked: decodeWhenAsked)
         }
         return results.map { $0! }
     }
 
     /// - Parameter digest: `Digest(file.text)`, computed once by the caller.
     private static func read(_ file: File, digest: Digest, options: RenderOptions, namespaces: Set<String>?, systems: SystemRegistry,
-                             packed: Bool, cache: RenderCache?) -> Entry {
+                             packed: Bool, cache: RenderCache?, decodeWhenAsked: Bool) -> Entry {
         let parsed: ClusterSpecLoader.Parsed
         do {
             parsed = try ClusterSpecLoader.parse(file.text, file: file.path)
@@ -211,9 +219,10 @@ public struct DesiredState: Sendable {
         }
         do {
             // Objects this build rendered from this very text before: the text decoded without
-            // a problem then, so its system spec is decoded only if something asks for it.
+            // a problem then, so its system spec may be decoded only if something asks for it.
             let cached = cache?.objects(path: file.path, digest: digest)
-            let spec = try ClusterSpecLoader.load(parsed, file: file.path, systems: systems.decoders, deferring: cached == nil ? nil : file.text)
+            let deferring = cached != nil && decodeWhenAsked ? file.text : nil
+            let spec = try ClusterSpecLoader.load(parsed, file: file.path, systems: systems.decoders, deferring: deferring)
             let rendered: RenderedCluster
             if let cached {
                 rendered = ClusterRenderer.assemble(spec, objects: cached, systems: systems)

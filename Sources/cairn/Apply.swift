@@ -72,7 +72,7 @@ extension Cairn {
                 prefetched = try await reconciler.prefetch(podDisruptionBudgetAPIVersion: renderOptions.podDisruptionBudgetAPIVersion)
                 cache = renderCache.open(input.git, options: renderOptions)
                 state = DesiredState(files: files.map { DesiredState.File(path: $0.path, text: $0.text) }, unreadable: unreadable,
-                                     options: renderOptions, renderCache: cache)
+                                     options: renderOptions, renderCache: cache, decodeWhenAsked: true)
                 for problem in state.unreadable { printError(problem) }
                 for e in state.errors { printError(e.description) }
                 result = try await reconciler.reconcile(state, prefetched: prefetched)

@@ -61,7 +61,7 @@ struct RenderCacheTests {
     }
 
     func state(_ files: [DesiredState.File], _ options: RenderOptions = .checkOnly, cache: RenderCache?) -> DesiredState {
-        DesiredState(files: files, options: options, renderCache: cache)
+        DesiredState(files: files, options: options, renderCache: cache, decodeWhenAsked: true)
     }
 
     @Test func aWarmCacheGivesWhatRenderingGivesAndKeepsNoSecret() throws {

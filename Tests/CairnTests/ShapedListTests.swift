@@ -334,7 +334,7 @@ struct ShapedListControlPlaneTests {
             let prefetched = try await reconciler.prefetch(podDisruptionBudgetAPIVersion: options.podDisruptionBudgetAPIVersion)
             #expect(prefetched != nil)
             let cache = try #require(RenderCache.open(directory: cacheDir.path + "/render", options: options))
-            let state = DesiredState(files: files, options: options, renderCache: cache)
+            let state = DesiredState(files: files, options: options, renderCache: cache, decodeWhenAsked: true)
             let verified = state.liveStamps()
             let result = try await reconciler.reconcile(state, prefetched: prefetched)
             state.record(result.stamps)
