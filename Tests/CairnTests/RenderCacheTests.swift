@@ -235,6 +235,46 @@ struct RenderCacheTests {
         #expect(after.hits == 2)
     }
 
+    /// A cache larger than the buffer `save` streams through (a megabyte) is written in pieces,
+    /// hashed as written, and reads back whole: every entry found, both the ones rendered in
+    /// this run and those copied from the file as read, with every stamp.
+    @Test func aCacheLargerThanTheWriteBufferReadsBackWhole() throws {
+        let esdb = Repo.read(Repo.clusters.appendingPathComponent("esdb-cluster.yaml"))
+        var files = (0..<320).map { i in
+            DesiredState.File(path: "clusters/esdb-\(i).yaml", text: esdb.replacingOccurrences(of: "name: esdb-cluster", with: "name: esdb-\(i)"))
+        }
+        let cold = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
+        let first = state(files, cache: cold)
+        #expect(first.errors.isEmpty, "\(first.errors)")
+        #expect(cold.stored == files.count)
+        var found: [String: LiveStamp] = [:]
+        for (i, o) in first.clusters.flatMap(\.objects).enumerated() { found[o.reference] = LiveStamp(uid: "uid-\(i)", resourceVersion: "\(i)") }
+        first.record(found)
+        try cold.save()
+        let bytes = try #require(FileManager.default.contents(atPath: cold.path))
+        #expect(bytes.count > 2 << 20, "\(bytes.count) bytes: not more than two buffers")
+        // The trailing SHA-256 is of everything before it, computed here apart.
+        #expect(Array(SHA256.hash(data: bytes.dropLast(32))) == Array(bytes.suffix(32)))
+
+        // One file changed: the others copied from the file as read, the changed one rendered.
+        files[7].text = files[7].text.replacingOccurrences(of: "replicas: 3", with: "replicas: 5")
+        let warm = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
+        let second = state(files, cache: warm)
+        #expect(warm.hits == files.count - 1)
+        #expect(warm.stored == 1)
+        try warm.save()
+        let again = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
+        let third = state(files, cache: again)
+        #expect(again.hits == files.count)
+        #expect(third.clusters == second.clusters)
+        #expect(third.clusters == state(files, cache: nil).clusters)
+        let changed = Set(try #require(second.clusters.first { $0.spec.file == files[7].path }).objects.map(\.reference))
+        #expect(!changed.isEmpty)
+        // Compared apart: a failure would print some 2,000 stamps twice.
+        let stampsKept = third.liveStamps() == found.filter { !changed.contains($0.key) }
+        #expect(stampsKept, "\(third.liveStamps().count) stamps read back of \(found.count - changed.count)")
+    }
+
     /// What a pass found unchanged (uid and resourceVersion, `LiveStamp`) is kept with each
     /// file's rendering: given back for the same file text, merged run after run, gone with a
     /// changed file, kept by a run that records nothing (`cairn plan`), and a run that changes
