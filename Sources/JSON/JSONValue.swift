@@ -399,11 +399,29 @@ extension JSONValue {
         /// The item once read, and what `fields` said of it (`onto`; nil when it said nothing:
         /// an item without metadata, or one read whole).
         public var finish: @Sendable (_ item: JSONObject, _ onto: JSONObject?) -> JSONValue
+        /// Cuts an item's `metadata` short (nil: read whole). Once the metadata has read every
+        /// key of `after`, `keep` hears what it has read so far and names the later keys to
+        /// read (nil: all of them); the others are skipped (checked, never built), and `fields`
+        /// and `finish` get the metadata without them. A metadata object with a key twice is
+        /// read whole.
+        public var metadata: MetadataCut?
+
+        public struct MetadataCut: Sendable {
+            public var after: [String]
+            public var keep: @Sendable (_ read: JSONObject) -> [String]?
+
+            public init(after: [String], keep: @escaping @Sendable (_ read: JSONObject) -> [String]?) {
+                self.after = after
+                self.keep = keep
+            }
+        }
 
         public init(fields: @escaping @Sendable (_ metadata: JSONValue) -> (onto: JSONObject?, whole: [String]),
-                    finish: @escaping @Sendable (_ item: JSONObject, _ onto: JSONObject?) -> JSONValue = { item, _ in .object(item) }) {
+                    finish: @escaping @Sendable (_ item: JSONObject, _ onto: JSONObject?) -> JSONValue = { item, _ in .object(item) },
+                    metadata: MetadataCut? = nil) {
             self.fields = fields
             self.finish = finish
+            self.metadata = metadata
         }
     }
 }
@@ -541,7 +559,11 @@ private struct JSONParser {
             seen.append(key)
             var child: JSONValue?
             if key == "metadata" || kept == nil {
-                child = try value(depth: depth + 1)
+                if key == "metadata", let cut = shape.metadata {
+                    child = try metadata(depth: depth + 1, cut: cut)
+                } else {
+                    child = try value(depth: depth + 1)
+                }
                 if key == "metadata" { kept = shape.fields(child!) }
             } else if let kept, kept.whole.contains(key) {
                 child = try value(depth: depth + 1)
@@ -560,6 +582,51 @@ private struct JSONParser {
     }
 
     /// `value(depth:).projected(onto: want)`, without building what the projection drops.
+    /// An item's metadata cut short as `cut` says (`ItemShape.metadata`); read as `value` reads
+    /// it when it is not an object, or has a key twice (a skipped value could otherwise stand
+    /// where the whole parse keeps the last one, and a decision be made on a stale value).
+    mutating func metadata(depth: Int, cut: JSONValue.ItemShape.MetadataCut) throws(JSONValue.ParseError) -> JSONValue {
+        guard depth < 512 else { throw error("nested too deeply") }
+        skipWhitespace()
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { return try value(depth: depth) }
+        let start = index
+        index += 1
+        var object = JSONObject()
+        skipWhitespace()
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(object) }
+        var seen: [String] = []
+        var missing = cut.after.count
+        // nil until decided; then the later keys to read (nil: all).
+        var keep: [String]??
+        while true {
+            skipWhitespace()
+            let key = try string()
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
+            index += 1
+            if seen.contains(key) {
+                index = start
+                return try value(depth: depth)
+            }
+            seen.append(key)
+            if case .some(.some(let wanted)) = keep, !wanted.contains(key) {
+                try skipValue(depth: depth + 1)
+            } else {
+                let context: Context = skipFieldsOf != nil && key == "managedFields" ? .managedFields : .plain
+                object.appendUnchecked(key, try value(depth: depth + 1, context: context))
+                if keep == nil, cut.after.contains(key) {
+                    missing -= 1
+                    if missing == 0 { keep = .some(cut.keep(object)) }
+                }
+            }
+            skipWhitespace()
+            guard index < bytes.count else { throw error("unexpected end in object") }
+            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+            if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(object) }
+            throw error("expected ',' or '}'")
+        }
+    }
+
     mutating func projected(depth: Int, onto want: JSONValue) throws(JSONValue.ParseError) -> JSONValue {
         guard depth < 512 else { throw error("nested too deeply") }
         skipWhitespace()

@@ -154,7 +154,8 @@ public struct Reconciler: Sendable {
 
     private func reconcileAll(_ clusters: [RenderedCluster], invalid: [String: String], specsRead: Int,
                               prune: Bool, scope: Set<String>?, verified: [String: LiveStamp], prefetched: Prefetch?) async throws(KubeError) -> Result {
-        var pdbVersion = clusters.flatMap(\.objects).first { $0.kind == "PodDisruptionBudget" }?.apiVersion
+        // (Lazily: not a copy of every object to find the first.)
+        var pdbVersion = clusters.lazy.flatMap(\.objects).first { $0.kind == "PodDisruptionBudget" }?.apiVersion
         if pdbVersion == nil { pdbVersion = prefetched?.podDisruptionBudgetAPIVersion }
         if pdbVersion == nil { pdbVersion = try await renderOptions().podDisruptionBudgetAPIVersion }
         var warnings: [String] = []
@@ -183,8 +184,9 @@ public struct Reconciler: Sendable {
                 var current: [String: JSONValue] = [:]
                 var planned: Set<String> = []
                 for o in cluster.objects {
-                    current[o.reference] = live.take(o.reference)
-                    if live.unchanged.contains(o.reference) { planned.insert(o.reference) }
+                    let reference = o.reference
+                    current[reference] = live.take(reference)
+                    if live.unchanged.contains(reference) { planned.insert(reference) }
                 }
                 let (mine, unchanged) = (current, planned)
                 group.addTask { await self.pipeline(cluster, index: index, live: mine, unchanged: unchanged, namespaces: namespaces) }
@@ -215,7 +217,7 @@ public struct Reconciler: Sendable {
         // reason to prune anything; the objects of an invalid cluster are left alone.
         let valid = Set(allowed.map(\.spec.identity))
         let kept = valid.union(invalid.keys)
-        let desiredKeys = Set(desired.map(\.reference))
+        let desiredKeys = Set(desiredByKey.keys)
         // What no valid cluster renders (only these are read whole here).
         let orphans = live.objects(except: desiredKeys).filter { o in
             guard let cluster = o["metadata", "labels", "cairn.dev/cluster"]?.stringValue,
@@ -655,14 +657,10 @@ public struct Reconciler: Sendable {
             return LiveStamp(uid: uid, resourceVersion: version)
         }
         @Sendable func isVerified(_ key: String, _ metadata: JSONValue?) -> Bool {
-            guard let known = verified[key], desired[key] != nil, let stamp = stamp(metadata) else { return false }
+            guard let known = verified[key], desired.index(forKey: key) != nil, let stamp = stamp(metadata) else { return false }
             return known == stamp
         }
-        return JSONValue.ItemShape(fields: { metadata in
-            let key = key(metadata)
-            if isVerified(key, metadata) { return (verifiedFields, whole) }
-            return (desired[key]?.body.objectValue, whole)
-        }, finish: { item, onto in
+        @Sendable func finish(_ item: JSONObject, _ onto: JSONObject?) -> JSONValue {
             // Items of a list carry no apiVersion/kind; give them theirs.
             var full = JSONObject([(key: "apiVersion", value: .string(apiVersion)), (key: "kind", value: .string(kind))])
             for (k, v) in item.entries where k != "apiVersion" && k != "kind" { full.appendUnchecked(k, v) }
@@ -679,6 +677,17 @@ public struct Reconciler: Sendable {
             let slim = Reconciler.slim(o, desired: want, wanted: body.objectValue)
             if Planner.plan(want, live: slim, body: body).kind == .unchanged { unchanged(key, stamp(metadata)) }
             return slim
+        }
+        return JSONValue.ItemShape(fields: { metadata in
+            let key = key(metadata)
+            if isVerified(key, metadata) { return (verifiedFields, whole) }
+            return (desired[key]?.body.objectValue, whole)
+        }, finish: finish, metadata: .init(after: ["name", "namespace", "uid", "resourceVersion"]) { read in
+            // A verified object's metadata: only what `slim` keeps that a pass reads of an
+            // unchanged object (a StatefulSet's generation for its rollout, the cluster label);
+            // its annotations and the managers' fields are not read.
+            let metadata = JSONValue.object(read)
+            return isVerified(key(metadata), metadata) ? ["generation", "labels", "deletionTimestamp"] : nil
         })
     }
 

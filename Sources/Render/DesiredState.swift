@@ -294,9 +294,19 @@ public struct DesiredState: Sendable {
         guard let renderCache, !found.isEmpty else { return }
         for cluster in clusters {
             guard let digest = entries[cluster.spec.file]?.digest else { continue }
-            var mine: [String: LiveStamp] = [:]
-            for o in cluster.objects { if let stamp = found[o.reference] { mine[o.reference] = stamp } }
-            if !mine.isEmpty { renderCache.record(path: cluster.spec.file, digest: digest, stamps: mine) }
+            // Only a cluster with a stamp that is not the known one is recorded (none in a no-op).
+            let known = renderCache.stamps(path: cluster.spec.file, digest: digest)
+            var mine: [(String, LiveStamp)] = []
+            var changed = false
+            for o in cluster.objects {
+                let reference = o.reference
+                guard let stamp = found[reference] else { continue }
+                mine.append((reference, stamp))
+                if !changed, known[reference] != stamp { changed = true }
+            }
+            if changed {
+                renderCache.record(path: cluster.spec.file, digest: digest, stamps: Dictionary(mine, uniquingKeysWith: { a, _ in a }))
+            }
         }
     }
 

@@ -75,9 +75,32 @@ enum FuzzTarget: String {
         let dropped = try? JSONValue.parse(bytes, droppingFieldsOf: "cairn")
         let onto: JSONObject = ["spec": ["a": nil, "b": [["c": nil], nil]], "data": nil]
         let shaped = try? JSONValue.parse(bytes, items: JSONValue.ItemShape(fields: { _ in (onto, ["status"]) }))
+        // The metadata cut short once its name and uid are read (as a pass does for an object it
+        // verified): a uid "u" keeps only the later labels.
+        let cut = JSONValue.ItemShape.MetadataCut(after: ["name", "uid"]) { read in read["uid"]?.stringValue == "u" ? ["labels"] : nil }
+        let metadataCut = try? JSONValue.parse(bytes, items: JSONValue.ItemShape(fields: { _ in (nil, []) }, metadata: cut))
         guard let value = try? JSONValue.parse(bytes) else { return }
         precondition(dropped != nil, "parsed whole but not when dropping fieldsV1")
         precondition(shaped != nil, "parsed whole but not with a shape")
+        precondition(metadataCut != nil, "parsed whole but not with the metadata cut")
+        if let items = value["items"]?.arrayValue, value.objectValue != nil {
+            let cutItems = metadataCut?["items"]?.arrayValue ?? []
+            precondition(cutItems.count == items.count, "a LIST with its metadata cut has \(cutItems.count) items, not \(items.count)")
+            for (whole, item) in zip(items, cutItems) {
+                guard let metadata = whole["metadata"]?.objectValue, whole.objectValue != nil else { continue }
+                var expected = JSONObject()
+                var missing: Set<String> = ["name", "uid"]
+                var keep: [String]??
+                for (key, v) in metadata.entries {
+                    if case .some(.some(let wanted)) = keep, !wanted.contains(key) { continue }
+                    expected.appendUnchecked(key, v)
+                    if keep == nil, missing.remove(key) != nil, missing.isEmpty { keep = .some(cut.keep(expected)) }
+                }
+                // Or whole: a metadata object with a key twice.
+                precondition(item["metadata"] == .object(expected) || item["metadata"] == .object(metadata),
+                             "a cut metadata is neither cut as said nor whole")
+            }
+        }
         if let items = value["items"]?.arrayValue, value.objectValue != nil {
             let cut = shaped?["items"]?.arrayValue ?? []
             precondition(cut.count == items.count, "a shaped LIST has \(cut.count) items, not \(items.count)")

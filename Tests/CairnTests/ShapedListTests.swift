@@ -101,6 +101,106 @@ struct ShapedListTests {
         #expect(heard.withLock { $0 } == [false, true])
     }
 
+    /// What `parse(_:items:)` must give for an item's metadata parsed whole, cut as `cut`
+    /// says (`ItemShape.metadata`): every key up to the one that completes `after`, then the
+    /// keys `keep` names (all when it names none). For a metadata object without a key twice.
+    static func cutMetadata(_ metadata: JSONValue, _ cut: JSONValue.ItemShape.MetadataCut) -> JSONValue {
+        guard let object = metadata.objectValue else { return metadata }
+        var out = JSONObject()
+        var missing = Set(cut.after)
+        var keep: [String]??
+        for (key, value) in object.entries {
+            if case .some(.some(let wanted)) = keep, !wanted.contains(key) { continue }
+            out.appendUnchecked(key, value)
+            if keep == nil, missing.remove(key) != nil, missing.isEmpty { keep = .some(cut.keep(out)) }
+        }
+        return .object(out)
+    }
+
+    /// The metadata cut short (what a pass does for an object it verified by its uid and
+    /// resourceVersion): keys before the decision read, later ones skipped but those kept;
+    /// no decision without every key of `after`; a metadata with a key twice read whole; the
+    /// managers' `fieldsV1` still dropped where the metadata is read; `fields` decides on the
+    /// metadata as cut.
+    @Test func theMetadataIsCutShortOnceItsKeysSaySo() throws {
+        let text = #"""
+            {"items": [
+              {"metadata": {"name": "a", "creationTimestamp": "t", "uid": "u1", "labels": {"l": "1"}, "annotations": {"big": "x"},
+                            "managedFields": [{"manager": "cairn", "fieldsV1": {"f:x": {}}}], "generation": 2}, "spec": {"a": 1}},
+              {"metadata": {"name": "b", "uid": "u2", "annotations": {"a": "1"},
+                            "managedFields": [{"manager": "cairn", "fieldsV1": {"f:x": {}}}, {"manager": "other", "fieldsV1": {"f:y": {}}}]}},
+              {"metadata": {"name": "c", "annotations": {"a": "1"}, "labels": {}}},
+              {"metadata": {"name": "d", "uid": "u1", "annotations": {"a": "1"}, "name": "e", "labels": {}}},
+              {"metadata": "not an object", "spec": {"a": 1}}
+            ]}
+            """#
+        let cut = JSONValue.ItemShape.MetadataCut(after: ["name", "uid"]) { read in read["uid"] == "u1" ? ["labels", "generation"] : nil }
+        let decided = Mutex<[JSONValue]>([])
+        let shape = JSONValue.ItemShape(fields: { metadata in
+            decided.withLock { $0.append(metadata) }
+            return (["spec": ["a": 0]], [])
+        }, metadata: cut)
+        let shaped = try JSONValue.parse(Array(text.utf8), droppingFieldsOf: "cairn", items: shape)
+        let full = try JSONValue.parse(Array(text.utf8), droppingFieldsOf: "cairn")
+        let items = try #require(shaped["items"]?.arrayValue)
+        let wholeItems = try #require(full["items"]?.arrayValue)
+        #expect(items.count == 5)
+        // Spelt out: verified (u1) keeps what came before the decision, then only what `keep` names.
+        #expect(items[0]["metadata"] == ["name": "a", "creationTimestamp": "t", "uid": "u1", "labels": ["l": "1"], "generation": 2])
+        #expect(items[0]["spec"] == ["a": 1])
+        // Not verified: read whole, the own manager's fieldsV1 still dropped.
+        #expect(items[1]["metadata"] == wholeItems[1]["metadata"])
+        #expect(items[1]["metadata", "managedFields"] == [["manager": "cairn"], ["manager": "other", "fieldsV1": ["f:y": [:]]]])
+        // No uid: no decision, read whole; a key twice: read whole (the last name wins).
+        #expect(items[2]["metadata"] == wholeItems[2]["metadata"])
+        #expect(items[3]["metadata"] == wholeItems[3]["metadata"])
+        #expect(items[3]["metadata", "name"] == "e" && items[3]["metadata", "annotations"] != nil)
+        #expect(items[4] == ["metadata": "not an object", "spec": ["a": 1]])
+        for (i, item) in items.enumerated().prefix(3) {
+            #expect(item["metadata"] == Self.cutMetadata(wholeItems[i]["metadata"]!, cut), "item \(i)")
+        }
+        // `fields` heard the metadata as cut.
+        #expect(decided.withLock { $0 } == items.compactMap { $0["metadata"] })
+        // What the cut skips is still checked.
+        #expect(throws: JSONValue.ParseError.self) {
+            try JSONValue.parse(Array(#"{"items": [{"metadata": {"name": "a", "uid": "u1", "annotations": {"a": ]}}]}"#.utf8), items: shape)
+        }
+    }
+
+    /// Random metadata objects (keys in any order, some missing, values of any type): the cut
+    /// always gives the whole parse's metadata cut as `MetadataCut` says.
+    @Test func randomMetadataMatchesTheWholeParseCut() throws {
+        var rng = SeededGenerator(seed: 0xC0FF_EE15)
+        let keys = ["name", "namespace", "uid", "resourceVersion", "labels", "annotations", "generation", "managedFields", "creationTimestamp"]
+        let values: [JSONValue] = ["u1", "u2", "", 3, .null, ["k": "v"], [["manager": "cairn", "fieldsV1": ["f:a": [:]]]], [1, [2]]]
+        let cut = JSONValue.ItemShape.MetadataCut(after: ["name", "uid", "resourceVersion"]) { read in
+            switch read["uid"]?.stringValue {
+            case "u1": ["labels", "generation"]
+            case "u2": []
+            default: nil
+            }
+        }
+        let shape = JSONValue.ItemShape(fields: { _ in (nil, []) }, metadata: cut)
+        var (cutShort, readWhole) = (0, 0)
+        for round in 0..<500 {
+            var metadata = JSONObject()
+            for key in keys.shuffled(using: &rng) where Int.random(in: 0...4, using: &rng) > 0 {
+                // A uid that decides most of the time (u1, u2), else any value.
+                let value = key == "uid" && Int.random(in: 0...3, using: &rng) > 0 ? JSONValue.string(["u1", "u2"].randomElement(using: &rng)!)
+                    : values.randomElement(using: &rng)!
+                metadata.appendUnchecked(key, value)
+            }
+            let text = #"{"items": [{"metadata": "# + JSONValue.object(metadata).compactJSON() + "}]}"
+            let shaped = try JSONValue.parse(Array(text.utf8), items: shape)
+            let got = try #require(shaped["items"]?.arrayValue?.first?["metadata"])
+            let want = Self.cutMetadata(.object(metadata), cut)
+            #expect(got == want, "round \(round): \(text)")
+            if want == .object(metadata) { readWhole += 1 } else { cutShort += 1 }
+        }
+        // Not a test of nothing: both kinds of metadata came up often.
+        #expect(cutShort > 50 && readWhole > 50, "\(cutShort) cut, \(readWhole) whole")
+    }
+
     /// What is skipped is still checked, as `droppingFieldsOf` checks what it skips.
     @Test(arguments: [
         #"{"items": [{"metadata": {}, "skipped": {"a": ]}]}"#,
@@ -372,6 +472,9 @@ struct ShapedListControlPlaneTests {
         let configMaps = try await client.list(apiVersion: "v1", kind: "ConfigMap", namespace: ns, labelSelector: selector,
                                                droppingFieldsOf: Planner.fieldManager, shape: shape("ConfigMap", "v1"))
         #expect(!configMaps.isEmpty && configMaps.allSatisfy { $0["data"] == nil && $0["metadata", "name"] != nil }, "\(configMaps)")
+        // Nor the managers' fields or the annotations: the metadata is cut once its uid and
+        // resourceVersion match (the cluster label kept).
+        #expect(configMaps.allSatisfy { $0["metadata", "managedFields"] == nil && $0["metadata", "labels", "cairn.dev/cluster"] != nil }, "\(configMaps)")
         let sets = try await client.list(apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, labelSelector: selector,
                                          droppingFieldsOf: Planner.fieldManager, shape: shape("StatefulSet", "apps/v1"))
         #expect(!sets.isEmpty)
@@ -383,6 +486,7 @@ struct ShapedListControlPlaneTests {
             if found[Reconciler.key(set)] == third.verified[Reconciler.key(set)] {
                 // What the rollout reads, and nothing else of the spec.
                 #expect(spec == ["replicas", "updateStrategy"], "\(set)")
+                #expect(set["metadata", "generation"]?.intValue != nil && set["metadata", "managedFields"] == nil, "\(set)")
                 #expect(set["status"] != nil && set["spec", "updateStrategy", "type"]?.stringValue != nil)
             } else {
                 #expect(spec.count > 2, "a StatefulSet written since is read as rendered")
