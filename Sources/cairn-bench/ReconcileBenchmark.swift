@@ -76,8 +76,9 @@ func generatedSpecs(count: Int, namespaces: [String]) throws -> [String: String]
 }
 
 /// - Parameter oneShotOnly: only the one-shot figures (`--one-shot`): cold sync, then the no-op
-///   pass and the raw paged LISTs three times each (medians), and the cost per cluster; no
-///   kubectl, no raw SSA (which at 10,000 clusters take most of an hour).
+///   pass and the raw paged LISTs several times each, alternated (medians of 9 at 1,000
+///   clusters, 5 at 10,000), and the cost per cluster; no kubectl, no raw SSA (which at 10,000
+///   clusters take most of an hour).
 func reconcileBenchmark(_ sizes: [Int], oneShotOnly: Bool = false) async throws {
     guard let cairn = cairnBinary(), let plane = BenchControlPlane.start() else { return }
     defer { plane.stop() }
@@ -158,27 +159,31 @@ func reconcileBenchmark(_ sizes: [Int], oneShotOnly: Bool = false) async throws 
         }
         let (listSeconds, listed) = try await rawLists()
         if oneShotOnly {
-            // Three of each, alternated, and their medians: one run of either varies by a third.
+            // Several of each, alternated, and their medians: on these 2-core machines one run
+            // of either varies by half (9 at 1,000 clusters, 5 at 10,000). The first no-op (it
+            // records what it found unchanged, and writes the render cache) is one of them.
             // The no-op reads the render cache the cold sync wrote (`cairn apply`'s default);
-            // the same without it beside, so that what the cache gives is plain.
+            // three without it beside, so that what the cache gives is plain.
+            let runs = count >= 10_000 ? 5 : 9
             var noops = [noop.seconds], lists = [listSeconds], uncached: [Double] = []
-            for i in 0..<3 {
-                if i < 2 {
+            for i in 0..<runs {
+                if i < 3 { uncached.append(measure(applyArguments + ["--no-render-cache"]).seconds) }
+                if i + 1 < runs {
                     noops.append(measure(applyArguments).seconds)
                     lists.append(try await rawLists().seconds)
                 }
-                uncached.append(measure(applyArguments + ["--no-render-cache"]).seconds)
             }
             await lister.shutdown()
-            let (n, l) = (noops.sorted()[1], lists.sorted()[1])
+            func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+            let (n, l) = (median(noops), median(lists))
             print("")
             print("\(count) clusters, \(objects.count) objects (\(listed) listed)")
             print(String(format: "cairn apply, cold sync      %8.3f s   %.2f ms per cluster, peak RSS %.0f MB", cold.seconds, cold.seconds * 1000 / Double(count), Double(cold.maxRSSKB) / 1024))
             print(String(format: "cairn apply, no-op (median) %8.3f s   %.3f ms per cluster, peak RSS %.0f MB; runs %@ (render cache warm)", n, n * 1000 / Double(count),
                          Double(noop.maxRSSKB) / 1024, noops.map { String(format: "%.2f", $0) }.joined(separator: " ")))
-            let u = uncached.sorted()[1]
+            let u = median(uncached)
             print(String(format: "  without the render cache  %8.3f s   %.3f ms per cluster; runs %@ (%.2fx the raw LISTs)", u, u * 1000 / Double(count),
-                         uncached.map { String(format: "%.2f", $0) }.joined(separator: " "), u / lists.sorted()[1]))
+                         uncached.map { String(format: "%.2f", $0) }.joined(separator: " "), u / l))
             print(String(format: "raw paged LISTs (median)    %8.3f s   %.3f ms per cluster; runs %@", l, l * 1000 / Double(count),
                          lists.map { String(format: "%.2f", $0) }.joined(separator: " ")))
             print(String(format: "no-op / raw LISTs           %8.2fx  (goal <= 1.5x); %d LISTs, requests %d/%d", n / l, noopRequests.lists, noopRequests.reads, noopRequests.writes))
