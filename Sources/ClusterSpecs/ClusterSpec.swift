@@ -83,6 +83,27 @@ public struct ClusterSpec: Sendable, Hashable {
     /// `namespace/name`.
     public var identity: String { "\(metadata.namespace)/\(metadata.name)" }
 
+    /// What a render cache keeps of a spec to make it again without parsing its file
+    /// (`ClusterSpecLoader.load(_:text:file:systems:)`): all but the system's spec and the notes.
+    package struct Summary: Sendable, Hashable {
+        package let apiVersion: String
+        package let kind: String
+        package let metadata: ClusterMetadata
+
+        package init(apiVersion: String, kind: String, metadata: ClusterMetadata) {
+            self.apiVersion = apiVersion
+            self.kind = kind
+            self.metadata = metadata
+        }
+    }
+
+    /// Nil for a spec with documents beside it (a Secret, a Namespace...): its file is parsed
+    /// every time.
+    package var summary: Summary? {
+        guard companions.isEmpty, namespaceDocument == nil else { return nil }
+        return Summary(apiVersion: apiVersion, kind: kind, metadata: metadata)
+    }
+
     public static func == (a: ClusterSpec, b: ClusterSpec) -> Bool {
         a.file == b.file && a.metadata == b.metadata && a.apiVersion == b.apiVersion && a.kind == b.kind
             && AnyHashable(a.system) == AnyHashable(b.system) && a.companions == b.companions && a.namespaceDocument == b.namespaceDocument
@@ -407,18 +428,33 @@ package enum ClusterSpecLoader {
             guard let specField = o.required("spec") else { return nil }
             if let text, let metadata {
                 let file = top.diagnostics.file
-                return ClusterSpec(file: file, metadata: metadata, apiVersion: system.apiVersion, kind: k) {
-                    do throws(SpecErrors) {
-                        return try load(text, file: file, systems: systems)
-                    } catch {
-                        preconditionFailure("\(file) decoded without a problem before (the render cache) and not now: \(error)")
-                    }
-                }
+                return ClusterSpec(file: file, metadata: metadata, apiVersion: system.apiVersion, kind: k,
+                                   deferred: decodeLater(text, file: file, systems: systems))
             }
             let decoded = system.decode(specField, metadata)
             guard let metadata, let decoded else { return nil }
             return ClusterSpec(file: top.diagnostics.file, metadata: metadata, apiVersion: system.apiVersion, kind: k, system: decoded)
         }
+    }
+
+    /// The whole load of a file this build decoded without a problem before (the render cache),
+    /// for when a deferred spec is first asked for what was put off.
+    private static func decodeLater(_ text: String, file: String, systems: [SystemDecoder]) -> @Sendable () -> ClusterSpec {
+        {
+            do throws(SpecErrors) {
+                return try load(text, file: file, systems: systems)
+            } catch {
+                preconditionFailure("\(file) decoded without a problem before (the render cache) and not now: \(error)")
+            }
+        }
+    }
+
+    /// A spec made again from what the render cache kept of it (`ClusterSpec.Summary`), without
+    /// parsing its file: all of it is `load`'s but the system's spec and the notes, decoded from
+    /// `text` when first asked for (a no-op `cairn apply` never does).
+    package static func load(_ summary: ClusterSpec.Summary, text: String, file: String, systems: [SystemDecoder]) -> ClusterSpec {
+        ClusterSpec(file: file, metadata: summary.metadata, apiVersion: summary.apiVersion, kind: summary.kind,
+                    deferred: decodeLater(text, file: file, systems: systems))
     }
 
     static let managedLabelPrefix = "app.kubernetes.io/"

@@ -1,4 +1,5 @@
 import CLink
+import ClusterSpecs
 import Crypto
 #if canImport(Glibc)
 import Glibc
@@ -70,7 +71,7 @@ public final class RenderCache: Sendable {
     public var stored: Int { state.withLock { $0.stored } }
 
     /// The format; a new one is a new file name.
-    static let magic = Array("CAIRNRC3".utf8)
+    static let magic = Array("CAIRNRC4".utf8)
     /// A cache file larger than this is not read (10,000 clusters take about 140 MB).
     static let maximumSize = 1 << 30
 
@@ -99,6 +100,15 @@ public final class RenderCache: Sendable {
         self.stampIndex = stampIndex
     }
 
+    /// What was kept of the spec this file's text gave before (`ClusterSpec.summary`), or nil
+    /// (not cached, or a spec with documents beside it). Asking is not using the entry.
+    func summary(path: String, digest: DesiredState.Digest) -> ClusterSpec.Summary? {
+        guard let range = index[Key(path: path, digest: digest)] else { return nil }
+        var r = Reader(bytes: bytes, offset: range.lowerBound, end: range.upperBound)
+        var summary: ClusterSpec.Summary?
+        return r.summary(&summary) ? summary : nil
+    }
+
     /// The objects rendered for this file's text before, or nil.
     func objects(path: String, digest: DesiredState.Digest) -> [RenderedObject]? {
         let key = Key(path: path, digest: digest)
@@ -108,7 +118,8 @@ public final class RenderCache: Sendable {
         }
         // The block was walked when the file was opened; made here, it reads the same.
         var r = Reader(bytes: bytes, offset: range.lowerBound, end: range.upperBound)
-        guard let count = r.u32() else { return nil }
+        var summary: ClusterSpec.Summary?
+        guard r.summary(&summary), let count = r.u32() else { return nil }
         var objects: [RenderedObject] = []
         objects.reserveCapacity(count)
         for _ in 0..<count {
@@ -165,11 +176,28 @@ public final class RenderCache: Sendable {
         }
     }
 
-    /// Keeps what was rendered for this file's text, unless it holds a Secret with data of a
-    /// spec file's (`holdsSecretData`).
-    func store(path: String, digest: DesiredState.Digest, objects: [RenderedObject]) {
+    /// Keeps what was rendered for this file's text, and what the spec is besides its system's
+    /// spec (`summary`, nil: none kept), unless it holds a Secret with data of a spec file's
+    /// (`holdsSecretData`).
+    func store(path: String, digest: DesiredState.Digest, objects: [RenderedObject], summary: ClusterSpec.Summary? = nil) {
         guard !objects.contains(where: Self.holdsSecretData) else { return }
         var block: [UInt8] = []
+        if let summary {
+            block.append(1)
+            let m = summary.metadata
+            for s in [summary.apiVersion, summary.kind, m.name, m.namespace] { Self.put(Array(s.utf8), into: &block) }
+            Self.put(UInt32(m.nameLocation.line), into: &block)
+            Self.put(UInt32(m.nameLocation.column), into: &block)
+            for map in [m.labels, m.annotations] {
+                Self.put(UInt32(map.count), into: &block)
+                for (k, v) in map.sorted(by: { $0.key < $1.key }) {
+                    Self.put(Array(k.utf8), into: &block)
+                    Self.put(Array(v.utf8), into: &block)
+                }
+            }
+        } else {
+            block.append(0)
+        }
         Self.put(UInt32(objects.count), into: &block)
         for o in objects {
             block.append(UInt8(o.stage.rawValue))
@@ -403,7 +431,8 @@ public final class RenderCache: Sendable {
         for _ in 0..<count {
             guard let path = r.string(), let digest = r.take(32) else { return nil }
             let start = r.offset
-            guard let n = r.u32(), n <= (body - r.offset) / 22 else { return nil }
+            var summary: ClusterSpec.Summary?
+            guard r.summary(&summary), let n = r.u32(), n <= (body - r.offset) / 22 else { return nil }
             for _ in 0..<n {
                 guard r.skipObject() else { return nil }
             }
@@ -458,6 +487,34 @@ public final class RenderCache: Sendable {
             guard let n = u32(), n <= end - offset else { return nil }
             defer { offset += n }
             return String(validating: bytes[offset..<offset + n], as: UTF8.self)
+        }
+
+        /// What was kept of a spec (`store`): a byte saying whether there is one, then its
+        /// apiVersion, kind, name and namespace, where the name is (line, column), its labels
+        /// and its annotations (counts, then keys and values). False: not in that form.
+        mutating func summary(_ out: inout ClusterSpec.Summary?) -> Bool {
+            guard offset < end else { return false }
+            let present = bytes[offset]
+            offset += 1
+            guard present == 1 else { return present == 0 }
+            guard let apiVersion = string(), let kind = string(), let name = string(), let namespace = string(),
+                  let line = u32(), let column = u32() else { return false }
+            var maps: [[String: String]] = []
+            for _ in 0..<2 {
+                // An entry takes at least 8 bytes (two lengths).
+                guard let n = u32(), n <= (end - offset) / 8 else { return false }
+                var map: [String: String] = [:]
+                map.reserveCapacity(n)
+                for _ in 0..<n {
+                    guard let k = string(), let v = string() else { return false }
+                    map[k] = v
+                }
+                maps.append(map)
+            }
+            out = ClusterSpec.Summary(apiVersion: apiVersion, kind: kind,
+                                      metadata: ClusterMetadata(name: name, namespace: namespace, labels: maps[0], annotations: maps[1],
+                                                                nameLocation: Location(line: line, column: column)))
+            return true
         }
 
         /// Stage, createOnly, four strings, the JSON: checked, not made.

@@ -207,6 +207,82 @@ struct RenderCacheTests {
         #expect(b == a)
     }
 
+    /// A hit makes the spec again from what the cache kept of it (`ClusterSpec.Summary`: its
+    /// apiVersion as read, kind, name, namespace, labels, annotations, where its name is),
+    /// without parsing the file: the same spec, notes and rendering as a fresh read. A spec with
+    /// documents beside it (a Namespace, a ConfigMap) keeps no summary and is parsed each time.
+    @Test func aHitMakesTheSpecAgainFromWhatTheCacheKeptOfIt() throws {
+        let aerospike = Repo.read(Repo.clusters.appendingPathComponent("aerocluster.yaml"))
+        let esdb = Repo.read(Repo.clusters.appendingPathComponent("esdb-cluster.yaml"))
+        let files = self.files.filter { $0.path != "clusters/with-secret.yaml" } + [
+            // An older apiVersion (read as the newer, with a note), labels and annotations.
+            DesiredState.File(path: "clusters/labelled.yaml", text: aerospike
+                .replacingOccurrences(of: "apiVersion: asdb.aerospike.com/v1\n", with: "apiVersion: asdb.aerospike.com/v1beta1\n")
+                .replacingOccurrences(of: "  name: aerocluster\n", with: """
+                      name: labelled
+                      labels: {team: storage, tier: gold}
+                      annotations: {owner: "someone@example.com", note: "a: b"}
+
+                    """)),
+            DesiredState.File(path: "clusters/with-namespace.yaml", text: """
+                apiVersion: v1
+                kind: Namespace
+                metadata: {name: esdb, labels: {env: prod}}
+                ---
+
+                """ + esdb.replacingOccurrences(of: "name: esdb-cluster", with: "name: beside-namespace")),
+            DesiredState.File(path: "clusters/with-configmap.yaml", text: esdb.replacingOccurrences(of: "name: esdb-cluster", with: "name: beside-configmap") + """
+                ---
+                apiVersion: v1
+                kind: ConfigMap
+                metadata: {name: extra}
+                data: {k: v}
+
+                """),
+        ]
+        let fresh = state(files, cache: nil)
+        #expect(fresh.errors.isEmpty, "\(fresh.errors)")
+        #expect(fresh.clusters.count == files.count)
+        let cold = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
+        _ = state(files, cache: cold)
+        #expect(cold.stored == files.count)
+        try cold.save()
+
+        let warm = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
+        for f in files {
+            let kept = warm.summary(path: f.path, digest: DesiredState.Digest(f.text))
+            let spec = try #require(fresh.clusters.first { $0.spec.file == f.path }?.spec)
+            if f.path.hasPrefix("clusters/with-") {
+                #expect(kept == nil, "\(f.path) has a document beside its cluster")
+                #expect(spec.summary == nil)
+            } else {
+                #expect(kept != nil && kept == spec.summary, "\(f.path)")
+            }
+        }
+        let labelled = try #require(warm.summary(path: "clusters/labelled.yaml", digest: DesiredState.Digest(files.last { $0.path == "clusters/labelled.yaml" }!.text)))
+        #expect(labelled.apiVersion == "asdb.aerospike.com/v1")
+        #expect(labelled.metadata.labels == ["team": "storage", "tier": "gold"])
+        #expect(labelled.metadata.annotations == ["owner": "someone@example.com", "note": "a: b"])
+        #expect(labelled.metadata.nameLocation == Location(line: 7, column: 9))
+
+        let second = state(files, cache: warm)
+        #expect(warm.hits == files.count)
+        #expect(second.clusters.count == fresh.clusters.count)
+        for (a, b) in zip(fresh.clusters, second.clusters) {
+            #expect(b.spec.file == a.spec.file)
+            #expect(b.spec.metadata == a.spec.metadata, "\(a.spec.file)")
+            #expect(b.spec.apiVersion == a.spec.apiVersion && b.spec.kind == a.spec.kind)
+            #expect(b.spec.companions == a.spec.companions && b.spec.namespaceDocument == a.spec.namespaceDocument)
+            #expect(b.spec.decodesSystemWhenAsked)
+            #expect(b == a, "\(a.spec.file)")
+        }
+        #expect(second.clusters.first { $0.spec.file == "clusters/with-namespace.yaml" }?.spec.namespaceDocument?.labels == ["env": "prod"])
+        #expect(second.clusters.first { $0.spec.file == "clusters/with-configmap.yaml" }?.spec.companions.map(\.name) == ["extra"])
+        // The notes too (the older apiVersion's among them), from the text when asked for.
+        #expect(second.notes.map(\.description) == fresh.notes.map(\.description))
+        #expect(second.notes.contains { $0.description.contains("read as asdb.aerospike.com/v1") }, "\(second.notes)")
+    }
+
     @Test func aFileAtAnotherPathIsAMiss() throws {
         let files = self.files
         let cold = try #require(RenderCache.open(directory: cacheDir, options: .checkOnly))
