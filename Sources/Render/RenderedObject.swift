@@ -22,23 +22,58 @@ public enum ApplyStage: Int, Sendable, Hashable, Comparable, CaseIterable {
 /// text about eleven times its deflated form. A pass reads each object's body once; `jsonHash`
 /// and `sameJSON` compare without parsing.
 public struct RenderedObject: Sendable, Hashable {
-    public let apiVersion: String
-    public let kind: String
-    public let namespace: String
-    public let name: String
-    public let stage: ApplyStage
+    /// Every field in one box: a pass copies each object several times (in apply order, by
+    /// reference, per cluster), and a copy is then one reference counted, not seven.
+    private final class Storage: Sendable {
+        let apiVersion: String
+        let kind: String
+        let namespace: String
+        let name: String
+        let stage: ApplyStage
+        let createOnly: Bool
+        let stored: PackedJSON?
+        let hashed: Int
+        let tree: JSONValue?
+
+        init(apiVersion: String, kind: String, namespace: String, name: String, stage: ApplyStage, createOnly: Bool,
+             stored: PackedJSON?, hashed: Int, tree: JSONValue?) {
+            self.apiVersion = apiVersion
+            self.kind = kind
+            self.namespace = namespace
+            self.name = name
+            self.stage = stage
+            self.createOnly = createOnly
+            self.stored = stored
+            self.hashed = hashed
+            self.tree = tree
+        }
+
+        /// The same names, stage and flag, with other JSON.
+        func with(stored: PackedJSON?, hashed: Int, tree: JSONValue?) -> Storage {
+            Storage(apiVersion: apiVersion, kind: kind, namespace: namespace, name: name, stage: stage, createOnly: createOnly,
+                    stored: stored, hashed: hashed, tree: tree)
+        }
+    }
+
+    private var storage: Storage
+
+    public var apiVersion: String { storage.apiVersion }
+    public var kind: String { storage.kind }
+    public var namespace: String { storage.namespace }
+    public var name: String { storage.name }
+    public var stage: ApplyStage { storage.stage }
     /// Created when missing and never updated afterwards (generated Secrets).
-    public let createOnly: Bool
+    public var createOnly: Bool { storage.createOnly }
     /// The JSON, packed once the object is rendered (`packed(dictionary:)`); nil while the
     /// renderer still works on the tree (it is written once, when the tree is dropped, rather
     /// than again each time the renderer changes the object: a StatefulSet's configuration hash).
-    private var stored: PackedJSON?
+    private var stored: PackedJSON? { storage.stored }
     /// `jsonHash`, kept with `stored`.
-    private var hashed = 0
+    private var hashed: Int { storage.hashed }
     /// The tree `json` was written from, while the renderer still works on the object (the
     /// configuration hashes read ConfigMaps and stamp StatefulSets): `body` is then not parsed
     /// again. `ClusterRenderer` drops it (`withoutTree`, `packed(dictionary:)`) before a cluster is kept.
-    private var tree: JSONValue?
+    private var tree: JSONValue? { storage.tree }
 
     /// The whole object as compact JSON, in its own key order (unpacked, or written from the
     /// tree, on every read).
@@ -70,12 +105,10 @@ public struct RenderedObject: Sendable, Hashable {
         }
         set {
             if tree != nil {
-                tree = newValue
-                stored = nil
+                storage = storage.with(stored: nil, hashed: hashed, tree: newValue)
             } else {
                 let json = newValue.compactJSONBytes()
-                stored = PackedJSON(stored: json)
-                hashed = Self.hash(json)
+                storage = storage.with(stored: PackedJSON(stored: json), hashed: Self.hash(json), tree: nil)
             }
         }
     }
@@ -83,12 +116,12 @@ public struct RenderedObject: Sendable, Hashable {
     /// The same object keeping only its JSON (what a rendered cluster holds once rendered).
     public var withoutTree: RenderedObject {
         var o = self
-        if o.stored == nil {
+        if stored == nil {
             let json = self.json
-            o.stored = PackedJSON(stored: json)
-            o.hashed = Self.hash(json)
+            o.storage = storage.with(stored: PackedJSON(stored: json), hashed: Self.hash(json), tree: nil)
+        } else if tree != nil {
+            o.storage = storage.with(stored: stored, hashed: hashed, tree: nil)
         }
-        o.tree = nil
         return o
     }
 
@@ -98,34 +131,21 @@ public struct RenderedObject: Sendable, Hashable {
     public func packed(dictionary key: String?) -> RenderedObject {
         var o = self
         let json = self.json
-        o.stored = PackedJSON(json, dictionary: kind == "Secret" ? nil : key)
-        o.hashed = Self.hash(json)
-        o.tree = nil
+        o.storage = storage.with(stored: PackedJSON(json, dictionary: kind == "Secret" ? nil : key), hashed: Self.hash(json), tree: nil)
         return o
     }
 
     public init(body: JSONValue, stage: ApplyStage, createOnly: Bool = false) {
-        self.tree = body
-        self.apiVersion = body["apiVersion"]?.stringValue ?? ""
-        self.kind = body["kind"]?.stringValue ?? ""
-        self.namespace = body["metadata", "namespace"]?.stringValue ?? ""
-        self.name = body["metadata", "name"]?.stringValue ?? ""
-        self.stage = stage
-        self.createOnly = createOnly
+        storage = Storage(apiVersion: body["apiVersion"]?.stringValue ?? "", kind: body["kind"]?.stringValue ?? "",
+                          namespace: body["metadata", "namespace"]?.stringValue ?? "", name: body["metadata", "name"]?.stringValue ?? "",
+                          stage: stage, createOnly: createOnly, stored: nil, hashed: 0, tree: body)
     }
 
     /// An object rendered before, from its compact JSON and the fields read from it then
     /// (`RenderCache`): the same as the object `withoutTree` gave.
     init(json: [UInt8], apiVersion: String, kind: String, namespace: String, name: String, stage: ApplyStage, createOnly: Bool) {
-        self.apiVersion = apiVersion
-        self.kind = kind
-        self.namespace = namespace
-        self.name = name
-        self.stage = stage
-        self.createOnly = createOnly
-        self.stored = PackedJSON(stored: json)
-        self.hashed = Self.hash(json)
-        self.tree = nil
+        storage = Storage(apiVersion: apiVersion, kind: kind, namespace: namespace, name: name, stage: stage, createOnly: createOnly,
+                          stored: PackedJSON(stored: json), hashed: Self.hash(json), tree: nil)
     }
 
     /// The bytes hashed as one run (`[UInt8].hashValue` feeds the hasher a byte at a time: 3%
