@@ -478,9 +478,11 @@ public final class RenderCache: Sendable {
             return Int(bytes[offset]) | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2]) << 16 | Int(bytes[offset + 3]) << 24
         }
 
-        mutating func chunk() -> [UInt8]? {
-            guard let n = u32() else { return nil }
-            return take(n)
+        /// A length-prefixed run of bytes, where they are (not copied).
+        mutating func slice() -> ArraySlice<UInt8>? {
+            guard let n = u32(), n <= end - offset else { return nil }
+            defer { offset += n }
+            return bytes[offset..<offset + n]
         }
 
         mutating func string() -> String? {
@@ -532,8 +534,8 @@ public final class RenderCache: Sendable {
             let createOnly = bytes[offset + 1] == 1
             offset += 2
             guard let apiVersion = string(), let kind = string(), let namespace = string(), let name = string(),
-                  let json = chunk() else { return nil }
-            return RenderedObject(json: json, apiVersion: apiVersion, kind: kind, namespace: namespace, name: name, stage: stage, createOnly: createOnly)
+                  let json = slice() else { return nil }
+            return RenderedObject(cached: json, apiVersion: apiVersion, kind: kind, namespace: namespace, name: name, stage: stage, createOnly: createOnly)
         }
     }
 

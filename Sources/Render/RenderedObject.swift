@@ -34,9 +34,12 @@ public struct RenderedObject: Sendable, Hashable {
         let stored: PackedJSON?
         let hashed: Int
         let tree: JSONValue?
+        /// The JSON where the render cache's file holds it (`init(cached:...)`): not copied,
+        /// not hashed, unless something asks (a no-op pass never reads a verified object's).
+        let cached: ArraySlice<UInt8>?
 
         init(apiVersion: String, kind: String, namespace: String, name: String, stage: ApplyStage, createOnly: Bool,
-             stored: PackedJSON?, hashed: Int, tree: JSONValue?) {
+             stored: PackedJSON?, hashed: Int, tree: JSONValue?, cached: ArraySlice<UInt8>? = nil) {
             self.apiVersion = apiVersion
             self.kind = kind
             self.namespace = namespace
@@ -46,6 +49,7 @@ public struct RenderedObject: Sendable, Hashable {
             self.stored = stored
             self.hashed = hashed
             self.tree = tree
+            self.cached = cached
         }
 
         /// The same names, stage and flag, with other JSON.
@@ -75,9 +79,13 @@ public struct RenderedObject: Sendable, Hashable {
     /// again. `ClusterRenderer` drops it (`withoutTree`, `packed(dictionary:)`) before a cluster is kept.
     private var tree: JSONValue? { storage.tree }
 
-    /// The whole object as compact JSON, in its own key order (unpacked, or written from the
-    /// tree, on every read).
-    public var json: [UInt8] { stored?.unpacked ?? (tree ?? .null).compactJSONBytes() }
+    /// The whole object as compact JSON, in its own key order (unpacked, copied from the render
+    /// cache's file, or written from the tree, on every read).
+    public var json: [UInt8] {
+        if let stored { return stored.unpacked }
+        if let cached = storage.cached { return Array(cached) }
+        return (tree ?? .null).compactJSONBytes()
+    }
 
     /// The hash of `json`, kept once the tree is dropped: the live cache checks its entries
     /// against it on every read, and `RenderedCluster`s are hashed and compared by their objects.
@@ -96,6 +104,8 @@ public struct RenderedObject: Sendable, Hashable {
     public var body: JSONValue {
         get {
             if let tree { return tree }
+            // Read where the render cache's file holds it.
+            if let cached = storage.cached, let value = try? JSONValue.parse(cached) { return value }
             // Written by `compactJSON`: it always parses.
             guard let stored, let value = try? JSONValue.parse(stored.unpacked) else {
                 assertionFailure("a rendered object's JSON does not parse: \(reference)")
@@ -141,11 +151,12 @@ public struct RenderedObject: Sendable, Hashable {
                           stage: stage, createOnly: createOnly, stored: nil, hashed: 0, tree: body)
     }
 
-    /// An object rendered before, from its compact JSON and the fields read from it then
-    /// (`RenderCache`): the same as the object `withoutTree` gave.
-    init(json: [UInt8], apiVersion: String, kind: String, namespace: String, name: String, stage: ApplyStage, createOnly: Bool) {
+    /// An object rendered before, from its compact JSON where the render cache's file holds it
+    /// and the fields read from it then: the same as the object `withoutTree` gave (its JSON
+    /// copied, and hashed, only when asked for).
+    init(cached json: ArraySlice<UInt8>, apiVersion: String, kind: String, namespace: String, name: String, stage: ApplyStage, createOnly: Bool) {
         storage = Storage(apiVersion: apiVersion, kind: kind, namespace: namespace, name: name, stage: stage, createOnly: createOnly,
-                          stored: PackedJSON(stored: json), hashed: Self.hash(json), tree: nil)
+                          stored: nil, hashed: 0, tree: nil, cached: json)
     }
 
     /// The bytes hashed as one run (`[UInt8].hashValue` feeds the hasher a byte at a time: 3%

@@ -89,6 +89,10 @@ struct RenderCacheTests {
         for (a, b) in zip(fresh.clusters, second.clusters) {
             #expect(a == b, "\(a.spec.identity) from the cache differs from its rendering")
             #expect(a.objects.map(\.json) == b.objects.map(\.json))
+            // (Read where the cache file holds them: hashed and parsed from there alike.)
+            #expect(a.objects.map(\.jsonHash) == b.objects.map(\.jsonHash))
+            #expect(a.objects.map(\.body) == b.objects.map(\.body))
+            #expect(a.objects.map { $0.withoutTree.jsonCount.json } == b.objects.map { $0.jsonCount.json })
             #expect(a.objects.map(\.reference) == b.objects.map(\.reference))
             #expect(a.objects.map(\.stage) == b.objects.map(\.stage))
             #expect(a.objects.map(\.createOnly) == b.objects.map(\.createOnly))
