@@ -126,6 +126,7 @@ public enum ClusterRenderer {
     /// naming the objects: none of them is valid.
     public static func collisions(_ rendered: [RenderedCluster]) -> (identities: Set<String>, errors: [SpecError]) {
         var owner: [String: Int] = [:]
+        owner.reserveCapacity(rendered.reduce(0) { $0 + $1.objects.count })
         var colliding: [Int: [String]] = [:]
         for (i, cluster) in rendered.enumerated() {
             for object in cluster.objects {

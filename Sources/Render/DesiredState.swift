@@ -293,11 +293,12 @@ public struct DesiredState: Sendable {
     /// is unchanged still.
     public func liveStamps() -> [String: LiveStamp] {
         guard let renderCache else { return [:] }
-        var out: [String: LiveStamp] = [:]
-        for cluster in clusters {
-            guard let digest = entries[cluster.spec.file]?.digest else { continue }
-            out.merge(renderCache.stamps(path: cluster.spec.file, digest: digest)) { a, _ in a }
+        let tables = clusters.compactMap { cluster in
+            entries[cluster.spec.file].map { renderCache.stamps(path: cluster.spec.file, digest: $0.digest) }
         }
+        var out: [String: LiveStamp] = [:]
+        out.reserveCapacity(tables.reduce(0) { $0 + $1.count })
+        for table in tables { out.merge(table) { a, _ in a } }
         return out
     }
 
