@@ -87,6 +87,9 @@ public struct RenderedObject: Sendable, Hashable {
         return (tree ?? .null).compactJSONBytes()
     }
 
+    /// `json`, but where the render cache's file holds it for an object read from there (not copied).
+    private var jsonBytes: ArraySlice<UInt8> { storage.cached ?? ArraySlice(json) }
+
     /// The hash of `json`, kept once the tree is dropped: the live cache checks its entries
     /// against it on every read, and `RenderedCluster`s are hashed and compared by their objects.
     public var jsonHash: Int { stored == nil ? Self.hash(json) : hashed }
@@ -183,7 +186,7 @@ public struct RenderedObject: Sendable, Hashable {
         switch (a, b) {
         case (nil, nil): true
         case let (a?, b?):
-            if let x = a.stored, let y = b.stored { a.hashed == b.hashed && x.same(as: y) } else { a.json == b.json }
+            if let x = a.stored, let y = b.stored { a.hashed == b.hashed && x.same(as: y) } else { a.jsonBytes == b.jsonBytes }
         default: false
         }
     }

@@ -93,6 +93,9 @@ struct RenderCacheTests {
             #expect(a.objects.map(\.jsonHash) == b.objects.map(\.jsonHash))
             #expect(a.objects.map(\.body) == b.objects.map(\.body))
             #expect(a.objects.map { $0.withoutTree.jsonCount.json } == b.objects.map { $0.jsonCount.json })
+            // Compared where the cache file holds them: the same object is the same, another is not.
+            #expect(zip(a.objects, b.objects).allSatisfy { RenderedObject.sameJSON($1, $0) && RenderedObject.sameJSON($1, $1) })
+            if b.objects.count > 1 { #expect(!RenderedObject.sameJSON(b.objects[0], b.objects[1]) && !RenderedObject.sameJSON(b.objects[0], a.objects[1])) }
             #expect(a.objects.map(\.reference) == b.objects.map(\.reference))
             #expect(a.objects.map(\.stage) == b.objects.map(\.stage))
             #expect(a.objects.map(\.createOnly) == b.objects.map(\.createOnly))
